@@ -1,0 +1,35 @@
+# The two commands that matter: `make run` (or `go run ./cmd/mayfly`) and `make test`.
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: run test test-short lint fuzz bench build
+
+run:
+	$(GO) run ./cmd/mayfly
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# Installs what the tests need when missing, starts a throwaway redis-server on a free
+# loopback port, runs every test with the race detector, and stops redis again.
+test:
+	bash .ci/with-services $(GO) test -race -count=1 ./...
+
+# Unit tests only, no services: Redis and browser tests skip and say how to enable them.
+test-short:
+	$(GO) test -count=1 ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# Runs each fuzz target for a while; crashers land in testdata/fuzz/.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzParseSummary -fuzztime $(FUZZTIME) ./server/mx
+
+# Store benchmarks on both stores (see docs/benchmarks.md for the SMTP load figures).
+bench:
+	bash .ci/with-services $(GO) test -run XXX -bench . -benchmem ./storage/...

@@ -1,0 +1,165 @@
+package mx
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	glog "github.com/flashmob/go-guerrilla/log"
+	"github.com/flashmob/go-guerrilla/mail"
+	"github.com/flashmob/go-guerrilla/response"
+	"github.com/sirupsen/logrus"
+)
+
+// go-guerrilla's quirks, kept in this file.
+
+// go-guerrilla's canned replies are package globals, meant to be set in init. Ours
+// put the right codes where its defaults are wrong for a catch-all MX:
+//   - a foreign domain is refused for good (RFC 5321 section 3.6.2: never a relay),
+//     not with its 454 that invites retries;
+//   - ValidateRcpt refuses only over the recipient limit, so its reply is the
+//     "too many recipients" of RFC 5321 section 4.5.3.1.10;
+//   - a message over the limit gets 552 5.3.4 (RFC 1870 section 6, RFC 3463), not 451,
+//     which would have the sender retry the same oversized message for days. go-guerrilla
+//     reports an oversized DATA and a read error in DATA with the same reply, so a client
+//     whose connection fails mid-DATA also reads 552; such a client rarely reads at all.
+func init() {
+	response.Canned.ErrorRelayDenied = &response.Response{
+		EnhancedCode: ".7.1", BasicCode: 550, Class: response.ClassPermanentFailure,
+		Comment: "Relay access denied: we accept mail only for our own domains, not",
+	}
+	response.Canned.FailRcptCmd = &response.Response{
+		EnhancedCode: response.TooManyRecipients, BasicCode: 452, Class: response.ClassTransientFailure,
+		Comment: "Too many recipients",
+	}
+	tooBig := &response.Response{
+		EnhancedCode: response.MessageTooBigForSystem, BasicCode: 552, Class: response.ClassPermanentFailure,
+		Comment: "Message size exceeds fixed maximum message size:",
+	}
+	response.Canned.FailReadErrorDataCmd = tooBig
+	response.Canned.FailMessageSizeExceeded = tooBig
+	// In DATA this means the byte budget (size + 1MB) ran out, not a long line.
+	response.Canned.FailReadLimitExceededDataCmd = tooBig
+}
+
+// newGuerrillaLogger routes go-guerrilla's logrus output into our slog logger: its
+// errors as warnings, the rest as debug. Below debug the chatter of every connection
+// ("Handle client", "Client closed the connection") is not even formatted.
+func newGuerrillaLogger(logger *slog.Logger) glog.Logger {
+	l := logrus.New()
+	l.Out = io.Discard
+	l.Level = logrus.ErrorLevel
+	if logger.Enabled(context.Background(), slog.LevelDebug) {
+		l.Level = logrus.DebugLevel
+	}
+	l.Hooks.Add(slogHook{logger.With("lib", "go-guerrilla")})
+	// HookedLogger's own AddHook and SetLevel act on logrus's global logger; we never call them.
+	return &glog.HookedLogger{Logger: l}
+}
+
+type slogHook struct {
+	logger *slog.Logger
+}
+
+func (h slogHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h slogHook) Fire(e *logrus.Entry) error {
+	level := slog.LevelDebug
+	if e.Level <= logrus.ErrorLevel {
+		level = slog.LevelWarn
+	}
+	args := make([]any, 0, 2*len(e.Data))
+	for k, v := range e.Data {
+		if k == logrus.ErrorKey {
+			k = "err"
+		}
+		args = append(args, k, v)
+	}
+	h.logger.Log(context.Background(), level, e.Message, args...)
+	return nil
+}
+
+// writeKeyPair writes the first certificate of cfg where go-guerrilla can load it:
+// it takes only file names. The directory is private to this process.
+func writeKeyPair(cfg *tls.Config) (string, error) {
+	if len(cfg.Certificates) == 0 {
+		return "", errors.New("no certificate")
+	}
+	cert := cfg.Certificates[0]
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "mayfly-smtp-tls-")
+	if err != nil {
+		return "", err
+	}
+	var certPEM []byte
+	for _, der := range cert.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
+	if err := errors.Join(
+		os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600),
+		os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600),
+	); err != nil {
+		removeKeyPair(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+func removeKeyPair(dir string) {
+	os.RemoveAll(dir)
+}
+
+// receivedHeader is the trace field of RFC 5321 section 4.4, with the protocol names of
+// RFC 3848. The "for" clause names the recipient only when there is one, so a copy
+// shared by several inboxes does not disclose the others.
+func receivedHeader(e *mail.Envelope, hostname, id, forRcpt string, at time.Time) []byte {
+	with := "SMTP"
+	if e.ESMTP {
+		with = "ESMTP"
+	}
+	if e.TLS {
+		with += "S"
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, "Received: from "...)
+	b = append(b, headerSafe(e.Helo)...)
+	b = append(b, " (["...)
+	b = append(b, headerSafe(e.RemoteIP)...)
+	b = append(b, "])\r\n\tby "...)
+	b = append(b, headerSafe(hostname)...)
+	b = append(b, " (Mayfly) with "...)
+	b = append(b, with...)
+	b = append(b, " id "...)
+	b = append(b, id...)
+	if forRcpt != "" {
+		b = append(b, "\r\n\tfor <"...)
+		b = append(b, headerSafe(forRcpt)...)
+		b = append(b, '>')
+	}
+	b = append(b, "; "...)
+	b = at.AppendFormat(b, time.RFC1123Z)
+	return append(b, "\r\n"...)
+}
+
+// headerSafe keeps client-supplied text from breaking out of the header field.
+func headerSafe(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	if !strings.ContainsAny(s, "\r\n\x00") {
+		return s
+	}
+	return strings.NewReplacer("\r", "", "\n", "", "\x00", "").Replace(s)
+}

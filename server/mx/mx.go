@@ -1,0 +1,255 @@
+// Package mx is the catch-all receiver: go-guerrilla speaks SMTP, a backend of ours
+// turns each accepted message into one storage.Put for all its recipient inboxes.
+package mx
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	guerrilla "github.com/flashmob/go-guerrilla"
+	"github.com/flashmob/go-guerrilla/backends"
+	"github.com/flashmob/go-guerrilla/mail"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Options configure the receiver. Zero values mean the documented defaults.
+type Options struct {
+	Addr            string        // host:port to listen on
+	Hostname        string        // in the banner, EHLO reply and Received header
+	Domains         []string      // accepted recipient domains; anything else is refused at RCPT
+	MaxMessageSize  int64         // advertised as SIZE and enforced; 0 = 10MiB
+	MaxRecipients   int           // per message; 0 = 100
+	MaxConnections  int           // sessions at once, later ones wait in the backlog; 0 = 1000
+	Timeout         time.Duration // per command, and for the whole DATA transfer; 0 = 5m
+	TTL             time.Duration // how long a message lives; 0 = 1h
+	StoreTimeout    time.Duration // how long a store write may take before 451; 0 = 15s
+	ShutdownTimeout time.Duration // how long in-flight sessions may finish; 0 = 10s
+	TLS             *tls.Config   // offered with STARTTLS; nil = no STARTTLS
+}
+
+// store is what the receiver needs of storage.Store.
+type store interface {
+	Put(ctx context.Context, msgs ...*storage.Message) error
+}
+
+// Server receives mail for Options.Domains into a store.
+type Server struct {
+	opts   Options
+	store  store
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a receiver; Run serves it.
+func New(opts Options, st store, logger *slog.Logger) *Server {
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 10 << 20
+	}
+	if opts.MaxRecipients <= 0 {
+		opts.MaxRecipients = 100
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 1000
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = time.Hour
+	}
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = 15 * time.Second
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	return &Server{opts: opts, store: st, logger: logger.With("proto", "smtp"), now: time.Now}
+}
+
+// Run listens on Options.Addr and serves until ctx ends, then lets the sessions in
+// flight finish their current message, for at most Options.ShutdownTimeout.
+func (s *Server) Run(ctx context.Context) error {
+	domains := make([]string, len(s.opts.Domains))
+	for i, d := range s.opts.Domains {
+		domains[i] = strings.ToLower(d)
+	}
+	sc := guerrilla.ServerConfig{
+		Hostname:        s.opts.Hostname,
+		ListenInterface: s.opts.Addr,
+		MaxSize:         s.opts.MaxMessageSize,
+		// go-guerrilla takes whole seconds and sets one deadline per reply, which then
+		// covers reading the next command or the whole DATA transfer.
+		Timeout:    int(max(s.opts.Timeout/time.Second, 1)),
+		MaxClients: s.opts.MaxConnections,
+		IsEnabled:  true,
+	}
+	if s.opts.TLS != nil {
+		dir, err := writeKeyPair(s.opts.TLS)
+		if err != nil {
+			return fmt.Errorf("smtp tls: %w", err)
+		}
+		defer removeKeyPair(dir)
+		sc.TLS = guerrilla.ServerTLSConfig{
+			StartTLSOn:     true,
+			PublicKeyFile:  dir + "/cert.pem",
+			PrivateKeyFile: dir + "/key.pem",
+		}
+	}
+	glog := newGuerrillaLogger(s.logger)
+	backends.Svc.SetMainlog(glog)
+	g, err := guerrilla.New(&guerrilla.AppConfig{
+		Servers:      []guerrilla.ServerConfig{sc},
+		AllowedHosts: domains,
+	}, &backend{s}, glog)
+	if err != nil {
+		return fmt.Errorf("smtp: %w", err)
+	}
+	if err := g.Start(); err != nil {
+		return fmt.Errorf("smtp listen %s: %w", s.opts.Addr, err)
+	}
+	s.logger.Info("listening", "addr", s.opts.Addr, "domains", strings.Join(domains, ","), "starttls", s.opts.TLS != nil)
+	<-ctx.Done()
+
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		g.Shutdown()
+	}()
+	select {
+	case <-drained:
+	case <-time.After(s.opts.ShutdownTimeout):
+		s.logger.Warn("sessions still open after the shutdown timeout", "timeout", s.opts.ShutdownTimeout)
+	}
+	return nil
+}
+
+// backend is our go-guerrilla backend: no gateway, no worker pool, no processors. Each
+// session's goroutine calls Process itself, so the path from the end of DATA to the
+// 250 is the parse and one store write.
+type backend struct {
+	s *Server
+}
+
+var _ backends.Backend = (*backend)(nil)
+
+var errTooManyRecipients = errors.New("(recipient limit reached)")
+
+func (b *backend) ValidateRcpt(e *mail.Envelope) backends.RcptError {
+	// go-guerrilla's own check lets one recipient too many through.
+	if len(e.RcptTo) > b.s.opts.MaxRecipients {
+		return errTooManyRecipients
+	}
+	return nil
+}
+
+func (b *backend) Process(e *mail.Envelope) backends.Result {
+	return backends.NewResult(b.s.deliver(e))
+}
+
+func (b *backend) Initialize(backends.BackendConfig) error { return nil }
+func (b *backend) Reinitialize() error                     { return nil }
+func (b *backend) Shutdown() error                         { return nil }
+func (b *backend) Start() error                            { return nil }
+
+// deliver stores one received message in each of its recipients' inboxes and returns
+// the SMTP reply to the end of DATA.
+func (s *Server) deliver(e *mail.Envelope) string {
+	start := s.now()
+	data := e.Data.Bytes()
+	txID := storage.NewID(start)
+
+	msgs := s.recipients(e, start)
+	if len(msgs) == 0 {
+		// Unreachable: go-guerrilla refuses DATA without an accepted recipient.
+		return "554 5.5.1 Error: no valid recipients"
+	}
+	var forRcpt string
+	if len(msgs) == 1 {
+		forRcpt = msgs[0].Envelope.Recipients[0]
+	}
+	received := receivedHeader(e, s.opts.Hostname, txID, forRcpt, start)
+	raw := wireBytes(received, data)
+	sum := parseSummary(raw[len(received):])
+	for _, m := range msgs {
+		m.Raw = raw
+		m.Size = int64(len(raw))
+		m.From, m.To, m.Subject, m.Date, m.HasAttachments = sum.From, sum.To, sum.Subject, sum.Date, sum.HasAttachments
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
+	defer cancel()
+	if err := s.store.Put(ctx, msgs...); err != nil {
+		s.logger.Error("store", "remote", e.RemoteIP, "id", txID, "size", len(raw), "err", err)
+		return "451 4.3.0 Error: temporary storage failure, try again later"
+	}
+	for _, m := range msgs {
+		s.logger.Info("received", "remote", e.RemoteIP, "inbox", m.Inbox, "id", m.ID, "uid", m.UID, "size", m.Size, "dur", s.now().Sub(start))
+	}
+	return "250 2.0.0 OK: queued as " + txID
+}
+
+// recipients returns one message per distinct inbox among the envelope's recipients.
+func (s *Server) recipients(e *mail.Envelope, now time.Time) []*storage.Message {
+	msgs := make([]*storage.Message, 0, len(e.RcptTo))
+	byInbox := make(map[string]*storage.Message, len(e.RcptTo))
+	from := ""
+	if !e.MailFrom.NullPath {
+		from = e.MailFrom.String()
+	}
+	for _, rcpt := range e.RcptTo {
+		addr := rcpt.User + "@" + rcpt.Host
+		inbox, tag, err := storage.ParseAddress(addr)
+		if err != nil {
+			continue
+		}
+		if m := byInbox[inbox]; m != nil {
+			m.Envelope.Recipients = append(m.Envelope.Recipients, addr)
+			if m.Tag == "" {
+				m.Tag = tag
+			}
+			continue
+		}
+		m := &storage.Message{
+			Inbox: inbox,
+			Tag:   tag,
+			Envelope: storage.Envelope{
+				From:       from,
+				Recipients: []string{addr},
+				RemoteIP:   e.RemoteIP,
+				Helo:       e.Helo,
+			},
+			Received: now,
+			Expires:  now.Add(s.opts.TTL),
+			Auth:     storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"},
+		}
+		byInbox[inbox] = m
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// wireBytes returns trace followed by the message as it crossed the wire, in one
+// exact-size slice that every inbox shares and the store keeps as is. go-guerrilla
+// reads DATA through net/textproto's DotReader, which turns every CRLF into LF;
+// SMTP allows no bare LF (RFC 5321 section 2.3.8), so each LF was a CRLF.
+func wireBytes(trace, data []byte) []byte {
+	raw := make([]byte, 0, len(trace)+len(data)+bytes.Count(data, lf))
+	raw = append(raw, trace...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return append(raw, data...)
+		}
+		raw = append(append(raw, data[:i]...), '\r', '\n')
+		data = data[i+1:]
+	}
+}
+
+var lf = []byte{'\n'}

@@ -1,0 +1,133 @@
+package mx
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // decode subjects and names in any charset
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+)
+
+// summary is what listings show of a message, parsed once at arrival.
+type summary struct {
+	From           string
+	To             []string
+	Subject        string
+	Date           time.Time
+	HasAttachments bool
+}
+
+// Limits on the MIME walk: a message is data from strangers, and a listing does not
+// need to know about the ten-thousandth nested part.
+const (
+	maxParts = 1000
+	maxDepth = 50
+)
+
+var errStopWalk = errors.New("stop walk")
+
+// parseSummary reads the header fields a listing shows and whether the message has
+// attachments. A malformed message gives what could be parsed and never an error:
+// it is stored either way.
+func parseSummary(data []byte) summary {
+	br := bufio.NewReaderSize(bytes.NewReader(data), 4096)
+	h, err := textproto.ReadHeader(br)
+	if err != nil && h.Len() == 0 {
+		return summary{}
+	}
+	mh := mail.Header{Header: message.Header{Header: h}}
+	s := summary{
+		From:    addressText(mh, "From"),
+		To:      addressList(mh, "To"),
+		Subject: headerText(mh, "Subject"),
+	}
+	if d, err := mh.Date(); err == nil {
+		s.Date = d
+	}
+	s.HasAttachments = hasAttachments(mh.Header, br)
+	return s
+}
+
+// headerText decodes RFC 2047 words; a charset nobody knows leaves the field as sent.
+func headerText(h mail.Header, key string) string {
+	if v, err := h.Text(key); err == nil {
+		return v
+	}
+	return h.Get(key)
+}
+
+func addressText(h mail.Header, key string) string {
+	if list := addressList(h, key); len(list) > 0 {
+		return strings.Join(list, ", ")
+	}
+	return ""
+}
+
+// addressList formats each address as "Name <addr>"; an unparsable field is kept as
+// decoded text so the listing still shows who claimed to send it.
+func addressList(h mail.Header, key string) []string {
+	if h.Get(key) == "" {
+		return nil
+	}
+	list, err := h.AddressList(key)
+	if err != nil || len(list) == 0 {
+		return []string{headerText(h, key)}
+	}
+	out := make([]string, len(list))
+	for i, a := range list {
+		if a.Name == "" {
+			out[i] = a.Address
+		} else {
+			out[i] = a.Name + " <" + a.Address + ">"
+		}
+	}
+	return out
+}
+
+// hasAttachments walks the MIME tree looking for a part that is an attachment: one
+// with disposition "attachment", or a leaf that carries a file name.
+func hasAttachments(h message.Header, body io.Reader) bool {
+	if isAttachment(h) {
+		return true
+	}
+	if t, _, _ := h.ContentType(); !strings.HasPrefix(t, "multipart/") {
+		return false
+	}
+	entity, err := message.New(h, body)
+	if err != nil && entity == nil {
+		return false
+	}
+	found, parts := false, 0
+	_ = entity.Walk(func(path []int, part *message.Entity, err error) error {
+		if parts++; parts > maxParts || len(path) > maxDepth {
+			return errStopWalk
+		}
+		if len(path) > 0 && isAttachment(part.Header) {
+			found = true
+			return errStopWalk
+		}
+		return nil
+	})
+	return found
+}
+
+func isAttachment(h message.Header) bool {
+	disp, params, _ := h.ContentDisposition()
+	if disp == "attachment" {
+		return true
+	}
+	if t, _, _ := h.ContentType(); strings.HasPrefix(t, "multipart/") {
+		return false
+	}
+	if params["filename"] != "" {
+		return true
+	}
+	_, ctParams, _ := h.ContentType()
+	return ctParams["name"] != ""
+}

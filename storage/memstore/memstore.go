@@ -1,0 +1,399 @@
+// Package memstore is the embedded default store: everything in this process's memory,
+// bounded in total bytes, with an expiry sweeper. It needs no external service.
+package memstore
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Options configure a Store. Zero values mean the documented defaults.
+type Options struct {
+	MaxMessages int              // per inbox, the oldest goes first; 0 = 200
+	MemoryLimit int64            // total message bytes; the soonest to expire go first; 0 = 512MiB
+	SweepEvery  time.Duration    // how often expired mail is dropped; 0 = 1s
+	Now         func() time.Time // the clock; nil = time.Now
+}
+
+// mailboxGrace is how long an inbox's UID state outlives its last message, so an IMAP
+// client that selected an emptied inbox keeps a valid UIDVALIDITY.
+const mailboxGrace = 24 * time.Hour
+
+// Store is an in-memory storage.Store.
+type Store struct {
+	opts Options
+	hub  *storage.Hub
+
+	mu           sync.Mutex
+	mailboxes    map[string]*mailbox
+	byID         map[string]*entry
+	expiry       expiryHeap // every entry, soonest to expire first
+	bytes        int64      // message bytes held, a shared raw counted once
+	lastValidity uint32
+	secret       []byte
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type mailbox struct {
+	uidValidity uint32
+	uidNext     uint32
+	entries     []*entry // ascending UID
+	keepUntil   time.Time
+}
+
+type entry struct {
+	meta      storage.Message // Raw nil
+	raw       *blob
+	heapIndex int
+}
+
+// blob is one copy of raw bytes shared by the deliveries of one message.
+type blob struct {
+	data []byte
+	refs int
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New returns a Store and starts its sweeper; Close stops it.
+func New(o Options) *Store {
+	if o.MaxMessages <= 0 {
+		o.MaxMessages = 200
+	}
+	if o.MemoryLimit <= 0 {
+		o.MemoryLimit = 512 << 20
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Store{
+		opts:      o,
+		hub:       storage.NewHub(),
+		mailboxes: make(map[string]*mailbox),
+		byID:      make(map[string]*entry),
+		secret:    make([]byte, 32),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	rand.Read(s.secret)
+	go s.sweepLoop()
+	return s
+}
+
+// Close stops the sweeper and ends every subscription.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	s.hub.Close()
+	return nil
+}
+
+func (s *Store) sweepLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.SweepEvery)
+	defer t.Stop()
+	mailboxSweep := time.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep()
+			// Empty inboxes are few to check but many to scan, so once a minute is plenty.
+			if time.Since(mailboxSweep) > time.Minute {
+				s.sweepMailboxes()
+				mailboxSweep = time.Now()
+			}
+		}
+	}
+}
+
+// Sweep drops every message whose expiry has passed and reports each as expired.
+// The sweeper calls it; tests with their own clock call it directly.
+func (s *Store) Sweep() {
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.expiry) > 0 && !s.expiry[0].meta.Live(now) {
+		s.dropLocked(s.expiry[0], storage.EventExpired)
+	}
+}
+
+func (s *Store) sweepMailboxes() {
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, mb := range s.mailboxes {
+		if len(mb.entries) == 0 && now.After(mb.keepUntil) {
+			delete(s.mailboxes, name)
+		}
+	}
+}
+
+// Stats reports what the store holds, for metrics.
+func (s *Store) Stats() (messages int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID), s.bytes
+}
+
+// Put stores every message. It keeps Raw without copying it, so the caller must not
+// change it afterwards; messages sharing one Raw slice share one copy.
+func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	blobs := make(map[*byte]*blob, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		key := unsafe.SliceData(m.Raw)
+		b := blobs[key]
+		if b == nil {
+			b = &blob{data: m.Raw}
+			blobs[key] = b
+			s.bytes += int64(len(m.Raw))
+		}
+		b.refs++
+
+		mb := s.mailboxLocked(m.Inbox, now)
+		m.UID = mb.uidNext
+		mb.uidNext++
+		m.ID = storage.NewID(now)
+		if m.Size == 0 {
+			m.Size = int64(len(m.Raw))
+		}
+		if until := m.Expires.Add(mailboxGrace); until.After(mb.keepUntil) {
+			mb.keepUntil = until
+		}
+		e := &entry{meta: *m, raw: b}
+		e.meta.Raw = nil
+		e.meta.Flags = 0
+		mb.entries = append(mb.entries, e)
+		s.byID[m.ID] = e
+		heap.Push(&s.expiry, e)
+		added := e.meta
+		s.hub.Publish(storage.Event{Type: storage.EventAdded, Inbox: m.Inbox, ID: m.ID, UID: m.UID, Message: &added})
+		for len(mb.entries) > s.opts.MaxMessages {
+			s.dropLocked(mb.entries[0], storage.EventExpired)
+		}
+	}
+	for s.bytes > s.opts.MemoryLimit && len(s.expiry) > 0 {
+		s.dropLocked(s.expiry[0], storage.EventExpired)
+	}
+	return nil
+}
+
+func (s *Store) mailboxLocked(inbox string, now time.Time) *mailbox {
+	mb := s.mailboxes[inbox]
+	if mb == nil {
+		// UIDVALIDITY only grows, so an inbox forgotten and made again never
+		// pairs old UIDs with a validity a client has cached.
+		s.lastValidity = max(uint32(now.Unix()), s.lastValidity+1)
+		mb = &mailbox{uidValidity: s.lastValidity, uidNext: 1, keepUntil: now.Add(mailboxGrace)}
+		s.mailboxes[inbox] = mb
+	}
+	return mb
+}
+
+// dropLocked removes e everywhere and reports it with event type t.
+func (s *Store) dropLocked(e *entry, t storage.EventType) {
+	heap.Remove(&s.expiry, e.heapIndex)
+	delete(s.byID, e.meta.ID)
+	if mb := s.mailboxes[e.meta.Inbox]; mb != nil {
+		if i, ok := mb.find(e.meta.UID); ok {
+			mb.entries = slices.Delete(mb.entries, i, i+1)
+		}
+	}
+	if e.raw.refs--; e.raw.refs == 0 {
+		s.bytes -= int64(len(e.raw.data))
+	}
+	s.hub.Publish(storage.Event{Type: t, Inbox: e.meta.Inbox, ID: e.meta.ID, UID: e.meta.UID})
+}
+
+func (mb *mailbox) find(uid uint32) (int, bool) {
+	i := sort.Search(len(mb.entries), func(i int) bool { return mb.entries[i].meta.UID >= uid })
+	return i, i < len(mb.entries) && mb.entries[i].meta.UID == uid
+}
+
+// liveLocked returns the entry of inbox with id if it has not expired.
+func (s *Store) liveLocked(inbox, id string) (*entry, error) {
+	e := s.byID[id]
+	if e == nil || e.meta.Inbox != inbox || !e.meta.Live(s.opts.Now()) {
+		return nil, fmt.Errorf("%s in %s: %w", id, inbox, storage.ErrNotFound)
+	}
+	return e, nil
+}
+
+// List returns inbox's messages newest first.
+func (s *Store) List(ctx context.Context, inbox string, page storage.Page) ([]storage.Message, error) {
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mailboxes[inbox]
+	if mb == nil {
+		return nil, nil
+	}
+	end := len(mb.entries)
+	if page.Before > 0 {
+		end, _ = mb.find(page.Before)
+	}
+	n := end
+	if page.Limit > 0 {
+		n = min(n, page.Limit)
+	}
+	list := make([]storage.Message, 0, n)
+	for i := end - 1; i >= 0 && len(list) < cap(list); i-- {
+		if e := mb.entries[i]; e.meta.Live(now) {
+			list = append(list, e.meta)
+		}
+	}
+	return list, nil
+}
+
+// Get returns one message's metadata.
+func (s *Store) Get(ctx context.Context, inbox, id string) (*storage.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.liveLocked(inbox, id)
+	if err != nil {
+		return nil, err
+	}
+	m := e.meta
+	return &m, nil
+}
+
+// Raw returns the stored bytes themselves, not a copy: callers must not change them.
+func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.liveLocked(inbox, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.raw.data, nil
+}
+
+// SetFlags adds then removes flags.
+func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.liveLocked(inbox, id)
+	if err != nil {
+		return 0, err
+	}
+	e.meta.Flags = (e.meta.Flags | add) &^ remove
+	s.hub.Publish(storage.Event{Type: storage.EventFlags, Inbox: inbox, ID: id, UID: e.meta.UID, Flags: e.meta.Flags})
+	return e.meta.Flags, nil
+}
+
+// Delete removes one message.
+func (s *Store) Delete(ctx context.Context, inbox, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.liveLocked(inbox, id)
+	if err != nil {
+		return err
+	}
+	s.dropLocked(e, storage.EventDeleted)
+	return nil
+}
+
+// DeleteInbox removes every message of inbox; its UID state stays so UIDs continue.
+func (s *Store) DeleteInbox(ctx context.Context, inbox string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mailboxes[inbox]
+	if mb == nil {
+		return 0, nil
+	}
+	n := len(mb.entries)
+	for len(mb.entries) > 0 {
+		s.dropLocked(mb.entries[len(mb.entries)-1], storage.EventDeleted)
+	}
+	return n, nil
+}
+
+// Mailbox returns inbox's UID state, making it if the inbox is new.
+func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, error) {
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mailboxLocked(inbox, now)
+	if until := now.Add(mailboxGrace); until.After(mb.keepUntil) {
+		mb.keepUntil = until
+	}
+	live := 0
+	for _, e := range mb.entries {
+		if e.meta.Live(now) {
+			live++
+		}
+	}
+	return storage.Mailbox{UIDValidity: mb.uidValidity, UIDNext: mb.uidNext, Messages: live}, nil
+}
+
+// Subscribe reports inbox's events until ctx ends.
+func (s *Store) Subscribe(ctx context.Context, inbox string) (<-chan storage.Event, error) {
+	return s.hub.Subscribe(ctx, inbox), nil
+}
+
+// Secret returns a key made at start: tokens last as long as this process, as the mail does.
+func (s *Store) Secret(ctx context.Context) ([]byte, error) {
+	return s.secret, nil
+}
+
+// Ping always succeeds: the store is this process.
+func (s *Store) Ping(ctx context.Context) error {
+	return nil
+}
+
+// expiryHeap orders entries by expiry, soonest first; an entry knows its index so it
+// can leave the heap early (deleted, over the cap).
+type expiryHeap []*entry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return expiresBefore(h[i].meta.Expires, h[j].meta.Expires) }
+
+// expiresBefore orders expiry times with the zero time (never) last.
+func expiresBefore(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return !a.IsZero() && b.IsZero()
+	}
+	return a.Before(b)
+}
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex = i
+	h[j].heapIndex = j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIndex = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}

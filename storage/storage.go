@@ -1,0 +1,150 @@
+// Package storage defines the one message model and the Store interface that every
+// view of Mayfly (SMTP in, HTTP, WebSocket, IMAP, POP3, submission) adapts.
+// It knows nothing of protocols; storage/deps_test.go keeps it that way.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned for a message or inbox that does not exist or has expired.
+var ErrNotFound = errors.New("storage: message not found")
+
+// ErrUnavailable wraps failures of the backing service (Redis down, timeouts), so views
+// can answer "try again later" (SMTP 451, HTTP 503) rather than a permanent error.
+var ErrUnavailable = errors.New("storage: unavailable")
+
+// Flags are the IMAP system flags a message carries; every view shares them.
+type Flags uint8
+
+const (
+	FlagSeen Flags = 1 << iota
+	FlagAnswered
+	FlagFlagged
+	FlagDeleted
+)
+
+// Envelope is what the SMTP transaction said, as opposed to what the headers claim.
+type Envelope struct {
+	From       string   // MAIL FROM; empty for bounces
+	Recipients []string // the RCPT TO addresses that led to this inbox, as given
+	RemoteIP   string
+	Helo       string
+}
+
+// AuthResults holds the SPF, DKIM and DMARC verdicts of a received message:
+// "pass", "fail", "softfail", "neutral", "none", "temperror", "permerror".
+type AuthResults struct {
+	SPF   string `json:"spf"`
+	DKIM  string `json:"dkim"`
+	DMARC string `json:"dmarc"`
+}
+
+// Message is one received message in one inbox, as every view sees it.
+type Message struct {
+	ID    string // unique in the store, opaque to clients
+	Inbox string // normalized recipient, e.g. "k3x9@example.org"
+	UID   uint32 // per inbox, increasing, never reused: IMAP UID and POP3 UIDL
+	Tag   string // the "tag" of box+tag@domain, if the sender used one
+
+	Envelope Envelope
+
+	// Summary fields, parsed once at arrival so listings never re-parse.
+	From           string    // header From, decoded
+	To             []string  // header To, decoded
+	Subject        string    // decoded from RFC 2047
+	Date           time.Time // header Date; zero when missing or unparsable
+	HasAttachments bool
+
+	Size     int64 // len(Raw)
+	Received time.Time
+	Expires  time.Time // set by the receiver; the store drops the message after it
+	Flags    Flags
+	Auth     AuthResults
+
+	Raw []byte // RFC 5322 bytes exactly as stored; nil unless asked for
+}
+
+// Page selects part of an inbox listing, newest first.
+type Page struct {
+	Before uint32 // only messages with a smaller UID; 0 starts at the newest
+	Limit  int    // at most this many; 0 means all
+}
+
+// Mailbox describes an inbox for IMAP SELECT and STATUS.
+type Mailbox struct {
+	UIDValidity uint32
+	UIDNext     uint32
+	Messages    int
+}
+
+// EventType says what happened to a message.
+type EventType uint8
+
+const (
+	EventAdded EventType = iota + 1
+	EventFlags
+	EventDeleted
+	EventExpired // dropped by the store: past its expiry, over the inbox cap or the memory limit
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventAdded:
+		return "added"
+	case EventFlags:
+		return "flags"
+	case EventDeleted:
+		return "deleted"
+	case EventExpired:
+		return "expired"
+	}
+	return "unknown"
+}
+
+// Event is a change to one message of one inbox.
+type Event struct {
+	Type    EventType
+	Inbox   string
+	ID      string
+	UID     uint32
+	Flags   Flags    // the new flags, for EventFlags
+	Message *Message // the metadata (Raw nil), for EventAdded
+}
+
+// Store keeps messages until they expire. It is safe for concurrent use.
+// Methods that take an inbox expect it normalized (see ParseAddress).
+type Store interface {
+	// Put stores every message or none. Messages may share one Raw slice (one delivery
+	// to several inboxes); the store keeps it once where it can. Put sets ID and UID.
+	Put(ctx context.Context, msgs ...*Message) error
+	// List returns the metadata of an inbox, newest first, Raw nil.
+	List(ctx context.Context, inbox string, page Page) ([]Message, error)
+	// Get returns the metadata of one message, Raw nil.
+	Get(ctx context.Context, inbox, id string) (*Message, error)
+	// Raw returns the bytes of one message exactly as stored.
+	Raw(ctx context.Context, inbox, id string) ([]byte, error)
+	// SetFlags adds then removes flags and returns the flags now set.
+	SetFlags(ctx context.Context, inbox, id string, add, remove Flags) (Flags, error)
+	Delete(ctx context.Context, inbox, id string) error
+	// DeleteInbox deletes every message of an inbox and returns how many there were.
+	DeleteInbox(ctx context.Context, inbox string) (int, error)
+	// Mailbox returns the UIDVALIDITY, next UID and message count of an inbox.
+	Mailbox(ctx context.Context, inbox string) (Mailbox, error)
+	// Subscribe reports the events of an inbox until ctx ends, then closes the channel.
+	// It never slows Put: a subscriber that falls behind gets its channel closed
+	// early and must List again.
+	Subscribe(ctx context.Context, inbox string) (<-chan Event, error)
+	// Secret returns the store's token key: shared by every node of a Redis store,
+	// made once per process by the memory store.
+	Secret(ctx context.Context) ([]byte, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Live reports whether m is still to be shown at now.
+func (m *Message) Live(now time.Time) bool {
+	return m.Expires.IsZero() || now.Before(m.Expires)
+}
