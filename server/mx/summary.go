@@ -47,11 +47,44 @@ func parseSummary(data []byte) summary {
 		To:      addressList(mh, "To"),
 		Subject: headerText(mh, "Subject"),
 	}
-	if d, err := mh.Date(); err == nil {
-		s.Date = d
-	}
+	s.Date = parseDate(mh)
 	s.HasAttachments = hasAttachments(mh.Header, br)
 	return s
+}
+
+// dateLayouts are the shapes nearly every mailer writes (RFC 5322 section 3.3), tried
+// before net/mail's full parser, which builds an error for each layout it rules out.
+var dateLayouts = []string{"Mon, 2 Jan 2006 15:04:05 -0700", "2 Jan 2006 15:04:05 -0700"}
+
+// obsoleteZones are the zone names RFC 5322 section 4.3 still asks readers to know;
+// Go's time.Parse would take them as names of unknown offset.
+var obsoleteZones = map[string]string{
+	"UT": "+0000", "GMT": "+0000", "EST": "-0500", "EDT": "-0400", "CST": "-0600",
+	"CDT": "-0500", "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+}
+
+func parseDate(h mail.Header) time.Time {
+	v := strings.TrimSpace(h.Get("Date"))
+	if v == "" {
+		return time.Time{}
+	}
+	if i := strings.IndexByte(v, '('); i > 0 { // a trailing "(UTC)" comment
+		v = strings.TrimSpace(v[:i])
+	}
+	if sp := strings.LastIndexByte(v, ' '); sp > 0 {
+		if offset, ok := obsoleteZones[v[sp+1:]]; ok {
+			v = v[:sp+1] + offset
+		}
+	}
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t
+		}
+	}
+	if t, err := h.Date(); err == nil {
+		return t
+	}
+	return time.Time{}
 }
 
 // headerText decodes RFC 2047 words; a charset nobody knows leaves the field as sent.

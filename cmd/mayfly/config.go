@@ -1,0 +1,362 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting, validated. Only this package reads flags and environment.
+type Config struct {
+	Domains         []string
+	Hostname        string
+	SMTPAddr        string
+	SubmissionAddr  string
+	SubmissionsAddr string
+	IMAPAddr        string
+	IMAPSAddr       string
+	POP3Addr        string
+	POP3SAddr       string
+	HTTPAddr        string
+	RedisURL        string
+	TTL             time.Duration
+	MaxTTL          time.Duration
+	MemoryLimit     int64
+	MaxMessageSize  int64
+	MaxMessages     int
+	Secret          string
+	APIKey          string
+	Public          bool
+	TLSCert         string
+	TLSKey          string
+	DKIMKey         string
+	DKIMSelector    string
+	Relay           string
+	SendLimit       Rate
+	OutboundPort    int
+	CORSOrigins     []string
+	DNS             string
+
+	SMTPMaxConnections int
+	SMTPTimeout        time.Duration
+	ShutdownTimeout    time.Duration
+	LogLevel           string
+	LogFormat          string
+}
+
+// Rate is a number of events per period, written "20/h".
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+func (r Rate) String() string {
+	for _, u := range []struct {
+		s string
+		d time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}} {
+		if r.Per == u.d {
+			return fmt.Sprintf("%d/%s", r.N, u.s)
+		}
+	}
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
+}
+
+// setting is one row of the settings table: a flag, its environment twin, its default.
+type setting struct {
+	name  string // flag name; the variable is MAYFLY_ + upper-cased name with _ for -
+	def   string
+	usage string
+	set   func(c *Config, v string) error
+}
+
+func (s setting) env() string {
+	return "MAYFLY_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func defaultHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+func settings() []setting {
+	return []setting{
+		{"domains", "mayfly.test", "comma list of domains accepted (catch-all); the first is used for random addresses", func(c *Config, v string) (err error) {
+			c.Domains, err = parseDomains(v)
+			return err
+		}},
+		{"hostname", defaultHostname(), "name in the SMTP banner, EHLO reply and Received headers", func(c *Config, v string) error {
+			if v == "" || strings.ContainsAny(v, " \t\r\n") {
+				return errors.New("want a host name")
+			}
+			c.Hostname = v
+			return nil
+		}},
+		{"smtp-addr", "127.0.0.1:2525", "inbound MX listener (port 25 in production)", addr(func(c *Config) *string { return &c.SMTPAddr }, true)},
+		{"submission-addr", "127.0.0.1:2587", "SMTP submission with STARTTLS and AUTH (587 in production); empty = off", addr(func(c *Config) *string { return &c.SubmissionAddr }, false)},
+		{"submissions-addr", "", "SMTP submission over implicit TLS (465); empty = off", addr(func(c *Config) *string { return &c.SubmissionsAddr }, false)},
+		{"imap-addr", "127.0.0.1:1143", "IMAP with STARTTLS; empty = off", addr(func(c *Config) *string { return &c.IMAPAddr }, false)},
+		{"imaps-addr", "", "IMAP over implicit TLS (993); empty = off", addr(func(c *Config) *string { return &c.IMAPSAddr }, false)},
+		{"pop3-addr", "127.0.0.1:1110", "POP3 with STLS; empty = off", addr(func(c *Config) *string { return &c.POP3Addr }, false)},
+		{"pop3s-addr", "", "POP3 over implicit TLS (995); empty = off", addr(func(c *Config) *string { return &c.POP3SAddr }, false)},
+		{"http-addr", "127.0.0.1:8025", "web UI and API; empty = off", addr(func(c *Config) *string { return &c.HTTPAddr }, false)},
+		{"redis-url", "", "redis:// or rediss:// URL, or comma-separated addresses for a Cluster; empty = the embedded memory store", func(c *Config, v string) error {
+			for _, part := range strings.Split(v, ",") {
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				if strings.Contains(part, "://") {
+					u, err := url.Parse(part)
+					if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+						return errors.New("want redis://host:port/db or rediss://...")
+					}
+				} else if _, _, err := net.SplitHostPort(part); err != nil {
+					return fmt.Errorf("want host:port: %w", err)
+				}
+			}
+			c.RedisURL = v
+			return nil
+		}},
+		{"ttl", "1h", "how long a message lives, unless its inbox was created with its own ttl", duration(func(c *Config) *time.Duration { return &c.TTL })},
+		{"max-ttl", "24h", "the longest ttl an inbox may ask for", duration(func(c *Config) *time.Duration { return &c.MaxTTL })},
+		{"memory-limit", "512MiB", "memory store only: total message bytes kept; the soonest to expire go first", size(func(c *Config) *int64 { return &c.MemoryLimit })},
+		{"max-message-size", "10MiB", "larger mail gets 552 5.3.4", size(func(c *Config) *int64 { return &c.MaxMessageSize })},
+		{"max-messages", "200", "messages kept per inbox; the oldest goes first", positive(func(c *Config) *int { return &c.MaxMessages })},
+		{"secret", "", "HMAC key for inbox tokens; empty = random per process (memory) or shared in Redis", func(c *Config, v string) error {
+			if v != "" && len(v) < 16 {
+				return errors.New("want at least 16 characters")
+			}
+			c.Secret = v
+			return nil
+		}},
+		{"api-key", "", "admin key: reads every inbox", func(c *Config, v string) error { c.APIKey = v; return nil }},
+		{"public", "false", "true = any inbox is readable without its token", func(c *Config, v string) (err error) {
+			c.Public, err = strconv.ParseBool(v)
+			return err
+		}},
+		{"tls-cert", "", "PEM certificate for STARTTLS and the TLS listeners; empty = self-signed, made at start", func(c *Config, v string) error { c.TLSCert = v; return nil }},
+		{"tls-key", "", "PEM private key of tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
+		{"dkim-key", "", "PEM key signing outgoing replies (RSA PKCS#1 or PKCS#8, Ed25519 PKCS#8)", func(c *Config, v string) error { c.DKIMKey = v; return nil }},
+		{"dkim-selector", "mayfly", "DKIM selector of dkim-key", func(c *Config, v string) error { c.DKIMSelector = v; return nil }},
+		{"relay", "", "smarthost for outgoing mail: smtp://[user:pass@]host:port or smtps://...; empty = direct to MX", func(c *Config, v string) error {
+			if v != "" {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+					return errors.New("want smtp://[user:pass@]host:port or smtps://...")
+				}
+			}
+			c.Relay = v
+			return nil
+		}},
+		{"send-limit", "20/h", "replies one inbox may send, per s, m, h or d", func(c *Config, v string) (err error) {
+			c.SendLimit, err = parseRate(v)
+			return err
+		}},
+		{"outbound-port", "25", "port of the remote MX", func(c *Config, v string) error {
+			p, err := strconv.Atoi(v)
+			if err != nil || p < 1 || p > 65535 {
+				return errors.New("want a port from 1 to 65535")
+			}
+			c.OutboundPort = p
+			return nil
+		}},
+		{"cors-origins", "", "comma list of origins allowed to call the API from a browser", func(c *Config, v string) error {
+			c.CORSOrigins = splitList(v)
+			return nil
+		}},
+		{"dns", "", "host:port of the resolver for SPF, DKIM, DMARC and MX lookups; empty = the system's", addr(func(c *Config) *string { return &c.DNS }, false)},
+		{"smtp-max-connections", "1000", "inbound SMTP sessions at once; later ones wait", positive(func(c *Config) *int { return &c.SMTPMaxConnections })},
+		{"smtp-timeout", "5m", "inbound SMTP: time for one command, or for the whole DATA transfer", duration(func(c *Config) *time.Duration { return &c.SMTPTimeout })},
+		{"shutdown-timeout", "10s", "on SIGTERM, how long work in flight may finish", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+		{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return errors.New("want debug, info, warn or error")
+		}},
+		{"log-format", "text", "text or json", func(c *Config, v string) error {
+			if v != "text" && v != "json" {
+				return errors.New("want text or json")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	}
+}
+
+func addr(field func(*Config) *string, required bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" && !required {
+			*field(c) = ""
+			return nil
+		}
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return errors.New("want host:port")
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func duration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("want a positive duration such as 90s, 30m or 24h")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func size(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) (err error) {
+		*field(c), err = parseSize(v)
+		return err
+	}
+}
+
+func positive(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return errors.New("want a positive whole number")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// parseSize reads a byte count written the Go way with binary units: 1024, 64KiB,
+// 10MiB, 1GiB.
+func parseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(v, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n <= 0 || n > (1<<62)/u.mult {
+			break
+		}
+		return n * u.mult, nil
+	}
+	return 0, errors.New("want a positive size such as 65536, 64KiB, 10MiB or 1GiB")
+}
+
+func parseRate(v string) (Rate, error) {
+	num, unit, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n <= 0 {
+		return Rate{}, errors.New("want a count per period such as 20/h")
+	}
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[unit]
+	if per == 0 {
+		return Rate{}, errors.New("want a period of s, m, h or d, as in 20/h")
+	}
+	return Rate{N: n, Per: per}, nil
+}
+
+func parseDomains(v string) ([]string, error) {
+	list := splitList(strings.ToLower(v))
+	if len(list) == 0 {
+		return nil, errors.New("want at least one domain")
+	}
+	for _, d := range list {
+		if len(d) > 253 || strings.ContainsAny(d, " @/:[]") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
+			return nil, fmt.Errorf("%q is not a domain name", d)
+		}
+	}
+	return list, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// parseConfig reads args, then MAYFLY_* variables, then defaults: a flag
+// beats its variable, which beats the default. Every value is validated, and an error
+// names the flag and the variable.
+func parseConfig(name string, args []string, lookupEnv func(string) (string, bool), usageOut io.Writer) (Config, error) {
+	table := settings()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	values := make(map[string]*string, len(table))
+	for _, s := range table {
+		v := new(string)
+		values[s.name] = v
+		fs.StringVar(v, s.name, "", s.usage)
+	}
+	fs.Usage = func() { printUsage(usageOut, name, table) }
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	var c Config
+	var errs []error
+	for _, s := range table {
+		v, from := s.def, "default"
+		if e, ok := lookupEnv(s.env()); ok {
+			v, from = e, s.env()
+		}
+		if given[s.name] {
+			v, from = *values[s.name], "-"+s.name
+		}
+		if err := s.set(&c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q (from %s): %w", s.name, v, from, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+// validate checks what no single setting can.
+func (c Config) validate() error {
+	if c.MaxTTL < c.TTL {
+		return fmt.Errorf("ttl %s is longer than max-ttl %s", c.TTL, c.MaxTTL)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls-cert and tls-key go together: set both or neither")
+	}
+	return nil
+}
+
+func printUsage(w io.Writer, name string, table []setting) {
+	fmt.Fprintf(w, "Usage: %s [flags]\n\nEvery flag has an environment twin; a flag beats its variable, which beats the default.\n\n", name)
+	for _, s := range table {
+		def := s.def
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  -%s  (%s, default %s)\n        %s\n", s.name, s.env(), def, s.usage)
+	}
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := parseConfig("mayfly", nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Domains, []string{"mayfly.test"}) || c.SMTPAddr != "127.0.0.1:2525" || c.HTTPAddr != "127.0.0.1:8025" ||
+		c.IMAPAddr != "127.0.0.1:1143" || c.POP3Addr != "127.0.0.1:1110" || c.SubmissionAddr != "127.0.0.1:2587" ||
+		c.TTL != time.Hour || c.MaxTTL != 24*time.Hour || c.MemoryLimit != 512<<20 || c.MaxMessageSize != 10<<20 ||
+		c.MaxMessages != 200 || c.SendLimit != (Rate{20, time.Hour}) || c.OutboundPort != 25 || c.DKIMSelector != "mayfly" ||
+		c.RedisURL != "" || c.Public || c.IMAPSAddr != "" {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	vars := map[string]string{"MAYFLY_SMTP_ADDR": "127.0.0.1:25", "MAYFLY_TTL": "2h", "MAYFLY_DOMAINS": "A.example, b.example", "MAYFLY_HTTP_ADDR": ""}
+	c, err := parseConfig("mayfly", []string{"-ttl", "3h", "-max-ttl=48h"}, env(vars), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTPAddr != "127.0.0.1:25" {
+		t.Errorf("SMTPAddr = %q, want the variable's", c.SMTPAddr)
+	}
+	if c.TTL != 3*time.Hour || c.MaxTTL != 48*time.Hour {
+		t.Errorf("TTL, MaxTTL = %v, %v; want the flags'", c.TTL, c.MaxTTL)
+	}
+	if !slices.Equal(c.Domains, []string{"a.example", "b.example"}) {
+		t.Errorf("Domains = %q", c.Domains)
+	}
+	if c.HTTPAddr != "" {
+		t.Errorf("HTTPAddr = %q, want off: an empty variable turns a listener off", c.HTTPAddr)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		vars map[string]string
+		want string
+	}{
+		{"bad size", []string{"-max-message-size", "10MB"}, nil, "max-message-size"},
+		{"bad duration env", nil, map[string]string{"MAYFLY_TTL": "forever"}, "MAYFLY_TTL"},
+		{"ttl over max", []string{"-ttl", "48h"}, nil, "max-ttl"},
+		{"bad address", []string{"-smtp-addr", "localhost"}, nil, "smtp-addr"},
+		{"no smtp", []string{"-smtp-addr", ""}, nil, "smtp-addr"},
+		{"bad redis", []string{"-redis-url", "http://x"}, nil, "redis-url"},
+		{"bad rate", []string{"-send-limit", "20/week"}, nil, "send-limit"},
+		{"bad bool", nil, map[string]string{"MAYFLY_PUBLIC": "maybe"}, "MAYFLY_PUBLIC"},
+		{"no domain", []string{"-domains", " , "}, nil, "domains"},
+		{"bad domain", []string{"-domains", "a@b"}, nil, "domains"},
+		{"half tls", []string{"-tls-cert", "c.pem"}, nil, "tls-key"},
+		{"short secret", []string{"-secret", "abc"}, nil, "secret"},
+		{"stray argument", []string{"extra"}, nil, "extra"},
+		{"unknown flag", []string{"-nope"}, nil, "nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig("mayfly", tt.args, env(tt.vars), &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parseConfig(%q, %v) = %v, want an error naming %s", tt.args, tt.vars, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"1024", 1024}, {"64KiB", 64 << 10}, {"10MiB", 10 << 20}, {"512MiB", 512 << 20}, {"2GiB", 2 << 30}, {"7B", 7},
+		{"", 0}, {"10MB", 0}, {"-1MiB", 0}, {"0", 0}, {"MiB", 0}, {"1.5MiB", 0}, {"99999999999TiB", 0},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if got != tt.want || (err == nil) != (tt.want > 0) {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig("mayfly serve", []string{"-help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-help: %v, want flag.ErrHelp", err)
+	}
+	for _, s := range settings() {
+		if !strings.Contains(out.String(), "-"+s.name+"  ("+s.env()+", default ") {
+			t.Errorf("help does not list -%s with %s and its default", s.name, s.env())
+		}
+	}
+	for _, v := range []string{"MAYFLY_DOMAINS", "MAYFLY_REDIS_URL", "MAYFLY_MEMORY_LIMIT", "MAYFLY_CORS_ORIGINS", "MAYFLY_DNS", "MAYFLY_TLS_KEY", "MAYFLY_DKIM_SELECTOR", "MAYFLY_SEND_LIMIT", "MAYFLY_OUTBOUND_PORT"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("help does not mention %s", v)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+// Command mayfly is a self-hostable disposable inbox service: a catch-all MX that keeps
+// mail for a limited time and shows each throwaway inbox over HTTP, IMAP and POP3.
+//
+//	mayfly [serve] [flags]   run the service (the default)
+//	mayfly token ADDRESS     print the inbox token of ADDRESS
+//	mayfly version           print the version
+//
+// Every flag has a MAYFLY_* environment twin; `mayfly serve -help` lists them.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mayfly-mail/mayfly/server/mx"
+	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
+	"github.com/mayfly-mail/mayfly/storage/redisstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := command(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "mayfly:", err)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "mayfly:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line or settings: exit status 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "serve":
+		cfg, err := parseConfig("mayfly serve", args, os.LookupEnv, stderr)
+		if err != nil {
+			return asUsage(err)
+		}
+		return serve(ctx, cfg, newLogger(cfg, stderr))
+	case "token":
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			return usageError{errors.New("usage: mayfly token ADDRESS [flags]")}
+		}
+		cfg, err := parseConfig("mayfly token ADDRESS", args[1:], os.LookupEnv, stderr)
+		if err != nil {
+			return asUsage(err)
+		}
+		return token(ctx, cfg, args[0], stdout)
+	case "version":
+		fmt.Fprintln(stdout, "mayfly", version())
+		return nil
+	case "help":
+		printHelp(stdout)
+		return nil
+	}
+	printHelp(stderr)
+	return usageError{fmt.Errorf("unknown command %q", sub)}
+}
+
+func asUsage(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `Mayfly: disposable inboxes. A catch-all MX that keeps mail for a while.
+
+Usage:
+  mayfly [serve] [flags]   run the service (the default)
+  mayfly token ADDRESS     print the inbox token of ADDRESS
+  mayfly version           print the version
+
+`)
+	printUsage(w, "mayfly serve", settings())
+}
+
+func version() string {
+	v, rev := "(devel)", ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if info.Main.Version != "" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = " " + s.Value[:12]
+			}
+		}
+	}
+	return v + rev
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// server is what every listener of Mayfly is.
+type server interface {
+	Run(ctx context.Context) error
+}
+
+func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	logConfig(cfg, logger)
+	tlsConfig, err := loadTLS(cfg)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	st, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close() // after every server has drained
+
+	servers := []server{
+		mx.New(mx.Options{
+			Addr:            cfg.SMTPAddr,
+			Hostname:        cfg.Hostname,
+			Domains:         cfg.Domains,
+			MaxMessageSize:  cfg.MaxMessageSize,
+			MaxConnections:  cfg.SMTPMaxConnections,
+			Timeout:         cfg.SMTPTimeout,
+			TTL:             cfg.TTL,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			TLS:             tlsConfig,
+		}, st, logger),
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, srv := range servers {
+		g.Go(func() error { return srv.Run(ctx) })
+	}
+	err = g.Wait()
+	logger.Info("stopped")
+	return err
+}
+
+func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.Store, error) {
+	if cfg.RedisURL == "" {
+		logger.Info("store", "kind", "memory", "memory_limit", cfg.MemoryLimit, "max_messages", cfg.MaxMessages)
+		return memstore.New(memstore.Options{MaxMessages: cfg.MaxMessages, MemoryLimit: cfg.MemoryLimit}), nil
+	}
+	st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, MaxMessages: cfg.MaxMessages, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("store", "kind", "redis", "max_messages", cfg.MaxMessages)
+	return st, nil
+}
+
+// token prints the inbox token of address: from the configured secret, or the one the
+// Redis store shares. The memory store's secret lives and dies with its process, so
+// without either there is no token to print.
+func token(ctx context.Context, cfg Config, address string, stdout io.Writer) error {
+	inbox, _, err := storage.ParseAddress(address)
+	if err != nil {
+		return usageError{fmt.Errorf("%q is not an address", address)}
+	}
+	secret := []byte(cfg.Secret)
+	if len(secret) == 0 {
+		if cfg.RedisURL == "" {
+			return usageError{errors.New("the memory store makes a new secret each time it starts: set MAYFLY_SECRET (or MAYFLY_REDIS_URL) for tokens that outlive a run")}
+		}
+		st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		defer st.Close()
+		if secret, err = st.Secret(ctx); err != nil {
+			return fmt.Errorf("secret: %w", err)
+		}
+	}
+	fmt.Fprintln(stdout, storage.NewTokens(secret).Token(inbox))
+	return nil
+}
+
+// logConfig logs the settings once at start, secrets reduced to whether they are set.
+func logConfig(cfg Config, logger *slog.Logger) {
+	set := func(s string) string {
+		if s == "" {
+			return "unset"
+		}
+		return "set"
+	}
+	logger.Info("config",
+		"domains", strings.Join(cfg.Domains, ","), "hostname", cfg.Hostname,
+		"store", map[bool]string{true: "memory", false: "redis"}[cfg.RedisURL == ""],
+		"ttl", cfg.TTL, "max_ttl", cfg.MaxTTL, "max_message_size", cfg.MaxMessageSize, "max_messages", cfg.MaxMessages,
+		"secret", set(cfg.Secret), "api_key", set(cfg.APIKey), "public", cfg.Public,
+		"tls_cert", cfg.TLSCert, "version", version())
+}
+
+func loadTLS(cfg Config) (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	if cfg.TLSCert != "" {
+		cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	} else {
+		cert, err = selfSigned(cfg.Hostname)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,653 @@
+// Package redisstore keeps mail in Redis (one node, Sentinel or Cluster) so that several
+// Mayfly nodes form one service: mail received on one node is pushed, through Redis
+// Pub/Sub, to the WebSocket and IMAP IDLE clients of every other.
+//
+// Keys, with the default prefix "mayfly:":
+//
+//	mayfly:{<inbox>}:state   HASH validity (UIDVALIDITY: unix seconds at creation), next (the next UID)
+//	mayfly:{<inbox>}:uids    ZSET member message ID, score UID
+//	mayfly:{<inbox>}:m:<id>  HASH meta (see encodeMeta), uid, flags, exp (unix ms), raw (the exact bytes)
+//	mayfly:expiry            ZSET member inbox "\n" ID, score expiry (unix ms): the sweepers' work list
+//	mayfly:secret            STRING the token key every node shares
+//	mayfly:events            the Pub/Sub channel of every change
+//
+// The keys of one inbox share the hash tag {inbox} ('{', '}' and '%' in the inbox are
+// percent-escaped so the tag is always the whole inbox), so every change to an inbox is
+// one Lua script on one hash slot, atomic, also on a Cluster. Every inbox key has a TTL:
+// a message's hash expires with the message, state and uids 24 hours after the inbox's
+// last message, so UIDs are never reused while the UIDVALIDITY stays.
+//
+// It needs Redis 7.0 or later (PEXPIREAT ... GT, SET ... NX GET). Redis must not evict
+// keys by itself (maxmemory-policy noeviction, the default): an evicted message or
+// secret is mail or tokens lost, while a full Redis under noeviction fails Put, which
+// SMTP answers with 451 so the sender retries.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Options configure a Store. Zero values mean the documented defaults.
+type Options struct {
+	// URL is MAYFLY_REDIS_URL: redis:// or rediss:// for one node (with
+	// ?master_name=NAME, the sentinels of a Sentinel setup), or several comma-separated
+	// addresses or URLs for a Cluster.
+	URL         string
+	Prefix      string        // of every key and the event channel; "" = "mayfly:"
+	MaxMessages int           // per inbox, the oldest goes first; 0 = 200
+	SweepEvery  time.Duration // how often this node looks for expired mail; 0 = 1s
+	Logger      *slog.Logger  // nil = discard; the first Store given one also gets go-redis's lines
+}
+
+const (
+	// grace is how long an inbox's UID state outlives its last message (or the last
+	// Mailbox call), so an IMAP client that selected an emptied inbox keeps a valid
+	// UIDVALIDITY.
+	grace = 24 * time.Hour
+	// sweepBatch is how many expiry entries one claim takes.
+	sweepBatch = 500
+	// sweepLease is how long a claimed entry is this node's before it comes due again.
+	sweepLease = time.Minute
+)
+
+// Store is a storage.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	client     redis.UniversalClient
+	log        *slog.Logger
+	prefix     string
+	channel    string
+	expiryKey  string
+	secretKey  string
+	max        int
+	sweepEvery time.Duration
+
+	// hub fans events out in this process. It is replaced, and the old one closed, each
+	// time the Pub/Sub connection is lost, since its subscribers may have missed events.
+	hub  atomic.Pointer[storage.Hub]
+	live atomic.Bool // subscribed to the event channel
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	psMu   sync.Mutex
+	ps     *redis.PubSub
+	closed bool
+
+	// pending are the subscriptions waiting for their barrier; see Subscribe.
+	pendingMu sync.Mutex
+	pending   map[string]*pendingSub
+	subSeq    atomic.Uint64
+
+	secretMu sync.Mutex
+	secret   []byte
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New connects to Redis, checks it, loads the scripts, subscribes to the event channel
+// and starts the event and sweeper goroutines; Close stops them.
+func New(ctx context.Context, o Options) (*Store, error) {
+	if o.Prefix == "" {
+		o.Prefix = "mayfly:"
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return nil, fmt.Errorf("redis key prefix %q: braces would break the inboxes' hash tags", o.Prefix)
+	}
+	if o.MaxMessages <= 0 {
+		o.MaxMessages = 200
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = time.Second
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	} else {
+		setLibraryLogger(logger)
+	}
+	client, err := newClient(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	s := &Store{
+		client:     client,
+		log:        logger.With("store", "redis"),
+		prefix:     o.Prefix,
+		channel:    o.Prefix + "events",
+		expiryKey:  o.Prefix + "expiry",
+		secretKey:  o.Prefix + "secret",
+		max:        o.MaxMessages,
+		sweepEvery: o.SweepEvery,
+		pending:    make(map[string]*pendingSub),
+	}
+	s.hub.Store(storage.NewHub())
+	if err := s.start(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) start(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return unavailable("connect to redis", err)
+	}
+	if err := s.checkVersion(ctx); err != nil {
+		return err
+	}
+	// Loading checks the scripts compile and saves a round trip on first use; a Redis
+	// that restarts later forgets them, which Script.Run and pipeline handle.
+	for _, sc := range scripts {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			return unavailable("load scripts", err)
+		}
+	}
+	ps := s.client.Subscribe(ctx, s.channel)
+	if err := confirm(ctx, ps); err != nil {
+		ps.Close()
+		return unavailable("subscribe to "+s.channel, err)
+	}
+	s.ps = ps
+	s.live.Store(true)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go s.listen(ps)
+	go s.sweepLoop()
+	return nil
+}
+
+// checkVersion refuses a Redis older than 7.0, whose missing commands would otherwise
+// fail every Put. A server that does not say its version (a proxy, a lookalike) is
+// given the benefit of the doubt.
+func (s *Store) checkVersion(ctx context.Context) error {
+	info, err := s.client.Info(ctx, "server").Result()
+	if err != nil {
+		s.log.Debug("redis INFO", "err", err)
+		return nil
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
+		if !ok {
+			continue
+		}
+		major, _, _ := strings.Cut(v, ".")
+		if n, err := strconv.Atoi(major); err == nil && n < 7 {
+			return fmt.Errorf("redis %s: Mayfly needs Redis 7.0 or later", v)
+		}
+		return nil
+	}
+	return nil
+}
+
+// Close stops the goroutines New started, waits for them, ends every subscription and
+// closes the connections.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.psMu.Lock()
+		s.closed = true
+		s.ps.Close() // ends a Receive in progress
+		s.psMu.Unlock()
+		s.wg.Wait()
+		s.failPending()
+		s.hub.Load().Close()
+		s.closeErr = s.client.Close()
+	})
+	return s.closeErr
+}
+
+// unavailable wraps a Redis or network failure so views can answer "try again later".
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, storage.ErrUnavailable, err)
+}
+
+// keys are the names of one inbox's keys.
+type keys struct {
+	state, uids string
+	msgPrefix   string // + message ID = the message's hash
+}
+
+func (s *Store) keys(inbox string) keys {
+	tag := s.prefix + "{" + escapeTag(inbox) + "}:"
+	return keys{state: tag + "state", uids: tag + "uids", msgPrefix: tag + "m:"}
+}
+
+func (k keys) msg(id string) string { return k.msgPrefix + id }
+
+// escapeTag makes inbox safe between the braces of a hash tag. Redis takes the tag to
+// the first '}', and hashes the whole key when the tag is empty: an inbox "}x@y" would
+// scatter its keys over the cluster. Escaping is injective, so inboxes stay apart.
+func escapeTag(inbox string) string {
+	if !strings.ContainsAny(inbox, "{}%") {
+		return inbox
+	}
+	return tagEscaper.Replace(inbox)
+}
+
+var tagEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+
+// expiryMember is a message's entry in the expiry index.
+func expiryMember(inbox, id string) string { return inbox + "\n" + id }
+
+// call is one script call in a pipeline.
+type call struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	cmd    *redis.Cmd
+}
+
+// pipeline sends calls, and whatever more adds, in one round trip; each command keeps
+// its own result. A call whose script Redis has forgotten (restart, failover, SCRIPT
+// FLUSH) did not run, so it is sent again once with the script's source.
+func (s *Store) pipeline(ctx context.Context, calls []*call, more func(redis.Pipeliner)) {
+	pipe := s.client.Pipeline()
+	for _, c := range calls {
+		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	if more != nil {
+		more(pipe)
+	}
+	_, _ = pipe.Exec(ctx) // the errors are in the commands
+	var again []*call
+	for _, c := range calls {
+		if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+			again = append(again, c)
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	pipe = s.client.Pipeline()
+	for _, c := range again {
+		c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+}
+
+// Put stores every message or none: one script call per message (its inbox's keys
+// being in one slot) and one expiry index entry each, all in one round trip. It sets
+// ID, UID and, when zero, Size. Messages sharing one Raw slice are sent from it without
+// copying, but stored once per inbox: inboxes on different slots cannot share a key.
+func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
+	for _, m := range msgs {
+		switch {
+		case m.Inbox == "" || strings.ContainsAny(m.Inbox, "\r\n"):
+			return fmt.Errorf("put %q: %w", m.Inbox, storage.ErrBadAddress)
+		case m.Expires.IsZero():
+			// Every key has a TTL, so nothing outlives its use; a message has to say when.
+			return fmt.Errorf("put %s: message has no expiry", m.Inbox)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	calls := make([]*call, len(msgs))
+	ids := make([]string, len(msgs))
+	exps := make([]int64, len(msgs))
+	for i, m := range msgs {
+		if m.Size == 0 {
+			m.Size = int64(len(m.Raw))
+		}
+		meta := encodeMeta(m)
+		id := storage.NewID(now)
+		exp := expiryMillis(m.Expires)
+		k := s.keys(m.Inbox)
+		ids[i], exps[i] = id, exp
+		calls[i] = &call{
+			script: putScript,
+			keys:   []string{k.state, k.uids, k.msg(id)},
+			args:   []any{id, meta, m.Raw, exp, exp + grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel},
+		}
+	}
+	index := make([]*redis.IntCmd, len(msgs))
+	s.pipeline(ctx, calls, func(p redis.Pipeliner) {
+		for i, m := range msgs {
+			index[i] = p.ZAdd(ctx, s.expiryKey, redis.Z{Score: float64(exps[i]), Member: expiryMember(m.Inbox, ids[i])})
+		}
+	})
+	var failed error
+	var failedInbox string
+	for i, c := range calls {
+		err := c.cmd.Err()
+		if err == nil {
+			err = index[i].Err()
+		}
+		if err != nil && failed == nil {
+			failed, failedInbox = err, msgs[i].Inbox
+		}
+	}
+	if failed != nil {
+		s.undoPut(ctx, msgs, ids, calls)
+		return unavailable("put "+failedInbox, failed)
+	}
+	for i, m := range msgs {
+		uid, _ := calls[i].cmd.Int64()
+		m.ID, m.UID = ids[i], uint32(uid)
+	}
+	return nil
+}
+
+// undoPut deletes what a failed Put stored, on its own short deadline so that a caller
+// whose context ended still gets its all-or-none. Subscribers see the message added then
+// deleted. If Redis is gone too, what stayed is a message the sender will send again.
+func (s *Store) undoPut(ctx context.Context, msgs []*storage.Message, ids []string, calls []*call) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
+	defer cancel()
+	var undo []*call
+	members := make([]any, 0, len(msgs))
+	for i, m := range msgs {
+		members = append(members, expiryMember(m.Inbox, ids[i]))
+		if calls[i].cmd.Err() == nil {
+			k := s.keys(m.Inbox)
+			undo = append(undo, &call{script: deleteScript, keys: []string{k.uids, k.msg(ids[i])}, args: []any{m.Inbox, ids[i], s.channel}})
+		}
+	}
+	var zrem *redis.IntCmd
+	s.pipeline(ctx, undo, func(p redis.Pipeliner) { zrem = p.ZRem(ctx, s.expiryKey, members...) })
+	for _, c := range undo {
+		if err := c.cmd.Err(); err != nil {
+			s.log.Warn("undo a failed put", "inbox", c.args[0], "id", c.args[1], "err", err)
+		}
+	}
+	if err := zrem.Err(); err != nil {
+		s.log.Debug("undo a failed put: expiry index", "err", err)
+	}
+}
+
+// List returns an inbox's messages newest first: one ZREVRANGEBYSCORE for the page, then
+// the metadata of the page in one pipelined round trip.
+func (s *Store) List(ctx context.Context, inbox string, page storage.Page) ([]storage.Message, error) {
+	k := s.keys(inbox)
+	top := "+inf"
+	if page.Before > 0 {
+		top = "(" + strconv.FormatUint(uint64(page.Before), 10)
+	}
+	var list []storage.Message
+	for {
+		want := 0 // all
+		if page.Limit > 0 {
+			want = page.Limit - len(list)
+		}
+		entries, err := s.client.ZRevRangeByScoreWithScores(ctx, k.uids, &redis.ZRangeBy{Max: top, Min: "-inf", Count: int64(want)}).Result()
+		if err != nil {
+			return nil, unavailable("list "+inbox, err)
+		}
+		if len(entries) == 0 {
+			return list, nil
+		}
+		cmds := make([]*redis.SliceCmd, len(entries))
+		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, e := range entries {
+				cmds[i] = p.HMGet(ctx, k.msg(e.Member.(string)), "meta", "flags")
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, unavailable("list "+inbox, err)
+		}
+		now := time.Now()
+		if list == nil {
+			list = make([]storage.Message, 0, len(entries))
+		}
+		for i, e := range entries {
+			m := storage.Message{ID: e.Member.(string), Inbox: inbox, UID: uint32(e.Score)}
+			v := cmds[i].Val()
+			if ok, err := decodeStored(&m, v[0], v[1], now); err != nil {
+				return nil, fmt.Errorf("list %s: message %s: %w", inbox, m.ID, err)
+			} else if ok {
+				list = append(list, m)
+			}
+		}
+		// Messages past their expiry that no sweeper has reached yet are skipped;
+		// fill a limited page from further down instead.
+		if want == 0 || len(list) >= page.Limit || len(entries) < want {
+			return list, nil
+		}
+		top = "(" + strconv.FormatUint(uint64(entries[len(entries)-1].Score), 10)
+	}
+}
+
+// decodeStored fills m from the meta and flags fields of its hash and reports whether it
+// is there and live at now: a listed message whose hash has expired is not.
+func decodeStored(m *storage.Message, metaField, flagsField any, now time.Time) (bool, error) {
+	data, ok := metaField.(string)
+	if !ok {
+		return false, nil
+	}
+	if err := decodeMeta(data, m); err != nil {
+		return false, err
+	}
+	if f, ok := flagsField.(string); ok {
+		n, _ := strconv.ParseUint(f, 10, 8)
+		m.Flags = storage.Flags(n)
+	}
+	return m.Live(now), nil
+}
+
+func notFound(op, inbox, id string) error {
+	return fmt.Errorf("%s %s in %s: %w", op, id, inbox, storage.ErrNotFound)
+}
+
+// Get returns the metadata of one message.
+func (s *Store) Get(ctx context.Context, inbox, id string) (*storage.Message, error) {
+	v, err := s.client.HMGet(ctx, s.keys(inbox).msg(id), "meta", "flags", "uid").Result()
+	if err != nil {
+		return nil, unavailable("get "+id, err)
+	}
+	m := &storage.Message{ID: id, Inbox: inbox}
+	ok, err := decodeStored(m, v[0], v[1], time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", id, err)
+	}
+	if !ok {
+		return nil, notFound("get", inbox, id)
+	}
+	if u, ok := v[2].(string); ok {
+		uid, _ := strconv.ParseUint(u, 10, 32)
+		m.UID = uint32(uid)
+	}
+	return m, nil
+}
+
+// Raw returns the bytes of one message exactly as stored.
+func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
+	v, err := s.client.HMGet(ctx, s.keys(inbox).msg(id), "raw", "exp").Result()
+	if err != nil {
+		return nil, unavailable("raw "+id, err)
+	}
+	raw, ok := v[0].(string)
+	if !ok {
+		return nil, notFound("raw", inbox, id)
+	}
+	if e, ok := v[1].(string); ok {
+		if exp, err := strconv.ParseInt(e, 10, 64); err == nil && time.Now().UnixMilli() >= exp {
+			return nil, notFound("raw", inbox, id)
+		}
+	}
+	return []byte(raw), nil
+}
+
+// SetFlags adds then removes flags and returns the flags now set. An event is published
+// only when they change.
+func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
+	k := s.keys(inbox)
+	n, err := setFlagsScript.Run(ctx, s.client, []string{k.msg(id)}, int(add), int(remove), inbox, id, s.channel).Int64()
+	if err != nil {
+		return 0, unavailable("set flags of "+id, err)
+	}
+	if n < 0 {
+		return 0, notFound("set flags of", inbox, id)
+	}
+	return storage.Flags(n), nil
+}
+
+// Delete deletes one message.
+func (s *Store) Delete(ctx context.Context, inbox, id string) error {
+	k := s.keys(inbox)
+	c := &call{script: deleteScript, keys: []string{k.uids, k.msg(id)}, args: []any{inbox, id, s.channel}}
+	s.pipeline(ctx, []*call{c}, func(p redis.Pipeliner) {
+		p.ZRem(ctx, s.expiryKey, expiryMember(inbox, id)) // no sweeper need look at it
+	})
+	n, err := c.cmd.Int64()
+	if err != nil {
+		return unavailable("delete "+id, err)
+	}
+	if n == 0 {
+		return notFound("delete", inbox, id)
+	}
+	return nil
+}
+
+// DeleteInbox deletes every message of an inbox and returns how many there were. The
+// inbox's UID state stays, so UIDs continue.
+func (s *Store) DeleteInbox(ctx context.Context, inbox string) (int, error) {
+	k := s.keys(inbox)
+	res, err := deleteInboxScript.Run(ctx, s.client, []string{k.uids}, k.msgPrefix, inbox, s.channel).Slice()
+	if err != nil {
+		return 0, unavailable("delete inbox "+inbox, err)
+	}
+	if len(res) == 0 {
+		return 0, fmt.Errorf("delete inbox %s: empty reply", inbox)
+	}
+	n, _ := res[0].(int64)
+	if len(res) > 1 {
+		members := make([]any, 0, len(res)-1)
+		for _, id := range res[1:] {
+			if id, ok := id.(string); ok {
+				members = append(members, expiryMember(inbox, id))
+			}
+		}
+		// Only tidiness: a sweeper that meets these entries finds nothing to do.
+		if err := s.client.ZRem(ctx, s.expiryKey, members...).Err(); err != nil {
+			s.log.Debug("delete inbox: expiry index", "inbox", inbox, "err", err)
+		}
+	}
+	return int(n), nil
+}
+
+// Mailbox returns the UIDVALIDITY, next UID and message count of an inbox, making its
+// state if it is new.
+func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, error) {
+	k := s.keys(inbox)
+	now := time.Now()
+	res, err := mailboxScript.Run(ctx, s.client, []string{k.state, k.uids}, now.Unix(), now.Add(grace).UnixMilli(), k.msgPrefix).Int64Slice()
+	if err != nil {
+		return storage.Mailbox{}, unavailable("mailbox "+inbox, err)
+	}
+	if len(res) != 3 {
+		return storage.Mailbox{}, fmt.Errorf("mailbox %s: reply of %d values, want 3", inbox, len(res))
+	}
+	return storage.Mailbox{UIDValidity: uint32(res[0]), UIDNext: uint32(res[1]), Messages: int(res[2])}, nil
+}
+
+// Subscribe reports the events of an inbox, from every node, until ctx ends. Events
+// come through the Pub/Sub connection some time after they happen, so Subscribe waits
+// until Redis has answered a PING sent on that connection: every event before the PING
+// has then been handled, and the subscriber gets exactly the events after it. (On a
+// Cluster an event published on another node may still come later.) While the
+// connection is down it fails with ErrUnavailable; when the connection is lost every
+// channel is closed, as events may have been missed.
+func (s *Store) Subscribe(ctx context.Context, inbox string) (<-chan storage.Event, error) {
+	if s.ctx.Err() != nil {
+		return nil, fmt.Errorf("subscribe %s: %w: store closed", inbox, storage.ErrUnavailable)
+	}
+	if !s.live.Load() {
+		return nil, fmt.Errorf("subscribe %s: %w: reconnecting to redis", inbox, storage.ErrUnavailable)
+	}
+	token := subscribePrefix + strconv.FormatUint(s.subSeq.Add(1), 10)
+	p := &pendingSub{ctx: ctx, inbox: inbox, done: make(chan (<-chan storage.Event), 1)}
+	s.pendingMu.Lock()
+	s.pending[token] = p
+	s.pendingMu.Unlock()
+	s.psMu.Lock()
+	ps := s.ps
+	s.psMu.Unlock()
+	err := ps.Ping(ctx, token)
+	if err == nil {
+		timer := time.NewTimer(ioTimeout)
+		defer timer.Stop()
+		select {
+		case ch := <-p.done:
+			if ch == nil {
+				return nil, fmt.Errorf("subscribe %s: %w: connection lost", inbox, storage.ErrUnavailable)
+			}
+			return ch, nil
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-timer.C:
+			err = errors.New("no answer to PING")
+		}
+	}
+	s.pendingMu.Lock()
+	delete(s.pending, token)
+	s.pendingMu.Unlock()
+	select {
+	case ch := <-p.done: // answered meanwhile
+		if ch != nil {
+			return ch, nil
+		}
+	default:
+	}
+	return nil, unavailable("subscribe "+inbox, err)
+}
+
+// subscribePrefix starts the payload of the PING of a Subscribe.
+const subscribePrefix = "subscribe "
+
+// pendingSub is a Subscribe waiting for its PING to come back.
+type pendingSub struct {
+	ctx   context.Context
+	inbox string
+	done  chan (<-chan storage.Event) // the subscription, or nil if the connection was lost
+}
+
+// Secret returns the token key every node shares: the first node to ask makes it
+// (SET NX), the others read it, in one round trip. It has no TTL.
+func (s *Store) Secret(ctx context.Context) ([]byte, error) {
+	s.secretMu.Lock()
+	defer s.secretMu.Unlock()
+	if s.secret != nil {
+		return s.secret, nil
+	}
+	fresh := make([]byte, 32)
+	rand.Read(fresh)
+	old, err := s.client.SetArgs(ctx, s.secretKey, fresh, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		s.secret = fresh
+	case err != nil:
+		return nil, unavailable("secret", err)
+	case old == "":
+		return nil, fmt.Errorf("secret: %s is empty", s.secretKey)
+	default:
+		s.secret = []byte(old)
+	}
+	return s.secret, nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}

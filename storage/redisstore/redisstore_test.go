@@ -1,0 +1,719 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
+)
+
+// redisURL returns the Redis the tests may use, or skips the test. Under make test and
+// in CI a missing Redis is a failure, never a silent skip.
+func redisURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("MAYFLY_TEST_REDIS_URL")
+	if u == "" {
+		if os.Getenv("CI") != "" || os.Getenv("MAYFLY_REQUIRE_REDIS") != "" {
+			tb.Fatal("MAYFLY_TEST_REDIS_URL is not set, and CI or MAYFLY_REQUIRE_REDIS says the Redis tests must run")
+		}
+		tb.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run the Redis tests (make test does)")
+	}
+	return u
+}
+
+// runID keeps this process's keys apart from other runs on the same Redis.
+var runID = func() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// testPrefix is the key prefix of one test: the same for every store the test opens, so
+// a test that opens a store twice reopens the same data.
+func testPrefix(tb testing.TB) string {
+	return "mayfly-test:" + runID + ":" + tb.Name() + ":"
+}
+
+const testSweepEvery = 50 * time.Millisecond
+
+// openStore opens a store on the test Redis and deletes the prefix's keys when the test
+// ends, after the stores it opened are closed.
+func openStore(tb testing.TB, prefix string, o Options) *Store {
+	tb.Helper()
+	if o.URL == "" {
+		o.URL = redisURL(tb)
+	}
+	o.Prefix = prefix
+	if o.SweepEvery == 0 {
+		o.SweepEvery = testSweepEvery
+	}
+	if o.Logger == nil {
+		o.Logger = testLogger()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := New(ctx, o)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { deleteKeys(tb, prefix) })
+	return st
+}
+
+// testLogger shows the stores' warnings, and go-redis's, with -v only: the tests that
+// cut connections cause many.
+func testLogger() *slog.Logger {
+	level := slog.LevelError
+	if testing.Verbose() {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func newStore(tb testing.TB, o storetest.Options) storage.Store {
+	tb.Helper()
+	return openStore(tb, testPrefix(tb), Options{MaxMessages: o.MaxMessages})
+}
+
+func TestStore(t *testing.T) {
+	redisURL(t)
+	storetest.Run(t, newStore, true)
+}
+
+func BenchmarkStore(b *testing.B) {
+	redisURL(b)
+	storetest.Bench(b, newStore)
+}
+
+// BenchmarkPutLatency reports the spread of one Put of 10 KiB at a time, which an
+// average hides: mail reception waits for each one.
+func BenchmarkPutLatency(b *testing.B) {
+	redisURL(b)
+	st := newStore(b, storetest.Options{MaxMessages: 200})
+	defer st.Close()
+	ctx := context.Background()
+	raw := make([]byte, 10<<10)
+	var took []time.Duration
+	i := 0
+	for b.Loop() {
+		m := storetest.NewMessage(fmt.Sprintf("latency%d@mayfly.test", i%100), "bench")
+		m.Raw, m.Size = raw, int64(len(raw))
+		start := time.Now()
+		if err := st.Put(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		i++
+	}
+	slices.Sort(took)
+	for _, q := range []struct {
+		unit string
+		at   float64
+	}{{"p50-µs", 0.50}, {"p99-µs", 0.99}, {"p99.9-µs", 0.999}} {
+		b.ReportMetric(float64(took[int(q.at*float64(len(took)-1))].Microseconds()), q.unit)
+	}
+}
+
+// BenchmarkPutParallel is Put's throughput with many senders at once, as under load.
+func BenchmarkPutParallel(b *testing.B) {
+	redisURL(b)
+	st := newStore(b, storetest.Options{MaxMessages: 200})
+	defer st.Close()
+	ctx := context.Background()
+	raw := make([]byte, 10<<10)
+	var n atomic.Int64
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m := storetest.NewMessage(fmt.Sprintf("parallel%d@mayfly.test", n.Add(1)%100), "bench")
+			m.Raw, m.Size = raw, int64(len(raw))
+			if err := st.Put(ctx, m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// adminClient is a client for looking at and cleaning up the test Redis.
+func adminClient(tb testing.TB) redis.UniversalClient {
+	tb.Helper()
+	c, err := newClient(redisURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// deleteKeys deletes every key under prefix, on every master of a Cluster.
+func deleteKeys(tb testing.TB, prefix string) {
+	c := adminClient(tb)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			return scanDelete(ctx, n, prefix)
+		})
+	} else {
+		err = scanDelete(ctx, c, prefix)
+	}
+	if err != nil {
+		tb.Errorf("delete the test keys under %q: %v", prefix, err)
+	}
+}
+
+func scanDelete(ctx context.Context, c redis.Cmdable, prefix string) error {
+	keys, err := scanKeys(ctx, c, prefix)
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Unlink(ctx, k) // one key a command: keys of a Cluster node span many slots
+		}
+		return nil
+	})
+	return err
+}
+
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+
+func scanKeys(ctx context.Context, c redis.Cmdable, prefix string) ([]string, error) {
+	var keys []string
+	iter := c.Scan(ctx, 0, globEscaper.Replace(prefix)+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys, iter.Err()
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func next(t *testing.T, events <-chan storage.Event) storage.Event {
+	t.Helper()
+	select {
+	case e, ok := <-events:
+		if !ok {
+			t.Fatal("event channel closed")
+		}
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return storage.Event{}
+}
+
+func TestUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	st, err := New(ctx, Options{URL: "redis://" + addr + "/0", Logger: testLogger()})
+	if err == nil {
+		st.Close()
+		t.Fatalf("New on closed port %s succeeded", addr)
+	}
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("New on a closed port: %v, want ErrUnavailable", err)
+	}
+	// A bound, not a measurement: a dead Redis must fail a call, not hang it.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("New on a closed port took %v, want it to fail within seconds", d)
+	}
+}
+
+// proxy forwards loopback connections to Redis, so a test can cut them.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	p.wg.Go(p.serve)
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(up, c); up.Close() })
+		p.wg.Go(func() { io.Copy(c, up); c.Close() })
+	}
+}
+
+// drop cuts every connection made so far and keeps accepting new ones.
+func (p *proxy) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.drop()
+	p.wg.Wait()
+}
+
+// proxiedURL is the test Redis's URL through a new proxy; it skips a test URL that is
+// not one node.
+func proxiedURL(t *testing.T) (*proxy, string) {
+	raw := redisURL(t)
+	if strings.Contains(raw, ",") || strings.Contains(raw, "master_name") {
+		t.Skip("needs MAYFLY_TEST_REDIS_URL to name one node")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := redis.ParseURL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, o.Addr)
+	u.Host = p.ln.Addr().String()
+	return p, u.String()
+}
+
+func TestRedisGoesAway(t *testing.T) {
+	p, u := proxiedURL(t)
+	st := openStore(t, testPrefix(t), Options{URL: u})
+	defer st.Close()
+	ctx := ctxFor(t)
+	inbox := "gone@mayfly.test"
+	events, err := st.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, storetest.NewMessage(inbox, "before")); err != nil {
+		t.Fatal(err)
+	}
+	next(t, events)
+
+	p.close()
+	start := time.Now()
+	err = st.Put(ctx, storetest.NewMessage(inbox, "after"))
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("Put with Redis gone: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Put with Redis gone took %v, want it to fail within seconds", d)
+	}
+	if _, err := st.List(ctx, inbox, storage.Page{}); !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("List with Redis gone: %v, want ErrUnavailable", err)
+	}
+	if err := st.Ping(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("Ping with Redis gone: %v, want ErrUnavailable", err)
+	}
+	// Events published now would be missed: the subscriber must be told to List again.
+	select {
+	case e, ok := <-events:
+		if ok {
+			t.Errorf("event %+v after Redis went away, want the channel closed", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("subscription still open 10s after Redis went away")
+	}
+}
+
+func TestEventsAfterReconnect(t *testing.T) {
+	p, u := proxiedURL(t)
+	prefix := testPrefix(t)
+	st := openStore(t, prefix, Options{URL: u})
+	defer st.Close()
+	other := openStore(t, prefix, Options{}) // a second node, not behind the proxy
+	defer other.Close()
+	ctx := ctxFor(t)
+	inbox := "reconnect@mayfly.test"
+	events, err := st.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p.drop()
+	select {
+	case _, ok := <-events:
+		if ok {
+			t.Fatal("event before any Put")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription still open 10s after its connection dropped")
+	}
+	// Subscribe fails with ErrUnavailable until the store has subscribed again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		events, err = st.Subscribe(ctx, inbox)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, storage.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("Subscribe after the connection dropped: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := storetest.NewMessage(inbox, "after reconnect")
+	if err := other.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, events); e.Type != storage.EventAdded || e.ID != m.ID {
+		t.Errorf("event %+v, want added %s", e, m.ID)
+	}
+}
+
+func TestEventsAcrossNodes(t *testing.T) {
+	prefix := testPrefix(t)
+	a := openStore(t, prefix, Options{})
+	defer a.Close()
+	b := openStore(t, prefix, Options{})
+	defer b.Close()
+	ctx := ctxFor(t)
+	inbox := "nodes@mayfly.test"
+	onA, err := a.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB, err := b.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m := storetest.NewMessage(inbox, "from node a")
+	if err := a.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan storage.Event{"a": onA, "b": onB} {
+		e := next(t, ch)
+		if e.Type != storage.EventAdded || e.ID != m.ID || e.UID != m.UID || e.Message == nil || e.Message.Subject != m.Subject {
+			t.Errorf("node %s got %+v, want added %s with its metadata", name, e, m.ID)
+		}
+	}
+
+	// Both nodes sweep; each expiry must be reported once all the same.
+	var short []*storage.Message
+	for i := range 20 {
+		s := storetest.NewMessage(inbox, fmt.Sprintf("short %d", i))
+		s.Expires = time.Now().Add(200 * time.Millisecond)
+		short = append(short, s)
+	}
+	if err := b.Put(ctx, short...); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan storage.Event{"a": onA, "b": onB} {
+		expired := map[string]int{}
+		for range 2 * len(short) {
+			if e := next(t, ch); e.Type == storage.EventExpired {
+				expired[e.ID]++
+			}
+		}
+		// Several sweeps more, for any second report to arrive.
+		quiet := time.After(10 * testSweepEvery)
+	drain:
+		for {
+			select {
+			case e := <-ch:
+				if e.Type == storage.EventExpired {
+					expired[e.ID]++
+				}
+			case <-quiet:
+				break drain
+			}
+		}
+		for _, s := range short {
+			if n := expired[s.ID]; n != 1 {
+				t.Errorf("node %s: %s reported expired %d times, want once", name, s.Subject, n)
+			}
+		}
+	}
+	if list, err := b.List(ctx, inbox, storage.Page{}); err != nil || len(list) != 1 {
+		t.Errorf("List after expiry = %d messages, %v; want 1", len(list), err)
+	}
+}
+
+func TestSweepBacklog(t *testing.T) {
+	prefix := testPrefix(t)
+	st := openStore(t, prefix, Options{})
+	defer st.Close()
+	ctx := ctxFor(t)
+	const n = 3*sweepBatch + 7 // several claims in one sweep
+	var msgs []*storage.Message
+	for i := range n {
+		m := storetest.NewMessage(fmt.Sprintf("backlog%d@mayfly.test", i%10), "backlog")
+		m.Expires = time.Now().Add(100 * time.Millisecond)
+		msgs = append(msgs, m)
+	}
+	if err := st.Put(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	c := adminClient(t)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left, err := c.ZCard(ctx, prefix+"expiry").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d expiry entries left after 10s", left, n)
+		}
+		time.Sleep(testSweepEvery)
+	}
+	for i := range 10 {
+		inbox := fmt.Sprintf("backlog%d@mayfly.test", i)
+		if n, err := c.ZCard(ctx, prefix+"{"+inbox+"}:uids").Result(); err != nil || n != 0 {
+			t.Errorf("%s lists %d messages after the sweep, %v; want none", inbox, n, err)
+		}
+	}
+}
+
+// tagOf is the part of key that Redis Cluster hashes.
+func tagOf(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+func TestKeysHaveTTLAndOneTag(t *testing.T) {
+	prefix := testPrefix(t)
+	st := openStore(t, prefix, Options{})
+	defer st.Close()
+	ctx := ctxFor(t)
+	c := adminClient(t)
+	defer c.Close()
+
+	for _, inbox := range []string{"plain@mayfly.test", "}odd{%7D@mayfly.test"} {
+		m := storetest.NewMessage(inbox, "ttl")
+		if err := st.Put(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		tag := prefix + "{" + escapeTag(inbox) + "}:"
+		keys, err := scanKeys(ctx, c, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{tag + "m:" + m.ID, tag + "state", tag + "uids"}
+		slices.Sort(keys)
+		if !slices.Equal(keys, want) {
+			t.Fatalf("keys of %s = %q, want %q", inbox, keys, want)
+		}
+		for _, k := range keys {
+			if got := tagOf(k); got != escapeTag(inbox) {
+				t.Errorf("hash tag of %q = %q, want %q", k, got, escapeTag(inbox))
+			}
+			ttl, err := c.PTTL(ctx, k).Result()
+			if err != nil || ttl <= 0 {
+				t.Errorf("PTTL %s = %v, %v; want a TTL", k, ttl, err)
+			}
+			if until := time.Until(m.Expires); k == tag+"m:"+m.ID && (ttl > until+time.Second || ttl < until-5*time.Second) {
+				t.Errorf("PTTL %s = %v, want the message's %v", k, ttl, until)
+			}
+			if k != tag+"m:"+m.ID && ttl < time.Until(m.Expires)+grace-5*time.Second {
+				t.Errorf("PTTL %s = %v, want past the message's expiry plus %v", k, ttl, grace)
+			}
+		}
+		if _, err := st.DeleteInbox(ctx, inbox); err != nil {
+			t.Fatal(err)
+		}
+		if ttl, err := c.PTTL(ctx, tag+"state").Result(); err != nil || ttl <= 0 {
+			t.Errorf("PTTL of the state after DeleteInbox = %v, %v; want it kept with a TTL", ttl, err)
+		}
+	}
+
+	// An inbox only looked at gets state, with a TTL, and nothing else.
+	inbox := "looked-at@mayfly.test"
+	if _, err := st.Mailbox(ctx, inbox); err != nil {
+		t.Fatal(err)
+	}
+	tag := prefix + "{" + inbox + "}:"
+	if keys, err := scanKeys(ctx, c, tag); err != nil || !slices.Equal(keys, []string{tag + "state"}) {
+		t.Errorf("keys after Mailbox = %q, %v; want the state alone", keys, err)
+	}
+	if ttl, err := c.PTTL(ctx, tag+"state").Result(); err != nil || ttl <= 0 || ttl > grace {
+		t.Errorf("PTTL of the state of an inbox only looked at = %v, %v; want at most %v", ttl, err, grace)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	st := openStore(t, testPrefix(t), Options{})
+	defer st.Close()
+	ctx := ctxFor(t)
+	noExpiry := storetest.NewMessage("box@mayfly.test", "forever")
+	noExpiry.Expires = time.Time{}
+	tests := []struct {
+		name string
+		msgs []*storage.Message
+	}{
+		{"no inbox", []*storage.Message{storetest.NewMessage("", "x")}},
+		{"newline in inbox", []*storage.Message{storetest.NewMessage("a\nb@mayfly.test", "x")}},
+		{"no expiry", []*storage.Message{storetest.NewMessage("ok@mayfly.test", "x"), noExpiry}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := st.Put(ctx, tt.msgs...); err == nil || errors.Is(err, storage.ErrUnavailable) {
+				t.Errorf("Put = %v, want a permanent error", err)
+			}
+			for _, m := range tt.msgs {
+				if m.ID != "" {
+					t.Errorf("Put stored %q of a rejected batch", m.Subject)
+				}
+			}
+		})
+	}
+}
+
+func TestNewClient(t *testing.T) {
+	tests := []struct {
+		name    string
+		url     string
+		cluster bool
+		addrs   []string
+		db      int
+		dial    time.Duration
+	}{
+		{"one node", "redis://127.0.0.1:6379/2", false, []string{"127.0.0.1:6379"}, 2, dialTimeout},
+		{"bare address", "127.0.0.1:7000", false, []string{"127.0.0.1:7000"}, 0, dialTimeout},
+		{"own timeout", "redis://127.0.0.1:6379/0?dial_timeout=5s", false, []string{"127.0.0.1:6379"}, 0, 5 * time.Second},
+		{"cluster addresses", "127.0.0.1:7000, 127.0.0.1:7001,127.0.0.1:7002", true, []string{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"}, 0, dialTimeout},
+		{"cluster URLs", "redis://127.0.0.1:7000,redis://127.0.0.1:7001?pool_size=5", true, []string{"127.0.0.1:7001", "127.0.0.1:7000"}, 0, dialTimeout},
+		{"cluster addr parameters", "redis://127.0.0.1:7000?addr=127.0.0.1:7001", true, []string{"127.0.0.1:7000", "127.0.0.1:7001"}, 0, dialTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := newClient(tt.url)
+			if err != nil {
+				t.Fatalf("newClient(%q): %v", tt.url, err)
+			}
+			defer c.Close()
+			switch c := c.(type) {
+			case *redis.ClusterClient:
+				o := c.Options()
+				if !tt.cluster || !slices.Equal(o.Addrs, tt.addrs) || o.DialTimeout != tt.dial || o.ReadTimeout != ioTimeout || !o.ContextTimeoutEnabled {
+					t.Errorf("newClient(%q) = cluster %q, dial %v, read %v; want cluster %v %q, dial %v", tt.url, o.Addrs, o.DialTimeout, o.ReadTimeout, tt.cluster, tt.addrs, tt.dial)
+				}
+			case *redis.Client:
+				o := c.Options()
+				if tt.cluster || o.Addr != tt.addrs[0] || o.DB != tt.db || o.DialTimeout != tt.dial || o.ReadTimeout != ioTimeout || !o.ContextTimeoutEnabled {
+					t.Errorf("newClient(%q) = node %s db %d, dial %v, read %v; want cluster %v, %q db %d, dial %v", tt.url, o.Addr, o.DB, o.DialTimeout, o.ReadTimeout, tt.cluster, tt.addrs, tt.db, tt.dial)
+				}
+			default:
+				t.Errorf("newClient(%q) = %T", tt.url, c)
+			}
+		})
+	}
+	for _, bad := range []string{"", " , ", "http://127.0.0.1:6379", "redis://user:secret@[::1", "redis://127.0.0.1:6379/0?nonsense=1"} {
+		if c, err := newClient(bad); err == nil {
+			c.Close()
+			t.Errorf("newClient(%q) succeeded, want an error", bad)
+		} else if strings.Contains(err.Error(), "secret") {
+			t.Errorf("newClient(%q) = %v: the error shows the password", bad, err)
+		}
+	}
+}
+
+func TestSentinelURL(t *testing.T) {
+	c, err := newClient("redis://127.0.0.1:26379,127.0.0.1:26380/0?master_name=mymaster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*redis.Client); !ok {
+		t.Errorf("Sentinel URL gave a %T, want a failover *redis.Client", c)
+	}
+}
+
+func TestEscapeTag(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"box@mayfly.test", "box@mayfly.test"},
+		{"}x@y", "%7Dx@y"},
+		{"{a}@y", "%7Ba%7D@y"},
+		{"%7D@y", "%257D@y"},
+	}
+	for _, tt := range tests {
+		if got := escapeTag(tt.in); got != tt.want {
+			t.Errorf("escapeTag(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestEventRoundTrip(t *testing.T) {
+	m := storetest.NewMessage("box@mayfly.test", "event")
+	meta := encodeMeta(m)
+	payload := "a\nbox@mayfly.test\nid1\n7\n0\n" + string(meta)
+	typ, inbox, rest, err := eventHeader(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseEvent(typ, inbox, rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != storage.EventAdded || e.Inbox != m.Inbox || e.ID != "id1" || e.UID != 7 || e.Message == nil ||
+		e.Message.Subject != m.Subject || !e.Message.Expires.Equal(m.Expires.Truncate(time.Microsecond)) || !e.Message.Date.Equal(m.Date) {
+		t.Errorf("parseEvent(%q) = %+v", payload, e)
+	}
+	for _, bad := range []string{"", "a", "x\nbox\nid\n1\n0\n", "d\nbox\nid\nnope\n0\n", "d\nbox\nid\n1\n"} {
+		if typ, inbox, rest, err := eventHeader(bad); err == nil {
+			if _, err := parseEvent(typ, inbox, rest); err == nil {
+				t.Errorf("parseEvent(%q) succeeded, want an error", bad)
+			}
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// Every change that touches more than one key is one of these scripts, so it is atomic.
+// All the keys a script touches carry one inbox's hash tag, so on a Cluster each script
+// runs within one hash slot. Some keys are built inside a script (the hashes of messages
+// found in the uids set) rather than passed in KEYS: they are ARGV's message key prefix,
+// which carries the same hash tag, plus an ID, so they stay in the slot of KEYS too.
+//
+// Events are published as "type\ninbox\nid\nuid\nflags\nmeta", type one of a(dded),
+// f(lags), d(eleted), e(xpired), meta only for a; see parseEvent.
+
+// putScript stores one message in one inbox and returns its UID.
+// KEYS: 1 state, 2 uids, 3 the message's hash.
+// ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 keep the inbox until (unix ms),
+// 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix, 10 event channel.
+var putScript = redis.NewScript(`
+local state, uids, msg = KEYS[1], KEYS[2], KEYS[3]
+local id, inbox, channel = ARGV[1], ARGV[8], ARGV[10]
+-- Idempotent on the ID: a client that resends after a lost reply stores nothing twice.
+local had = redis.call('HGET', msg, 'uid')
+if had then
+	return tonumber(had)
+end
+if redis.call('HSETNX', state, 'validity', ARGV[7]) == 1 then
+	redis.call('HSET', state, 'next', 1)
+end
+local uid = redis.call('HINCRBY', state, 'next', 1) - 1
+redis.call('HSET', msg, 'meta', ARGV[2], 'uid', uid, 'flags', 0, 'exp', ARGV[4], 'raw', ARGV[3])
+redis.call('PEXPIREAT', msg, ARGV[4])
+redis.call('ZADD', uids, uid, id)
+-- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays.
+for _, key in ipairs({state, uids}) do
+	if redis.call('PTTL', key) == -1 then
+		redis.call('PEXPIREAT', key, ARGV[5])
+	else
+		redis.call('PEXPIREAT', key, ARGV[5], 'GT')
+	end
+end
+redis.call('PUBLISH', channel, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n0\n' .. ARGV[2])
+local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])
+if over > 0 then
+	local old = redis.call('ZRANGE', uids, 0, over - 1, 'WITHSCORES')
+	redis.call('ZREMRANGEBYRANK', uids, 0, over - 1)
+	for i = 1, #old, 2 do
+		redis.call('DEL', ARGV[9] .. old[i])
+		redis.call('PUBLISH', channel, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n')
+	end
+end
+return uid
+`)
+
+// setFlagsScript sets (old | add) &^ remove and returns the flags now set, or -1 when
+// there is no such message.
+// KEYS: 1 the message's hash. ARGV: 1 add, 2 remove, 3 inbox, 4 id, 5 event channel.
+var setFlagsScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'flags', 'uid')
+if not v[1] then
+	return -1
+end
+local old = tonumber(v[1])
+local new = bit.band(bit.bor(old, tonumber(ARGV[1])), bit.bnot(tonumber(ARGV[2])))
+if new ~= old then
+	redis.call('HSET', KEYS[1], 'flags', new)
+	redis.call('PUBLISH', ARGV[5], 'f\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n' .. new .. '\n')
+end
+return new
+`)
+
+// deleteScript deletes one message and returns 1, or 0 when there is no such message.
+// KEYS: 1 uids, 2 the message's hash. ARGV: 1 inbox, 2 id, 3 event channel.
+var deleteScript = redis.NewScript(`
+local uid = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not uid then
+	return 0
+end
+redis.call('ZREM', KEYS[1], ARGV[2])
+-- A hash already gone has passed its expiry before a sweeper got to it. Report it as
+-- expired here: the sweeper will find it unlisted and report nothing.
+local kind, found = 'd', 1
+if redis.call('DEL', KEYS[2]) == 0 then
+	kind, found = 'e', 0
+end
+redis.call('PUBLISH', ARGV[3], kind .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n')
+return found
+`)
+
+// expireScript drops one message whose expiry has passed. It returns 1, or 0 when the
+// message was no longer listed (deleted, dropped over the cap, or expired by another
+// node), in which case there is nothing to report: each expiry is reported once.
+// KEYS: 1 uids, 2 the message's hash. ARGV: 1 inbox, 2 id, 3 event channel.
+var expireScript = redis.NewScript(`
+local uid = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not uid then
+	return 0
+end
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[3], 'e\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n')
+return 1
+`)
+
+// deleteInboxScript deletes every message of an inbox and keeps its state, so UIDs
+// continue. It returns {deleted, id...}: how many live messages there were, then every
+// ID that was listed (for the caller to take out of the expiry index).
+// KEYS: 1 uids. ARGV: 1 message key prefix, 2 inbox, 3 event channel.
+var deleteInboxScript = redis.NewScript(`
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local out = {0}
+for i = 1, #entries, 2 do
+	local id, uid = entries[i], entries[i + 1]
+	local kind = 'e'
+	if redis.call('DEL', ARGV[1] .. id) == 1 then
+		kind = 'd'
+		out[1] = out[1] + 1
+	end
+	out[#out + 1] = id
+	redis.call('PUBLISH', ARGV[3], kind .. '\n' .. ARGV[2] .. '\n' .. id .. '\n' .. uid .. '\n0\n')
+end
+redis.call('DEL', KEYS[1])
+return out
+`)
+
+// mailboxScript returns {UIDVALIDITY, next UID, messages}, making the state of a new
+// inbox so that an empty inbox has a stable UIDVALIDITY, and keeping it at least until
+// ARGV[2] so a client that selected it keeps a valid UIDVALIDITY meanwhile.
+// KEYS: 1 state, 2 uids. ARGV: 1 now (unix s), 2 keep until (unix ms), 3 message key prefix.
+var mailboxScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'validity', ARGV[1]) == 1 then
+	redis.call('HSET', KEYS[1], 'next', 1)
+end
+if redis.call('PTTL', KEYS[1]) == -1 then
+	redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+else
+	redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+end
+local n = redis.call('ZCARD', KEYS[2])
+-- Messages past their expiry stay listed until a sweeper gets to them. Within an inbox
+-- the oldest expire first, so skip the gone ones at the low end to count live mail.
+local gone = 0
+while gone < n do
+	local ids = redis.call('ZRANGE', KEYS[2], gone, gone + 15)
+	if #ids == 0 then
+		break
+	end
+	local i = 1
+	while i <= #ids and redis.call('EXISTS', ARGV[3] .. ids[i]) == 0 do
+		i = i + 1
+	end
+	gone = gone + i - 1
+	if i <= #ids then
+		break
+	end
+end
+local v = redis.call('HMGET', KEYS[1], 'validity', 'next')
+return {tonumber(v[1]), tonumber(v[2]), n - gone}
+`)
+
+// claimScript takes up to ARGV[1] due entries of the expiry index and leases them for
+// ARGV[2] ms: of several nodes sweeping, one alone handles each entry, and an entry
+// whose node dies before it is done comes due again. It uses the server's clock, so
+// nodes with skewed clocks agree on what is due.
+// KEYS: 1 expiry index.
+var claimScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+if #due > 0 then
+	local args = {}
+	local lease = now + tonumber(ARGV[2])
+	for i, member in ipairs(due) do
+		args[2 * i - 1] = lease
+		args[2 * i] = member
+	end
+	redis.call('ZADD', KEYS[1], 'XX', unpack(args))
+end
+return due
+`)
+
+var scripts = []*redis.Script{putScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript}

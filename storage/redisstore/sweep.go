@@ -1,0 +1,88 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// sweepLoop expires due mail every SweepEvery until Close. Every node sweeps; the
+// claim script hands each due entry to one of them.
+func (s *Store) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.sweepEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, max(s.sweepEvery, 10*time.Second))
+		err := s.sweep(ctx)
+		cancel()
+		switch {
+		case err != nil && s.ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			s.log.Warn("sweep expired mail", "err", err)
+		case err == nil && failing:
+			s.log.Info("sweep expired mail: working again")
+		}
+		failing = err != nil
+	}
+}
+
+// sweep expires every due message: it claims a batch of due entries of the expiry
+// index, runs the expire script of each in one round trip, and takes the handled
+// entries out of the index; until no more are due.
+func (s *Store) sweep(ctx context.Context) error {
+	for {
+		due, err := claimScript.Run(ctx, s.client, []string{s.expiryKey}, sweepBatch, sweepLease.Milliseconds()).StringSlice()
+		if err != nil {
+			return unavailable("sweep: claim", err)
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		calls := make([]*call, 0, len(due))
+		done := make([]any, 0, len(due))
+		for _, member := range due {
+			i := strings.LastIndexByte(member, '\n')
+			if i < 0 {
+				done = append(done, member) // not ours to understand: drop it
+				continue
+			}
+			inbox, id := member[:i], member[i+1:]
+			k := s.keys(inbox)
+			calls = append(calls, &call{script: expireScript, keys: []string{k.uids, k.msg(id)}, args: []any{inbox, id, s.channel}})
+		}
+		s.pipeline(ctx, calls, nil)
+		var failed error
+		for _, c := range calls {
+			n, err := c.cmd.Int64()
+			if err != nil {
+				failed = err // the entry comes due again when its lease ends
+				continue
+			}
+			inbox, id := c.args[0].(string), c.args[1].(string)
+			done = append(done, expiryMember(inbox, id))
+			if n == 1 {
+				s.log.Info("expired", "inbox", inbox, "id", id)
+			}
+		}
+		if len(done) > 0 {
+			if err := s.client.ZRem(ctx, s.expiryKey, done...).Err(); err != nil {
+				return unavailable("sweep: expiry index", err)
+			}
+		}
+		if failed != nil {
+			return unavailable(fmt.Sprintf("sweep: expire %d messages", len(calls)), failed)
+		}
+		if len(due) < sweepBatch {
+			return nil
+		}
+	}
+}
