@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/storage/redisstore"
 )
 
 // Config is every setting, validated. Only this package reads flags and environment.
@@ -111,17 +113,9 @@ func settings() []setting {
 		{"pop3s-addr", "", "POP3 over implicit TLS (995); empty = off", addr(func(c *Config) *string { return &c.POP3SAddr }, false)},
 		{"http-addr", "127.0.0.1:8025", "web UI and API; empty = off", addr(func(c *Config) *string { return &c.HTTPAddr }, false)},
 		{"redis-url", "", "redis:// or rediss:// URL, or comma-separated addresses for a Cluster; empty = the embedded memory store", func(c *Config, v string) error {
-			for _, part := range strings.Split(v, ",") {
-				if part = strings.TrimSpace(part); part == "" {
-					continue
-				}
-				if strings.Contains(part, "://") {
-					u, err := url.Parse(part)
-					if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-						return errors.New("want redis://host:port/db or rediss://...")
-					}
-				} else if _, _, err := net.SplitHostPort(part); err != nil {
-					return fmt.Errorf("want host:port: %w", err)
+			if v != "" {
+				if err := redisstore.CheckURL(v); err != nil {
+					return err
 				}
 			}
 			c.RedisURL = v
@@ -152,7 +146,7 @@ func settings() []setting {
 			if v != "" {
 				u, err := url.Parse(v)
 				if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
-					return errors.New("want smtp://[user:pass@]host:port or smtps://...")
+					return errors.New("want smtp://[user:pass@]host:port or smtps://[user:pass@]host:port")
 				}
 			}
 			c.Relay = v

@@ -305,3 +305,17 @@ func TestStartTLS(t *testing.T) {
 		t.Errorf("trace header does not say ESMTPS:\n%s", raw)
 	}
 }
+
+// TestRedisGoneIs451 closes a real Redis store under a running receiver: the sender
+// must be told to retry, and the store must hold nothing of the message.
+func TestRedisGoneIs451(t *testing.T) {
+	open, ok := stores(t)["redis"]
+	if !ok {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	st := open(t)
+	c := dial(t, start(t, Options{}, st))
+	st.Close()
+	err := c.SendMail("s@sender.test", []string{"a@mayfly.test", "b@mayfly.test"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	wantCode(t, "DATA with Redis gone", err, 451, smtp.EnhancedCode{4, 3, 0})
+}

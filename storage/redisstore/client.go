@@ -29,6 +29,16 @@ const (
 	maxRetries   = 1
 )
 
+// CheckURL reports whether spec is a Redis URL that New would accept, without
+// connecting, so a bad setting is caught where the settings are read.
+func CheckURL(spec string) error {
+	c, err := newClient(spec)
+	if c != nil {
+		c.Close()
+	}
+	return err
+}
+
 // newClient builds the client that spec describes:
 //   - one redis:// or rediss:// URL (a bare host:port means redis://): one node;
 //   - a URL with master_name=NAME: Sentinel, the URL's host and any other listed
@@ -56,7 +66,7 @@ func newClient(spec string) (redis.UniversalClient, error) {
 		// url.Parse's errors quote the URL, password included: say which part instead.
 		u, err := url.Parse(p)
 		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("Redis URL %d of %d: not a URL or host:port", i+1, len(parts))
+			return nil, fmt.Errorf("redis URL %d of %d: not a URL or host:port", i+1, len(parts))
 		}
 		if base == "" && u.RawQuery != "" {
 			base, query = p, u.Query()
