@@ -53,6 +53,10 @@ func (e usageError) Unwrap() error { return e.error }
 
 func command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := "serve"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		printHelp(stdout)
+		return flag.ErrHelp
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
@@ -158,6 +162,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}, st, logger),
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	if cfg.RedisURL == "" {
+		g.Go(func() error { tuneGC(ctx); return nil })
+	}
 	for _, srv := range servers {
 		g.Go(func() error { return srv.Run(ctx) })
 	}

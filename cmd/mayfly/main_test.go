@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"net"
 	"os"
 	"regexp"
@@ -127,5 +129,18 @@ func TestVersionAndUnknown(t *testing.T) {
 	}
 	if err := command(context.Background(), []string{"frobnicate"}, &out, &errOut); err == nil {
 		t.Error("an unknown command succeeded")
+	}
+}
+
+func TestTopLevelHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := command(context.Background(), []string{"--help"}, &out, &errOut)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v, want flag.ErrHelp (exit 0)", err)
+	}
+	for _, want := range []string{"mayfly token ADDRESS", "mayfly version", "-smtp-addr  (MAYFLY_SMTP_ADDR, default 127.0.0.1:2525)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help does not show %q:\n%s", want, out.String())
+		}
 	}
 }

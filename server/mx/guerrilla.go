@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	guerrilla "github.com/flashmob/go-guerrilla"
 	glog "github.com/flashmob/go-guerrilla/log"
 	"github.com/flashmob/go-guerrilla/mail"
 	"github.com/flashmob/go-guerrilla/response"
@@ -32,6 +33,8 @@ import (
 //     reports an oversized DATA and a read error in DATA with the same reply, so a client
 //     whose connection fails mid-DATA also reads 552; such a client rarely reads at all.
 func init() {
+	// The banner reads "SMTP Guerrilla(<Version>)"; say who answers.
+	guerrilla.Version = "Mayfly"
 	response.Canned.ErrorRelayDenied = &response.Response{
 		EnhancedCode: ".7.1", BasicCode: 550, Class: response.ClassPermanentFailure,
 		Comment: "Relay access denied: we accept mail only for our own domains, not",

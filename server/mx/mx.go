@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -149,7 +150,15 @@ func (b *backend) ValidateRcpt(e *mail.Envelope) backends.RcptError {
 	return nil
 }
 
-func (b *backend) Process(e *mail.Envelope) backends.Result {
+func (b *backend) Process(e *mail.Envelope) (result backends.Result) {
+	// go-guerrilla runs sessions without a recover: a panic here, in our parsing of a
+	// stranger's message, would take the whole process down with every session in it.
+	defer func() {
+		if p := recover(); p != nil {
+			b.s.logger.Error("panic delivering a message", "remote", e.RemoteIP, "err", p, "stack", string(debug.Stack()))
+			result = backends.NewResult("451 4.3.0 Error: internal error, try again later")
+		}
+	}()
 	return backends.NewResult(b.s.deliver(e))
 }
 

@@ -128,7 +128,7 @@ func TestReceive(t *testing.T) {
 	for name, open := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
-			addr := start(t, Options{TTL: 30 * time.Minute}, st)
+			addr := start(t, Options{TTL: 30 * time.Minute, MaxMessageSize: 64 << 10}, st)
 			c := dial(t, addr)
 			if err := c.Mail("sender@sender.test", nil); err != nil {
 				t.Fatal(err)
@@ -190,6 +190,17 @@ func TestReceive(t *testing.T) {
 					t.Errorf("%s: Size %d, want %d", m.Inbox, m.Size, len(raw))
 				}
 			}
+
+			// An oversized message on the same connection is refused and not stored.
+			if err := c.Mail("sender@sender.test", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Rcpt("a@mayfly.test", nil); err != nil {
+				t.Fatal(err)
+			}
+			big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 1000)
+			wantCode(t, "DATA over the limit", send(c, big), 552, smtp.EnhancedCode{5, 3, 4})
+			only(t, st, "a@mayfly.test")
 		})
 	}
 }
@@ -318,4 +329,61 @@ func TestRedisGoneIs451(t *testing.T) {
 	st.Close()
 	err := c.SendMail("s@sender.test", []string{"a@mayfly.test", "b@mayfly.test"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
 	wantCode(t, "DATA with Redis gone", err, 451, smtp.EnhancedCode{4, 3, 0})
+}
+
+type panickingStore struct{}
+
+func (panickingStore) Put(context.Context, ...*storage.Message) error { panic("broken invariant") }
+
+func TestPanicIs451NotACrash(t *testing.T) {
+	addr := start(t, Options{}, panickingStore{})
+	err := dial(t, addr).SendMail("s@sender.test", []string{"a@mayfly.test"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	wantCode(t, "DATA when delivery panics", err, 451, smtp.EnhancedCode{4, 3, 0})
+	// The process is still up and serving.
+	err = dial(t, addr).SendMail("s@sender.test", []string{"a@mayfly.test"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	wantCode(t, "a second session", err, 451, smtp.EnhancedCode{4, 3, 0})
+}
+
+// TestHostileClients sends what broken or malicious clients send; each gets an error
+// reply or a closed connection, and the receiver goes on serving.
+func TestHostileClients(t *testing.T) {
+	st := memstore.New(memstore.Options{})
+	defer st.Close()
+	addr := start(t, Options{Timeout: 2 * time.Second}, st)
+	tests := []struct {
+		name  string
+		input string
+		want  string // a reply code the server must send
+	}{
+		{"line too long", "EHLO x\r\n" + strings.Repeat("A", 5000) + "\r\n", "554 "},
+		{"unknown commands", "EHLO x\r\nFOO\r\nBAR\r\nBAZ\r\nQUX\r\nQUUX\r\n", "554 "},
+		{"data before rcpt", "EHLO x\r\nDATA\r\n", "503 "},
+		{"bad address", "EHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a@@mayfly.test>\r\n", "501 "},
+		{"binary junk", "\x00\xff\xfe\r\n\x16\x03\x01\x02\x00\x01\x00\x01\xfc\r\n", "554 "},
+		{"nested mail", "EHLO x\r\nMAIL FROM:<a@x.test>\r\nMAIL FROM:<b@x.test>\r\n", "503 "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(conn, tt.input); err != nil {
+				t.Fatal(err)
+			}
+			if cw, ok := conn.(*net.TCPConn); ok {
+				cw.CloseWrite()
+			}
+			replies, _ := io.ReadAll(conn)
+			if !bytes.Contains(replies, []byte("\r\n"+tt.want)) {
+				t.Errorf("replies to %q:\n%s\nwant a %q", tt.input, replies, tt.want)
+			}
+		})
+	}
+	// Still serving.
+	if err := dial(t, addr).SendMail("s@sender.test", []string{"after@mayfly.test"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatalf("after the hostile clients: %v", err)
+	}
 }

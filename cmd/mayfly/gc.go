@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// gcSlack is the heap growth allowed over the live data before a collection.
+const gcSlack = 16 << 20
+
+// tuneGC bounds the garbage collector's slack for the memory store, whose mail lives
+// on the Go heap: by default Go lets the heap grow to twice its live data before
+// collecting, which would double the resident size of a full store. Every second it
+// sets GOGC so the slack is max(16MiB, 5% of live data): collections stay rare while
+// the store is small, and the store's mail is marked cheaply (it holds no pointers).
+// An operator's own GOGC wins.
+func tuneGC(ctx context.Context) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	last := -1
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	defer debug.SetGCPercent(100)
+	for {
+		metrics.Read(sample)
+		percent := 100
+		if live := sample[0].Value.Uint64(); live > 0 {
+			percent = int(min(max(gcSlack*100/live, 5), 100))
+		}
+		if percent != last {
+			debug.SetGCPercent(percent)
+			last = percent
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
