@@ -60,7 +60,7 @@ type Message struct {
 
 	Size     int64 // len(Raw)
 	Received time.Time
-	Expires  time.Time // set by the receiver; the store drops the message after it
+	Expires  time.Time // set by the receiver; the store drops the message after it (see Store.Put)
 	Flags    Flags
 	Auth     AuthResults
 
@@ -78,6 +78,9 @@ type Mailbox struct {
 	UIDValidity uint32
 	UIDNext     uint32
 	Messages    int
+	// TTL is how long mail put into the inbox lives, as set by SetInboxTTL; 0 when none
+	// is set and the receiver's default applies.
+	TTL time.Duration
 }
 
 // EventType says what happened to a message.
@@ -119,6 +122,9 @@ type Event struct {
 type Store interface {
 	// Put stores every message or none. Messages may share one Raw slice (one delivery
 	// to several inboxes); the store keeps it once where it can. Put sets ID and UID.
+	// A message keeps its Expires unless its inbox has a TTL (see SetInboxTTL): then it
+	// expires at Received plus that TTL instead (now plus the TTL when Received is zero),
+	// and Put sets Expires to that, so the caller sees when the message will go.
 	Put(ctx context.Context, msgs ...*Message) error
 	// List returns the metadata of an inbox, newest first, Raw nil.
 	List(ctx context.Context, inbox string, page Page) ([]Message, error)
@@ -131,8 +137,17 @@ type Store interface {
 	Delete(ctx context.Context, inbox, id string) error
 	// DeleteInbox deletes every message of an inbox and returns how many there were.
 	DeleteInbox(ctx context.Context, inbox string) (int, error)
-	// Mailbox returns the UIDVALIDITY, next UID and message count of an inbox.
+	// Mailbox returns the UIDVALIDITY, next UID, message count and TTL of an inbox.
 	Mailbox(ctx context.Context, inbox string) (Mailbox, error)
+	// SetInboxTTL sets how long mail put into inbox from now on lives, overriding the
+	// Expires its receiver sets; messages already stored keep their expiry. A ttl of
+	// zero or less removes the setting, so the receiver's default applies again. The
+	// inbox's state is made if it is new (an inbox is created before any mail comes), and
+	// the setting is kept as long as the inbox's UID state: a grace period past the expiry
+	// of its last message, and at least the ttl plus that grace after the last
+	// SetInboxTTL or Mailbox call. The store does not bound ttl; the caller does
+	// (MAYFLY_MAX_TTL).
+	SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error
 	// Subscribe reports the events of an inbox until ctx ends, then closes the channel.
 	// It never slows Put: a subscriber that falls behind gets its channel closed
 	// early and must List again.

@@ -29,6 +29,7 @@ type Config struct {
 	EHLO     string        // name sent in EHLO
 	PID      int           // server process whose CPU and RSS to report; 0: none
 	Timeout  time.Duration // deadline for dialing and for each command and its reply
+	WaitAPI  string        // Mayfly's HTTP base URL: measure 250-to-wait latency instead of load
 }
 
 func (c Config) check() error {

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -148,6 +149,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer st.Close() // after every server has drained
 
+	secret := []byte(cfg.Secret)
+	if len(secret) == 0 {
+		if secret, err = st.Secret(ctx); err != nil {
+			return fmt.Errorf("token secret: %w", err)
+		}
+	}
+	registry := newRegistry(st)
+
 	servers := []server{
 		mx.New(mx.Options{
 			Addr:            cfg.SMTPAddr,
@@ -160,6 +169,20 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			TLS:             tlsConfig,
 		}, st, logger),
+	}
+	if cfg.HTTPAddr != "" {
+		servers = append(servers, httpapi.New(httpapi.Options{
+			Addr:            cfg.HTTPAddr,
+			Domains:         cfg.Domains,
+			TTL:             cfg.TTL,
+			MaxTTL:          cfg.MaxTTL,
+			Secret:          secret,
+			APIKey:          cfg.APIKey,
+			Public:          cfg.Public,
+			CORSOrigins:     cfg.CORSOrigins,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			Registry:        registry,
+		}, st, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.RedisURL == "" {

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -45,62 +48,220 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestServe runs the whole command as `mayfly serve` would, on each store, sends it a
-// message with a real SMTP client, and stops it as SIGTERM would.
-func TestServe(t *testing.T) {
+// node is one `mayfly serve` run in-process on free loopback ports.
+type node struct {
+	smtp, http string
+	log        *syncBuffer
+	done       chan error
+	cancel     context.CancelFunc
+}
+
+// startNode runs the whole command as `mayfly serve` would and waits until both
+// listeners are up.
+func startNode(t *testing.T, extra ...string) *node {
+	t.Helper()
+	n := &node{smtp: freeAddr(t), http: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
+	args := append([]string{"serve", "-smtp-addr", n.smtp, "-http-addr", n.http, "-domains", "serve.test", "-hostname", "mx.serve.test"}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- command(ctx, args, io.Discard, n.log) }()
+	t.Cleanup(func() { n.stop(t) })
+	for _, want := range []string{"proto=smtp addr=" + n.smtp, "proto=http addr=" + n.http} {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(n.log.String(), "msg=listening "+want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no listening line %q within 10s; log:\n%s", want, n.log.String())
+			}
+			select {
+			case err := <-n.done:
+				t.Fatalf("serve ended early: %v\n%s", err, n.log.String())
+			case <-time.After(10 * time.Millisecond): // polling the log, with a deadline
+			}
+		}
+	}
+	return n
+}
+
+// stop ends the node as SIGTERM would and checks it drains and returns cleanly.
+func (n *node) stop(t *testing.T) {
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	n.cancel = nil
+	select {
+	case err := <-n.done:
+		if err != nil {
+			t.Errorf("serve returned %v after its context ended", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15s of its context ending")
+	}
+}
+
+func (n *node) send(t *testing.T, to, body string) {
+	t.Helper()
+	c, err := smtp.Dial(n.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail("s@sender.test", []string{to}, strings.NewReader(body)); err != nil {
+		t.Fatalf("SendMail: %v", err)
+	}
+}
+
+// storeVariants lists the store flags the whole-service tests run with.
+func storeVariants(t *testing.T) map[string][]string {
 	variants := map[string][]string{"memory": nil}
 	if url := os.Getenv("MAYFLY_TEST_REDIS_URL"); url != "" {
 		variants["redis"] = []string{"-redis-url", url}
 	} else if os.Getenv("CI") != "" || os.Getenv("MAYFLY_REQUIRE_REDIS") != "" {
 		t.Fatal("MAYFLY_TEST_REDIS_URL is not set: the Redis tests must run under make test and CI")
 	}
-	for name, extra := range variants {
-		t.Run(name, func(t *testing.T) {
-			addr := freeAddr(t)
-			args := append([]string{"serve", "-smtp-addr", addr, "-domains", "serve.test", "-hostname", "mx.serve.test"}, extra...)
-			var stdout, stderr syncBuffer
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- command(ctx, args, &stdout, &stderr) }()
+	return variants
+}
 
-			listening := regexp.MustCompile(`msg=listening proto=smtp addr=` + regexp.QuoteMeta(addr))
-			deadline := time.Now().Add(10 * time.Second)
-			for !listening.MatchString(stderr.String()) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no listening line within 10s; log:\n%s", stderr.String())
-				}
-				select {
-				case err := <-done:
-					t.Fatalf("serve ended early: %v\n%s", err, stderr.String())
-				case <-time.After(10 * time.Millisecond): // polling the log, with a deadline
-				}
-			}
+func TestServe(t *testing.T) {
+	for name, extra := range storeVariants(t) {
+		t.Run(name, func(t *testing.T) {
+			n := startNode(t, extra...)
 			rcpt := "e2e-" + name + "@serve.test"
-			c, err := smtp.Dial(addr)
-			if err != nil {
-				t.Fatal(err)
+			n.send(t, rcpt, "Subject: hi\r\n\r\nhello\r\n")
+			if !strings.Contains(n.log.String(), "msg=received proto=smtp remote=127.0.0.1 inbox="+rcpt) {
+				t.Errorf("no received line for %s; log:\n%s", rcpt, n.log.String())
 			}
-			if err := c.SendMail("s@sender.test", []string{rcpt}, strings.NewReader("Subject: hi\r\n\r\nhello\r\n")); err != nil {
-				t.Fatalf("SendMail: %v", err)
-			}
-			c.Close()
-			if !strings.Contains(stderr.String(), "msg=received proto=smtp remote=127.0.0.1 inbox="+rcpt) {
-				t.Errorf("no received line for %s; log:\n%s", rcpt, stderr.String())
-			}
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve returned %v after its context ended", err)
+			n.stop(t)
+			for _, addr := range []string{n.smtp, n.http} {
+				if _, err := net.Dial("tcp", addr); err == nil {
+					t.Errorf("%s still listening after shutdown", addr)
 				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("serve did not stop within 15s of its context ending")
-			}
-			if _, err := net.Dial("tcp", addr); err == nil {
-				t.Error("still listening after shutdown")
 			}
 		})
+	}
+}
+
+type inboxJSON struct {
+	Address, Token string
+	ExpiresIn      int `json:"expires_in"`
+}
+
+func createInbox(t *testing.T, httpAddr, body string) inboxJSON {
+	t.Helper()
+	resp, err := http.Post("http://"+httpAddr+"/api/v1/inboxes", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var in inboxJSON
+	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("create inbox: %d %v", resp.StatusCode, err)
+	}
+	return in
+}
+
+type waitResult struct {
+	status   int
+	messages []struct {
+		ID      string
+		Subject string
+		Codes   []string
+		Links   []string
+	}
+	err error
+}
+
+// startWait opens a long-poll wait and reports its outcome on the channel.
+func startWait(httpAddr string, in inboxJSON, query string) <-chan waitResult {
+	ch := make(chan waitResult, 1)
+	go func() {
+		var r waitResult
+		defer func() { ch <- r }()
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/api/v1/inboxes/"+in.Address+"/wait?"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+in.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			r.err = err
+			return
+		}
+		defer resp.Body.Close()
+		r.status = resp.StatusCode
+		var body struct {
+			Messages []struct {
+				ID      string
+				Subject string
+				Codes   []string
+				Links   []string
+			}
+		}
+		r.err = json.NewDecoder(resp.Body).Decode(&body)
+		r.messages = body.Messages
+	}()
+	return ch
+}
+
+// waitOpen polls a node's /metrics until n waits are open there.
+func waitOpen(t *testing.T, httpAddr string, n int) {
+	t.Helper()
+	want := fmt.Sprintf("mayfly_http_waiters %d", n)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not in /metrics within 10s", want)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the gauge, with a deadline
+	}
+}
+
+const signupMail = "From: Example <noreply@example.test>\r\nSubject: Confirm your account\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\n\r\n" +
+	"Your verification code is 731904.\r\nOr open https://example.test/confirm?token=abc123 to confirm.\r\n"
+
+// TestQAInThreeCalls is the QA engineer's flow over real sockets: create an inbox, wait
+// while an SMTP client sends the sign-up mail, read the code and the link.
+func TestQAInThreeCalls(t *testing.T) {
+	for name, extra := range storeVariants(t) {
+		t.Run(name, func(t *testing.T) {
+			n := startNode(t, extra...)
+			in := createInbox(t, n.http, "")
+			waited := startWait(n.http, in, "timeout=20s&subject=confirm")
+			waitOpen(t, n.http, 1)
+			n.send(t, in.Address, signupMail)
+			r := <-waited
+			if r.err != nil || r.status != 200 || len(r.messages) != 1 {
+				t.Fatalf("wait = %d %+v %v", r.status, r.messages, r.err)
+			}
+			m := r.messages[0]
+			if len(m.Codes) != 1 || m.Codes[0] != "731904" || len(m.Links) != 1 || m.Links[0] != "https://example.test/confirm?token=abc123" {
+				t.Errorf("codes %q, links %q", m.Codes, m.Links)
+			}
+		})
+	}
+}
+
+// TestWaitWakesAcrossNodes: two nodes on one Redis; the wait is on one, the mail
+// arrives at the other.
+func TestWaitWakesAcrossNodes(t *testing.T) {
+	redis, ok := storeVariants(t)["redis"]
+	if !ok {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	a := startNode(t, redis...)
+	b := startNode(t, redis...)
+	in := createInbox(t, b.http, "")
+	waited := startWait(b.http, in, "timeout=20s")
+	waitOpen(t, b.http, 1)
+	a.send(t, in.Address, signupMail)
+	if r := <-waited; r.err != nil || r.status != 200 || len(r.messages) != 1 || r.messages[0].Subject != "Confirm your account" {
+		t.Fatalf("wait on node B for mail received by node A = %d %+v %v", r.status, r.messages, r.err)
 	}
 }
 

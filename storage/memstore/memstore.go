@@ -24,8 +24,8 @@ type Options struct {
 	Now         func() time.Time // the clock; nil = time.Now
 }
 
-// mailboxGrace is how long an inbox's UID state outlives its last message, so an IMAP
-// client that selected an emptied inbox keeps a valid UIDVALIDITY.
+// mailboxGrace is how long an inbox's UID state (and its TTL) outlives its last message,
+// so an IMAP client that selected an emptied inbox keeps a valid UIDVALIDITY.
 const mailboxGrace = 24 * time.Hour
 
 // Store is an in-memory storage.Store.
@@ -50,6 +50,7 @@ type mailbox struct {
 	uidNext     uint32
 	entries     []*entry // ascending UID
 	keepUntil   time.Time
+	ttl         time.Duration // of mail put from now on; 0 = the Expires the receiver set
 }
 
 type entry struct {
@@ -176,6 +177,13 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		b.refs++
 
 		mb := s.mailboxLocked(m.Inbox, now)
+		if mb.ttl > 0 {
+			from := m.Received
+			if from.IsZero() {
+				from = now
+			}
+			m.Expires = from.Add(mb.ttl)
+		}
 		m.UID = mb.uidNext
 		mb.uidNext++
 		m.ID = storage.NewID(now)
@@ -339,16 +347,36 @@ func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mb := s.mailboxLocked(inbox, now)
-	if until := now.Add(mailboxGrace); until.After(mb.keepUntil) {
-		mb.keepUntil = until
-	}
+	mb.keepLocked(now)
 	live := 0
 	for _, e := range mb.entries {
 		if e.meta.Live(now) {
 			live++
 		}
 	}
-	return storage.Mailbox{UIDValidity: mb.uidValidity, UIDNext: mb.uidNext, Messages: live}, nil
+	return storage.Mailbox{UIDValidity: mb.uidValidity, UIDNext: mb.uidNext, Messages: live, TTL: mb.ttl}, nil
+}
+
+// SetInboxTTL sets the TTL of mail put into inbox from now on, making its state if the
+// inbox is new; ttl <= 0 removes it.
+func (s *Store) SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mailboxLocked(inbox, now)
+	mb.ttl = max(ttl, 0)
+	mb.keepLocked(now)
+	return nil
+}
+
+// keepLocked keeps mb's state, and so its TTL, for its TTL and the grace after now.
+func (mb *mailbox) keepLocked(now time.Time) {
+	if until := now.Add(mb.ttl + mailboxGrace); until.After(mb.keepUntil) {
+		mb.keepUntil = until
+	}
 }
 
 // Subscribe reports inbox's events until ctx ends.

@@ -142,3 +142,44 @@ func BenchmarkMemoryPer10KiB(b *testing.B) {
 		st.Close()
 	}
 }
+
+func TestInboxTTLWithClock(t *testing.T) {
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := New(Options{Now: c.Now, SweepEvery: time.Hour})
+	defer st.Close()
+	ctx := context.Background()
+	inbox := "box@mayfly.test"
+	const ttl = 30 * time.Hour
+	if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
+		t.Fatal(err)
+	}
+	m := storetest.NewMessage(inbox, "no received")
+	m.Received = time.Time{}
+	if err := st.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if want := c.Now().Add(ttl); !m.Expires.Equal(want) {
+		t.Errorf("Expires of a message without Received = %v, want now + %v = %v", m.Expires, ttl, want)
+	}
+	if _, err := st.DeleteInbox(ctx, inbox); err != nil {
+		t.Fatal(err)
+	}
+
+	// An emptied inbox keeps its state, and so its TTL, for the TTL and the grace.
+	c.Add(ttl + mailboxGrace - time.Minute)
+	st.sweepMailboxes()
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != ttl {
+		t.Errorf("Mailbox %v after the TTL was set = %+v, %v; want TTL %v", ttl+mailboxGrace-time.Minute, mb, err, ttl)
+	}
+	// Mailbox kept it as long again.
+	c.Add(ttl + mailboxGrace - time.Minute)
+	st.sweepMailboxes()
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != ttl {
+		t.Errorf("Mailbox as long after the last Mailbox = %+v, %v; want TTL %v", mb, err, ttl)
+	}
+	c.Add(ttl + mailboxGrace + time.Minute)
+	st.sweepMailboxes()
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != 0 {
+		t.Errorf("Mailbox after the TTL and the grace passed unused = %+v, %v; want a new inbox, TTL 0", mb, err)
+	}
+}

@@ -28,6 +28,13 @@ const metaVersion = 1
 var errBadMeta = errors.New("malformed metadata")
 
 func encodeMeta(m *storage.Message) []byte {
+	b, _ := encodeMetaExpires(m)
+	return b
+}
+
+// encodeMetaExpires is encodeMeta that also says where Expires starts in the result,
+// so the put script can write another expiry there (see putScript).
+func encodeMetaExpires(m *storage.Message) (b []byte, at int) {
 	n := 1 + 3*binary.MaxVarintLen64 + 16 + len(m.Tag) + len(m.Envelope.From) + len(m.Envelope.RemoteIP) +
 		len(m.Envelope.Helo) + len(m.From) + len(m.Subject) + len(m.Auth.SPF) + len(m.Auth.DKIM) + len(m.Auth.DMARC)
 	for _, r := range m.Envelope.Recipients {
@@ -36,7 +43,7 @@ func encodeMeta(m *storage.Message) []byte {
 	for _, r := range m.To {
 		n += len(r) + 2
 	}
-	b := make([]byte, 0, n+16)
+	b = make([]byte, 0, n+16)
 	b = append(b, metaVersion)
 	b = appendString(b, m.Tag)
 	b = appendString(b, m.Envelope.From)
@@ -54,11 +61,12 @@ func encodeMeta(m *storage.Message) []byte {
 	b = append(b, attach)
 	b = binary.AppendVarint(b, m.Size)
 	b = binary.AppendVarint(b, micros(m.Received))
+	at = len(b)
 	b = binary.AppendVarint(b, micros(m.Expires))
 	b = appendString(b, m.Auth.SPF)
 	b = appendString(b, m.Auth.DKIM)
 	b = appendString(b, m.Auth.DMARC)
-	return b
+	return b, at
 }
 
 func appendString(b []byte, s string) []byte {

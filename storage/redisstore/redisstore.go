@@ -4,7 +4,8 @@
 //
 // Keys, with the default prefix "mayfly:":
 //
-//	mayfly:{<inbox>}:state   HASH validity (UIDVALIDITY: unix seconds at creation), next (the next UID)
+//	mayfly:{<inbox>}:state   HASH validity (UIDVALIDITY: unix seconds at creation), next (the next UID),
+//	                         ttl (ms, the inbox's TTL of mail put into it, see SetInboxTTL; absent = none)
 //	mayfly:{<inbox>}:uids    ZSET member message ID, score UID
 //	mayfly:{<inbox>}:m:<id>  HASH meta (see encodeMeta), uid, flags, exp (unix ms), raw (the exact bytes)
 //	mayfly:expiry            ZSET member inbox "\n" ID, score expiry (unix ms): the sweepers' work list
@@ -15,7 +16,9 @@
 // percent-escaped so the tag is always the whole inbox), so every change to an inbox is
 // one Lua script on one hash slot, atomic, also on a Cluster. Every inbox key has a TTL:
 // a message's hash expires with the message, state and uids 24 hours after the inbox's
-// last message, so UIDs are never reused while the UIDVALIDITY stays.
+// last message, so UIDs are never reused while the UIDVALIDITY stays. The state also
+// lives at least the inbox's TTL plus those 24 hours after the last SetInboxTTL or
+// Mailbox call, so an inbox's TTL is kept as long as the inbox is in use.
 //
 // It needs Redis 7.0 or later (PEXPIREAT ... GT, SET ... NX GET). Redis must not evict
 // keys by itself (maxmemory-policy noeviction, the default): an evicted message or
@@ -286,6 +289,11 @@ func (s *Store) pipeline(ctx context.Context, calls []*call, more func(redis.Pip
 // being in one slot) and one expiry index entry each, all in one round trip. It sets
 // ID, UID and, when zero, Size. Messages sharing one Raw slice are sent from it without
 // copying, but stored once per inbox: inboxes on different slots cannot share a key.
+//
+// A message put into an inbox with a TTL (SetInboxTTL) gets its expiry from the script,
+// which alone can read the TTL atomically with the put; Put then sets its Expires and,
+// in a second round trip, moves its expiry index entry there: the index is on another
+// slot, so the script cannot. Puts into inboxes without a TTL take one round trip.
 func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 	for _, m := range msgs {
 		switch {
@@ -307,15 +315,20 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		if m.Size == 0 {
 			m.Size = int64(len(m.Raw))
 		}
-		meta := encodeMeta(m)
+		meta, at := encodeMetaExpires(m)
 		id := storage.NewID(now)
 		exp := expiryMillis(m.Expires)
+		received := m.Received
+		if received.IsZero() {
+			received = now
+		}
 		k := s.keys(m.Inbox)
 		ids[i], exps[i] = id, exp
 		calls[i] = &call{
 			script: putScript,
 			keys:   []string{k.state, k.uids, k.msg(id)},
-			args:   []any{id, meta, m.Raw, exp, exp + grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel},
+			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel,
+				expiryMillis(received), at},
 		}
 	}
 	index := make([]*redis.IntCmd, len(msgs))
@@ -326,13 +339,30 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 	})
 	var failed error
 	var failedInbox string
+	var moved []int // the messages whose expiry the script changed
 	for i, c := range calls {
-		err := c.cmd.Err()
+		_, exp, err := putReply(c.cmd, exps[i])
 		if err == nil {
 			err = index[i].Err()
 		}
-		if err != nil && failed == nil {
-			failed, failedInbox = err, msgs[i].Inbox
+		if err != nil {
+			if failed == nil {
+				failed, failedInbox = err, msgs[i].Inbox
+			}
+			continue
+		}
+		if exp != exps[i] {
+			exps[i] = exp
+			moved = append(moved, i)
+		}
+	}
+	if failed == nil && len(moved) > 0 {
+		entries := make([]redis.Z, len(moved))
+		for j, i := range moved {
+			entries[j] = redis.Z{Score: float64(exps[i]), Member: expiryMember(msgs[i].Inbox, ids[i])}
+		}
+		if err := s.client.ZAdd(ctx, s.expiryKey, entries...).Err(); err != nil {
+			failed, failedInbox = err, msgs[moved[0]].Inbox
 		}
 	}
 	if failed != nil {
@@ -340,10 +370,34 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		return unavailable("put "+failedInbox, failed)
 	}
 	for i, m := range msgs {
-		uid, _ := calls[i].cmd.Int64()
+		uid, _, _ := putReply(calls[i].cmd, exps[i])
 		m.ID, m.UID = ids[i], uint32(uid)
 	}
+	for _, i := range moved {
+		msgs[i].Expires = time.UnixMilli(exps[i])
+	}
 	return nil
+}
+
+// putReply reads putScript's reply: the message's UID and its expiry (unix ms), which
+// is sent, the one Put asked for, unless the reply says otherwise.
+func putReply(cmd *redis.Cmd, sent int64) (uid, exp int64, err error) {
+	if err := cmd.Err(); err != nil {
+		return 0, 0, err
+	}
+	switch v := cmd.Val().(type) {
+	case int64:
+		return v, sent, nil
+	case []any:
+		if len(v) == 2 {
+			uid, ok1 := v[0].(int64)
+			exp, ok2 := v[1].(int64)
+			if ok1 && ok2 {
+				return uid, exp, nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("put script: unexpected reply %v", cmd.Val())
 }
 
 // undoPut deletes what a failed Put stored, on its own short deadline so that a caller
@@ -553,10 +607,35 @@ func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, err
 	if err != nil {
 		return storage.Mailbox{}, unavailable("mailbox "+inbox, err)
 	}
-	if len(res) != 3 {
-		return storage.Mailbox{}, fmt.Errorf("mailbox %s: reply of %d values, want 3", inbox, len(res))
+	if len(res) != 4 {
+		return storage.Mailbox{}, fmt.Errorf("mailbox %s: reply of %d values, want 4", inbox, len(res))
 	}
-	return storage.Mailbox{UIDValidity: uint32(res[0]), UIDNext: uint32(res[1]), Messages: int(res[2])}, nil
+	return storage.Mailbox{
+		UIDValidity: uint32(res[0]),
+		UIDNext:     uint32(res[1]),
+		Messages:    int(res[2]),
+		TTL:         time.Duration(res[3]) * time.Millisecond,
+	}, nil
+}
+
+// SetInboxTTL sets the TTL of the mail put into an inbox from now on, in whole
+// milliseconds (at least one), or removes it when ttl <= 0; it makes the inbox's state
+// if it is new. The state is kept at least ttl plus the 24-hour grace from now.
+func (s *Store) SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error {
+	if inbox == "" || strings.ContainsAny(inbox, "\r\n") {
+		return fmt.Errorf("set ttl of %q: %w", inbox, storage.ErrBadAddress)
+	}
+	var ms int64
+	if ttl > 0 {
+		ms = max(ttl.Milliseconds(), 1)
+	}
+	k := s.keys(inbox)
+	now := time.Now()
+	keep := now.Add(grace).UnixMilli() + ms
+	if err := setTTLScript.Run(ctx, s.client, []string{k.state}, now.Unix(), ms, keep).Err(); err != nil {
+		return unavailable("set ttl of "+inbox, err)
+	}
+	return nil
 }
 
 // Subscribe reports the events of an inbox, from every node, until ctx ends. Events

@@ -717,3 +717,304 @@ func TestEventRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// roundTrips counts the commands and pipelines a client sends: one round trip each.
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func TestInboxTTLRoundTrips(t *testing.T) {
+	// No sweeps during the test: only Put's own round trips are counted.
+	st := openStore(t, testPrefix(t), Options{SweepEvery: time.Hour})
+	defer st.Close()
+	ctx := ctxFor(t)
+	c := adminClient(t)
+	defer c.Close()
+	if err := st.SetInboxTTL(ctx, "ttl@mayfly.test", 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetInboxTTL(ctx, "ttl2@mayfly.test", 20*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	same := messageAt("same@mayfly.test", time.Now(), 10*time.Minute)
+	if err := st.SetInboxTTL(ctx, same.Inbox, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	hook := &roundTrips{}
+	st.client.AddHook(hook)
+	// The first command on a connection may bring the connection's own (HELLO, ...).
+	if err := st.Put(ctx, storetest.NewMessage("warm-up@mayfly.test", "warm up")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		to    []string
+		trips int64
+	}{
+		{"no TTL", []string{"plain@mayfly.test"}, 1},
+		{"no TTL, three inboxes", []string{"a@mayfly.test", "b@mayfly.test", "c@mayfly.test"}, 1},
+		{"TTL", []string{"ttl@mayfly.test"}, 2},
+		{"two TTLs among three inboxes", []string{"ttl@mayfly.test", "plain@mayfly.test", "ttl2@mayfly.test"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var msgs []*storage.Message
+			for _, to := range tt.to {
+				msgs = append(msgs, storetest.NewMessage(to, tt.name))
+			}
+			before := hook.n.Load()
+			if err := st.Put(ctx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			if n := hook.n.Load() - before; n != tt.trips {
+				t.Errorf("Put to %q took %d round trips, want %d", tt.to, n, tt.trips)
+			}
+			for _, m := range msgs {
+				score, err := c.ZScore(ctx, st.expiryKey, expiryMember(m.Inbox, m.ID)).Result()
+				if err != nil || int64(score) != expiryMillis(m.Expires) {
+					t.Errorf("expiry index entry of %s = %v, %v; want %d", m.Inbox, int64(score), err, expiryMillis(m.Expires))
+				}
+				exp, err := c.HGet(ctx, st.keys(m.Inbox).msg(m.ID), "exp").Int64()
+				if err != nil || exp != expiryMillis(m.Expires) {
+					t.Errorf("exp of %s = %d, %v; want %d", m.Inbox, exp, err, expiryMillis(m.Expires))
+				}
+			}
+		})
+	}
+	// A receiver's expiry that already is the inbox's needs no correction.
+	before := hook.n.Load()
+	if err := st.Put(ctx, same); err != nil {
+		t.Fatal(err)
+	}
+	if n := hook.n.Load() - before; n != 1 {
+		t.Errorf("Put whose expiry is the inbox's took %d round trips, want 1", n)
+	}
+}
+
+// messageAt is a test message received at received (truncated to the millisecond, so
+// its expiry is what an inbox TTL gives it) that expires ttl later.
+func messageAt(inbox string, received time.Time, ttl time.Duration) *storage.Message {
+	m := storetest.NewMessage(inbox, "at")
+	m.Received = received.Truncate(time.Millisecond)
+	m.Expires = m.Received.Add(ttl)
+	return m
+}
+
+func TestInboxTTLKeys(t *testing.T) {
+	prefix := testPrefix(t)
+	st := openStore(t, prefix, Options{})
+	defer st.Close()
+	ctx := ctxFor(t)
+	c := adminClient(t)
+	defer c.Close()
+	inbox := "long@mayfly.test"
+	k := st.keys(inbox)
+	const ttl = 30 * time.Hour
+
+	if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.HGet(ctx, k.state, "ttl").Result(); err != nil || v != "108000000" {
+		t.Errorf("ttl field = %q, %v; want 108000000 (ms)", v, err)
+	}
+	if pttl, err := c.PTTL(ctx, k.state).Result(); err != nil || pttl < ttl+grace-5*time.Second || pttl > ttl+grace {
+		t.Errorf("PTTL of the state after SetInboxTTL(%v) = %v, %v; want the TTL plus %v", ttl, pttl, err, grace)
+	}
+	m := storetest.NewMessage(inbox, "long")
+	if err := st.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.UnixMilli(expiryMillis(m.Received)).Add(ttl); !m.Expires.Equal(want) {
+		t.Errorf("Expires = %v, want %v", m.Expires, want)
+	}
+	if pttl, err := c.PTTL(ctx, k.msg(m.ID)).Result(); err != nil || pttl < ttl-5*time.Second || pttl > ttl {
+		t.Errorf("PTTL of the message = %v, %v; want about %v", pttl, err, ttl)
+	}
+	for _, key := range []string{k.state, k.uids} {
+		if pttl, err := c.PTTL(ctx, key).Result(); err != nil || pttl < ttl+grace-5*time.Second {
+			t.Errorf("PTTL %s = %v, %v; want past the message's expiry plus %v", key, pttl, err, grace)
+		}
+	}
+	// An inbox only looked at keeps its TTL as long as SetInboxTTL does.
+	looked := "looked-at@mayfly.test"
+	if err := st.SetInboxTTL(ctx, looked, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PExpire(ctx, st.keys(looked).state, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if mb, err := st.Mailbox(ctx, looked); err != nil || mb.TTL != ttl {
+		t.Errorf("Mailbox = %+v, %v; want TTL %v", mb, err, ttl)
+	}
+	if pttl, err := c.PTTL(ctx, st.keys(looked).state).Result(); err != nil || pttl < ttl+grace-5*time.Second || pttl > ttl+grace {
+		t.Errorf("PTTL of the state after Mailbox = %v, %v; want the TTL plus %v", pttl, err, grace)
+	}
+
+	if err := st.SetInboxTTL(ctx, inbox, -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.HExists(ctx, k.state, "ttl").Result(); err != nil || ok {
+		t.Errorf("ttl field after SetInboxTTL(-1s): %v, %v; want it gone", ok, err)
+	}
+	for _, bad := range []string{"", "a\r\nb@mayfly.test"} {
+		if err := st.SetInboxTTL(ctx, bad, ttl); !errors.Is(err, storage.ErrBadAddress) {
+			t.Errorf("SetInboxTTL(%q) = %v, want ErrBadAddress", bad, err)
+		}
+	}
+}
+
+// TestPutScriptExpiry runs the put script on inboxes with TTLs from a second to
+// decades, and again with the same ID, as a client resending after a lost reply does.
+func TestPutScriptExpiry(t *testing.T) {
+	st := openStore(t, testPrefix(t), Options{})
+	defer st.Close()
+	ctx := ctxFor(t)
+	c := adminClient(t)
+	defer c.Close()
+	for _, ttl := range []time.Duration{1234 * time.Millisecond, 36 * time.Hour, 50 * 365 * 24 * time.Hour} {
+		inbox := fmt.Sprintf("ttl-%d@mayfly.test", ttl.Milliseconds())
+		if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
+			t.Fatal(err)
+		}
+		for _, received := range []time.Time{time.Now(), time.Unix(1e9, 999_999_999), {}} {
+			m := storetest.NewMessage(inbox, "script")
+			m.Received = received
+			before := time.Now()
+			if err := st.Put(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			from := received
+			if from.IsZero() {
+				from = before
+			}
+			want := time.UnixMilli(expiryMillis(from)).Add(ttl)
+			if received.IsZero() {
+				// Put's own clock, read after before.
+				if m.Expires.Before(want) || m.Expires.After(time.UnixMilli(expiryMillis(time.Now())).Add(ttl)) {
+					t.Errorf("TTL %v, no Received: Expires %v, want %v or a little later", ttl, m.Expires, want)
+				}
+			} else if !m.Expires.Equal(want) {
+				t.Errorf("TTL %v, Received %v: Expires %v, want %v", ttl, received, m.Expires, want)
+			}
+			got, err := st.Get(ctx, inbox, m.ID)
+			if received.Before(time.Now().Add(-ttl)) && !received.IsZero() {
+				// Expired at once.
+				if !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("TTL %v, Received %v: Get = %v, want ErrNotFound", ttl, received, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("TTL %v, Received %v: Get: %v", ttl, received, err)
+			} else if !got.Expires.Equal(m.Expires) {
+				t.Errorf("TTL %v, Received %v: Get = Expires %v, want %v", ttl, received, got.Expires, m.Expires)
+			}
+			// The script changed Expires and nothing else.
+			stored, err := c.HGet(ctx, st.keys(inbox).msg(m.ID), "meta").Result()
+			if want := string(encodeMeta(m)); err != nil || stored != want {
+				t.Errorf("TTL %v, Received %v: stored meta %q, %v; want %q", ttl, received, stored, err, want)
+			}
+		}
+	}
+
+	// The same ID again stores nothing and answers as the first time.
+	inbox := "again@mayfly.test"
+	if err := st.SetInboxTTL(ctx, inbox, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	k := st.keys(inbox)
+	m := storetest.NewMessage(inbox, "again")
+	meta, at := encodeMetaExpires(m)
+	exp := expiryMillis(m.Expires)
+	run := func() []int64 {
+		res, err := putScript.Run(ctx, st.client, []string{k.state, k.uids, k.msg("id1")},
+			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), inbox, k.msgPrefix, st.channel,
+			expiryMillis(m.Received), at).Int64Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first, second := run(), run()
+	want := []int64{1, expiryMillis(m.Received) + time.Minute.Milliseconds()}
+	if !slices.Equal(first, want) || !slices.Equal(second, want) {
+		t.Errorf("put script twice = %v then %v, want %v both times", first, second, want)
+	}
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.Messages != 1 || mb.UIDNext != 2 {
+		t.Errorf("Mailbox after the same put twice = %+v, %v; want 1 message", mb, err)
+	}
+	// Without a TTL the reply is the bare UID, both times.
+	plain := st.keys("plain@mayfly.test")
+	for range 2 {
+		uid, err := putScript.Run(ctx, st.client, []string{plain.state, plain.uids, plain.msg("id1")},
+			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), "plain@mayfly.test", plain.msgPrefix, st.channel,
+			expiryMillis(m.Received), at).Int64()
+		if err != nil || uid != 1 {
+			t.Errorf("put script without a TTL = %d, %v; want UID 1", uid, err)
+		}
+	}
+}
+
+// TestSweepEarlyEntry: an expiry index entry that comes due before its message (a Put
+// whose correction of the entry has not landed yet) leaves the message alone and is
+// put back at the message's expiry.
+func TestSweepEarlyEntry(t *testing.T) {
+	prefix := testPrefix(t)
+	st := openStore(t, prefix, Options{})
+	defer st.Close()
+	ctx := ctxFor(t)
+	c := adminClient(t)
+	defer c.Close()
+	inbox := "early@mayfly.test"
+	events, err := st.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := storetest.NewMessage(inbox, "early")
+	if err := st.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, events); e.Type != storage.EventAdded {
+		t.Fatalf("event %+v, want added", e)
+	}
+	member := expiryMember(inbox, m.ID)
+	if err := c.ZAdd(ctx, prefix+"expiry", redis.Z{Score: float64(time.Now().Add(-time.Second).UnixMilli()), Member: member}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		score, err := c.ZScore(ctx, prefix+"expiry", member).Result()
+		if err != nil {
+			t.Fatalf("expiry index entry: %v, want it kept", err)
+		}
+		if int64(score) == expiryMillis(m.Expires) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expiry index entry at %d 10s after it came due early, want it back at %d", int64(score), expiryMillis(m.Expires))
+		}
+		time.Sleep(testSweepEvery)
+	}
+	if _, err := st.Get(ctx, inbox, m.ID); err != nil {
+		t.Errorf("Get after its entry came due early: %v, want the message kept", err)
+	}
+	select {
+	case e := <-events:
+		t.Errorf("event %+v, want none", e)
+	default:
+	}
+}

@@ -11,34 +11,71 @@ import "github.com/redis/go-redis/v9"
 // Events are published as "type\ninbox\nid\nuid\nflags\nmeta", type one of a(dded),
 // f(lags), d(eleted), e(xpired), meta only for a; see parseEvent.
 
-// putScript stores one message in one inbox and returns its UID.
+// putScript stores one message in one inbox and returns its UID, or {UID, expiry (unix
+// ms)} when the expiry is not ARGV[4]. The expiry is ARGV[4], the one the receiver set,
+// unless the inbox has a TTL (the state's ttl field, see setTTLScript): then it is
+// ARGV[11] plus that TTL, and the script writes it into the metadata in place of the
+// receiver's, so the stored hash, its TTL and the added event all say the same. The
+// caller, which wrote ARGV[4] to the expiry index in the same round trip, corrects that
+// entry when the script returns another expiry. (The reply is a bare UID in the common
+// case because a table costs the client allocations on every Put.)
 // KEYS: 1 state, 2 uids, 3 the message's hash.
-// ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 keep the inbox until (unix ms),
-// 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix, 10 event channel.
+// ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 how long the inbox's state outlives
+// the message (ms), 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix,
+// 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
+// first ARGV[12] bytes (see encodeMetaExpires).
 var putScript = redis.NewScript(`
 local state, uids, msg = KEYS[1], KEYS[2], KEYS[3]
-local id, inbox, channel = ARGV[1], ARGV[8], ARGV[10]
+local id, meta, inbox, channel = ARGV[1], ARGV[2], ARGV[8], ARGV[10]
 -- Idempotent on the ID: a client that resends after a lost reply stores nothing twice.
-local had = redis.call('HGET', msg, 'uid')
-if had then
-	return tonumber(had)
+local had = redis.call('HMGET', msg, 'uid', 'exp')
+if had[1] then
+	if tonumber(had[2]) == tonumber(ARGV[4]) then
+		return tonumber(had[1])
+	end
+	return {tonumber(had[1]), tonumber(had[2])}
 end
 if redis.call('HSETNX', state, 'validity', ARGV[7]) == 1 then
 	redis.call('HSET', state, 'next', 1)
 end
-local uid = redis.call('HINCRBY', state, 'next', 1) - 1
-redis.call('HSET', msg, 'meta', ARGV[2], 'uid', uid, 'flags', 0, 'exp', ARGV[4], 'raw', ARGV[3])
-redis.call('PEXPIREAT', msg, ARGV[4])
-redis.call('ZADD', uids, uid, id)
--- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays.
-for _, key in ipairs({state, uids}) do
-	if redis.call('PTTL', key) == -1 then
-		redis.call('PEXPIREAT', key, ARGV[5])
-	else
-		redis.call('PEXPIREAT', key, ARGV[5], 'GT')
+local exp = tonumber(ARGV[4])
+local ttl = redis.call('HGET', state, 'ttl')
+if ttl then
+	local own = tonumber(ARGV[11]) + tonumber(ttl)
+	if own ~= exp then
+		exp = own
+		-- Expires is a zigzag varint of unix microseconds: for a time after 1970 that is
+		-- twice them, in 7-bit groups, lowest first, each but the last with its high bit
+		-- set. A double holds it exactly until the year 2112.
+		local from = tonumber(ARGV[12])
+		local to = from + 1
+		while string.byte(meta, to) >= 128 do
+			to = to + 1
+		end
+		local z, b = exp * 2000, {}
+		while z >= 128 do
+			b[#b + 1] = string.char(z % 128 + 128)
+			z = math.floor(z / 128)
+		end
+		b[#b + 1] = string.char(z)
+		meta = string.sub(meta, 1, from) .. table.concat(b) .. string.sub(meta, to + 1)
 	end
 end
-redis.call('PUBLISH', channel, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n0\n' .. ARGV[2])
+local uid = redis.call('HINCRBY', state, 'next', 1) - 1
+redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', 0, 'exp', exp, 'raw', ARGV[3])
+redis.call('PEXPIREAT', msg, exp)
+redis.call('ZADD', uids, uid, id)
+-- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays, and so
+-- does the inbox's TTL: the message's expiry is at least the TTL from now.
+local keep = exp + tonumber(ARGV[5])
+for _, key in ipairs({state, uids}) do
+	if redis.call('PTTL', key) == -1 then
+		redis.call('PEXPIREAT', key, keep)
+	else
+		redis.call('PEXPIREAT', key, keep, 'GT')
+	end
+end
+redis.call('PUBLISH', channel, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n0\n' .. meta)
 local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])
 if over > 0 then
 	local old = redis.call('ZRANGE', uids, 0, over - 1, 'WITHSCORES')
@@ -48,7 +85,31 @@ if over > 0 then
 		redis.call('PUBLISH', channel, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n')
 	end
 end
+if exp ~= tonumber(ARGV[4]) then
+	return {uid, exp}
+end
 return uid
+`)
+
+// setTTLScript sets or, when ARGV[2] is 0, removes the TTL of the mail put into an inbox
+// from now on, making the inbox's state if it is new, and keeps the state at least
+// until ARGV[3]. It returns 1.
+// KEYS: 1 state. ARGV: 1 now (unix s), 2 TTL (ms), 3 keep until (unix ms).
+var setTTLScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'validity', ARGV[1]) == 1 then
+	redis.call('HSET', KEYS[1], 'next', 1)
+end
+if tonumber(ARGV[2]) > 0 then
+	redis.call('HSET', KEYS[1], 'ttl', ARGV[2])
+else
+	redis.call('HDEL', KEYS[1], 'ttl')
+end
+if redis.call('PTTL', KEYS[1]) == -1 then
+	redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+else
+	redis.call('PEXPIREAT', KEYS[1], ARGV[3], 'GT')
+end
+return 1
 `)
 
 // setFlagsScript sets (old | add) &^ remove and returns the flags now set, or -1 when
@@ -88,12 +149,23 @@ return found
 
 // expireScript drops one message whose expiry has passed. It returns 1, or 0 when the
 // message was no longer listed (deleted, dropped over the cap, or expired by another
-// node), in which case there is nothing to report: each expiry is reported once.
+// node), in which case there is nothing to report: each expiry is reported once. A
+// message whose expiry has not passed stays, and the script returns that expiry (unix
+// ms, so more than 1) for the caller to put its entry back at: its entry came due
+// early, because its inbox's TTL made it live longer than the expiry its Put first
+// wrote to the index (see putScript), and the Put's correction has not come yet.
 // KEYS: 1 uids, 2 the message's hash. ARGV: 1 inbox, 2 id, 3 event channel.
 var expireScript = redis.NewScript(`
 local uid = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not uid then
 	return 0
+end
+local exp = tonumber(redis.call('HGET', KEYS[2], 'exp'))
+if exp then
+	local t = redis.call('TIME')
+	if exp > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+		return exp
+	end
 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
@@ -122,18 +194,22 @@ redis.call('DEL', KEYS[1])
 return out
 `)
 
-// mailboxScript returns {UIDVALIDITY, next UID, messages}, making the state of a new
-// inbox so that an empty inbox has a stable UIDVALIDITY, and keeping it at least until
-// ARGV[2] so a client that selected it keeps a valid UIDVALIDITY meanwhile.
+// mailboxScript returns {UIDVALIDITY, next UID, messages, TTL (ms, 0 for none)},
+// making the state of a new inbox so that an empty inbox has a stable UIDVALIDITY, and
+// keeping it at least until ARGV[2] plus the inbox's TTL so a client that selected it
+// keeps a valid UIDVALIDITY meanwhile.
 // KEYS: 1 state, 2 uids. ARGV: 1 now (unix s), 2 keep until (unix ms), 3 message key prefix.
 var mailboxScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'validity', ARGV[1]) == 1 then
 	redis.call('HSET', KEYS[1], 'next', 1)
 end
+local v = redis.call('HMGET', KEYS[1], 'validity', 'next', 'ttl')
+local ttl = tonumber(v[3]) or 0
+local keep = tonumber(ARGV[2]) + ttl
 if redis.call('PTTL', KEYS[1]) == -1 then
-	redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+	redis.call('PEXPIREAT', KEYS[1], keep)
 else
-	redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+	redis.call('PEXPIREAT', KEYS[1], keep, 'GT')
 end
 local n = redis.call('ZCARD', KEYS[2])
 -- Messages past their expiry stay listed until a sweeper gets to them. Within an inbox
@@ -153,8 +229,7 @@ while gone < n do
 		break
 	end
 end
-local v = redis.call('HMGET', KEYS[1], 'validity', 'next')
-return {tonumber(v[1]), tonumber(v[2]), n - gone}
+return {tonumber(v[1]), tonumber(v[2]), n - gone, ttl}
 `)
 
 // claimScript takes up to ARGV[1] due entries of the expiry index and leases them for
@@ -178,4 +253,4 @@ end
 return due
 `)
 
-var scripts = []*redis.Script{putScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript}
+var scripts = []*redis.Script{putScript, setTTLScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // sweepLoop expires due mail every SweepEvery until Close. Every node sweeps; the
@@ -37,7 +39,8 @@ func (s *Store) sweepLoop() {
 
 // sweep expires every due message: it claims a batch of due entries of the expiry
 // index, runs the expire script of each in one round trip, and takes the handled
-// entries out of the index; until no more are due.
+// entries out of the index; until no more are due. An entry that came due before its
+// message (see expireScript) is put back at the message's expiry instead.
 func (s *Store) sweep(ctx context.Context) error {
 	for {
 		due, err := claimScript.Run(ctx, s.client, []string{s.expiryKey}, sweepBatch, sweepLease.Milliseconds()).StringSlice()
@@ -61,6 +64,7 @@ func (s *Store) sweep(ctx context.Context) error {
 		}
 		s.pipeline(ctx, calls, nil)
 		var failed error
+		var early []redis.Z
 		for _, c := range calls {
 			n, err := c.cmd.Int64()
 			if err != nil {
@@ -68,15 +72,28 @@ func (s *Store) sweep(ctx context.Context) error {
 				continue
 			}
 			inbox, id := c.args[0].(string), c.args[1].(string)
-			done = append(done, expiryMember(inbox, id))
-			if n == 1 {
+			switch {
+			case n > 1:
+				early = append(early, redis.Z{Score: float64(n), Member: expiryMember(inbox, id)})
+			case n == 1:
 				s.log.Info("expired", "inbox", inbox, "id", id)
+				fallthrough
+			default:
+				done = append(done, expiryMember(inbox, id))
 			}
 		}
-		if len(done) > 0 {
-			if err := s.client.ZRem(ctx, s.expiryKey, done...).Err(); err != nil {
-				return unavailable("sweep: expiry index", err)
+		// Entries not updated come due again when their lease ends.
+		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if len(done) > 0 {
+				p.ZRem(ctx, s.expiryKey, done...)
 			}
+			if len(early) > 0 {
+				p.ZAdd(ctx, s.expiryKey, early...)
+			}
+			return nil
+		})
+		if err != nil {
+			return unavailable("sweep: expiry index", err)
 		}
 		if failed != nil {
 			return unavailable(fmt.Sprintf("sweep: expire %d messages", len(calls)), failed)

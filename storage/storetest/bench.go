@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -30,6 +31,29 @@ func Bench(b *testing.B, newStore NewStore) {
 			}
 		})
 	}
+	// Mail for inboxes with their own TTL (SetInboxTTL), which the store applies.
+	b.Run("Put/10KiB-inbox-TTL", func(b *testing.B) {
+		st := newStore(b, Options{MaxMessages: 200})
+		defer st.Close()
+		raw := make([]byte, 10<<10)
+		ctx := context.Background()
+		for i := range 100 {
+			if err := st.SetInboxTTL(ctx, fmt.Sprintf("bench-ttl%d@mayfly.test", i), 10*time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			m := NewMessage(fmt.Sprintf("bench-ttl%d@mayfly.test", i%100), "bench")
+			m.Raw, m.Size = raw, int64(len(raw))
+			if err := st.Put(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 	b.Run("Put/10KiB-to-3-inboxes", func(b *testing.B) {
 		st := newStore(b, Options{MaxMessages: 200})
 		defer st.Close()

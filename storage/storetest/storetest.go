@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore, persistent bool) {
 		{"UnknownInbox", testUnknownInbox},
 		{"ManyInboxesSharedRaw", testManyInboxes},
 		{"Expiry", testExpiry},
+		{"InboxTTL", testInboxTTL},
 		{"Cap", testCap},
 		{"EventsToEverySubscriber", testEventsToEverySubscriber},
 		{"SubscriptionEnds", testSubscriptionEnds},
@@ -517,6 +518,151 @@ func testExpiry(t *testing.T, newStore NewStore) {
 	}
 	if got := subjects(list); !slices.Equal(got, []string{"keep"}) {
 		t.Errorf("List after expiry = %q, want [keep]", got)
+	}
+}
+
+func testInboxTTL(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	inbox := inboxFor(t)
+	other, third, earlier := "other-"+inbox, "third-"+inbox, "earlier-"+inbox
+	const ttl = 2 * time.Second
+
+	// Set before any mail, as the API does when it creates an inbox.
+	if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
+		t.Fatalf("SetInboxTTL: %v", err)
+	}
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != ttl || mb.UIDValidity == 0 || mb.Messages != 0 {
+		t.Errorf("Mailbox after SetInboxTTL(%v) = %+v, %v; want that TTL, a UIDValidity and no messages", ttl, mb, err)
+	}
+	if mb, err := st.Mailbox(ctx, other); err != nil || mb.TTL != 0 {
+		t.Errorf("Mailbox of an inbox without a TTL = %+v, %v; want TTL 0", mb, err)
+	}
+	events, err := st.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherEvents, err := st.Subscribe(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// wantTTL checks that m, as Put left it and as stored, expires ttl after it arrived.
+	wantTTL := func(m *storage.Message) {
+		t.Helper()
+		want := m.Received.Add(ttl)
+		if !sameTime(m.Expires, want) {
+			t.Errorf("Put into %s set Expires %v, want Received + %v = %v", m.Inbox, m.Expires, ttl, want)
+		}
+		if got, err := st.Get(ctx, m.Inbox, m.ID); err != nil {
+			t.Errorf("Get(%s) after Put into %s: %v", m.ID, m.Inbox, err)
+		} else if !sameTime(got.Expires, want) {
+			t.Errorf("Get(%s) after Put into %s: Expires %v, want %v", m.ID, m.Inbox, got.Expires, want)
+		}
+	}
+	// wantOwn checks that m, as Put left it and as stored, kept the expiry it was put with.
+	wantOwn := func(m *storage.Message, want time.Time) {
+		t.Helper()
+		if !m.Expires.Equal(want) {
+			t.Errorf("Put into %s set Expires %v, want it kept at %v", m.Inbox, m.Expires, want)
+		}
+		if got, err := st.Get(ctx, m.Inbox, m.ID); err != nil {
+			t.Errorf("Get(%s) after Put into %s: %v", m.ID, m.Inbox, err)
+		} else if !sameTime(got.Expires, want) {
+			t.Errorf("Get(%s) after Put into %s: Expires %v, want %v", m.ID, m.Inbox, got.Expires, want)
+		}
+	}
+
+	short := NewMessage(inbox, "inbox ttl")
+	keep := NewMessage(other, "default ttl")
+	keepUntil := keep.Expires
+	put(t, st, short)
+	put(t, st, keep)
+	wantTTL(short)
+	wantOwn(keep, keepUntil)
+	if e := next(t, events); e.Type != storage.EventAdded || e.ID != short.ID || e.Message == nil || !sameTime(e.Message.Expires, short.Expires) {
+		t.Errorf("event %+v, want added %s expiring at %v", e, short.ID, short.Expires)
+	}
+
+	// One delivery to several inboxes, the one with a TTL in the middle.
+	shared := NewMessage(other, "shared")
+	sharedUntil := shared.Expires
+	var copies []*storage.Message
+	for _, to := range []string{other, inbox, third} {
+		c := *shared
+		c.Inbox = to
+		copies = append(copies, &c)
+	}
+	put(t, st, copies...)
+	wantOwn(copies[0], sharedUntil)
+	wantTTL(copies[1])
+	wantOwn(copies[2], sharedUntil)
+
+	// Removing the TTL restores the receiver's expiry for later mail only.
+	if err := st.SetInboxTTL(ctx, inbox, 0); err != nil {
+		t.Fatalf("SetInboxTTL(0): %v", err)
+	}
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != 0 || mb.Messages != 2 {
+		t.Errorf("Mailbox after SetInboxTTL(0) = %+v, %v; want TTL 0 and 2 messages", mb, err)
+	}
+	after := NewMessage(inbox, "after reset")
+	afterUntil := after.Expires
+	put(t, st, after)
+	wantOwn(after, afterUntil)
+
+	// A TTL set on an inbox with mail leaves that mail's expiry alone.
+	old := NewMessage(earlier, "before the ttl")
+	oldUntil := old.Expires
+	put(t, st, old)
+	if err := st.SetInboxTTL(ctx, earlier, ttl); err != nil {
+		t.Fatal(err)
+	}
+	wantOwn(old, oldUntil)
+
+	// The two messages put while the TTL was set expire after it, not in an hour.
+	want := map[string]*storage.Message{short.ID: short, copies[1].ID: copies[1]}
+	deadline := time.After(10*time.Second + ttl)
+	for len(want) > 0 {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatal("event channel closed")
+			}
+			if e.Type == storage.EventAdded {
+				continue
+			}
+			m := want[e.ID]
+			if e.Type != storage.EventExpired || m == nil {
+				t.Fatalf("event %+v, want %d messages expired", e, len(want))
+			}
+			if time.Now().Before(m.Expires) {
+				t.Errorf("%s reported expired before its expiry %v", m.Subject, m.Expires)
+			}
+			delete(want, e.ID)
+		case <-deadline:
+			t.Fatalf("%d messages put into an inbox with a TTL of %v not expired after 10s more", len(want), ttl)
+		}
+	}
+	for _, m := range []*storage.Message{after, keep, copies[0], copies[2], old} {
+		if _, err := st.Get(ctx, m.Inbox, m.ID); err != nil {
+			t.Errorf("Get(%s) of %q after the TTL passed: %v, want it kept", m.Inbox, m.Subject, err)
+		}
+	}
+	if _, err := st.Get(ctx, inbox, short.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Get of a message past its inbox's TTL: %v, want ErrNotFound", err)
+	}
+	for {
+		select {
+		case e, ok := <-otherEvents:
+			if !ok {
+				t.Fatal("event channel of the inbox without a TTL closed")
+			}
+			if e.Type != storage.EventAdded {
+				t.Errorf("inbox without a TTL got event %+v", e)
+			}
+			continue
+		default:
+		}
+		return
 	}
 }
 

@@ -1,0 +1,279 @@
+// Package httpapi is Mayfly's HTTP face: the QA inbox API (JSON, echo v4), long-poll
+// waits fed by store events, health and Prometheus metrics.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Options configure the API. Zero values mean the documented defaults.
+type Options struct {
+	Addr            string
+	Domains         []string      // the first is used for random addresses
+	TTL             time.Duration // the receiver's default message lifetime; 0 = 1h
+	MaxTTL          time.Duration // the longest ttl an inbox may ask for; 0 = 24h
+	Secret          []byte        // key of the inbox tokens
+	APIKey          string        // opens every inbox; "" = none
+	Public          bool          // every inbox readable without a token
+	CORSOrigins     []string      // origins allowed to call the API from a browser
+	ShutdownTimeout time.Duration // 0 = 10s
+	// Registry receives the API's metrics and is served at /metrics; nil = a new one.
+	Registry *prometheus.Registry
+}
+
+// store is what the API needs of storage.Store.
+type store interface {
+	List(ctx context.Context, inbox string, page storage.Page) ([]storage.Message, error)
+	Get(ctx context.Context, inbox, id string) (*storage.Message, error)
+	Raw(ctx context.Context, inbox, id string) ([]byte, error)
+	Delete(ctx context.Context, inbox, id string) error
+	DeleteInbox(ctx context.Context, inbox string) (int, error)
+	Mailbox(ctx context.Context, inbox string) (storage.Mailbox, error)
+	SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error
+	Subscribe(ctx context.Context, inbox string) (<-chan storage.Event, error)
+	Ping(ctx context.Context) error
+}
+
+// Server serves the API.
+type Server struct {
+	opts    Options
+	store   store
+	logger  *slog.Logger
+	tokens  *storage.Tokens
+	echo    *echo.Echo
+	parsed  *parseCache
+	guard   *failureGuard
+	metrics *metrics
+}
+
+// Limits on every request: bodies are small JSON, and nothing but a wait takes long.
+const (
+	maxBody        = 64 << 10
+	requestTimeout = 30 * time.Second
+	maxWait        = 120 * time.Second
+)
+
+// New returns the API over st.
+func New(opts Options, st store, logger *slog.Logger) *Server {
+	if opts.TTL <= 0 {
+		opts.TTL = time.Hour
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = 24 * time.Hour
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		opts:    opts,
+		store:   st,
+		logger:  logger.With("proto", "http"),
+		tokens:  storage.NewTokens(opts.Secret),
+		parsed:  newParseCache(512),
+		guard:   newFailureGuard(),
+		metrics: newMetrics(opts.Registry),
+	}
+	s.echo = s.routes()
+	return s
+}
+
+// Handler returns the API as an http.Handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Run listens on Options.Addr and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then lets requests in flight finish for at most
+// Options.ShutdownTimeout; waits in flight end at once with their current answer.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	s.logger.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		s.logger.Warn("requests still open after the shutdown timeout", "err", err)
+		srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http serve: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	// The peer's address, not X-Forwarded-For: a header any client can set must not
+	// decide whose failures are counted. TODO(#8): trusted proxies.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.logger.Error("panic", "route", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(s.metrics.middleware)
+	e.Use(middleware.BodyLimit(strconv.Itoa(maxBody)))
+	// echo reads no origins as "any origin"; ours reads them as none.
+	if len(s.opts.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  s.opts.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowHeaders:  []string{"Authorization", "Content-Type"},
+			ExposeHeaders: []string{"Content-Disposition"},
+			MaxAge:        3600,
+		}))
+	}
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
+	e.GET("/api/openapi.json", s.openAPI)
+
+	api := e.Group("/api/v1", timeout(requestTimeout))
+	api.POST("/inboxes", s.createInbox)
+	inbox := e.Group("/api/v1/inboxes/:address", s.authorize)
+	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
+	inbox.GET("/messages", s.listMessages, timeout(requestTimeout))
+	inbox.GET("/messages/:id", s.getMessage, timeout(requestTimeout))
+	inbox.GET("/messages/:id/raw", s.getRaw, timeout(requestTimeout))
+	inbox.GET("/messages/:id/attachments/:index", s.getAttachment, timeout(requestTimeout))
+	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
+	inbox.DELETE("", s.deleteInbox, timeout(requestTimeout))
+	return e
+}
+
+// timeout bounds a handler's time through its request context; the store calls give
+// up when it ends.
+func timeout(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+// apiError is an error with its status and machine-readable code, answered as
+// {"error": {"code": ..., "message": ...}}.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// handleError answers every error in one JSON shape: the handlers' own, echo's (404 of
+// the router, 413 of the body limit), and internal ones, which are logged and answered
+// generically — or 503 when the store is down, so clients retry.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apiError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = &apiError{Status: he.Code, Code: codeFor(he.Code), Message: fmt.Sprint(he.Message)}
+		if he.Code == http.StatusRequestEntityTooLarge {
+			ae.Message = fmt.Sprintf("request body over %d bytes", maxBody)
+		}
+	case errors.Is(err, storage.ErrNotFound):
+		ae = errorf(http.StatusNotFound, "not_found", "no such message")
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		s.logger.Warn("store unavailable", "route", c.Path(), "err", err)
+		ae = errorf(http.StatusServiceUnavailable, "unavailable", "the store is unavailable; try again")
+	default:
+		s.logger.Error("request", "route", c.Path(), "err", err)
+		ae = errorf(http.StatusInternalServerError, "internal", "internal error")
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(ae.Status)
+		return
+	}
+	c.JSON(ae.Status, map[string]*apiError{"error": ae})
+}
+
+func codeFor(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestTimeout:
+		return "timeout"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	return "error"
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is ready when the store answers: a node whose Redis is gone should leave the
+// load balancer's rotation.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.Warn("not ready", "err", err)
+		return errorf(http.StatusServiceUnavailable, "unavailable", "the store does not answer")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

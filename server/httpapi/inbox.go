@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"math/big"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+type createRequest struct {
+	Local  string          `json:"local"`
+	Domain string          `json:"domain"`
+	TTL    json.RawMessage `json:"ttl"` // "30m", or seconds
+}
+
+type createResponse struct {
+	Address   string `json:"address"`
+	Token     string `json:"token"`
+	ExpiresIn int64  `json:"expires_in"` // how long mail lives in this inbox, in seconds
+	TTL       string `json:"ttl"`        // the same, as a Go duration
+}
+
+// suffixLen random base32 characters (50 bits) after two words (15.7 bits) make a name
+// of more than 64 bits of entropy: unguessable, unlike a chosen one.
+const suffixLen = 10
+
+// createInbox answers POST /api/v1/inboxes: a random address, or a chosen local part,
+// on the first domain or one asked for, with its token and its messages' lifetime.
+func (s *Server) createInbox(c echo.Context) error {
+	var req createRequest
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return errorf(http.StatusBadRequest, "bad_request", "body: want {\"local\", \"domain\", \"ttl\"}: %v", err)
+		}
+	}
+	domain := s.opts.Domains[0]
+	if req.Domain != "" {
+		domain = strings.ToLower(req.Domain)
+		if !slices.Contains(s.opts.Domains, domain) {
+			return errorf(http.StatusBadRequest, "bad_domain", "%q is not one of this service's domains: %s", req.Domain, strings.Join(s.opts.Domains, ", "))
+		}
+	}
+	local := strings.ToLower(req.Local)
+	if local == "" {
+		local = randomLocal()
+	} else if err := checkLocal(local); err != nil {
+		return errorf(http.StatusBadRequest, "bad_address", "local %q: %v", req.Local, err)
+	}
+	ttl, err := s.parseTTL(req.TTL)
+	if err != nil {
+		return err
+	}
+	inbox := local + "@" + domain
+	if ttl > 0 {
+		if err := s.store.SetInboxTTL(c.Request().Context(), inbox, ttl); err != nil {
+			return err
+		}
+	} else if req.Local == "" {
+		ttl = s.opts.TTL // a new random inbox: the default
+	} else {
+		// A chosen inbox may have been created before with its own ttl, still in force.
+		mb, err := s.store.Mailbox(c.Request().Context(), inbox)
+		if err != nil {
+			return err
+		}
+		ttl = cmp.Or(mb.TTL, s.opts.TTL)
+	}
+	return c.JSON(http.StatusCreated, createResponse{
+		Address:   inbox,
+		Token:     s.tokens.Token(inbox),
+		ExpiresIn: int64(ttl / time.Second),
+		TTL:       ttl.String(),
+	})
+}
+
+func (s *Server) parseTTL(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var ttl time.Duration
+	var text string
+	var seconds float64
+	switch {
+	case json.Unmarshal(raw, &text) == nil:
+		d, err := time.ParseDuration(text)
+		if err != nil {
+			return 0, errorf(http.StatusBadRequest, "bad_ttl", "ttl %q: want a duration such as \"30m\" or a number of seconds", text)
+		}
+		ttl = d
+	case json.Unmarshal(raw, &seconds) == nil && seconds < math.MaxInt64/float64(time.Second):
+		ttl = time.Duration(seconds * float64(time.Second))
+	default:
+		return 0, errorf(http.StatusBadRequest, "bad_ttl", "ttl: want a duration such as \"30m\" or a number of seconds")
+	}
+	if ttl < time.Second || ttl > s.opts.MaxTTL {
+		return 0, errorf(http.StatusBadRequest, "bad_ttl", "ttl %s: want between 1s and %s", ttl, s.opts.MaxTTL)
+	}
+	return ttl, nil
+}
+
+func randomLocal() string {
+	return pick(adjectives) + "-" + pick(nouns) + "-" + strings.ToLower(rand.Text()[:suffixLen])
+}
+
+func pick(words []string) string {
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(len(words))))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return words[n.Int64()]
+}
+
+var errPlus = errors.New(`"+" separates a tag (box+tag@domain delivers to box@domain)`)
+
+// checkLocal accepts an RFC 5321 dot-atom of at most 64 characters, except "+",
+// which Mayfly reads as the start of a tag.
+func checkLocal(local string) error {
+	if len(local) > 64 {
+		return errors.New("longer than 64 characters")
+	}
+	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
+		return errors.New("a dot may not start or end it or follow another")
+	}
+	for _, r := range local {
+		switch {
+		case r == '+':
+			return errPlus
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.':
+		case strings.ContainsRune("!#$%&'*-/=?^_`{|}~", r):
+		default:
+			return errors.New("only letters, digits and !#$%&'*-/=?^_`{|}~. may appear (RFC 5321 dot-atom)")
+		}
+	}
+	return nil
+}
+
+// queryInt reads an optional non-negative integer parameter.
+func queryInt(c echo.Context, name string, max int) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > max {
+		return 0, errorf(http.StatusBadRequest, "bad_parameter", "%s=%q: want a whole number from 0 to %d", name, v, max)
+	}
+	return n, nil
+}
+
+// deleteInbox answers DELETE /api/v1/inboxes/{address}.
+func (s *Server) deleteInbox(c echo.Context) error {
+	n, err := s.store.DeleteInbox(c.Request().Context(), inboxOf(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]int{"deleted": n})
+}

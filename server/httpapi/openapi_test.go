@@ -1,0 +1,370 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
+)
+
+// loadOpenAPI loads the embedded document. kin-openapi reads "openapi": "3.1.0" and
+// validates the document as OpenAPI 3.1 (JSON Schema 2020-12 schemas) on its own.
+func loadOpenAPI(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIDoc)
+	if err != nil {
+		t.Fatalf("load openapi.json: %v", err)
+	}
+	return doc
+}
+
+func newOpenAPIServer(t *testing.T, st store, opts Options) *Server {
+	t.Helper()
+	opts.Domains = []string{"mayfly.test"}
+	opts.Secret = []byte("openapi-test-secret-0123456789")
+	return New(opts, st, slog.New(slog.DiscardHandler))
+}
+
+func newOpenAPIStore(t *testing.T) *memstore.Store {
+	t.Helper()
+	st := memstore.New(memstore.Options{})
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestOpenAPIValidates(t *testing.T) {
+	doc := loadOpenAPI(t)
+	if doc.OpenAPI != "3.1.0" || !doc.IsOpenAPI31OrLater() {
+		t.Errorf("openapi = %q, want 3.1.0", doc.OpenAPI)
+	}
+	if err := doc.Validate(t.Context(), openapi3.EnableSchemaPatternValidation(), openapi3.EnableExamplesValidation()); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/" {
+		t.Errorf("servers = %v, want one with the relative URL /", doc.Servers)
+	}
+	for _, name := range []string{"Summary", "Message", "Attachment", "Envelope", "Auth", "Error", "CreateInboxRequest", "CreateInboxResponse", "MessageList", "WaitResponse"} {
+		if doc.Components.Schemas[name] == nil {
+			t.Errorf("components/schemas has no %s", name)
+		}
+	}
+	if s := doc.Components.SecuritySchemes["bearer"]; s == nil || s.Value.Type != "http" || s.Value.Scheme != "bearer" {
+		t.Errorf("security scheme bearer = %+v, want HTTP bearer", s)
+	}
+	if s := doc.Components.SecuritySchemes["token"]; s == nil || s.Value.Type != "apiKey" || s.Value.In != "query" || s.Value.Name != "token" {
+		t.Errorf("security scheme token = %+v, want an apiKey in the query named token", s)
+	}
+}
+
+// openAPIErrors are the error statuses each operation must document: what its handler,
+// authorize, the body limit and handleError can answer.
+var openAPIErrors = map[string][]int{
+	"createInbox":     {400, 413, 500, 503},
+	"deleteInbox":     {400, 401, 403, 500, 503},
+	"listMessages":    {400, 401, 403, 500, 503},
+	"getMessage":      {400, 401, 403, 404, 500, 503},
+	"deleteMessage":   {400, 401, 403, 404, 500, 503},
+	"getRawMessage":   {400, 401, 403, 404, 500, 503},
+	"getAttachment":   {400, 401, 403, 404, 500, 503},
+	"waitForMessages": {400, 401, 403, 408, 500, 503},
+	"readyz":          {500, 503},
+	"healthz":         {500},
+	"getOpenAPI":      {500},
+	"metrics":         {500},
+}
+
+func TestOpenAPIOperations(t *testing.T) {
+	doc := loadOpenAPI(t)
+	seen := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			name := method + " " + path
+			if op.OperationID == "" || op.Summary == "" || op.Description == "" {
+				t.Errorf("%s: want an operationId, a summary and a description", name)
+				continue
+			}
+			if seen[op.OperationID] {
+				t.Errorf("%s: operationId %q used twice", name, op.OperationID)
+			}
+			seen[op.OperationID] = true
+			want, ok := openAPIErrors[op.OperationID]
+			if !ok {
+				t.Errorf("%s: operation %q has no expected error statuses in this test", name, op.OperationID)
+			}
+			for _, status := range want {
+				if op.Responses.Status(status) == nil {
+					t.Errorf("%s: status %d not documented", name, status)
+				}
+			}
+			for code, r := range op.Responses.Map() {
+				status, err := strconv.Atoi(code)
+				if err != nil {
+					t.Errorf("%s: response %q: want a status", name, code)
+					continue
+				}
+				if mt := r.Value.Content.Get("application/json"); status >= 400 && mt != nil && mt.Schema.Ref != "#/components/schemas/Error" {
+					t.Errorf("%s: JSON response %d is not the Error schema", name, status)
+				}
+			}
+			inbox := strings.HasPrefix(path, "/api/v1/inboxes/{address}")
+			if secured := op.Security != nil && len(*op.Security) == 2; secured != inbox {
+				t.Errorf("%s: security %v; want bearer or token exactly on the inbox routes", name, op.Security)
+			}
+		}
+	}
+	for id := range openAPIErrors {
+		if !seen[id] {
+			t.Errorf("operation %q is not documented", id)
+		}
+	}
+}
+
+var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
+
+// TestOpenAPICoversRoutes checks that the document and the server's router agree: every
+// route registered is documented with its method, and every documented one registered.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	// CORS on, so that whatever routes it might add are seen too.
+	s := newOpenAPIServer(t, newOpenAPIStore(t), Options{CORSOrigins: []string{"https://tests.example"}})
+	registered := map[string]bool{}
+	for _, r := range s.echo.Routes() {
+		// echo's own catch-all routes (a group with middleware adds them), and preflight.
+		if r.Method == echo.RouteNotFound || r.Method == http.MethodOptions {
+			continue
+		}
+		if strings.Contains(r.Path, "*") {
+			t.Errorf("route %s %s: a wildcard the document cannot describe", r.Method, r.Path)
+			continue
+		}
+		registered[r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}")] = true
+	}
+	documented := map[string]bool{}
+	for path, item := range loadOpenAPI(t).Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+		}
+	}
+	for _, r := range sortedKeys(registered) {
+		if !documented[r] {
+			t.Errorf("route %s is registered but not in openapi.json", r)
+		}
+	}
+	for _, r := range sortedKeys(documented) {
+		if !registered[r] {
+			t.Errorf("route %s is in openapi.json but not registered", r)
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	s := newOpenAPIServer(t, newOpenAPIStore(t), Options{})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/openapi.json", nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("GET /api/openapi.json = %d %q, want 200 application/json", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	onDisk, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(rec.Body.Bytes(), onDisk) {
+		t.Errorf("GET /api/openapi.json served %d bytes that differ from openapi.json (%d bytes)", rec.Body.Len(), len(onDisk))
+	}
+}
+
+// openAPIMail has a code, a link and an attachment, so every field of a message shows.
+const openAPIMail = "From: Shop <noreply@shop.test>\r\nTo: box@mayfly.test\r\nSubject: Your verification code\r\n" +
+	"Date: Sun, 01 Jun 2025 14:03:07 +0200\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+	"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour code is 482917: https://shop.test/confirm?t=abc\r\n" +
+	"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+	"<p>Your code is <b>482917</b>.</p><p><a href=\"https://shop.test/confirm?t=abc\">Confirm</a></p>\r\n" +
+	"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"terms.pdf\"\r\n\r\n%PDF-1.4\r\n--b--\r\n"
+
+// openAPIDownStore is a store whose backing service is gone.
+type openAPIDownStore struct{ *memstore.Store }
+
+func (openAPIDownStore) List(context.Context, string, storage.Page) ([]storage.Message, error) {
+	return nil, fmt.Errorf("list: %w", storage.ErrUnavailable)
+}
+
+func (openAPIDownStore) Ping(context.Context) error {
+	return fmt.Errorf("ping: %w", storage.ErrUnavailable)
+}
+
+// TestOpenAPIResponsesMatch checks what the server answers, successes and errors, against
+// the schemas, headers and statuses the document gives for the route.
+func TestOpenAPIResponsesMatch(t *testing.T) {
+	st := newOpenAPIStore(t)
+	s := newOpenAPIServer(t, st, Options{})
+	down := newOpenAPIServer(t, openAPIDownStore{st}, Options{})
+	doc := loadOpenAPI(t)
+
+	box := "box@mayfly.test"
+	token := s.tokens.Token(box)
+	now := time.Now()
+	m := &storage.Message{
+		Inbox: box, Tag: "signup",
+		Envelope:       storage.Envelope{From: "bounce@shop.test", Recipients: []string{"box+signup@mayfly.test"}, RemoteIP: "192.0.2.10", Helo: "mail.shop.test"},
+		From:           "Shop <noreply@shop.test>",
+		To:             []string{box},
+		Subject:        "Your verification code",
+		Date:           time.Date(2025, 6, 1, 14, 3, 7, 0, time.FixedZone("", 2*3600)),
+		HasAttachments: true,
+		Received:       now, Expires: now.Add(time.Hour),
+		Auth: storage.AuthResults{SPF: "pass", DKIM: "none", DMARC: "none"},
+		Raw:  []byte(openAPIMail),
+	}
+	if err := st.Put(t.Context(), m, &storage.Message{
+		Inbox: box, Received: now.Add(time.Second), Expires: now.Add(time.Hour), Raw: []byte("Subject: second\r\n\r\nhi\r\n"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	base := "/api/v1/inboxes/" + box
+	msg := base + "/messages/" + m.ID
+
+	tests := []struct {
+		name, method, target, route, token, body string
+		srv                                      *Server
+		status                                   int
+	}{
+		{"create random", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", "", s, 201},
+		{"create chosen", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", `{"local": "Chosen", "domain": "mayfly.test", "ttl": "30m"}`, s, 201},
+		{"create ttl in seconds", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", `{"ttl": 1800}`, s, 201},
+		{"create bad json", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", `{`, s, 400},
+		{"create too large", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", `{"local": "` + strings.Repeat("a", 70<<10) + `"}`, s, 413},
+		{"list", "GET", base + "/messages", "/api/v1/inboxes/{address}/messages", token, "", s, 200},
+		{"list page", "GET", base + "/messages?limit=1", "/api/v1/inboxes/{address}/messages", token, "", s, 200},
+		{"list query token", "GET", base + "/messages?token=" + token, "/api/v1/inboxes/{address}/messages", "", "", s, 200},
+		{"list no token", "GET", base + "/messages", "/api/v1/inboxes/{address}/messages", "", "", s, 401},
+		{"list wrong token", "GET", base + "/messages", "/api/v1/inboxes/{address}/messages", "AAAAAAAAAAAAAAAAAAAAAA", "", s, 403},
+		{"list foreign domain", "GET", "/api/v1/inboxes/a@elsewhere.test/messages", "/api/v1/inboxes/{address}/messages", token, "", s, 400},
+		{"list bad limit", "GET", base + "/messages?limit=lots", "/api/v1/inboxes/{address}/messages", token, "", s, 400},
+		{"list store down", "GET", base + "/messages", "/api/v1/inboxes/{address}/messages", token, "", down, 503},
+		{"message", "GET", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 200},
+		{"no message", "GET", base + "/messages/0000000000000000", "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 404},
+		{"raw", "GET", msg + "/raw", "/api/v1/inboxes/{address}/messages/{id}/raw", token, "", s, 200},
+		{"attachment", "GET", msg + "/attachments/0", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 200},
+		{"no attachment", "GET", msg + "/attachments/7", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 404},
+		{"bad attachment index", "GET", msg + "/attachments/x", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 400},
+		{"wait", "GET", base + "/wait?timeout=5s&subject=CODE&count=1", "/api/v1/inboxes/{address}/wait", token, "", s, 200},
+		{"wait since", "GET", base + "/wait?timeout=5s&since=" + m.ID, "/api/v1/inboxes/{address}/wait", token, "", s, 200},
+		{"wait times out", "GET", base + "/wait?timeout=50ms&subject=nothing", "/api/v1/inboxes/{address}/wait", token, "", s, 408},
+		{"wait bad count", "GET", base + "/wait?count=0", "/api/v1/inboxes/{address}/wait", token, "", s, 400},
+		{"healthz", "GET", "/healthz", "/healthz", "", "", s, 200},
+		{"readyz", "GET", "/readyz", "/readyz", "", "", s, 200},
+		{"not ready", "GET", "/readyz", "/readyz", "", "", down, 503},
+		{"metrics", "GET", "/metrics", "/metrics", "", "", s, 200},
+		{"openapi", "GET", "/api/openapi.json", "/api/openapi.json", "", "", s, 200},
+		{"delete message", "DELETE", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 204},
+		{"delete it again", "DELETE", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 404},
+		{"delete inbox", "DELETE", base, "/api/v1/inboxes/{address}", token, "", s, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			rec := httptest.NewRecorder()
+			tt.srv.Handler().ServeHTTP(rec, req)
+			if rec.Code != tt.status {
+				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.target, rec.Code, rec.Body, tt.status)
+			}
+			item := doc.Paths.Find(tt.route)
+			if item == nil || item.GetOperation(tt.method) == nil {
+				t.Fatalf("openapi.json has no %s %s", tt.method, tt.route)
+			}
+			input := &openapi3filter.ResponseValidationInput{
+				RequestValidationInput: &openapi3filter.RequestValidationInput{
+					Request: req,
+					Route:   &routers.Route{Spec: doc, Path: tt.route, PathItem: item, Method: tt.method, Operation: item.GetOperation(tt.method)},
+				},
+				Status:  rec.Code,
+				Header:  rec.Header(),
+				Body:    io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
+				Options: &openapi3filter.Options{IncludeResponseStatus: true},
+			}
+			if err := openapi3filter.ValidateResponse(t.Context(), input); err != nil {
+				t.Errorf("%s %s = %d %s\ndoes not match openapi.json: %v", tt.method, tt.target, rec.Code, rec.Body, err)
+			}
+			// The schemas allow more fields than they name; a field served must be named too.
+			mt := item.GetOperation(tt.method).Responses.Status(rec.Code).Value.Content["application/json"]
+			if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") && mt != nil && tt.route != "/api/openapi.json" {
+				var body any
+				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+					t.Fatalf("%s %s: %v", tt.method, tt.target, err)
+				}
+				for _, field := range undocumented(mt.Schema.Value, body, "") {
+					t.Errorf("%s %s: field %s is served but not in openapi.json", tt.method, tt.target, field)
+				}
+			}
+		})
+	}
+}
+
+// undocumented returns the paths of the object fields in v that schema does not name.
+func undocumented(schema *openapi3.Schema, v any, path string) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		props := properties(schema)
+		for k, fv := range v {
+			if p, ok := props[k]; ok {
+				out = append(out, undocumented(p, fv, path+"."+k)...)
+			} else {
+				out = append(out, path+"."+k)
+			}
+		}
+	case []any:
+		if schema.Items != nil {
+			for i, e := range v {
+				out = append(out, undocumented(schema.Items.Value, e, fmt.Sprintf("%s[%d]", path, i))...)
+			}
+		}
+	}
+	return out
+}
+
+// properties returns the properties schema names, its allOf parts' included.
+func properties(schema *openapi3.Schema) map[string]*openapi3.Schema {
+	props := map[string]*openapi3.Schema{}
+	for k, p := range schema.Properties {
+		props[k] = p.Value
+	}
+	for _, part := range schema.AllOf {
+		maps.Copy(props, properties(part.Value))
+	}
+	return props
+}

@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+const defaultWait = 30 * time.Second
+
+// waitFilter is what a waiter is waiting for. Text filters match case-insensitively as
+// substrings; results match exactly; since means "received after".
+type waitFilter struct {
+	from, to, subject, tag string
+	spf, dkim, dmarc       string
+	since                  time.Time
+	sinceID                string
+}
+
+func (f *waitFilter) match(m *storage.Message) bool {
+	return contains(m.From, f.from) &&
+		(f.to == "" || slices.ContainsFunc(m.To, func(s string) bool { return contains(s, f.to) }) ||
+			slices.ContainsFunc(m.Envelope.Recipients, func(s string) bool { return contains(s, f.to) })) &&
+		contains(m.Subject, f.subject) &&
+		(f.tag == "" || strings.EqualFold(m.Tag, f.tag)) &&
+		(f.spf == "" || m.Auth.SPF == f.spf) &&
+		(f.dkim == "" || m.Auth.DKIM == f.dkim) &&
+		(f.dmarc == "" || m.Auth.DMARC == f.dmarc) &&
+		m.Received.After(f.since) && m.ID != f.sinceID
+}
+
+// contains reports whether needle, already lower case, is in s, ignoring case.
+func contains(s, needle string) bool {
+	return needle == "" || strings.Contains(strings.ToLower(s), needle)
+}
+
+// parseWait reads the wait's parameters; since=ID needs the store to learn when that
+// message arrived.
+func (s *Server) parseWait(c echo.Context) (waitFilter, int, time.Duration, error) {
+	q := c.QueryParams()
+	f := waitFilter{
+		from:    strings.ToLower(q.Get("from")),
+		to:      strings.ToLower(q.Get("to")),
+		subject: strings.ToLower(q.Get("subject")),
+		tag:     q.Get("tag"),
+		spf:     strings.ToLower(q.Get("spf")),
+		dkim:    strings.ToLower(q.Get("dkim")),
+		dmarc:   strings.ToLower(q.Get("dmarc")),
+	}
+	if since := q.Get("since"); since != "" {
+		if t, err := time.Parse(time.RFC3339Nano, since); err == nil {
+			f.since = t
+		} else {
+			m, err := s.store.Get(c.Request().Context(), inboxOf(c), since)
+			if errors.Is(err, storage.ErrNotFound) {
+				return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "since=%q: neither an RFC 3339 time nor a message of this inbox", since)
+			}
+			if err != nil {
+				return f, 0, 0, err
+			}
+			f.since, f.sinceID = m.Received, m.ID
+		}
+	}
+	count := 1
+	if v := q.Get("count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "count=%q: want a whole number from 1 to 1000", v)
+		}
+		count = n
+	}
+	timeout := defaultWait
+	if v := q.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			secs, serr := strconv.ParseFloat(v, 64)
+			d, err = time.Duration(secs*float64(time.Second)), serr
+		}
+		if err != nil || d <= 0 || d > maxWait {
+			return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "timeout=%q: want a duration up to %s, such as 30s", v, maxWait)
+		}
+		timeout = d
+	}
+	return f, count, timeout, nil
+}
+
+// wait answers GET .../wait: the first count messages that match, oldest first, as
+// soon as they are there — at once when they already are, else on the store's events,
+// which reach every node. 408 when the timeout passes first.
+func (s *Server) wait(c echo.Context) error {
+	f, count, timeout, err := s.parseWait(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
+	defer cancel()
+	s.metrics.waiters.Inc()
+	defer s.metrics.waiters.Dec()
+	inbox := inboxOf(c)
+
+	var found []*storage.Message
+	seen := map[string]bool{}
+	add := func(m *storage.Message) {
+		if !seen[m.ID] && f.match(m) {
+			seen[m.ID] = true
+			found = append(found, m)
+		}
+	}
+	for len(found) < count {
+		// Subscribe before listing, so a message arriving in between is in one or the other.
+		events, err := s.store.Subscribe(ctx, inbox)
+		if err != nil {
+			return err
+		}
+		list, err := s.store.List(ctx, inbox, storage.Page{})
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		for i := len(list) - 1; i >= 0; i-- {
+			add(&list[i])
+		}
+		delivered := false
+		for len(found) < count {
+			e, ok := <-events
+			if !ok {
+				break // fell behind, lost Redis, or timed out: list again, or stop below
+			}
+			delivered = true
+			if e.Type == storage.EventAdded && e.Message != nil {
+				add(e.Message)
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if !delivered && len(found) < count {
+			// A subscription that ends at once (a store shutting down) must not spin.
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	if len(found) < count {
+		if c.Request().Context().Err() != nil {
+			return c.Request().Context().Err()
+		}
+		return errorf(http.StatusRequestTimeout, "timeout", "%d of %d matching messages within %s", len(found), count, timeout)
+	}
+	slices.SortFunc(found, func(a, b *storage.Message) int { return int(int64(a.UID) - int64(b.UID)) })
+	out := struct {
+		Messages []*messageJSON `json:"messages"`
+	}{Messages: make([]*messageJSON, 0, count)}
+	for _, m := range found[:count] {
+		p, err := s.parsedMessage(c.Request().Context(), m)
+		if err != nil {
+			return err
+		}
+		out.Messages = append(out.Messages, p)
+	}
+	return c.JSON(http.StatusOK, out)
+}

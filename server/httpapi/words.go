@@ -1,0 +1,53 @@
+package httpapi
+
+// Words of random addresses (234 adjectives, 222 nouns): about 15.7 bits of a name's
+// entropy, the rest comes from its random suffix.
+var adjectives = []string{
+	"able", "acid", "aged", "airy", "ample", "apt", "arid", "avid", "awake", "bare", "basic", "bold",
+	"brave", "brief", "brisk", "broad", "calm", "candid", "chief", "civic", "clean", "clear", "close",
+	"cool", "cosmic", "crisp", "cubic", "curly", "cute", "daily", "damp", "dear", "deep", "dense",
+	"dizzy", "dry", "dual", "eager", "early", "easy", "edgy", "elder", "epic", "equal", "even",
+	"exact", "extra", "fair", "faint", "fancy", "fast", "fine", "firm", "first", "fluid", "fond",
+	"frank", "free", "fresh", "full", "funny", "fuzzy", "giant", "glad", "gold", "good", "grand",
+	"green", "happy", "hardy", "hazy", "heavy", "hefty", "high", "hollow", "honest", "huge", "humble",
+	"icy", "ideal", "idle", "inner", "ionic", "jolly", "juicy", "just", "keen", "kind", "large",
+	"late", "lazy", "lean", "legal", "level", "light", "lime", "live", "local", "lofty", "long",
+	"loud", "loyal", "lucid", "lucky", "lunar", "magic", "major", "mellow", "merry", "mild", "minor",
+	"misty", "modern", "moist", "mossy", "muddy", "murky", "naval", "neat", "new", "nice", "nimble",
+	"noble", "north", "novel", "oak", "odd", "olive", "open", "optic", "oval", "pale", "plain",
+	"plush", "polar", "prime", "proud", "pure", "quick", "quiet", "rapid", "rare", "raw", "ready",
+	"regal", "rich", "rigid", "ripe", "robust", "rosy", "round", "royal", "ruby", "rural", "rustic",
+	"safe", "salty", "sandy", "scenic", "sharp", "shiny", "short", "shy", "silent", "silky", "silver",
+	"simple", "sleek", "slim", "slow", "small", "smart", "smooth", "snowy", "soft", "solar", "solid",
+	"sonic", "sour", "spare", "spicy", "spry", "stable", "steady", "steep", "stout", "sunny", "super",
+	"sweet", "swift", "tall", "tame", "tidy", "tiny", "topaz", "tough", "tribal", "true", "twin",
+	"upper", "urban", "usual", "vast", "velvet", "vivid", "vocal", "warm", "wavy", "wide", "wild",
+	"windy", "wise", "witty", "woody", "young", "zany", "zesty", "brainy", "bubbly", "cheery",
+	"chilly", "cozy", "crafty", "dapper", "dusty", "fiery", "frosty", "gentle", "glossy", "golden",
+	"grassy", "hasty", "hearty", "jumpy",
+}
+
+var nouns = []string{
+	"acorn", "alder", "amber", "anchor", "apple", "arch", "arrow", "aspen", "atlas", "badger",
+	"bagel", "banjo", "barley", "basil", "bay", "beacon", "bear", "beetle", "birch", "bison",
+	"blossom", "bobcat", "bonsai", "breeze", "brook", "buffalo", "cactus", "camel", "canoe", "canyon",
+	"cargo", "carrot", "castle", "cedar", "cello", "cherry", "cliff", "clover", "cobalt", "comet",
+	"coral", "cotton", "coyote", "crane", "crater", "cricket", "crow", "cumin", "daisy", "delta",
+	"dingo", "dolphin", "dove", "dune", "eagle", "echo", "elk", "ember", "falcon", "fern", "ferry",
+	"fig", "finch", "fjord", "flint", "forest", "fox", "galaxy", "garnet", "gecko", "geyser",
+	"ginger", "glacier", "goose", "granite", "grape", "gull", "harbor", "hare", "hawk", "hazel",
+	"heron", "hill", "holly", "honey", "horizon", "ibis", "iris", "island", "ivy", "jackal", "jade",
+	"jaguar", "jasmine", "kayak", "kelp", "kiwi", "koala", "lagoon", "lake", "lark", "laurel",
+	"lemon", "lily", "lime", "lion", "llama", "lotus", "lynx", "magnet", "mango", "maple", "marble",
+	"meadow", "melon", "meteor", "mint", "moose", "moth", "nectar", "nest", "newt", "oasis", "ocean",
+	"olive", "onyx", "orbit", "orca", "otter", "owl", "panda", "papaya", "parrot", "peach", "pebble",
+	"pelican", "pepper", "pine", "planet", "plum", "pond", "poppy", "prairie", "puffin", "quail",
+	"quartz", "rabbit", "raven", "reef", "river", "robin", "rocket", "rose", "saffron", "sage",
+	"salmon", "sapphire", "seal", "sequoia", "shark", "sparrow", "spruce", "squid", "star", "stork",
+	"summit", "swan", "thistle", "thunder", "tiger", "topaz", "tulip", "tundra", "turtle", "valley",
+	"violet", "walnut", "walrus", "wasp", "willow", "wolf", "wren", "yak", "zebra", "zephyr",
+	"acacia", "albatross", "alpaca", "antelope", "basalt", "bramble", "bumble", "caribou", "cashew",
+	"chestnut", "cinder", "cypress", "dahlia", "ermine", "fennel", "galena", "gopher", "hemlock",
+	"hickory", "ibex", "juniper", "kestrel", "lichen", "magpie", "marmot", "mistral", "nutmeg",
+	"ocelot", "opal", "osprey", "pampas", "pecan", "peony", "pumice", "quince", "radish", "rowan",
+}
