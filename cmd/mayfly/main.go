@@ -155,7 +155,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return fmt.Errorf("token secret: %w", err)
 		}
 	}
-	registry := newRegistry(st)
+	registry := newRegistry(st, cfg.MemoryLimit)
+	st = newTimedStore(st, registry)
 
 	servers := []server{
 		mx.New(mx.Options{
@@ -168,6 +169,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			TTL:             cfg.TTL,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			TLS:             tlsConfig,
+			Metrics:         registry,
 		}, st, logger),
 	}
 	if cfg.HTTPAddr != "" {

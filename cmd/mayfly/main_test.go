@@ -131,6 +131,26 @@ func TestServe(t *testing.T) {
 			if !strings.Contains(n.log.String(), "msg=received proto=smtp remote=127.0.0.1 inbox="+rcpt) {
 				t.Errorf("no received line for %s; log:\n%s", rcpt, n.log.String())
 			}
+			resp, err := http.Get("http://" + n.http + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, want := range []string{
+				`mayfly_smtp_messages_total{result="stored"} 1`,
+				`mayfly_smtp_deliveries_total 1`,
+				`mayfly_store_operation_duration_seconds_count{op="put",result="ok"} 1`,
+				`mayfly_http_waiters 0`,
+				`go_goroutines`,
+			} {
+				if !strings.Contains(string(metrics), want) {
+					t.Errorf("/metrics lacks %q", want)
+				}
+			}
+			if name == "memory" && !strings.Contains(string(metrics), "mayfly_store_memory_limit_bytes 5.36870912e+08") {
+				t.Errorf("/metrics lacks the memory store's limit")
+			}
 			n.stop(t)
 			for _, addr := range []string{n.smtp, n.http} {
 				if _, err := net.Dial("tcp", addr); err == nil {

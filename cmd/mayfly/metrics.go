@@ -9,7 +9,7 @@ import (
 
 // newRegistry returns the registry /metrics serves: the Go runtime, the process, and
 // what the memory store holds (it counts as it goes, so reading it is cheap).
-func newRegistry(st storage.Store) *prometheus.Registry {
+func newRegistry(st storage.Store, memoryLimit int64) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s, ok := st.(interface{ Stats() (int, int64) }); ok {
@@ -18,6 +18,8 @@ func newRegistry(st storage.Store) *prometheus.Registry {
 				func() float64 { n, _ := s.Stats(); return float64(n) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mayfly_store_bytes", Help: "Message bytes the memory store holds, a copy shared by several inboxes counted once."},
 				func() float64 { _, b := s.Stats(); return float64(b) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mayfly_store_memory_limit_bytes", Help: "MAYFLY_MEMORY_LIMIT: beyond it the soonest to expire go first."},
+				func() float64 { return float64(memoryLimit) }),
 		)
 	}
 	return reg

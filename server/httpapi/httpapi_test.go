@@ -28,9 +28,9 @@ type fullStore interface {
 
 // stores lists the stores the API tests run on: memory always, Redis when
 // MAYFLY_TEST_REDIS_URL is set (make test sets it; under CI its absence fails).
-func stores(t *testing.T) map[string]func(t *testing.T) fullStore {
-	m := map[string]func(t *testing.T) fullStore{
-		"memory": func(t *testing.T) fullStore {
+func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
+	m := map[string]func(t testing.TB) fullStore{
+		"memory": func(t testing.TB) fullStore {
 			st := memstore.New(memstore.Options{})
 			t.Cleanup(func() { st.Close() })
 			return st
@@ -44,7 +44,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) fullStore {
 		t.Log("Redis variant not run: set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
 		return m
 	}
-	m["redis"] = func(t *testing.T) fullStore {
+	m["redis"] = func(t testing.TB) fullStore {
 		st, err := redisstore.New(t.Context(), redisstore.Options{URL: url, Prefix: fmt.Sprintf("mayflytest:http:%d:", time.Now().UnixNano())})
 		if err != nil {
 			t.Fatal(err)
@@ -59,13 +59,13 @@ const secret = "0123456789abcdef0123456789abcdef"
 
 // env is one API server on a free loopback port and a client for it.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store fullStore
 	srv   *Server
 	base  string
 }
 
-func newEnv(t *testing.T, st fullStore, opts Options) *env {
+func newEnv(t testing.TB, st fullStore, opts Options) *env {
 	t.Helper()
 	if opts.Domains == nil {
 		opts.Domains = []string{"mayfly.test", "other.test"}
@@ -94,7 +94,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("response %d %q: %v", r.status, r.body, err)
@@ -282,6 +282,7 @@ func TestErrors(t *testing.T) {
 				{"foreign domain asked", "POST", "/api/v1/inboxes", "", `{"domain": "gmail.com"}`, 400},
 				{"bad local", "POST", "/api/v1/inboxes", "", `{"local": "a b"}`, 400},
 				{"plus in local", "POST", "/api/v1/inboxes", "", `{"local": "a+b"}`, 400},
+				{"random-shaped local", "POST", "/api/v1/inboxes", "", `{"local": "calm-otter-x7k2m3qp4d"}`, 400},
 				{"dot at end", "POST", "/api/v1/inboxes", "", `{"local": "a."}`, 400},
 				{"long local", "POST", "/api/v1/inboxes", "", `{"local": "` + strings.Repeat("a", 65) + `"}`, 400},
 				{"ttl over max", "POST", "/api/v1/inboxes", "", `{"ttl": "48h"}`, 400},

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/big"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +62,10 @@ func (s *Server) createInbox(c echo.Context) error {
 		local = randomLocal()
 	} else if err := checkLocal(local); err != nil {
 		return errorf(http.StatusBadRequest, "bad_address", "local %q: %v", req.Local, err)
+	} else if randomShape.MatchString(local) {
+		// Anyone may ask for a chosen address's token, so chosen addresses are public;
+		// random ones stay private only if nobody can choose one.
+		return errorf(http.StatusBadRequest, "bad_address", "local %q: names shaped like random ones (word-word-xxxxxxxxxx) are reserved", req.Local)
 	}
 	ttl, err := s.parseTTL(req.TTL)
 	if err != nil {
@@ -113,6 +118,8 @@ func (s *Server) parseTTL(raw json.RawMessage) (time.Duration, error) {
 	}
 	return ttl, nil
 }
+
+var randomShape = regexp.MustCompile(`^[a-z]+-[a-z]+-[a-z2-7]{10}$`)
 
 func randomLocal() string {
 	return pick(adjectives) + "-" + pick(nouns) + "-" + strings.ToLower(rand.Text()[:suffixLen])

@@ -46,12 +46,17 @@ type envelopeJSON struct {
 // messageJSON is one message parsed: the summary and what a test looks for in it.
 type messageJSON struct {
 	summaryJSON
-	Headers     []parse.Header   `json:"headers"`
+	Headers     []headerJSON     `json:"headers"`
 	Text        string           `json:"text"`
 	HTML        string           `json:"html"`
 	Attachments []attachmentJSON `json:"attachments"`
 	Links       []string         `json:"links"`
 	Codes       []string         `json:"codes"`
+}
+
+type headerJSON struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 type attachmentJSON struct {
@@ -157,15 +162,15 @@ func (s *Server) parsedMessage(ctx context.Context, m *storage.Message) (*messag
 	}
 	out := &messageJSON{
 		summaryJSON: toSummary(m),
-		Headers:     p.Headers,
+		Headers:     make([]headerJSON, len(p.Headers)),
 		Text:        p.Text,
 		HTML:        p.HTML,
 		Attachments: make([]attachmentJSON, len(p.Attachments)),
 		Links:       nonNil(p.Links),
 		Codes:       nonNil(p.Codes),
 	}
-	if out.Headers == nil {
-		out.Headers = []parse.Header{}
+	for i, h := range p.Headers {
+		out.Headers[i] = headerJSON{Name: h.Name, Value: h.Value}
 	}
 	for i, a := range p.Attachments {
 		out.Attachments[i] = attachmentJSON{Index: a.Index, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, ContentID: a.ContentID, Inline: a.Inline}

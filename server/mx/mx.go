@@ -16,6 +16,7 @@ import (
 	guerrilla "github.com/flashmob/go-guerrilla"
 	"github.com/flashmob/go-guerrilla/backends"
 	"github.com/flashmob/go-guerrilla/mail"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -33,6 +34,8 @@ type Options struct {
 	StoreTimeout    time.Duration // how long a store write may take before 451; 0 = 15s
 	ShutdownTimeout time.Duration // how long in-flight sessions may finish; 0 = 10s
 	TLS             *tls.Config   // offered with STARTTLS; nil = no STARTTLS
+	// Metrics receives the receiver's counters; nil = not exported.
+	Metrics prometheus.Registerer
 }
 
 // store is what the receiver needs of storage.Store.
@@ -42,10 +45,42 @@ type store interface {
 
 // Server receives mail for Options.Domains into a store.
 type Server struct {
-	opts   Options
-	store  store
-	logger *slog.Logger
-	now    func() time.Time
+	opts    Options
+	store   store
+	logger  *slog.Logger
+	now     func() time.Time
+	metrics metrics
+}
+
+type metrics struct {
+	messages   *prometheus.CounterVec // by result: stored, failed
+	deliveries prometheus.Counter     // one per inbox a message was stored in
+	rejected   *prometheus.CounterVec // recipients refused by reason
+	bytes      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_smtp_messages_total", Help: "Messages at the end of DATA, by result: stored (250) or failed (451).",
+		}, []string{"result"}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_smtp_deliveries_total", Help: "Inbox deliveries stored: a message to three inboxes counts three.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_smtp_rejected_total", Help: "Recipients refused by our checks, by reason (foreign domains and oversized DATA are refused inside go-guerrilla and not counted).",
+		}, []string{"reason"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_smtp_stored_bytes_total", Help: "Bytes of messages stored, trace header included, once per message.",
+		}),
+	}
+	m.messages.WithLabelValues("stored")
+	m.messages.WithLabelValues("failed")
+	m.rejected.WithLabelValues("too_many_recipients")
+	if reg != nil {
+		reg.MustRegister(m.messages, m.deliveries, m.rejected, m.bytes)
+	}
+	return m
 }
 
 // New returns a receiver; Run serves it.
@@ -71,7 +106,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 10 * time.Second
 	}
-	return &Server{opts: opts, store: st, logger: logger.With("proto", "smtp"), now: time.Now}
+	return &Server{opts: opts, store: st, logger: logger.With("proto", "smtp"), now: time.Now, metrics: newMetrics(opts.Metrics)}
 }
 
 // Run listens on Options.Addr and serves until ctx ends, then lets the sessions in
@@ -145,6 +180,7 @@ var errTooManyRecipients = errors.New("(recipient limit reached)")
 func (b *backend) ValidateRcpt(e *mail.Envelope) backends.RcptError {
 	// go-guerrilla's own check lets one recipient too many through.
 	if len(e.RcptTo) > b.s.opts.MaxRecipients {
+		b.s.metrics.rejected.WithLabelValues("too_many_recipients").Inc()
 		return errTooManyRecipients
 	}
 	return nil
@@ -156,6 +192,7 @@ func (b *backend) Process(e *mail.Envelope) (result backends.Result) {
 	defer func() {
 		if p := recover(); p != nil {
 			b.s.logger.Error("panic delivering a message", "remote", e.RemoteIP, "err", p, "stack", string(debug.Stack()))
+			b.s.metrics.messages.WithLabelValues("failed").Inc()
 			result = backends.NewResult("451 4.3.0 Error: internal error, try again later")
 		}
 	}()
@@ -196,8 +233,12 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	defer cancel()
 	if err := s.store.Put(ctx, msgs...); err != nil {
 		s.logger.Error("store", "remote", e.RemoteIP, "id", txID, "size", len(raw), "err", err)
+		s.metrics.messages.WithLabelValues("failed").Inc()
 		return "451 4.3.0 Error: temporary storage failure, try again later"
 	}
+	s.metrics.messages.WithLabelValues("stored").Inc()
+	s.metrics.deliveries.Add(float64(len(msgs)))
+	s.metrics.bytes.Add(float64(len(raw)))
 	for _, m := range msgs {
 		s.logger.Info("received", "remote", e.RemoteIP, "inbox", m.Inbox, "id", m.ID, "uid", m.UID, "size", m.Size, "dur", s.now().Sub(start))
 	}

@@ -30,23 +30,16 @@ func Codes(subject, text, html string) []string {
 
 func codes(sources ...string) []string {
 	var out []string
+	seen := map[string]bool{}
 	for _, s := range sources {
 		for _, c := range findCodes(s) {
-			if !contains(out, c) {
+			if !seen[c] {
+				seen[c] = true
 				out = append(out, c)
 			}
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Windows of the code finder, in words.
@@ -69,13 +62,15 @@ const (
 
 type token struct {
 	kind       tokKind
-	start, end int
+	start, end int32
+	word       int32 // index in scanner.words, for word-like tokens
 }
 
 // word is a word-like token with where it stands and what it says.
 type word struct {
 	tok       int
-	seg, line int
+	seg, line int32
+	labelled  bool  // back and fwd are known: labels are looked up only near candidates
 	back, fwd label // the label that counts before a number, and after it (they differ in CJK runs)
 	cont      bool  // a digit group continuing a number: "299" in "1,299.00"
 }
@@ -87,79 +82,103 @@ type line struct {
 
 // scanner is one text cut into tokens and words.
 type scanner struct {
-	s     string
-	toks  []token
-	words []word
-	lines []line
+	s        string
+	toks     []token
+	words    []word
+	lines    []line
+	promoSeg map[int32]bool // sentence to whether it is about a discount
 }
 
 // candidate is a token or tokens that look like a code.
 type candidate struct {
-	value           string
-	firstTok        int
-	lastTok         int
-	firstW, lastW   int
-	yearLike, alnum bool
+	value         string
+	firstTok      int
+	lastTok       int
+	firstW, lastW int
+	yearLike      bool
 }
 
+// maxScan bounds the text searched for codes: a code stands near the top of a mail,
+// and the scanner's offsets are 32 bits.
+const maxScan = 4 << 20
+
 func findCodes(src string) []string {
+	if len(src) > maxScan {
+		src = strings.ToValidUTF8(src[:maxScan], "")
+	}
 	s := normalizeForCodes(src)
 	if !strings.ContainsAny(s, "0123456789") {
 		return nil // every code has a digit
 	}
 	sc := &scanner{s: s}
 	sc.tokenize()
-	sc.label()
+	sc.split()
 	var out []string
 	for _, c := range sc.candidates() {
-		if sc.accept(c) && !contains(out, c.value) {
-			out = append(out, c.value)
+		if sc.accept(c) {
+			out = append(out, c.value) // codes() removes duplicates
 		}
 	}
 	return out
 }
 
-// normalizeForCodes folds full-width letters, digits and colons to ASCII ("４８２９１７"), drops
-// invisible characters that split words, and turns CRLF and CR into LF.
+// normalizeForCodes folds full-width letters, digits and colons to ASCII
+// ("４８２９１７"), drops invisible characters that split words, and turns CRLF and CR
+// into LF.
 func normalizeForCodes(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf || s[i] == '\r' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
 	var sb strings.Builder
-	sb.Grow(len(s))
-	for i, r := range s {
+	start := 0 // where the stretch not yet copied begins
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf && c != '\r' {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var repl string
 		switch {
 		case r == '\r':
 			if i+1 >= len(s) || s[i+1] != '\n' {
-				sb.WriteByte('\n')
+				repl = "\n"
 			}
 		case invisible(r):
 		case r >= '０' && r <= '９', r >= 'Ａ' && r <= 'Ｚ', r >= 'ａ' && r <= 'ｚ', r == '：':
 			// Full-width punctuation other than the colon stays: "，" after a code
 			// ends a clause, while "," would join two numbers.
-			sb.WriteRune(r - 0xfee0)
-		case r == utf8.RuneError:
-			sb.WriteRune(' ')
+			repl = string(r - 0xfee0)
+		case r == utf8.RuneError && size == 1:
+			repl = " "
 		default:
-			sb.WriteRune(r)
+			i += size
+			continue
 		}
+		if sb.Cap() == 0 {
+			sb.Grow(len(s))
+		}
+		sb.WriteString(s[start:i])
+		sb.WriteString(repl)
+		i += size
+		start = i
 	}
+	if sb.Cap() == 0 {
+		return s
+	}
+	sb.WriteString(s[start:])
 	return sb.String()
 }
 
 func isCJK(r rune) bool {
+	if r < 0x3000 {
+		return false
+	}
 	return r == '\u30fc' || r == '\u3005' ||
 		unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
 }
 
 func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
 }
 
@@ -222,8 +241,8 @@ func (sc *scanner) tokenize() {
 	s := sc.s
 	spans := opaqueSpans(s)
 	sp := 0
-	sc.toks = make([]token, 0, len(s)/3)
-	add := func(k tokKind, start, end int) { sc.toks = append(sc.toks, token{k, start, end}) }
+	sc.toks = make([]token, 0, len(s)/2+8)
+	add := func(k tokKind, start, end int) { sc.toks = append(sc.toks, token{k, int32(start), int32(end), -1}) }
 	for i := 0; i < len(s); {
 		if sp < len(spans) && i >= spans[sp].start {
 			if i < spans[sp].end {
@@ -278,8 +297,9 @@ func (sc *scanner) isPunct(k int, chars string) bool {
 	return k >= 0 && k < len(sc.toks) && sc.toks[k].kind == tPunct && strings.Contains(chars, sc.text(k))
 }
 
-// label splits the text into words, sentences and lines and labels each word.
-func (sc *scanner) label() {
+// split finds the words, sentences and lines of the text.
+func (sc *scanner) split() {
+	sc.words = make([]word, 0, len(sc.toks)/2+1)
 	seg := 0
 	cur := line{first: -1, last: -1}
 	lastSolid := tNewline // kind of the last token that is not white space
@@ -305,23 +325,35 @@ func (sc *scanner) label() {
 			}
 		default:
 			cur.colon = false
-			w := word{tok: k, seg: seg, line: len(sc.lines)}
+			w := word{tok: k, seg: int32(seg), line: int32(len(sc.lines))}
 			w.cont = t.kind == tWord && isDigits(sc.text(k)) && sc.isPunct(k-1, ".,") && k >= 2 &&
 				sc.toks[k-2].kind == tWord && isDigits(sc.text(k-2))
 			if cur.first < 0 {
 				cur.first = len(sc.words)
 			}
 			cur.last = len(sc.words)
+			sc.toks[k].word = int32(len(sc.words))
 			sc.words = append(sc.words, w)
 			lastWordText = sc.text(k)
 		}
 		lastSolid = t.kind
 	}
 	sc.lines = append(sc.lines, cur)
-	for i := range sc.words {
-		sc.words[i].back, sc.words[i].fwd = sc.wordLabel(i)
-	}
 }
+
+// labels returns what word i says before and after a number.
+func (sc *scanner) labels(i int) (back, fwd label) {
+	w := &sc.words[i]
+	if !w.labelled {
+		w.back, w.fwd = sc.wordLabel(i)
+		w.labelled = true
+	}
+	return w.back, w.fwd
+}
+
+func (sc *scanner) back(i int) label { l, _ := sc.labels(i); return l }
+
+func (sc *scanner) fwd(i int) label { _, l := sc.labels(i); return l }
 
 // isAbbreviation reports a short word before a dot that does not end the sentence:
 // "Nr. 12345", "z.B.", "No."
@@ -493,10 +525,6 @@ func (sc *scanner) connected(k, dir int, digits bool) bool {
 // "AB12-CD34", "4 8 2 9 1 7") and skipping numbers that belong to longer ones.
 func (sc *scanner) candidates() []candidate {
 	var out []candidate
-	wordAt := make(map[int]int, len(sc.words)) // token index to word index
-	for i, w := range sc.words {
-		wordAt[w.tok] = i
-	}
 	for k := 0; k < len(sc.toks); k++ {
 		t, ok := sc.asciiWord(k)
 		if !ok {
@@ -505,7 +533,7 @@ func (sc *scanner) candidates() []candidate {
 		c, last, ok := sc.shape(k, t)
 		if ok {
 			c.firstTok, c.lastTok = k, last
-			c.firstW, c.lastW = wordAt[k], wordAt[last]
+			c.firstW, c.lastW = int(sc.toks[k].word), int(sc.toks[last].word)
 			out = append(out, c)
 		}
 		k = last
@@ -553,7 +581,7 @@ func (sc *scanner) shape(k int, t string) (candidate, int, bool) {
 			if sc.connected(k, -1, false) || sc.connected(k+2, 1, false) {
 				return candidate{}, k + 2, false
 			}
-			return candidate{value: t + "-" + u, alnum: true}, k + 2, true
+			return candidate{value: t + "-" + u}, k + 2, true
 		}
 	}
 	if len(t) < 4 || len(t) > 10 {
@@ -570,7 +598,7 @@ func (sc *scanner) shape(k int, t string) (candidate, int, bool) {
 		if sc.connected(k, -1, false) || sc.connected(k, 1, false) {
 			return candidate{}, k, false
 		}
-		return candidate{value: t, alnum: true}, k, true
+		return candidate{value: t}, k, true
 	}
 	return candidate{}, k, false
 }
@@ -605,7 +633,7 @@ func (sc *scanner) nextSolid(k int) int {
 
 // amountSymbols before or after a number make it a price, a percentage, a count; "#"
 // and "№" make it an order or ticket number, "+" a phone number.
-const amountSymbols = "#№$€£¥₹₽₩₺%+@&="
+const amountSymbols = "#№$€£¥₹₽₩₺%+@&=•"
 
 // isAmount reports a number that a currency, unit or numbering sign claims.
 func (sc *scanner) isAmount(c candidate) bool {
@@ -614,6 +642,17 @@ func (sc *scanner) isAmount(c candidate) bool {
 			return true
 		}
 		if sc.toks[p].kind == tWord && currencyWords[strings.ToLower(sc.text(p))] {
+			return true
+		}
+		// "****1234", "***-***-0134": a masked card or phone number ("**482917**" is
+		// bold in text converted from HTML).
+		stars := 0
+		for k := c.firstTok - 1; k >= max(c.firstTok-8, 0) && sc.toks[k].kind == tPunct; k-- {
+			if sc.text(k) == "*" {
+				stars++
+			}
+		}
+		if stars >= 3 {
 			return true
 		}
 		// "(030) 1234567"
@@ -676,7 +715,7 @@ func (sc *scanner) nearestBack(c candidate) (label, int, bool) {
 	seg := sc.words[c.firstW].seg
 	var l labeller
 	for j := c.firstW - 1; j >= 0 && sc.words[j].seg == seg && l.d <= strongWords; j-- {
-		if l.see(sc, j, sc.words[j].back) {
+		if l.see(sc, j, sc.back(j)) {
 			return l.found, l.d, l.direct && l.d <= directWords
 		}
 	}
@@ -688,7 +727,7 @@ func (sc *scanner) nearestFwd(c candidate) (label, int, bool) {
 	seg := sc.words[c.lastW].seg
 	var l labeller
 	for j := c.lastW + 1; j < len(sc.words) && sc.words[j].seg == seg && l.d <= nearWords; j++ {
-		if l.see(sc, j, sc.words[j].fwd) {
+		if l.see(sc, j, sc.fwd(j)) {
 			return l.found, l.d, l.direct && l.d <= directWords
 		}
 	}
@@ -741,13 +780,16 @@ var numbering = map[string]bool{
 	"number": true, "no": true, "nr": true, "num": true, "id": true, "nummer": true,
 	"numéro": true, "número": true, "numero": true, "numer": true, "номер": true,
 	"numarası": true, "numarasi": true, "nº": true,
+	// and the prepositions of "ending in 1234", "endet auf 1234"
+	"in": true, "with": true, "auf": true, "mit": true, "en": true, "par": true, "por": true,
+	"na": true, "на": true, "on": true,
 }
 
 // lineLabel applies the layout rules of HTML mail and plain-text templates: a code
 // at the start of the line after "Your verification code:", or a code alone on its
 // line with a keyword on the line before or right at the start of the line after.
 func (sc *scanner) lineLabel(c candidate) (label, bool) {
-	ln := sc.words[c.firstW].line
+	ln := int(sc.words[c.firstW].line)
 	cur := sc.lines[ln]
 	alone := cur.first == c.firstW && cur.last == c.lastW
 	prev := ln - 1
@@ -758,7 +800,7 @@ func (sc *scanner) lineLabel(c candidate) (label, bool) {
 		p := sc.lines[prev]
 		var l labeller
 		for j := p.last; j >= p.first && l.d <= strongWords; j-- {
-			if l.see(sc, j, sc.words[j].back) {
+			if l.see(sc, j, sc.back(j)) {
 				// A colon and a code alone on the next line is the template of a code
 				// mail: the keyword may stand further back there.
 				if l.found == strong || l.found == weak && (l.d <= nearWords || alone && p.colon) {
@@ -779,7 +821,7 @@ func (sc *scanner) lineLabel(c candidate) (label, bool) {
 		p := sc.lines[next]
 		var l labeller
 		for j := p.first; j <= p.last && l.d < 5; j++ {
-			if l.see(sc, j, sc.words[j].fwd) {
+			if l.see(sc, j, sc.fwd(j)) {
 				if l.found != anti {
 					return l.found, true
 				}
@@ -790,20 +832,26 @@ func (sc *scanner) lineLabel(c candidate) (label, bool) {
 	return noLabel, false
 }
 
-// promo reports a sentence about a discount, where "code" means a coupon.
+// promo reports a sentence about a discount, where "code" means a coupon. The answer
+// is kept per sentence: a long one full of codes is read once.
 func (sc *scanner) promo(c candidate) bool {
 	seg := sc.words[c.firstW].seg
-	for j := c.firstW; j >= 0 && sc.words[j].seg == seg; j-- {
-		if sc.promoWord(j) {
-			return true
-		}
+	if p, ok := sc.promoSeg[seg]; ok {
+		return p
 	}
-	for j := c.lastW + 1; j < len(sc.words) && sc.words[j].seg == seg; j++ {
-		if sc.promoWord(j) {
-			return true
-		}
+	if sc.promoSeg == nil {
+		sc.promoSeg = map[int32]bool{}
 	}
-	return false
+	first := c.firstW
+	for first > 0 && sc.words[first-1].seg == seg {
+		first--
+	}
+	p := false
+	for j := first; j < len(sc.words) && sc.words[j].seg == seg && !p; j++ {
+		p = sc.promoWord(j)
+	}
+	sc.promoSeg[seg] = p
+	return p
 }
 
 func (sc *scanner) promoWord(j int) bool {

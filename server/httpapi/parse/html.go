@@ -47,19 +47,19 @@ func renderHTML(s string) (string, []string) {
 				r.text(z.Text(), pre > 0)
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
-			name, hasAttr := z.TagName()
-			tag := string(name) // interned by the compiler for the map look-ups below
+			// string(tag) in comparisons and map indexes does not allocate.
+			tag, hasAttr := z.TagName()
 			if skip != "" {
-				if tag == skip && tt == html.StartTagToken {
+				if string(tag) == skip && tt == html.StartTagToken {
 					skipDepth++
 				}
 				continue
 			}
-			if hidden[tag] && tt == html.StartTagToken {
-				skip, skipDepth = tag, 1
+			if hidden[string(tag)] && tt == html.StartTagToken {
+				skip, skipDepth = string(tag), 1
 				continue
 			}
-			if (tag == "a" || tag == "area") && hasAttr {
+			if (string(tag) == "a" || string(tag) == "area") && hasAttr {
 				for {
 					k, v, more := z.TagAttr()
 					if string(k) == "href" {
@@ -71,32 +71,31 @@ func renderHTML(s string) (string, []string) {
 				}
 			}
 			switch {
-			case tag == "td" || tag == "th":
+			case string(tag) == "td" || string(tag) == "th":
 				r.space()
-			case tag == "pre" && tt == html.StartTagToken:
+			case string(tag) == "pre" && tt == html.StartTagToken:
 				pre++
 			}
-			if n := blockBreak[tag]; n > 0 {
+			if n := blockBreak[string(tag)]; n > 0 {
 				r.brk(n)
 			}
 		case html.EndTagToken:
-			name, _ := z.TagName()
-			tag := string(name)
+			tag, _ := z.TagName()
 			if skip != "" {
-				if tag == skip {
+				if string(tag) == skip {
 					if skipDepth--; skipDepth == 0 {
 						skip = ""
 					}
 				}
 				continue
 			}
-			switch tag {
+			switch string(tag) {
 			case "td", "th":
 				r.space()
 			case "pre":
 				pre = max(pre-1, 0)
 			}
-			if n := blockBreak[tag]; n > 0 && tag != "br" {
+			if n := blockBreak[string(tag)]; n > 0 && string(tag) != "br" {
 				r.brk(n)
 			}
 		}
@@ -121,6 +120,13 @@ func (r *renderer) brk(n int) {
 
 func (r *renderer) text(b []byte, pre bool) {
 	for len(b) > 0 {
+		if c := b[0]; c < utf8.RuneSelf && c > ' ' {
+			r.flush()
+			r.sb.WriteByte(c) // the common case, ASCII that is not white space
+			r.lineStart = false
+			b = b[1:]
+			continue
+		}
 		c, size := utf8.DecodeRune(b)
 		b = b[size:]
 		switch {
@@ -145,6 +151,9 @@ func (r *renderer) text(b []byte, pre bool) {
 // flush writes the line breaks or the space owed before the next character: breaks
 // win over spaces, and a line never starts with a space.
 func (r *renderer) flush() {
+	if r.pendingBreak == 0 && !r.pendingSpace {
+		return
+	}
 	if r.pendingBreak > 0 && r.sb.Len() > 0 {
 		for range r.pendingBreak {
 			r.sb.WriteByte('\n')

@@ -42,7 +42,7 @@ func links(hrefs []string, text string) []string {
 // removed, which also rejoins a link a broken mailer wrapped) and drops links that
 // lead nowhere a tester wants to go.
 func cleanHref(h string) string {
-	h = strings.TrimFunc(h, func(r rune) bool { return r <= ' ' })
+	h = strings.TrimFunc(validUTF8(h), func(r rune) bool { return r <= ' ' || unicode.IsSpace(r) })
 	if strings.ContainsAny(h, "\t\r\n") {
 		h = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(h)
 	}
@@ -55,7 +55,7 @@ func cleanHref(h string) string {
 			return ""
 		}
 	}
-	return validUTF8(h)
+	return h
 }
 
 // urlMatch is a URL found in text: where it was written and what it reads.
@@ -155,36 +155,44 @@ func urlStop(r rune) bool {
 // https://x.test)" loses it). hostStart is where the part after "://" begins; a URL
 // with nothing left there is no URL.
 func trimURL(s string, hostStart, end int) int {
+	// Counted once, and kept up to date while trimming, so a URL ending in a
+	// thousand ")" costs no more than one ending in one.
+	var count [128]int
+	for i := hostStart; i < end; i++ {
+		if c := s[i]; c < 128 {
+			count[c]++
+		}
+	}
 	for end > hostStart {
 		c := s[end-1]
 		switch c {
 		case '.', ',', ';', ':', '!', '?', '\'', '*':
-			end--
-			continue
 		case ')', ']', '}':
-			open := "("
+			open := byte('(')
 			if c == ']' {
-				open = "["
+				open = '['
 			} else if c == '}' {
-				open = "{"
+				open = '{'
 			}
-			if strings.Count(s[hostStart:end], open) < strings.Count(s[hostStart:end], string(c)) {
-				end--
-				continue
+			if count[open] >= count[c] {
+				return end
 			}
+		default:
+			return end
 		}
-		break
-	}
-	if end == hostStart {
-		return hostStart
+		end--
+		if c < 128 {
+			count[c]--
+		}
 	}
 	return end
 }
 
-// indexFold is strings.Index for an ASCII lower-case needle, ignoring case.
+// indexFold is strings.Index for a lower-case ASCII needle starting with "h",
+// ignoring case.
 func indexFold(s, lower string) int {
 	for i := 0; i+len(lower) <= len(s); i++ {
-		k := strings.IndexAny(s[i:], lower[:1]+strings.ToUpper(lower[:1]))
+		k := strings.IndexAny(s[i:], "hH")
 		if k < 0 {
 			return -1
 		}

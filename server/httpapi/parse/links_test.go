@@ -96,7 +96,7 @@ func TestRenderHTML(t *testing.T) {
 		{"hidden content dropped", "<head><title>T</title><style>p{color:red}</style></head><body><script>var a='<p>x</p>';</script><p>seen</p><noscript>no</noscript><template><p>t</p></template></body>", "seen"},
 		{"pre keeps its lines", "<pre>a  b\n  c</pre>after", "a  b\n  c\n\nafter"},
 		{"invisible padding dropped", "<p>4&#8203;8&zwnj;2&shy;917</p>", "482917"},
-		{"unclosed tags", "<p>one<p>two<div>three", "one\n\ntwo\n\nthree"},
+		{"unclosed tags", "<p>one<p>two<div>three", "one\n\ntwo\nthree"},
 		{"not html at all", "just text", "just text"},
 	}
 	for _, tt := range tests {

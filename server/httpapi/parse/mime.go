@@ -98,7 +98,7 @@ func looksLikeURL(name, rest []byte) bool {
 // unfold drops the line breaks of a folded field (RFC 5322 section 2.2.3) and the
 // white space around the value.
 func unfold(v []byte) string {
-	if bytes.IndexAny(v, "\r\n") < 0 {
+	if !bytes.ContainsAny(v, "\r\n") {
 		return string(bytes.TrimSpace(v))
 	}
 	var sb strings.Builder
@@ -397,7 +397,7 @@ func guessBoundary(body []byte) string {
 		}
 		line := bytes.TrimRight(body[i:next], " \t\r\n")
 		if len(line) > 2 && len(line) <= 72 && line[0] == '-' && line[1] == '-' &&
-			bytes.IndexAny(line, " \t") < 0 {
+			!bytes.ContainsAny(line, " \t") {
 			if f, _ := splitHeader(body[next:]); len(f) > 0 {
 				return string(bytes.TrimSuffix(line[2:], []byte("--")))
 			}
@@ -418,6 +418,35 @@ func decodeTransfer(enc string, b []byte) []byte {
 		return decodeQP(b)
 	}
 	return b
+}
+
+// decodedSize is len(decodeTransfer(enc, b)) without holding a copy of a large
+// base64 attachment just to measure it.
+func decodedSize(enc string, b []byte) int64 {
+	switch enc {
+	case "base64":
+		n := 0
+		for _, c := range b {
+			if c == '=' {
+				break
+			}
+			if isBase64(c) {
+				n++
+			}
+		}
+		if n%4 == 1 {
+			n--
+		}
+		return int64(n * 6 / 8)
+	case "quoted-printable":
+		return int64(len(decodeQP(b)))
+	}
+	return int64(len(b))
+}
+
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '+' || c == '/' || c == '-' || c == '_'
 }
 
 // decodeBase64 skips everything outside the base64 alphabet (line breaks, the

@@ -53,7 +53,7 @@ func Message(raw []byte) (*Parsed, error) {
 	p := &Parsed{Headers: make([]Header, len(fields))}
 	subject, seenSubject := "", false
 	for i, f := range fields {
-		p.Headers[i] = Header{Name: validUTF8(f.name), Value: headerText(f.name, f.value)}
+		p.Headers[i] = Header{Name: f.name, Value: headerText(f.name, f.value)}
 		if !seenSubject && strings.EqualFold(f.name, "Subject") {
 			subject, seenSubject = p.Headers[i].Value, true
 		}
@@ -83,7 +83,7 @@ func Message(raw []byte) (*Parsed, error) {
 	p.Attachments = make([]AttachmentInfo, len(w.atts))
 	for i, a := range w.atts {
 		p.Attachments[i] = a.describe(i)
-		p.Attachments[i].Size = int64(len(decodeTransfer(a.encoding, a.body)))
+		p.Attachments[i].Size = decodedSize(a.encoding, a.body)
 	}
 
 	p.Links = links(hrefs, p.Text)

@@ -74,6 +74,8 @@ func init() {
 			"suite", "apt", "room", "floor", "id", "meeting", "webinar",
 			"telefon", "téléphone", "teléfono", "telefone", "telefono", "telefoon",
 			"телефон", "nr", "nº", "unsubscribe",
+			// masked numbers: "ending in 1234", "endet auf 1234"
+			"ending", "ends", "endet", "endend", "terminant", "terminada", "terminado", "digits",
 		},
 	} {
 		for _, w := range words {
@@ -107,6 +109,8 @@ var codeBefore = map[string]label{
 	"gutschein": anti, "aktions": anti, "posta": anti, "indirim": anti, "kupon": anti,
 	"takip": anti, "почтовый": anti, "промо": anti, "reference": anti, "booking": anti,
 	"order": anti, "invoice": anti, "customer": anti, "ticket": anti, "case": anti,
+	"card": anti, "redemption": anti, "redeem": anti, "license": anti, "licence": anti,
+	"product-key": anti, "serial": anti,
 }
 
 // codeAfter are words that, standing right after a code noun (or after its "de", "di"),

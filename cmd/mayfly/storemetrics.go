@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// timedStore is a storage.Store that observes how long each operation takes, so the
+// views need not know about metrics.
+type timedStore struct {
+	storage.Store
+	seconds *prometheus.HistogramVec
+}
+
+func newTimedStore(st storage.Store, reg prometheus.Registerer) storage.Store {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mayfly_store_operation_duration_seconds",
+		Help:    "Store operations by name and result.",
+		Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5, 2},
+	}, []string{"op", "result"})
+	reg.MustRegister(h)
+	return &timedStore{Store: st, seconds: h}
+}
+
+// timer starts timing op; the func it returns, deferred, observes the result in *err.
+func (s *timedStore) timer(op string, err *error) func() {
+	start := time.Now()
+	return func() {
+		result := "ok"
+		if *err != nil {
+			result = "error"
+		}
+		s.seconds.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+	}
+}
+
+func (s *timedStore) Put(ctx context.Context, msgs ...*storage.Message) (err error) {
+	defer s.timer("put", &err)()
+	return s.Store.Put(ctx, msgs...)
+}
+
+func (s *timedStore) List(ctx context.Context, inbox string, page storage.Page) (_ []storage.Message, err error) {
+	defer s.timer("list", &err)()
+	return s.Store.List(ctx, inbox, page)
+}
+
+func (s *timedStore) Get(ctx context.Context, inbox, id string) (_ *storage.Message, err error) {
+	defer s.timer("get", &err)()
+	return s.Store.Get(ctx, inbox, id)
+}
+
+func (s *timedStore) Raw(ctx context.Context, inbox, id string) (_ []byte, err error) {
+	defer s.timer("raw", &err)()
+	return s.Store.Raw(ctx, inbox, id)
+}
+
+func (s *timedStore) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (_ storage.Flags, err error) {
+	defer s.timer("set_flags", &err)()
+	return s.Store.SetFlags(ctx, inbox, id, add, remove)
+}
+
+func (s *timedStore) Delete(ctx context.Context, inbox, id string) (err error) {
+	defer s.timer("delete", &err)()
+	return s.Store.Delete(ctx, inbox, id)
+}
+
+func (s *timedStore) DeleteInbox(ctx context.Context, inbox string) (_ int, err error) {
+	defer s.timer("delete_inbox", &err)()
+	return s.Store.DeleteInbox(ctx, inbox)
+}
+
+func (s *timedStore) Mailbox(ctx context.Context, inbox string) (_ storage.Mailbox, err error) {
+	defer s.timer("mailbox", &err)()
+	return s.Store.Mailbox(ctx, inbox)
+}
