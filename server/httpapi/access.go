@@ -149,13 +149,3 @@ func (g *failureGuard) forgetOldLocked(now time.Time) {
 		clear(g.ips)
 	}
 }
-
-// count reports the failures of ip in its window.
-func (g *failureGuard) count(ip string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if f := g.ips[ip]; f != nil {
-		return f.n
-	}
-	return 0
-}
