@@ -37,6 +37,6 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./storage/redisstore
 	$(GO) test -run XXX -fuzz 'FuzzEvent$$' -fuzztime $(FUZZTIME) ./storage/redisstore
 
-# Store benchmarks on both stores (see docs/benchmarks.md for the SMTP load figures).
+# Store, receiver, parser and API benchmarks on both stores (docs/benchmarks.md has the SMTP load figures).
 bench:
-	bash .ci/with-services $(GO) test -run XXX -bench . -benchmem ./storage/...
+	bash .ci/with-services $(GO) test -run XXX -bench . -benchmem ./storage/... ./server/...
