@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // syncBuffer is a bytes.Buffer the service's logger and the test may share.
@@ -114,10 +114,8 @@ func (n *node) send(t *testing.T, to, body string) {
 // storeVariants lists the store flags the whole-service tests run with.
 func storeVariants(t *testing.T) map[string][]string {
 	variants := map[string][]string{"memory": nil}
-	if url := os.Getenv("MAYFLY_TEST_REDIS_URL"); url != "" {
+	if url := storetest.RedisURL(t); url != "" {
 		variants["redis"] = []string{"-redis-url", url}
-	} else if os.Getenv("CI") != "" || os.Getenv("MAYFLY_REQUIRE_REDIS") != "" {
-		t.Fatal("MAYFLY_TEST_REDIS_URL is not set: the Redis tests must run under make test and CI")
 	}
 	return variants
 }

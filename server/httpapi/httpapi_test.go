@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // fullStore is what the tests need: the API's view plus Put to deliver mail.
@@ -36,12 +36,8 @@ func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
 			return st
 		},
 	}
-	url := os.Getenv("MAYFLY_TEST_REDIS_URL")
+	url := storetest.RedisURL(t)
 	if url == "" {
-		if os.Getenv("CI") != "" || os.Getenv("MAYFLY_REQUIRE_REDIS") != "" {
-			t.Fatal("MAYFLY_TEST_REDIS_URL is not set: the Redis tests must run under make test and CI")
-		}
-		t.Log("Redis variant not run: set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
 		return m
 	}
 	m["redis"] = func(t testing.TB) fullStore {

@@ -2,13 +2,13 @@ package mx
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // stores lists the stores an end-to-end test runs on: always memory, and Redis when
@@ -21,12 +21,8 @@ func stores(t *testing.T) map[string]func(t *testing.T) storage.Store {
 			return st
 		},
 	}
-	url := os.Getenv("MAYFLY_TEST_REDIS_URL")
+	url := storetest.RedisURL(t)
 	if url == "" {
-		if os.Getenv("CI") != "" || os.Getenv("MAYFLY_REQUIRE_REDIS") != "" {
-			t.Fatal("MAYFLY_TEST_REDIS_URL is not set: the Redis tests must run under make test and CI")
-		}
-		t.Log("Redis variant not run: set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
 		return m
 	}
 	m["redis"] = func(t *testing.T) storage.Store {

@@ -24,15 +24,12 @@ import (
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
-// redisURL returns the Redis the tests may use, or skips the test. Under make test and
-// in CI a missing Redis is a failure, never a silent skip.
+// redisURL returns the Redis the tests may use, or skips the test (a failure under make
+// test and in CI; see storetest.RedisURL).
 func redisURL(tb testing.TB) string {
 	tb.Helper()
-	u := os.Getenv("MAYFLY_TEST_REDIS_URL")
+	u := storetest.RedisURL(tb)
 	if u == "" {
-		if os.Getenv("CI") != "" || os.Getenv("MAYFLY_REQUIRE_REDIS") != "" {
-			tb.Fatal("MAYFLY_TEST_REDIS_URL is not set, and CI or MAYFLY_REQUIRE_REDIS says the Redis tests must run")
-		}
 		tb.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run the Redis tests (make test does)")
 	}
 	return u
@@ -214,20 +211,6 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func next(t *testing.T, events <-chan storage.Event) storage.Event {
-	t.Helper()
-	select {
-	case e, ok := <-events:
-		if !ok {
-			t.Fatal("event channel closed")
-		}
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
-	}
-	return storage.Event{}
-}
-
 func TestUnavailable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -341,7 +324,7 @@ func TestRedisGoesAway(t *testing.T) {
 	if err := st.Put(ctx, storetest.NewMessage(inbox, "before")); err != nil {
 		t.Fatal(err)
 	}
-	next(t, events)
+	storetest.Next(t, events)
 
 	p.close()
 	start := time.Now()
@@ -408,7 +391,7 @@ func TestEventsAfterReconnect(t *testing.T) {
 	if err := other.Put(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, events); e.Type != storage.EventAdded || e.ID != m.ID {
+	if e := storetest.Next(t, events); e.Type != storage.EventAdded || e.ID != m.ID {
 		t.Errorf("event %+v, want added %s", e, m.ID)
 	}
 }
@@ -435,7 +418,7 @@ func TestEventsAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, ch := range map[string]<-chan storage.Event{"a": onA, "b": onB} {
-		e := next(t, ch)
+		e := storetest.Next(t, ch)
 		if e.Type != storage.EventAdded || e.ID != m.ID || e.UID != m.UID || e.Message == nil || e.Message.Subject != m.Subject {
 			t.Errorf("node %s got %+v, want added %s with its metadata", name, e, m.ID)
 		}
@@ -454,7 +437,7 @@ func TestEventsAcrossNodes(t *testing.T) {
 	for name, ch := range map[string]<-chan storage.Event{"a": onA, "b": onB} {
 		expired := map[string]int{}
 		for range 2 * len(short) {
-			if e := next(t, ch); e.Type == storage.EventExpired {
+			if e := storetest.Next(t, ch); e.Type == storage.EventExpired {
 				expired[e.ID]++
 			}
 		}
@@ -988,7 +971,7 @@ func TestSweepEarlyEntry(t *testing.T) {
 	if err := st.Put(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, events); e.Type != storage.EventAdded {
+	if e := storetest.Next(t, events); e.Type != storage.EventAdded {
 		t.Fatalf("event %+v, want added", e)
 	}
 	member := expiryMember(inbox, m.ID)

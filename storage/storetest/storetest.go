@@ -315,7 +315,7 @@ func testFlags(t *testing.T, newStore NewStore) {
 		if err != nil || stored.Flags != s.want {
 			t.Fatalf("Get after SetFlags(+%b -%b): flags %b, %v; want %b", s.add, s.remove, stored.Flags, err, s.want)
 		}
-		e := next(t, events)
+		e := Next(t, events)
 		if e.Type != storage.EventFlags || e.ID != m.ID || e.UID != m.UID || e.Flags != s.want {
 			t.Errorf("event = %+v, want flags %b of %s", e, s.want, m.ID)
 		}
@@ -325,7 +325,9 @@ func testFlags(t *testing.T, newStore NewStore) {
 	}
 }
 
-func next(t *testing.T, events <-chan storage.Event) storage.Event {
+// Next returns the next event of a subscription, failing t if none comes within 10s
+// or the channel closes.
+func Next(t testing.TB, events <-chan storage.Event) storage.Event {
 	t.Helper()
 	select {
 	case e, ok := <-events:
@@ -351,7 +353,7 @@ func testDelete(t *testing.T, newStore NewStore) {
 	if err := st.Delete(ctx, inbox, msgs[1].ID); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if e := next(t, events); e.Type != storage.EventDeleted || e.ID != msgs[1].ID || e.UID != msgs[1].UID {
+	if e := Next(t, events); e.Type != storage.EventDeleted || e.ID != msgs[1].ID || e.UID != msgs[1].UID {
 		t.Errorf("event = %+v, want deleted %s", e, msgs[1].ID)
 	}
 	if _, err := st.Get(ctx, inbox, msgs[1].ID); !errors.Is(err, storage.ErrNotFound) {
@@ -391,7 +393,7 @@ func testDeleteInbox(t *testing.T, newStore NewStore) {
 	}
 	deleted := map[string]bool{}
 	for range 3 {
-		e := next(t, events)
+		e := Next(t, events)
 		if e.Type != storage.EventDeleted {
 			t.Errorf("event %+v, want deleted", e)
 		}
@@ -495,11 +497,11 @@ func testExpiry(t *testing.T, newStore NewStore) {
 	short.Expires = time.Now().Add(300 * time.Millisecond)
 	put(t, st, short)
 	for range 2 {
-		if e := next(t, events); e.Type != storage.EventAdded {
+		if e := Next(t, events); e.Type != storage.EventAdded {
 			t.Fatalf("event %+v, want added", e)
 		}
 	}
-	e := next(t, events)
+	e := Next(t, events)
 	if e.Type != storage.EventExpired || e.ID != short.ID || e.UID != short.UID {
 		t.Fatalf("event %+v, want expired %s", e, short.ID)
 	}
@@ -579,7 +581,7 @@ func testInboxTTL(t *testing.T, newStore NewStore) {
 	put(t, st, keep)
 	wantTTL(short)
 	wantOwn(keep, keepUntil)
-	if e := next(t, events); e.Type != storage.EventAdded || e.ID != short.ID || e.Message == nil || !sameTime(e.Message.Expires, short.Expires) {
+	if e := Next(t, events); e.Type != storage.EventAdded || e.ID != short.ID || e.Message == nil || !sameTime(e.Message.Expires, short.Expires) {
 		t.Errorf("event %+v, want added %s expiring at %v", e, short.ID, short.Expires)
 	}
 
@@ -684,7 +686,7 @@ func testCap(t *testing.T, newStore NewStore) {
 	}
 	dropped := map[string]bool{}
 	for range 7 {
-		if e := next(t, events); e.Type == storage.EventExpired {
+		if e := Next(t, events); e.Type == storage.EventExpired {
 			dropped[e.ID] = true
 		}
 	}
@@ -719,7 +721,7 @@ func testEventsToEverySubscriber(t *testing.T, newStore NewStore) {
 	}
 	m := putN(t, st, inbox, 1)[0]
 	for i, ch := range subs {
-		e := next(t, ch)
+		e := Next(t, ch)
 		if e.Type != storage.EventAdded || e.ID != m.ID || e.UID != m.UID || e.Inbox != inbox {
 			t.Errorf("subscriber %d got %+v, want added %s", i, e, m.ID)
 			continue
