@@ -451,7 +451,7 @@ func TestRunDuration(t *testing.T) {
 
 func TestRunMeasuresServer(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skipf("no /proc: %v", err)
+		t.Skipf("needs /proc, as on the Linux machines make test runs on: %v", err)
 	}
 	sk := newSink(t, sinkKnobs{})
 	cfg := testConfig(sk.addr())

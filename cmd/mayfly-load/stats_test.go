@@ -102,7 +102,7 @@ func TestParseStatusRSS(t *testing.T) {
 
 func TestReadProcSelf(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skipf("no /proc: %v", err)
+		t.Skipf("needs /proc, as on the Linux machines make test runs on: %v", err)
 	}
 	if _, err := readCPU(os.Getpid()); err != nil {
 		t.Errorf("readCPU(self) error = %v", err)
