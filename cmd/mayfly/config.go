@@ -45,6 +45,7 @@ type Config struct {
 	OutboundPort    int
 	CORSOrigins     []string
 	DNS             string
+	Verify          bool
 
 	SMTPMaxConnections int
 	SMTPTimeout        time.Duration
@@ -169,6 +170,10 @@ func settings() []setting {
 			return nil
 		}},
 		{"dns", "", "host:port of the resolver for SPF, DKIM, DMARC and MX lookups; empty = the system's", addr(func(c *Config) *string { return &c.DNS }, false)},
+		{"verify", "true", "check SPF, DKIM and DMARC of incoming mail and tag it (false: every verdict is none, no DNS lookups)", func(c *Config, v string) (err error) {
+			c.Verify, err = strconv.ParseBool(v)
+			return err
+		}},
 		{"smtp-max-connections", "1000", "inbound SMTP sessions at once; later ones wait", positive(func(c *Config) *int { return &c.SMTPMaxConnections })},
 		{"smtp-timeout", "5m", "inbound SMTP: time for one command, or for the whole DATA transfer", duration(func(c *Config) *time.Duration { return &c.SMTPTimeout })},
 		{"shutdown-timeout", "10s", "on SIGTERM, how long work in flight may finish", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/server/httpapi"
+	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -157,6 +158,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	registry := newRegistry(st, cfg.MemoryLimit)
 	st = newTimedStore(st, registry)
+	var verifier *mailauth.Verifier
+	if cfg.Verify {
+		if verifier, err = mailauth.New(mailauth.Options{AuthservID: cfg.Hostname, DNS: cfg.DNS, Metrics: registry}); err != nil {
+			return fmt.Errorf("mail authentication: %w", err)
+		}
+	}
 
 	servers := []server{
 		mx.New(mx.Options{
@@ -170,12 +177,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			TLS:             tlsConfig,
 			Metrics:         registry,
+			Verifier:        verifierOrNil(verifier),
 		}, st, logger),
 	}
 	if cfg.HTTPAddr != "" {
 		servers = append(servers, httpapi.New(httpapi.Options{
 			Addr:            cfg.HTTPAddr,
 			Domains:         cfg.Domains,
+			Hostname:        cfg.Hostname,
 			TTL:             cfg.TTL,
 			MaxTTL:          cfg.MaxTTL,
 			Secret:          secret,
@@ -265,4 +274,14 @@ func loadTLS(cfg Config) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// verifierOrNil keeps a nil *mailauth.Verifier from becoming a non-nil interface.
+func verifierOrNil(v *mailauth.Verifier) interface {
+	Verify(context.Context, mailauth.Input) mailauth.Result
+} {
+	if v == nil {
+		return nil
+	}
+	return v
 }

@@ -61,7 +61,9 @@ type node struct {
 func startNode(t *testing.T, extra ...string) *node {
 	t.Helper()
 	n := &node{smtp: freeAddr(t), http: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
-	args := append([]string{"serve", "-smtp-addr", n.smtp, "-http-addr", n.http, "-domains", "serve.test", "-hostname", "mx.serve.test"}, extra...)
+	// The verifier asks a loopback port where nothing listens: tests send no traffic
+	// off this machine, and every DNS answer is a quick temperror.
+	args := append([]string{"serve", "-smtp-addr", n.smtp, "-http-addr", n.http, "-domains", "serve.test", "-hostname", "mx.serve.test", "-dns", "127.0.0.1:1"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() { n.done <- command(ctx, args, io.Discard, n.log) }()
@@ -260,6 +262,17 @@ func TestQAInThreeCalls(t *testing.T) {
 			m := r.messages[0]
 			if len(m.Codes) != 1 || m.Codes[0] != "731904" || len(m.Links) != 1 || m.Links[0] != "https://example.test/confirm?token=abc123" {
 				t.Errorf("codes %q, links %q", m.Codes, m.Links)
+			}
+			req, _ := http.NewRequest("GET", "http://"+n.http+"/api/v1/inboxes/"+in.Address+"/messages/"+m.ID+"/raw", nil)
+			req.Header.Set("Authorization", "Bearer "+in.Token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.HasPrefix(string(raw), "Authentication-Results: mx.serve.test;") || !strings.Contains(string(raw), "spf=temperror") {
+				t.Errorf("stored message does not start with our Authentication-Results (DNS unreachable: temperror):\n%.400s", raw)
 			}
 		})
 	}

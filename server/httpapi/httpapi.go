@@ -24,6 +24,7 @@ import (
 type Options struct {
 	Addr            string
 	Domains         []string      // the first is used for random addresses
+	Hostname        string        // MAYFLY_HOSTNAME: the authserv-id of the receiver's Authentication-Results
 	TTL             time.Duration // the receiver's default message lifetime; 0 = 1h
 	MaxTTL          time.Duration // the longest ttl an inbox may ask for; 0 = 24h
 	Secret          []byte        // key of the inbox tokens

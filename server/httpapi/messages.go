@@ -52,6 +52,9 @@ type messageJSON struct {
 	Attachments []attachmentJSON `json:"attachments"`
 	Links       []string         `json:"links"`
 	Codes       []string         `json:"codes"`
+	// AuthDetails are the results behind the summary's auth verdicts: per method,
+	// its domains, selectors, reasons and policy, from our Authentication-Results field.
+	AuthDetails []authDetail `json:"auth_details"`
 }
 
 type headerJSON struct {
@@ -172,6 +175,7 @@ func (s *Server) parsedMessage(ctx context.Context, m *storage.Message) (*messag
 	for i, h := range p.Headers {
 		out.Headers[i] = headerJSON{Name: h.Name, Value: h.Value}
 	}
+	out.AuthDetails = authDetails(out.Headers, s.opts.Hostname)
 	for i, a := range p.Attachments {
 		out.Attachments[i] = attachmentJSON{Index: a.Index, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, ContentID: a.ContentID, Inline: a.Inline}
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/flashmob/go-guerrilla/mail"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -36,6 +38,14 @@ type Options struct {
 	TLS             *tls.Config   // offered with STARTTLS; nil = no STARTTLS
 	// Metrics receives the receiver's counters; nil = not exported.
 	Metrics prometheus.Registerer
+	// Verifier tags each message with SPF, DKIM and DMARC verdicts and prepends its
+	// Authentication-Results header; nil = no verification, verdicts "none".
+	Verifier verifier
+}
+
+// verifier is what the receiver needs of mailauth.Verifier.
+type verifier interface {
+	Verify(ctx context.Context, in mailauth.Input) mailauth.Result
 }
 
 // store is what the receiver needs of storage.Store.
@@ -221,12 +231,13 @@ func (s *Server) deliver(e *mail.Envelope) string {
 		forRcpt = msgs[0].Envelope.Recipients[0]
 	}
 	received := receivedHeader(e, s.opts.Hostname, txID, forRcpt, start)
-	raw := wireBytes(received, data)
-	sum := parseSummary(raw[len(received):])
+	raw, body, auth := s.compose(e, received, data)
+	sum := parseSummary(body)
 	for _, m := range msgs {
 		m.Raw = raw
 		m.Size = int64(len(raw))
 		m.From, m.To, m.Subject, m.Date, m.HasAttachments = sum.From, sum.To, sum.Subject, sum.Date, sum.HasAttachments
+		m.Auth = auth
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
@@ -243,6 +254,28 @@ func (s *Server) deliver(e *mail.Envelope) string {
 		s.logger.Info("received", "remote", e.RemoteIP, "inbox", m.Inbox, "id", m.ID, "uid", m.UID, "size", m.Size, "dur", s.now().Sub(start))
 	}
 	return "250 2.0.0 OK: queued as " + txID
+}
+
+// compose returns the bytes to store: our Authentication-Results header when we verify,
+// our trace header, then the message as it crossed the wire; body is that message
+// within raw. One exact-size slice, shared by every inbox.
+func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw, body []byte, auth storage.AuthResults) {
+	if s.opts.Verifier == nil {
+		raw = wireBytes(received, data)
+		return raw, raw[len(received):], storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"}
+	}
+	// RFC 8601 section 5: results claiming to be ours that arrive from outside are forged.
+	msg := mailauth.StripOwn(wireBytes(nil, data), s.opts.Hostname)
+	from := ""
+	if !e.MailFrom.NullPath {
+		from = e.MailFrom.String()
+	}
+	res := s.opts.Verifier.Verify(context.Background(), mailauth.Input{
+		RemoteIP: net.ParseIP(e.RemoteIP), Helo: e.Helo, MailFrom: from, Message: msg,
+	})
+	raw = make([]byte, 0, len(res.Header)+len(received)+len(msg))
+	raw = append(append(append(raw, res.Header...), received...), msg...)
+	return raw, raw[len(raw)-len(msg):], res.Verdicts
 }
 
 // recipients returns one message per distinct inbox among the envelope's recipients.
@@ -277,7 +310,6 @@ func (s *Server) recipients(e *mail.Envelope, now time.Time) []*storage.Message 
 			},
 			Received: now,
 			Expires:  now.Add(s.opts.TTL),
-			Auth:     storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"},
 		}
 		byInbox[inbox] = m
 		msgs = append(msgs, m)

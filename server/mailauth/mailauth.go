@@ -1,0 +1,234 @@
+// Package mailauth gives each received message its SPF (RFC 7208), DKIM (RFC
+// 6376, 8463) and DMARC (RFC 7489) verdicts and the Authentication-Results
+// header field (RFC 8601) that records them. All lookups go through one caching
+// resolver of ours, and a message never waits longer than its budget.
+package mailauth
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-msgauth/authres"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Verdicts, as RFC 8601 section 2.7 spells them.
+const (
+	Pass      = "pass"
+	Fail      = "fail"
+	SoftFail  = "softfail"
+	Neutral   = "neutral"
+	None      = "none"
+	TempError = "temperror"
+	PermError = "permerror"
+)
+
+// Options configure a Verifier. Zero values mean the documented defaults.
+type Options struct {
+	AuthservID   string        // MAYFLY_HOSTNAME: the authserv-id of our Authentication-Results header
+	DNS          string        // MAYFLY_DNS host:port of a resolver; "" = the servers of /etc/resolv.conf
+	QueryTimeout time.Duration // per DNS query; 0 = 2s
+	Budget       time.Duration // per message, all lookups; 0 = 5s; past it what is not known is temperror
+	Metrics      prometheus.Registerer
+}
+
+// Verifier checks messages. It is safe for concurrent use; its DNS cache is
+// shared by all messages.
+type Verifier struct {
+	authservID string
+	budget     time.Duration
+	res        *resolver
+	metrics    *metrics
+}
+
+// New returns a Verifier. It fails only on a malformed Options.DNS or an
+// unreadable /etc/resolv.conf.
+func New(o Options) (*Verifier, error) {
+	if o.AuthservID == "" {
+		return nil, fmt.Errorf("mailauth: empty authserv-id")
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = 2 * time.Second
+	}
+	if o.Budget <= 0 {
+		o.Budget = 5 * time.Second
+	}
+	m := newMetrics(o.Metrics)
+	res, err := newResolver(o.DNS, o.QueryTimeout, m)
+	if err != nil {
+		return nil, fmt.Errorf("mailauth: %w", err)
+	}
+	return &Verifier{authservID: o.AuthservID, budget: o.Budget, res: res, metrics: m}, nil
+}
+
+// Input is one received message and its SMTP envelope.
+type Input struct {
+	RemoteIP net.IP
+	Helo     string
+	MailFrom string // envelope sender; "" (or "<>") for bounces: SPF then checks postmaster@Helo, RFC 7208 section 2.4
+	Message  []byte // as received, CRLF line ends, already passed through StripOwn
+}
+
+// Result is what Verify found.
+type Result struct {
+	Verdicts storage.AuthResults
+	// Header is a complete, folded "Authentication-Results: ...\r\n" field to
+	// prepend to the stored message.
+	Header []byte
+}
+
+// Verify checks SPF, DKIM and DMARC of one message. SPF, DKIM and the DMARC
+// policy lookup run at once; it returns when all are known, or when ctx or the
+// Budget ends, with temperror for what is still unknown. The goroutines it
+// leaves behind then end by themselves within one query timeout.
+func (v *Verifier) Verify(ctx context.Context, in Input) Result {
+	ctx, cancel := context.WithTimeout(ctx, v.budget)
+	defer cancel()
+
+	if in.MailFrom == "<>" {
+		in.MailFrom = ""
+	}
+	fields := headerFields(in.Message)
+	from := fromDomain(in.Message, fields)
+	sigs := dkimSignatures(in.Message, fields)
+
+	spfc := make(chan spfOutcome, 1)
+	dkimc := make(chan dkimOutcome, 1)
+	dmarcc := make(chan policy, 1)
+	go func() {
+		defer recoverTo(spfc, func(r any) spfOutcome { return spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
+		spfc <- v.checkSPF(ctx, in)
+	}()
+	dkimSigs := slices.Clone(sigs) // the goroutine fills in its own copy
+	go func() {
+		defer recoverTo(dkimc, func(r any) dkimOutcome { return dkimOutcome{verdict: PermError} })
+		dkimc <- v.checkDKIM(ctx, in.Message, dkimSigs)
+	}()
+	if from.domain != "" {
+		go func() {
+			defer recoverTo(dmarcc, func(r any) policy { return policy{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
+			dmarcc <- v.lookupPolicy(ctx, from.domain)
+		}()
+	}
+
+	s := spfOutcome{verdict: TempError, reason: "time budget exhausted"}
+	d := dkimOutcome{verdict: TempError, sigs: sigs}
+	if len(sigs) == 0 {
+		d.verdict = None
+	}
+	for i := range d.sigs {
+		d.sigs[i].result, d.sigs[i].reason = TempError, "time budget exhausted"
+	}
+	var p *policy
+	if from.domain == "" {
+		p = &policy{verdict: from.verdict, reason: from.reason}
+	}
+	for haveSPF, haveDKIM := false, false; !haveSPF || !haveDKIM || p == nil; {
+		select {
+		case s = <-spfc:
+			haveSPF = true
+		case d = <-dkimc:
+			haveDKIM = true
+		case got := <-dmarcc:
+			p = &got
+		case <-ctx.Done():
+			if p == nil {
+				p = &policy{verdict: TempError, reason: "time budget exhausted"}
+			}
+			haveSPF, haveDKIM = true, true
+		}
+	}
+	dm := evaluate(*p, from.domain, spfDomain(in), s, d)
+
+	v.metrics.result("spf", s.verdict)
+	v.metrics.result("dkim", d.verdict)
+	v.metrics.result("dmarc", dm.verdict)
+	return Result{
+		Verdicts: storage.AuthResults{SPF: s.verdict, DKIM: d.verdict, DMARC: dm.verdict},
+		Header:   v.header(in, s, d, dm, from.domain),
+	}
+}
+
+// recoverTo turns a panic in a library into a verdict, so that hostile input
+// costs one message its verdict and never the process.
+func recoverTo[T any](c chan<- T, f func(any) T) {
+	if r := recover(); r != nil {
+		c <- f(r)
+	}
+}
+
+// header formats the results with authres.Format, one result per folded line.
+func (v *Verifier) header(in Input, s spfOutcome, d dkimOutcome, dm dmarcOutcome, from string) []byte {
+	var lines []string
+	add := func(r authres.Result, comment string) {
+		line := strings.TrimSpace(strings.TrimPrefix(authres.Format("", []authres.Result{r}), "; "))
+		if comment != "" {
+			line += " (" + comment + ")"
+		}
+		lines = append(lines, line)
+	}
+
+	sr := &authres.SPFResult{Value: authres.ResultValue(s.verdict), Reason: cleanReason(s.reason)}
+	if in.MailFrom != "" {
+		sr.From = in.MailFrom
+	} else {
+		sr.Helo = in.Helo // RFC 7208 section 2.4: the HELO identity was checked
+	}
+	add(sr, "")
+
+	if len(d.sigs) == 0 {
+		add(&authres.DKIMResult{Value: authres.ResultValue(d.verdict)}, "")
+	}
+	for _, sig := range d.sigs {
+		// RFC 6008: header.b tells apart signatures from the same d= and s=.
+		add(&authres.GenericResult{Method: "dkim", Value: authres.ResultValue(sig.result), Params: map[string]string{
+			"reason":   cleanReason(sig.reason),
+			"header.d": sig.domain,
+			"header.s": sig.selector,
+			"header.b": sig.bprefix,
+		}}, "")
+	}
+
+	params := map[string]string{"reason": cleanReason(dm.reason), "header.from": from}
+	var comment string
+	if dm.policy != nil {
+		params["policy.dmarc"] = dm.applied
+		comment = "p=" + string(dm.policy.Policy)
+		if dm.policy.SubdomainPolicy != "" {
+			comment += " sp=" + string(dm.policy.SubdomainPolicy)
+		}
+		if dm.policy.Percent != nil {
+			comment += fmt.Sprintf(" pct=%d", *dm.policy.Percent)
+		}
+	}
+	add(&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(dm.verdict), Params: params}, comment)
+
+	return []byte("Authentication-Results: " + v.authservID + ";\r\n\t" + strings.Join(lines, ";\r\n\t") + "\r\n")
+}
+
+// cleanReason keeps a library's error text from breaking the header: authres
+// quotes it, but its own parser splits results at every ";" and the field must
+// stay one line of printable ASCII per fold.
+func cleanReason(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c == ';':
+			b[i] = ','
+		case c == '"' || c == '\\':
+			b[i] = '\''
+		case c < ' ' || c > '~':
+			b[i] = ' '
+		}
+	}
+	if len(b) > 120 {
+		b = b[:120]
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,102 @@
+package mailauth
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func TestStripOwn(t *testing.T) {
+	const id = "mx.mayfly.test"
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"none", "From: a@b\r\nSubject: x\r\n\r\nbody\r\n", "From: a@b\r\nSubject: x\r\n\r\nbody\r\n"},
+		{"ours removed", "Authentication-Results: mx.mayfly.test; spf=pass\r\nFrom: a@b\r\n\r\nbody\r\n", "From: a@b\r\n\r\nbody\r\n"},
+		{"case-insensitive", "authentication-results: MX.Mayfly.TEST; dkim=pass\r\nFrom: a@b\r\n\r\nbody\r\n", "From: a@b\r\n\r\nbody\r\n"},
+		{"folded", "From: a@b\r\nAuthentication-Results:\r\n  mx.mayfly.test;\r\n\tspf=pass smtp.mailfrom=a@b;\r\n\tdkim=pass\r\nTo: c@d\r\n\r\nbody\r\n", "From: a@b\r\nTo: c@d\r\n\r\nbody\r\n"},
+		{"comment and version", "Authentication-Results: (forged) mx.mayfly.test 1; spf=pass\r\n\r\nb", "\r\nb"},
+		{"quoted id", "Authentication-Results: \"mx.mayfly.test\"; spf=pass\r\n\r\nb", "\r\nb"},
+		{"others kept", "Authentication-Results: mx.example.net; spf=pass\r\nAuthentication-Results: mx.mayfly.test.evil; spf=pass\r\n\r\nb", "Authentication-Results: mx.example.net; spf=pass\r\nAuthentication-Results: mx.mayfly.test.evil; spf=pass\r\n\r\nb"},
+		{"several", "Authentication-Results: mx.mayfly.test; a=b\r\nX: 1\r\nAuthentication-Results: mx.mayfly.test;\r\n c=d\r\n\r\nb", "X: 1\r\n\r\nb"},
+		{"body untouched", "From: a@b\r\n\r\nAuthentication-Results: mx.mayfly.test; spf=pass\r\n", "From: a@b\r\n\r\nAuthentication-Results: mx.mayfly.test; spf=pass\r\n"},
+		{"no header section", "\r\nAuthentication-Results: mx.mayfly.test; spf=pass\r\n", "\r\nAuthentication-Results: mx.mayfly.test; spf=pass\r\n"},
+		{"bare LF", "Authentication-Results: mx.mayfly.test; spf=pass\nFrom: a@b\n\nbody\n", "From: a@b\n\nbody\n"},
+		{"header only, no final newline", "From: a@b\r\nAuthentication-Results: mx.mayfly.test; spf=pass", "From: a@b\r\n"},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := StripOwn([]byte(tt.in), id)
+			if string(got) != tt.want {
+				t.Errorf("StripOwn =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+	t.Run("no copy when nothing to strip", func(t *testing.T) {
+		in := []byte("From: a@b\r\n\r\nbody")
+		if got := StripOwn(in, id); &got[0] != &in[0] {
+			t.Error("StripOwn copied a message it did not change")
+		}
+	})
+}
+
+func FuzzStripOwn(f *testing.F) {
+	f.Add([]byte("Authentication-Results: mx.mayfly.test; spf=pass\r\nFrom: a@b\r\n\r\nbody"), "mx.mayfly.test")
+	f.Add([]byte("From: a@b\r\nAuthentication-Results:\r\n (c) \"mx\\.mayfly.test\";\r\n\tspf=pass\r\n\r\n"), "MX.mayfly.test")
+	f.Add([]byte("\r\n\r\n"), "x")
+	f.Add([]byte("Authentication-Results: (((x"), "x")
+	f.Fuzz(func(t *testing.T, msg []byte, id string) {
+		orig := bytes.Clone(msg)
+		out := StripOwn(msg, id)
+		if !bytes.Equal(msg, orig) {
+			t.Fatal("StripOwn changed its input")
+		}
+		if len(out) > len(msg) {
+			t.Fatal("StripOwn grew the message")
+		}
+		// The body stays byte for byte.
+		if i := bodyStart(msg); !bytes.HasSuffix(out, msg[i:]) {
+			t.Fatalf("body changed: %q -> %q", msg, out)
+		}
+		for _, f := range headerFields(out) {
+			if id != "" && strings.EqualFold(f.name, "Authentication-Results") && strings.EqualFold(authservIDOf(unfold(out[f.value:f.end])), id) {
+				t.Fatalf("our field left in %q", out)
+			}
+		}
+		if again := StripOwn(out, id); !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent: %q -> %q", out, again)
+		}
+	})
+}
+
+// bodyStart is where headerFields stopped: after the last field.
+func bodyStart(msg []byte) int {
+	fields := headerFields(msg)
+	if len(fields) == 0 {
+		return 0
+	}
+	return fields[len(fields)-1].end
+}
+
+// FuzzHeaderParsers feeds hostile header sections to every parser of ours that
+// reads them: fields, From, DKIM-Signature tags.
+func FuzzHeaderParsers(f *testing.F) {
+	f.Add([]byte("From: \"a\" <a@b.test>\r\nDKIM-Signature: v=1; d=b.test; s=x; b=abc\r\n\r\n"))
+	f.Add([]byte("From: =?x?q?a?= <a@[1.2.3.4]>\r\nDKIM-Signature: b=\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		fields := headerFields(msg)
+		for _, f := range fields {
+			if f.start > f.value || f.value > f.end || f.end > len(msg) {
+				t.Fatalf("bad field %+v in %d bytes", f, len(msg))
+			}
+		}
+		fromDomain(msg, fields)
+		dkimSignatures(msg, fields)
+	})
+}
