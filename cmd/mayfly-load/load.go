@@ -30,6 +30,7 @@ type Config struct {
 	PID      int           // server process whose CPU and RSS to report; 0: none
 	Timeout  time.Duration // deadline for dialing and for each command and its reply
 	WaitAPI  string        // Mayfly's HTTP base URL: measure 250-to-wait latency instead of load
+	DNSStub  string        // serve DNS for the sender's domain here instead of loading
 }
 
 func (c Config) check() error {

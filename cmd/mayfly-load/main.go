@@ -41,6 +41,10 @@
 //		so short runs are coarse), and its VmRSS after the run. 0 disables (default 0).
 //	-timeout d
 //		Deadline for dialing and for each command and its reply (default 30s).
+//	-dns-stub host:port
+//		Instead of a load, serve DNS on this loopback UDP address for the -from domain
+//		(SPF allows loopback, DMARC p=none, other names NXDOMAIN) until interrupted:
+//		point a Mayfly's -dns at it to measure with SPF/DKIM/DMARC verification on.
 //	-wait-api URL
 //		Mayfly's HTTP address, e.g. http://127.0.0.1:8025. Instead of a load, -n times in
 //		turn: create an inbox, open a wait on it, send one message, and measure from
@@ -131,6 +135,15 @@ func mainStatus() int {
 	// process even if a server holds a connection until -timeout.
 	context.AfterFunc(ctx, stop)
 
+	if cfg.DNSStub != "" {
+		_, domain, _ := strings.Cut(cfg.From, "@")
+		fmt.Fprintf(os.Stderr, "mayfly-load: DNS stub for %s on udp %s until interrupted\n", domain, cfg.DNSStub)
+		if err := serveDNSStub(ctx, cfg.DNSStub, domain); err != nil {
+			fmt.Fprintln(os.Stderr, "mayfly-load:", err)
+			return 1
+		}
+		return 0
+	}
 	if cfg.WaitAPI != "" {
 		res, err := runWaitLatency(ctx, cfg)
 		if err != nil {
@@ -181,6 +194,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, output, error) {
 	fs.StringVar(&cfg.EHLO, "ehlo", "mayfly-load", "`name` sent in EHLO")
 	fs.IntVar(&cfg.PID, "pid", 0, "server `pid` to measure: CPU per message from /proc/PID/stat (100 ticks/s), VmRSS after the run; 0 disables")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "deadline for dialing and for each command and its reply")
+	fs.StringVar(&cfg.DNSStub, "dns-stub", "", "instead of load, serve DNS on this loopback UDP `host:port` for the -from domain (SPF allows loopback, DMARC p=none, other names NXDOMAIN), for a Mayfly under test's -dns, until interrupted")
 	fs.StringVar(&cfg.WaitAPI, "wait-api", "", "Mayfly's HTTP `URL`: instead of load, measure -n times, one at a time, from the SMTP 250 to the return of a wait already open on a fresh inbox")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	asCSV := fs.Bool("csv", false, "print one CSV line (no header) instead of text")

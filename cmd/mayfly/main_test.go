@@ -103,12 +103,17 @@ func (n *node) stop(t *testing.T) {
 
 func (n *node) send(t *testing.T, to, body string) {
 	t.Helper()
+	n.sendAs(t, "s@sender.test", to, body)
+}
+
+func (n *node) sendAs(t *testing.T, from, to, body string) {
+	t.Helper()
 	c, err := smtp.Dial(n.smtp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SendMail("s@sender.test", []string{to}, strings.NewReader(body)); err != nil {
+	if err := c.SendMail(from, []string{to}, strings.NewReader(body)); err != nil {
 		t.Fatalf("SendMail: %v", err)
 	}
 }
