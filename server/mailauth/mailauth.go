@@ -105,11 +105,13 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 		defer recoverTo(spfc, func(r any) spfOutcome { return spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
 		spfc <- v.checkSPF(ctx, in)
 	}()
-	dkimSigs := slices.Clone(sigs) // the goroutine fills in its own copy
-	go func() {
-		defer recoverTo(dkimc, func(r any) dkimOutcome { return dkimOutcome{verdict: PermError} })
-		dkimc <- v.checkDKIM(ctx, in.Message, dkimSigs)
-	}()
+	if len(sigs) > 0 {
+		dkimSigs := slices.Clone(sigs) // the goroutine fills in its own copy
+		go func() {
+			defer recoverTo(dkimc, func(r any) dkimOutcome { return dkimOutcome{verdict: PermError} })
+			dkimc <- v.checkDKIM(ctx, in.Message, dkimSigs)
+		}()
+	}
 	if from.domain != "" {
 		go func() {
 			defer recoverTo(dmarcc, func(r any) policy { return policy{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
@@ -129,7 +131,8 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 	if from.domain == "" {
 		p = &policy{verdict: from.verdict, reason: from.reason}
 	}
-	for haveSPF, haveDKIM := false, false; !haveSPF || !haveDKIM || p == nil; {
+	// Unsigned mail is most mail: no need to hand the whole message to the DKIM library.
+	for haveSPF, haveDKIM := false, len(sigs) == 0; !haveSPF || !haveDKIM || p == nil; {
 		select {
 		case s = <-spfc:
 			haveSPF = true
