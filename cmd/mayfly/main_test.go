@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/gorilla/websocket"
 
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
@@ -340,4 +341,52 @@ func TestTopLevelHelp(t *testing.T) {
 			t.Errorf("--help does not show %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// TestWebSocketAcrossNodes: two nodes on one Redis; a WebSocket client on node B sees
+// the mail node A received, and is told "going away" when B shuts down.
+func TestWebSocketAcrossNodes(t *testing.T) {
+	redis, ok := storeVariants(t)["redis"]
+	if !ok {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	a := startNode(t, redis...)
+	b := startNode(t, redis...)
+	in := createInbox(t, b.http, "")
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.http+"/api/v1/inboxes/"+in.Address+"/ws?token="+in.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !metricsHave(t, b.http, "mayfly_http_websockets 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the WebSocket is not open on node B after 10s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the gauge, with a deadline
+	}
+	a.send(t, in.Address, signupMail)
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ev struct {
+		Type    string
+		Message struct{ Subject string }
+	}
+	if err := ws.ReadJSON(&ev); err != nil || ev.Type != "message" || ev.Message.Subject != "Confirm your account" {
+		t.Fatalf("event on node B = %+v, %v; want the mail node A received", ev, err)
+	}
+	b.stop(t)
+	_, _, err = ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("after node B stopped: %v, want close 1001 (going away)", err)
+	}
+}
+
+func metricsHave(t *testing.T, httpAddr, want string) bool {
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(b), want)
 }

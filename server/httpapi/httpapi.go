@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -59,6 +60,12 @@ type Server struct {
 	parsed  *parseCache
 	guard   *failureGuard
 	metrics *metrics
+	// sockets are the WebSocket sessions, which http.Server.Shutdown does not wait for;
+	// once closing, no new one starts.
+	writeWait time.Duration // a WebSocket client that takes no frame for this long is dropped
+	socketsMu sync.Mutex
+	sockets   sync.WaitGroup
+	closing   bool
 }
 
 // Limits on every request: bodies are small JSON, and nothing but a wait takes long.
@@ -83,13 +90,14 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		opts:    opts,
-		store:   st,
-		logger:  logger.With("proto", "http"),
-		tokens:  storage.NewTokens(opts.Secret),
-		parsed:  newParseCache(512),
-		guard:   newFailureGuard(),
-		metrics: newMetrics(opts.Registry),
+		opts:      opts,
+		store:     st,
+		logger:    logger.With("proto", "http"),
+		tokens:    storage.NewTokens(opts.Secret),
+		parsed:    newParseCache(512),
+		guard:     newFailureGuard(),
+		metrics:   newMetrics(opts.Registry),
+		writeWait: writeWait,
 	}
 	s.echo = s.routes()
 	return s
@@ -132,6 +140,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.logger.Warn("requests still open after the shutdown timeout", "err", err)
 		srv.Close()
 	}
+	s.socketsMu.Lock()
+	s.closing = true
+	s.socketsMu.Unlock()
+	s.sockets.Wait() // their context ended with ctx: they are closing
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http serve: %w", err)
 	}
@@ -173,6 +185,7 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/inboxes", s.createInbox)
 	inbox := e.Group("/api/v1/inboxes/:address", s.authorize)
 	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
+	inbox.GET("/ws", s.websocket)
 	inbox.GET("/messages", s.listMessages, timeout(requestTimeout))
 	inbox.GET("/messages/:id", s.getMessage, timeout(requestTimeout))
 	inbox.GET("/messages/:id/raw", s.getRaw, timeout(requestTimeout))

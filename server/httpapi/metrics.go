@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	requests     *prometheus.HistogramVec
 	waiters      prometheus.Gauge
+	websockets   prometheus.Gauge
 	authFailures prometheus.Counter
 }
 
@@ -25,12 +26,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mayfly_http_waiters",
 			Help: "Long-poll waits open now.",
 		}),
+		websockets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mayfly_http_websockets",
+			Help: "WebSocket connections open now.",
+		}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_http_auth_failures_total",
 			Help: "Requests refused for a wrong token.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.waiters, m.authFailures)
+	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures)
 	return m
 }
 

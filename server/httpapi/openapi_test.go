@@ -87,6 +87,7 @@ var openAPIErrors = map[string][]int{
 	"getRawMessage":   {400, 401, 403, 404, 500, 503},
 	"getAttachment":   {400, 401, 403, 404, 500, 503},
 	"waitForMessages": {400, 401, 403, 408, 500, 503},
+	"watchInbox":      {400, 401, 403, 500, 503},
 	"readyz":          {500, 503},
 	"healthz":         {500},
 	"getOpenAPI":      {500},
