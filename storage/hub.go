@@ -6,7 +6,7 @@ import (
 )
 
 // subscriberBuffer is how many events a subscriber may fall behind before it is dropped.
-const subscriberBuffer = 256
+const subscriberBuffer = 64
 
 // Hub fans events out to the subscribers of each inbox in this process. Both stores use
 // it: the memory store publishes into it directly, the Redis store from Pub/Sub.

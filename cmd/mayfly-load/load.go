@@ -31,6 +31,9 @@ type Config struct {
 	Timeout  time.Duration // deadline for dialing and for each command and its reply
 	WaitAPI  string        // Mayfly's HTTP base URL: measure 250-to-wait latency instead of load
 	DNSStub  string        // serve DNS for the sender's domain here instead of loading
+	WSAPI    string        // Mayfly's HTTP base URL: measure 250-to-WebSocket-event latency instead of load
+	// IdleSockets WebSockets are held open on other inboxes during the WSAPI measure.
+	IdleSockets int
 }
 
 func (c Config) check() error {

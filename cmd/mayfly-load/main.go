@@ -45,6 +45,11 @@
 //		Instead of a load, serve DNS on this loopback UDP address for the -from domain
 //		(SPF allows loopback, DMARC p=none, other names NXDOMAIN) until interrupted:
 //		point a Mayfly's -dns at it to measure with SPF/DKIM/DMARC verification on.
+//	-ws-api URL
+//		Mayfly's HTTP address. Instead of a load: open -idle WebSockets (default 1000)
+//		on fresh inboxes, then -n times in turn send one message to another inbox
+//		watched over a WebSocket and measure from the SMTP 250 to its event; with -pid,
+//		also the server's resident size per idle connection.
 //	-wait-api URL
 //		Mayfly's HTTP address, e.g. http://127.0.0.1:8025. Instead of a load, -n times in
 //		turn: create an inbox, open a wait on it, send one message, and measure from
@@ -144,6 +149,15 @@ func mainStatus() int {
 		}
 		return 0
 	}
+	if cfg.WSAPI != "" {
+		res, err := runWSLatency(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mayfly-load:", err)
+			return 1
+		}
+		fmt.Print(res)
+		return 0
+	}
 	if cfg.WaitAPI != "" {
 		res, err := runWaitLatency(ctx, cfg)
 		if err != nil {
@@ -195,6 +209,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, output, error) {
 	fs.IntVar(&cfg.PID, "pid", 0, "server `pid` to measure: CPU per message from /proc/PID/stat (100 ticks/s), VmRSS after the run; 0 disables")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "deadline for dialing and for each command and its reply")
 	fs.StringVar(&cfg.DNSStub, "dns-stub", "", "instead of load, serve DNS on this loopback UDP `host:port` for the -from domain (SPF allows loopback, DMARC p=none, other names NXDOMAIN), for a Mayfly under test's -dns, until interrupted")
+	fs.StringVar(&cfg.WSAPI, "ws-api", "", "Mayfly's HTTP `URL`: instead of load, open -idle WebSockets on other inboxes, then measure -n times, one at a time, from the SMTP 250 to the watcher's WebSocket event")
+	fs.IntVar(&cfg.IdleSockets, "idle", 1000, "with -ws-api: idle WebSocket clients held open on other inboxes")
 	fs.StringVar(&cfg.WaitAPI, "wait-api", "", "Mayfly's HTTP `URL`: instead of load, measure -n times, one at a time, from the SMTP 250 to the return of a wait already open on a fresh inbox")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	asCSV := fs.Bool("csv", false, "print one CSV line (no header) instead of text")
