@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mayfly-mail/mayfly/frontend"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mx"
@@ -193,6 +194,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			CORSOrigins:     cfg.CORSOrigins,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			Registry:        registry,
+			Frontend:        frontend.FS(),
 		}, st, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)

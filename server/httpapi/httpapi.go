@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +37,8 @@ type Options struct {
 	ShutdownTimeout time.Duration // 0 = 10s
 	// Registry receives the API's metrics and is served at /metrics; nil = a new one.
 	Registry *prometheus.Registry
+	// Frontend is the web page's files, served at /; nil = no page.
+	Frontend fs.FS
 }
 
 // store is what the API needs of storage.Store.
@@ -192,6 +196,22 @@ func (s *Server) routes() *echo.Echo {
 	inbox.GET("/messages/:id/attachments/:index", s.getAttachment, timeout(requestTimeout))
 	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
 	inbox.DELETE("", s.deleteInbox, timeout(requestTimeout))
+	if s.opts.Frontend != nil {
+		files := http.FileServer(http.FS(s.opts.Frontend))
+		e.GET("/*", func(c echo.Context) error {
+			if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+				return echo.ErrNotFound // an API route that does not exist answers in JSON
+			}
+			h := c.Response().Header()
+			// The page runs only its own script; mail HTML is shown in a sandboxed srcdoc
+			// iframe, which inherits this policy, so inline styles stay allowed for it.
+			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "no-referrer")
+			files.ServeHTTP(c.Response(), c.Request())
+			return nil
+		})
+	}
 	return e
 }
 
