@@ -14,6 +14,7 @@ let ws = null;
 let backoff = 500;
 let retryTimer = 0;
 let listSeq = 0;
+let pushed = new Set(); // ids the WebSocket brought while a listing was under way
 
 // ---- storage ------------------------------------------------------------
 
@@ -182,17 +183,19 @@ function renderInboxes() {
 async function list() {
   const inbox = current;
   const seq = ++listSeq;
+  pushed = new Set();
   try {
     const r = await api(inbox, '/messages');
     if (inbox !== current || seq !== listSeq) return;
-    const top = r.messages.reduce((m, x) => Math.max(m, x.uid), 0);
     const next = new Map(r.messages.map((m) => [m.id, m]));
-    for (const [id, m] of msgs) if (m.uid > top && !next.has(id)) next.set(id, m); // arrived meanwhile
+    for (const id of pushed) if (msgs.has(id) && !next.has(id)) next.set(id, msgs.get(id)); // arrived meanwhile
     msgs = next;
     renderList();
     showError(null);
+    return true;
   } catch (err) {
     if (inbox === current) showError(err);
+    return !(err.status >= 400 && err.status < 500); // 4xx: the token no longer opens it
   }
 }
 
@@ -245,7 +248,8 @@ function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const sock = new WebSocket(`${proto}//${location.host}${withToken(inbox, '/ws')}`);
   ws = sock;
-  sock.onopen = () => { backoff = 500; setConn('live'); list(); };
+  let opened = false;
+  sock.onopen = () => { opened = true; backoff = 500; setConn('live'); list(); };
   sock.onmessage = (e) => {
     let ev;
     try { ev = JSON.parse(e.data); } catch { return; }
@@ -253,6 +257,7 @@ function connect() {
       const m = ev.message;
       const had = msgs.has(m.id);
       msgs.set(m.id, m);
+      pushed.add(m.id);
       if (had) { renderList(); return; }
       const ol = $('messages');
       const older = [...ol.querySelectorAll('[data-id]')].find((b) => (msgs.get(b.dataset.id)?.uid ?? 0) < m.uid);
@@ -270,9 +275,18 @@ function connect() {
   sock.onclose = () => {
     if (ws !== sock) return;
     ws = null;
-    const delay = backoff / 2 + Math.random() * backoff / 2; // jitter
-    backoff = Math.min(backoff * 2, 15000);
     setConn('reconnecting…');
+    if (!opened) {
+      // Refused before opening: ask the API why, and give up on a token it rejects.
+      list().then((ok) => {
+        if (ok || inbox !== current) return;
+        clearTimeout(retryTimer);
+        if (ws) { ws.onclose = null; ws.close(); ws = null; }
+        setConn('offline');
+      });
+    }
+    const delay = Math.min(15000, backoff * (0.75 + Math.random() / 2)); // ±25% jitter
+    backoff = Math.min(backoff * 2, 15000);
     retryTimer = setTimeout(connect, delay);
   };
 }
