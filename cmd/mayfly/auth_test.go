@@ -7,39 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-msgauth/dkim"
-	"github.com/miekg/dns"
-)
 
-// txtServer answers TXT queries from a map on a loopback UDP port; other names do not exist.
-func txtServer(t *testing.T, txt map[string]string) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if v, ok := txt[strings.ToLower(r.Question[0].Name)]; !ok {
-			m.Rcode = dns.RcodeNameError
-		} else if r.Question[0].Qtype == dns.TypeTXT {
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
-		}
-		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
-}
+	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+)
 
 // TestAuthenticationThroughAPI: mail from 127.0.0.1 for a domain whose zone allows it,
 // signed with Ed25519, reads spf=pass dkim=pass dmarc=pass through the API, starts with
@@ -51,7 +26,7 @@ func TestAuthenticationThroughAPI(t *testing.T) {
 	}
 	// SPF passes for the envelope's mail.shop.test but strict SPF alignment keeps it
 	// from counting for DMARC: DMARC stands on the DKIM signature alone.
-	dnsAddr := txtServer(t, map[string]string{
+	dnsAddr := dnstest.TXTServer(t, map[string]string{
 		"mail.shop.test.":          "v=spf1 ip4:127.0.0.0/8 -all",
 		"ed._domainkey.shop.test.": "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub),
 		"_dmarc.shop.test.":        "v=DMARC1; p=reject; aspf=s",

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -226,20 +225,12 @@ func startWait(httpAddr string, in inboxJSON, query string) <-chan waitResult {
 	return ch
 }
 
-// waitOpen polls a node's /metrics until n waits are open there.
-func waitOpen(t *testing.T, httpAddr string, n int) {
+// waitMetric polls a node's /metrics until a line reads want, e.g. "mayfly_http_waiters 1":
+// the event a test needs before it acts on what is open there.
+func waitMetric(t *testing.T, httpAddr, want string) {
 	t.Helper()
-	want := fmt.Sprintf("mayfly_http_waiters %d", n)
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), want) {
-				return
-			}
-		}
+	for !metricsHave(httpAddr, want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%q not in /metrics within 10s", want)
 		}
@@ -259,7 +250,7 @@ func TestQAInThreeCalls(t *testing.T) {
 			n := startNode(t, extra...)
 			in := createInbox(t, n.http, "")
 			waited := startWait(n.http, in, "timeout=20s&subject=confirm")
-			waitOpen(t, n.http, 1)
+			waitMetric(t, n.http, "mayfly_http_waiters 1")
 			n.send(t, in.Address, signupMail)
 			r := <-waited
 			if r.err != nil || r.status != 200 || len(r.messages) != 1 {
@@ -295,7 +286,7 @@ func TestWaitWakesAcrossNodes(t *testing.T) {
 	b := startNode(t, redis...)
 	in := createInbox(t, b.http, "")
 	waited := startWait(b.http, in, "timeout=20s")
-	waitOpen(t, b.http, 1)
+	waitMetric(t, b.http, "mayfly_http_waiters 1")
 	a.send(t, in.Address, signupMail)
 	if r := <-waited; r.err != nil || r.status != 200 || len(r.messages) != 1 || r.messages[0].Subject != "Confirm your account" {
 		t.Fatalf("wait on node B for mail received by node A = %d %+v %v", r.status, r.messages, r.err)
@@ -358,13 +349,7 @@ func TestWebSocketAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !metricsHave(t, b.http, "mayfly_http_websockets 1") {
-		if time.Now().After(deadline) {
-			t.Fatal("the WebSocket is not open on node B after 10s")
-		}
-		time.Sleep(10 * time.Millisecond) // polling the gauge, with a deadline
-	}
+	waitMetric(t, b.http, "mayfly_http_websockets 1")
 	a.send(t, in.Address, signupMail)
 	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var ev struct {
@@ -381,7 +366,7 @@ func TestWebSocketAcrossNodes(t *testing.T) {
 	}
 }
 
-func metricsHave(t *testing.T, httpAddr, want string) bool {
+func metricsHave(httpAddr, want string) bool {
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		return false

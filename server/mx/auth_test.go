@@ -6,49 +6,16 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
-	"github.com/miekg/dns"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth"
+	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
-
-// zoneServer answers TXT queries from a map, on a loopback port of its own.
-func zoneServer(t *testing.T, txt map[string]string) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := dns.NewServeMux()
-	mux.HandleFunc(".", func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		q := r.Question[0]
-		if v, ok := txt[strings.ToLower(q.Name)]; ok && q.Qtype == dns.TypeTXT {
-			var chunks []string
-			for len(v) > 255 {
-				chunks, v = append(chunks, v[:255]), v[255:]
-			}
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: append(chunks, v)})
-		} else if !ok {
-			m.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(m)
-	})
-	srv := &dns.Server{PacketConn: pc, Handler: mux}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
-}
 
 // TestAuthenticationEndToEnd sends a DKIM-signed message over SMTP from 127.0.0.1 for a
 // domain whose test zone allows it, and then the same message with its body changed.
@@ -63,7 +30,7 @@ func TestAuthenticationEndToEnd(t *testing.T) {
 	}
 	// The envelope sender's domain passes SPF but is not aligned with From, so DMARC
 	// rests on DKIM alone and a broken signature must fail it.
-	addr := zoneServer(t, map[string]string{
+	addr := dnstest.TXTServer(t, map[string]string{
 		"bounces.test.":            "v=spf1 ip4:127.0.0.0/8 -all",
 		"s1._domainkey.shop.test.": "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub),
 		"_dmarc.shop.test.":        "v=DMARC1; p=reject",
