@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,36 +108,95 @@ func TestPageShowsMailLive(t *testing.T) {
 		t.Fatalf("the mail did not appear without a reload: %v", err)
 	}
 
-	const payload = `<p>Payloads</p><script>top.document.title="pwned-script"; window.parent.pwned = 1</script>` +
-		`<img src="x" onerror="top.document.title='pwned-onerror'">` +
-		`<a id="js" href="javascript:top.document.title='pwned-link'">click</a>` +
-		`<svg onload="top.document.title='pwned-svg'"></svg>`
-	n.send(t, address, "From: Evil <evil@sender.test>\r\nSubject: Payloads\r\nContent-Type: text/html\r\n\r\n"+payload+"\r\n")
-	var title string
-	var pwned bool
-	var sandbox string
+	// Every payload, if it ran, would post a message to the page: that works across
+	// origins, so even a script confined to an opaque origin would be seen.
+	pixel := newPixelServer(t)
+	const payload = `<a id="js" target="_self" style="display:block" href="javascript:parent.postMessage('pwned-link','*')">click me</a>` +
+		`<p>Payloads</p><script>parent.postMessage("pwned-script", "*")</script>` +
+		`<img src="x" onerror="parent.postMessage('pwned-onerror','*')">` +
+		`<svg onload="parent.postMessage('pwned-svg','*')"></svg>` +
+		`<iframe src="javascript:parent.parent.postMessage('pwned-jsframe','*')"></iframe>`
+	n.send(t, address, "From: Evil <evil@sender.test>\r\nSubject: Payloads\r\nContent-Type: text/html\r\n\r\n"+
+		payload+`<img src="`+pixel.url+`" width="1" height="1">`+"\r\n")
+	var posted []string
+	var sandbox, src string
+	var remoteNote string
 	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(watchFrames, nil),
 		chromedp.Poll(`[...document.querySelectorAll("#messages [data-id]")].some(e => e.textContent.includes("Payloads"))`, &ok),
 		chromedp.Evaluate(`[...document.querySelectorAll("#messages [data-id]")].find(e => e.textContent.includes("Payloads")).click()`, nil),
-		chromedp.Poll(`document.querySelector("iframe#body") !== null`, &ok),
+		// Inline scripts and onerror handlers would have run by the frame's load event.
+		chromedp.Poll(`window.mayflyTest.loads >= 1`, &ok),
 		chromedp.AttributeValue("iframe#body", "sandbox", &sandbox, nil),
-		// Give an iframe that could run script every chance to: wait for it to load.
-		chromedp.Poll(`(() => { const f = document.querySelector("iframe#body"); return f && f.getAttribute("srcdoc") && f.getAttribute("srcdoc").includes("Payloads") })()`, &ok),
-		// Wait for the frame's load event (its inline scripts would have run by then),
-		// or 3s if it had loaded before the listener: the assertion is that none ran.
-		chromedp.Evaluate(`new Promise(done => { document.querySelector("iframe#body").addEventListener("load", () => done(true)); setTimeout(() => done(false), 3000) })`, nil,
-			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),
-		chromedp.Title(&title),
-		chromedp.Evaluate(`window.pwned === 1`, &pwned),
+		chromedp.AttributeValue("iframe#body", "src", &src, nil),
+		chromedp.Text("#images-note", &remoteNote),
 		chromedp.FullScreenshot(&shot, 100),
 	); err != nil {
 		t.Fatalf("message view: %v", err)
 	}
 	artifact(t, "message-view.png", shot)
-	if strings.Contains(title, "pwned") || pwned {
-		t.Errorf("a payload ran: title %q, window.pwned %v", title, pwned)
+	// javascript: URLs that run without a click (a frame's src) would post as the frame
+	// loads. (A CDP click does not reach into the sandboxed frame in headless Chromium,
+	// so the link form is left to the policy: no allow-scripts, no script-src.)
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`window.mayflyTest.posted`, &posted)); err != nil {
+		t.Fatal(err)
+	}
+	if len(posted) > 0 {
+		t.Errorf("payloads ran in the message frame: %q", posted)
 	}
 	if strings.Contains(sandbox, "allow-scripts") || strings.Contains(sandbox, "allow-same-origin") {
 		t.Errorf("iframe sandbox = %q, want neither allow-scripts nor allow-same-origin", sandbox)
 	}
+	if !strings.Contains(src, "/html?token=") {
+		t.Errorf("iframe src = %q, want the html route", src)
+	}
+	if hits := pixel.hits.Load(); hits != 0 || !strings.Contains(remoteNote, "1 remote image") {
+		t.Errorf("before asking: the tracking pixel was fetched %d times; note %q", hits, remoteNote)
+	}
+	// Show images: the frame reloads with remote images allowed, and the pixel loads.
+	if err := chromedp.Run(ctx,
+		chromedp.Click("#images", chromedp.ByID),
+		chromedp.Poll(`window.mayflyTest.loads >= 2`, &ok),
+	); err != nil {
+		t.Fatalf("show images: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pixel.hits.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("after Show remote images, the remote image was never fetched")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a counter, with a deadline
+	}
+}
+
+// watchFrames records, in the page, every message posted to it and every load of the
+// message frame, so a test can wait on the load and see what a payload would post.
+const watchFrames = `(() => {
+	const w = window.mayflyTest = { posted: [], loads: 0 };
+	addEventListener("message", e => w.posted.push(String(e.data)));
+	const seen = new WeakSet();
+	new MutationObserver(() => {
+		const f = document.querySelector("iframe#body");
+		if (f && !seen.has(f)) { seen.add(f); f.addEventListener("load", () => w.loads++); }
+	}).observe(document.body, { subtree: true, childList: true });
+})()`
+
+func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
+
+// pixelServer stands for a sender's tracking server, on loopback.
+type pixelServer struct {
+	url  string
+	hits atomic.Int64
+}
+
+func newPixelServer(t *testing.T) *pixelServer {
+	p := &pixelServer{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.hits.Add(1)
+		w.Header().Set("Content-Type", "image/gif")
+		w.Write([]byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"))
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL + "/pixel.gif"
+	return p
 }

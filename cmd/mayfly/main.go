@@ -16,9 +16,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -195,6 +197,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			Registry:        registry,
 			Frontend:        frontend.FS(),
+			MaxMessageSize:  cfg.MaxMessageSize,
+			MailClients:     mailClients(cfg),
 		}, st, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -207,6 +211,32 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// mailClients lists the listeners a user may point a mail client at, as the page shows
+// them: a wildcard address is reached by the service's hostname.
+func mailClients(cfg Config) []httpapi.Endpoint {
+	var out []httpapi.Endpoint
+	for _, l := range []struct{ protocol, addr, security string }{
+		{"IMAP", cfg.IMAPAddr, "STARTTLS"},
+		{"IMAP", cfg.IMAPSAddr, "TLS"},
+		{"POP3", cfg.POP3Addr, "STARTTLS"},
+		{"POP3", cfg.POP3SAddr, "TLS"},
+	} {
+		host, portText, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			continue // off
+		}
+		port, err := strconv.Atoi(portText)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = cfg.Hostname
+		}
+		out = append(out, httpapi.Endpoint{Protocol: l.protocol, Host: host, Port: port, Security: l.security})
+	}
+	return out
 }
 
 func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.Store, error) {

@@ -60,7 +60,14 @@ type node struct {
 // listeners are up.
 func startNode(t *testing.T, extra ...string) *node {
 	t.Helper()
-	n := &node{smtp: freeAddr(t), http: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
+	return startNodeOn(t, freeAddr(t), freeAddr(t), extra...)
+}
+
+// startNodeOn starts a node on given SMTP and HTTP addresses: a restarted node comes
+// back where its clients were.
+func startNodeOn(t *testing.T, smtpAddr, httpAddr string, extra ...string) *node {
+	t.Helper()
+	n := &node{smtp: smtpAddr, http: httpAddr, log: &syncBuffer{}, done: make(chan error, 1)}
 	// The verifier asks a loopback port where nothing listens: tests send no traffic
 	// off this machine, and every DNS answer is a quick temperror.
 	args := append([]string{"serve", "-smtp-addr", n.smtp, "-http-addr", n.http, "-domains", "serve.test", "-hostname", "mx.serve.test", "-dns", "127.0.0.1:1"}, extra...)

@@ -3,6 +3,7 @@
 
 const KEY = 'mayfly.inboxes';
 const CUR = 'mayfly.current';
+const NOTIFY = 'mayfly.notify';
 const $ = (id) => document.getElementById(id);
 
 let inboxes = loadInboxes();
@@ -15,6 +16,8 @@ let backoff = 500;
 let retryTimer = 0;
 let listSeq = 0;
 let pushed = new Set(); // ids the WebSocket brought while a listing was under way
+let service = { domains: [], mail_clients: [] }; // GET /api/v1/service
+let showImages = false; // for the open message only: tracking pixels stay blocked by default
 
 // ---- storage ------------------------------------------------------------
 
@@ -42,6 +45,7 @@ const withToken = (inbox, path) => `${base(inbox)}${path}?token=${encodeURICompo
 
 async function api(inbox, path, opts = {}) {
   const headers = inbox ? { Authorization: `Bearer ${inbox.token}` } : {};
+  if (opts.contentType) headers['Content-Type'] = opts.contentType;
   const res = await fetch(inbox ? base(inbox) + path : path, { ...opts, headers });
   if (!res.ok) {
     let msg = `${res.status} ${res.statusText}`;
@@ -130,8 +134,12 @@ async function copyText(text, button) {
 
 // ---- inboxes ------------------------------------------------------------
 
-async function createInbox() {
-  const r = await api(null, '/api/v1/inboxes', { method: 'POST' });
+async function createInbox(body) {
+  const domain = $('domain').value;
+  if (!body && domain && domain !== service.domains[0]) body = { domain };
+  const r = await api(null, '/api/v1/inboxes', body
+    ? { method: 'POST', body: JSON.stringify(body), contentType: 'application/json' }
+    : { method: 'POST' });
   const inbox = { address: r.address, token: r.token, expires_in: r.expires_in, ttl: r.ttl };
   inboxes = inboxes.filter((i) => i.address !== inbox.address);
   inboxes.unshift(inbox);
@@ -146,6 +154,8 @@ function select(inbox) {
   closeMessage(false);
   $('address').textContent = inbox.address;
   $('ttl').textContent = inbox.expires_in ? `Mail lives ${duration(inbox.expires_in)}, then it is deleted.` : '';
+  $('client-user').textContent = inbox.address;
+  $('client-pass').textContent = inbox.token;
   renderInboxes();
   renderList();
   showError(null);
@@ -265,6 +275,7 @@ function connect() {
       $('empty').hidden = true;
       updateTitle();
       announce(`New mail: ${m.subject || '(no subject)'}`);
+      notify(m);
     } else if (ev.type === 'deleted' && ev.id) {
       removeMessage(ev.id);
     } else if (ev.type === 'flags' && msgs.has(ev.id)) {
@@ -291,9 +302,70 @@ function connect() {
   };
 }
 
+// ---- notifications ------------------------------------------------------
+
+function notifyWanted() {
+  try { return localStorage.getItem(NOTIFY) === '1'; } catch { return false; }
+}
+
+function notify(m) {
+  if (!document.hidden || !notifyWanted() || !('Notification' in window) || Notification.permission !== 'granted') return;
+  const n = new Notification(m.from || 'New mail', { body: m.subject || '(no subject)', tag: m.id });
+  n.onclick = () => { window.focus(); openMessage(m.id); n.close(); };
+}
+
+async function setNotify(on) {
+  if (on && 'Notification' in window && Notification.permission !== 'granted') {
+    on = (await Notification.requestPermission()) === 'granted';
+    if (!on) showError(new Error('Notifications are blocked for this site in the browser.'));
+  }
+  $('notify').checked = on;
+  try { localStorage.setItem(NOTIFY, on ? '1' : '0'); } catch { /* in memory only */ }
+}
+
+// ---- service ------------------------------------------------------------
+
+async function loadService() {
+  try {
+    service = await api(null, '/api/v1/service');
+  } catch {
+    return; // an older server: one domain, no mail-client panel
+  }
+  const domains = service.domains || [];
+  $('domain').replaceChildren(...domains.map((d) => el('option', { value: d, text: d })));
+  $('domain-box').hidden = domains.length < 2;
+  $('own-domain').textContent = domains.length ? `@${domains[0]}` : '';
+  const clients = service.mail_clients || [];
+  $('clients').tBodies[0].replaceChildren(...clients.map((c) => el('tr', {},
+    el('th', { scope: 'row', text: c.protocol }), el('td', {}, el('code', { text: c.host })),
+    el('td', { text: String(c.port) }), el('td', { text: c.security }))));
+  $('client-box').hidden = !clients.length;
+}
+
 // ---- one message --------------------------------------------------------
 
-const CSP = `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`;
+// renderBody shows the HTML body from the html route, whose Content-Security-Policy
+// sandboxes it (no scripts, not our origin) and blocks remote content until asked.
+// The iframe's own sandbox says the same, so neither alone is trusted.
+function renderBody(inbox, m) {
+  const panel = $('panel-html');
+  const remote = m.html ? m.remote_content || 0 : 0;
+  $('images-box').hidden = !remote;
+  $('images-note').textContent = showImages
+    ? `Remote content shown (${remote}).`
+    : `${remote} remote image${remote === 1 ? '' : 's'} or style${remote === 1 ? '' : 's'} blocked, so the sender cannot see that you opened this.`;
+  $('images').setAttribute('aria-pressed', String(showImages));
+  $('images').textContent = showImages ? 'Block remote images' : 'Show remote images';
+  if (!m.html) { panel.replaceChildren(); return; }
+  const src = withToken(inbox, `/messages/${encodeURIComponent(m.id)}/html`) + (showImages ? '&images=1' : '');
+  const frame = el('iframe', {
+    id: 'body', sandbox: 'allow-popups allow-popups-to-escape-sandbox', src,
+    title: 'Message body (HTML)', referrerpolicy: 'no-referrer', loading: 'eager',
+  });
+  panel.replaceChildren(frame);
+}
+
+let openMsg = null; // the parsed message on show, for the images switch
 
 async function openMessage(id) {
   const inbox = current;
@@ -308,6 +380,7 @@ async function openMessage(id) {
   if (inbox !== current) return;
   showError(null);
   openId = id;
+  openMsg = m;
   readHere.add(id);
   if (msgs.has(id)) renderList();
 
@@ -336,14 +409,8 @@ async function openMessage(id) {
     ` (${a.content_type || 'unknown type'}, ${Math.max(1, Math.round((a.size || 0) / 1024))} KB)`)));
   $('att-box').hidden = !atts.length;
 
-  const panel = $('panel-html');
-  if (m.html) {
-    const frame = el('iframe', { id: 'body', sandbox: '', title: 'Message body (HTML)', referrerpolicy: 'no-referrer' });
-    frame.srcdoc = `<!doctype html>${CSP}<meta charset="utf-8">` + m.html;
-    panel.replaceChildren(frame);
-  } else {
-    panel.replaceChildren();
-  }
+  showImages = false;
+  renderBody(inbox, m);
   $('tab-html').hidden = !m.html;
   $('text').textContent = m.text || '';
   $('headers').tBodies[0].replaceChildren(...(m.headers || []).map((h) => el('tr', {},
@@ -366,6 +433,7 @@ function closeMessage(refocus) {
   openId = null;
   $('message').hidden = true;
   $('panel-html').replaceChildren();
+  openMsg = null;
   if (refocus) {
     const item = id && $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`);
     (item || $('messages-h')).focus();
@@ -417,6 +485,26 @@ function tabKeys(e) {
 $('copy').addEventListener('click', (e) => { if (current) copyText(current.address, e.currentTarget); });
 $('new').addEventListener('click', () => createInbox().then(() => announce('New address created')).catch(showError));
 $('close').addEventListener('click', () => closeMessage(true));
+$('images').addEventListener('click', () => {
+  if (!openMsg) return;
+  showImages = !showImages;
+  renderBody(current, openMsg);
+});
+$('domain').addEventListener('change', () => {
+  $('own-domain').textContent = `@${$('domain').value}`;
+});
+$('own-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const local = $('local').value.trim();
+  if (!local) return;
+  createInbox({ local, domain: $('domain').value || undefined })
+    .then(() => { $('local').value = ''; $('own').open = false; announce(`Now using ${current.address}`); })
+    .catch(showError);
+});
+$('notify').checked = notifyWanted() && 'Notification' in window && Notification.permission === 'granted';
+$('notify').addEventListener('change', (e) => setNotify(e.currentTarget.checked));
+$('copy-user').addEventListener('click', (e) => { if (current) copyText(current.address, e.currentTarget); });
+$('copy-pass').addEventListener('click', (e) => { if (current) copyText(current.token, e.currentTarget); });
 $('delete').addEventListener('click', deleteOpen);
 for (const t of TABS) {
   $(`tab-${t}`).addEventListener('click', () => selectTab(t, false));
@@ -428,6 +516,8 @@ document.addEventListener('keydown', (e) => {
 setInterval(() => {
   for (const t of document.querySelectorAll('time[data-ts]')) t.textContent = ago(t.dataset.ts);
 }, 30000);
+
+loadService(); // not awaited: the address comes first, the pickers fill in after
 
 let curAddress = null;
 try { curAddress = localStorage.getItem(CUR); } catch { /* storage unavailable */ }

@@ -39,6 +39,11 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Frontend is the web page's files, served at /; nil = no page.
 	Frontend fs.FS
+	// MaxMessageSize is the receiver's limit, told to clients by /api/v1/service.
+	MaxMessageSize int64
+	// MailClients are the IMAP, POP3 and submission listeners a user may point a mail
+	// client at, shown by /api/v1/service and the page.
+	MailClients []Endpoint
 }
 
 // store is what the API needs of storage.Store.
@@ -187,12 +192,14 @@ func (s *Server) routes() *echo.Echo {
 
 	api := e.Group("/api/v1", timeout(requestTimeout))
 	api.POST("/inboxes", s.createInbox)
+	api.GET("/service", s.service)
 	inbox := e.Group("/api/v1/inboxes/:address", s.authorize)
 	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
 	inbox.GET("/ws", s.websocket)
 	inbox.GET("/messages", s.listMessages, timeout(requestTimeout))
 	inbox.GET("/messages/:id", s.getMessage, timeout(requestTimeout))
 	inbox.GET("/messages/:id/raw", s.getRaw, timeout(requestTimeout))
+	inbox.GET("/messages/:id/html", s.getHTML, timeout(requestTimeout))
 	inbox.GET("/messages/:id/attachments/:index", s.getAttachment, timeout(requestTimeout))
 	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
 	inbox.DELETE("", s.deleteInbox, timeout(requestTimeout))
@@ -203,14 +210,14 @@ func (s *Server) routes() *echo.Echo {
 				return echo.ErrNotFound // an API route that does not exist answers in JSON
 			}
 			h := c.Response().Header()
-			// The page runs only its own script; mail HTML is shown in a sandboxed srcdoc
-			// iframe, which inherits this policy, so inline styles stay allowed for it.
-			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+			// The page runs only its own script and style; mail HTML comes from the html
+			// route into a sandboxed iframe, under that route's own, stricter policy.
+			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("Referrer-Policy", "no-referrer")
 			files.ServeHTTP(c.Response(), c.Request())
 			return nil
-		})
+		}, middleware.Gzip()) // the page's script and style shrink to a third
 	}
 	return e
 }

@@ -55,6 +55,9 @@ type messageJSON struct {
 	// AuthDetails are the results behind the summary's auth verdicts: per method,
 	// its domains, selectors, reasons and policy, from our Authentication-Results field.
 	AuthDetails []authDetail `json:"auth_details"`
+	// RemoteContent counts what the HTML would load from other hosts (tracking
+	// pixels among them); the html route blocks it unless asked with images=1.
+	RemoteContent int `json:"remote_content"`
 }
 
 type headerJSON struct {
@@ -164,13 +167,14 @@ func (s *Server) parsedMessage(ctx context.Context, m *storage.Message) (*messag
 		s.parsed.put(m.ID, p)
 	}
 	out := &messageJSON{
-		summaryJSON: toSummary(m),
-		Headers:     make([]headerJSON, len(p.Headers)),
-		Text:        p.Text,
-		HTML:        p.HTML,
-		Attachments: make([]attachmentJSON, len(p.Attachments)),
-		Links:       nonNil(p.Links),
-		Codes:       nonNil(p.Codes),
+		summaryJSON:   toSummary(m),
+		Headers:       make([]headerJSON, len(p.Headers)),
+		Text:          p.Text,
+		HTML:          p.HTML,
+		Attachments:   make([]attachmentJSON, len(p.Attachments)),
+		Links:         nonNil(p.Links),
+		Codes:         nonNil(p.Codes),
+		RemoteContent: p.RemoteContent,
 	}
 	for i, h := range p.Headers {
 		out.Headers[i] = headerJSON{Name: h.Name, Value: h.Value}

@@ -85,6 +85,8 @@ var openAPIErrors = map[string][]int{
 	"getMessage":      {400, 401, 403, 404, 500, 503},
 	"deleteMessage":   {400, 401, 403, 404, 500, 503},
 	"getRawMessage":   {400, 401, 403, 404, 500, 503},
+	"getMessageHTML":  {400, 401, 403, 404, 500, 503},
+	"getService":      {500},
 	"getAttachment":   {400, 401, 403, 404, 500, 503},
 	"waitForMessages": {400, 401, 403, 408, 500, 503},
 	"watchInbox":      {400, 401, 403, 500, 503},
@@ -224,9 +226,14 @@ func (openAPIDownStore) Ping(context.Context) error {
 // TestOpenAPIResponsesMatch checks what the server answers, successes and errors, against
 // the schemas, headers and statuses the document gives for the route.
 func TestOpenAPIResponsesMatch(t *testing.T) {
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 	st := newOpenAPIStore(t)
 	s := newOpenAPIServer(t, st, Options{})
 	down := newOpenAPIServer(t, openAPIDownStore{st}, Options{})
+	svc := newOpenAPIServer(t, st, Options{Domains: []string{"mayfly.test", "other.test"}, MaxMessageSize: 10 << 20, MailClients: []Endpoint{
+		{Protocol: "IMAP", Host: "mail.mayfly.test", Port: 143, Security: "STARTTLS"},
+		{Protocol: "POP3", Host: "mail.mayfly.test", Port: 995, Security: "TLS"},
+	}})
 	doc := loadOpenAPI(t)
 
 	box := "box@mayfly.test"
@@ -244,9 +251,10 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		Auth: storage.AuthResults{SPF: "pass", DKIM: "none", DMARC: "none"},
 		Raw:  []byte(openAPIMail),
 	}
-	if err := st.Put(t.Context(), m, &storage.Message{
+	second := &storage.Message{
 		Inbox: box, Received: now.Add(time.Second), Expires: now.Add(time.Hour), Raw: []byte("Subject: second\r\n\r\nhi\r\n"),
-	}); err != nil {
+	}
+	if err := st.Put(t.Context(), m, second); err != nil {
 		t.Fatal(err)
 	}
 	base := "/api/v1/inboxes/" + box
@@ -272,6 +280,10 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"list store down", "GET", base + "/messages", "/api/v1/inboxes/{address}/messages", token, "", down, 503},
 		{"message", "GET", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 200},
 		{"no message", "GET", base + "/messages/0000000000000000", "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 404},
+		{"html", "GET", msg + "/html", "/api/v1/inboxes/{address}/messages/{id}/html", token, "", s, 200},
+		{"html with images", "GET", msg + "/html?images=1&token=" + token, "/api/v1/inboxes/{address}/messages/{id}/html", "", "", s, 200},
+		{"no html", "GET", base + "/messages/" + second.ID + "/html", "/api/v1/inboxes/{address}/messages/{id}/html", token, "", s, 404},
+		{"service", "GET", "/api/v1/service", "/api/v1/service", "", "", svc, 200},
 		{"raw", "GET", msg + "/raw", "/api/v1/inboxes/{address}/messages/{id}/raw", token, "", s, 200},
 		{"attachment", "GET", msg + "/attachments/0", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 200},
 		{"no attachment", "GET", msg + "/attachments/7", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 404},

@@ -23,6 +23,9 @@ type Parsed struct {
 	Attachments []AttachmentInfo // attachments and inline parts with a file name or Content-ID, in tree order
 	Links       []string         // see Links
 	Codes       []string         // see Codes
+	// RemoteContent is how many things the HTML would fetch from elsewhere when shown
+	// (see RemoteContent).
+	RemoteContent int
 }
 
 // Header is one header field.
@@ -74,6 +77,7 @@ func Message(raw []byte) (*Parsed, error) {
 		}
 		p.HTML = decodeCharset(cs, b)
 		rendered, hrefs = renderHTML(p.HTML)
+		p.RemoteContent = RemoteContent(p.HTML)
 	}
 	textIsHTML := false
 	if strings.TrimSpace(p.Text) == "" && rendered != "" {
