@@ -12,13 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // browser starts a headless Chromium for the test, with the flags that keep it off
 // the network: it must talk to the loopback server only.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	path := cmpOr(os.Getenv("MAYFLY_CHROMIUM"), "/usr/bin/chromium")
 	if _, err := os.Stat(path); err != nil {
@@ -68,7 +70,7 @@ func cmpOr(a, b string) string {
 
 // artifact writes a test artifact (a screenshot) to $MAYFLY_ARTIFACTS, or the test's
 // temporary directory.
-func artifact(t *testing.T, name string, data []byte) {
+func artifact(t testing.TB, name string, data []byte) {
 	dir := os.Getenv("MAYFLY_ARTIFACTS")
 	if dir == "" {
 		dir = t.TempDir()
@@ -199,4 +201,199 @@ func newPixelServer(t *testing.T) *pixelServer {
 	t.Cleanup(srv.Close)
 	p.url = srv.URL + "/pixel.gif"
 	return p
+}
+
+// TestPageReconnectsAfterRestart stops the node that served the page, delivers mail
+// through another node on the same Redis meanwhile, starts the first again where it
+// was, and expects the page to reconnect and show the mail by itself.
+func TestPageReconnectsAfterRestart(t *testing.T) {
+	redis, ok := storeVariants(t)["redis"]
+	if !ok {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	a := startNode(t, redis...)
+	b := startNode(t, redis...)
+	ctx := browser(t)
+	var address, conn string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate("http://"+a.http+"/"),
+		chromedp.Poll(`document.querySelector("#address").textContent.includes("@") && document.querySelector("#conn").textContent === "live"`, &ok),
+		chromedp.Text("#address", &address),
+	); err != nil {
+		t.Fatalf("first screen: %v", err)
+	}
+	address = strings.TrimSpace(address)
+	a.stop(t)
+	if err := chromedp.Run(ctx, chromedp.Poll(`document.querySelector("#conn").textContent !== "live"`, &ok)); err != nil {
+		t.Fatalf("the page did not notice its server stopping: %v", err)
+	}
+	b.send(t, address, "From: Shop <shop@sender.test>\r\nSubject: Sent while you were away\r\n\r\nhello\r\n")
+	startNodeOn(t, a.smtp, a.http, redis...)
+	if err := chromedp.Run(ctx,
+		chromedp.Poll(`[...document.querySelectorAll("#messages [data-id]")].some(e => e.textContent.includes("Sent while you were away"))`, &ok, chromedp.WithPollingTimeout(30*time.Second)),
+		chromedp.Text("#conn", &conn),
+	); err != nil {
+		t.Fatalf("after the restart the page did not show the mail sent meanwhile: %v", err)
+	}
+	if conn != "live" {
+		t.Errorf("connection state after the restart = %q, want live", conn)
+	}
+}
+
+// TestPageChoicesAndMailClient picks the second domain, chooses an own name, reads the
+// mail-client panel, and forgets an inbox without being asked to confirm.
+func TestPageChoicesAndMailClient(t *testing.T) {
+	n := startNode(t, "-domains", "serve.test,other.test")
+	ctx := browser(t)
+	var ok bool
+	var address, user, pass, imap string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate("http://"+n.http+"/"),
+		chromedp.Poll(`document.querySelector("#address").textContent.includes("@serve.test") && !document.querySelector("#domain-box").hidden`, &ok),
+		chromedp.SetValue("#domain", "other.test", chromedp.ByID),
+		chromedp.Evaluate(`document.querySelector("#domain").dispatchEvent(new Event("change"))`, nil),
+		chromedp.Click("#own summary", chromedp.ByQuery),
+		chromedp.SendKeys("#local", "qa-team-7", chromedp.ByID),
+		chromedp.SendKeys("#local", kb.Enter, chromedp.ByID),
+		chromedp.Poll(`document.querySelector("#address").textContent.trim() === "qa-team-7@other.test"`, &ok),
+		chromedp.Click("#client-box summary", chromedp.ByQuery),
+		chromedp.Text("#client-user", &user),
+		chromedp.Text("#client-pass", &pass),
+		chromedp.Text("#clients tbody", &imap),
+		chromedp.Text("#address", &address),
+	); err != nil {
+		var state string
+		chromedp.Run(ctx, chromedp.Evaluate(`[document.querySelector("#address").textContent, document.querySelector("#error").textContent, document.querySelector("#domain-box").hidden, document.querySelector("#domain").value].join(" | ")`, &state))
+		t.Fatalf("choose my own: %v; page: %s", err, state)
+	}
+	in := createInbox(t, n.http, `{"local": "qa-team-7", "domain": "other.test"}`)
+	if user != in.Address || pass != in.Token {
+		t.Errorf("mail-client panel: user %q password %q, want %q %q", user, pass, in.Address, in.Token)
+	}
+	if !strings.Contains(imap, "IMAP") || !strings.Contains(imap, "POP3") || !strings.Contains(imap, "STARTTLS") {
+		t.Errorf("mail-client panel lists %q, want IMAP and POP3 with STARTTLS", imap)
+	}
+	// Two inboxes now; forgetting the current one switches to the other, no dialog.
+	var count int
+	if err := chromedp.Run(ctx,
+		chromedp.Click(`#inboxes li.current button.small`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelectorAll("#inboxes li").length === 1 && !document.querySelector("#address").textContent.includes("qa-team-7")`, &ok),
+		chromedp.Evaluate(`JSON.parse(localStorage.getItem("mayfly.inboxes")).length`, &count),
+	); err != nil {
+		t.Fatalf("forget: %v", err)
+	}
+	if count != 1 {
+		t.Errorf("localStorage keeps %d inboxes after Forget, want 1", count)
+	}
+}
+
+// TestPageAccessibility runs axe-core (testdata/axe) on the first screen and on a
+// message view, in light and dark themes and at phone width, and fails on any
+// violation of WCAG 2.1 A and AA.
+func TestPageAccessibility(t *testing.T) {
+	axe, err := os.ReadFile("testdata/axe/axe.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t)
+	ctx := browser(t)
+	var ok bool
+	var address string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate("http://"+n.http+"/"),
+		chromedp.Poll(`document.querySelector("#address").textContent.includes("@")`, &ok),
+		chromedp.Text("#address", &address),
+		chromedp.Evaluate(string(axe), nil),
+	); err != nil {
+		t.Fatal(err)
+	}
+	n.send(t, strings.TrimSpace(address), signupMail)
+	check := func(name string) {
+		t.Helper()
+		var violations []struct {
+			ID    string
+			Help  string
+			Nodes []struct{ Target []any }
+		}
+		if err := chromedp.Run(ctx, chromedp.Evaluate(
+			`axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }).then(r => r.violations)`,
+			&violations, awaitPromise)); err != nil {
+			t.Fatalf("%s: axe: %v", name, err)
+		}
+		for _, v := range violations {
+			var where []string
+			for _, node := range v.Nodes {
+				where = append(where, fmt.Sprint(node.Target...))
+			}
+			t.Errorf("%s: %s (%s) at %s", name, v.ID, v.Help, strings.Join(where, ", "))
+		}
+	}
+	check("first screen")
+	if err := chromedp.Run(ctx,
+		chromedp.Poll(`document.querySelector("#messages [data-id]") !== null`, &ok),
+		chromedp.Click("#messages [data-id]", chromedp.ByQuery),
+		chromedp.Poll(`!document.querySelector("#message").hidden`, &ok),
+		chromedp.Click("#client-box summary", chromedp.ByQuery),
+		chromedp.Click("#own summary", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	check("message view")
+	if err := chromedp.Run(ctx, emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}})); err != nil {
+		t.Fatal(err)
+	}
+	check("message view, dark")
+	var scrollWidth, innerWidth int
+	if err := chromedp.Run(ctx,
+		chromedp.EmulateViewport(375, 740),
+		chromedp.Evaluate(`document.documentElement.scrollWidth`, &scrollWidth),
+		chromedp.Evaluate(`innerWidth`, &innerWidth),
+	); err != nil {
+		t.Fatal(err)
+	}
+	check("phone width, dark")
+	if scrollWidth > innerWidth {
+		t.Errorf("at phone width the page scrolls sideways: %d px wide in a %d px window", scrollWidth, innerWidth)
+	}
+}
+
+// BenchmarkFirstScreen measures, in a real Chromium, the time from navigation to a
+// usable first screen (an address shown, the copy button ready) and what the page
+// weighs on the wire (gzip) and uncompressed.
+func BenchmarkFirstScreen(b *testing.B) {
+	n := startNode(b)
+	ctx := browser(b)
+	var ok bool
+	var weight struct{ Wire, Decoded float64 }
+	var total time.Duration
+	var inPage float64
+	for b.Loop() {
+		start := time.Now()
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate("http://"+n.http+"/"),
+			chromedp.Poll(`document.querySelector("#address").textContent.includes("@")`, &ok, chromedp.WithPollingInterval(time.Millisecond)),
+		); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		var mark float64
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`performance.getEntriesByName("mayfly:address")[0].startTime`, &mark)); err != nil {
+			b.Fatal(err)
+		}
+		inPage += mark
+		// Each visit a first one: no inbox remembered.
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`localStorage.clear()`, nil)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`(() => {
+		const all = [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource").filter(r => !r.name.includes("/api/"))];
+		return { wire: all.reduce((s, r) => s + r.encodedBodySize, 0), decoded: all.reduce((s, r) => s + r.decodedBodySize, 0) };
+	})()`, &weight)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/first-screen")
+	b.ReportMetric(inPage/float64(b.N), "ms/in-page")
+	b.ReportMetric(weight.Wire, "page-bytes-gzip")
+	b.ReportMetric(weight.Decoded, "page-bytes")
 }

@@ -39,7 +39,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -58,14 +58,14 @@ type node struct {
 
 // startNode runs the whole command as `mayfly serve` would and waits until both
 // listeners are up.
-func startNode(t *testing.T, extra ...string) *node {
+func startNode(t testing.TB, extra ...string) *node {
 	t.Helper()
 	return startNodeOn(t, freeAddr(t), freeAddr(t), extra...)
 }
 
 // startNodeOn starts a node on given SMTP and HTTP addresses: a restarted node comes
 // back where its clients were.
-func startNodeOn(t *testing.T, smtpAddr, httpAddr string, extra ...string) *node {
+func startNodeOn(t testing.TB, smtpAddr, httpAddr string, extra ...string) *node {
 	t.Helper()
 	n := &node{smtp: smtpAddr, http: httpAddr, log: &syncBuffer{}, done: make(chan error, 1)}
 	// The verifier asks a loopback port where nothing listens: tests send no traffic
@@ -92,7 +92,7 @@ func startNodeOn(t *testing.T, smtpAddr, httpAddr string, extra ...string) *node
 }
 
 // stop ends the node as SIGTERM would and checks it drains and returns cleanly.
-func (n *node) stop(t *testing.T) {
+func (n *node) stop(t testing.TB) {
 	if n.cancel == nil {
 		return
 	}

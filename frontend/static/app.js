@@ -153,6 +153,7 @@ function select(inbox) {
   readHere.clear();
   closeMessage(false);
   $('address').textContent = inbox.address;
+  if (!performance.getEntriesByName('mayfly:address').length) performance.mark('mayfly:address'); // first screen usable
   $('ttl').textContent = inbox.expires_in ? `Mail lives ${duration(inbox.expires_in)}, then it is deleted.` : '';
   $('client-user').textContent = inbox.address;
   $('client-pass').textContent = inbox.token;
