@@ -56,7 +56,11 @@ type Message struct {
 	To             []string  // header To, decoded
 	Subject        string    // decoded from RFC 2047
 	Date           time.Time // header Date; zero when missing or unparsable
+	ReplyTo        []string  // header Reply-To addresses; with From and the envelope sender, who may be replied to
 	HasAttachments bool
+	// Sent marks the copy of a message the inbox sent (a reply), kept with its mail:
+	// the API's "sent", IMAP's Sent mailbox.
+	Sent bool
 
 	Size     int64 // len(Raw)
 	Received time.Time
@@ -155,6 +159,10 @@ type Store interface {
 	// Secret returns the store's token key: shared by every node of a Redis store,
 	// made once per process by the memory store.
 	Secret(ctx context.Context) ([]byte, error)
+	// CountSend counts one message sent from inbox in the current window of length per
+	// (windows start at multiples of per since the Unix epoch) and returns how many the
+	// window holds, this one included: the send limit's counter, shared by every node.
+	CountSend(ctx context.Context, inbox string, per time.Duration) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

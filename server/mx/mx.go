@@ -236,7 +236,7 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	for _, m := range msgs {
 		m.Raw = raw
 		m.Size = int64(len(raw))
-		m.From, m.To, m.Subject, m.Date, m.HasAttachments = sum.From, sum.To, sum.Subject, sum.Date, sum.HasAttachments
+		m.From, m.To, m.ReplyTo, m.Subject, m.Date, m.HasAttachments = sum.From, sum.To, sum.ReplyTo, sum.Subject, sum.Date, sum.HasAttachments
 		m.Auth = auth
 	}
 

@@ -18,6 +18,7 @@ import (
 type summary struct {
 	From           string
 	To             []string
+	ReplyTo        []string // bare addresses: who a reply may go to
 	Subject        string
 	Date           time.Time
 	HasAttachments bool
@@ -46,6 +47,7 @@ func parseSummary(data []byte) summary {
 		From:    addressText(mh, "From"),
 		To:      addressList(mh, "To"),
 		Subject: headerText(mh, "Subject"),
+		ReplyTo: bareAddresses(mh, "Reply-To"),
 	}
 	s.Date = parseDate(mh)
 	s.HasAttachments = hasAttachments(mh.Header, br)
@@ -119,6 +121,22 @@ func addressList(h mail.Header, key string) []string {
 		} else {
 			out[i] = a.Name + " <" + a.Address + ">"
 		}
+	}
+	return out
+}
+
+// bareAddresses returns the addresses of a field that parse, without names.
+func bareAddresses(h mail.Header, key string) []string {
+	if h.Get(key) == "" {
+		return nil
+	}
+	list, err := h.AddressList(key)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		out = append(out, a.Address)
 	}
 	return out
 }

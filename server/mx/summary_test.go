@@ -22,6 +22,8 @@ func TestParseSummary(t *testing.T) {
 		{"unknown charset kept as sent", "Subject: =?x-nonsense?Q?abc?=\r\n\r\n", summary{Subject: "=?x-nonsense?Q?abc?="}},
 		{"unparsable from kept as text", "From: not an address at all\r\n\r\n", summary{From: "not an address at all"}},
 		{"several to", "To: a@x.test, \"B, Jr.\" <b@x.test>\r\n\r\n", summary{To: []string{"a@x.test", "B, Jr. <b@x.test>"}}},
+		{"reply-to addresses", "Reply-To: Help <help@x.test>, b@y.test\r\n\r\n", summary{ReplyTo: []string{"help@x.test", "b@y.test"}}},
+		{"unparsable reply-to", "Reply-To: nobody home\r\n\r\n", summary{}},
 		{"bad date", "Date: yesterday\r\n\r\n", summary{}},
 		{"date with comment and one-digit day", "Date: Tue, 1 Dec 2026 08:00:00 +0000 (UTC)\r\n\r\n", summary{Date: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)}},
 		{"date without weekday", "Date: 01 Dec 2026 09:00:00 +0100\r\n\r\n", summary{Date: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)}},
@@ -43,7 +45,7 @@ func TestParseSummary(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := parseSummary([]byte(tt.mail))
-			if got.From != tt.want.From || !slices.Equal(got.To, tt.want.To) || got.Subject != tt.want.Subject ||
+			if got.From != tt.want.From || !slices.Equal(got.To, tt.want.To) || !slices.Equal(got.ReplyTo, tt.want.ReplyTo) || got.Subject != tt.want.Subject ||
 				!got.Date.Equal(tt.want.Date) || got.HasAttachments != tt.want.HasAttachments {
 				t.Errorf("parseSummary(%q) = %+v, want %+v", tt.mail, got, tt.want)
 			}

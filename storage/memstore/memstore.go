@@ -51,6 +51,8 @@ type mailbox struct {
 	entries     []*entry // ascending UID
 	keepUntil   time.Time
 	ttl         time.Duration // of mail put from now on; 0 = the Expires the receiver set
+	sendWindow  int64         // CountSend's current window, as a multiple of its length
+	sends       int           // sends counted in sendWindow
 }
 
 type entry struct {
@@ -387,6 +389,27 @@ func (s *Store) Subscribe(ctx context.Context, inbox string) (<-chan storage.Eve
 // Secret returns a key made at start: tokens last as long as this process, as the mail does.
 func (s *Store) Secret(ctx context.Context) ([]byte, error) {
 	return s.secret, nil
+}
+
+// CountSend counts a send in inbox's current window; see storage.Store.
+func (s *Store) CountSend(ctx context.Context, inbox string, per time.Duration) (int, error) {
+	if per <= 0 {
+		return 0, fmt.Errorf("count send: window %v", per)
+	}
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mailboxLocked(inbox, now)
+	window := now.UnixNano() / int64(per)
+	if mb.sendWindow != window {
+		mb.sendWindow, mb.sends = window, 0
+	}
+	mb.sends++
+	// The count must outlive its window even when the inbox holds no mail.
+	if end := time.Unix(0, (window+1)*int64(per)); end.After(mb.keepUntil) {
+		mb.keepUntil = end
+	}
+	return mb.sends, nil
 }
 
 // Ping always succeeds: the store is this process.

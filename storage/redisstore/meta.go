@@ -18,7 +18,8 @@ import (
 //
 // The form is a version byte (metaVersion) then, in this order: Tag, Envelope.From,
 // Envelope.Recipients, Envelope.RemoteIP, Envelope.Helo, From, To, Subject, Date,
-// attachments (1 or 0), Size, Received, Expires, Auth.SPF, Auth.DKIM, Auth.DMARC.
+// attachments (1 or 0), Size, Received, Expires, Auth.SPF, Auth.DKIM, Auth.DMARC,
+// ReplyTo, Sent (1 or 0); records written before ReplyTo existed end at Auth.DMARC.
 // A string is its length as a uvarint then its bytes; a list of strings is the count as
 // a uvarint then the strings; numbers are varints; times are unix microseconds, 0 for
 // the zero time. This is stored data: a new field goes at the end (decoders ignore what
@@ -41,6 +42,9 @@ func encodeMetaExpires(m *storage.Message) (b []byte, at int) {
 		n += len(r) + 2
 	}
 	for _, r := range m.To {
+		n += len(r) + 2
+	}
+	for _, r := range m.ReplyTo {
 		n += len(r) + 2
 	}
 	b = make([]byte, 0, n+16)
@@ -66,6 +70,12 @@ func encodeMetaExpires(m *storage.Message) (b []byte, at int) {
 	b = appendString(b, m.Auth.SPF)
 	b = appendString(b, m.Auth.DKIM)
 	b = appendString(b, m.Auth.DMARC)
+	b = appendStrings(b, m.ReplyTo)
+	sent := byte(0)
+	if m.Sent {
+		sent = 1
+	}
+	b = append(b, sent)
 	return b, at
 }
 
@@ -170,6 +180,10 @@ func decodeMeta(data string, m *storage.Message) error {
 	m.Auth.SPF = r.string()
 	m.Auth.DKIM = r.string()
 	m.Auth.DMARC = r.string()
+	if r.err == nil && len(r.data) > 0 {
+		m.ReplyTo = r.strings()
+		m.Sent = r.byte() == 1
+	}
 	return r.err
 }
 

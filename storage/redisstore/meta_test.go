@@ -31,6 +31,19 @@ func TestMetaRoundTrip(t *testing.T) {
 			t.Errorf("decodeMeta(encodeMeta(m)) = %+v, want %+v", got, want)
 		}
 	}
+	// A record written before ReplyTo and Sent existed ends at Auth.DMARC.
+	before := storetest.NewMessage("box@mayfly.test", "before")
+	before.ReplyTo = nil
+	enc := encodeMeta(before)
+	var older storage.Message
+	if err := decodeMeta(string(enc[:len(enc)-2]), &older); err != nil || older.Subject != "before" || older.ReplyTo != nil || older.Sent {
+		t.Errorf("decodeMeta of a record without ReplyTo and Sent = %+v, %v", older, err)
+	}
+	sent := storetest.NewMessage("box@mayfly.test", "sent")
+	sent.Sent = true
+	if err := decodeMeta(string(encodeMeta(sent)), &older); err != nil || !older.Sent || len(older.ReplyTo) != 1 {
+		t.Errorf("Sent and ReplyTo did not round-trip: %+v, %v", older, err)
+	}
 	// New fields go at the end; what a decoder does not know it skips.
 	var m storage.Message
 	if err := decodeMeta(string(append(encodeMeta(full), 9, 9, 9)), &m); err != nil || m.Subject != full.Subject {

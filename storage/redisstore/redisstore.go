@@ -225,11 +225,12 @@ func unavailable(op string, err error) error {
 type keys struct {
 	state, uids string
 	msgPrefix   string // + message ID = the message's hash
+	sendsPrefix string // + CountSend's window = its counter
 }
 
 func (s *Store) keys(inbox string) keys {
 	tag := s.prefix + "{" + escapeTag(inbox) + "}:"
-	return keys{state: tag + "state", uids: tag + "uids", msgPrefix: tag + "m:"}
+	return keys{state: tag + "state", uids: tag + "uids", msgPrefix: tag + "m:", sendsPrefix: tag + "sends:"}
 }
 
 func (k keys) msg(id string) string { return k.msgPrefix + id }
@@ -721,6 +722,26 @@ func (s *Store) Secret(ctx context.Context) ([]byte, error) {
 		s.secret = []byte(old)
 	}
 	return s.secret, nil
+}
+
+// CountSend counts a send in inbox's current window, one counter per window that
+// Redis drops after it; see storage.Store.
+func (s *Store) CountSend(ctx context.Context, inbox string, per time.Duration) (int, error) {
+	if per <= 0 {
+		return 0, fmt.Errorf("count send: window %v", per)
+	}
+	window := time.Now().UnixNano() / int64(per)
+	key := s.keys(inbox).sendsPrefix + strconv.FormatInt(window, 10)
+	var incr *redis.IntCmd
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, key)
+		p.PExpireAt(ctx, key, time.Unix(0, (window+1)*int64(per)).Add(time.Minute))
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable("count send", err)
+	}
+	return int(incr.Val()), nil
 }
 
 // Ping reports whether Redis answers.

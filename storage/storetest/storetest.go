@@ -47,6 +47,8 @@ func Run(t *testing.T, newStore NewStore, persistent bool) {
 		{"SubscriptionEnds", testSubscriptionEnds},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"Secret", testSecret},
+		{"SentCopy", testSentCopy},
+		{"CountSend", testCountSend},
 	}
 	if persistent {
 		tests = append(tests, struct {
@@ -93,6 +95,7 @@ func NewMessage(inbox, subject string) *storage.Message {
 		To:             []string{inbox, "other@example.org"},
 		Subject:        subject,
 		Date:           now.Add(-time.Minute).Truncate(time.Second),
+		ReplyTo:        []string{"support@sender.test"},
 		HasAttachments: true,
 		Size:           int64(len(raw)),
 		Received:       now,
@@ -137,6 +140,9 @@ func checkMeta(t *testing.T, got *storage.Message, want *storage.Message) {
 	}
 	if !sameTime(got.Date, want.Date) || !sameTime(got.Received, want.Received) || !sameTime(got.Expires, want.Expires) {
 		t.Errorf("times = %v %v %v, want %v %v %v", got.Date, got.Received, got.Expires, want.Date, want.Received, want.Expires)
+	}
+	if !slices.Equal(got.ReplyTo, want.ReplyTo) || got.Sent != want.Sent {
+		t.Errorf("ReplyTo, Sent = %q %v, want %q %v", got.ReplyTo, got.Sent, want.ReplyTo, want.Sent)
 	}
 	if got.Size != want.Size || got.Auth != want.Auth {
 		t.Errorf("Size, Auth = %d %+v, want %d %+v", got.Size, got.Auth, want.Size, want.Auth)
@@ -855,5 +861,42 @@ func testRestart(t *testing.T, newStore NewStore) {
 	}
 	if s2, err := second.Secret(ctx); err != nil || !bytes.Equal(s2, secret) {
 		t.Errorf("Secret changed across a restart: %v", err)
+	}
+}
+
+// testSentCopy keeps a reply's copy with the inbox's mail, marked as sent.
+func testSentCopy(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	inbox := inboxFor(t)
+	m := NewMessage(inbox, "Re: hello")
+	m.Sent, m.ReplyTo = true, nil
+	put(t, st, m)
+	got, err := st.Get(ctxFor(t), inbox, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMeta(t, got, m)
+}
+
+// testCountSend counts sends per inbox and window, the counter the send limit reads.
+func testCountSend(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	a, b := inboxFor(t), inboxFor(t)+".b"
+	// A window long enough that the test never crosses into the next.
+	per := 24 * time.Hour
+	if time.Until(time.Unix(0, (time.Now().UnixNano()/int64(per)+1)*int64(per))) < time.Minute {
+		t.Skip("too close to the end of the day's window")
+	}
+	for want := 1; want <= 3; want++ {
+		if n, err := st.CountSend(ctxFor(t), a, per); err != nil || n != want {
+			t.Fatalf("CountSend #%d = %d, %v; want %d", want, n, err, want)
+		}
+	}
+	if n, err := st.CountSend(ctxFor(t), b, per); err != nil || n != 1 {
+		t.Errorf("another inbox's first CountSend = %d, %v; want 1", n, err)
+	}
+	// Another window length is another window: the counter restarts.
+	if n, err := st.CountSend(ctxFor(t), a, time.Hour+time.Nanosecond); err != nil || n != 1 {
+		t.Errorf("CountSend in a fresh window = %d, %v; want 1", n, err)
 	}
 }
