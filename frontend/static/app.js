@@ -215,9 +215,10 @@ function itemFor(m) {
   const time = el('time', { datetime: m.received_at, 'data-ts': m.received_at, text: ago(m.received_at) });
   const btn = el('button', { type: 'button', class: 'msg', 'data-id': m.id, onclick: () => openMessage(m.id) },
     el('span', { class: 'line' },
-      el('span', { class: 'from' }, el('span', { class: 'dot', 'aria-hidden': 'true' }), m.from || '(no sender)'), time),
+      el('span', { class: 'from' }, el('span', { class: 'dot', 'aria-hidden': 'true' }),
+        m.sent ? `To ${(m.to || []).join(', ')}` : m.from || '(no sender)'), time),
     el('span', { class: 'subject', text: m.subject || '(no subject)' }),
-    badges(m.auth));
+    m.sent ? el('span', { class: 'badges' }, el('span', { class: 'badge other', text: 'Sent' })) : badges(m.auth));
   if (unread) btn.prepend(el('span', { class: 'visually-hidden', text: 'Unread: ' }));
   return el('li', { class: unread ? 'unread' : '' }, btn);
 }
@@ -391,6 +392,9 @@ async function openMessage(id) {
   const when = m.date || m.received_at;
   $('msg-date').textContent = when ? new Date(when).toLocaleString() : '';
   $('msg-auth').replaceChildren(badges(m.auth));
+  $('reply-form').hidden = !service.replies || m.sent;
+  $('reply-to').textContent = m.from || '';
+  $('reply-status').textContent = '';
   $('raw').href = withToken(inbox, `/messages/${encodeURIComponent(id)}/raw`);
 
   $('auth-details').tBodies[0].replaceChildren(...(m.auth_details || []).map((d) => el('tr', {},
@@ -453,6 +457,27 @@ async function deleteOpen() {
   announce('Message deleted');
 }
 
+async function sendReply(e) {
+  e.preventDefault();
+  const id = openId;
+  const text = $('reply-text').value;
+  if (!id || !text.trim()) return;
+  const button = e.currentTarget.querySelector('button');
+  button.disabled = true;
+  $('reply-status').textContent = 'Sending…';
+  try {
+    await api(current, `/messages/${encodeURIComponent(id)}/reply`, {
+      method: 'POST', body: JSON.stringify({ text }), contentType: 'application/json',
+    });
+    $('reply-text').value = '';
+    $('reply-status').textContent = 'Reply queued for delivery.';
+  } catch (err) {
+    $('reply-status').textContent = `Not sent: ${err.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---- tabs ---------------------------------------------------------------
 
 const TABS = ['html', 'text', 'headers'];
@@ -507,6 +532,7 @@ $('notify').addEventListener('change', (e) => setNotify(e.currentTarget.checked)
 $('copy-user').addEventListener('click', (e) => { if (current) copyText(current.address, e.currentTarget); });
 $('copy-pass').addEventListener('click', (e) => { if (current) copyText(current.token, e.currentTarget); });
 $('delete').addEventListener('click', deleteOpen);
+$('reply-form').addEventListener('submit', sendReply);
 for (const t of TABS) {
   $(`tab-${t}`).addEventListener('click', () => selectTab(t, false));
   $(`tab-${t}`).addEventListener('keydown', tabKeys);

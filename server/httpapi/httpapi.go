@@ -44,6 +44,8 @@ type Options struct {
 	// MailClients are the IMAP, POP3 and submission listeners a user may point a mail
 	// client at, shown by /api/v1/service and the page.
 	MailClients []Endpoint
+	// Replier sends replies for POST .../reply; nil = the route answers 501.
+	Replier replier
 }
 
 // store is what the API needs of storage.Store.
@@ -202,6 +204,7 @@ func (s *Server) routes() *echo.Echo {
 	inbox.GET("/messages/:id/html", s.getHTML, timeout(requestTimeout))
 	inbox.GET("/messages/:id/attachments/:index", s.getAttachment, timeout(requestTimeout))
 	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
+	inbox.POST("/messages/:id/reply", s.reply, timeout(requestTimeout))
 	inbox.DELETE("", s.deleteInbox, timeout(requestTimeout))
 	if s.opts.Frontend != nil {
 		files := http.FileServer(http.FS(s.opts.Frontend))

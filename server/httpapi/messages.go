@@ -32,6 +32,7 @@ type summaryJSON struct {
 	Flags          []string            `json:"flags"`
 	Tag            string              `json:"tag"`
 	HasAttachments bool                `json:"has_attachments"`
+	Sent           bool                `json:"sent"` // a reply this inbox sent, kept with its mail
 	Envelope       envelopeJSON        `json:"envelope"`
 	Auth           storage.AuthResults `json:"auth"`
 }
@@ -83,7 +84,7 @@ func toSummary(m *storage.Message) summaryJSON {
 	s := summaryJSON{
 		ID: m.ID, UID: m.UID, From: m.From, To: nonNil(m.To), Subject: m.Subject,
 		ReceivedAt: m.Received.UTC(), ExpiresAt: m.Expires.UTC(), Size: m.Size,
-		Seen: m.Flags&storage.FlagSeen != 0, Flags: []string{}, Tag: m.Tag, HasAttachments: m.HasAttachments,
+		Seen: m.Flags&storage.FlagSeen != 0, Flags: []string{}, Tag: m.Tag, HasAttachments: m.HasAttachments, Sent: m.Sent,
 		Envelope: envelopeJSON{From: m.Envelope.From, Recipients: nonNil(m.Envelope.Recipients), RemoteIP: m.Envelope.RemoteIP, Helo: m.Envelope.Helo},
 		Auth:     m.Auth,
 	}

@@ -87,6 +87,7 @@ var openAPIErrors = map[string][]int{
 	"getRawMessage":   {400, 401, 403, 404, 500, 503},
 	"getMessageHTML":  {400, 401, 403, 404, 500, 503},
 	"getService":      {500},
+	"replyToMessage":  {400, 401, 403, 404, 413, 429, 500, 501, 503},
 	"getAttachment":   {400, 401, 403, 404, 500, 503},
 	"waitForMessages": {400, 401, 403, 408, 500, 503},
 	"watchInbox":      {400, 401, 403, 500, 503},
@@ -212,6 +213,23 @@ const openAPIMail = "From: Shop <noreply@shop.test>\r\nTo: box@mayfly.test\r\nSu
 	"<p>Your code is <b>482917</b>.</p><p><a href=\"https://shop.test/confirm?t=abc\">Confirm</a></p>\r\n" +
 	"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"terms.pdf\"\r\n\r\n%PDF-1.4\r\n--b--\r\n"
 
+// fakeReplier stands for the submission server: it refuses on cue and otherwise
+// returns a sent copy.
+type fakeReplier struct{ st *memstore.Store }
+
+func (r fakeReplier) Reply(ctx context.Context, inbox, id, text, html string) (*storage.Message, error) {
+	switch text {
+	case "refuse":
+		return nil, Refusal(http.StatusForbidden, "not_correspondent", "shop@example.test has not written to this inbox")
+	case "limit":
+		return nil, Refusal(http.StatusTooManyRequests, "send_limit", "this inbox may send 20 messages per 1h0m0s")
+	}
+	now := time.Now()
+	m := &storage.Message{Inbox: inbox, Sent: true, From: inbox, To: []string{"noreply@shop.test"}, Subject: "Re: x",
+		Received: now, Expires: now.Add(time.Hour), Raw: []byte("Subject: Re: x\r\n\r\n" + text + "\r\n")}
+	return m, r.st.Put(ctx, m)
+}
+
 // openAPIDownStore is a store whose backing service is gone.
 type openAPIDownStore struct{ *memstore.Store }
 
@@ -230,6 +248,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	st := newOpenAPIStore(t)
 	s := newOpenAPIServer(t, st, Options{})
 	down := newOpenAPIServer(t, openAPIDownStore{st}, Options{})
+	replies := newOpenAPIServer(t, st, Options{Replier: fakeReplier{st}})
 	svc := newOpenAPIServer(t, st, Options{Domains: []string{"mayfly.test", "other.test"}, MaxMessageSize: 10 << 20, MailClients: []Endpoint{
 		{Protocol: "IMAP", Host: "mail.mayfly.test", Port: 143, Security: "STARTTLS"},
 		{Protocol: "POP3", Host: "mail.mayfly.test", Port: 995, Security: "TLS"},
@@ -283,6 +302,12 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"html", "GET", msg + "/html", "/api/v1/inboxes/{address}/messages/{id}/html", token, "", s, 200},
 		{"html with images", "GET", msg + "/html?images=1&token=" + token, "/api/v1/inboxes/{address}/messages/{id}/html", "", "", s, 200},
 		{"no html", "GET", base + "/messages/" + second.ID + "/html", "/api/v1/inboxes/{address}/messages/{id}/html", token, "", s, 404},
+		{"reply", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"text": "Thanks"}`, replies, 202},
+		{"reply refused", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"text": "refuse"}`, replies, 403},
+		{"reply over limit", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"text": "limit"}`, replies, 429},
+		{"reply empty", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"text": " "}`, replies, 400},
+		{"reply unknown field", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"body": "x"}`, replies, 400},
+		{"reply not offered", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"text": "Thanks"}`, s, 501},
 		{"service", "GET", "/api/v1/service", "/api/v1/service", "", "", svc, 200},
 		{"raw", "GET", msg + "/raw", "/api/v1/inboxes/{address}/messages/{id}/raw", token, "", s, 200},
 		{"attachment", "GET", msg + "/attachments/0", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 200},

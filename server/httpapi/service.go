@@ -20,6 +20,7 @@ type serviceJSON struct {
 	MaxTTL         int64      `json:"max_ttl"` // the longest ttl an inbox may ask for, in seconds
 	MaxMessageSize int64      `json:"max_message_size"`
 	MailClients    []Endpoint `json:"mail_clients"`
+	Replies        bool       `json:"replies"` // POST .../reply sends
 }
 
 // service answers GET /api/v1/service: what a page or a client needs to know before
@@ -35,5 +36,6 @@ func (s *Server) service(c echo.Context) error {
 		MaxTTL:         int64(s.opts.MaxTTL.Seconds()),
 		MaxMessageSize: s.opts.MaxMessageSize,
 		MailClients:    clients,
+		Replies:        s.opts.Replier != nil,
 	})
 }
