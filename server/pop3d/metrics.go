@@ -1,0 +1,55 @@
+package pop3d
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Login results, the values of mayfly_pop3_logins_total's result label.
+const (
+	loginOK               = "ok"
+	loginFailed           = "failed"            // wrong address, domain or password
+	loginRefusedPlaintext = "refused_plaintext" // a password offered without TLS
+	loginUnavailable      = "unavailable"       // right password, but the store did not answer
+)
+
+type metrics struct {
+	sessions prometheus.Gauge
+	refused  prometheus.Counter     // connections over MaxConnections
+	logins   *prometheus.CounterVec // by result
+	commands *prometheus.CounterVec // by command
+	sent     prometheus.Counter     // message octets sent by RETR and TOP
+	deleted  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mayfly_pop3_sessions", Help: "POP3 sessions open now.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_pop3_connections_refused_total", Help: "Connections turned away because MaxConnections sessions were open.",
+		}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_pop3_logins_total", Help: "Login attempts (USER/PASS and AUTH PLAIN) by result: ok, failed, refused_plaintext (no TLS), unavailable (store down).",
+		}, []string{"result"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_pop3_commands_total", Help: "Commands received, by name; anything not a POP3 command counts as unknown.",
+		}, []string{"command"}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_pop3_sent_bytes_total", Help: "Message octets sent by RETR and TOP, as LIST counts them (before byte-stuffing).",
+		}),
+		deleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_pop3_deleted_total", Help: "Messages deleted from the store at QUIT.",
+		}),
+	}
+	for _, r := range []string{loginOK, loginFailed, loginRefusedPlaintext, loginUnavailable} {
+		m.logins.WithLabelValues(r)
+	}
+	// Labels come from this fixed list only: a client's typo must not make a series.
+	for name := range commands {
+		m.commands.WithLabelValues(name)
+	}
+	m.commands.WithLabelValues("unknown")
+	if reg != nil {
+		reg.MustRegister(m.sessions, m.refused, m.logins, m.commands, m.sent, m.deleted)
+	}
+	return m
+}

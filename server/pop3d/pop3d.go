@@ -1,0 +1,319 @@
+// Package pop3d is the POP3 view of the store (RFC 1939, with CAPA of RFC 2449, STLS of
+// RFC 2595 and AUTH PLAIN of RFC 5034), for mail clients and scripts that only download.
+//
+// It is our own small server rather than a library because POP3 is small, and the parts
+// that matter here are policy: who may log in (an inbox's token or the admin key), that
+// a password never crosses the network unencrypted, and that deletions reach the shared
+// store only at QUIT, as RFC 1939 section 6 wants, so a dropped connection loses nothing.
+//
+// A session works on a snapshot of the inbox taken at login: message numbers must not
+// shift under a client while new mail arrives (RFC 1939 section 3). There is no lock on
+// the maildrop: the same messages are open to IMAP, the API and the page at once anyway,
+// so two POP3 sessions on one inbox are no worse, and a message that expires or is
+// deleted elsewhere meanwhile gets a plain -ERR from RETR and is no error at QUIT.
+package pop3d
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Options configure the server. Zero values mean the documented defaults.
+type Options struct {
+	Addr     string   // listener offering STLS; "" = off
+	TLSAddr  string   // implicit-TLS listener (POP3S, port 995); "" = off
+	Hostname string   // in the greeting; "" = "localhost"
+	Domains  []string // a user on any other domain never logs in
+	// Keys decide what opens an inbox: its token or the admin key.
+	Keys storage.Keys
+	// TLS serves STLS and TLSAddr; nil = no STLS, and TLSAddr is an error.
+	TLS *tls.Config
+	// Timeout is how long a session may sit idle before a command; 0 = 10m, the least
+	// RFC 1939 section 3 allows for its autologout timer.
+	Timeout         time.Duration
+	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
+	ShutdownTimeout time.Duration // how long sessions may finish their command at shutdown; 0 = 10s
+	// Metrics receives the server's metrics; nil = not exported.
+	Metrics prometheus.Registerer
+}
+
+// store is what the POP3 view needs of storage.Store.
+type store interface {
+	List(ctx context.Context, inbox string, page storage.Page) ([]storage.Message, error)
+	Raw(ctx context.Context, inbox, id string) ([]byte, error)
+	SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error)
+	Delete(ctx context.Context, inbox, id string) error
+}
+
+// storeTimeout bounds each store call, so a hung store ends in [SYS/TEMP] rather than
+// a client waiting on a silent server.
+const storeTimeout = 15 * time.Second
+
+// Server serves POP3 over a store.
+type Server struct {
+	opts    Options
+	store   store
+	logger  *slog.Logger
+	metrics metrics
+	domains map[string]bool
+	// slots holds one token per open session, across listeners.
+	slots chan struct{}
+	// isLoopback says whether a peer may send a password without TLS: a client on this
+	// machine has no network to be overheard on, and local testing stays easy. (A TCP
+	// proxy on this machine would make every client look local; one in front of POP3
+	// must do the TLS itself.) Tests replace it to see the refusal a remote client gets.
+	isLoopback func(net.Addr) bool
+}
+
+// New returns a POP3 server over st; Run or Serve serves it.
+func New(opts Options, st store, logger *slog.Logger) *Server {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Minute
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 1000
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	domains := make(map[string]bool, len(opts.Domains))
+	for _, d := range opts.Domains {
+		domains[strings.ToLower(d)] = true
+	}
+	return &Server{
+		opts:       opts,
+		store:      st,
+		logger:     logger.With("proto", "pop3"),
+		metrics:    newMetrics(opts.Metrics),
+		domains:    domains,
+		slots:      make(chan struct{}, opts.MaxConnections),
+		isLoopback: isLoopback,
+	}
+}
+
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}
+
+// Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then
+// drains as Serve does. With neither address set it returns at once.
+func (s *Server) Run(ctx context.Context) error {
+	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
+		return errors.New("pop3: a TLS listener needs a certificate")
+	}
+	type listener struct {
+		ln       net.Listener
+		implicit bool
+	}
+	var lns []listener
+	for _, l := range []struct {
+		addr     string
+		implicit bool
+	}{{s.opts.Addr, false}, {s.opts.TLSAddr, true}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, o := range lns {
+				o.ln.Close()
+			}
+			return fmt.Errorf("pop3 listen: %w", err)
+		}
+		lns = append(lns, listener{ln, l.implicit})
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, l := range lns {
+		g.Go(func() error { return s.Serve(ctx, l.ln, l.implicit) })
+	}
+	return g.Wait()
+}
+
+// Serve serves on ln until ctx ends, then closes ln and tells idle sessions goodbye.
+// A session busy with a command finishes it first (QUIT's deletions included), for at
+// most Options.ShutdownTimeout; then the rest are cut. Deletions a client marked but
+// never confirmed with QUIT are not applied. implicitTLS makes ln a POP3S listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) error {
+	defer ln.Close()
+	if implicitTLS && s.opts.TLS == nil {
+		return errors.New("pop3: a TLS listener needs a certificate")
+	}
+	if s.opts.Keys.Tokens == nil {
+		return errors.New("pop3: no token key")
+	}
+	s.logger.Info("listening", "addr", ln.Addr().String(), "tls", implicitTLS, "stls", !implicitTLS && s.opts.TLS != nil)
+
+	// Store calls outlive ctx so that a QUIT in progress still deletes; they end only
+	// when the drain gives up.
+	storeCtx, cutStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer cutStore()
+	tr := &tracker{conns: make(map[net.Conn]struct{})}
+	var wg sync.WaitGroup
+
+	acceptDone := make(chan struct{})
+	lnClosed := make(chan struct{})
+	go func() {
+		defer close(lnClosed)
+		select {
+		case <-ctx.Done():
+		case <-acceptDone:
+		}
+		ln.Close()
+	}()
+	err := s.accept(ctx, ln, func(c net.Conn) {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.refuse(c, implicitTLS)
+			return
+		}
+		tr.add(c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-s.slots }()
+			defer tr.remove(c)
+			s.serveConn(storeCtx, tr, c, implicitTLS)
+		}()
+	})
+	close(acceptDone)
+	<-lnClosed
+
+	tr.shutdown()
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		wg.Wait()
+	}()
+	timer := time.NewTimer(s.opts.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-timer.C:
+		s.logger.Warn("sessions still busy after the shutdown timeout, closing them", "timeout", s.opts.ShutdownTimeout)
+		cutStore()
+		tr.closeAll()
+		<-drained
+	}
+	return err
+}
+
+// accept calls serve with each connection of ln until ctx ends (nil) or ln fails (the
+// error). Errors such as running out of file descriptors pass, so it retries them
+// after a pause, as net/http does.
+func (s *Server) accept(ctx context.Context, ln net.Listener, serve func(net.Conn)) error {
+	var pause time.Duration
+	for {
+		c, err := ln.Accept()
+		if err == nil {
+			pause = 0
+			serve(c)
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("pop3 accept: %w", err)
+		}
+		pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+		s.logger.Warn("accept", "err", err, "retry_in", pause)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// refuse turns a connection away when MaxConnections sessions are open. RFC 2449's
+// [SYS/TEMP] tells the client to try again later rather than give up; a POP3S client
+// would need a handshake first, so it just sees the connection close.
+func (s *Server) refuse(c net.Conn, implicitTLS bool) {
+	s.metrics.refused.Inc()
+	s.logger.Warn("too many sessions, connection refused", "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
+	if !implicitTLS {
+		// A fresh socket's send buffer is empty: this write does not wait on the peer.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("-ERR [SYS/TEMP] too many connections, try again later\r\n"))
+	}
+	c.Close()
+}
+
+// tracker knows a listener's open connections, so shutdown can reach the idle ones.
+type tracker struct {
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool
+}
+
+func (t *tracker) add(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.conns[c] = struct{}{}
+}
+
+func (t *tracker) remove(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+// arm sets c's read deadline for the next wait on the client, unless the server is
+// shutting down. Under the mutex, so that shutdown's deadline in the past cannot be
+// overwritten by a session setting its own.
+func (t *tracker) arm(c net.Conn, deadline time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	c.SetReadDeadline(deadline)
+	return true
+}
+
+func (t *tracker) isClosing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closing
+}
+
+// longAgo is a deadline that has passed: it wakes a read that waits on the client.
+var longAgo = time.Unix(1, 0)
+
+// shutdown wakes every session that waits for a command; a session running one sees
+// the shutdown when it next waits.
+func (t *tracker) shutdown() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closing = true
+	for c := range t.conns {
+		c.SetReadDeadline(longAgo)
+	}
+}
+
+func (t *tracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		c.Close()
+	}
+}
