@@ -39,6 +39,10 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzHeaderParsers$$' -fuzztime $(FUZZTIME) ./server/mailauth
 	$(GO) test -run XXX -fuzz 'FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./storage/redisstore
 	$(GO) test -run XXX -fuzz 'FuzzEvent$$' -fuzztime $(FUZZTIME) ./storage/redisstore
+	$(GO) test -run XXX -fuzz 'FuzzCommand$$' -fuzztime $(FUZZTIME) ./server/pop3d
+	$(GO) test -run XXX -fuzz 'FuzzAuthPlain$$' -fuzztime $(FUZZTIME) ./server/pop3d
+	$(GO) test -run XXX -fuzz 'FuzzMessage$$' -fuzztime $(FUZZTIME) ./server/pop3d
+	$(GO) test -run XXX -fuzz 'FuzzSession$$' -fuzztime $(FUZZTIME) ./server/pop3d
 
 # Store, receiver, parser and API benchmarks on both stores (docs/benchmarks.md has the SMTP load figures).
 bench:

@@ -3,6 +3,7 @@
 //
 //	mayfly [serve] [flags]   run the service (the default)
 //	mayfly token ADDRESS     print the inbox token of ADDRESS
+//	mayfly dns -domain D -ip IP [-check]   print (or check) the DNS records to publish
 //	mayfly version           print the version
 //
 // Every flag has a MAYFLY_* environment twin; `mayfly serve -help` lists them.
@@ -28,8 +29,10 @@ import (
 
 	"github.com/mayfly-mail/mayfly/frontend"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
+	"github.com/mayfly-mail/mayfly/server/imapd"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mx"
+	"github.com/mayfly-mail/mayfly/server/pop3d"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
@@ -81,6 +84,8 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return asUsage(err)
 		}
 		return token(ctx, cfg, args[0], stdout)
+	case "dns":
+		return dnsCommand(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mayfly", version())
 		return nil
@@ -105,6 +110,9 @@ func printHelp(w io.Writer) {
 Usage:
   mayfly [serve] [flags]   run the service (the default)
   mayfly token ADDRESS     print the inbox token of ADDRESS
+  mayfly dns -domain D -ip IP [-host H] [-dkim-key FILE] [-check]
+                           print the DNS records to publish (MX, A, SPF, DKIM, DMARC,
+                           PTR), or check what the resolver answers; -h for the flags
   mayfly version           print the version
 
 `)
@@ -182,6 +190,31 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Metrics:         registry,
 			Verifier:        verifierOrNil(verifier),
 		}, st, logger),
+	}
+	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}
+	if cfg.IMAPAddr != "" || cfg.IMAPSAddr != "" {
+		servers = append(servers, imapd.New(imapd.Options{
+			Addr:            cfg.IMAPAddr,
+			TLSAddr:         cfg.IMAPSAddr,
+			Hostname:        cfg.Hostname,
+			Domains:         cfg.Domains,
+			Keys:            keys,
+			TLS:             tlsConfig,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			Metrics:         registry,
+		}, st, logger))
+	}
+	if cfg.POP3Addr != "" || cfg.POP3SAddr != "" {
+		servers = append(servers, pop3d.New(pop3d.Options{
+			Addr:            cfg.POP3Addr,
+			TLSAddr:         cfg.POP3SAddr,
+			Hostname:        cfg.Hostname,
+			Domains:         cfg.Domains,
+			Keys:            keys,
+			TLS:             tlsConfig,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			Metrics:         registry,
+		}, st, logger))
 	}
 	if cfg.HTTPAddr != "" {
 		servers = append(servers, httpapi.New(httpapi.Options{

@@ -50,10 +50,11 @@ func freeAddr(t testing.TB) string {
 
 // node is one `mayfly serve` run in-process on free loopback ports.
 type node struct {
-	smtp, http string
-	log        *syncBuffer
-	done       chan error
-	cancel     context.CancelFunc
+	smtp, http             string
+	imap, pop3, submission string
+	log                    *syncBuffer
+	done                   chan error
+	cancel                 context.CancelFunc
 }
 
 // startNode runs the whole command as `mayfly serve` would and waits until both
@@ -67,10 +68,12 @@ func startNode(t testing.TB, extra ...string) *node {
 // back where its clients were.
 func startNodeOn(t testing.TB, smtpAddr, httpAddr string, extra ...string) *node {
 	t.Helper()
-	n := &node{smtp: smtpAddr, http: httpAddr, log: &syncBuffer{}, done: make(chan error, 1)}
+	n := &node{smtp: smtpAddr, http: httpAddr, imap: freeAddr(t), pop3: freeAddr(t), submission: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
 	// The verifier asks a loopback port where nothing listens: tests send no traffic
 	// off this machine, and every DNS answer is a quick temperror.
-	args := append([]string{"serve", "-smtp-addr", n.smtp, "-http-addr", n.http, "-domains", "serve.test", "-hostname", "mx.serve.test", "-dns", "127.0.0.1:1"}, extra...)
+	// IMAP, POP3 and submission on ports of their own, so nodes never collide.
+	args := append([]string{"serve", "-smtp-addr", n.smtp, "-http-addr", n.http, "-imap-addr", n.imap, "-pop3-addr", n.pop3, "-submission-addr", n.submission,
+		"-domains", "serve.test", "-hostname", "mx.serve.test", "-dns", "127.0.0.1:1"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() { n.done <- command(ctx, args, io.Discard, n.log) }()

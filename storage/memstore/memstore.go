@@ -41,6 +41,8 @@ type Store struct {
 	lastValidity uint32
 	secret       []byte
 
+	queue queue // outgoing mail; see queue.go
+
 	stop chan struct{}
 	done chan struct{}
 }

@@ -98,6 +98,8 @@ type Store struct {
 	secretMu sync.Mutex
 	secret   []byte
 
+	queue queueState // outgoing mail; see queue.go
+
 	closeOnce sync.Once
 	closeErr  error
 }
