@@ -1,0 +1,91 @@
+package submission
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// curlPath returns Debian's curl, or skips the test (a failure with MAYFLY_REQUIRE_CURL=1).
+func curlPath(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("MAYFLY_REQUIRE_CURL") == "1" {
+			t.Fatalf("curl not found, and MAYFLY_REQUIRE_CURL=1 says the curl tests must run: %v", err)
+		}
+		t.Skip("curl not found: apt-get install curl to run the submission client test (make test does)")
+	}
+	return path
+}
+
+func curl(t *testing.T, path string, args ...string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, append([]string{"--silent", "--show-error", "--max-time", "20"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("curl %q: %w: %s", args, err, stderr.Bytes())
+	}
+	return nil
+}
+
+// TestCurl has a real mail client send replies through the submission listener: in
+// the clear on loopback, and with STARTTLS as a remote client must; the sink, as
+// ann's MX, gets them.
+func TestCurl(t *testing.T) {
+	path := curlPath(t)
+	dir := t.TempDir()
+	cert, _ := testCert()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// As a user writes it: LF line ends, no Date, no Message-ID.
+	file := filepath.Join(dir, "reply.eml")
+	if err := os.WriteFile(file, []byte("From: Box <box@mayfly.test>\nTo: Ann <ann@sender.test>\nSubject: Re: Welcome aboard\n\n.leading dot\nSent with curl.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			received(t, st, box, "", "Ann <"+ann+">")
+			k := newSink(t, sinkOptions{})
+			for _, remote := range []bool{false, true} {
+				e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", SendLimit: SendLimit{N: -1}}, remote: remote})
+				e.startWorkers()
+				args := []string{"--url", "smtp://" + e.addr, "--mail-from", box, "--mail-rcpt", ann, "--upload-file", file, "--user", box + ":" + token(box)}
+				if remote {
+					if err := curl(t, path, args...); err == nil {
+						t.Error("curl logged in without TLS from a remote address")
+					}
+					args = append(args, "--ssl-reqd", "--cacert", caFile)
+				}
+				if err := curl(t, path, args...); err != nil {
+					t.Fatal(err)
+				}
+				m := k.next(t)
+				if m.from != box || len(m.to) != 1 || m.to[0] != ann {
+					t.Errorf("sink got MAIL FROM %q RCPT TO %q", m.from, m.to)
+				}
+				body := string(m.data)
+				for _, want := range []string{"\r\nDate: ", "\r\nMessage-ID: <", "Subject: Re: Welcome aboard\r\n", "\r\n\r\n.leading dot\r\nSent with curl.\r\n"} {
+					if !strings.Contains(body, want) {
+						t.Errorf("delivered message lacks %q:\n%s", want, body)
+					}
+				}
+				verifyDKIM(t, m.data, e.dns)
+				e.stop()
+			}
+		})
+	}
+}

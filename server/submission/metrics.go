@@ -1,0 +1,81 @@
+package submission
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Login results, the values of mayfly_submission_logins_total's result label.
+const (
+	loginOK               = "ok"
+	loginFailed           = "failed"            // wrong address, domain or password
+	loginRefusedPlaintext = "refused_plaintext" // AUTH tried without TLS from a remote peer
+)
+
+// Message results, the values of mayfly_submission_messages_total's result label.
+const (
+	resultAccepted         = "accepted"
+	resultNotCorrespondent = "not_correspondent" // a recipient that never wrote to the inbox
+	resultSendLimit        = "send_limit"
+	resultTooLarge         = "too_large"
+	resultSender           = "sender_mismatch" // MAIL FROM, From: or Sender: not the inbox
+	resultMalformed        = "malformed"       // a header we cannot read
+	resultFailed           = "failed"          // the store or queue did not answer
+)
+
+// Delivery results per recipient, the values of mayfly_outbound_deliveries_total.
+const (
+	deliveryDelivered = "delivered"
+	deliveryDeferred  = "deferred" // a temporary failure; the job is retried
+	deliveryBounced   = "bounced"  // a permanent failure, or given up on at the job's expiry
+)
+
+type metrics struct {
+	sessions prometheus.Gauge
+	refused  prometheus.Counter     // connections over MaxConnections
+	logins   *prometheus.CounterVec // by result
+	messages *prometheus.CounterVec // by via (smtp, http) and result
+	delivery *prometheus.CounterVec // per recipient, by result
+	latency  prometheus.Histogram   // from submission to a recipient's 250
+	dsns     prometheus.Counter     // bounce messages put into inboxes
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mayfly_submission_sessions", Help: "Submission connections open now, on both listeners.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_submission_connections_refused_total", Help: "Connections turned away because MaxConnections were open.",
+		}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_submission_logins_total", Help: "AUTH attempts by result: ok, failed, refused_plaintext (no TLS from a remote peer).",
+		}, []string{"result"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_submission_messages_total", Help: "Messages submitted over SMTP or the HTTP reply route, by result: accepted, or the reason for refusing (a refused recipient counts once).",
+		}, []string{"via", "result"}),
+		delivery: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_outbound_deliveries_total", Help: "Delivery attempts per recipient, by result: delivered, deferred (temporary failure, retried) or bounced (permanent, or given up).",
+		}, []string{"result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mayfly_outbound_delivery_latency_seconds",
+			Help:    "Time from a message entering the queue to a recipient's server accepting it, retries included.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+		}),
+		dsns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_outbound_bounces_total", Help: "Delivery status notifications put into inboxes.",
+		}),
+	}
+	for _, r := range []string{loginOK, loginFailed, loginRefusedPlaintext} {
+		m.logins.WithLabelValues(r)
+	}
+	for _, via := range []string{"smtp", "http"} {
+		for _, r := range []string{resultAccepted, resultNotCorrespondent, resultSendLimit, resultTooLarge, resultSender, resultMalformed, resultFailed} {
+			m.messages.WithLabelValues(via, r)
+		}
+	}
+	for _, r := range []string{deliveryDelivered, deliveryDeferred, deliveryBounced} {
+		m.delivery.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.sessions, m.refused, m.logins, m.messages, m.delivery, m.latency, m.dsns)
+	}
+	return m
+}

@@ -1,0 +1,472 @@
+package submission
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	netmail "net/mail"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // decode names and subjects in any charset
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Errors of Reply (and of submission over SMTP, where they become replies), wrapped
+// with the detail: the HTTP route maps them to 403, 429 and 413.
+var (
+	ErrNotCorrespondent = errors.New("not a correspondent of this inbox")
+	ErrSendLimit        = errors.New("send limit reached")
+	ErrTooLarge         = errors.New("message too large")
+)
+
+var (
+	errSender    = errors.New("sender is not the inbox")
+	errMalformed = errors.New("malformed message")
+)
+
+// signedHeaders are the fields the DKIM signature covers. Naming one a message lacks
+// is deliberate: nobody on the way can add it without breaking the signature (RFC
+// 6376 sections 3.5 and 5.4).
+var signedHeaders = []string{
+	"From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+	"MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+}
+
+// outgoing is a message on its way from an inbox, by SMTP or Reply.
+type outgoing struct {
+	via   string // "smtp" or "http", for the metrics
+	inbox string
+	from  string // envelope sender: the inbox or one of its +tag forms
+	to    []string
+	raw   []byte
+}
+
+// submit readies o (Date and Message-ID when missing), counts it against the send
+// limit, signs it, keeps the sent copy with the inbox's mail and queues it. The
+// recipients must have been checked against the policy. It returns the sent copy.
+//
+// The send limit counts a message once, here, after the message was found fit to
+// send and before anything is stored: a message refused for its header or size does
+// not count, a message refused for the limit does.
+func (s *Server) submit(ctx context.Context, o outgoing) (*storage.Message, error) {
+	start := s.now()
+	sent, err := s.submitMessage(ctx, o, start)
+	result := resultAccepted
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrSendLimit):
+		result = resultSendLimit
+	case errors.Is(err, ErrTooLarge):
+		result = resultTooLarge
+	case errors.Is(err, errSender):
+		result = resultSender
+	case errors.Is(err, errMalformed):
+		result = resultMalformed
+	case errors.Is(err, ErrNotCorrespondent):
+		result = resultNotCorrespondent
+	default:
+		result = resultFailed
+	}
+	s.metrics.messages.WithLabelValues(o.via, result).Inc()
+	if err != nil {
+		if result == resultFailed {
+			s.logger.Error("submit", "via", o.via, "inbox", o.inbox, "err", err)
+		} else {
+			s.logger.Info("rejected", "via", o.via, "inbox", o.inbox, "reason", result, "err", err)
+		}
+		return nil, err
+	}
+	s.logger.Info("sent", "via", o.via, "inbox", o.inbox, "id", sent.ID, "rcpts", len(o.to), "size", sent.Size, "dur", s.now().Sub(start))
+	return sent, nil
+}
+
+func (s *Server) submitMessage(ctx context.Context, o outgoing, now time.Time) (*storage.Message, error) {
+	domain := storage.Domain(o.inbox)
+	msg, sum, err := prepare(o.raw, o.inbox, domain, now)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(msg)) > s.opts.MaxMessageSize {
+		return nil, fmt.Errorf("%d bytes, the limit is %d: %w", len(msg), s.opts.MaxMessageSize, ErrTooLarge)
+	}
+	if s.opts.SendLimit.N >= 0 {
+		n, err := s.store.CountSend(ctx, o.inbox, s.opts.SendLimit.Per)
+		if err != nil {
+			return nil, fmt.Errorf("count send: %w", err)
+		}
+		if n > s.opts.SendLimit.N {
+			return nil, fmt.Errorf("%s may send %d messages per %v: %w", o.inbox, s.opts.SendLimit.N, s.opts.SendLimit.Per, ErrSendLimit)
+		}
+	}
+	signed, err := s.sign(msg, domain)
+	if err != nil {
+		return nil, fmt.Errorf("dkim sign: %w", err)
+	}
+	_, tag, _ := storage.ParseAddress(o.from)
+	to := sum.To
+	if len(to) == 0 {
+		to = append([]string(nil), o.to...)
+	}
+	sent := &storage.Message{
+		Inbox:          o.inbox,
+		Tag:            tag,
+		Envelope:       storage.Envelope{From: o.from, Recipients: append([]string(nil), o.to...)},
+		From:           sum.From,
+		To:             to,
+		Subject:        sum.Subject,
+		Date:           sum.Date,
+		HasAttachments: sum.HasAttachments,
+		Sent:           true,
+		Size:           int64(len(signed)),
+		Received:       now,
+		Expires:        now.Add(s.opts.TTL),
+		Flags:          storage.FlagSeen,
+		Auth:           storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"},
+		Raw:            signed,
+	}
+	if err := s.store.Put(ctx, sent); err != nil {
+		return nil, fmt.Errorf("put sent copy: %w", err)
+	}
+	job := &storage.Job{
+		Inbox: o.inbox,
+		From:  o.from,
+		To:    append([]string(nil), o.to...),
+		Raw:   signed,
+		// Past the sent copy's expiry (which an inbox TTL may have changed in Put) a
+		// bounce would reach nobody.
+		Expires: sent.Expires,
+	}
+	if err := s.queue.Enqueue(ctx, job); err != nil {
+		// Without the job the sent copy would claim a message that never leaves.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		if derr := s.store.Delete(dctx, o.inbox, sent.ID); derr != nil {
+			s.logger.Error("delete the sent copy of a message not queued", "inbox", o.inbox, "id", sent.ID, "err", derr)
+		}
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	sent.Raw = nil
+	return sent, nil
+}
+
+// sign prepends a DKIM-Signature of domain, relaxed/relaxed (RFC 6376 section 3.4:
+// relaxed survives the re-folding and whitespace changes of relays).
+func (s *Server) sign(msg []byte, domain string) ([]byte, error) {
+	if s.opts.DKIM == nil {
+		return msg, nil
+	}
+	var out bytes.Buffer
+	out.Grow(len(msg) + 1024)
+	err := dkim.Sign(&out, bytes.NewReader(msg), &dkim.SignOptions{
+		Domain:                 domain,
+		Selector:               s.opts.DKIMSelector,
+		Signer:                 s.opts.DKIM,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
+		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
+		HeaderKeys:             signedHeaders,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// summary is what the sent copy's listing shows.
+type summary struct {
+	From           string
+	To             []string
+	Subject        string
+	Date           time.Time
+	HasAttachments bool
+}
+
+// prepare checks a message an inbox sends and readies it for the wire: CRLF line
+// ends (RFC 5321 section 2.3.8), From: (and Sender:, if any) one address that is the
+// inbox or a +tag form of it, no Bcc: (RFC 5322 section 3.6.3: it must not reach the
+// recipients), and Date: and Message-ID: added when missing (RFC 6409 section 8).
+// Every other field keeps its bytes.
+func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary, error) {
+	raw = crlf(raw)
+	headerLen := headerEnd(raw)
+	header := raw[:headerLen]
+	if !bytes.HasSuffix(header, []byte("\r\n\r\n")) && !bytes.Equal(header, []byte("\r\n")) {
+		// Header fields and no body: the header section still ends with a blank line.
+		header = append(bytes.TrimSuffix(header[:len(header):len(header)], []byte("\r\n")), "\r\n\r\n"...)
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
+	if err != nil {
+		return nil, summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
+	}
+	body := raw[headerLen:]
+	mh := mail.Header{Header: message.Header{Header: h}}
+	if err := checkSender(mh, "From", inbox, true); err != nil {
+		return nil, summary{}, err
+	}
+	if err := checkSender(mh, "Sender", inbox, false); err != nil {
+		return nil, summary{}, err
+	}
+	mh.Del("Bcc")
+	if mh.Get("Date") == "" {
+		mh.AddRaw([]byte("Date: " + now.Format(time.RFC1123Z) + "\r\n"))
+	}
+	if mh.Get("Message-Id") == "" {
+		mh.AddRaw([]byte("Message-ID: " + newMessageID(idDomain) + "\r\n"))
+	}
+	var out bytes.Buffer
+	out.Grow(headerLen + 128 + len(body))
+	if err := textproto.WriteHeader(&out, mh.Header.Header); err != nil {
+		return nil, summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
+	}
+	out.Write(body)
+	sum := summary{
+		From:    addressText(mh, "From"),
+		To:      addressList(mh, "To"),
+		Subject: headerText(mh, "Subject"),
+	}
+	if d, err := mh.Date(); err == nil {
+		sum.Date = d
+	} else {
+		sum.Date = now
+	}
+	sum.HasAttachments = hasAttachments(mh.Header, body)
+	return out.Bytes(), sum, nil
+}
+
+// checkSender requires field key to hold exactly one address, the inbox's own.
+func checkSender(h mail.Header, key, inbox string, required bool) error {
+	n := h.FieldsByKey(key).Len()
+	if n == 0 && !required {
+		return nil
+	}
+	if n != 1 {
+		return fmt.Errorf("the message needs one %s: field, %s: %w", key, inbox, errSender)
+	}
+	list, err := h.AddressList(key)
+	if err != nil || len(list) != 1 {
+		return fmt.Errorf("%s: must be %s alone: %w", key, inbox, errSender)
+	}
+	if got, _, err := storage.ParseAddress(list[0].Address); err != nil || got != inbox {
+		return fmt.Errorf("%s: %s is not %s or one of its +tag forms: %w", key, printable(list[0].Address), inbox, errSender)
+	}
+	return nil
+}
+
+// headerEnd returns the length of raw's header section, its blank line included; all
+// of raw when there is no body.
+func headerEnd(raw []byte) int {
+	if bytes.HasPrefix(raw, []byte("\r\n")) {
+		return 2
+	}
+	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
+		return i + 4
+	}
+	return len(raw)
+}
+
+// crlf turns bare LFs into CRLFs; a message already in CRLF comes back as is.
+func crlf(b []byte) []byte {
+	bare := 0
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			bare++
+		}
+	}
+	if bare == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+bare)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newMessageID returns "<random@domain>": 120 random bits make it unique without
+// naming the host it came from.
+func newMessageID(domain string) string {
+	var b [15]byte
+	rand.Read(b[:])
+	return "<" + idEncoding.EncodeToString(b[:]) + "@" + domain + ">"
+}
+
+func headerText(h mail.Header, key string) string {
+	v, err := h.Text(key)
+	if err != nil {
+		v = h.Get(key)
+	}
+	return oneLine(v)
+}
+
+func addressText(h mail.Header, key string) string {
+	return strings.Join(addressList(h, key), ", ")
+}
+
+// addressList formats each address as "Name <addr>", as the receiver does.
+func addressList(h mail.Header, key string) []string {
+	if h.Get(key) == "" {
+		return nil
+	}
+	list, err := h.AddressList(key)
+	if err != nil || len(list) == 0 {
+		return []string{headerText(h, key)}
+	}
+	out := make([]string, len(list))
+	for i, a := range list {
+		if a.Name == "" {
+			out[i] = a.Address
+		} else {
+			out[i] = oneLine(a.Name) + " <" + a.Address + ">"
+		}
+	}
+	return out
+}
+
+// oneLine keeps decoded header text on one line: an encoded word may hide a CRLF.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// hasAttachments reports whether any part of the message is an attachment.
+func hasAttachments(h message.Header, body []byte) bool {
+	if t, _, _ := h.ContentType(); !strings.HasPrefix(t, "multipart/") {
+		return isAttachment(h)
+	}
+	e, _ := message.New(h, bytes.NewReader(body))
+	if e == nil {
+		return false
+	}
+	found, parts := false, 0
+	_ = e.Walk(func(path []int, part *message.Entity, err error) error {
+		if parts++; parts > maxParts || len(path) > maxDepth {
+			return errStopWalk
+		}
+		if len(path) > 0 && isAttachment(part.Header) {
+			found = true
+			return errStopWalk
+		}
+		return nil
+	})
+	return found
+}
+
+// Limits on a MIME walk: the message may have come from anyone's mail client.
+const (
+	maxParts = 1000
+	maxDepth = 50
+)
+
+var errStopWalk = errors.New("stop walk")
+
+func isAttachment(h message.Header) bool {
+	if disp, params, _ := h.ContentDisposition(); disp == "attachment" || params["filename"] != "" {
+		return true
+	}
+	t, params, _ := h.ContentType()
+	return !strings.HasPrefix(t, "multipart/") && params["name"] != ""
+}
+
+// correspondents returns who inbox may write to, by addressKey: the envelope senders
+// and the From: and Reply-To: addresses of its live received mail. It is read at
+// send time, so a correspondent stays one for as long as their mail lives.
+func (s *Server) correspondents(ctx context.Context, inbox string) (map[string]bool, error) {
+	list, err := s.store.List(ctx, inbox, storage.Page{})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", inbox, err)
+	}
+	now := s.now()
+	set := make(map[string]bool)
+	add := func(addr string) {
+		if k := addressKey(addr); k != "" && !s.isDaemon(k) {
+			set[k] = true
+		}
+	}
+	for _, m := range list {
+		if m.Sent || !m.Live(now) {
+			continue
+		}
+		add(m.Envelope.From)
+		for _, a := range addressesIn(m.From) {
+			add(a)
+		}
+		for _, r := range m.ReplyTo {
+			for _, a := range addressesIn(r) {
+				add(a)
+			}
+		}
+	}
+	return set, nil
+}
+
+// isDaemon reports whether key is our own MAILER-DAEMON, the sender of our bounces: a
+// reply to it would only come back to us.
+func (s *Server) isDaemon(key string) bool {
+	local, domain, _ := strings.Cut(key, "@")
+	return local == "mailer-daemon" && s.domains[domain]
+}
+
+// addressKey is how addresses compare: case-insensitively, local part included
+// (RFC 5321 leaves the local part's case to the receiver, and nobody hands out
+// Bob@ and bob@ to two people). Angle brackets and spaces around it go.
+func addressKey(addr string) string {
+	addr = strings.TrimSpace(addr)
+	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+	if strings.IndexByte(addr, '@') <= 0 {
+		return ""
+	}
+	return strings.ToLower(addr)
+}
+
+// addressesIn returns the bare addresses in a display string such as the store's
+// Message.From ("Ann <ann@example.org>", "a@b, Bob <c@d>"). Names there are decoded,
+// so they may hold what RFC 5322 would quote; when the list does not parse, the
+// addresses are taken from between angle brackets.
+func addressesIn(s string) []string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil
+	}
+	if list, err := netmail.ParseAddressList(s); err == nil {
+		out := make([]string, len(list))
+		for i, a := range list {
+			out[i] = a.Address
+		}
+		return out
+	}
+	var out []string
+	for rest := s; ; {
+		i := strings.IndexByte(rest, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '>')
+		if j < 0 {
+			break
+		}
+		if a := strings.TrimSpace(rest[i+1 : i+j]); addressKey(a) != "" {
+			out = append(out, a)
+		}
+		rest = rest[i+j+1:]
+	}
+	if len(out) == 0 && !strings.ContainsAny(s, " <>,") && addressKey(s) != "" {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,446 @@
+// Package submission lets a throwaway inbox reply. It is authenticated SMTP submission
+// (RFC 6409, STARTTLS of RFC 3207, implicit TLS of RFC 8314) on go-smtp, and the
+// outbound side every reply goes through, whether it came over SMTP or the HTTP API:
+// the reply-only policy, a per-inbox send limit, DKIM signing, a sent copy kept with
+// the inbox's mail, and a durable queue whose workers deliver straight to each
+// recipient's MX (or through a relay), retry with backoff and bounce with a DSN.
+//
+// A throwaway address may write only to its correspondents, the addresses that sent it
+// mail still in the store: Mayfly must not become a way to send mail to strangers from
+// addresses anyone can make.
+package submission
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Options configure the server. Zero values mean the documented defaults.
+type Options struct {
+	Addr     string   // submission with STARTTLS (port 587); "" = off
+	TLSAddr  string   // submission over implicit TLS (RFC 8314, port 465); "" = off
+	Hostname string   // in the greeting, our EHLO, Reporting-MTA; "" = "localhost"
+	Domains  []string // our domains: only their addresses log in and send
+	// Keys decide what opens an inbox: its token or the admin key.
+	Keys storage.Keys
+	// TLS serves STARTTLS and TLSAddr; nil = no STARTTLS, and TLSAddr is an error.
+	TLS            *tls.Config
+	MaxMessageSize int64 // advertised as SIZE and enforced, for replies made over HTTP too; 0 = 10MiB
+	MaxRecipients  int   // per message; 0 = 100
+	// SendLimit is how many messages one inbox may send per window; zero = 20 per
+	// hour, N < 0 = no limit.
+	SendLimit SendLimit
+	// TTL is how long the sent copy and a bounce live, and so how long delivery is
+	// tried: a bounce after the inbox is gone would reach nobody; 0 = 1h.
+	TTL time.Duration
+	// DKIM signs outgoing mail for the sender's domain: an *rsa.PrivateKey or an
+	// ed25519.PrivateKey; nil = unsigned.
+	DKIM         crypto.Signer
+	DKIMSelector string // "" = "mayfly"
+	// Relay is a smarthost for every recipient: smtp://[user:pass@]host[:port]
+	// (STARTTLS when offered; port 25 by default) or smtps:// (implicit TLS, 465);
+	// nil = straight to each recipient domain's MX.
+	Relay *url.URL
+	// RelayTLS verifies the relay's certificate; nil = the system roots and the
+	// relay's host name.
+	RelayTLS     *tls.Config
+	OutboundPort int    // port of the recipients' MX; 0 = 25
+	DNS          string // host:port of the resolver for MX lookups; "" = the system's
+	// Workers deliver the queue; 0 = 4, negative = none on this node.
+	Workers int
+	// Lease is how long a worker holds a job before another node may take it; 0 = 5m.
+	Lease time.Duration
+	// Backoff is the first retry's delay, doubled per attempt up to an hour; 0 = 1m.
+	Backoff         time.Duration
+	Timeout         time.Duration // per SMTP command, in and out (RFC 5321 section 4.5.3.2); 0 = 5m
+	ShutdownTimeout time.Duration // how long transactions and deliveries may finish at shutdown; 0 = 10s
+	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
+	// Metrics receives the server's metrics; nil = not exported.
+	Metrics prometheus.Registerer
+}
+
+// SendLimit is a number of messages per window; windows start at multiples of Per
+// since the Unix epoch (storage.Store.CountSend).
+type SendLimit struct {
+	N   int
+	Per time.Duration
+}
+
+// store is what submission needs of storage.Store.
+type store interface {
+	Put(ctx context.Context, msgs ...*storage.Message) error
+	List(ctx context.Context, inbox string, page storage.Page) ([]storage.Message, error)
+	Get(ctx context.Context, inbox, id string) (*storage.Message, error)
+	Raw(ctx context.Context, inbox, id string) ([]byte, error)
+	Delete(ctx context.Context, inbox, id string) error
+	CountSend(ctx context.Context, inbox string, per time.Duration) (int, error)
+}
+
+// storeTimeout bounds each store and queue call, so a hung store ends in 451 rather
+// than a client waiting on a silent server.
+const storeTimeout = 15 * time.Second
+
+// Server accepts replies over SMTP and Reply, and delivers them.
+type Server struct {
+	opts     Options
+	store    store
+	queue    storage.Queue
+	logger   *slog.Logger
+	metrics  metrics
+	domains  map[string]bool
+	relay    *relay // nil = direct to MX
+	resolver *net.Resolver
+	consumer string // this node's name in the queue, before the worker's number
+	slots    chan struct{}
+	now      func() time.Time
+	// isLoopback says whether a peer may authenticate without TLS: a client on this
+	// machine has no network to be overheard on. Tests replace it to see what a remote
+	// client gets.
+	isLoopback func(net.Addr) bool
+}
+
+// New returns a server over st and q; Run serves it.
+func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server, error) {
+	if opts.Keys.Tokens == nil {
+		return nil, errors.New("submission: no token key")
+	}
+	if len(opts.Domains) == 0 {
+		return nil, errors.New("submission: no domains")
+	}
+	if q == nil {
+		return nil, errors.New("submission: no queue")
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 10 << 20
+	}
+	if opts.MaxRecipients <= 0 {
+		opts.MaxRecipients = 100
+	}
+	if opts.SendLimit == (SendLimit{}) {
+		opts.SendLimit = SendLimit{N: 20, Per: time.Hour}
+	}
+	if opts.SendLimit.N >= 0 && opts.SendLimit.Per <= 0 {
+		return nil, fmt.Errorf("submission: send limit %d per %v", opts.SendLimit.N, opts.SendLimit.Per)
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = time.Hour
+	}
+	if opts.DKIMSelector == "" {
+		opts.DKIMSelector = "mayfly"
+	}
+	switch opts.DKIM.(type) {
+	case nil, *rsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return nil, fmt.Errorf("submission: DKIM key %T: want RSA or Ed25519", opts.DKIM)
+	}
+	if opts.OutboundPort <= 0 {
+		opts.OutboundPort = 25
+	}
+	if opts.Workers == 0 {
+		opts.Workers = 4
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 5 * time.Minute
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = time.Minute
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 1000
+	}
+	s := &Server{
+		opts:       opts,
+		store:      st,
+		queue:      q,
+		logger:     logger.With("proto", "submission"),
+		metrics:    newMetrics(opts.Metrics),
+		domains:    make(map[string]bool, len(opts.Domains)),
+		resolver:   newResolver(opts.DNS),
+		slots:      make(chan struct{}, opts.MaxConnections),
+		now:        time.Now,
+		isLoopback: isLoopback,
+	}
+	for _, d := range opts.Domains {
+		s.domains[strings.ToLower(d)] = true
+	}
+	if opts.Relay != nil {
+		r, err := parseRelay(opts.Relay)
+		if err != nil {
+			return nil, fmt.Errorf("submission: %w", err)
+		}
+		s.relay = r
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = opts.Hostname
+	}
+	// Two Servers in one process (tests, or two stores) must not share a name.
+	var nonce [3]byte
+	rand.Read(nonce[:])
+	s.consumer = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(nonce[:]))
+	return s, nil
+}
+
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}
+
+// Run listens on Options.Addr and Options.TLSAddr, runs the delivery workers, and
+// serves until ctx ends; then it drains as Serve and RunWorkers do.
+func (s *Server) Run(ctx context.Context) error {
+	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
+		return errors.New("submission: a TLS listener needs a certificate")
+	}
+	type listener struct {
+		ln       net.Listener
+		implicit bool
+	}
+	var lns []listener
+	for _, l := range []struct {
+		addr     string
+		implicit bool
+	}{{s.opts.Addr, false}, {s.opts.TLSAddr, true}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, o := range lns {
+				o.ln.Close()
+			}
+			return fmt.Errorf("submission listen: %w", err)
+		}
+		lns = append(lns, listener{ln, l.implicit})
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, l := range lns {
+		g.Go(func() error { return s.Serve(ctx, l.ln, l.implicit) })
+	}
+	g.Go(func() error { return s.RunWorkers(ctx) })
+	return g.Wait()
+}
+
+// Serve serves SMTP submission on ln until ctx ends. Then it closes ln and the idle
+// sessions at once; a session in a mail transaction may finish it (its 250 or error
+// to DATA) for at most Options.ShutdownTimeout, after which the rest are cut. A cut
+// transaction was never answered 250, so the client still has the message.
+// implicitTLS makes ln a submissions listener (RFC 8314).
+func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) error {
+	if implicitTLS && s.opts.TLS == nil {
+		ln.Close()
+		return errors.New("submission: a TLS listener needs a certificate")
+	}
+	tr := &tracker{conns: make(map[*trackedConn]bool)}
+	lim := &limitListener{Listener: ln, s: s, tr: tr, implicitTLS: implicitTLS}
+	var l net.Listener = lim
+	if implicitTLS {
+		l = tls.NewListener(lim, s.opts.TLS)
+	}
+	srv := smtp.NewServer(&backend{s: s, tr: tr})
+	srv.Domain = s.opts.Hostname
+	srv.TLSConfig = s.opts.TLS
+	srv.MaxMessageBytes = s.opts.MaxMessageSize
+	srv.MaxRecipients = s.opts.MaxRecipients
+	srv.ReadTimeout = s.opts.Timeout
+	srv.WriteTimeout = s.opts.Timeout
+	// go-smtp decides this for the whole server; we decide per connection (TLS, or a
+	// loopback peer) in AuthMechanisms and Auth.
+	srv.AllowInsecureAuth = true
+	srv.ErrorLog = slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)
+	s.logger.Info("listening", "addr", ln.Addr().String(), "tls", implicitTLS, "starttls", !implicitTLS && s.opts.TLS != nil)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		srv.Close()
+		return fmt.Errorf("submission serve: %w", err)
+	case <-ctx.Done():
+	}
+	tr.shutdown()
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		s.logger.Warn("transactions still open after the shutdown timeout, closing them", "timeout", s.opts.ShutdownTimeout, "err", err)
+		srv.Close()
+	}
+	// Shutdown closes only the listeners that srv.Serve has registered, which it may not
+	// have done yet if ctx ended at once.
+	l.Close()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("submission serve: %w", err)
+	}
+	return nil
+}
+
+// limitListener hands go-smtp at most MaxConnections connections at once, each
+// tracked so that shutdown can reach the idle ones.
+type limitListener struct {
+	net.Listener
+	s           *Server
+	tr          *tracker
+	implicitTLS bool
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.s.slots <- struct{}{}:
+		default:
+			l.s.refuse(c, l.implicitTLS)
+			continue
+		}
+		tc := &trackedConn{Conn: c, s: l.s, tr: l.tr}
+		l.s.metrics.sessions.Inc()
+		if !l.tr.add(tc) {
+			tc.Close()
+			continue
+		}
+		return tc, nil
+	}
+}
+
+// refuse turns a connection away when MaxConnections are open. RFC 5321 section
+// 3.8: 421 tells the client to try later rather than give up; a TLS client would need
+// a handshake first, so it just sees the connection close.
+func (s *Server) refuse(c net.Conn, implicitTLS bool) {
+	s.metrics.refused.Inc()
+	s.logger.Warn("too many sessions, connection refused", "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
+	if !implicitTLS {
+		// A fresh socket's send buffer is empty: this write does not wait on the peer.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		fmt.Fprintf(c, "421 4.7.0 %s too many connections, try again later\r\n", s.opts.Hostname)
+	}
+	c.Close()
+}
+
+// trackedConn is one accepted connection; closing it frees its slot once.
+type trackedConn struct {
+	net.Conn
+	s    *Server
+	tr   *tracker
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.tr.remove(c)
+		c.s.metrics.sessions.Dec()
+		<-c.s.slots
+	})
+	return c.Conn.Close()
+}
+
+// tracker knows a listener's connections and which are in a mail transaction, so
+// that shutdown closes the idle ones at once and the busy ones when they finish.
+type tracker struct {
+	mu      sync.Mutex
+	conns   map[*trackedConn]bool // true while in a transaction
+	closing bool
+}
+
+func (t *tracker) add(c *trackedConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	t.conns[c] = false
+	return true
+}
+
+func (t *tracker) remove(c *trackedConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+// begin marks c in a transaction, unless the server is shutting down.
+func (t *tracker) begin(c *trackedConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	if _, ok := t.conns[c]; ok {
+		t.conns[c] = true
+	}
+	return true
+}
+
+// end marks c's transaction over, and closes c if the server is shutting down.
+// go-smtp ends a transaction (Reset) after it has written the reply to DATA, so the
+// client has its answer before the connection goes.
+func (t *tracker) end(c *trackedConn) {
+	if c == nil {
+		return
+	}
+	t.mu.Lock()
+	if _, ok := t.conns[c]; ok {
+		t.conns[c] = false
+	}
+	closing := t.closing
+	t.mu.Unlock()
+	if closing {
+		c.Close()
+	}
+}
+
+// shutdown closes every connection not in a transaction.
+func (t *tracker) shutdown() {
+	t.mu.Lock()
+	t.closing = true
+	var idle []*trackedConn
+	for c, busy := range t.conns {
+		if !busy {
+			idle = append(idle, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// rawConn returns the tracked connection under c, the TLS layer taken off.
+func rawConn(c net.Conn) *trackedConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	t, _ := c.(*trackedConn)
+	return t
+}
