@@ -1,0 +1,110 @@
+package imapd
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
+	"github.com/mayfly-mail/mayfly/storage/redisstore"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
+)
+
+// benchStores opens the stores a benchmark runs on, each with a second node on the
+// same data (for memory, the same store), and a cap above what the benchmark puts.
+func benchStores(b *testing.B) map[string]func(b *testing.B) (storage.Store, storage.Store) {
+	m := map[string]func(b *testing.B) (storage.Store, storage.Store){
+		"memory": func(b *testing.B) (storage.Store, storage.Store) {
+			st := memstore.New(memstore.Options{MaxMessages: 1 << 20})
+			b.Cleanup(func() { st.Close() })
+			return st, st
+		},
+	}
+	url := storetest.RedisURL(b)
+	if url == "" {
+		return m
+	}
+	m["redis"] = func(b *testing.B) (storage.Store, storage.Store) {
+		prefix := fmt.Sprintf("mayflybench:imap:%d:", time.Now().UnixNano())
+		open := func() storage.Store {
+			st, err := redisstore.New(b.Context(), redisstore.Options{URL: url, Prefix: prefix, MaxMessages: 1 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		}
+		return open(), open()
+	}
+	return m
+}
+
+// BenchmarkFetchEnvelope200 is a mail client opening an inbox: FETCH 1:* ENVELOPE of
+// 200 messages over loopback, through imapclient. Warm: the envelopes are in the
+// server's cache, as when a client reconnects; cold: every one is read and parsed.
+func BenchmarkFetchEnvelope200(b *testing.B) {
+	raw := readFile(b, "testdata/invoice.eml")
+	for name, mk := range benchStores(b) {
+		for _, cold := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/cold=%v", name, cold), func(b *testing.B) {
+				benchFetchEnvelope(b, mk, raw, cold)
+			})
+		}
+	}
+}
+
+func benchFetchEnvelope(b *testing.B, mk func(*testing.B) (storage.Store, storage.Store), raw []byte, cold bool) {
+	st, _ := mk(b)
+	srv := startServer(b, st, false)
+	inbox, _ := newInbox()
+	for i := range 200 {
+		put(b, st, inbox, fmt.Sprintf("m%d", i), raw)
+	}
+	c, _ := open(b, srv.addr, inbox, nil)
+	b.ResetTimer()
+	for b.Loop() {
+		if cold {
+			srv.envelopes.reset()
+		}
+		msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{Envelope: true}).Collect()
+		if err != nil || len(msgs) != 200 {
+			b.Fatalf("FETCH 1:* ENVELOPE = %d messages, %v", len(msgs), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/op")
+}
+
+// BenchmarkIdlePush measures how long new mail takes to reach an IDLE client: from
+// Put (on Redis, on another node) to the EXISTS read by imapclient.
+func BenchmarkIdlePush(b *testing.B) {
+	for name, mk := range benchStores(b) {
+		b.Run(name, func(b *testing.B) {
+			st, node := mk(b)
+			srv := startServer(b, st, false)
+			inbox, _ := newInbox()
+			u := newUpdates()
+			c, _ := open(b, srv.addr, inbox, u)
+			done := idle(b, c)
+			defer done()
+			var lat []time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				m := storetest.NewMessage(inbox, "push")
+				start := time.Now()
+				if err := node.Put(b.Context(), m); err != nil {
+					b.Fatal(err)
+				}
+				next(b, u.exists, 5*time.Second, "EXISTS")
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1e3, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1e3, "p99-ms")
+		})
+	}
+}

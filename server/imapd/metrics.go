@@ -1,0 +1,61 @@
+package imapd
+
+import (
+	"crypto/rand"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	sessions prometheus.Gauge
+	logins   *prometheus.CounterVec // by result: ok, failed
+	commands *prometheus.CounterVec // by command, a fixed set
+	rejected prometheus.Counter
+}
+
+// commandNames are the labels of mayfly_imap_commands_total. imapserver parses the
+// commands and calls the session, so the count is taken where it calls us: commands
+// imapserver answers alone (CAPABILITY, NOOP, LOGOUT, STARTTLS, ENABLE) are not seen,
+// AUTHENTICATE PLAIN counts as login, CLOSE as expunge and unselect, LSUB as list.
+var commandNames = []string{
+	"login", "select", "examine", "create", "delete", "rename",
+	"subscribe", "unsubscribe", "list", "status", "namespace", "append", "idle",
+	"unselect", "expunge", "uid expunge", "search", "uid search", "fetch", "uid fetch",
+	"store", "uid store", "copy", "uid copy", "move", "uid move",
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mayfly_imap_sessions",
+			Help: "IMAP sessions open now.",
+		}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_imap_logins_total",
+			Help: "IMAP logins (LOGIN and AUTHENTICATE) by result: ok, or failed (unknown address, foreign domain, wrong token).",
+		}, []string{"result"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_imap_commands_total",
+			Help: "IMAP commands that reached the session, by command (CAPABILITY, NOOP, LOGOUT, STARTTLS and ENABLE never do).",
+		}, []string{"command"}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_imap_rejected_connections_total",
+			Help: "IMAP connections turned away with a BYE because MaxConnections were open.",
+		}),
+	}
+	m.logins.WithLabelValues("ok")
+	m.logins.WithLabelValues("failed")
+	for _, name := range commandNames {
+		m.commands.WithLabelValues(name)
+	}
+	if reg != nil {
+		reg.MustRegister(m.sessions, m.logins, m.commands, m.rejected)
+	}
+	return m
+}
+
+func randomSecret() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
