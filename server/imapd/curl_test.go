@@ -22,7 +22,7 @@ func curlPath(t *testing.T) string {
 		if os.Getenv("MAYFLY_REQUIRE_CURL") == "1" {
 			t.Fatal("curl is not installed, and MAYFLY_REQUIRE_CURL=1 says the curl tests must run")
 		}
-		t.Skip("curl is not installed: apt-get install curl to run the curl client tests")
+		t.Skip("curl is not installed: apt-get install curl, or run make test, which installs it (MAYFLY_REQUIRE_CURL=1 makes this a failure)")
 	}
 	return path
 }

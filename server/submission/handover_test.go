@@ -14,7 +14,7 @@ import (
 func TestHandover(t *testing.T) {
 	url := storetest.RedisURL(t)
 	if url == "" {
-		t.Skip("the handover between nodes needs Redis: set MAYFLY_TEST_REDIS_URL")
+		t.Skip("the handover between nodes needs Redis: set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
 	}
 	prefix := redisPrefix()
 	stA, stB := redisStore(t, url, prefix), redisStore(t, url, prefix)
