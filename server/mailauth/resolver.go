@@ -115,6 +115,11 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 		return e.rrs, nil
 	}
 	ch := r.flight.DoChan(fqdn+"/"+tname, func() (any, error) {
+		// A flight for this question may have landed between our cache miss
+		// and this one starting; its answer is in the cache by now.
+		if e := r.cached(key); e != nil {
+			return e, nil
+		}
 		return r.exchange(fqdn, qtype), nil
 	})
 	select {
