@@ -270,8 +270,8 @@ func TestPageChoicesAndMailClient(t *testing.T) {
 	if user != in.Address || pass != in.Token {
 		t.Errorf("mail-client panel: user %q password %q, want %q %q", user, pass, in.Address, in.Token)
 	}
-	if !strings.Contains(imap, "IMAP") || !strings.Contains(imap, "POP3") || !strings.Contains(imap, "STARTTLS") {
-		t.Errorf("mail-client panel lists %q, want IMAP and POP3 with STARTTLS", imap)
+	if !strings.Contains(imap, "IMAP") || !strings.Contains(imap, "POP3") || !strings.Contains(imap, "SMTP submission") || !strings.Contains(imap, "STARTTLS") {
+		t.Errorf("mail-client panel lists %q, want IMAP, POP3 and SMTP submission with STARTTLS", imap)
 	}
 	// Two inboxes now; forgetting the current one switches to the other, no dialog.
 	var count int
@@ -284,6 +284,55 @@ func TestPageChoicesAndMailClient(t *testing.T) {
 	}
 	if count != 1 {
 		t.Errorf("localStorage keeps %d inboxes after Forget, want 1", count)
+	}
+}
+
+// TestPageReplies answers a mail from the message view: the reply reaches the sender
+// (here the relay) and its sent copy joins the list, marked Sent, with no reply box.
+func TestPageReplies(t *testing.T) {
+	sink := newRelaySink(t)
+	n := startNode(t, "-relay", "smtp://"+sink.addr)
+	ctx := browser(t)
+	var ok bool
+	var address string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate("http://"+n.http+"/"),
+		chromedp.Poll(`document.querySelector("#address") && document.querySelector("#address").textContent.includes("@")`, &ok),
+		chromedp.Text("#address", &address),
+	); err != nil {
+		t.Fatalf("first screen: %v", err)
+	}
+	address = strings.TrimSpace(address)
+	n.sendAs(t, "alice@sender.test", address, "From: Alice <alice@sender.test>\r\nSubject: Question\r\nMessage-ID: <q1@sender.test>\r\n\r\nAre you there?\r\n")
+	var status, to string
+	if err := chromedp.Run(ctx,
+		chromedp.Poll(`[...document.querySelectorAll("#messages [data-id]")].some(e => e.textContent.includes("Question"))`, &ok),
+		chromedp.Evaluate(`[...document.querySelectorAll("#messages [data-id]")].find(e => e.textContent.includes("Question")).click()`, nil),
+		chromedp.WaitVisible("#reply-text", chromedp.ByID),
+		chromedp.Text("#reply-to", &to),
+		chromedp.SendKeys("#reply-text", "Yes, here.", chromedp.ByID),
+		chromedp.Click("#reply-form button[type=submit]", chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector("#reply-status").textContent.includes("queued")`, &ok),
+		chromedp.Text("#reply-status", &status),
+		chromedp.Poll(`[...document.querySelectorAll("#messages [data-id]")].some(e => e.textContent.includes("Re: Question") && e.textContent.includes("Sent"))`, &ok),
+	); err != nil {
+		var state string
+		chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("#reply-status").textContent + " | " + document.querySelector("#messages").textContent`, &state))
+		t.Fatalf("reply from the page: %v; page: %s", err, state)
+	}
+	if !strings.Contains(to, "alice@sender.test") {
+		t.Errorf("reply box addressed to %q", to)
+	}
+	m := sink.next(t)
+	if len(m.to) != 1 || m.to[0] != "alice@sender.test" || !strings.Contains(m.data, "Yes, here.") || !strings.Contains(m.data, "In-Reply-To: <q1@sender.test>") {
+		t.Errorf("relayed to %q:\n%s", m.to, m.data)
+	}
+	var hidden bool
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`[...document.querySelectorAll("#messages [data-id]")].find(e => e.textContent.includes("Re: Question")).click()`, nil),
+		chromedp.Poll(`document.querySelector("#reply-form").hidden`, &hidden),
+	); err != nil {
+		t.Fatalf("the sent copy offers a reply box: %v", err)
 	}
 }
 

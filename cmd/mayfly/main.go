@@ -167,6 +167,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return fmt.Errorf("token secret: %w", err)
 		}
 	}
+	// Both stores keep the outgoing queue too; the timing wrapper covers the Store
+	// methods only, so the queue is taken before it.
+	queue, _ := st.(storage.Queue)
 	registry := newRegistry(st, cfg.MemoryLimit)
 	st = newTimedStore(st, registry)
 	var verifier *mailauth.Verifier
@@ -216,6 +219,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Metrics:         registry,
 		}, st, logger))
 	}
+	sub, err := newSubmission(cfg, keys, tlsConfig, st, queue, registry, logger)
+	if err != nil {
+		return err
+	}
+	servers = append(servers, sub)
 	if cfg.HTTPAddr != "" {
 		servers = append(servers, httpapi.New(httpapi.Options{
 			Addr:            cfg.HTTPAddr,
@@ -232,6 +240,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Frontend:        frontend.FS(),
 			MaxMessageSize:  cfg.MaxMessageSize,
 			MailClients:     mailClients(cfg),
+			Replier:         replier{sub},
 		}, st, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -255,6 +264,8 @@ func mailClients(cfg Config) []httpapi.Endpoint {
 		{"IMAP", cfg.IMAPSAddr, "TLS"},
 		{"POP3", cfg.POP3Addr, "STARTTLS"},
 		{"POP3", cfg.POP3SAddr, "TLS"},
+		{"SMTP submission", cfg.SubmissionAddr, "STARTTLS"},
+		{"SMTP submission", cfg.SubmissionsAddr, "TLS"},
 	} {
 		host, portText, err := net.SplitHostPort(l.addr)
 		if err != nil {

@@ -105,7 +105,7 @@ func (s *Server) submitMessage(ctx context.Context, o outgoing, now time.Time) (
 			return nil, fmt.Errorf("count send: %w", err)
 		}
 		if n > s.opts.SendLimit.N {
-			return nil, fmt.Errorf("%s may send %d messages per %v: %w", o.inbox, s.opts.SendLimit.N, s.opts.SendLimit.Per, ErrSendLimit)
+			return nil, fmt.Errorf("%s may send %d messages per %s: %w", o.inbox, s.opts.SendLimit.N, window(s.opts.SendLimit.Per), ErrSendLimit)
 		}
 	}
 	signed, err := s.sign(msg, domain)
@@ -469,4 +469,20 @@ func addressesIn(s string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// window names a send-limit window as people say it: "hour" rather than "1h0m0s".
+func window(d time.Duration) string {
+	for _, w := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if d == w.d {
+			return w.name
+		}
+		if d%w.d == 0 {
+			return fmt.Sprintf("%d %ss", d/w.d, w.name)
+		}
+	}
+	return d.String()
 }

@@ -184,7 +184,7 @@ func TestSendLimit(t *testing.T) {
 				}
 			}
 			err := send(c, box, []string{ann}, letter(box, ann, "hi", "one too many"))
-			wantCode(t, "third message", err, 450, smtp.EnhancedCode{4, 7, 1}, "may send 2 messages per 1h0m0s")
+			wantCode(t, "third message", err, 450, smtp.EnhancedCode{4, 7, 1}, "may send 2 messages per hour")
 			if n := len(sentCopies(t, st, box)); n != 2 {
 				t.Errorf("%d sent copies, want 2", n)
 			}

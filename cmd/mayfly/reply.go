@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-mail/mayfly/server/httpapi"
+	"github.com/mayfly-mail/mayfly/server/submission"
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// newSubmission makes the outbound side: the submission listeners, and the queue
+// workers that deliver replies whether they came over SMTP or the HTTP API, so it runs
+// even with both listeners off.
+func newSubmission(cfg Config, keys storage.Keys, tlsConfig *tls.Config, st storage.Store, queue storage.Queue, reg prometheus.Registerer, logger *slog.Logger) (*submission.Server, error) {
+	if queue == nil {
+		return nil, fmt.Errorf("submission: the %T store keeps no outgoing queue", st)
+	}
+	var signer crypto.Signer
+	if cfg.DKIMKey != "" {
+		data, err := os.ReadFile(cfg.DKIMKey)
+		if err != nil {
+			return nil, fmt.Errorf("dkim key: %w", err)
+		}
+		if signer, err = parseDKIMKey(data); err != nil {
+			return nil, fmt.Errorf("dkim key %s: %w", cfg.DKIMKey, err)
+		}
+	}
+	var relay *url.URL
+	if cfg.Relay != "" {
+		var err error
+		if relay, err = url.Parse(cfg.Relay); err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+	}
+	return submission.New(submission.Options{
+		Addr:            cfg.SubmissionAddr,
+		TLSAddr:         cfg.SubmissionsAddr,
+		Hostname:        cfg.Hostname,
+		Domains:         cfg.Domains,
+		Keys:            keys,
+		TLS:             tlsConfig,
+		MaxMessageSize:  cfg.MaxMessageSize,
+		SendLimit:       submission.SendLimit{N: cfg.SendLimit.N, Per: cfg.SendLimit.Per},
+		TTL:             cfg.TTL,
+		DKIM:            signer,
+		DKIMSelector:    cfg.DKIMSelector,
+		Relay:           relay,
+		OutboundPort:    cfg.OutboundPort,
+		DNS:             cfg.DNS,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Metrics:         reg,
+	}, st, queue, logger)
+}
+
+// replier gives the HTTP reply route submission's answers in HTTP terms.
+type replier struct{ sub *submission.Server }
+
+func (r replier) Reply(ctx context.Context, inbox, id, text, html string) (*storage.Message, error) {
+	m, err := r.sub.Reply(ctx, inbox, id, text, html)
+	switch {
+	case errors.Is(err, submission.ErrNotCorrespondent):
+		return nil, httpapi.Refusal(http.StatusForbidden, "not_correspondent", err.Error())
+	case errors.Is(err, submission.ErrSendLimit):
+		return nil, httpapi.Refusal(http.StatusTooManyRequests, "send_limit", err.Error())
+	case errors.Is(err, submission.ErrTooLarge):
+		return nil, httpapi.Refusal(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	}
+	return m, err
+}
