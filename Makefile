@@ -43,6 +43,13 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzAuthPlain$$' -fuzztime $(FUZZTIME) ./server/pop3d
 	$(GO) test -run XXX -fuzz 'FuzzMessage$$' -fuzztime $(FUZZTIME) ./server/pop3d
 	$(GO) test -run XXX -fuzz 'FuzzSession$$' -fuzztime $(FUZZTIME) ./server/pop3d
+	$(GO) test -run XXX -fuzz 'FuzzMessage$$' -fuzztime $(FUZZTIME) ./server/imapd
+	$(GO) test -run XXX -fuzz 'FuzzAuthenticate$$' -fuzztime $(FUZZTIME) ./server/imapd
+	$(GO) test -run XXX -fuzz 'FuzzPrepare$$' -fuzztime $(FUZZTIME) ./server/submission
+	$(GO) test -run XXX -fuzz 'FuzzAddressesIn$$' -fuzztime $(FUZZTIME) ./server/submission
+	$(GO) test -run XXX -fuzz 'FuzzRelayURL$$' -fuzztime $(FUZZTIME) ./server/submission
+	$(GO) test -run XXX -fuzz 'FuzzServerReply$$' -fuzztime $(FUZZTIME) ./server/submission
+	$(GO) test -run XXX -fuzz 'FuzzBuildReply$$' -fuzztime $(FUZZTIME) ./server/submission
 
 # Store, receiver, parser and API benchmarks on both stores (docs/benchmarks.md has the SMTP load figures).
 bench:

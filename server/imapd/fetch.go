@@ -218,7 +218,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	s.count(uidName("store", numSet))
 	v := s.view
 	if v.readOnly {
-		return cannot("INBOX was opened with EXAMINE: flags cannot change")
+		return cannot(v.mailbox.String() + " was opened with EXAMINE: flags cannot change")
 	}
 	system, other := splitFlags(flags.Flags)
 	var add, remove storage.Flags

@@ -1,7 +1,9 @@
 // Package imapd is the IMAP view of every throwaway inbox: go-imap v2's imapserver
-// speaks the protocol, and a session of ours adapts it to the store. Each inbox is one
-// mailbox, INBOX, with the store's UIDVALIDITY, UIDs and flags; store events (from any
-// node, on Redis) reach IDLE clients as EXISTS, EXPUNGE and FETCH FLAGS.
+// speaks the protocol, and a session of ours adapts it to the store. Each inbox is two
+// mailboxes, INBOX for the mail it received and Sent (RFC 6154 \Sent) for the copies
+// of the replies it sent, both with the store's UIDVALIDITY, UIDs and flags; store
+// events (from any node, on Redis) reach IDLE clients of the mailbox they concern as
+// EXISTS, EXPUNGE and FETCH FLAGS.
 package imapd
 
 import (
@@ -107,14 +109,16 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 // capabilities are what both IMAP4rev1 and IMAP4rev2 clients are offered once logged
 // in; imapserver adds IDLE, ENABLE, UNSELECT, SASL-IR, STARTTLS and the AUTH= or
 // LOGINDISABLED it decides per connection. It also lists every extension IMAP4rev2
-// includes, MOVE among them, which with one mailbox always gets NO [CANNOT].
+// includes, MOVE among them, which always gets NO [CANNOT]: a message's mailbox is
+// fixed by how it came. SPECIAL-USE (RFC 6154) tells clients LIST marks Sent; not
+// CREATE-SPECIAL-USE, as no mailbox can be made.
 func capabilities() imap.CapSet {
 	caps := imap.CapSet{}
 	for _, c := range []imap.Cap{
 		imap.CapIMAP4rev1, imap.CapIMAP4rev2,
 		imap.CapNamespace, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
 		imap.CapListExtended, imap.CapListStatus, imap.CapStatusSize,
-		imap.CapBinary, imap.CapChildren,
+		imap.CapBinary, imap.CapChildren, imap.CapSpecialUse,
 	} {
 		caps[c] = struct{}{}
 	}

@@ -185,12 +185,15 @@ func TestMailbox(t *testing.T) {
 		}
 
 		for _, tt := range []struct{ ref, pattern, want string }{
-			{"", "*", "INBOX"},
-			{"", "%", "INBOX"},
+			{"", "*", "INBOX,Sent"},
+			{"", "%", "INBOX,Sent"},
 			{"", "inbox", "INBOX"},
 			{"", "In*", "INBOX"},
-			{"", "Sent", ""},
+			{"", "Sent", "Sent"},
+			{"", "S%", "Sent"},
+			{"", "sent", ""}, // only INBOX is case-insensitive
 			{"", "INBOX/*", ""},
+			{"", "Sent/*", ""},
 		} {
 			list, err := c.List(tt.ref, tt.pattern, nil).Collect()
 			if err != nil {
@@ -205,8 +208,13 @@ func TestMailbox(t *testing.T) {
 			}
 		}
 		list, err := c.List("", "*", &imap.ListOptions{SelectSubscribed: true, ReturnStatus: &imap.StatusOptions{NumMessages: true}}).Collect()
-		if err != nil || len(list) != 1 || !slices.Contains(list[0].Attrs, imap.MailboxAttrSubscribed) || list[0].Status == nil || *list[0].Status.NumMessages != 3 {
-			t.Errorf("LIST (SUBSCRIBED) RETURN (STATUS (MESSAGES)) = %+v, %v", list, err)
+		if err != nil || len(list) != 2 {
+			t.Fatalf("LIST (SUBSCRIBED) RETURN (STATUS (MESSAGES)) = %+v, %v; want INBOX and Sent", list, err)
+		}
+		for i, want := range []uint32{3, 0} {
+			if l := list[i]; !slices.Contains(l.Attrs, imap.MailboxAttrSubscribed) || l.Status == nil || *l.Status.NumMessages != want {
+				t.Errorf("LIST (SUBSCRIBED) RETURN (STATUS (MESSAGES)) %s = %+v, want \\Subscribed and %d messages", l.Mailbox, l, want)
+			}
 		}
 
 		ns, err := c.Namespace().Wait()
@@ -215,8 +223,13 @@ func TestMailbox(t *testing.T) {
 		}
 
 		wantCode(t, "CREATE", c.Create("Archive", nil).Wait(), imap.ResponseCodeCannot)
+		wantCode(t, "CREATE Sent", c.Create("Sent", nil).Wait(), imap.ResponseCodeAlreadyExists)
 		wantCode(t, "DELETE INBOX", c.Delete("INBOX").Wait(), imap.ResponseCodeCannot)
+		wantCode(t, "DELETE Sent", c.Delete("Sent").Wait(), imap.ResponseCodeCannot)
+		wantCode(t, "DELETE Archive", c.Delete("Archive").Wait(), imap.ResponseCodeNonExistent)
 		wantCode(t, "RENAME", c.Rename("INBOX", "Old", nil).Wait(), imap.ResponseCodeCannot)
+		wantCode(t, "RENAME Sent", c.Rename("Sent", "Old", nil).Wait(), imap.ResponseCodeCannot)
+		wantCode(t, "UNSUBSCRIBE Sent", c.Unsubscribe("Sent").Wait(), imap.ResponseCodeCannot)
 		_, err = c.Copy(imap.SeqSetNum(1), "Archive").Wait()
 		wantCode(t, "COPY", err, imap.ResponseCodeCannot)
 		_, err = c.Move(imap.SeqSetNum(1), "Archive").Wait()
@@ -226,6 +239,11 @@ func TestMailbox(t *testing.T) {
 		app.Close()
 		_, err = app.Wait()
 		wantCode(t, "APPEND", err, imap.ResponseCodeCannot)
+		app = c.Append("Sent", 5, nil)
+		app.Write([]byte("hello"))
+		app.Close()
+		_, err = app.Wait()
+		wantCode(t, "APPEND Sent", err, imap.ResponseCodeCannot)
 		_, err = c.Select("Archive", nil).Wait()
 		wantCode(t, "SELECT Archive", err, imap.ResponseCodeNonExistent)
 

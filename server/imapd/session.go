@@ -33,7 +33,7 @@ type session struct {
 	// the connection fails during IDLE (or the client ends it with something other
 	// than DONE): Close must wait for it before it closes the view.
 	mu     sync.Mutex
-	view   *view // the selected INBOX, nil when none is
+	view   *view // the selected mailbox, nil when none is
 	closed bool
 	idling sync.WaitGroup
 }
@@ -140,16 +140,79 @@ func (s *Server) authenticate(user, password string) (string, error) {
 	return inbox, nil
 }
 
-// The one mailbox. RFC 9051 section 5.1: INBOX is case-insensitive.
+// Every inbox shows two mailboxes, split by storage.Message.Sent: INBOX, the mail it
+// received, and Sent, the copies of the replies it sent, which the submission server
+// keeps with its mail (as POP3, which has only the maildrop, leaves them out). RFC 9051
+// section 5.1: INBOX is case-insensitive; other names are not.
 const (
 	inboxName = "INBOX"
+	sentName  = "Sent"
 	delim     = '/'
 )
 
-func isInbox(name string) bool { return strings.EqualFold(name, inboxName) }
+// mailbox is one of the two mailboxes of an inbox. Both are the same store inbox with
+// the same UIDVALIDITY: the UIDs of each are a subset of the store's, still ascending
+// and never shared, so one UID names one message whichever mailbox holds it.
+type mailbox uint8
+
+const (
+	mailboxInbox mailbox = iota
+	mailboxSent
+)
+
+// mailboxes are every inbox's, in the order LIST gives them.
+var mailboxes = []mailbox{mailboxInbox, mailboxSent}
+
+func (mb mailbox) String() string {
+	if mb == mailboxSent {
+		return sentName
+	}
+	return inboxName
+}
+
+// holds reports whether m is shown in mb.
+func (mb mailbox) holds(m *storage.Message) bool { return m.Sent == (mb == mailboxSent) }
+
+// specialUse returns mb's RFC 6154 attributes, by which clients find where sent mail
+// is whatever its name.
+func (mb mailbox) specialUse() []imap.MailboxAttr {
+	if mb == mailboxSent {
+		return []imap.MailboxAttr{imap.MailboxAttrSent}
+	}
+	return nil
+}
+
+// matches reports whether LIST ref patterns names mb.
+func (mb mailbox) matches(ref string, patterns []string) bool {
+	name := mb.String()
+	if mb == mailboxInbox {
+		// The name is all letters, so matching upper-cased is matching INBOX
+		// case-insensitively.
+		ref = strings.ToUpper(ref)
+	}
+	for _, p := range patterns {
+		if mb == mailboxInbox {
+			p = strings.ToUpper(p)
+		}
+		if imapserver.MatchList(name, delim, ref, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func mailboxNamed(name string) (mailbox, bool) {
+	switch {
+	case strings.EqualFold(name, inboxName):
+		return mailboxInbox, true
+	case name == sentName:
+		return mailboxSent, true
+	}
+	return 0, false
+}
 
 func noMailbox(name string) error {
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: fmt.Sprintf("No mailbox %q: each address has one, INBOX", name)}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: fmt.Sprintf("No mailbox %q: each address has two, INBOX and Sent", name)}
 }
 
 func cannot(text string) error {
@@ -176,18 +239,19 @@ func (s *session) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, s.srv.opTimeout)
 }
 
-func (s *session) Select(mailbox string, options *imap.SelectOptions) (data *imap.SelectData, err error) {
+func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.SelectData, err error) {
 	defer s.guard("select", &err)
 	if options.ReadOnly {
 		s.count("examine")
 	} else {
 		s.count("select")
 	}
-	if !isInbox(mailbox) {
-		return nil, noMailbox(mailbox)
+	mb, ok := mailboxNamed(name)
+	if !ok {
+		return nil, noMailbox(name)
 	}
 	s.setView(nil) // imapserver unselects first; this is for safety only
-	v, data, err := openView(s, options.ReadOnly)
+	v, data, err := openView(s, mb, options.ReadOnly)
 	if err != nil {
 		return nil, s.storeErr("select", err)
 	}
@@ -201,41 +265,49 @@ func (s *session) Unselect() error {
 	return nil
 }
 
-func (s *session) Create(mailbox string, options *imap.CreateOptions) error {
+func (s *session) Create(name string, options *imap.CreateOptions) error {
 	s.count("create")
-	return cannot("Each address has one mailbox, INBOX; no others can be made")
+	if mb, ok := mailboxNamed(name); ok {
+		// RFC 9051 section 6.3.4: creating a mailbox that exists is an error. Clients
+		// that did not find Sent by its \Sent attribute try this.
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: fmt.Sprintf("%s exists already", mb)}
+	}
+	return cannot("Each address has two mailboxes, INBOX and Sent; no others can be made")
 }
 
-func (s *session) Delete(mailbox string) error {
+func (s *session) Delete(name string) error {
 	s.count("delete")
-	if !isInbox(mailbox) {
-		return noMailbox(mailbox)
+	mb, ok := mailboxNamed(name)
+	if !ok {
+		return noMailbox(name)
 	}
-	return cannot("INBOX cannot be deleted; its mail expires by itself")
+	return cannot(fmt.Sprintf("%s cannot be deleted; its mail expires by itself", mb))
 }
 
-func (s *session) Rename(mailbox, newName string, options *imap.RenameOptions) error {
+func (s *session) Rename(name, newName string, options *imap.RenameOptions) error {
 	s.count("rename")
-	if !isInbox(mailbox) {
-		return noMailbox(mailbox)
+	mb, ok := mailboxNamed(name)
+	if !ok {
+		return noMailbox(name)
 	}
-	return cannot("INBOX cannot be renamed")
+	return cannot(fmt.Sprintf("%s cannot be renamed", mb))
 }
 
-func (s *session) Subscribe(mailbox string) error {
+func (s *session) Subscribe(name string) error {
 	s.count("subscribe")
-	if !isInbox(mailbox) {
-		return noMailbox(mailbox)
+	if _, ok := mailboxNamed(name); !ok {
+		return noMailbox(name)
 	}
-	return nil // INBOX is always subscribed
+	return nil // both mailboxes are always subscribed
 }
 
-func (s *session) Unsubscribe(mailbox string) error {
+func (s *session) Unsubscribe(name string) error {
 	s.count("unsubscribe")
-	if !isInbox(mailbox) {
-		return noMailbox(mailbox)
+	mb, ok := mailboxNamed(name)
+	if !ok {
+		return noMailbox(name)
 	}
-	return cannot("INBOX is always subscribed")
+	return cannot(fmt.Sprintf("%s is always subscribed", mb))
 }
 
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) (err error) {
@@ -245,40 +317,38 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// RFC 9051 section 6.3.9: LIST "" "" asks for the hierarchy delimiter.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
 	}
-	if options.SelectSpecialUse {
-		return nil // INBOX has no special use
-	}
-	// The name is all letters, so matching upper-cased is matching INBOX
-	// case-insensitively.
-	match := false
-	for _, p := range patterns {
-		if imapserver.MatchList(inboxName, delim, strings.ToUpper(ref), strings.ToUpper(p)) {
-			match = true
-			break
+	for _, mb := range mailboxes {
+		use := mb.specialUse()
+		if options.SelectSpecialUse && len(use) == 0 || !mb.matches(ref, patterns) {
+			continue
+		}
+		// RFC 6154 section 2: the special-use attributes may come without RETURN
+		// (SPECIAL-USE), and clients that send a plain LIST (Thunderbird) find Sent by
+		// them.
+		data := &imap.ListData{Mailbox: mb.String(), Delim: delim, Attrs: append([]imap.MailboxAttr{imap.MailboxAttrHasNoChildren}, use...)}
+		if options.SelectSubscribed || options.ReturnSubscribed {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		if options.ReturnStatus != nil {
+			if data.Status, err = s.status(mb, options.ReturnStatus); err != nil {
+				return s.storeErr("list status", err)
+			}
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
 		}
 	}
-	if !match {
-		return nil
-	}
-	data := &imap.ListData{Mailbox: inboxName, Delim: delim, Attrs: []imap.MailboxAttr{imap.MailboxAttrHasNoChildren}}
-	if options.SelectSubscribed || options.ReturnSubscribed {
-		data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-	}
-	if options.ReturnStatus != nil {
-		if data.Status, err = s.status(options.ReturnStatus); err != nil {
-			return s.storeErr("list status", err)
-		}
-	}
-	return w.WriteList(data)
+	return nil
 }
 
-func (s *session) Status(mailbox string, options *imap.StatusOptions) (data *imap.StatusData, err error) {
+func (s *session) Status(name string, options *imap.StatusOptions) (data *imap.StatusData, err error) {
 	defer s.guard("status", &err)
 	s.count("status")
-	if !isInbox(mailbox) {
-		return nil, noMailbox(mailbox)
+	mb, ok := mailboxNamed(name)
+	if !ok {
+		return nil, noMailbox(name)
 	}
-	data, err = s.status(options)
+	data, err = s.status(mb, options)
 	if err != nil {
 		return nil, s.storeErr("status", err)
 	}
@@ -288,37 +358,45 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (data *ima
 // status answers STATUS from the store. Every counter is filled in, asked for or not:
 // imapserver dereferences the pointers of whatever the client asked for, including
 // items we do not support (DELETED-STORAGE), and a nil one would panic.
-func (s *session) status(options *imap.StatusOptions) (*imap.StatusData, error) {
+//
+// The store counts the inbox as a whole, so even MESSAGES needs the listing to tell
+// mb's share. UIDNEXT is the store's, shared by both mailboxes: it is above every UID
+// either holds and never goes back, but it also moves when the other mailbox gets
+// mail, where RFC 3501 section 2.3.1.1 wants it still. A client takes that as a hint to
+// look and finds nothing new; a UIDNEXT of mb's own could not know the UIDs of its
+// messages already gone, and could go back.
+func (s *session) status(mb mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	ctx, cancel := s.opCtx()
 	defer cancel()
-	mb, err := s.srv.store.Mailbox(ctx, s.inbox)
+	box, err := s.srv.store.Mailbox(ctx, s.inbox)
 	if err != nil {
 		return nil, err
 	}
-	messages, unseen, deleted := uint32(mb.Messages), uint32(0), uint32(0)
-	var size, zero int64
-	if options.NumUnseen || options.NumDeleted || options.Size {
-		list, err := s.srv.store.List(ctx, s.inbox, storage.Page{})
-		if err != nil {
-			return nil, err
-		}
-		messages = uint32(len(list))
-		for _, m := range list {
-			if m.Flags&storage.FlagSeen == 0 {
-				unseen++
-			}
-			if m.Flags&storage.FlagDeleted != 0 {
-				deleted++
-			}
-			size += m.Size
-		}
+	list, err := s.srv.store.List(ctx, s.inbox, storage.Page{})
+	if err != nil {
+		return nil, err
 	}
-	var recent uint32
+	var messages, unseen, deleted, recent uint32
+	var size, zero int64
+	for i := range list {
+		m := &list[i]
+		if !mb.holds(m) {
+			continue
+		}
+		messages++
+		if m.Flags&storage.FlagSeen == 0 {
+			unseen++
+		}
+		if m.Flags&storage.FlagDeleted != 0 {
+			deleted++
+		}
+		size += m.Size
+	}
 	return &imap.StatusData{
-		Mailbox:        inboxName,
+		Mailbox:        mb.String(),
 		NumMessages:    &messages,
-		UIDNext:        imap.UID(mb.UIDNext),
-		UIDValidity:    mb.UIDValidity,
+		UIDNext:        imap.UID(box.UIDNext),
+		UIDValidity:    box.UIDValidity,
 		NumUnseen:      &unseen,
 		NumDeleted:     &deleted,
 		Size:           &size,
@@ -332,22 +410,31 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
 }
 
-func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+// Append refuses every APPEND: mail reaches INBOX over SMTP only. Clients such as
+// Thunderbird APPEND what they have just sent to Sent, but the submission server, the
+// only way an inbox sends, has kept the copy there already; storing the client's too
+// would show every reply twice. The NO says so, so that the user turns the client's
+// copy off.
+func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
 	s.count("append")
-	if !isInbox(mailbox) {
-		return nil, noMailbox(mailbox)
+	mb, ok := mailboxNamed(name)
+	if !ok {
+		return nil, noMailbox(name)
+	}
+	if mb == mailboxSent {
+		return nil, cannot("Sent keeps its own copy of every reply sent through this server; APPEND is not supported, turn off saving a copy of sent mail")
 	}
 	return nil, cannot("Mail arrives over SMTP only; APPEND is not supported")
 }
 
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	s.count(uidName("copy", numSet))
-	return nil, cannot("There is no other mailbox to copy to")
+	return nil, cannot("Messages cannot be copied: INBOX holds the mail received, Sent the replies sent")
 }
 
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
 	s.count(uidName("move", numSet))
-	return cannot("There is no other mailbox to move to")
+	return cannot("Messages cannot be moved: INBOX holds the mail received, Sent the replies sent")
 }
 
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {

@@ -16,10 +16,10 @@ import (
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
-// view is a session's selected INBOX: what the store holds now (live), what the client
-// has been told (client), and the changes between the two that wait for a point where
-// the protocol lets them be told (pending). Store events move live ahead and queue
-// pending; Poll and Idle hand pending to the client.
+// view is a session's selected mailbox: what the store holds of it now (live), what the
+// client has been told (client), and the changes between the two that wait for a point
+// where the protocol lets them be told (pending). Store events move live ahead and
+// queue pending; Poll and Idle hand pending to the client.
 //
 // imapserver offers MailboxTracker for this, but it cannot say how many messages the
 // client knows (what "*" means while an EXPUNGE waits), it maps sequence numbers
@@ -31,6 +31,7 @@ type view struct {
 	sess        *session
 	store       store
 	inbox       string
+	mailbox     mailbox // which of the inbox's messages are shown: the store's events carry all
 	readOnly    bool
 	uidValidity uint32
 	logger      *slog.Logger
@@ -99,12 +100,13 @@ var (
 
 // openView subscribes to the inbox's events, then lists it, so that nothing that
 // happens in between is missed (an event for what the list already shows is a no-op).
-func openView(s *session, readOnly bool) (*view, *imap.SelectData, error) {
+func openView(s *session, mb mailbox, readOnly bool) (*view, *imap.SelectData, error) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	v := &view{
 		sess:     s,
 		store:    s.srv.store,
 		inbox:    s.inbox,
+		mailbox:  mb,
 		readOnly: readOnly,
 		logger:   s.logger,
 		live:     make(map[imap.UID]*msgMeta),
@@ -123,7 +125,7 @@ func openView(s *session, readOnly bool) (*view, *imap.SelectData, error) {
 	}
 	opCtx, opCancel := s.opCtx()
 	defer opCancel()
-	mb, err := v.store.Mailbox(opCtx, v.inbox)
+	box, err := v.store.Mailbox(opCtx, v.inbox)
 	if err != nil {
 		return fail(err)
 	}
@@ -131,9 +133,12 @@ func openView(s *session, readOnly bool) (*view, *imap.SelectData, error) {
 	if err != nil {
 		return fail(err)
 	}
-	v.uidValidity = mb.UIDValidity
+	v.uidValidity = box.UIDValidity
 	var firstUnseen uint32
 	for i := len(list) - 1; i >= 0; i-- { // List is newest first
+		if !mb.holds(&list[i]) {
+			continue
+		}
 		m := metaOf(&list[i])
 		if m.uid <= v.maxUID {
 			continue // not in UID order: cannot be
@@ -151,8 +156,8 @@ func openView(s *session, readOnly bool) (*view, *imap.SelectData, error) {
 		PermanentFlags:    permanentFlags,
 		NumMessages:       uint32(len(v.client)),
 		FirstUnseenSeqNum: firstUnseen,
-		UIDNext:           max(imap.UID(mb.UIDNext), v.maxUID+1),
-		UIDValidity:       mb.UIDValidity,
+		UIDNext:           max(imap.UID(box.UIDNext), v.maxUID+1), // the inbox's, shared: see session.status
+		UIDValidity:       box.UIDValidity,
 	}, nil
 }
 
@@ -251,6 +256,12 @@ func (v *view) apply(e storage.Event) (ok bool) {
 		if m == nil {
 			return false
 		}
+		if !v.mailbox.holds(m) {
+			// The other mailbox's: nothing to tell. Its UID still comes from the
+			// inbox's one counter, so one below what this view has seen may mean the
+			// UID state was made anew, as below.
+			return imap.UID(m.UID) > v.lastUID()
+		}
 		v.mu.Lock()
 		added := v.addLocked(metaOf(m))
 		v.mu.Unlock()
@@ -304,7 +315,7 @@ func (v *view) resync(ctx context.Context) error {
 	if mb.UIDValidity != v.uidValidity {
 		v.logger.Info("uidvalidity changed; ending the session", "was", v.uidValidity, "now", mb.UIDValidity)
 		if ic := v.sess.c.imapConn(); ic != nil {
-			ic.Bye("INBOX was reset (new UIDVALIDITY); please reconnect")
+			ic.Bye(v.mailbox.String() + " was reset (new UIDVALIDITY); please reconnect")
 		}
 		return errValidityChanged
 	}
@@ -315,6 +326,9 @@ func (v *view) resync(ctx context.Context) error {
 	v.mu.Lock()
 	listed := make(map[imap.UID]bool, len(list))
 	for i := len(list) - 1; i >= 0; i-- {
+		if !v.mailbox.holds(&list[i]) {
+			continue
+		}
 		m := metaOf(&list[i])
 		listed[m.uid] = true
 		if _, ok := v.live[m.uid]; ok {
