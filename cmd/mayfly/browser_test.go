@@ -113,13 +113,17 @@ func TestPageShowsMailLive(t *testing.T) {
 	// Every payload, if it ran, would post a message to the page: that works across
 	// origins, so even a script confined to an opaque origin would be seen.
 	pixel := newPixelServer(t)
-	const payload = `<a id="js" target="_self" style="display:block" href="javascript:parent.postMessage('pwned-link','*')">click me</a>` +
+	// The two links come first, 40 px each below the body's 8 px margin, where the test
+	// clicks: the probe, an ordinary link, shows that clicks reach into the frame.
+	probe := newPixelServer(t)
+	const payload = `<a id="js" target="_self" style="display:block;height:40px" href="javascript:parent.postMessage('pwned-link','*')">click me</a>` +
+		`<a id="probe" style="display:block;height:40px" href="PROBE">probe</a>` +
 		`<p>Payloads</p><script>parent.postMessage("pwned-script", "*")</script>` +
 		`<img src="x" onerror="parent.postMessage('pwned-onerror','*')">` +
 		`<svg onload="parent.postMessage('pwned-svg','*')"></svg>` +
 		`<iframe src="javascript:parent.parent.postMessage('pwned-jsframe','*')"></iframe>`
 	n.send(t, address, "From: Evil <evil@sender.test>\r\nSubject: Payloads\r\nContent-Type: text/html\r\n\r\n"+
-		payload+`<img src="`+pixel.url+`" width="1" height="1">`+"\r\n")
+		strings.Replace(payload, "PROBE", probe.url, 1)+`<img src="`+pixel.url+`" width="1" height="1">`+"\r\n")
 	var posted []string
 	var sandbox, src string
 	var remoteNote string
@@ -137,9 +141,8 @@ func TestPageShowsMailLive(t *testing.T) {
 		t.Fatalf("message view: %v", err)
 	}
 	artifact(t, "message-view.png", shot)
-	// javascript: URLs that run without a click (a frame's src) would post as the frame
-	// loads. (A CDP click does not reach into the sandboxed frame in headless Chromium,
-	// so the link form is left to the policy: no allow-scripts, no script-src.)
+	// A javascript: URL that runs without a click (a frame's src) would have posted as
+	// the frame loaded; the link's needs a click, made at the end.
 	if err := chromedp.Run(ctx, chromedp.Evaluate(`window.mayflyTest.posted`, &posted)); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +171,41 @@ func TestPageShowsMailLive(t *testing.T) {
 			t.Fatal("after Show remote images, the remote image was never fetched")
 		}
 		time.Sleep(10 * time.Millisecond) // polling a counter, with a deadline
+	}
+	// The javascript: link, clicked. The probe's click then opens the probe in a new
+	// tab (links leave the sandbox in one), which its server sees: by then the click on
+	// the javascript: link, made before it, has been handled. Last, as the page is then
+	// in the background, where Chromium acknowledges no more input.
+	var frame struct{ X, Y float64 }
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`(async () => {
+			const f = document.querySelector("iframe#body");
+			f.scrollIntoView({block: "start"});
+			// Two frames, so the compositor hit-tests the frame where it now is.
+			await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+			const r = f.getBoundingClientRect();
+			return {x: r.left, y: r.top};
+		})()`, &frame, awaitPromise),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx, chromedp.MouseClickXY(frame.X+20, frame.Y+28)); err != nil {
+		t.Fatalf("click the javascript: link: %v", err)
+	}
+	if err := chromedp.Run(ctx, chromedp.MouseClickXY(frame.X+20, frame.Y+68)); err != nil {
+		t.Fatalf("click the probe link: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); probe.hits.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("a click on the frame's ordinary link opened nothing: clicks do not reach the frame, so the javascript: link is not tested")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a counter, with a deadline
+	}
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`window.mayflyTest.posted`, &posted)); err != nil {
+		t.Fatal(err)
+	}
+	if len(posted) > 0 {
+		t.Errorf("a click on the javascript: link ran it: %q", posted)
 	}
 }
 
