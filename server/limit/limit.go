@@ -1,0 +1,201 @@
+// Package limit holds the per-client limits every listener applies: connections at
+// once per address, and keyed token buckets for command rates, failed logins and
+// per-inbox mail. One implementation, so SMTP, submission, IMAP, POP3 and HTTP count
+// alike and an operator reads one set of rules.
+//
+// Clients are keyed by address; IPv6 clients by their /64, the block one host is
+// usually given, so that rotating through it gains nothing.
+package limit
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Key is the address a limit counts a client under: its IPv4 address, or its IPv6 /64.
+func Key(addr net.Addr) netip.Addr {
+	var ip netip.Addr
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	return KeyIP(ip)
+}
+
+// KeyIP is Key for an address already parsed.
+func KeyIP(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
+// Conns counts the connections each client has open.
+type Conns struct {
+	max int // per client; 0 = no limit
+	mu  sync.Mutex
+	n   map[netip.Addr]int
+}
+
+// NewConns allows max connections at once per client; max <= 0 means no limit.
+func NewConns(max int) *Conns {
+	return &Conns{max: max, n: make(map[netip.Addr]int)}
+}
+
+// Acquire takes a connection slot for addr's client. ok is false when it has max open
+// already; otherwise release gives the slot back, once.
+func (c *Conns) Acquire(addr net.Addr) (release func(), ok bool) {
+	if c == nil || c.max <= 0 {
+		return func() {}, true
+	}
+	k := Key(addr)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[k] >= c.max {
+		return nil, false
+	}
+	c.n[k]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.n[k]--; c.n[k] <= 0 {
+				delete(c.n, k)
+			}
+		})
+	}, true
+}
+
+// Rate is N events per Per, with bursts of up to N.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// Off says whether r limits nothing.
+func (r Rate) Off() bool { return r.N <= 0 || r.Per <= 0 }
+
+// Limiter returns a token bucket for r, or nil when r is off.
+func (r Rate) Limiter() *rate.Limiter {
+	if r.Off() {
+		return nil
+	}
+	return rate.NewLimiter(rate.Every(r.Per/time.Duration(r.N)), r.N)
+}
+
+// Buckets is a token bucket per key (a client, an inbox). Buckets that have refilled
+// are forgotten, so memory follows the clients active in the last window, not every
+// client ever seen.
+type Buckets[K comparable] struct {
+	rate    Rate
+	mu      sync.Mutex
+	m       map[K]*rate.Limiter
+	sweepAt int // sweep when the map reaches this size
+	now     func() time.Time
+}
+
+// NewBuckets returns buckets of r; an r that is Off allows everything.
+func NewBuckets[K comparable](r Rate) *Buckets[K] {
+	return &Buckets[K]{rate: r, m: make(map[K]*rate.Limiter), sweepAt: 1024, now: time.Now}
+}
+
+// Allow takes a token from key's bucket, reporting whether there was one.
+func (b *Buckets[K]) Allow(key K) bool {
+	if b == nil || b.rate.Off() {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bucket(key).AllowN(b.now(), 1)
+}
+
+// Empty reports whether key's bucket has no token left, taking none: a client that
+// used up its failed logins is refused before it tries again.
+func (b *Buckets[K]) Empty(key K) bool {
+	if b == nil || b.rate.Off() {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.m[key]
+	return ok && l.TokensAt(b.now()) < 1
+}
+
+func (b *Buckets[K]) bucket(key K) *rate.Limiter {
+	if l, ok := b.m[key]; ok {
+		return l
+	}
+	if len(b.m) >= b.sweepAt {
+		now := b.now()
+		for k, l := range b.m {
+			if l.TokensAt(now) >= float64(l.Burst()) {
+				delete(b.m, k)
+			}
+		}
+		// Still full of busy clients: let the map grow, and sweep again at twice the size.
+		b.sweepAt = max(1024, 2*len(b.m))
+	}
+	l := b.rate.Limiter()
+	b.m[key] = l
+	return l
+}
+
+// Listener wraps ln so that a client over its connection limit is answered refusal
+// (a line of the listener's protocol) and closed, never reaching Accept's caller;
+// refused, when not nil, counts it. A connection accepted is released when closed.
+func Listener(ln net.Listener, c *Conns, refusal string, refused func()) net.Listener {
+	if c == nil || c.max <= 0 {
+		return ln
+	}
+	return &listener{Listener: ln, conns: c, refusal: []byte(refusal), refused: refused}
+}
+
+type listener struct {
+	net.Listener
+	conns   *Conns
+	refusal []byte
+	refused func()
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		release, ok := l.conns.Acquire(conn.RemoteAddr())
+		if ok {
+			return &limitedConn{Conn: conn, release: release}, nil
+		}
+		if l.refused != nil {
+			l.refused()
+		}
+		// A new socket's send buffer is empty, so this write does not wait on the
+		// client; the deadline covers a kernel that thinks otherwise.
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		conn.Write(l.refusal)
+		conn.Close()
+	}
+}
+
+type limitedConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}

@@ -1,0 +1,134 @@
+package limit
+
+import (
+	"bufio"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestKey(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"192.0.2.7:25", "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:25", "192.0.2.7"},
+		{"[2001:db8:1:2:3:4:5:6]:993", "2001:db8:1:2::"},
+		{"[2001:db8:1:2:ffff::1]:993", "2001:db8:1:2::"},
+	} {
+		ap := netip.MustParseAddrPort(tt.in)
+		if got := Key(net.TCPAddrFromAddrPort(ap)); got.String() != tt.want {
+			t.Errorf("Key(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestConns(t *testing.T) {
+	c := NewConns(2)
+	a := &net.TCPAddr{IP: net.ParseIP("192.0.2.1")}
+	b := &net.TCPAddr{IP: net.ParseIP("192.0.2.2")}
+	r1, ok1 := c.Acquire(a)
+	_, ok2 := c.Acquire(a)
+	_, ok3 := c.Acquire(a)
+	_, okB := c.Acquire(b)
+	if !ok1 || !ok2 || ok3 || !okB {
+		t.Fatalf("acquire: %v %v %v (want the third refused), other client %v", ok1, ok2, ok3, okB)
+	}
+	r1()
+	r1() // a second release must not free a slot it does not hold
+	if _, ok := c.Acquire(a); !ok {
+		t.Fatal("a released slot was not given back")
+	}
+	if _, ok := c.Acquire(a); ok {
+		t.Fatal("a double release freed two slots")
+	}
+}
+
+func TestBuckets(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	b := NewBuckets[string](Rate{N: 3, Per: time.Minute})
+	b.now = func() time.Time { return now }
+	for i := range 3 {
+		if !b.Allow("x") {
+			t.Fatalf("event %d of a burst of 3 refused", i+1)
+		}
+	}
+	if b.Allow("x") || !b.Empty("x") {
+		t.Fatal("a fourth event within the minute allowed")
+	}
+	if b.Empty("y") || !b.Allow("y") {
+		t.Fatal("another key shares the first's bucket")
+	}
+	now = now.Add(20 * time.Second) // one token back
+	if b.Empty("x") || !b.Allow("x") || b.Allow("x") {
+		t.Fatal("a token refilled in 20s of 3/min was not exactly one")
+	}
+	var off *Buckets[string]
+	if !off.Allow("x") || off.Empty("x") || !NewBuckets[string](Rate{}).Allow("x") {
+		t.Fatal("a nil or zero-rate Buckets limits")
+	}
+}
+
+func TestBucketsForgetIdleKeys(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	b := NewBuckets[int](Rate{N: 1, Per: time.Second})
+	b.now = func() time.Time { return now }
+	for i := range 5000 {
+		b.Allow(i)
+		now = now.Add(time.Millisecond)
+	}
+	if n := len(b.m); n > 2100 {
+		t.Errorf("%d buckets kept after 5000 clients a millisecond apart with 1s buckets; idle ones should go", n)
+	}
+}
+
+func TestListenerRefusesOverLimit(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	ln := Listener(inner, NewConns(1), "421 too many connections\r\n", func() { refused++ })
+	defer ln.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	first, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	served := <-accepted
+	second, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(second).ReadString('\n')
+	if err != nil || line != "421 too many connections\r\n" {
+		t.Fatalf("second connection got %q, %v", line, err)
+	}
+	served.Close() // releases the slot
+	third, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("after the first closed, a new connection was not accepted")
+	}
+	if refused != 1 {
+		t.Errorf("refused counted %d, want 1", refused)
+	}
+}
