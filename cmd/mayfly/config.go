@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -49,6 +50,16 @@ type Config struct {
 
 	SMTPMaxConnections int
 	SMTPTimeout        time.Duration
+
+	MaxConnectionsPerIP     int
+	HTTPMaxConnectionsPerIP int
+	CommandRate             Rate
+	LoginFailures           Rate
+	HTTPRate                Rate
+	RecipientRate           Rate
+	ReceiveRate             Rate
+	TrustedProxies          []netip.Prefix
+
 	ShutdownTimeout    time.Duration
 	LogLevel           string
 	LogFormat          string
@@ -61,6 +72,9 @@ type Rate struct {
 }
 
 func (r Rate) String() string {
+	if r.N < 0 {
+		return "off"
+	}
 	for _, u := range []struct {
 		s string
 		d time.Duration
@@ -176,6 +190,24 @@ func settings() []setting {
 		}},
 		{"smtp-max-connections", "1000", "inbound SMTP sessions at once; later ones wait", positive(func(c *Config) *int { return &c.SMTPMaxConnections })},
 		{"smtp-timeout", "5m", "inbound SMTP: time for one command, or for the whole DATA transfer", duration(func(c *Config) *time.Duration { return &c.SMTPTimeout })},
+		{"max-connections-per-ip", "20", "SMTP submission, IMAP and POP3: connections at once from one client (an IPv4 address or an IPv6 /64), per listener kind; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
+		{"http-max-connections-per-ip", "64", "HTTP: connections at once from one client (a browser opens about six per page, plus a WebSocket per tab); 0 = no limit", atLeastZero(func(c *Config) *int { return &c.HTTPMaxConnectionsPerIP })},
+		{"command-rate", "50/s", "IMAP, POP3 and submission: commands one connection may send, as a count per s, m, h or d (also the burst); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.CommandRate })},
+		{"login-failures", "10/m", "wrong passwords and tokens one client may try over IMAP, POP3, submission and HTTP together before being refused for a while; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.LoginFailures })},
+		{"http-rate", "100/s", "HTTP requests one client may make (health, readiness and metrics exempt); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.HTTPRate })},
+		{"recipient-rate", "600/m", "inbound SMTP: recipients one client may give (go-guerrilla allows no per-connection limit; see docs/security.md); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.RecipientRate })},
+		{"receive-rate", "120/m", "inbound SMTP: messages one inbox may receive on this node, so one flood cannot push everyone's mail out; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.ReceiveRate })},
+		{"trusted-proxies", "", "comma list of CIDRs of HTTP proxies whose X-Forwarded-For names the client, as behind the compose or Kubernetes load balancer; empty = trust none", func(c *Config, v string) error {
+			c.TrustedProxies = nil
+			for _, s := range splitList(v) {
+				p, err := netip.ParsePrefix(s)
+				if err != nil {
+					return fmt.Errorf("%q: want a CIDR such as 10.0.0.0/8", s)
+				}
+				c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+			}
+			return nil
+		}},
 		{"shutdown-timeout", "10s", "on SIGTERM, how long work in flight may finish", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 		{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			switch v {
@@ -224,6 +256,33 @@ func size(field func(*Config) *int64) func(*Config, string) error {
 	return func(c *Config, v string) (err error) {
 		*field(c), err = parseSize(v)
 		return err
+	}
+}
+
+func atLeastZero(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("want a whole number, 0 for no limit")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// rateOrOff reads a rate such as 50/s, or "off" (kept as N = -1, which every server
+// reads as no limit).
+func rateOrOff(field func(*Config) *Rate) func(*Config, string) error {
+	return func(c *Config, v string) (err error) {
+		if v == "off" {
+			*field(c) = Rate{N: -1}
+			return nil
+		}
+		*field(c), err = parseRate(v)
+		if err != nil {
+			return errors.New("want a count per period such as 50/s or 10/m, or off")
+		}
+		return nil
 	}
 }
 

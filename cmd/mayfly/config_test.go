@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +114,38 @@ func TestHelpListsEverySetting(t *testing.T) {
 	for _, v := range []string{"MAYFLY_DOMAINS", "MAYFLY_REDIS_URL", "MAYFLY_MEMORY_LIMIT", "MAYFLY_CORS_ORIGINS", "MAYFLY_DNS", "MAYFLY_TLS_KEY", "MAYFLY_DKIM_SELECTOR", "MAYFLY_SEND_LIMIT", "MAYFLY_OUTBOUND_PORT"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("help does not mention %s", v)
+		}
+	}
+}
+
+// TestConfigurationDocListsEverySetting keeps docs/configuration.md in step with the
+// settings: every flag and its variable in the table, with the default the code has.
+func TestConfigurationDocListsEverySetting(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{} // flag -> its table row
+	for _, line := range strings.Split(string(doc), "\n") {
+		if !strings.HasPrefix(line, "| `-") {
+			continue
+		}
+		first := strings.Split(line, "|")[1]
+		for _, f := range strings.Split(first, ",") {
+			rows[strings.Trim(strings.TrimSpace(f), "`")] = line
+		}
+	}
+	for _, s := range settings() {
+		row, ok := rows["-"+s.name]
+		if !ok {
+			t.Errorf("docs/configuration.md has no row for -%s", s.name)
+			continue
+		}
+		if !strings.Contains(row, "`"+s.env()+"`") {
+			t.Errorf("the row of -%s does not name %s", s.name, s.env())
+		}
+		if s.def != "" && s.name != "hostname" && !strings.Contains(row, "`"+s.def+"`") {
+			t.Errorf("the row of -%s does not give its default `%s`", s.name, s.def)
 		}
 	}
 }
