@@ -37,6 +37,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzAuthDetails$$' -fuzztime $(FUZZTIME) ./server/httpapi
 	$(GO) test -run XXX -fuzz 'FuzzStripOwn$$' -fuzztime $(FUZZTIME) ./server/mailauth
 	$(GO) test -run XXX -fuzz 'FuzzHeaderParsers$$' -fuzztime $(FUZZTIME) ./server/mailauth
+	$(GO) test -run XXX -fuzz 'FuzzParseAddress$$' -fuzztime $(FUZZTIME) ./storage
 	$(GO) test -run XXX -fuzz 'FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./storage/redisstore
 	$(GO) test -run XXX -fuzz 'FuzzEvent$$' -fuzztime $(FUZZTIME) ./storage/redisstore
 	$(GO) test -run XXX -fuzz 'FuzzCommand$$' -fuzztime $(FUZZTIME) ./server/pop3d

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrBadAddress is returned for a string that is not an address Mayfly can hold.
@@ -18,15 +19,22 @@ func ParseAddress(s string) (inbox, tag string, err error) {
 	if at <= 0 || at == len(s)-1 {
 		return "", "", ErrBadAddress
 	}
-	local, domain := s[:at], s[at+1:]
-	// RFC 5321 section 4.5.3.1: 64 octets of local part, 255 of domain.
-	if len(local) > 64 || len(domain) > 255 {
+	// RFC 6531: an address beyond ASCII is UTF-8. Other bytes would turn into U+FFFD
+	// when lowered, and two different recipients into one inbox.
+	if !utf8.ValidString(s) {
+		return "", "", ErrBadAddress
+	}
+	local, domain := s[:at], lower(s[at+1:])
+	// RFC 5321 section 4.5.3.1: 64 octets of local part, 255 of domain; counted after
+	// lowering, which can lengthen a string ("İ" is two bytes, "i̇" three), so that the
+	// inbox itself always parses back.
+	if len(lower(local)) > 64 || len(domain) > 255 {
 		return "", "", ErrBadAddress
 	}
 	if plus := strings.IndexByte(local, '+'); plus > 0 {
 		local, tag = local[:plus], local[plus+1:]
 	}
-	return lower(local) + "@" + lower(domain), tag, nil
+	return lower(local) + "@" + domain, tag, nil
 }
 
 // lower is strings.ToLower without the allocation when s is already lower case,
