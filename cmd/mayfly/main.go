@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -151,7 +150,7 @@ type server interface {
 
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	logConfig(cfg, logger)
-	tlsConfig, err := loadTLS(cfg)
+	cert, tlsConfig, err := newCertificate(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
@@ -244,6 +243,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}, st, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { cert.watch(ctx); return nil })
 	if cfg.RedisURL == "" {
 		g.Go(func() error { tuneGC(ctx); return nil })
 	}
@@ -336,20 +336,6 @@ func logConfig(cfg Config, logger *slog.Logger) {
 		"ttl", cfg.TTL, "max_ttl", cfg.MaxTTL, "max_message_size", cfg.MaxMessageSize, "max_messages", cfg.MaxMessages,
 		"secret", set(cfg.Secret), "api_key", set(cfg.APIKey), "public", cfg.Public,
 		"tls_cert", cfg.TLSCert, "version", version())
-}
-
-func loadTLS(cfg Config) (*tls.Config, error) {
-	var cert tls.Certificate
-	var err error
-	if cfg.TLSCert != "" {
-		cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-	} else {
-		cert, err = selfSigned(cfg.Hostname)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // verifierOrNil keeps a nil *mailauth.Verifier from becoming a non-nil interface.

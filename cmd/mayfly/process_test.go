@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 // process is a mayfly serving in a child process.
 type process struct {
 	smtp, http string
+	log        *syncBuffer // the child's log, as it comes
 	cmd        *exec.Cmd
 	exited     chan error
 	stopOnce   sync.Once
@@ -37,7 +38,7 @@ type process struct {
 // the test.
 func startProcess(t *testing.T, extra ...string) *process {
 	t.Helper()
-	p := &process{smtp: freeAddr(t), http: freeAddr(t), exited: make(chan error, 1)}
+	p := &process{smtp: freeAddr(t), http: freeAddr(t), exited: make(chan error, 1), log: &syncBuffer{}}
 	args := append([]string{"serve", "-smtp-addr", p.smtp, "-http-addr", p.http, "-imap-addr", "", "-pop3-addr", "", "-submission-addr", "",
 		"-domains", "serve.test", "-hostname", "mx.serve.test", "-dns", "127.0.0.1:1"}, extra...)
 	p.cmd = exec.Command(os.Args[0], args...)
@@ -55,6 +56,7 @@ func startProcess(t *testing.T, extra ...string) *process {
 		lines := bufio.NewScanner(stderr)
 		waiting := map[string]bool{"proto=smtp addr=" + p.smtp: true, "proto=http addr=" + p.http: true}
 		for lines.Scan() {
+			p.log.Write(append(lines.Bytes(), '\n'))
 			for want := range waiting {
 				if strings.Contains(lines.Text(), "msg=listening "+want) {
 					delete(waiting, want)

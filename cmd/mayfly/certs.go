@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// certPoll is how often the certificate files are checked for a change: a renewal by
+// certbot or a Kubernetes secret update then needs no signal.
+var certPoll = 30 * time.Second
+
+// certificate is the TLS configuration every listener shares. The configuration
+// handed out stays the same value; each handshake asks it (GetConfigForClient) for
+// the current one, so a new certificate from MAYFLY_TLS_CERT and MAYFLY_TLS_KEY, taken
+// on SIGHUP or when the files change, serves the next handshake without a restart.
+type certificate struct {
+	certFile, keyFile string
+	logger            *slog.Logger
+	current           atomic.Pointer[tls.Config]
+	stamp             []byte // what the files looked like when last loaded
+}
+
+func newCertificate(cfg Config, logger *slog.Logger) (*certificate, *tls.Config, error) {
+	c := &certificate{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, logger: logger}
+	var cert tls.Certificate
+	var err error
+	if c.certFile != "" {
+		c.stamp = c.fileStamp()
+		cert, err = tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	} else {
+		cert, err = selfSigned(cfg.Hostname)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	c.current.Store(configFor(cert))
+	shared := configFor(cert) // Certificates[0] is the one at start, for go-guerrilla's files
+	shared.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return c.current.Load(), nil }
+	return c, shared, nil
+}
+
+func configFor(cert tls.Certificate) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+// fileStamp is the size and modification time of both files: cheap to take, and it
+// changes with any rewrite or symlink swap (as Kubernetes does).
+func (c *certificate) fileStamp() []byte {
+	var b []byte
+	for _, f := range []string{c.certFile, c.keyFile} {
+		if fi, err := os.Stat(f); err == nil {
+			b = fmt.Appendf(b, "%d %d;", fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return b
+}
+
+// reload takes the files again. A pair that does not load keeps the one in service:
+// a half-written renewal must not leave the listeners without a certificate.
+func (c *certificate) reload(why string) {
+	c.stamp = c.fileStamp()
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		c.logger.Error("tls certificate not reloaded; the previous one stays", "why", why, "err", err)
+		return
+	}
+	c.current.Store(configFor(cert))
+	c.logger.Info("tls certificate reloaded", "why", why, "cert", c.certFile)
+}
+
+// watch reloads on SIGHUP and on a change of the files, until ctx ends.
+func (c *certificate) watch(ctx context.Context) {
+	if c.certFile == "" {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(certPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			c.reload("SIGHUP")
+		case <-tick.C:
+			if !bytes.Equal(c.fileStamp(), c.stamp) {
+				c.reload("files changed")
+			}
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// writeCertificate writes a self-signed pair for name to certFile and keyFile.
+func writeCertificate(t *testing.T, name, certFile, keyFile string) {
+	t.Helper()
+	cert, err := selfSigned(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written aside and renamed, as a renewal tool does, so a reload never sees half a file.
+	for file, data := range map[string][]byte{
+		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}),
+	} {
+		if err := os.WriteFile(file+".new", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".new", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// pop3Certificate opens a POP3 session, upgrades it with STLS and returns the name in
+// the certificate the server showed.
+func pop3Certificate(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("greeting %q %v", line, err)
+	}
+	conn.Write([]byte("STLS\r\n"))
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("STLS: %q %v", line, err)
+	}
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) // the name is what is checked
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	return tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// waitCertificate polls new POP3 sessions until the server shows want's certificate.
+func waitCertificate(t *testing.T, addr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := pop3Certificate(t, addr)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still shows %q, want %q", got, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server, with a deadline
+	}
+}
+
+func TestCertificateReloadsWhenFilesChange(t *testing.T) {
+	old := certPoll
+	certPoll = 20 * time.Millisecond
+	t.Cleanup(func() { certPoll = old })
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCertificate(t, "first.serve.test", certFile, keyFile)
+	n := startNode(t, "-tls-cert", certFile, "-tls-key", keyFile)
+	if got := pop3Certificate(t, n.pop3); got != "first.serve.test" {
+		t.Fatalf("certificate at start: %q", got)
+	}
+	// A broken pair (a renewal half done) keeps the one in service.
+	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(n.log.String(), "tls certificate not reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("a broken key file was not noticed")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the log, with a deadline
+	}
+	if got := pop3Certificate(t, n.pop3); got != "first.serve.test" {
+		t.Fatalf("after a broken renewal the server shows %q", got)
+	}
+	writeCertificate(t, "second.serve.test", certFile, keyFile)
+	waitCertificate(t, n.pop3, "second.serve.test")
+}
+
+func TestCertificateReloadsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCertificate(t, "first.serve.test", certFile, keyFile)
+	pop3 := freeAddr(t)
+	p := startProcess(t, "-pop3-addr", pop3, "-tls-cert", certFile, "-tls-key", keyFile)
+	waitCertificate(t, pop3, "first.serve.test")
+	writeCertificate(t, "second.serve.test", certFile, keyFile)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitCertificate(t, pop3, "second.serve.test")
+	// The file check runs every 30s; the log says it was the signal.
+	if !strings.Contains(p.log.String(), `why=SIGHUP`) {
+		t.Errorf("no reload on SIGHUP in the log:\n%s", p.log.String())
+	}
+}
