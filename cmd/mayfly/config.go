@@ -60,9 +60,9 @@ type Config struct {
 	ReceiveRate             Rate
 	TrustedProxies          []netip.Prefix
 
-	ShutdownTimeout    time.Duration
-	LogLevel           string
-	LogFormat          string
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
 }
 
 // Rate is a number of events per period, written "20/h".
