@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/subtle"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -55,14 +52,18 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if token == "" {
 			return errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
 		}
-		ip := c.RealIP()
+		// A client out of failures is refused even with the right token: a guesser
+		// must not learn which of its guesses would have worked.
+		key := s.clientKey(c)
+		if s.opts.LoginFailures.Empty(key) {
+			s.metrics.refused.WithLabelValues("failures").Inc()
+			return errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address, try later")
+		}
 		if s.opts.APIKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.APIKey)) == 1 || s.tokens.Valid(inbox, token) {
 			return next(c)
 		}
 		s.metrics.authFailures.Inc()
-		if err := s.guard.fail(c.Request().Context(), ip); err != nil {
-			return err
-		}
+		s.opts.LoginFailures.Allow(key)
 		return errorf(http.StatusForbidden, "forbidden", "that token does not open %s", inbox)
 	}
 }
@@ -74,78 +75,4 @@ func bearer(r *http.Request) string {
 		return strings.TrimSpace(t)
 	}
 	return r.URL.Query().Get("token")
-}
-
-// failureGuard slows down clients that keep presenting wrong tokens: past
-// freeFailures in a window, each further failure waits twice as long as the last, up
-// to maxPenalty. Guessing a 128-bit token is hopeless anyway; this keeps the attempts
-// from costing us much.
-type failureGuard struct {
-	mu  sync.Mutex
-	ips map[string]*failures
-	now func() time.Time
-}
-
-type failures struct {
-	n     int
-	since time.Time
-}
-
-const (
-	freeFailures  = 10
-	failureWindow = 10 * time.Minute
-	maxPenalty    = 5 * time.Second
-	maxTrackedIPs = 100_000
-)
-
-func newFailureGuard() *failureGuard {
-	return &failureGuard{ips: make(map[string]*failures), now: time.Now}
-}
-
-// fail counts a failure of ip and waits out its penalty, or until ctx ends.
-func (g *failureGuard) fail(ctx context.Context, ip string) error {
-	penalty := g.record(ip)
-	if penalty == 0 {
-		return nil
-	}
-	t := time.NewTimer(penalty)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return nil
-}
-
-func (g *failureGuard) record(ip string) time.Duration {
-	now := g.now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	f := g.ips[ip]
-	if f == nil || now.Sub(f.since) > failureWindow {
-		if len(g.ips) >= maxTrackedIPs {
-			g.forgetOldLocked(now)
-		}
-		f = &failures{since: now}
-		g.ips[ip] = f
-	}
-	f.n++
-	if f.n <= freeFailures {
-		return 0
-	}
-	shift := min(f.n-freeFailures, 16)
-	return min(time.Duration(1<<shift)*50*time.Millisecond, maxPenalty)
-}
-
-// forgetOldLocked drops the IPs whose window has passed, or all of them when none has:
-// the table must not grow without bound under a spray of source addresses.
-func (g *failureGuard) forgetOldLocked(now time.Time) {
-	for ip, f := range g.ips {
-		if now.Sub(f.since) > failureWindow {
-			delete(g.ips, ip)
-		}
-	}
-	if len(g.ips) >= maxTrackedIPs {
-		clear(g.ips)
-	}
 }

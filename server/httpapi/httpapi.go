@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -46,6 +48,22 @@ type Options struct {
 	MailClients []Endpoint
 	// Replier sends replies for POST .../reply; nil = the route answers 501.
 	Replier replier
+
+	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
+	// IPv6 /64) may hold at once; more are answered 429 too_many_connections and closed.
+	// 0 = 64, negative = no limit. Trusted proxies are not counted.
+	MaxConnectionsPerIP int
+	// RequestRate is how many requests one client may make, with bursts of as many;
+	// more are answered 429 rate_limited with a Retry-After. /healthz, /readyz and
+	// /metrics are exempt. Zero = 100 per second; N < 0 = no limit.
+	RequestRate limit.Rate
+	// LoginFailures counts wrong tokens per client, shared with the mail servers so a
+	// guesser is throttled across protocols: a client with none left is answered 429
+	// too_many_failures before its token is looked at. nil = no throttle.
+	LoginFailures *limit.Buckets[netip.Addr]
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client;
+	// none by default, so a client cannot choose whom its requests count against.
+	TrustedProxies []netip.Prefix
 }
 
 // store is what the API needs of storage.Store.
@@ -69,8 +87,14 @@ type Server struct {
 	tokens  *storage.Tokens
 	echo    *echo.Echo
 	parsed  *parseCache
-	guard   *failureGuard
 	metrics *metrics
+	// conns and requests are the per-client limits; nil = none.
+	conns    *limit.Conns
+	requests *limit.Buckets[netip.Addr]
+	// readTimeout bounds reading a request, body included, and readHeaderTimeout its
+	// headers; variables for tests.
+	readTimeout       time.Duration
+	readHeaderTimeout time.Duration
 	// sockets are the WebSocket sessions, which http.Server.Shutdown does not wait for;
 	// once closing, no new one starts.
 	writeWait time.Duration // a WebSocket client that takes no frame for this long is dropped
@@ -100,15 +124,28 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	if opts.MaxConnectionsPerIP == 0 {
+		opts.MaxConnectionsPerIP = defaultMaxConnections
+	}
+	if opts.RequestRate == (limit.Rate{}) {
+		opts.RequestRate = defaultRequestRate
+	}
 	s := &Server{
-		opts:      opts,
-		store:     st,
-		logger:    logger.With("proto", "http"),
-		tokens:    storage.NewTokens(opts.Secret),
-		parsed:    newParseCache(512),
-		guard:     newFailureGuard(),
-		metrics:   newMetrics(opts.Registry),
-		writeWait: writeWait,
+		opts:              opts,
+		store:             st,
+		logger:            logger.With("proto", "http"),
+		tokens:            storage.NewTokens(opts.Secret),
+		parsed:            newParseCache(512),
+		metrics:           newMetrics(opts.Registry),
+		readTimeout:       defaultReadTimeout,
+		readHeaderTimeout: defaultReadHeaderTimeout,
+		writeWait:         writeWait,
+	}
+	if opts.MaxConnectionsPerIP > 0 {
+		s.conns = limit.NewConns(opts.MaxConnectionsPerIP)
+	}
+	if !opts.RequestRate.Off() {
+		s.requests = limit.NewBuckets[netip.Addr](opts.RequestRate)
 	}
 	s.echo = s.routes()
 	return s
@@ -129,9 +166,15 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on ln until ctx ends, then lets requests in flight finish for at most
 // Options.ShutdownTimeout; waits in flight end at once with their current answer.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ln = s.limitConns(ln)
+	// A slow client may not hold a connection by trickling a request: its headers have
+	// readHeaderTimeout to arrive, all of it readTimeout. That covers reading the
+	// request, not the handler's work: net/http clears the deadline once the body is
+	// read (a wait has none to read), and a hijacked WebSocket sets its own.
 	srv := &http.Server{
 		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.readHeaderTimeout,
+		ReadTimeout:       s.readTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
@@ -164,9 +207,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The peer's address, not X-Forwarded-For: a header any client can set must not
-	// decide whose failures are counted. TODO(#8): trusted proxies.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The peer's address, not X-Forwarded-For, unless the peer is a trusted proxy: a
+	// header any client can set must not decide whose requests and failures are counted.
+	e.IPExtractor = func(r *http.Request) string { return s.clientIP(r).String() }
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -175,6 +218,7 @@ func (s *Server) routes() *echo.Echo {
 		},
 	}))
 	e.Use(s.metrics.middleware)
+	e.Use(s.limitRate)
 	e.Use(middleware.BodyLimit(strconv.Itoa(maxBody)))
 	// echo reads no origins as "any origin"; ours reads them as none.
 	if len(s.opts.CORSOrigins) > 0 {

@@ -63,11 +63,20 @@ type env struct {
 
 func newEnv(t testing.TB, st fullStore, opts Options) *env {
 	t.Helper()
+	return newEnvWith(t, st, opts, nil)
+}
+
+// newEnvWith is newEnv with a hook that may change the server before it serves.
+func newEnvWith(t testing.TB, st fullStore, opts Options, before func(*Server)) *env {
+	t.Helper()
 	if opts.Domains == nil {
 		opts.Domains = []string{"mayfly.test", "other.test"}
 	}
 	opts.Secret = []byte(secret)
 	srv := New(opts, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if before != nil {
+		before(srv)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -432,35 +441,6 @@ func TestWaitFilters(t *testing.T) {
 		}
 	}
 	wantError(t, e.do("GET", "/api/v1/inboxes/"+in.Address+"/wait?timeout=300ms&dkim=pass", in.Token, nil), 408)
-}
-
-func TestFailedAttemptsSlowDown(t *testing.T) {
-	g := newFailureGuard()
-	now := time.Now()
-	g.now = func() time.Time { return now }
-	for i := range freeFailures {
-		if d := g.record("192.0.2.1"); d != 0 {
-			t.Fatalf("failure %d delayed %v, want none within the free ones", i+1, d)
-		}
-	}
-	var last time.Duration
-	for range 10 {
-		d := g.record("192.0.2.1")
-		if d <= last && d != maxPenalty {
-			t.Errorf("penalty %v after %v, want growing up to %v", d, last, maxPenalty)
-		}
-		last = d
-	}
-	if last != maxPenalty {
-		t.Errorf("penalty after many failures = %v, want %v", last, maxPenalty)
-	}
-	if d := g.record("192.0.2.2"); d != 0 {
-		t.Errorf("another IP delayed %v", d)
-	}
-	now = now.Add(failureWindow + time.Second)
-	if d := g.record("192.0.2.1"); d != 0 {
-		t.Errorf("after the window: delayed %v, want none", d)
-	}
 }
 
 func TestCORS(t *testing.T) {

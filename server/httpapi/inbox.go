@@ -41,7 +41,7 @@ func (s *Server) createInbox(c echo.Context) error {
 	var req createRequest
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		return err
+		return s.bodyError(err)
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		dec := json.NewDecoder(strings.NewReader(string(body)))

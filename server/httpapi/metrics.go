@@ -13,6 +13,7 @@ type metrics struct {
 	waiters      prometheus.Gauge
 	websockets   prometheus.Gauge
 	authFailures prometheus.Counter
+	refused      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,8 +35,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mayfly_http_auth_failures_total",
 			Help: "Requests refused for a wrong token.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_http_refused_total",
+			Help: "Connections and requests refused by a per-client limit: connections at once, request rate, wrong tokens.",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures)
+	for _, reason := range []string{"connections", "rate", "failures"} {
+		m.refused.WithLabelValues(reason) // every reason shows, at 0, before its first refusal
+	}
+	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures, m.refused)
 	return m
 }
 

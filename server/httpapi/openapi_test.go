@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -79,22 +81,23 @@ func TestOpenAPIValidates(t *testing.T) {
 // openAPIErrors are the error statuses each operation must document: what its handler,
 // authorize, the body limit and handleError can answer.
 var openAPIErrors = map[string][]int{
-	"createInbox":     {400, 413, 500, 503},
-	"deleteInbox":     {400, 401, 403, 500, 503},
-	"listMessages":    {400, 401, 403, 500, 503},
-	"getMessage":      {400, 401, 403, 404, 500, 503},
-	"deleteMessage":   {400, 401, 403, 404, 500, 503},
-	"getRawMessage":   {400, 401, 403, 404, 500, 503},
-	"getMessageHTML":  {400, 401, 403, 404, 500, 503},
-	"getService":      {500},
-	"replyToMessage":  {400, 401, 403, 404, 413, 429, 500, 501, 503},
-	"getAttachment":   {400, 401, 403, 404, 500, 503},
-	"waitForMessages": {400, 401, 403, 408, 500, 503},
-	"watchInbox":      {400, 401, 403, 500, 503},
-	"readyz":          {500, 503},
-	"healthz":         {500},
-	"getOpenAPI":      {500},
-	"metrics":         {500},
+	"createInbox":     {400, 408, 413, 429, 500, 503},
+	"deleteInbox":     {400, 401, 403, 429, 500, 503},
+	"listMessages":    {400, 401, 403, 429, 500, 503},
+	"getMessage":      {400, 401, 403, 404, 429, 500, 503},
+	"deleteMessage":   {400, 401, 403, 404, 429, 500, 503},
+	"getRawMessage":   {400, 401, 403, 404, 429, 500, 503},
+	"getMessageHTML":  {400, 401, 403, 404, 429, 500, 503},
+	"getService":      {429, 500},
+	"replyToMessage":  {400, 401, 403, 404, 408, 413, 429, 500, 501, 503},
+	"getAttachment":   {400, 401, 403, 404, 429, 500, 503},
+	"waitForMessages": {400, 401, 403, 408, 429, 500, 503},
+	"watchInbox":      {400, 401, 403, 429, 500, 503},
+	"getOpenAPI":      {429, 500},
+	// Probes and scrapers are not rate limited.
+	"readyz":  {500, 503},
+	"healthz": {500},
+	"metrics": {500},
 }
 
 func TestOpenAPIOperations(t *testing.T) {
@@ -253,6 +256,14 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{Protocol: "IMAP", Host: "mail.mayfly.test", Port: 143, Security: "STARTTLS"},
 		{Protocol: "POP3", Host: "mail.mayfly.test", Port: 995, Security: "TLS"},
 	}})
+	// Every request of httptest comes from 192.0.2.1, which has used up its requests on
+	// one server and its wrong tokens on another.
+	client := netip.MustParseAddr("192.0.2.1")
+	rated := newOpenAPIServer(t, st, Options{RequestRate: limit.Rate{N: 1, Per: time.Hour}})
+	rated.requests.Allow(client)
+	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 1, Per: time.Hour})
+	failures.Allow(client)
+	throttled := newOpenAPIServer(t, st, Options{LoginFailures: failures})
 	doc := loadOpenAPI(t)
 
 	box := "box@mayfly.test"
@@ -317,6 +328,9 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"wait since", "GET", base + "/wait?timeout=5s&since=" + m.ID, "/api/v1/inboxes/{address}/wait", token, "", s, 200},
 		{"wait times out", "GET", base + "/wait?timeout=50ms&subject=nothing", "/api/v1/inboxes/{address}/wait", token, "", s, 408},
 		{"wait bad count", "GET", base + "/wait?count=0", "/api/v1/inboxes/{address}/wait", token, "", s, 400},
+		{"create rate limited", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", "", rated, 429},
+		{"list rate limited", "GET", base + "/messages", "/api/v1/inboxes/{address}/messages", token, "", rated, 429},
+		{"list after wrong tokens", "GET", base + "/messages", "/api/v1/inboxes/{address}/messages", token, "", throttled, 429},
 		{"healthz", "GET", "/healthz", "/healthz", "", "", s, 200},
 		{"readyz", "GET", "/readyz", "/readyz", "", "", s, 200},
 		{"not ready", "GET", "/readyz", "/readyz", "", "", down, 503},

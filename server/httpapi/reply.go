@@ -3,7 +3,9 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +42,9 @@ func (s *Server) reply(c echo.Context) error {
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return s.bodyError(err)
+		}
 		return errorf(http.StatusBadRequest, "bad_request", "body: want {\"text\", \"html\"}: %v", err)
 	}
 	if strings.TrimSpace(req.Text) == "" && strings.TrimSpace(req.HTML) == "" {

@@ -59,7 +59,7 @@ func BenchmarkFetchEnvelope200(b *testing.B) {
 
 func benchFetchEnvelope(b *testing.B, mk func(*testing.B) (storage.Store, storage.Store), raw []byte, cold bool) {
 	st, _ := mk(b)
-	srv := startServer(b, st, false)
+	srv := startServer(b, st, false, noCommandRate)
 	inbox, _ := newInbox()
 	for i := range 200 {
 		put(b, st, inbox, fmt.Sprintf("m%d", i), raw)

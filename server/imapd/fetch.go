@@ -16,8 +16,11 @@ import (
 // FETCH of a UID that is gone is answered the same way (RFC 9051 section 6.4.9). Its
 // EXPUNGE follows at the next command that allows one.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) (err error) {
+	defer s.polled(&err)
 	defer s.guard("fetch", &err)
-	s.count(uidName("fetch", numSet))
+	if err := s.command(uidName("fetch", numSet)); err != nil {
+		return err
+	}
 	v := s.view
 	needRaw := options.BodyStructure != nil || len(options.BodySection) > 0 ||
 		len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
@@ -214,8 +217,11 @@ next:
 // Store answers STORE and UID STORE: \Seen, \Answered, \Flagged and \Deleted go to
 // the store, where every view sees them; other flags last as long as the session.
 func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) (err error) {
+	defer s.polled(&err)
 	defer s.guard("store", &err)
-	s.count(uidName("store", numSet))
+	if err := s.command(uidName("store", numSet)); err != nil {
+		return err
+	}
 	v := s.view
 	if v.readOnly {
 		return cannot(v.mailbox.String() + " was opened with EXAMINE: flags cannot change")
@@ -266,11 +272,14 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 // \Deleted are deleted from the store, for every view. The EXPUNGE responses follow
 // from the view, as for deletions made elsewhere.
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) (err error) {
+	defer s.polled(&err)
 	defer s.guard("expunge", &err)
+	command := "expunge"
 	if uids != nil {
-		s.count("uid expunge")
-	} else {
-		s.count("expunge")
+		command = "uid expunge"
+	}
+	if err := s.command(command); err != nil {
+		return err
 	}
 	v := s.view
 	if v.readOnly {

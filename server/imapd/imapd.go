@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -37,6 +39,18 @@ type Options struct {
 	TLS             *tls.Config   // for STARTTLS and TLSAddr; nil = no STARTTLS, no TLSAddr
 	MaxConnections  int           // open at once, on all listeners; later ones get a BYE; 0 = 1000
 	ShutdownTimeout time.Duration // how long sessions get to go after their BYE; 0 = 10s
+	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
+	// IPv6 /64) may have open at once on both listeners; more get a BYE at once.
+	// 0 = 20; negative = no limit.
+	MaxConnectionsPerIP int
+	// CommandRate is how many commands one connection may send; past it the client
+	// gets a BYE and the connection closes. Zero = 50 a second, in bursts of up to 50;
+	// N < 0 = no limit.
+	CommandRate limit.Rate
+	// LoginFailures counts wrong passwords per client, shared with the other servers
+	// that take a token; a client whose bucket is empty is refused before its password
+	// is checked. nil = no limit.
+	LoginFailures *limit.Buckets[netip.Addr]
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
 }
@@ -61,6 +75,7 @@ type Server struct {
 	domains map[string]bool
 	caps    imap.CapSet
 	open    atomic.Int64 // connections open on every listener
+	perIP   *limit.Conns // connections open per client, on every listener
 	// envelopes are shared by every session: many clients, one inbox, same headers.
 	envelopes *envelopeCache
 
@@ -69,6 +84,8 @@ type Server struct {
 	authFailDelay time.Duration       // a wrong password waits this long before its NO
 	opTimeout     time.Duration       // one store call; past it the command gets NO [UNAVAILABLE]
 	retryMax      time.Duration       // the longest wait between attempts to resubscribe
+	loginTimeout  time.Duration       // before login: the longest wait for a command line, and for its end
+	autologout    time.Duration       // after login: the same, IDLE included
 }
 
 // New returns an IMAP server over st; Run serves it.
@@ -81,6 +98,12 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = "mayfly"
+	}
+	if opts.MaxConnectionsPerIP == 0 {
+		opts.MaxConnectionsPerIP = 20
+	}
+	if opts.CommandRate == (limit.Rate{}) {
+		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
 	}
 	if opts.Keys.Tokens == nil {
 		// A nil Tokens would panic in Keys.Opens, and Tokens under an empty secret would
@@ -98,11 +121,15 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		metrics:       newMetrics(opts.Metrics),
 		domains:       domains,
 		caps:          capabilities(),
+		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
 		envelopes:     newEnvelopeCache(1024),
 		loopback:      isLoopback,
 		authFailDelay: time.Second,
 		opTimeout:     15 * time.Second,
 		retryMax:      5 * time.Second,
+		loginTimeout:  time.Minute,
+		// RFC 3501 section 5.4: the autologout timer is at least 30 minutes.
+		autologout: 30 * time.Minute,
 	}
 }
 
@@ -181,6 +208,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	}
 	l := newListener(s, ln.Addr(), implicitTLS)
 	s.logger.Info("listening", "addr", ln.Addr().String(), "implicit_tls", implicitTLS, "starttls", !implicitTLS && s.opts.TLS != nil)
+	// A client over its connection limit gets its BYE before any session is made for
+	// it. An IMAPS client would need a TLS handshake to read one, which is the work the
+	// limit saves, so it just sees the connection close.
+	refusal := "* BYE too many connections from your address\r\n"
+	if implicitTLS {
+		refusal = ""
+	}
+	ln = limit.Listener(ln, s.perIP, refusal, func() {
+		s.metrics.refused.WithLabelValues(refusedConnections).Inc()
+	})
 
 	// imapserver's own accept loops take connections from ours, which has picked for
 	// each whether it may log in without TLS: imapserver decides that per server.
@@ -380,10 +417,58 @@ type conn struct {
 	l         *listener
 	closeOnce sync.Once
 
+	// loggedIn moves the read deadlines from the login timeout to the autologout one.
+	loggedIn atomic.Bool
+	timedOut atomic.Bool // a read deadline has passed: nothing more is read
+
 	// Guarded by l.mu.
 	imap   *imapserver.Conn
 	refs   int // the socket, and the session while open
 	closed bool
+}
+
+// SetReadDeadline applies the slow-client rule. imapserver sets a read deadline
+// before it waits for a command and again once the command has begun, never per read,
+// so a line sent a byte at a time still ends at the deadline. Its timeouts are fixed
+// (30s for the next line before login and for the rest of any line, 35min for the
+// next line after login and for IDLE's DONE, 5min for an APPEND literal); the socket
+// gets the earlier of its deadline and ours, loginTimeout from now before login and
+// autologout after. TLS passes deadlines down to here.
+func (c *conn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.capDeadline(t))
+}
+
+// Read makes a read timeout final. imapserver answers a command whose arguments timed
+// out with a NO and reads on, so a client that sends each line too slowly would keep
+// its connection for good at the cost of a NO a line.
+func (c *conn) Read(b []byte) (int, error) {
+	if c.timedOut.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n, err := c.Conn.Read(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut.Store(true)
+	}
+	return n, err
+}
+
+// SetDeadline caps the read half as SetReadDeadline does.
+func (c *conn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(c.capDeadline(t))
+}
+
+func (c *conn) capDeadline(t time.Time) time.Time {
+	d := c.l.srv.loginTimeout
+	if c.loggedIn.Load() {
+		d = c.l.srv.autologout
+	}
+	if latest := time.Now().Add(d); t.IsZero() || latest.Before(t) {
+		return latest
+	}
+	return t
 }
 
 func (c *conn) Close() error {

@@ -11,7 +11,15 @@ type metrics struct {
 	logins   *prometheus.CounterVec // by result: ok, failed
 	commands *prometheus.CounterVec // by command, a fixed set
 	rejected prometheus.Counter
+	refused  *prometheus.CounterVec // by reason: the refused* constants
 }
+
+// Reasons of mayfly_imap_refused_total: the per-client limits.
+const (
+	refusedConnections = "connections" // MaxConnectionsPerIP open already
+	refusedCommands    = "commands"    // over CommandRate
+	refusedLogins      = "logins"      // LoginFailures used up
+)
 
 // commandNames are the labels of mayfly_imap_commands_total. imapserver parses the
 // commands and calls the session, so the count is taken where it calls us: commands
@@ -42,14 +50,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mayfly_imap_rejected_connections_total",
 			Help: "IMAP connections turned away with a BYE because MaxConnections were open.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_imap_refused_total",
+			Help: "IMAP clients refused by a per-client limit, by reason: connections (too many open from one address; a BYE, or a close on IMAPS), commands (too many commands on a connection; a BYE), logins (too many failed logins from one address; a NO before the password is checked).",
+		}, []string{"reason"}),
 	}
 	m.logins.WithLabelValues("ok")
 	m.logins.WithLabelValues("failed")
+	for _, r := range []string{refusedConnections, refusedCommands, refusedLogins} {
+		m.refused.WithLabelValues(r)
+	}
 	for _, name := range commandNames {
 		m.commands.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.logins, m.commands, m.rejected)
+		reg.MustRegister(m.sessions, m.logins, m.commands, m.rejected, m.refused)
 	}
 	return m
 }

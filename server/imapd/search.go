@@ -17,11 +17,14 @@ import (
 // what the view holds; header and text keys on the stored message, fetched only when
 // the cheaper keys have not already decided.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (data *imap.SearchData, err error) {
+	defer s.polled(&err)
 	defer s.guard("search", &err)
+	command := "search"
 	if kind == imapserver.NumKindUID {
-		s.count("uid search")
-	} else {
-		s.count("search")
+		command = "uid search"
+	}
+	if err := s.command(command); err != nil {
+		return nil, err
 	}
 	v := s.view
 	v.mu.Lock()

@@ -8,11 +8,14 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"golang.org/x/time/rate"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -28,6 +31,11 @@ type session struct {
 	closeOnce sync.Once
 
 	inbox string // set by a successful login
+
+	rate *rate.Limiter // Options.CommandRate; nil = no limit
+	// answered says that the last command reached a method of ours and succeeded, so
+	// the Poll imapserver makes after it is part of it, not a NOOP of its own.
+	answered atomic.Bool
 
 	// mu guards view against Idle's goroutine, which imapserver leaves running when
 	// the connection fails during IDLE (or the client ends it with something other
@@ -48,6 +56,7 @@ func newSession(l *listener, c *conn) *session {
 		logger: l.srv.logger.With("remote", c.RemoteAddr().String()),
 		ctx:    ctx,
 		cancel: cancel,
+		rate:   l.srv.opts.CommandRate.Limiter(),
 	}
 	s.srv.metrics.sessions.Inc()
 	return s
@@ -86,6 +95,42 @@ func (s *session) count(command string) {
 	s.srv.metrics.commands.WithLabelValues(command).Inc()
 }
 
+// command counts a command that reached the session and takes it from the
+// connection's CommandRate.
+func (s *session) command(name string) error {
+	s.count(name)
+	return s.take()
+}
+
+// take takes one command from the connection's CommandRate. Past the rate the client
+// is told BYE and the connection closes; the error is for imapserver, whose answer to
+// the command goes nowhere.
+//
+// imapserver calls the session for most commands, and calls Poll after every one that
+// succeeds, including NOOP, CHECK, CAPABILITY and ENABLE, which it otherwise answers
+// alone: so every command of a logged-in client is taken here once, but for those that
+// fail in imapserver's own checks (syntax, state) without touching the store. LOGIN is
+// not taken: a connection logs in once, and a wrong password costs authFailDelay.
+func (s *session) take() error {
+	if s.rate == nil || s.rate.Allow() {
+		return nil
+	}
+	s.srv.metrics.refused.WithLabelValues(refusedCommands).Inc()
+	s.logger.Warn("too many commands, closing the connection")
+	// Bye waits for a response being written to end; no method it is called from is
+	// inside one (AUTHENTICATE's Login would be, and is not taken).
+	if ic := s.c.imapConn(); ic != nil {
+		ic.Bye("too many commands, slow down")
+	}
+	return bye("too many commands, slow down")
+}
+
+// polled is deferred by the commands imapserver polls after when they succeed: all
+// but LOGIN, AUTHENTICATE, SELECT and EXAMINE, which never leave answered set.
+func (s *session) polled(err *error) {
+	s.answered.Store(*err == nil)
+}
+
 // guard turns a panic in a command into a NO for that command, so that one odd
 // message or request costs the client one answer, not its connection.
 func (s *session) guard(command string, err *error) {
@@ -99,23 +144,39 @@ func (s *session) guard(command string, err *error) {
 // imapserver decodes (and whose authorization identity it checks) for us.
 func (s *session) Login(username, password string) error {
 	s.count("login")
+	client := limit.Key(s.c.RemoteAddr())
+	if s.srv.opts.LoginFailures.Empty(client) {
+		// Refused before the password is looked at, so a guesser learns nothing, and
+		// the right password waits too: the client's address is what is throttled.
+		s.srv.metrics.refused.WithLabelValues(refusedLogins).Inc()
+		s.logger.Debug("login refused: too many failed logins from this address")
+		s.pause()
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "too many failed logins from your address, try later"}
+	}
 	inbox, err := s.srv.authenticate(username, password)
 	if err != nil {
+		s.srv.opts.LoginFailures.Allow(client)
 		s.srv.metrics.logins.WithLabelValues("failed").Inc()
 		s.logger.Debug("login refused", "err", err)
-		// Tokens are too long to guess; the pause only keeps a script from trying
-		// addresses and keys as fast as the network allows.
-		select {
-		case <-time.After(s.srv.authFailDelay):
-		case <-s.ctx.Done():
-		}
+		s.pause()
 		return imapserver.ErrAuthFailed
 	}
+	s.c.loggedIn.Store(true)
 	s.inbox = inbox
 	s.logger = s.logger.With("inbox", inbox)
 	s.srv.metrics.logins.WithLabelValues("ok").Inc()
 	s.logger.Debug("logged in")
 	return nil
+}
+
+// pause answers a refused login late. Tokens are too long to guess; the pause only
+// keeps a script from trying addresses and keys as fast as the network allows, and it
+// is why LOGIN needs no command rate.
+func (s *session) pause() {
+	select {
+	case <-time.After(s.srv.authFailDelay):
+	case <-s.ctx.Done():
+	}
 }
 
 var (
@@ -241,10 +302,13 @@ func (s *session) opCtx() (context.Context, context.CancelFunc) {
 
 func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.SelectData, err error) {
 	defer s.guard("select", &err)
+	s.answered.Store(false) // imapserver's SELECT calls Unselect first, and polls after neither
+	command := "select"
 	if options.ReadOnly {
-		s.count("examine")
-	} else {
-		s.count("select")
+		command = "examine"
+	}
+	if err := s.command(command); err != nil {
+		return nil, err
 	}
 	mb, ok := mailboxNamed(name)
 	if !ok {
@@ -259,14 +323,20 @@ func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.S
 	return data, nil
 }
 
-func (s *session) Unselect() error {
-	s.count("unselect")
+func (s *session) Unselect() (err error) {
+	defer s.polled(&err)
+	if err := s.command("unselect"); err != nil {
+		return err
+	}
 	s.setView(nil)
 	return nil
 }
 
-func (s *session) Create(name string, options *imap.CreateOptions) error {
-	s.count("create")
+func (s *session) Create(name string, options *imap.CreateOptions) (err error) {
+	defer s.polled(&err)
+	if err := s.command("create"); err != nil {
+		return err
+	}
 	if mb, ok := mailboxNamed(name); ok {
 		// RFC 9051 section 6.3.4: creating a mailbox that exists is an error. Clients
 		// that did not find Sent by its \Sent attribute try this.
@@ -275,8 +345,11 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	return cannot("Each address has two mailboxes, INBOX and Sent; no others can be made")
 }
 
-func (s *session) Delete(name string) error {
-	s.count("delete")
+func (s *session) Delete(name string) (err error) {
+	defer s.polled(&err)
+	if err := s.command("delete"); err != nil {
+		return err
+	}
 	mb, ok := mailboxNamed(name)
 	if !ok {
 		return noMailbox(name)
@@ -284,8 +357,11 @@ func (s *session) Delete(name string) error {
 	return cannot(fmt.Sprintf("%s cannot be deleted; its mail expires by itself", mb))
 }
 
-func (s *session) Rename(name, newName string, options *imap.RenameOptions) error {
-	s.count("rename")
+func (s *session) Rename(name, newName string, options *imap.RenameOptions) (err error) {
+	defer s.polled(&err)
+	if err := s.command("rename"); err != nil {
+		return err
+	}
 	mb, ok := mailboxNamed(name)
 	if !ok {
 		return noMailbox(name)
@@ -293,16 +369,22 @@ func (s *session) Rename(name, newName string, options *imap.RenameOptions) erro
 	return cannot(fmt.Sprintf("%s cannot be renamed", mb))
 }
 
-func (s *session) Subscribe(name string) error {
-	s.count("subscribe")
+func (s *session) Subscribe(name string) (err error) {
+	defer s.polled(&err)
+	if err := s.command("subscribe"); err != nil {
+		return err
+	}
 	if _, ok := mailboxNamed(name); !ok {
 		return noMailbox(name)
 	}
 	return nil // both mailboxes are always subscribed
 }
 
-func (s *session) Unsubscribe(name string) error {
-	s.count("unsubscribe")
+func (s *session) Unsubscribe(name string) (err error) {
+	defer s.polled(&err)
+	if err := s.command("unsubscribe"); err != nil {
+		return err
+	}
 	mb, ok := mailboxNamed(name)
 	if !ok {
 		return noMailbox(name)
@@ -311,8 +393,11 @@ func (s *session) Unsubscribe(name string) error {
 }
 
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) (err error) {
+	defer s.polled(&err)
 	defer s.guard("list", &err)
-	s.count("list")
+	if err := s.command("list"); err != nil {
+		return err
+	}
 	if len(patterns) == 0 {
 		// RFC 9051 section 6.3.9: LIST "" "" asks for the hierarchy delimiter.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
@@ -342,8 +427,11 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 }
 
 func (s *session) Status(name string, options *imap.StatusOptions) (data *imap.StatusData, err error) {
+	defer s.polled(&err)
 	defer s.guard("status", &err)
-	s.count("status")
+	if err := s.command("status"); err != nil {
+		return nil, err
+	}
 	mb, ok := mailboxNamed(name)
 	if !ok {
 		return nil, noMailbox(name)
@@ -405,8 +493,11 @@ func (s *session) status(mb mailbox, options *imap.StatusOptions) (*imap.StatusD
 	}, nil
 }
 
-func (s *session) Namespace() (*imap.NamespaceData, error) {
-	s.count("namespace")
+func (s *session) Namespace() (_ *imap.NamespaceData, err error) {
+	defer s.polled(&err)
+	if err := s.command("namespace"); err != nil {
+		return nil, err
+	}
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
 }
 
@@ -415,8 +506,11 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 // only way an inbox sends, has kept the copy there already; storing the client's too
 // would show every reply twice. The NO says so, so that the user turns the client's
 // copy off.
-func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	s.count("append")
+func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (_ *imap.AppendData, err error) {
+	defer s.polled(&err)
+	if err := s.command("append"); err != nil {
+		return nil, err
+	}
 	mb, ok := mailboxNamed(name)
 	if !ok {
 		return nil, noMailbox(name)
@@ -427,25 +521,42 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	return nil, cannot("Mail arrives over SMTP only; APPEND is not supported")
 }
 
-func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
-	s.count(uidName("copy", numSet))
+func (s *session) Copy(numSet imap.NumSet, dest string) (_ *imap.CopyData, err error) {
+	defer s.polled(&err)
+	if err := s.command(uidName("copy", numSet)); err != nil {
+		return nil, err
+	}
 	return nil, cannot("Messages cannot be copied: INBOX holds the mail received, Sent the replies sent")
 }
 
-func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	s.count(uidName("move", numSet))
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) (err error) {
+	defer s.polled(&err)
+	if err := s.command(uidName("move", numSet)); err != nil {
+		return err
+	}
 	return cannot("Messages cannot be moved: INBOX holds the mail received, Sent the replies sent")
 }
 
+// Poll is imapserver's NOOP and CHECK, and it follows every other command that
+// succeeded after login.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if !s.answered.Swap(false) {
+		if err := s.take(); err != nil {
+			return err
+		}
+	}
 	if s.view == nil {
 		return nil
 	}
 	return s.view.poll(w, allowExpunge)
 }
 
+// Idle does not set answered: it runs beside imapserver's reading of DONE, and the
+// Poll after it counts as a command of its own, so an IDLE takes two of CommandRate.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	s.count("idle")
+	if err := s.command("idle"); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
 // benchMessage is about 100 KiB of mail: a header and 76-octet lines, every tenth of
@@ -32,7 +34,8 @@ func BenchmarkRETR(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			st := open(b)
 			put(b, st, box, raw)
-			e := newEnv(b, st, setup{noTLS: true})
+			// RETR as fast as the benchmark can, past any CommandRate.
+			e := newEnv(b, st, setup{noTLS: true, opts: Options{CommandRate: limit.Rate{N: -1}}})
 			conn, err := net.Dial("tcp", e.addr)
 			if err != nil {
 				b.Fatal(err)

@@ -151,6 +151,8 @@ type setup struct {
 	opts   Options
 	noTLS  bool // no certificate: no STLS, no POP3S listener
 	remote bool // every client counts as remote, as if not on loopback
+	// loginTimeout replaces the minute a client has for each line before login.
+	loginTimeout time.Duration
 }
 
 // env is a server on loopback ports: addr offers STLS, tlsAddr is POP3S.
@@ -187,6 +189,9 @@ func newEnv(t testing.TB, st fullStore, su setup) *env {
 	e.srv = New(o, st, testLogger(t))
 	if su.remote {
 		e.srv.isLoopback = func(net.Addr) bool { return false }
+	}
+	if su.loginTimeout > 0 {
+		e.srv.loginTimeout = su.loginTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel

@@ -10,9 +10,17 @@ const (
 	loginUnavailable      = "unavailable"       // right password, but the store did not answer
 )
 
+// Reasons of mayfly_pop3_refused_total: the per-client limits.
+const (
+	limitedConnections = "connections" // MaxConnectionsPerIP open already
+	limitedCommands    = "commands"    // over CommandRate
+	limitedLogins      = "logins"      // LoginFailures used up
+)
+
 type metrics struct {
 	sessions prometheus.Gauge
 	refused  prometheus.Counter     // connections over MaxConnections
+	limited  *prometheus.CounterVec // refused by a per-client limit, by reason
 	logins   *prometheus.CounterVec // by result
 	commands *prometheus.CounterVec // by command
 	sent     prometheus.Counter     // message octets sent by RETR and TOP
@@ -27,6 +35,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_pop3_connections_refused_total", Help: "Connections turned away because MaxConnections sessions were open.",
 		}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_pop3_refused_total", Help: "POP3 clients refused by a per-client limit, by reason: connections (too many open from one address; -ERR [SYS/TEMP], or a close on POP3S), commands (too many commands on a connection; -ERR [SYS/TEMP] and a close), logins (too many failed logins from one address; -ERR [SYS/TEMP] before the password is checked).",
+		}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_pop3_logins_total", Help: "Login attempts (USER/PASS and AUTH PLAIN) by result: ok, failed, refused_plaintext (no TLS), unavailable (store down).",
 		}, []string{"result"}),
@@ -43,13 +54,16 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	for _, r := range []string{loginOK, loginFailed, loginRefusedPlaintext, loginUnavailable} {
 		m.logins.WithLabelValues(r)
 	}
+	for _, r := range []string{limitedConnections, limitedCommands, limitedLogins} {
+		m.limited.WithLabelValues(r)
+	}
 	// Labels come from this fixed list only: a client's typo must not make a series.
 	for name := range commands {
 		m.commands.WithLabelValues(name)
 	}
 	m.commands.WithLabelValues("unknown")
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.refused, m.logins, m.commands, m.sent, m.deleted)
+		reg.MustRegister(m.sessions, m.refused, m.limited, m.logins, m.commands, m.sent, m.deleted)
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -45,6 +47,18 @@ type Options struct {
 	Timeout         time.Duration
 	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
 	ShutdownTimeout time.Duration // how long sessions may finish their command at shutdown; 0 = 10s
+	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
+	// IPv6 /64) may have open at once on both listeners; more are turned away at once.
+	// 0 = 20; negative = no limit.
+	MaxConnectionsPerIP int
+	// CommandRate is how many commands one connection may send; past it the client
+	// gets -ERR [SYS/TEMP] and the connection closes. Zero = 50 a second, in bursts of
+	// up to 50; N < 0 = no limit.
+	CommandRate limit.Rate
+	// LoginFailures counts wrong passwords per client, shared with the other servers
+	// that take a token; a client whose bucket is empty is refused before its password
+	// is checked. nil = no limit.
+	LoginFailures *limit.Buckets[netip.Addr]
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
 }
@@ -70,6 +84,10 @@ type Server struct {
 	domains map[string]bool
 	// slots holds one token per open session, across listeners.
 	slots chan struct{}
+	perIP *limit.Conns // connections open per client, across listeners
+	// loginTimeout is the longest wait for a line before login (Timeout, if shorter,
+	// still applies); tests shorten it.
+	loginTimeout time.Duration
 	// isLoopback says whether a peer may send a password without TLS: a client on this
 	// machine has no network to be overheard on, and local testing stays easy. (A TCP
 	// proxy on this machine would make every client look local; one in front of POP3
@@ -91,6 +109,12 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
+	if opts.MaxConnectionsPerIP == 0 {
+		opts.MaxConnectionsPerIP = 20
+	}
+	if opts.CommandRate == (limit.Rate{}) {
+		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
+	}
 	domains := make(map[string]bool, len(opts.Domains))
 	for _, d := range opts.Domains {
 		domains[strings.ToLower(d)] = true
@@ -102,7 +126,11 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		metrics:    newMetrics(opts.Metrics),
 		domains:    domains,
 		slots:      make(chan struct{}, opts.MaxConnections),
+		perIP:      limit.NewConns(opts.MaxConnectionsPerIP),
 		isLoopback: isLoopback,
+		// Before login the client is a program, not a person typing: a minute is
+		// room for a slow network.
+		loginTimeout: time.Minute,
 	}
 }
 
@@ -158,6 +186,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return errors.New("pop3: no token key")
 	}
 	s.logger.Info("listening", "addr", ln.Addr().String(), "tls", implicitTLS, "stls", !implicitTLS && s.opts.TLS != nil)
+	// As in refuse: a POP3S client would need a handshake to read the refusal.
+	refusal := "-ERR [SYS/TEMP] too many connections from your address\r\n"
+	if implicitTLS {
+		refusal = ""
+	}
+	ln = limit.Listener(ln, s.perIP, refusal, func() {
+		s.metrics.limited.WithLabelValues(limitedConnections).Inc()
+	})
 
 	// Store calls outlive ctx so that a QUIT in progress still deletes; they end only
 	// when the drain gives up.

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -86,9 +89,10 @@ type session struct {
 	state    state
 	user     string // given by USER, for the PASS right after it
 	inbox    string
-	msgs     []message // the maildrop at login, oldest first
-	failures int       // failed logins
-	bad      int       // bad commands
+	msgs     []message     // the maildrop at login, oldest first
+	failures int           // failed logins
+	bad      int           // bad commands
+	rate     *rate.Limiter // Options.CommandRate; nil = no limit
 }
 
 // message is one message of the maildrop snapshot.
@@ -114,6 +118,7 @@ func (s *Server) serveConn(ctx context.Context, tr *tracker, c net.Conn, implici
 		log:      s.logger.With("remote", c.RemoteAddr().String()),
 		loopback: s.isLoopback(c.RemoteAddr()),
 		state:    authorization,
+		rate:     s.opts.CommandRate.Limiter(),
 	}
 	// A panic here is a bug of ours; it must cost one connection, not the process.
 	defer func() {
@@ -151,10 +156,20 @@ func (s *Server) serveConn(ctx context.Context, tr *tracker, c net.Conn, implici
 	}
 }
 
+// timeout is how long the client has for its next line, from the moment the server
+// waits for it to the line's end: a deadline per line, so that a line sent a byte at a
+// time ends there too.
+func (ss *session) timeout() time.Duration {
+	if ss.state == authorization {
+		return min(ss.srv.opts.Timeout, ss.srv.loginTimeout)
+	}
+	return ss.srv.opts.Timeout
+}
+
 // readLine reads one line of at most maxAuthLine octets, without its line end. A bare
 // LF is taken as a line end: it cannot be anything else in a command.
 func (ss *session) readLine() (string, error) {
-	if !ss.tr.arm(ss.raw, time.Now().Add(ss.srv.opts.Timeout)) {
+	if !ss.tr.arm(ss.raw, time.Now().Add(ss.timeout())) {
 		return "", errClosing
 	}
 	line, err := ss.r.ReadSlice('\n')
@@ -209,6 +224,14 @@ func (ss *session) flush() bool {
 
 // handle runs one command line and reports whether the session goes on.
 func (ss *session) handle(line string) bool {
+	// Every line counts, bad ones too: those cost the client its connection only after
+	// maxBadCommands, and a flood of them is still a flood.
+	if ss.rate != nil && !ss.rate.Allow() {
+		ss.srv.metrics.limited.WithLabelValues(limitedCommands).Inc()
+		ss.log.Warn("too many commands, closing the connection")
+		ss.reply("-ERR [SYS/TEMP] too many commands, slow down")
+		return false
+	}
 	c, err := parseCommand(line)
 	if c.name != "PASS" {
 		ss.user = "" // RFC 1939 section 7: PASS only right after USER
@@ -313,7 +336,7 @@ func (ss *session) stls(command) bool {
 // startTLS runs the server side of a TLS handshake on the connection and forgets what
 // was said before it (RFC 2595 section 4).
 func (ss *session) startTLS() bool {
-	if !ss.tr.arm(ss.raw, time.Now().Add(min(ss.srv.opts.Timeout, handshakeTimeout))) {
+	if !ss.tr.arm(ss.raw, time.Now().Add(min(ss.timeout(), handshakeTimeout))) {
 		return false
 	}
 	ss.raw.SetWriteDeadline(time.Now().Add(min(ss.srv.opts.Timeout, handshakeTimeout)))
@@ -409,8 +432,13 @@ func (ss *session) auth(c command) bool {
 
 // login opens the inbox of user if pass opens it and takes the maildrop's snapshot.
 func (ss *session) login(user, pass string) bool {
+	client := limit.Key(ss.raw.RemoteAddr())
+	if ss.srv.opts.LoginFailures.Empty(client) {
+		return ss.loginThrottled()
+	}
 	inbox, _, err := storage.ParseAddress(user)
 	if err != nil || !ss.srv.domains[storage.Domain(inbox)] || !ss.srv.opts.Keys.Opens(inbox, pass) {
+		ss.srv.opts.LoginFailures.Allow(client)
 		ss.log.Debug("login failed", "user", user)
 		return ss.loginFailed()
 	}
@@ -449,6 +477,19 @@ func (ss *session) loginFailed() bool {
 	}
 	ss.reply("-ERR [AUTH] invalid user name or password")
 	return true
+}
+
+// loginThrottled refuses a login from a client address that has used up its
+// LoginFailures, before the password is looked at: a guesser learns nothing, and the
+// right password waits too. RFC 3206's [SYS/TEMP], not [AUTH]: the password may well be
+// right, and a client told [AUTH] asks its user for another. It counts against the
+// connection's maxLoginFailures as a wrong password does.
+func (ss *session) loginThrottled() bool {
+	ss.srv.metrics.limited.WithLabelValues(limitedLogins).Inc()
+	ss.log.Debug("login refused: too many failed logins from this address")
+	ss.failures++
+	ss.reply("-ERR [SYS/TEMP] too many failed logins from your address, try later")
+	return ss.failures < maxLoginFailures
 }
 
 // storeFailed logs a store error; the reply is the caller's.

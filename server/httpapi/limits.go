@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
+)
+
+// Defaults of the per-client limits. A browser opens up to six connections to a host
+// per page and keeps one WebSocket per open tab, and a QA suite holds a connection per
+// long-poll wait, so the mail listeners' 20 connections would refuse ordinary users
+// (several behind one NAT); 64 still keeps one address from holding thousands of sockets.
+const (
+	defaultMaxConnections    = 64
+	defaultReadTimeout       = 30 * time.Second // a request's headers and body, at most 64 KiB
+	defaultReadHeaderTimeout = 10 * time.Second
+)
+
+var defaultRequestRate = limit.Rate{N: 100, Per: time.Second}
+
+// connRefusal answers a client over MaxConnectionsPerIP, written before its request is
+// read: whatever it asked, the answer is the same, and the connection closes.
+var connRefusal = func() string {
+	body := `{"error":{"code":"too_many_connections","message":"too many connections from your address"}}`
+	return "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
+
+// peerIP is the address of the TCP peer of a connection or request.
+func peerIP(addr string) netip.Addr {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	return slices.ContainsFunc(s.opts.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(ip) })
+}
+
+// clientIP is who sent a request: its TCP peer, unless the peer is a trusted proxy.
+// Then it is the right-most address of X-Forwarded-For that is not a trusted proxy:
+// each proxy appends the address it was reached from, and whatever is left of the
+// first untrusted one was written by the client, who may write anything.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	ip := peerIP(r.RemoteAddr)
+	if !s.trusted(ip) {
+		return ip
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		a, err := netip.ParseAddr(hop)
+		if err != nil {
+			ap, perr := netip.ParseAddrPort(hop) // some proxies add the port
+			if perr != nil {
+				return ip // an address we cannot read: the last hop we can vouch for
+			}
+			a = ap.Addr()
+		}
+		if ip = a.Unmap(); !s.trusted(ip) {
+			return ip
+		}
+	}
+	return ip
+}
+
+// bodyError answers a failed read of a request body: 408 when the client did not send
+// it within the read timeout (the server then closes the connection), else the error
+// as it is (the body limit's 413).
+func (s *Server) bodyError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errorf(http.StatusRequestTimeout, "timeout", "the request body did not arrive within %s", s.readTimeout)
+	}
+	return err
+}
+
+// clientKey is what a request counts under in the per-client buckets.
+func (s *Server) clientKey(c echo.Context) netip.Addr {
+	return limit.KeyIP(s.clientIP(c.Request()))
+}
+
+// unmetered are the routes of load balancers' probes and Prometheus scrapers, which poll
+// on their own schedule from few addresses and must never be refused.
+var unmetered = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// limitRate refuses a client's requests past Options.RequestRate with 429, telling it
+// when a token will be back.
+func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.requests == nil {
+		return next
+	}
+	per := s.opts.RequestRate.Per / time.Duration(s.opts.RequestRate.N)
+	retry := strconv.Itoa(max(1, int(math.Ceil(per.Seconds()))))
+	return func(c echo.Context) error {
+		if unmetered[c.Path()] || s.requests.Allow(s.clientKey(c)) {
+			return next(c)
+		}
+		s.metrics.refused.WithLabelValues("rate").Inc()
+		c.Response().Header().Set("Retry-After", retry)
+		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address; slow down")
+	}
+}
+
+// limitConns lets a client hold at most MaxConnectionsPerIP connections, as
+// limit.Listener does, except a trusted proxy: behind a load balancer every client comes
+// from the balancer's few addresses, and who it is shows only request by request.
+func (s *Server) limitConns(ln net.Listener) net.Listener {
+	if s.conns == nil {
+		return ln
+	}
+	return &connLimiter{Listener: ln, s: s}
+}
+
+type connLimiter struct {
+	net.Listener
+	s *Server
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.s.trusted(peerIP(conn.RemoteAddr().String())) {
+			return conn, nil
+		}
+		release, ok := l.s.conns.Acquire(conn.RemoteAddr())
+		if ok {
+			return &releasingConn{Conn: conn, release: release}, nil
+		}
+		l.s.metrics.refused.WithLabelValues("connections").Inc()
+		// A new socket's send buffer is empty, so the write does not wait on the client.
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(conn, connRefusal)
+		conn.Close()
+	}
+}
+
+// releasingConn gives its client's connection slot back when closed, by the server or,
+// for a WebSocket, by the handler that hijacked it.
+type releasingConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *releasingConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}

@@ -1,0 +1,234 @@
+package pop3d
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
+)
+
+// untilClosed reads what the server says until it closes the connection, for at most
+// wait, and returns the lines. A connection still open at the end fails the test.
+func untilClosed(t *testing.T, c *client, wait time.Duration) []string {
+	t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	var lines []string
+	for {
+		l, err := c.r.ReadString('\n')
+		if l != "" {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+		if err == nil {
+			continue
+		}
+		var op *net.OpError
+		if !errors.Is(err, io.EOF) && !(errors.As(err, &op) && strings.Contains(op.Err.Error(), "reset")) {
+			t.Fatalf("connection not closed by the server within %v: %v (read %q)", wait, err, lines)
+		}
+		return lines
+	}
+}
+
+// rawDial connects without reading a greeting.
+func rawDial(t *testing.T, addr string) *client {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
+func limited(e *env, reason string) float64 {
+	return testutil.ToFloat64(e.srv.metrics.limited.WithLabelValues(reason))
+}
+
+func TestMaxConnectionsPerIP(t *testing.T) {
+	st := memory(t)
+	put(t, st, box, plainMsg)
+	e := newEnv(t, st, setup{opts: Options{MaxConnectionsPerIP: 3}})
+	working := dial(t, e.addr)
+	working.login(box, token(box))
+	quitting := dial(t, e.addr)
+	// A POP3S connection from the same address: one count for both listeners.
+	secure := dialTLS(t, e.tlsAddr, e.pool)
+	if got := untilClosed(t, rawDial(t, e.addr), 10*time.Second); len(got) != 1 || got[0] != "-ERR [SYS/TEMP] too many connections from your address" {
+		t.Errorf("connection over the limit read %q, want -ERR [SYS/TEMP] too many connections from your address", got)
+	}
+	// Over POP3S, before any handshake: the connection just closes.
+	if got := untilClosed(t, rawDial(t, e.tlsAddr), 10*time.Second); len(got) != 0 {
+		t.Errorf("POP3S connection over the limit read %q, want nothing", got)
+	}
+	secure.ok("CAPA")
+	secure.lines()
+	if got := working.ok("STAT"); got != "+OK 1 "+strconv.Itoa(len(plainMsg)) {
+		t.Errorf("STAT on the session already open = %q", got)
+	}
+	if got := limited(e, limitedConnections); got != 2 {
+		t.Errorf("refused{reason=connections} = %v, want 2", got)
+	}
+
+	// A connection that ends gives its slot back.
+	quitting.ok("QUIT")
+	quitting.closed()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := rawDial(t, e.addr)
+		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, _ := c.r.ReadString('\n')
+		c.conn.Close()
+		if strings.HasPrefix(l, "+OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a connection quit, a new one still reads %q", l)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCommandRate(t *testing.T) {
+	st := memory(t)
+	put(t, st, box, plainMsg)
+	e := newEnv(t, st, setup{opts: Options{CommandRate: limit.Rate{N: 5, Per: time.Hour}}})
+	other := dial(t, e.addr)
+	other.login(box, token(box))
+
+	flood := dial(t, e.addr)
+	flood.login(box, token(box))
+	flood.ok("STAT")
+	flood.fail("XYZZY", "unknown command") // bad commands count too
+	flood.ok("NOOP")
+	flood.send("NOOP")
+	if got := untilClosed(t, flood, 10*time.Second); len(got) != 1 || got[0] != "-ERR [SYS/TEMP] too many commands, slow down" {
+		t.Errorf("the command over the rate read %q, want -ERR [SYS/TEMP] too many commands, slow down", got)
+	}
+
+	// The other connection has a rate of its own.
+	other.ok("STAT")
+	other.ok("RETR 1")
+	other.multi()
+	if got := limited(e, limitedCommands); got != 1 {
+		t.Errorf("refused{reason=commands} = %v, want 1", got)
+	}
+}
+
+func TestSlowClient(t *testing.T) {
+	const loginTimeout = 300 * time.Millisecond
+	// Timeout alone would wait 10 minutes: the tests wait far less.
+	const wait = 5 * time.Second
+	const autologout = "-ERR autologout: idle for too long"
+
+	t.Run("partial line", func(t *testing.T) {
+		e := newEnv(t, memory(t), setup{loginTimeout: loginTimeout})
+		other := dial(t, e.addr)
+		other.login(box, token(box))
+		c := dial(t, e.addr)
+		io.WriteString(c.conn, "USER bo")
+		start := time.Now()
+		if got := untilClosed(t, c, wait); len(got) != 1 || got[0] != autologout {
+			t.Errorf("a partial line read %q, want %s", got, autologout)
+		}
+		if took := time.Since(start); took < loginTimeout/2 {
+			t.Errorf("closed after %v, before the login timeout of %v", took, loginTimeout)
+		}
+		other.ok("STAT") // logged in, it has Timeout
+	})
+
+	t.Run("a byte at a time", func(t *testing.T) {
+		e := newEnv(t, memory(t), setup{loginTimeout: loginTimeout})
+		c := dial(t, e.addr)
+		stop := make(chan struct{})
+		dripped := make(chan struct{})
+		go func() {
+			defer close(dripped)
+			if _, err := io.WriteString(c.conn, "USER "); err != nil {
+				return
+			}
+			tick := time.NewTicker(loginTimeout / 10)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if _, err := c.conn.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}()
+		// The line keeps growing, so only a deadline per line, not per read, ends it.
+		got := untilClosed(t, c, wait)
+		close(stop)
+		<-dripped
+		if len(got) != 1 || got[0] != autologout {
+			t.Errorf("a line sent a byte at a time read %q, want %s", got, autologout)
+		}
+	})
+
+	t.Run("after login", func(t *testing.T) {
+		const timeout = 2 * time.Second
+		e := newEnv(t, memory(t), setup{loginTimeout: loginTimeout, opts: Options{Timeout: timeout}})
+		c := dial(t, e.addr)
+		c.login(box, token(box))
+		time.Sleep(3 * loginTimeout) // time passing is what is tested
+		c.ok("STAT")
+		start := time.Now()
+		if got := untilClosed(t, c, timeout+wait); len(got) != 1 || got[0] != autologout {
+			t.Errorf("an idle session read %q, want %s", got, autologout)
+		}
+		if took := time.Since(start); took < timeout/2 {
+			t.Errorf("logged out after %v, before Timeout %v", took, timeout)
+		}
+	})
+}
+
+func TestLoginFailuresPerIP(t *testing.T) {
+	st := memory(t)
+	put(t, st, box, plainMsg)
+	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
+	e := newEnv(t, st, setup{opts: Options{LoginFailures: failures}})
+	// Logged in before the guessing starts, from the same address.
+	working := dial(t, e.addr)
+	working.login(box, token(box))
+
+	// Three wrong tokens from the address, over two connections (one alone closes after
+	// maxLoginFailures).
+	g1 := dial(t, e.addr)
+	for range 2 {
+		g1.ok("USER " + box)
+		g1.fail("PASS wrong", "[AUTH] invalid user name or password")
+	}
+	g2 := dial(t, e.addr)
+	g2.fail("AUTH PLAIN "+plain("", box, "wrong"), "[AUTH] invalid user name or password")
+	// Now even the right token is refused, on any connection from the address.
+	const throttled = "[SYS/TEMP] too many failed logins from your address, try later"
+	g2.ok("USER " + box)
+	g2.fail("PASS "+token(box), throttled)
+	g3 := dial(t, e.addr)
+	g3.fail("AUTH PLAIN "+plain("", box, token(box)), throttled)
+	g3.fail("STAT", "STAT is not valid")
+
+	working.ok("STAT")
+	working.ok("RETR 1")
+	if got := working.multi(); string(got) != string(plainMsg) {
+		t.Errorf("RETR on the session logged in before = %q", got)
+	}
+	if got := limited(e, limitedLogins); got != 2 {
+		t.Errorf("refused{reason=logins} = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(e.srv.metrics.logins.WithLabelValues(loginFailed)); got != 3 {
+		t.Errorf("logins{result=failed} = %v, want 3 (throttled ones are not checked)", got)
+	}
+}
