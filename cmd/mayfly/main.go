@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -29,6 +30,7 @@ import (
 	"github.com/mayfly-mail/mayfly/frontend"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/imapd"
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/server/pop3d"
@@ -191,55 +193,70 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			TLS:             tlsConfig,
 			Metrics:         registry,
 			Verifier:        verifierOrNil(verifier),
+			RecipientRate:   limit.Rate(cfg.RecipientRate),
+			ReceiveRate:     limit.Rate(cfg.ReceiveRate),
 		}, st, logger),
 	}
 	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}
+	// One count of failed logins for every protocol, so a guesser gains nothing by
+	// moving from IMAP to POP3 to HTTP.
+	failures := limit.NewBuckets[netip.Addr](limit.Rate(cfg.LoginFailures))
 	if cfg.IMAPAddr != "" || cfg.IMAPSAddr != "" {
 		servers = append(servers, imapd.New(imapd.Options{
-			Addr:            cfg.IMAPAddr,
-			TLSAddr:         cfg.IMAPSAddr,
-			Hostname:        cfg.Hostname,
-			Domains:         cfg.Domains,
-			Keys:            keys,
-			TLS:             tlsConfig,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-			Metrics:         registry,
+			Addr:                cfg.IMAPAddr,
+			TLSAddr:             cfg.IMAPSAddr,
+			Hostname:            cfg.Hostname,
+			Domains:             cfg.Domains,
+			Keys:                keys,
+			TLS:                 tlsConfig,
+			ShutdownTimeout:     cfg.ShutdownTimeout,
+			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
+			CommandRate:         limit.Rate(cfg.CommandRate),
+			LoginFailures:       failures,
+			Metrics:             registry,
 		}, st, logger))
 	}
 	if cfg.POP3Addr != "" || cfg.POP3SAddr != "" {
 		servers = append(servers, pop3d.New(pop3d.Options{
-			Addr:            cfg.POP3Addr,
-			TLSAddr:         cfg.POP3SAddr,
-			Hostname:        cfg.Hostname,
-			Domains:         cfg.Domains,
-			Keys:            keys,
-			TLS:             tlsConfig,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-			Metrics:         registry,
+			Addr:                cfg.POP3Addr,
+			TLSAddr:             cfg.POP3SAddr,
+			Hostname:            cfg.Hostname,
+			Domains:             cfg.Domains,
+			Keys:                keys,
+			TLS:                 tlsConfig,
+			ShutdownTimeout:     cfg.ShutdownTimeout,
+			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
+			CommandRate:         limit.Rate(cfg.CommandRate),
+			LoginFailures:       failures,
+			Metrics:             registry,
 		}, st, logger))
 	}
-	sub, err := newSubmission(cfg, keys, tlsConfig, st, queue, registry, logger)
+	sub, err := newSubmission(cfg, keys, failures, tlsConfig, st, queue, registry, logger)
 	if err != nil {
 		return err
 	}
 	servers = append(servers, sub)
 	if cfg.HTTPAddr != "" {
 		servers = append(servers, httpapi.New(httpapi.Options{
-			Addr:            cfg.HTTPAddr,
-			Domains:         cfg.Domains,
-			Hostname:        cfg.Hostname,
-			TTL:             cfg.TTL,
-			MaxTTL:          cfg.MaxTTL,
-			Secret:          secret,
-			APIKey:          cfg.APIKey,
-			Public:          cfg.Public,
-			CORSOrigins:     cfg.CORSOrigins,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-			Registry:        registry,
-			Frontend:        frontend.FS(),
-			MaxMessageSize:  cfg.MaxMessageSize,
-			MailClients:     mailClients(cfg),
-			Replier:         replier{sub},
+			Addr:                cfg.HTTPAddr,
+			Domains:             cfg.Domains,
+			Hostname:            cfg.Hostname,
+			TTL:                 cfg.TTL,
+			MaxTTL:              cfg.MaxTTL,
+			Secret:              secret,
+			APIKey:              cfg.APIKey,
+			Public:              cfg.Public,
+			CORSOrigins:         cfg.CORSOrigins,
+			ShutdownTimeout:     cfg.ShutdownTimeout,
+			Registry:            registry,
+			Frontend:            frontend.FS(),
+			MaxMessageSize:      cfg.MaxMessageSize,
+			MailClients:         mailClients(cfg),
+			Replier:             replier{sub},
+			MaxConnectionsPerIP: perClient(cfg.HTTPMaxConnectionsPerIP),
+			RequestRate:         limit.Rate(cfg.HTTPRate),
+			LoginFailures:       failures,
+			TrustedProxies:      cfg.TrustedProxies,
 		}, st, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -253,6 +270,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// perClient turns the setting's "0 = no limit" into the servers' "negative = no limit"
+// (their zero is a default).
+func perClient(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // mailClients lists the listeners a user may point a mail client at, as the page shows

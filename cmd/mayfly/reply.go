@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/httpapi"
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/submission"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -21,7 +23,7 @@ import (
 // newSubmission makes the outbound side: the submission listeners, and the queue
 // workers that deliver replies whether they came over SMTP or the HTTP API, so it runs
 // even with both listeners off.
-func newSubmission(cfg Config, keys storage.Keys, tlsConfig *tls.Config, st storage.Store, queue storage.Queue, reg prometheus.Registerer, logger *slog.Logger) (*submission.Server, error) {
+func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.Addr], tlsConfig *tls.Config, st storage.Store, queue storage.Queue, reg prometheus.Registerer, logger *slog.Logger) (*submission.Server, error) {
 	if queue == nil {
 		return nil, fmt.Errorf("submission: the %T store keeps no outgoing queue", st)
 	}
@@ -43,22 +45,25 @@ func newSubmission(cfg Config, keys storage.Keys, tlsConfig *tls.Config, st stor
 		}
 	}
 	return submission.New(submission.Options{
-		Addr:            cfg.SubmissionAddr,
-		TLSAddr:         cfg.SubmissionsAddr,
-		Hostname:        cfg.Hostname,
-		Domains:         cfg.Domains,
-		Keys:            keys,
-		TLS:             tlsConfig,
-		MaxMessageSize:  cfg.MaxMessageSize,
-		SendLimit:       submission.SendLimit{N: cfg.SendLimit.N, Per: cfg.SendLimit.Per},
-		TTL:             cfg.TTL,
-		DKIM:            signer,
-		DKIMSelector:    cfg.DKIMSelector,
-		Relay:           relay,
-		OutboundPort:    cfg.OutboundPort,
-		DNS:             cfg.DNS,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Metrics:         reg,
+		Addr:                cfg.SubmissionAddr,
+		TLSAddr:             cfg.SubmissionsAddr,
+		Hostname:            cfg.Hostname,
+		Domains:             cfg.Domains,
+		Keys:                keys,
+		TLS:                 tlsConfig,
+		MaxMessageSize:      cfg.MaxMessageSize,
+		SendLimit:           submission.SendLimit{N: cfg.SendLimit.N, Per: cfg.SendLimit.Per},
+		TTL:                 cfg.TTL,
+		DKIM:                signer,
+		DKIMSelector:        cfg.DKIMSelector,
+		Relay:               relay,
+		OutboundPort:        cfg.OutboundPort,
+		DNS:                 cfg.DNS,
+		ShutdownTimeout:     cfg.ShutdownTimeout,
+		Metrics:             reg,
+		MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
+		CommandRate:         limit.Rate(cfg.CommandRate),
+		LoginFailures:       failures,
 	}, st, queue, logger)
 }
 

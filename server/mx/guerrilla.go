@@ -26,8 +26,12 @@ import (
 // put the right codes where its defaults are wrong for a catch-all MX:
 //   - a foreign domain is refused for good (RFC 5321 section 3.6.2: never a relay),
 //     not with its 454 that invites retries;
-//   - ValidateRcpt refuses only over the recipient limit, so its reply is the
-//     "too many recipients" of RFC 5321 section 4.5.3.1.10;
+//   - go-guerrilla answers every refusal of ValidateRcpt with FailRcptCmd, a space and
+//     the error's text, so one reply code serves them all, and the error carries the
+//     enhanced code and the words. That code is 452: RFC 5321 section 4.5.3.1.10
+//     requires it over the recipient limit, and for a rate limit it means what 450
+//     would, this recipient not now, so the sender delivers to the others and retries
+//     this one later;
 //   - a message over the limit gets 552 5.3.4 (RFC 1870 section 6, RFC 3463), not 451,
 //     which would have the sender retry the same oversized message for days. go-guerrilla
 //     reports an oversized DATA and a read error in DATA with the same reply, so a client
@@ -39,10 +43,8 @@ func init() {
 		EnhancedCode: ".7.1", BasicCode: 550, Class: response.ClassPermanentFailure,
 		Comment: "Relay access denied: we accept mail only for our own domains, not",
 	}
-	response.Canned.FailRcptCmd = &response.Response{
-		EnhancedCode: response.TooManyRecipients, BasicCode: 452, Class: response.ClassTransientFailure,
-		Comment: "Too many recipients",
-	}
+	// Without an enhanced code a Response is its Comment, verbatim.
+	response.Canned.FailRcptCmd = &response.Response{Comment: "452"}
 	tooBig := &response.Response{
 		EnhancedCode: response.MessageTooBigForSystem, BasicCode: 552, Class: response.ClassPermanentFailure,
 		Comment: "Message size exceeds fixed maximum message size:",

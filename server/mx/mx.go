@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -19,19 +20,44 @@ import (
 	"github.com/flashmob/go-guerrilla/mail"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
 // Options configure the receiver. Zero values mean the documented defaults.
+//
+// There is no MaxConnectionsPerIP or CommandRate here, unlike the other listeners:
+// go-guerrilla opens its own listener and serves what it accepts, with no listener of
+// ours to wrap and no hook at accept or per command. Connections at once are bounded
+// by MaxConnections for everyone; a cap per address is the firewall's (nftables
+// "ct count", iptables connlimit). RCPT is the one command we are asked about, so
+// RecipientRate paces clients there.
 type Options struct {
-	Addr            string        // host:port to listen on
-	Hostname        string        // in the banner, EHLO reply and Received header
-	Domains         []string      // accepted recipient domains; anything else is refused at RCPT
-	MaxMessageSize  int64         // advertised as SIZE and enforced; 0 = 10MiB
-	MaxRecipients   int           // per message; 0 = 100
-	MaxConnections  int           // sessions at once, later ones wait in the backlog; 0 = 1000
-	Timeout         time.Duration // per command, and for the whole DATA transfer; 0 = 5m
+	Addr           string   // host:port to listen on
+	Hostname       string   // in the banner, EHLO reply and Received header
+	Domains        []string // accepted recipient domains; anything else is refused at RCPT
+	MaxMessageSize int64    // advertised as SIZE and enforced; 0 = 10MiB
+	MaxRecipients  int      // per message; 0 = 100
+	MaxConnections int      // sessions at once, later ones wait in the backlog; 0 = 1000
+	// Timeout is per command, from our reply to the client's next line, and for the
+	// whole DATA transfer: a client that sends a line a byte at a time is cut off
+	// when it runs out. 0 = 5m.
+	Timeout time.Duration
+	// RecipientRate is how many recipients one client address (IPv4, or IPv6 /64) may
+	// name per window on this node, counted at every RCPT for our domains; over it a
+	// RCPT is answered 452 4.7.1 and the sender retries later. Zero = 600 a minute,
+	// bursts of 600: a provider's outbound host, or an application under test sending
+	// straight to us, may send a lot from one address, and this still cuts a flood to
+	// a fraction of what the receiver takes. N < 0 = no limit.
+	RecipientRate limit.Rate
+	// ReceiveRate is how many messages one inbox may be sent per window on this node,
+	// counted as they are stored; once an inbox has had them, RCPT to it is answered
+	// 452 4.7.1 until its bucket refills, while other inboxes receive. Zero = 120 a
+	// minute, bursts of 120: more than a test suite hammering one inbox needs, and a
+	// flood cannot cycle an inbox's MaxMessages (200 in the store's default) in one
+	// burst. N < 0 = no limit.
+	ReceiveRate     limit.Rate
 	TTL             time.Duration // how long a message lives; 0 = 1h
 	StoreTimeout    time.Duration // how long a store write may take before 451; 0 = 15s
 	ShutdownTimeout time.Duration // how long in-flight sessions may finish; 0 = 10s
@@ -60,7 +86,17 @@ type Server struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics metrics
+	// Token buckets by client address (RecipientRate) and by inbox (ReceiveRate).
+	clients *limit.Buckets[netip.Addr]
+	inboxes *limit.Buckets[string]
 }
+
+// Reasons of mayfly_smtp_rejected_total.
+const (
+	rejectTooManyRecipients = "too_many_recipients" // over MaxRecipients in one message
+	rejectRecipientRate     = "recipient_rate"      // a client address over RecipientRate
+	rejectReceiveRate       = "receive_rate"        // an inbox over ReceiveRate
+)
 
 type metrics struct {
 	messages   *prometheus.CounterVec // by result: stored, failed
@@ -78,7 +114,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_smtp_deliveries_total", Help: "Inbox deliveries stored: a message to three inboxes counts three.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_smtp_rejected_total", Help: "Recipients refused by our checks, by reason (foreign domains and oversized DATA are refused inside go-guerrilla and not counted).",
+			Name: "mayfly_smtp_rejected_total", Help: "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
 		}, []string{"reason"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_stored_bytes_total", Help: "Bytes of messages stored, trace header included, once per message.",
@@ -86,7 +122,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	}
 	m.messages.WithLabelValues("stored")
 	m.messages.WithLabelValues("failed")
-	m.rejected.WithLabelValues("too_many_recipients")
+	for _, r := range []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate} {
+		m.rejected.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.deliveries, m.rejected, m.bytes)
 	}
@@ -116,7 +154,21 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 10 * time.Second
 	}
-	return &Server{opts: opts, store: st, logger: logger.With("proto", "smtp"), now: time.Now, metrics: newMetrics(opts.Metrics)}
+	if opts.RecipientRate == (limit.Rate{}) {
+		opts.RecipientRate = limit.Rate{N: 600, Per: time.Minute}
+	}
+	if opts.ReceiveRate == (limit.Rate{}) {
+		opts.ReceiveRate = limit.Rate{N: 120, Per: time.Minute}
+	}
+	return &Server{
+		opts:    opts,
+		store:   st,
+		logger:  logger.With("proto", "smtp"),
+		now:     time.Now,
+		metrics: newMetrics(opts.Metrics),
+		clients: limit.NewBuckets[netip.Addr](opts.RecipientRate),
+		inboxes: limit.NewBuckets[string](opts.ReceiveRate),
+	}
 }
 
 // Run listens on Options.Addr and serves until ctx ends, then lets the sessions in
@@ -185,13 +237,41 @@ type backend struct {
 
 var _ backends.Backend = (*backend)(nil)
 
-var errTooManyRecipients = errors.New("(recipient limit reached)")
+// Refusals of ValidateRcpt: go-guerrilla replies with the code of its canned
+// FailRcptCmd (guerrilla.go), a space, and the error's text.
+var (
+	errTooManyRecipients = errors.New("4.5.3 Too many recipients")
+	errRecipientRate     = errors.New("4.7.1 too many recipients from your address, slow down")
+)
 
+func errReceiveRate(inbox string) error {
+	return fmt.Errorf("4.7.1 <%s> receives too much mail, try later", headerSafe(inbox))
+}
+
+// ValidateRcpt is called for each RCPT to one of our domains, the recipient last in
+// e.RcptTo. Rate refusals are logged at Debug only: a flood would flood the log, and
+// mayfly_smtp_rejected_total counts them.
 func (b *backend) ValidateRcpt(e *mail.Envelope) backends.RcptError {
+	s := b.s
 	// go-guerrilla's own check lets one recipient too many through.
-	if len(e.RcptTo) > b.s.opts.MaxRecipients {
-		b.s.metrics.rejected.WithLabelValues("too_many_recipients").Inc()
+	if len(e.RcptTo) > s.opts.MaxRecipients {
+		s.metrics.rejected.WithLabelValues(rejectTooManyRecipients).Inc()
 		return errTooManyRecipients
+	}
+	ip, _ := netip.ParseAddr(e.RemoteIP)
+	if !s.clients.Allow(limit.KeyIP(ip)) {
+		s.metrics.rejected.WithLabelValues(rejectRecipientRate).Inc()
+		s.logger.Debug("recipient refused", "remote", e.RemoteIP, "reason", rejectRecipientRate)
+		return errRecipientRate
+	}
+	rcpt := e.RcptTo[len(e.RcptTo)-1]
+	// Only peek: the inbox's token is taken when a message is stored (deliver), so a
+	// RCPT that never reaches DATA costs the inbox nothing. Sessions that pass here
+	// together may overshoot the rate by one message each.
+	if inbox, _, err := storage.ParseAddress(rcpt.User + "@" + rcpt.Host); err == nil && s.inboxes.Empty(inbox) {
+		s.metrics.rejected.WithLabelValues(rejectReceiveRate).Inc()
+		s.logger.Debug("recipient refused", "remote", e.RemoteIP, "inbox", inbox, "reason", rejectReceiveRate)
+		return errReceiveRate(inbox)
 	}
 	return nil
 }
@@ -251,6 +331,7 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	s.metrics.deliveries.Add(float64(len(msgs)))
 	s.metrics.bytes.Add(float64(len(raw)))
 	for _, m := range msgs {
+		s.inboxes.Allow(m.Inbox)
 		s.logger.Info("received", "remote", e.RemoteIP, "inbox", m.Inbox, "id", m.ID, "uid", m.UID, "size", m.Size, "dur", s.now().Sub(start))
 	}
 	return "250 2.0.0 OK: queued as " + txID

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkSubmit(b *testing.B) {
 	received(b, st, box, "", "Ann <"+ann+">")
 	k := newSink(b, sinkOptions{})
 	e := newEnv(b, st, setup{
-		opts:   Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", SendLimit: SendLimit{N: -1}},
+		opts:   Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", SendLimit: SendLimit{N: -1}, CommandRate: limit.Rate{N: -1}},
 		logger: slog.New(slog.DiscardHandler),
 	})
 	e.startWorkers()

@@ -420,6 +420,8 @@ type setup struct {
 	remote bool          // every client counts as remote, as if not on loopback
 	logger *slog.Logger  // nil = the test's output
 	queue  storage.Queue // nil = the store's own
+	// preAuth shortens the deadline per line before AUTH; 0 = the server's minute.
+	preAuth time.Duration
 }
 
 func newEnv(t testing.TB, st fullStore, su setup) *env {
@@ -468,6 +470,9 @@ func newEnv(t testing.TB, st fullStore, su setup) *env {
 	e.srv = srv
 	if su.remote {
 		srv.isLoopback = func(net.Addr) bool { return false }
+	}
+	if su.preAuth > 0 {
+		srv.preAuthTimeout = su.preAuth
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel

@@ -9,6 +9,13 @@ const (
 	loginRefusedPlaintext = "refused_plaintext" // AUTH tried without TLS from a remote peer
 )
 
+// Reasons of mayfly_submission_refused_total: the per-client limits.
+const (
+	refusedConnections = "connections" // MaxConnectionsPerIP open already
+	refusedCommands    = "commands"    // over CommandRate
+	refusedLogins      = "logins"      // LoginFailures used up
+)
+
 // Message results, the values of mayfly_submission_messages_total's result label.
 const (
 	resultAccepted         = "accepted"
@@ -29,7 +36,8 @@ const (
 
 type metrics struct {
 	sessions prometheus.Gauge
-	refused  prometheus.Counter     // connections over MaxConnections
+	full     prometheus.Counter     // connections over MaxConnections
+	refused  *prometheus.CounterVec // by reason: the refused* constants
 	logins   *prometheus.CounterVec // by result
 	messages *prometheus.CounterVec // by via (smtp, http) and result
 	delivery *prometheus.CounterVec // per recipient, by result
@@ -42,9 +50,12 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mayfly_submission_sessions", Help: "Submission connections open now, on both listeners.",
 		}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
+		full: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_submission_connections_refused_total", Help: "Connections turned away because MaxConnections were open.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mayfly_submission_refused_total", Help: "Submission clients refused by a per-client limit, by reason: connections (too many open from one address; 421, or a close on the TLS listener), commands (too many commands on a connection; 421 and a close), logins (too many failed logins from one address; 454 before the password is checked).",
+		}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_submission_logins_total", Help: "AUTH attempts by result: ok, failed, refused_plaintext (no TLS from a remote peer).",
 		}, []string{"result"}),
@@ -66,6 +77,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	for _, r := range []string{loginOK, loginFailed, loginRefusedPlaintext} {
 		m.logins.WithLabelValues(r)
 	}
+	for _, r := range []string{refusedConnections, refusedCommands, refusedLogins} {
+		m.refused.WithLabelValues(r)
+	}
 	for _, via := range []string{"smtp", "http"} {
 		for _, r := range []string{resultAccepted, resultNotCorrespondent, resultSendLimit, resultTooLarge, resultSender, resultMalformed, resultFailed} {
 			m.messages.WithLabelValues(via, r)
@@ -75,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		m.delivery.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.refused, m.logins, m.messages, m.delivery, m.latency, m.dsns)
+		reg.MustRegister(m.sessions, m.full, m.refused, m.logins, m.messages, m.delivery, m.latency, m.dsns)
 	}
 	return m
 }

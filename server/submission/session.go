@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -22,11 +24,16 @@ type backend struct {
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
 	remote := c.Conn().RemoteAddr()
+	tc := rawConn(c.Conn())
+	if tc != nil {
+		tc.smtpConn = c
+	}
 	return &session{
 		s:        b.s,
 		tr:       b.tr,
-		conn:     rawConn(c.Conn()),
+		conn:     tc,
 		remote:   remote.String(),
+		client:   limit.Key(remote),
 		tls:      isTLS,
 		loopback: b.s.isLoopback(remote),
 	}, nil
@@ -40,6 +47,7 @@ type session struct {
 	tr       *tracker
 	conn     *trackedConn
 	remote   string
+	client   netip.Addr // what LoginFailures counts it under
 	tls      bool
 	loopback bool
 
@@ -61,6 +69,8 @@ var (
 	errShuttingDown       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
 	errTemporary          = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 	errBadAddress         = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	// RFC 4954 section 6: 454 4.7.0 is a temporary authentication failure.
+	errLoginsThrottled = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many failed logins from your address, try later"}
 )
 
 // authAllowed says whether a password may cross this connection: over TLS, or from
@@ -85,26 +95,28 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	}
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, username, password string) error {
-			// RFC 4616: an authorization identity other than the user would be
-			// acting as someone else, which nobody may.
-			if identity != "" && !sameInbox(identity, username) {
-				ss.s.metrics.logins.WithLabelValues(loginFailed).Inc()
-				return smtp.ErrAuthFailed
-			}
-			return ss.login(username, password)
-		}), nil
+		return sasl.NewPlainServer(ss.login), nil
 	case "LOGIN":
-		return &loginServer{auth: ss.login}, nil
+		return &loginServer{auth: func(user, password string) error { return ss.login("", user, password) }}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-// login checks user (an address of ours, tag allowed) and password (its token or the
-// admin key).
-func (ss *session) login(user, password string) error {
+// login checks user (an address of ours, tag allowed), password (its token or the
+// admin key) and identity, which must be empty or the user: RFC 4616, an
+// authorization identity other than the user would be acting as someone else, which
+// nobody may. A client out of LoginFailures is refused before anything is checked.
+func (ss *session) login(identity, user, password string) error {
+	failures := ss.s.opts.LoginFailures
+	if failures.Empty(ss.client) {
+		ss.s.metrics.refused.WithLabelValues(refusedLogins).Inc()
+		ss.s.logger.Info("login refused, too many failures", "remote", ss.remote)
+		return errLoginsThrottled
+	}
 	inbox, _, err := storage.ParseAddress(user)
-	if err != nil || !ss.s.domains[storage.Domain(inbox)] || !ss.s.opts.Keys.Opens(inbox, password) {
+	if err != nil || (identity != "" && !sameInbox(identity, user)) ||
+		!ss.s.domains[storage.Domain(inbox)] || !ss.s.opts.Keys.Opens(inbox, password) {
+		failures.Allow(ss.client)
 		ss.s.metrics.logins.WithLabelValues(loginFailed).Inc()
 		ss.s.logger.Info("login failed", "remote", ss.remote)
 		return smtp.ErrAuthFailed
@@ -112,6 +124,9 @@ func (ss *session) login(user, password string) error {
 	ss.s.metrics.logins.WithLabelValues(loginOK).Inc()
 	ss.s.logger.Debug("login", "remote", ss.remote, "inbox", inbox)
 	ss.inbox = inbox
+	if ss.conn != nil {
+		ss.conn.authed = true
+	}
 	return nil
 }
 

@@ -20,8 +20,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -31,7 +33,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -75,6 +79,21 @@ type Options struct {
 	Timeout         time.Duration // per SMTP command, in and out (RFC 5321 section 4.5.3.2); 0 = 5m
 	ShutdownTimeout time.Duration // how long transactions and deliveries may finish at shutdown; 0 = 10s
 	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
+	// MaxConnectionsPerIP is how many connections one client (its IPv4 address, or its
+	// IPv6 /64) may have open at once, on both listeners together; more are answered
+	// 421 4.7.0 and closed; 0 = 20, negative = no limit.
+	MaxConnectionsPerIP int
+	// CommandRate is how many command lines (AUTH responses included, message data
+	// not) one connection may send per window; over it the client is answered 421 4.7.0
+	// and disconnected. Zero = 50 a second, with bursts of 50 or, when MaxRecipients
+	// needs more, of one whole transaction to MaxRecipients sent at once (PIPELINING,
+	// RFC 2920); N < 0 = no limit.
+	CommandRate limit.Rate
+	// LoginFailures counts failed logins per client address, shared with the other
+	// protocols so that guessing tokens gains nothing by switching; a client with no
+	// failure left is answered 454 4.7.0 before its password is checked. nil = no
+	// throttle.
+	LoginFailures *limit.Buckets[netip.Addr]
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
 }
@@ -112,7 +131,12 @@ type Server struct {
 	resolver *net.Resolver
 	consumer string // this node's name in the queue, before the worker's number
 	slots    chan struct{}
+	conns    *limit.Conns // per client, over both listeners
 	now      func() time.Time
+	// preAuthTimeout bounds each command line read before AUTH has succeeded: a client
+	// that has not logged in may not hold a connection for the full Timeout. Tests
+	// shorten it.
+	preAuthTimeout time.Duration
 	// isLoopback says whether a peer may authenticate without TLS: a client on this
 	// machine has no network to be overheard on. Tests replace it to see what a remote
 	// client gets.
@@ -177,6 +201,16 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = 1000
 	}
+	if opts.MaxConnectionsPerIP == 0 {
+		opts.MaxConnectionsPerIP = 20
+	}
+	if opts.CommandRate == (limit.Rate{}) {
+		// A client may pipeline a whole transaction: MAIL, one RCPT per recipient and
+		// DATA, right after its EHLO and AUTH. Cutting it off halfway would refuse a
+		// reply-all that the LIMITS RCPTMAX we advertise allows.
+		n := max(50, opts.MaxRecipients+10)
+		opts.CommandRate = limit.Rate{N: n, Per: time.Duration(n) * time.Second / 50}
+	}
 	s := &Server{
 		opts:       opts,
 		store:      st,
@@ -186,8 +220,11 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		domains:    make(map[string]bool, len(opts.Domains)),
 		resolver:   newResolver(opts.DNS),
 		slots:      make(chan struct{}, opts.MaxConnections),
+		conns:      limit.NewConns(opts.MaxConnectionsPerIP),
 		now:        time.Now,
 		isLoopback: isLoopback,
+
+		preAuthTimeout: time.Minute,
 	}
 	for _, d := range opts.Domains {
 		s.domains[strings.ToLower(d)] = true
@@ -261,11 +298,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return errors.New("submission: a TLS listener needs a certificate")
 	}
 	tr := &tracker{conns: make(map[*trackedConn]bool)}
-	lim := &limitListener{Listener: ln, s: s, tr: tr, implicitTLS: implicitTLS}
-	var l net.Listener = lim
+	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address\r\n", s.opts.Hostname)
 	if implicitTLS {
-		l = tls.NewListener(lim, s.opts.TLS)
+		// A TLS client cannot read a line before its handshake: it sees the close.
+		refusal = ""
 	}
+	perClient := limit.Listener(ln, s.conns, refusal, func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() })
+	l := &limitListener{Listener: perClient, s: s, tr: tr, implicitTLS: implicitTLS}
 	srv := smtp.NewServer(&backend{s: s, tr: tr})
 	srv.Domain = s.opts.Hostname
 	srv.TLSConfig = s.opts.TLS
@@ -304,7 +343,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 }
 
 // limitListener hands go-smtp at most MaxConnections connections at once, each
-// tracked so that shutdown can reach the idle ones.
+// tracked so that shutdown can reach the idle ones, and each under the TLS layer on
+// an implicit-TLS listener.
 type limitListener struct {
 	net.Listener
 	s           *Server
@@ -324,11 +364,15 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.s.refuse(c, l.implicitTLS)
 			continue
 		}
-		tc := &trackedConn{Conn: c, s: l.s, tr: l.tr}
+		tc := &trackedConn{Conn: c, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Limiter()}
 		l.s.metrics.sessions.Inc()
 		if !l.tr.add(tc) {
 			tc.Close()
 			continue
+		}
+		if l.implicitTLS {
+			tc.tls = tls.Server(tc, l.s.opts.TLS)
+			return tc.tls, nil
 		}
 		return tc, nil
 	}
@@ -338,7 +382,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // 3.8: 421 tells the client to try later rather than give up; a TLS client would need
 // a handshake first, so it just sees the connection close.
 func (s *Server) refuse(c net.Conn, implicitTLS bool) {
-	s.metrics.refused.Inc()
+	s.metrics.full.Inc()
 	s.logger.Warn("too many sessions, connection refused", "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
 	if !implicitTLS {
 		// A fresh socket's send buffer is empty: this write does not wait on the peer.
@@ -354,6 +398,71 @@ type trackedConn struct {
 	s    *Server
 	tr   *tracker
 	once sync.Once
+
+	// Only the connection's goroutine (go-smtp's handler, our session) touches these.
+	commands *rate.Limiter // nil = no command rate
+	authed   bool          // a login has succeeded: the full Timeout applies
+	timedOut bool          // a read has passed its deadline: the session is over
+	tls      *tls.Conn     // on an implicit-TLS listener, the layer go-smtp uses
+	smtpConn *smtp.Conn    // from the first EHLO on; its Conn follows STARTTLS
+}
+
+// SetReadDeadline is the one place that sees every command line: go-smtp sets the
+// read deadline before each line it reads (commands and AUTH responses, not message
+// data), through the TLS layer when there is one, so a flood of NOOP, RSET or junk,
+// which never reaches the session, is counted here. A client not logged in gets at
+// most preAuthTimeout per line, not the full Timeout; the deadline is set once per
+// line, so sending it a byte at a time gains nothing.
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	if c.timedOut {
+		// go-smtp answers this with its 421 4.4.2 and ends the session.
+		return os.ErrDeadlineExceeded
+	}
+	if c.commands != nil && !c.commands.Allow() {
+		c.tooManyCommands()
+		// go-smtp ends the session quietly on a closed connection, after our 421.
+		return net.ErrClosed
+	}
+	if !c.authed && !t.IsZero() {
+		if latest := time.Now().Add(c.s.preAuthTimeout); t.After(latest) {
+			t = latest
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// Read notes a deadline passed. go-smtp reads commands with bufio's ReadLine, which
+// hands back the bytes of a line cut off by the deadline as if they were a whole line
+// and drops the error, so a client dripping a line a byte at a time would have each
+// piece served as a command, under a fresh deadline, for ever. Its piece is still
+// answered; then SetReadDeadline ends the session.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut = true
+	}
+	return n, err
+}
+
+// tooManyCommands answers a client over CommandRate and closes its connection. The
+// reply goes through the TLS layer when there is one: the implicit-TLS listener's, or
+// the one STARTTLS put under the session's conn. (A client that sends STARTTLS before
+// any EHLO, where it cannot have seen the extension offered, gets the reply in the
+// clear, which its TLS layer discards; it is closed all the same.)
+func (c *trackedConn) tooManyCommands() {
+	c.s.metrics.refused.WithLabelValues(refusedCommands).Inc()
+	c.s.logger.Warn("too many commands, connection closed", "remote", c.RemoteAddr().String())
+	var w net.Conn = c
+	switch {
+	case c.smtpConn != nil:
+		w = c.smtpConn.Conn()
+	case c.tls != nil:
+		w = c.tls
+	}
+	// A flooding client may not read its replies, so its window may be full.
+	w.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(w, "421 4.7.0 too many commands, slow down\r\n")
+	w.Close()
 }
 
 func (c *trackedConn) Close() error {

@@ -339,7 +339,7 @@ func TestMaxConnections(t *testing.T) {
 	if !strings.HasPrefix(string(buf[:n]), "421 4.7.0 ") {
 		t.Errorf("connection over the limit got %q, want 421", buf[:n])
 	}
-	if got := testutil.ToFloat64(e.srv.metrics.refused); got != 1 {
+	if got := testutil.ToFloat64(e.srv.metrics.full); got != 1 {
 		t.Errorf("refused = %v, want 1", got)
 	}
 }
