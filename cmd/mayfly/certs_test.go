@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net"
+	"net/smtp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,12 +65,35 @@ func pop3Certificate(t *testing.T, addr string) string {
 	return tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 }
 
+// smtpCertificate does the same over SMTP with STARTTLS: go-guerrilla's listener,
+// which loads certificates from files of its own.
+func smtpCertificate(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	state, _ := c.TLSConnectionState()
+	return state.PeerCertificates[0].Subject.CommonName
+}
+
 // waitCertificate polls new POP3 sessions until the server shows want's certificate.
 func waitCertificate(t *testing.T, addr, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitShown(t, func() string { return pop3Certificate(t, addr) }, want)
+}
+
+// waitShown polls shown until it returns want.
+func waitShown(t *testing.T, shown func() string, want string) {
+	t.Helper()
+	// The SMTP listener looks for a new certificate every 5s.
+	deadline := time.Now().Add(15 * time.Second)
 	for {
-		got := pop3Certificate(t, addr)
+		got := shown()
 		if got == want {
 			return
 		}
@@ -88,8 +112,8 @@ func TestCertificateReloadsWhenFilesChange(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeCertificate(t, "first.serve.test", certFile, keyFile)
 	n := startNode(t, "-tls-cert", certFile, "-tls-key", keyFile)
-	if got := pop3Certificate(t, n.pop3); got != "first.serve.test" {
-		t.Fatalf("certificate at start: %q", got)
+	if got, smtpGot := pop3Certificate(t, n.pop3), smtpCertificate(t, n.smtp); got != "first.serve.test" || smtpGot != "first.serve.test" {
+		t.Fatalf("certificate at start: %q over POP3, %q over SMTP", got, smtpGot)
 	}
 	// A broken pair (a renewal half done) keeps the one in service.
 	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
@@ -107,6 +131,7 @@ func TestCertificateReloadsWhenFilesChange(t *testing.T) {
 	}
 	writeCertificate(t, "second.serve.test", certFile, keyFile)
 	waitCertificate(t, n.pop3, "second.serve.test")
+	waitShown(t, func() string { return smtpCertificate(t, n.smtp) }, "second.serve.test")
 }
 
 func TestCertificateReloadsOnSIGHUP(t *testing.T) {
@@ -115,6 +140,12 @@ func TestCertificateReloadsOnSIGHUP(t *testing.T) {
 	writeCertificate(t, "first.serve.test", certFile, keyFile)
 	pop3 := freeAddr(t)
 	p := startProcess(t, "-pop3-addr", pop3, "-tls-cert", certFile, "-tls-key", keyFile)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.log.String(), "proto=pop3 addr="+pop3); {
+		if time.Now().After(deadline) {
+			t.Fatalf("POP3 not listening within 10s:\n%s", p.log.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the log, with a deadline
+	}
 	waitCertificate(t, pop3, "first.serve.test")
 	writeCertificate(t, "second.serve.test", certFile, keyFile)
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {

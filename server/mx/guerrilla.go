@@ -92,31 +92,51 @@ func (h slogHook) Fire(e *logrus.Entry) error {
 	return nil
 }
 
-// writeKeyPair writes the first certificate of cfg where go-guerrilla can load it:
-// it takes only file names. The directory is private to this process.
-func writeKeyPair(cfg *tls.Config) (string, error) {
-	if len(cfg.Certificates) == 0 {
-		return "", errors.New("no certificate")
+// currentCertificate is the certificate cfg serves now: the one GetConfigForClient
+// hands out when there is one (a certificate that reloads), else the first.
+func currentCertificate(cfg *tls.Config) (*tls.Certificate, error) {
+	if cfg.GetConfigForClient != nil {
+		if c, err := cfg.GetConfigForClient(&tls.ClientHelloInfo{}); err == nil && c != nil && len(c.Certificates) > 0 {
+			return &c.Certificates[0], nil
+		}
 	}
-	cert := cfg.Certificates[0]
+	if len(cfg.Certificates) == 0 {
+		return nil, errors.New("no certificate")
+	}
+	return &cfg.Certificates[0], nil
+}
+
+// writeKeyPair writes cert where go-guerrilla can load it: it takes only file names.
+// dir is private to this process; "" makes a new one. Each file is written aside and
+// renamed, so go-guerrilla never loads half of one.
+func writeKeyPair(dir string, cert *tls.Certificate) (string, error) {
 	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "mayfly-smtp-tls-")
-	if err != nil {
-		return "", err
+	made := false
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "mayfly-smtp-tls-"); err != nil {
+			return "", err
+		}
+		made = true
 	}
 	var certPEM []byte
 	for _, der := range cert.Certificate {
 		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
-	if err := errors.Join(
-		os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600),
-		os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600),
-	); err != nil {
-		removeKeyPair(dir)
+	write := func(name string, data []byte) error {
+		tmp := filepath.Join(dir, name+".new")
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			return err
+		}
+		return os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err := errors.Join(write("cert.pem", certPEM), write("key.pem", keyPEM)); err != nil {
+		if made {
+			removeKeyPair(dir)
+		}
 		return "", err
 	}
 	return dir, nil

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	guerrilla "github.com/flashmob/go-guerrilla"
@@ -188,11 +189,19 @@ func (s *Server) Run(ctx context.Context) error {
 		MaxClients: s.opts.MaxConnections,
 		IsEnabled:  true,
 	}
+	var (
+		keyDir  string
+		written *tls.Certificate
+	)
 	if s.opts.TLS != nil {
-		dir, err := writeKeyPair(s.opts.TLS)
-		if err != nil {
+		var err error
+		if written, err = currentCertificate(s.opts.TLS); err != nil {
 			return fmt.Errorf("smtp tls: %w", err)
 		}
+		if keyDir, err = writeKeyPair("", written); err != nil {
+			return fmt.Errorf("smtp tls: %w", err)
+		}
+		dir := keyDir
 		defer removeKeyPair(dir)
 		sc.TLS = guerrilla.ServerTLSConfig{
 			StartTLSOn:     true,
@@ -213,7 +222,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("smtp listen %s: %w", s.opts.Addr, err)
 	}
 	s.logger.Info("listening", "addr", s.opts.Addr, "domains", strings.Join(domains, ","), "starttls", s.opts.TLS != nil)
+	var watcher sync.WaitGroup
+	if s.opts.TLS != nil && s.opts.TLS.GetConfigForClient != nil {
+		watcher.Go(func() { s.followCertificate(ctx, g, sc, keyDir, written) })
+	}
 	<-ctx.Done()
+	watcher.Wait()
 
 	drained := make(chan struct{})
 	go func() {
@@ -416,3 +430,32 @@ func wireBytes(trace, data []byte) []byte {
 }
 
 var lf = []byte{'\n'}
+
+// certificatePoll is how often the SMTP listener looks for a new certificate.
+var certificatePoll = 5 * time.Second
+
+// followCertificate keeps go-guerrilla's certificate files in step with the one the
+// other listeners serve (which reloads without a restart): when it changes, the files
+// are rewritten and go-guerrilla told to load them again, as it does on a config reload.
+func (s *Server) followCertificate(ctx context.Context, g guerrilla.Guerrilla, sc guerrilla.ServerConfig, dir string, written *tls.Certificate) {
+	tick := time.NewTicker(certificatePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cert, err := currentCertificate(s.opts.TLS)
+		if err != nil || cert == written {
+			continue
+		}
+		if _, err := writeKeyPair(dir, cert); err != nil {
+			s.logger.Error("new tls certificate not written for SMTP; the previous one stays", "err", err)
+			continue
+		}
+		written = cert
+		g.Publish(guerrilla.EventConfigServerTLSConfig, &sc)
+		s.logger.Info("tls certificate reloaded")
+	}
+}
