@@ -123,7 +123,9 @@ func wrappedURL(s string, start int) (string, int) {
 		return "", 0
 	}
 	inner := rest[:gt]
-	if !strings.Contains(inner, "\n") || strings.Contains(inner, "<") {
+	// A byte that is not UTF-8 ends a URL in running text (urlStop); inside <...> it
+	// makes the whole thing not one.
+	if !strings.Contains(inner, "\n") || strings.Contains(inner, "<") || !utf8.ValidString(inner) {
 		return "", 0
 	}
 	for _, run := range strings.FieldsFunc(inner, func(r rune) bool { return !unicode.IsSpace(r) }) {
