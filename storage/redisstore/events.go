@@ -19,6 +19,11 @@ import (
 // peer that vanished without closing the connection is noticed within twice this.
 const pubsubIdle = 10 * time.Second
 
+// resubscribeMax bounds the backoff between attempts to subscribe again. The node is
+// not ready until one succeeds (see Ping), so once Redis is back it should not wait
+// long; an attempt on a Redis still down is one refused dial.
+const resubscribeMax = time.Second
+
 // confirm waits for Redis to confirm the subscription, so that no event published
 // after New returns is missed.
 func confirm(ctx context.Context, ps *redis.PubSub) error {
@@ -63,7 +68,7 @@ func (s *Store) listen(ps *redis.PubSub) {
 			if ps = s.renew(ps); ps == nil {
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, resubscribeMax)
 			continue
 		}
 		pinged = false

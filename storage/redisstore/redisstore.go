@@ -413,10 +413,11 @@ func (s *Store) undoPut(ctx context.Context, msgs []*storage.Message, ids []stri
 	members := make([]any, 0, len(msgs))
 	for i, m := range msgs {
 		members = append(members, expiryMember(m.Inbox, ids[i]))
-		if calls[i].cmd.Err() == nil {
-			k := s.keys(m.Inbox)
-			undo = append(undo, &call{script: deleteScript, keys: []string{k.uids, k.msg(ids[i])}, args: []any{m.Inbox, ids[i], s.channel}})
-		}
+		// Every message, not only those whose script answered: one that timed out may
+		// have run all the same, and the delete script leaves an absent message alone
+		// (no event). Leaving it would keep a message whose expiry nobody reports.
+		k := s.keys(m.Inbox)
+		undo = append(undo, &call{script: deleteScript, keys: []string{k.uids, k.msg(ids[i])}, args: []any{m.Inbox, ids[i], s.channel}})
 	}
 	var zrem *redis.IntCmd
 	s.pipeline(ctx, undo, func(p redis.Pipeliner) { zrem = p.ZRem(ctx, s.expiryKey, members...) })
@@ -746,10 +747,17 @@ func (s *Store) CountSend(ctx context.Context, inbox string, per time.Duration) 
 	return int(incr.Val()), nil
 }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers and the store hears its events again. After an
+// outage commands work some time before the event connection has subscribed again
+// (it retries with a backoff), and until then Subscribe fails: a node that counted
+// itself ready then would turn away the WebSocket, wait and IMAP clients a load
+// balancer sends it.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		return unavailable("ping", err)
+	}
+	if !s.live.Load() {
+		return fmt.Errorf("ping: %w: not subscribed to %s yet", storage.ErrUnavailable, s.channel)
 	}
 	return nil
 }

@@ -375,17 +375,22 @@ func TestEventsAfterReconnect(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("subscription still open 10s after its connection dropped")
 	}
-	// Subscribe fails with ErrUnavailable until the store has subscribed again.
+	// Ping, which /readyz asks, fails with ErrUnavailable until the store has
+	// subscribed again, and then Subscribe works: a node that says it is ready takes
+	// the WebSocket and wait clients sent to it.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		events, err = st.Subscribe(ctx, inbox)
+		err := st.Ping(ctx)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, storage.ErrUnavailable) || time.Now().After(deadline) {
-			t.Fatalf("Subscribe after the connection dropped: %v", err)
+			t.Fatalf("Ping after the connection dropped: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if events, err = st.Subscribe(ctx, inbox); err != nil {
+		t.Fatalf("Subscribe once Ping succeeds: %v", err)
 	}
 	m := storetest.NewMessage(inbox, "after reconnect")
 	if err := other.Put(ctx, m); err != nil {
