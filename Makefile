@@ -24,6 +24,9 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+# deploy/: compose config, Kubernetes manifests (kustomize build), systemd-analyze verify;
+# installs docker-compose, systemd and python3-yaml from apt when missing.
+	GO=$(GO) bash deploy/lint.sh
 
 # Runs each fuzz target for a while; crashers land in the package's testdata/fuzz/.
 # A count, not a time: Go 1.26's fuzzer can end a timed run with a spurious
