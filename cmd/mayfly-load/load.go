@@ -224,6 +224,10 @@ type queue struct {
 	next  atomic.Int64
 	limit int64 // numbers below it are handed out; negative: no limit
 	done  <-chan struct{}
+	// With every > 0, number n is handed out no earlier than start + n*every: an open
+	// loop at a fixed rate, which catches up after a slow reply instead of slowing down.
+	start time.Time
+	every time.Duration
 }
 
 func (q *queue) take() (int64, bool) {
@@ -235,6 +239,17 @@ func (q *queue) take() (int64, bool) {
 	seq := q.next.Add(1) - 1
 	if q.limit >= 0 && seq >= q.limit {
 		return 0, false
+	}
+	if q.every > 0 {
+		if wait := time.Until(q.start.Add(time.Duration(seq) * q.every)); wait > 0 {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-q.done:
+				return 0, false
+			case <-t.C:
+			}
+		}
 	}
 	return seq, true
 }
@@ -266,6 +281,8 @@ type session struct {
 	r      *bufio.Reader
 	w      *bufio.Writer
 	hdr    []byte
+	// accepted, when set, is told of each message the server took, as its 250 arrives.
+	accepted func(seq int64, at time.Time)
 
 	// Results, read by run once the session has ended.
 	samples    []time.Duration
@@ -349,6 +366,9 @@ func (s *session) deliver(ctx context.Context, seq int64) error {
 	}
 	if code/100 != 2 {
 		return &replyError{step: "end of data", code: code}
+	}
+	if s.accepted != nil {
+		s.accepted(seq, start.Add(latency))
 	}
 	s.samples = append(s.samples, latency)
 	s.sent++

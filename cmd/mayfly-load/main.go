@@ -7,6 +7,7 @@
 // Usage:
 //
 //	mayfly-load [flags]
+//	mayfly-load soak [flags]
 //
 // The flags are:
 //
@@ -77,6 +78,43 @@
 // "timeout", unparsable replies as "proto". The run ends after -n messages or -duration;
 // SIGINT or SIGTERM ends it early and prints what it has. The exit status is 1 when no
 // message was accepted, 2 for bad flags.
+//
+// # Soak
+//
+// mayfly-load soak puts mixed load on one Mayfly for a bounded time and then checks it.
+// It creates -inboxes inboxes over the API, each with mail lifetime -ttl, and opens a
+// WebSocket on each. For -duration it sends -rate messages a second round-robin to them
+// over -c SMTP sessions; meanwhile -readers list the inboxes (-list-rate listings a
+// second over all) and read in full each message not read yet, -waiters each open a
+// wait for a message about to be sent, and -imap-sessions and -pop3-sessions log in
+// to one inbox after another (IMAP: SELECT, FETCH of the newest five, IDLE for
+// -imap-idle, LOGOUT; POP3: STAT, RETR of the newest, QUIT). Every few seconds it reads
+// go_goroutines, go_memstats_heap_inuse_bytes and process_resident_memory_bytes from
+// /metrics (the RSS from /proc/PID/status instead with -pid).
+//
+// At the end it lists every inbox once more, and reports the latency of each step,
+// the errors by kind, and what became of every message the server accepted. A message
+// is lost when it was never read over the API before it expired, or when it went before
+// its time: missing from a listing, an IMAP SELECT or a POP3 STAT made after its 250
+// and before its expires_at, or deleted or expired early by a WebSocket event. Each
+// WebSocket must push the event of every message of its inbox.
+//
+// The memory and goroutines must stay flat from the end of the warm-up (-warm-up; by
+// default 5/4 of -ttl, when the store holds as much mail as it will, at most 3/4 of
+// -duration) to the end: the median of the last five samples may exceed the median of
+// the first five after the warm-up by -max-goroutine-growth goroutines (default 50)
+// and by -max-heap-growth percent (default 20) plus 16 MiB, the collector's slack, for
+// the heap in use and the RSS. With a warm-up shorter than -ttl the store is still
+// filling during the measure, so memory is then reported, not checked.
+//
+// The exit status is 0 when nothing was lost, every WebSocket saw every message, no
+// session or request failed and nothing grew past its limit; 1 otherwise, 2 for bad
+// flags. All the load comes from one address: against a Mayfly with its per-client
+// limits (-http-rate, -recipient-rate, -http-max-connections-per-ip, ...) the soak
+// must stay under them, or run against a server with them off.
+//
+//	mayfly-load soak -duration 10m -rate 50 -addr 127.0.0.1:2525 -api http://127.0.0.1:8025 \
+//		-imap 127.0.0.1:1143 -pop3 127.0.0.1:1110 -pid "$(pgrep -x mayfly)"
 package main
 
 import (
@@ -98,6 +136,7 @@ import (
 
 const usage = `mayfly-load sends SMTP messages of one size over concurrent sessions and reports
 throughput, latency (end of DATA to reply) and, with -pid, the server's CPU and memory.
+"mayfly-load soak -help" describes the soak mode.
 
 Usage: mayfly-load [flags]
 
@@ -122,6 +161,9 @@ func main() {
 }
 
 func mainStatus() int {
+	if len(os.Args) > 1 && os.Args[1] == "soak" {
+		return soakStatus(os.Args[2:])
+	}
 	cfg, out, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -183,6 +225,97 @@ func mainStatus() int {
 		return 1
 	}
 	return 0
+}
+
+// soakStatus runs mayfly-load soak with args and returns the exit status.
+func soakStatus(args []string) int {
+	cfg, err := parseSoakFlags(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // parseSoakFlags has printed why
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+	rep, err := runSoak(ctx, cfg, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mayfly-load:", err)
+		return 1
+	}
+	fmt.Print(rep.text())
+	if len(rep.Failures()) > 0 {
+		return 1
+	}
+	return 0
+}
+
+const soakUsage = `mayfly-load soak sends mail to fresh inboxes at a steady rate while API readers,
+waiters, IMAP and POP3 sessions and WebSockets read them, then checks that every
+accepted message stayed readable until it expired, that no session failed, and that
+the server's memory and goroutines stayed flat.
+
+Usage: mayfly-load soak [flags]
+
+`
+
+// parseSoakFlags turns the arguments after "soak" into a SoakConfig. It prints its
+// errors, and the usage when asked or when a flag does not parse, to stderr.
+func parseSoakFlags(args []string, stderr io.Writer) (SoakConfig, error) {
+	fs := flag.NewFlagSet("mayfly-load soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, soakUsage)
+		fs.PrintDefaults()
+	}
+	var c SoakConfig
+	size := sizeFlag(10 << 10)
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:2525", "SMTP server `host:port` the mail goes to")
+	fs.StringVar(&c.API, "api", "http://127.0.0.1:8025", "Mayfly's HTTP base `URL`: inboxes, reads, waits, WebSockets and /metrics")
+	fs.StringVar(&c.IMAP, "imap", "127.0.0.1:1143", "IMAP `host:port`; empty: no IMAP sessions")
+	fs.StringVar(&c.POP3, "pop3", "127.0.0.1:1110", "POP3 `host:port`; empty: no POP3 sessions")
+	fs.BoolVar(&c.StartTLS, "starttls", false, "IMAP and POP3 sessions start TLS before logging in (certificate not verified); Mayfly takes passwords without TLS from loopback only")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Minute, "how long mail is sent")
+	fs.DurationVar(&c.WarmUp, "warm-up", 0, "time after which memory and goroutines must stay flat; 0: 5/4 of -ttl, at most 3/4 of -duration")
+	fs.Float64Var(&c.Rate, "rate", 50, "messages per second, over all SMTP sessions")
+	fs.IntVar(&c.Inboxes, "inboxes", 50, "inboxes created and watched, each over a WebSocket; mail goes to them round-robin")
+	fs.DurationVar(&c.TTL, "ttl", 2*time.Minute, "lifetime of the inboxes' mail, whole seconds; shorter than -duration so mail expires under load")
+	fs.Var(&size, "size", "approximate message `size` with headers: bytes, or KiB/MiB")
+	fs.IntVar(&c.Conns, "c", 4, "concurrent SMTP sessions")
+	fs.IntVar(&c.PerConn, "per-conn", 1, "messages per SMTP connection; 0: one connection per session for the whole run")
+	fs.IntVar(&c.Readers, "readers", 2, "API readers: each lists an inbox in turn, then reads every message it has not read")
+	fs.Float64Var(&c.ListRate, "list-rate", 10, "inbox listings per second, over all readers")
+	fs.IntVar(&c.Waiters, "waiters", 4, "concurrent waits, each for a message about to be sent")
+	fs.IntVar(&c.IMAPSessions, "imap-sessions", 2, "IMAP sessions at a time, one after another")
+	fs.DurationVar(&c.IMAPIdle, "imap-idle", 2*time.Second, "how long each IMAP session idles before LOGOUT")
+	fs.IntVar(&c.POP3Sessions, "pop3-sessions", 2, "POP3 sessions at a time, one after another")
+	fs.StringVar(&c.From, "from", "load@sender.test", "envelope and header sender")
+	fs.StringVar(&c.EHLO, "ehlo", "mayfly-load", "`name` sent in EHLO")
+	fs.IntVar(&c.PID, "pid", 0, "server `pid` whose VmRSS to sample from /proc; 0: process_resident_memory_bytes from /metrics")
+	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "deadline for each command, request and reply")
+	fs.DurationVar(&c.SampleEvery, "sample-every", 5*time.Second, "how often the server's gauges are read")
+	fs.IntVar(&c.MaxGoroutineGrowth, "max-goroutine-growth", 50, "goroutines the server may gain over the measured span")
+	fs.Float64Var(&c.MaxHeapGrowth, "max-heap-growth", 20, "percent the heap in use and the RSS may grow over the measured span, on top of 16 MiB")
+	if err := fs.Parse(args); err != nil {
+		return SoakConfig{}, err // the FlagSet has printed it
+	}
+	c.Size = int(size)
+	if c.IMAP == "" {
+		c.IMAPSessions = 0
+	}
+	if c.POP3 == "" {
+		c.POP3Sessions = 0
+	}
+	err := c.check()
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("parse flags: unexpected argument %q", fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mayfly-load:", err)
+		return SoakConfig{}, err
+	}
+	return c, nil
 }
 
 // parseFlags turns args into a Config. It prints its errors, and the usage when asked

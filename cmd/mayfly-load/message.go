@@ -92,6 +92,16 @@ type template struct {
 }
 
 func newTemplate(cfg Config, now time.Time) *template {
+	rcpts := make([]string, cfg.Inboxes)
+	for i := range rcpts {
+		rcpts[i] = strings.Replace(cfg.To, "%d", strconv.Itoa(i), 1)
+	}
+	return newTemplateTo(cfg, rcpts, now)
+}
+
+// newTemplateTo is newTemplate for the recipients rcpts, message n going to rcpts[n %
+// len(rcpts)], instead of cfg.To and cfg.Inboxes.
+func newTemplateTo(cfg Config, rcpts []string, now time.Time) *template {
 	t := &template{
 		ehloCmd: []byte("EHLO " + cfg.EHLO + "\r\n"),
 		mailCmd: []byte("MAIL FROM:<" + cfg.From + ">\r\n"),
@@ -99,8 +109,7 @@ func newTemplate(cfg Config, now time.Time) *template {
 		runID:   strconv.AppendInt(nil, now.UnixNano(), 36),
 	}
 	longest := 0
-	for i := range cfg.Inboxes {
-		to := strings.Replace(cfg.To, "%d", strconv.Itoa(i), 1)
+	for i, to := range rcpts {
 		t.rcptCmds = append(t.rcptCmds, []byte("RCPT TO:<"+to+">\r\n"))
 		t.toHdrs = append(t.toHdrs, []byte("To: <"+to+">\r\n"))
 		if len(t.toHdrs[i]) > len(t.toHdrs[longest]) {

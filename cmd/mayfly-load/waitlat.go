@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/smtp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,15 +57,49 @@ func runWaitLatency(ctx context.Context, cfg Config) (string, error) {
 }
 
 func createInbox(ctx context.Context, client *http.Client, api string) (address, token string, err error) {
-	req, _ := http.NewRequestWithContext(ctx, "POST", api+"/api/v1/inboxes", nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", "", fmt.Errorf("create inbox: %w", err)
+	return createInboxTTL(ctx, client, api, 0)
+}
+
+// createInboxTTL creates a random inbox whose mail lives for ttl, or the service's
+// default when ttl is 0, and checks that the server granted that ttl. Creating inboxes
+// is setup, not load: a 429 (a server limiting requests per client) is waited out, as
+// its Retry-After says, a few times.
+func createInboxTTL(ctx context.Context, client *http.Client, api string, ttl time.Duration) (address, token string, err error) {
+	var resp *http.Response
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequestWithContext(ctx, "POST", api+"/api/v1/inboxes", nil)
+		if ttl > 0 {
+			req.Body = io.NopCloser(strings.NewReader(`{"ttl": "` + ttl.String() + `"}`))
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err = client.Do(req)
+		if err != nil {
+			return "", "", fmt.Errorf("create inbox: %w", err)
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || attempt == 5 {
+			break
+		}
+		resp.Body.Close()
+		wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if err != nil || wait < 1 {
+			wait = 1
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", fmt.Errorf("create inbox: %w", ctx.Err())
+		case <-time.After(time.Duration(wait) * time.Second):
+		}
 	}
 	defer resp.Body.Close()
-	var in struct{ Address, Token string }
+	var in struct {
+		Address, Token string
+		ExpiresIn      float64 `json:"expires_in"`
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil || resp.StatusCode != http.StatusCreated {
 		return "", "", fmt.Errorf("create inbox: status %d: %v", resp.StatusCode, err)
+	}
+	if ttl > 0 && in.ExpiresIn != ttl.Seconds() {
+		return "", "", fmt.Errorf("create inbox: asked for ttl %s, got expires_in %gs", ttl, in.ExpiresIn)
 	}
 	return in.Address, in.Token, nil
 }
