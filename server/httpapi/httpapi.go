@@ -178,7 +178,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return context.WithValue(ctx, serveContext{}, ctx) },
 	}
 	s.logger.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
 	errc := make(chan error, 1)
@@ -296,6 +296,15 @@ func errorf(status int, code, format string, args ...any) *apiError {
 	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// serveContext keys the context Serve runs under, in every request's context.
+type serveContext struct{}
+
+// stopping says whether the server c came through is shutting down.
+func stopping(c echo.Context) bool {
+	base, ok := c.Request().Context().Value(serveContext{}).(context.Context)
+	return ok && base.Err() != nil
+}
+
 // handleError answers every error in one JSON shape: the handlers' own, echo's (404 of
 // the router, 413 of the body limit), and internal ones, which are logged and answered
 // generically — or 503 when the store is down, so clients retry.
@@ -314,6 +323,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	case errors.Is(err, storage.ErrNotFound):
 		ae = errorf(http.StatusNotFound, "not_found", "no such message")
+	case errors.Is(err, context.Canceled) && stopping(c):
+		// A wait or a read cut short by SIGTERM: another node can answer it.
+		ae = errorf(http.StatusServiceUnavailable, "unavailable", "the server is stopping; try again")
+	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+		// The client went away: nobody reads an answer, and it is not the server's error.
+		s.logger.Debug("request abandoned", "route", c.Path())
+		ae = errorf(499, "canceled", "the request was canceled")
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.logger.Warn("store unavailable", "route", c.Path(), "err", err)
 		ae = errorf(http.StatusServiceUnavailable, "unavailable", "the store is unavailable; try again")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -466,5 +467,40 @@ func TestCORS(t *testing.T) {
 	resp.Body.Close()
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("preflight from another origin: Allow-Origin %q, want none", got)
+	}
+}
+
+// TestWaitAtShutdownIs503: a wait cut short by SIGTERM is answered 503, so the client
+// asks another node, and is not logged as the server's error.
+func TestWaitAtShutdownIs503(t *testing.T) {
+	st := memstore.New(memstore.Options{})
+	defer st.Close()
+	srv := New(Options{Domains: []string{"mayfly.test"}, Secret: []byte(secret)}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	e := &env{t: t, store: st, srv: srv, base: "http://" + ln.Addr().String()}
+	in := e.create("")
+	answer := make(chan response, 1)
+	go func() { answer <- e.do("GET", "/api/v1/inboxes/"+in.Address+"/wait?timeout=60s", in.Token, nil) }()
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(srv.metrics.waiters) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the wait never started")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a gauge, with a deadline
+	}
+	cancel()
+	r := <-answer
+	var body struct{ Error struct{ Code string } }
+	r.json(t, &body)
+	if r.status != http.StatusServiceUnavailable || body.Error.Code != "unavailable" {
+		t.Errorf("wait at shutdown: %d %s, want 503 unavailable", r.status, r.body)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }
