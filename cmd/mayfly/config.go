@@ -197,7 +197,7 @@ func settings() []setting {
 		{"http-rate", "100/s", "HTTP requests one client may make (health, readiness and metrics exempt); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.HTTPRate })},
 		{"recipient-rate", "600/m", "inbound SMTP: recipients one client may give (go-guerrilla allows no per-connection limit; see docs/security.md); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.RecipientRate })},
 		{"receive-rate", "120/m", "inbound SMTP: messages one inbox may receive on this node, so one flood cannot push everyone's mail out; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.ReceiveRate })},
-		{"trusted-proxies", "", "comma list of CIDRs of HTTP proxies whose X-Forwarded-For names the client, as behind the compose or Kubernetes load balancer; empty = trust none", func(c *Config, v string) error {
+		{"trusted-proxies", "", "comma list of CIDRs of load balancers (as in deploy/compose.yaml) that name the client: with X-Forwarded-For over HTTP, with a PROXY protocol header (required from them) on submission, IMAP and POP3; empty = trust none", func(c *Config, v string) error {
 			c.TrustedProxies = nil
 			for _, s := range splitList(v) {
 				p, err := netip.ParsePrefix(s)

@@ -213,6 +213,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
 			CommandRate:         limit.Rate(cfg.CommandRate),
 			LoginFailures:       failures,
+			TrustedProxies:      cfg.TrustedProxies,
 			Metrics:             registry,
 		}, st, logger))
 	}
@@ -228,6 +229,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
 			CommandRate:         limit.Rate(cfg.CommandRate),
 			LoginFailures:       failures,
+			TrustedProxies:      cfg.TrustedProxies,
 			Metrics:             registry,
 		}, st, logger))
 	}

@@ -64,6 +64,7 @@ func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.
 		MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
 		CommandRate:         limit.Rate(cfg.CommandRate),
 		LoginFailures:       failures,
+		TrustedProxies:      cfg.TrustedProxies,
 	}, st, queue, logger)
 }
 

@@ -51,6 +51,13 @@ type Options struct {
 	// that take a token; a client whose bucket is empty is refused before its password
 	// is checked. nil = no limit.
 	LoginFailures *limit.Buckets[netip.Addr]
+	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
+	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
+	// they relay. A peer in one must send it, and every per-client rule (connection
+	// and login-failure limits, the loopback exemption for plain-text logins, logs)
+	// then applies to the client it names; a peer in none is its own client, header or
+	// not. nil = no proxies: every peer is its own client.
+	TrustedProxies []netip.Prefix
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
 }
@@ -215,7 +222,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	if implicitTLS {
 		refusal = ""
 	}
-	ln = limit.Listener(ln, s.perIP, refusal, func() {
+	// The PROXY header comes first, so that the limit, and everything after it,
+	// sees the client a trusted proxy relays rather than the proxy; on an IMAPS
+	// listener the TLS handshake follows the header.
+	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.perIP, refusal, func() {
 		s.metrics.refused.WithLabelValues(refusedConnections).Inc()
 	})
 
@@ -327,6 +337,8 @@ func (l *listener) accept(raw net.Conn) {
 		nc = tls.Server(c, l.srv.opts.TLS)
 		q = l.plainQ // the password travels inside TLS already
 	} else if l.srv.loopback(raw.RemoteAddr()) {
+		// The client's address, behind a trusted proxy the one its header names: a
+		// proxy on this machine relays clients from anywhere.
 		q = l.plainQ
 	}
 	if !q.put(nc) {

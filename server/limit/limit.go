@@ -4,7 +4,9 @@
 // alike and an operator reads one set of rules.
 //
 // Clients are keyed by address; IPv6 clients by their /64, the block one host is
-// usually given, so that rotating through it gains nothing.
+// usually given, so that rotating through it gains nothing. Behind a load balancer,
+// ProxyListener makes that address the client's, from a trusted proxy's PROXY
+// protocol header, rather than the balancer's.
 package limit
 
 import (

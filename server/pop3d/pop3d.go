@@ -59,6 +59,13 @@ type Options struct {
 	// that take a token; a client whose bucket is empty is refused before its password
 	// is checked. nil = no limit.
 	LoginFailures *limit.Buckets[netip.Addr]
+	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
+	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
+	// they relay. A peer in one must send it, and every per-client rule (connection
+	// and login-failure limits, the loopback exemption for plain-text logins, logs)
+	// then applies to the client it names; a peer in none is its own client, header or
+	// not. nil = no proxies: every peer is its own client.
+	TrustedProxies []netip.Prefix
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
 }
@@ -89,9 +96,11 @@ type Server struct {
 	// still applies); tests shorten it.
 	loginTimeout time.Duration
 	// isLoopback says whether a peer may send a password without TLS: a client on this
-	// machine has no network to be overheard on, and local testing stays easy. (A TCP
-	// proxy on this machine would make every client look local; one in front of POP3
-	// must do the TLS itself.) Tests replace it to see the refusal a remote client gets.
+	// machine has no network to be overheard on, and local testing stays easy. Behind
+	// a trusted proxy (Options.TrustedProxies) it is asked about the client the proxy
+	// names, not the proxy; a TCP proxy on this machine left out of TrustedProxies
+	// makes every client look local, so it must do the TLS itself. Tests replace it to
+	// see the refusal a remote client gets.
 	isLoopback func(net.Addr) bool
 }
 
@@ -191,7 +200,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	if implicitTLS {
 		refusal = ""
 	}
-	ln = limit.Listener(ln, s.perIP, refusal, func() {
+	// The PROXY header comes first, so that the limit, and everything after it,
+	// sees the client a trusted proxy relays rather than the proxy; on a POP3S
+	// listener the TLS handshake follows the header.
+	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.perIP, refusal, func() {
 		s.metrics.limited.WithLabelValues(limitedConnections).Inc()
 	})
 

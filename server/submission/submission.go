@@ -94,6 +94,13 @@ type Options struct {
 	// failure left is answered 454 4.7.0 before its password is checked. nil = no
 	// throttle.
 	LoginFailures *limit.Buckets[netip.Addr]
+	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
+	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
+	// they relay. A peer in one must send it, and every per-client rule (connection
+	// and login-failure limits, the loopback exemption for plain-text logins, logs)
+	// then applies to the client it names; a peer in none is its own client, header or
+	// not. nil = no proxies: every peer is its own client.
+	TrustedProxies []netip.Prefix
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
 }
@@ -138,8 +145,9 @@ type Server struct {
 	// shorten it.
 	preAuthTimeout time.Duration
 	// isLoopback says whether a peer may authenticate without TLS: a client on this
-	// machine has no network to be overheard on. Tests replace it to see what a remote
-	// client gets.
+	// machine has no network to be overheard on. Behind a trusted proxy
+	// (Options.TrustedProxies) it is asked about the client the proxy names, not the
+	// proxy. Tests replace it to see what a remote client gets.
 	isLoopback func(net.Addr) bool
 }
 
@@ -303,7 +311,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		// A TLS client cannot read a line before its handshake: it sees the close.
 		refusal = ""
 	}
-	perClient := limit.Listener(ln, s.conns, refusal, func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() })
+	// The PROXY header comes first, so that the limit, and everything after it,
+	// sees the client a trusted proxy relays rather than the proxy; on a submissions
+	// listener the TLS handshake (in limitListener) follows the header.
+	perClient := limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.conns, refusal, func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() })
 	l := &limitListener{Listener: perClient, s: s, tr: tr, implicitTLS: implicitTLS}
 	srv := smtp.NewServer(&backend{s: s, tr: tr})
 	srv.Domain = s.opts.Hostname

@@ -1,0 +1,169 @@
+package submission
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
+)
+
+// loopbackProxies trusts every test connection as a proxy's, which must then send a
+// PROXY header.
+var loopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// proxied connects to addr as a proxy relaying a client at src does: a PROXY v1
+// header first, then whatever the client sends.
+func proxied(t *testing.T, addr, src string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := fmt.Fprintf(conn, "PROXY TCP4 %s 127.0.0.1 5555 587\r\n", src); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// dialProxied is an SMTP client at src behind the proxy, after EHLO; how says how it
+// gets TLS: "" none, "starttls", or "implicit" (the handshake after the header).
+func dialProxied(t *testing.T, addr, src, how string) *smtp.Client {
+	t.Helper()
+	conn := proxied(t, addr, src)
+	var c *smtp.Client
+	switch how {
+	case "":
+		c = smtp.NewClient(conn)
+	case "starttls":
+		var err error
+		if c, err = smtp.NewClientStartTLS(conn, clientTLS()); err != nil {
+			t.Fatalf("STARTTLS as %s: %v", src, err)
+		}
+	case "implicit":
+		c = smtp.NewClient(tls.Client(conn, clientTLS()))
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatalf("EHLO as %s: %v", src, err)
+	}
+	return c
+}
+
+// syncBuffer is a log destination the server's goroutines and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestProxiedClients: behind a trusted proxy, each client is the one its PROXY header
+// names: wrong tokens count against it alone, its logs name it, and a proxy on
+// loopback does not make a remote client local enough to log in without TLS.
+func TestProxiedClients(t *testing.T) {
+	st := memory(t)
+	received(t, st, box, "", ann)
+	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
+	var logs syncBuffer
+	// isLoopback stays the real check: the proxy is on loopback, the clients are not.
+	e := newEnv(t, st, setup{
+		opts:   Options{TrustedProxies: loopbackProxies, LoginFailures: failures},
+		logger: slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	const guesser, other = "203.0.113.7", "203.0.113.8"
+
+	t.Run("plain text", func(t *testing.T) {
+		c := dialProxied(t, e.addr, guesser, "")
+		if ok, _ := c.Extension("AUTH"); ok {
+			t.Errorf("EHLO without TLS offers AUTH to a client at %s", guesser)
+		}
+		err := c.Auth(sasl.NewPlainClient("", box, token(box)))
+		wantCode(t, "AUTH without TLS from "+guesser, err, 538, smtp.EnhancedCode{5, 7, 11}, "Encryption required")
+
+		// A client on this machine, relayed, is still local.
+		c = dialProxied(t, e.addr, "127.0.0.2", "")
+		if err := c.Auth(sasl.NewPlainClient("", box, token(box))); err != nil {
+			t.Errorf("AUTH without TLS from 127.0.0.2: %v", err)
+		}
+	})
+
+	t.Run("login failures", func(t *testing.T) {
+		g := dialProxied(t, e.tlsAddr, guesser, "implicit")
+		for i := range 3 {
+			err := g.Auth(sasl.NewPlainClient("", box, fmt.Sprintf("guess-%d", i)))
+			wantCode(t, "a wrong token", err, 535, smtp.EnhancedCode{5, 7, 8}, "")
+		}
+		err := dialProxied(t, e.addr, guesser, "starttls").Auth(sasl.NewPlainClient("", box, token(box)))
+		wantCode(t, "the right token after the guesses", err, 454, smtp.EnhancedCode{4, 7, 0}, "too many failed logins")
+
+		// Through the same proxy, another client is not held to the guesser's failures.
+		for how, addr := range map[string]string{"starttls": e.addr, "implicit": e.tlsAddr} {
+			c := dialProxied(t, addr, other, how)
+			if err := c.Auth(sasl.NewPlainClient("", box, token(box))); err != nil {
+				t.Fatalf("AUTH (%s) from %s after %s's failures: %v", how, other, guesser, err)
+			}
+			if err := send(c, box, []string{ann}, letter(box, ann, "Re: hi", "through the proxy")); err != nil {
+				t.Fatalf("send (%s): %v", how, err)
+			}
+		}
+		if !failures.Empty(netip.MustParseAddr(guesser)) {
+			t.Errorf("LoginFailures for %s not used up after its 3 wrong tokens", guesser)
+		}
+		if failures.Empty(netip.MustParseAddr("127.0.0.1")) {
+			t.Error("LoginFailures counted the failures under the proxy's address")
+		}
+		n := 0
+		for l := range strings.Lines(logs.String()) {
+			if strings.Contains(l, `msg="login failed"`) && strings.Contains(l, " remote="+guesser+":5555") {
+				n++
+			}
+		}
+		if n != 3 {
+			t.Errorf("%d login failed lines name remote=%s:5555, want 3:\n%s", n, guesser, logs.String())
+		}
+	})
+
+	// From a trusted proxy's address, a connection without a header is closed before
+	// any greeting. (One that sends nothing is closed when the header is overdue.)
+	t.Run("no header", func(t *testing.T) {
+		conn, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "EHLO client.test\r\n")
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if line, err := bufio.NewReader(conn).ReadString('\n'); line != "" || isTimeout(err) {
+			t.Errorf("a trusted peer without a PROXY header got %q, %v; want the connection closed", line, err)
+		}
+	})
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
