@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -53,6 +54,17 @@ func init() {
 	response.Canned.FailMessageSizeExceeded = tooBig
 	// In DATA this means the byte budget (size + 1MB) ran out, not a long line.
 	response.Canned.FailReadLimitExceededDataCmd = tooBig
+
+	// A Response formats itself on first use and keeps the text in an unguarded
+	// field, so two sessions sending the same canned reply for the first time race
+	// (seen at shutdown, when every session gets ErrorShutdown at once). Formatting
+	// them all here, before any session, leaves only reads.
+	canned := reflect.ValueOf(&response.Canned).Elem()
+	for i := range canned.NumField() {
+		if r, ok := canned.Field(i).Interface().(*response.Response); ok && r != nil {
+			_ = r.String()
+		}
+	}
 }
 
 // newGuerrillaLogger routes go-guerrilla's logrus output into our slog logger: its
