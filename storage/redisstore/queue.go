@@ -166,7 +166,31 @@ func (s *Store) ensureGroup(ctx context.Context) error {
 		return unavailable("next: create the consumer group", err)
 	}
 	s.queue.grouped.Store(true)
+	s.pruneConsumers(ctx, stream)
 	return nil
+}
+
+// consumerIdle is how long a consumer of the group may go unused before a starting
+// node deletes it. Consumer names carry a node's process and a lease, so every
+// restart adds some; Redis keeps them until told otherwise.
+var consumerIdle = 24 * time.Hour
+
+// pruneConsumers deletes the group's consumers that hold no job and have not read for
+// consumerIdle: a node alive reads every few seconds, and one holding a job keeps it.
+// Best effort: a failure leaves them for the next start.
+func (s *Store) pruneConsumers(ctx context.Context, stream string) {
+	consumers, err := s.client.XInfoConsumers(ctx, stream, queueGroup).Result()
+	if err != nil {
+		s.log.Debug("queue: list consumers", "err", err)
+		return
+	}
+	for _, c := range consumers {
+		if c.Pending == 0 && c.Idle >= consumerIdle {
+			if err := s.client.XGroupDelConsumer(ctx, stream, queueGroup, c.Name).Err(); err != nil {
+				s.log.Debug("queue: delete an idle consumer", "consumer", c.Name, "err", err)
+			}
+		}
+	}
 }
 
 // claim runs nextScript: a job for consumer name, or how long until one may be due

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -330,5 +331,62 @@ func TestQueueBadEntry(t *testing.T) {
 	}
 	if n, err := st.client.XLen(ctx, stream).Result(); err != nil || n != 0 {
 		t.Errorf("stream holds %d entries (%v) after the good job was done, want 0", n, err)
+	}
+}
+
+// TestQueuePrunesIdleConsumers: a starting node deletes the group's consumers that
+// hold nothing and have been idle, and keeps one that holds a job.
+func TestQueuePrunesIdleConsumers(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := ctxFor(t)
+	a := openStore(t, prefix, Options{})
+	defer a.Close()
+	for _, n := range []string{"gone-1", "gone-2"} {
+		j := storetest.NewJob(n)
+		if err := a.Enqueue(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.Next(ctx, n, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Done(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := storetest.NewJob("held")
+	if err := a.Enqueue(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Next(ctx, "holder", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	stream, _ := a.queueKeys()
+	names := func() []string {
+		cs, err := a.client.XInfoConsumers(ctx, stream, queueGroup).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	if n := len(names()); n != 3 {
+		t.Fatalf("%d consumers before, want 3: %q", n, names())
+	}
+	old := consumerIdle
+	consumerIdle = 0 // every consumer counts as idle: only holding a job keeps one
+	t.Cleanup(func() { consumerIdle = old })
+	b := openStore(t, prefix, Options{})
+	defer b.Close()
+	waitCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	b.Next(waitCtx, "starter", time.Minute) // makes the group known, which prunes
+	got := names()
+	gone := slices.ContainsFunc(got, func(n string) bool { return strings.Contains(n, ":gone-") })
+	if gone || !slices.ContainsFunc(got, func(n string) bool { return strings.HasSuffix(n, ":holder") }) {
+		t.Errorf("consumers after a node started: %q, want the holder's kept and the idle ones gone", got)
 	}
 }
