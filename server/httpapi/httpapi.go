@@ -142,7 +142,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		writeWait:         writeWait,
 	}
 	if opts.MaxConnectionsPerIP > 0 {
-		s.conns = limit.NewConns(opts.MaxConnectionsPerIP)
+		s.conns = limit.NewConns(opts.MaxConnectionsPerIP).Except(func(a net.Addr) bool { return s.trusted(peerIP(a.String())) })
 	}
 	if !opts.RequestRate.Off() {
 		s.requests = limit.NewBuckets[netip.Addr](opts.RequestRate)
@@ -166,7 +166,7 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on ln until ctx ends, then lets requests in flight finish for at most
 // Options.ShutdownTimeout; waits in flight end at once with their current answer.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	ln = s.limitConns(ln)
+	ln = limit.Listener(ln, s.conns, connRefusal, func() { s.metrics.refused.WithLabelValues("connections").Inc() })
 	// A slow client may not hold a connection by trickling a request: its headers have
 	// readHeaderTimeout to arrive, all of it readTimeout. That covers reading the
 	// request, not the handler's work: net/http clears the deadline once the body is

@@ -2,9 +2,7 @@ package httpapi
 
 import (
 	"errors"
-	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -113,53 +111,4 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set("Retry-After", retry)
 		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address; slow down")
 	}
-}
-
-// limitConns lets a client hold at most MaxConnectionsPerIP connections, as
-// limit.Listener does, except a trusted proxy: behind a load balancer every client comes
-// from the balancer's few addresses, and who it is shows only request by request.
-func (s *Server) limitConns(ln net.Listener) net.Listener {
-	if s.conns == nil {
-		return ln
-	}
-	return &connLimiter{Listener: ln, s: s}
-}
-
-type connLimiter struct {
-	net.Listener
-	s *Server
-}
-
-func (l *connLimiter) Accept() (net.Conn, error) {
-	for {
-		conn, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.s.trusted(peerIP(conn.RemoteAddr().String())) {
-			return conn, nil
-		}
-		release, ok := l.s.conns.Acquire(conn.RemoteAddr())
-		if ok {
-			return &releasingConn{Conn: conn, release: release}, nil
-		}
-		l.s.metrics.refused.WithLabelValues("connections").Inc()
-		// A new socket's send buffer is empty, so the write does not wait on the client.
-		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(conn, connRefusal)
-		conn.Close()
-	}
-}
-
-// releasingConn gives its client's connection slot back when closed, by the server or,
-// for a WebSocket, by the handler that hijacked it.
-type releasingConn struct {
-	net.Conn
-	release func()
-}
-
-func (c *releasingConn) Close() error {
-	err := c.Conn.Close()
-	c.release()
-	return err
 }

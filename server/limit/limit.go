@@ -44,9 +44,18 @@ func KeyIP(ip netip.Addr) netip.Addr {
 
 // Conns counts the connections each client has open.
 type Conns struct {
-	max int // per client; 0 = no limit
-	mu  sync.Mutex
-	n   map[netip.Addr]int
+	max    int                 // per client; 0 = no limit
+	exempt func(net.Addr) bool // peers not counted; nil = none
+	mu     sync.Mutex
+	n      map[netip.Addr]int
+}
+
+// Except leaves the peers exempt says are exempt uncounted, and returns c. A load
+// balancer is such a peer: every client behind it arrives from its few addresses, and
+// who they are shows only later (HTTP's X-Forwarded-For, request by request).
+func (c *Conns) Except(exempt func(net.Addr) bool) *Conns {
+	c.exempt = exempt
+	return c
 }
 
 // NewConns allows max connections at once per client; max <= 0 means no limit.
@@ -57,7 +66,7 @@ func NewConns(max int) *Conns {
 // Acquire takes a connection slot for addr's client. ok is false when it has max open
 // already; otherwise release gives the slot back, once.
 func (c *Conns) Acquire(addr net.Addr) (release func(), ok bool) {
-	if c == nil || c.max <= 0 {
+	if c == nil || c.max <= 0 || c.exempt != nil && c.exempt(addr) {
 		return func() {}, true
 	}
 	k := Key(addr)

@@ -43,6 +43,23 @@ func TestConns(t *testing.T) {
 	}
 }
 
+func TestConnsExcept(t *testing.T) {
+	proxy := &net.TCPAddr{IP: net.ParseIP("10.0.0.5")}
+	c := NewConns(1).Except(func(a net.Addr) bool { return a.String() == proxy.String() })
+	for i := range 3 {
+		if _, ok := c.Acquire(proxy); !ok {
+			t.Fatalf("exempt peer refused at connection %d", i+1)
+		}
+	}
+	other := &net.TCPAddr{IP: net.ParseIP("10.0.0.6")}
+	if _, ok := c.Acquire(other); !ok {
+		t.Fatal("first connection of a counted peer refused")
+	}
+	if _, ok := c.Acquire(other); ok {
+		t.Fatal("a counted peer got past its limit")
+	}
+}
+
 func TestBuckets(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	b := NewBuckets[string](Rate{N: 3, Per: time.Minute})
