@@ -76,7 +76,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 func TestCommandRate(t *testing.T) {
 	st := memory(t)
 	received(t, st, box, "", ann)
-	e := newEnv(t, st, setup{opts: Options{CommandRate: limit.Rate{N: 10, Per: time.Hour}}})
+	e := newEnv(t, st, setup{opts: Options{CommandRate: limit.Rate{N: 10, Per: time.Hour}, MaxRecipients: 1}})
 	other := login(t, e.addr, box, token(box))
 
 	dials := []struct {
@@ -113,13 +113,20 @@ func TestCommandRate(t *testing.T) {
 	}
 }
 
-// TestCommandRateDefaultTakesAPipelinedTransaction sends, in one write, what a client
-// using PIPELINING may: AUTH and a transaction to MaxRecipients recipients. The default
-// rate must not cut it off halfway.
-func TestCommandRateDefaultTakesAPipelinedTransaction(t *testing.T) {
+// TestCommandRateTakesAPipelinedTransaction sends, in one write, what a client using
+// PIPELINING may: AUTH and a transaction to MaxRecipients recipients. Neither the
+// default rate nor the same rate set explicitly (as mayfly serve does) may cut it off
+// halfway.
+func TestCommandRateTakesAPipelinedTransaction(t *testing.T) {
+	for name, rate := range map[string]limit.Rate{"default": {}, "50/s": {N: 50, Per: time.Second}} {
+		t.Run(name, func(t *testing.T) { testPipelinedTransaction(t, rate) })
+	}
+}
+
+func testPipelinedTransaction(t *testing.T, rate limit.Rate) {
 	st := memory(t)
 	received(t, st, box, "", ann)
-	e := newEnv(t, st, setup{})
+	e := newEnv(t, st, setup{opts: Options{CommandRate: rate}})
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -85,9 +85,9 @@ type Options struct {
 	MaxConnectionsPerIP int
 	// CommandRate is how many command lines (AUTH responses included, message data
 	// not) one connection may send per window; over it the client is answered 421 4.7.0
-	// and disconnected. Zero = 50 a second, with bursts of 50 or, when MaxRecipients
-	// needs more, of one whole transaction to MaxRecipients sent at once (PIPELINING,
-	// RFC 2920); N < 0 = no limit.
+	// and disconnected. Zero = 50 a second. The burst is at least one whole transaction
+	// to MaxRecipients sent at once (PIPELINING, RFC 2920), at the same rate; N < 0 =
+	// no limit.
 	CommandRate limit.Rate
 	// LoginFailures counts failed logins per client address, shared with the other
 	// protocols so that guessing tokens gains nothing by switching; a client with no
@@ -213,11 +213,15 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		opts.MaxConnectionsPerIP = 20
 	}
 	if opts.CommandRate == (limit.Rate{}) {
+		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
+	}
+	if r := opts.CommandRate; r.N > 0 && r.N < opts.MaxRecipients+10 {
 		// A client may pipeline a whole transaction: MAIL, one RCPT per recipient and
 		// DATA, right after its EHLO and AUTH. Cutting it off halfway would refuse a
-		// reply-all that the LIMITS RCPTMAX we advertise allows.
-		n := max(50, opts.MaxRecipients+10)
-		opts.CommandRate = limit.Rate{N: n, Per: time.Duration(n) * time.Second / 50}
+		// reply-all that the LIMITS RCPTMAX we advertise allows: the burst grows to
+		// one such transaction, the rate stays.
+		n := opts.MaxRecipients + 10
+		opts.CommandRate = limit.Rate{N: n, Per: r.Per * time.Duration(n) / time.Duration(r.N)}
 	}
 	s := &Server{
 		opts:       opts,
