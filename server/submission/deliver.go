@@ -521,8 +521,8 @@ func parseRelay(u *url.URL) (*relay, error) {
 		return nil, fmt.Errorf("relay %s: want smtp://[user:pass@]host[:port] and nothing more", u.Redacted())
 	}
 	r.host = u.Hostname()
-	if r.host == "" || strings.ContainsAny(r.host, " \t\r\n/") {
-		return nil, fmt.Errorf("relay %s: no host", u.Redacted())
+	if r.host == "" || strings.ContainsAny(r.host, " \t\r\n/[]@") {
+		return nil, fmt.Errorf("relay %s: want a host name or an IP address", u.Redacted())
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
