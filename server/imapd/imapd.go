@@ -130,7 +130,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		caps:          capabilities(),
 		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
 		envelopes:     newEnvelopeCache(1024),
-		loopback:      isLoopback,
+		loopback:      limit.IsLoopback,
 		authFailDelay: time.Second,
 		opTimeout:     15 * time.Second,
 		retryMax:      5 * time.Second,
@@ -159,48 +159,21 @@ func capabilities() imap.CapSet {
 	return caps
 }
 
-// isLoopback reports whether a connection comes from this machine, where a password
-// in clear text crosses no network.
-func isLoopback(a net.Addr) bool {
-	ap, err := netip.ParseAddrPort(a.String())
-	return err == nil && ap.Addr().Unmap().IsLoopback()
-}
-
 // Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then
 // says BYE to every session and waits for them, for at most Options.ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
-	type listener struct {
-		ln          net.Listener
-		implicitTLS bool
+	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
+		return errors.New("imaps: a TLS address needs a certificate")
 	}
-	var lns []listener
-	closeAll := func() {
-		for _, l := range lns {
-			l.ln.Close()
-		}
-	}
-	if s.opts.Addr != "" {
-		ln, err := net.Listen("tcp", s.opts.Addr)
-		if err != nil {
-			return fmt.Errorf("imap listen: %w", err)
-		}
-		lns = append(lns, listener{ln, false})
-	}
-	if s.opts.TLSAddr != "" {
-		if s.opts.TLS == nil {
-			closeAll()
-			return errors.New("imaps: a TLS address needs a certificate")
-		}
-		ln, err := net.Listen("tcp", s.opts.TLSAddr)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("imaps listen: %w", err)
-		}
-		lns = append(lns, listener{ln, true})
+	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
+	if err != nil {
+		return fmt.Errorf("imap listen: %w", err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	for _, l := range lns {
-		g.Go(func() error { return s.Serve(ctx, l.ln, l.implicitTLS) })
+	for i, ln := range lns {
+		if ln != nil {
+			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
+		}
 	}
 	return g.Wait()
 }

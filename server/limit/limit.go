@@ -7,6 +7,10 @@
 // usually given, so that rotating through it gains nothing. Behind a load balancer,
 // ProxyListener makes that address the client's, from a trusted proxy's PROXY
 // protocol header, rather than the balancer's.
+//
+// The little the listeners of submission, IMAP and POP3 share besides is here too:
+// opening their plain and implicit-TLS listeners (Listen) and telling a client on this
+// machine (IsLoopback), who may log in without TLS.
 package limit
 
 import (
@@ -209,4 +213,33 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.release()
 	return err
+}
+
+// IsLoopback reports whether a client is on this machine, where a password in clear
+// text crosses no network. addr is the client's (after a PROXY header, the real one).
+func IsLoopback(addr net.Addr) bool {
+	ap, err := netip.ParseAddrPort(addr.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// Listen opens a TCP listener on each address, in order; an empty address gets a nil
+// listener (that listener is off). When one fails, those opened are closed again.
+func Listen(addrs ...string) ([]net.Listener, error) {
+	lns := make([]net.Listener, len(addrs))
+	for i, a := range addrs {
+		if a == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, o := range lns[:i] {
+				if o != nil {
+					o.Close()
+				}
+			}
+			return nil, err
+		}
+		lns[i] = ln
+	}
+	return lns, nil
 }

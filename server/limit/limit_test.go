@@ -149,3 +149,19 @@ func TestListenerRefusesOverLimit(t *testing.T) {
 		t.Errorf("refused counted %d, want 1", refused)
 	}
 }
+
+func TestListen(t *testing.T) {
+	lns, err := Listen("127.0.0.1:0", "")
+	if err != nil || len(lns) != 2 || lns[0] == nil || lns[1] != nil {
+		t.Fatalf("Listen(addr, \"\") = %v, %v; want one listener and an off one", lns, err)
+	}
+	taken := lns[0].Addr().String()
+	defer lns[0].Close()
+	// The second address is in use.
+	if _, err := Listen("127.0.0.1:0", taken); err == nil {
+		t.Fatal("Listen on an address in use succeeded")
+	}
+	if !IsLoopback(lns[0].Addr()) || IsLoopback(&net.TCPAddr{IP: net.ParseIP("192.0.2.1")}) || !IsLoopback(&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1")}) {
+		t.Error("IsLoopback is wrong about 127.0.0.1, 192.0.2.1 or a mapped 127.0.0.1")
+	}
+}

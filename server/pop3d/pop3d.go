@@ -136,16 +136,11 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		domains:    domains,
 		slots:      make(chan struct{}, opts.MaxConnections),
 		perIP:      limit.NewConns(opts.MaxConnectionsPerIP),
-		isLoopback: isLoopback,
+		isLoopback: limit.IsLoopback,
 		// Before login the client is a program, not a person typing: a minute is
 		// room for a slow network.
 		loginTimeout: time.Minute,
 	}
-}
-
-func isLoopback(a net.Addr) bool {
-	t, ok := a.(*net.TCPAddr)
-	return ok && t.IP.IsLoopback()
 }
 
 // Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then
@@ -154,30 +149,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
 		return errors.New("pop3: a TLS listener needs a certificate")
 	}
-	type listener struct {
-		ln       net.Listener
-		implicit bool
-	}
-	var lns []listener
-	for _, l := range []struct {
-		addr     string
-		implicit bool
-	}{{s.opts.Addr, false}, {s.opts.TLSAddr, true}} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			for _, o := range lns {
-				o.ln.Close()
-			}
-			return fmt.Errorf("pop3 listen: %w", err)
-		}
-		lns = append(lns, listener{ln, l.implicit})
+	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
+	if err != nil {
+		return fmt.Errorf("pop3 listen: %w", err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	for _, l := range lns {
-		g.Go(func() error { return s.Serve(ctx, l.ln, l.implicit) })
+	for i, ln := range lns {
+		if ln != nil {
+			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
+		}
 	}
 	return g.Wait()
 }

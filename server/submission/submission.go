@@ -234,7 +234,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		slots:      make(chan struct{}, opts.MaxConnections),
 		conns:      limit.NewConns(opts.MaxConnectionsPerIP),
 		now:        time.Now,
-		isLoopback: isLoopback,
+		isLoopback: limit.IsLoopback,
 
 		preAuthTimeout: time.Minute,
 	}
@@ -259,41 +259,21 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 	return s, nil
 }
 
-func isLoopback(a net.Addr) bool {
-	t, ok := a.(*net.TCPAddr)
-	return ok && t.IP.IsLoopback()
-}
-
 // Run listens on Options.Addr and Options.TLSAddr, runs the delivery workers, and
 // serves until ctx ends; then it drains as Serve and RunWorkers do.
 func (s *Server) Run(ctx context.Context) error {
 	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
 		return errors.New("submission: a TLS listener needs a certificate")
 	}
-	type listener struct {
-		ln       net.Listener
-		implicit bool
-	}
-	var lns []listener
-	for _, l := range []struct {
-		addr     string
-		implicit bool
-	}{{s.opts.Addr, false}, {s.opts.TLSAddr, true}} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			for _, o := range lns {
-				o.ln.Close()
-			}
-			return fmt.Errorf("submission listen: %w", err)
-		}
-		lns = append(lns, listener{ln, l.implicit})
+	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
+	if err != nil {
+		return fmt.Errorf("submission listen: %w", err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	for _, l := range lns {
-		g.Go(func() error { return s.Serve(ctx, l.ln, l.implicit) })
+	for i, ln := range lns {
+		if ln != nil {
+			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
+		}
 	}
 	g.Go(func() error { return s.RunWorkers(ctx) })
 	return g.Wait()
