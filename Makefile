@@ -33,7 +33,7 @@ lint:
 # "context deadline exceeded".
 FUZZTIME ?= 500000x
 fuzz:
-	$(GO) test -run XXX -fuzz 'FuzzParseSummary$$' -fuzztime $(FUZZTIME) ./server/mx
+	$(GO) test -run XXX -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./server/mx/summary
 	$(GO) test -run XXX -fuzz 'FuzzMessage$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzCodes$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzLinks$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
+	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -326,7 +327,7 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	}
 	received := receivedHeader(e, s.opts.Hostname, txID, forRcpt, start)
 	raw, body, auth := s.compose(e, received, data)
-	sum := parseSummary(body)
+	sum := summary.Parse(body)
 	for _, m := range msgs {
 		m.Raw = raw
 		m.Size = int64(len(raw))

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -181,21 +182,12 @@ func (s *Server) sign(msg []byte, domain string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// summary is what the sent copy's listing shows.
-type summary struct {
-	From           string
-	To             []string
-	Subject        string
-	Date           time.Time
-	HasAttachments bool
-}
-
 // prepare checks a message an inbox sends and readies it for the wire: CRLF line
 // ends (RFC 5321 section 2.3.8), From: (and Sender:, if any) one address that is the
 // inbox or a +tag form of it, no Bcc: (RFC 5322 section 3.6.3: it must not reach the
 // recipients), and Date: and Message-ID: added when missing (RFC 6409 section 8).
 // Every other field keeps its bytes.
-func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary, error) {
+func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary.Summary, error) {
 	raw = crlf(raw)
 	headerLen := headerEnd(raw)
 	header := raw[:headerLen]
@@ -205,15 +197,15 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	}
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
 	if err != nil {
-		return nil, summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
+		return nil, summary.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
 	}
 	body := raw[headerLen:]
 	mh := mail.Header{Header: message.Header{Header: h}}
 	if err := checkSender(mh, "From", inbox, true); err != nil {
-		return nil, summary{}, err
+		return nil, summary.Summary{}, err
 	}
 	if err := checkSender(mh, "Sender", inbox, false); err != nil {
-		return nil, summary{}, err
+		return nil, summary.Summary{}, err
 	}
 	mh.Del("Bcc")
 	if mh.Get("Date") == "" {
@@ -225,20 +217,14 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	var out bytes.Buffer
 	out.Grow(headerLen + 128 + len(body))
 	if err := textproto.WriteHeader(&out, mh.Header.Header); err != nil {
-		return nil, summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
+		return nil, summary.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
 	}
 	out.Write(body)
-	sum := summary{
-		From:    addressText(mh, "From"),
-		To:      addressList(mh, "To"),
-		Subject: headerText(mh, "Subject"),
-	}
-	if d, err := mh.Date(); err == nil {
-		sum.Date = d
-	} else {
+	// The sent copy's listing, parsed as the receiver parses what arrives.
+	sum := summary.Parse(out.Bytes())
+	if sum.Date.IsZero() {
 		sum.Date = now
 	}
-	sum.HasAttachments = hasAttachments(mh.Header, body)
 	return out.Bytes(), sum, nil
 }
 
@@ -304,67 +290,12 @@ func newMessageID(domain string) string {
 	return "<" + idEncoding.EncodeToString(b[:]) + "@" + domain + ">"
 }
 
-func headerText(h mail.Header, key string) string {
-	v, err := h.Text(key)
-	if err != nil {
-		v = h.Get(key)
-	}
-	return oneLine(v)
-}
-
-func addressText(h mail.Header, key string) string {
-	return strings.Join(addressList(h, key), ", ")
-}
-
-// addressList formats each address as "Name <addr>", as the receiver does.
-func addressList(h mail.Header, key string) []string {
-	if h.Get(key) == "" {
-		return nil
-	}
-	list, err := h.AddressList(key)
-	if err != nil || len(list) == 0 {
-		return []string{headerText(h, key)}
-	}
-	out := make([]string, len(list))
-	for i, a := range list {
-		if a.Name == "" {
-			out[i] = a.Address
-		} else {
-			out[i] = oneLine(a.Name) + " <" + a.Address + ">"
-		}
-	}
-	return out
-}
-
 // oneLine keeps decoded header text on one line: an encoded word may hide a CRLF.
 func oneLine(s string) string {
 	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// hasAttachments reports whether any part of the message is an attachment.
-func hasAttachments(h message.Header, body []byte) bool {
-	if t, _, _ := h.ContentType(); !strings.HasPrefix(t, "multipart/") {
-		return isAttachment(h)
-	}
-	e, _ := message.New(h, bytes.NewReader(body))
-	if e == nil {
-		return false
-	}
-	found, parts := false, 0
-	_ = e.Walk(func(path []int, part *message.Entity, err error) error {
-		if parts++; parts > maxParts || len(path) > maxDepth {
-			return errStopWalk
-		}
-		if len(path) > 0 && isAttachment(part.Header) {
-			found = true
-			return errStopWalk
-		}
-		return nil
-	})
-	return found
 }
 
 // Limits on a MIME walk: the message may have come from anyone's mail client.
@@ -374,14 +305,6 @@ const (
 )
 
 var errStopWalk = errors.New("stop walk")
-
-func isAttachment(h message.Header) bool {
-	if disp, params, _ := h.ContentDisposition(); disp == "attachment" || params["filename"] != "" {
-		return true
-	}
-	t, params, _ := h.ContentType()
-	return !strings.HasPrefix(t, "multipart/") && params["name"] != ""
-}
 
 // correspondents returns who inbox may write to, by addressKey: the envelope senders
 // and the From: and Reply-To: addresses of its live received mail. It is read at

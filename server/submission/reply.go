@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
+	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -235,7 +236,7 @@ func readOriginal(raw []byte) (mail.Header, string) {
 		if t == "" && len(path) == 0 {
 			t = "text/plain" // RFC 2045 section 5.2
 		}
-		if t != "text/plain" || isAttachment(part.Header) || message.IsUnknownEncoding(err) {
+		if t != "text/plain" || summary.IsAttachment(part.Header) || message.IsUnknownEncoding(err) {
 			return nil
 		}
 		b, rerr := io.ReadAll(io.LimitReader(part.Body, maxQuote))

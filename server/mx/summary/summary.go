@@ -1,4 +1,7 @@
-package mx
+// Package summary parses what a listing shows of a message (From, To, Reply-To,
+// Subject, Date, whether it has attachments), once, as it is stored: by the receiver
+// for mail that arrives and by submission for the copy of a reply.
+package summary
 
 import (
 	"bufio"
@@ -14,8 +17,8 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// summary is what listings show of a message, parsed once at arrival.
-type summary struct {
+// Summary is what listings show of a message.
+type Summary struct {
 	From           string
 	To             []string
 	ReplyTo        []string // bare addresses: who a reply may go to
@@ -33,17 +36,17 @@ const (
 
 var errStopWalk = errors.New("stop walk")
 
-// parseSummary reads the header fields a listing shows and whether the message has
+// Parse reads the header fields a listing shows and whether the message has
 // attachments. A malformed message gives what could be parsed and never an error:
 // it is stored either way.
-func parseSummary(data []byte) summary {
+func Parse(data []byte) Summary {
 	br := bufio.NewReaderSize(bytes.NewReader(data), 4096)
 	h, err := textproto.ReadHeader(br)
 	if err != nil && h.Len() == 0 {
-		return summary{}
+		return Summary{}
 	}
 	mh := mail.Header{Header: message.Header{Header: h}}
-	s := summary{
+	s := Summary{
 		From:    addressText(mh, "From"),
 		To:      addressList(mh, "To"),
 		Subject: headerText(mh, "Subject"),
@@ -91,10 +94,19 @@ func parseDate(h mail.Header) time.Time {
 
 // headerText decodes RFC 2047 words; a charset nobody knows leaves the field as sent.
 func headerText(h mail.Header, key string) string {
-	if v, err := h.Text(key); err == nil {
-		return v
+	v, err := h.Text(key)
+	if err != nil {
+		v = h.Get(key)
 	}
-	return h.Get(key)
+	return oneLine(v)
+}
+
+// oneLine keeps decoded header text on one line: an encoded word may hide a CRLF.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func addressText(h mail.Header, key string) string {
@@ -119,7 +131,7 @@ func addressList(h mail.Header, key string) []string {
 		if a.Name == "" {
 			out[i] = a.Address
 		} else {
-			out[i] = a.Name + " <" + a.Address + ">"
+			out[i] = oneLine(a.Name) + " <" + a.Address + ">"
 		}
 	}
 	return out
@@ -144,7 +156,7 @@ func bareAddresses(h mail.Header, key string) []string {
 // hasAttachments walks the MIME tree looking for a part that is an attachment: one
 // with disposition "attachment", or a leaf that carries a file name.
 func hasAttachments(h message.Header, body io.Reader) bool {
-	if isAttachment(h) {
+	if IsAttachment(h) {
 		return true
 	}
 	if t, _, _ := h.ContentType(); !strings.HasPrefix(t, "multipart/") {
@@ -159,7 +171,7 @@ func hasAttachments(h message.Header, body io.Reader) bool {
 		if parts++; parts > maxParts || len(path) > maxDepth {
 			return errStopWalk
 		}
-		if len(path) > 0 && isAttachment(part.Header) {
+		if len(path) > 0 && IsAttachment(part.Header) {
 			found = true
 			return errStopWalk
 		}
@@ -168,7 +180,9 @@ func hasAttachments(h message.Header, body io.Reader) bool {
 	return found
 }
 
-func isAttachment(h message.Header) bool {
+// IsAttachment reports whether a part is an attachment: disposition "attachment", or a
+// leaf that carries a file name.
+func IsAttachment(h message.Header) bool {
 	disp, params, _ := h.ContentDisposition()
 	if disp == "attachment" {
 		return true
