@@ -60,6 +60,7 @@ type env struct {
 	store fullStore
 	srv   *Server
 	base  string
+	stop  func() // shuts the server down and waits for Serve to return
 }
 
 func newEnv(t testing.TB, st fullStore, opts Options) *env {
@@ -85,13 +86,14 @@ func newEnvWith(t testing.TB, st fullStore, opts Options, before func(*Server)) 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &env{t: t, store: st, srv: srv, base: "http://" + ln.Addr().String()}
+	t.Cleanup(stop)
+	return &env{t: t, store: st, srv: srv, base: "http://" + ln.Addr().String(), stop: stop}
 }
 
 type response struct {

@@ -152,3 +152,26 @@ func waitForSockets(t *testing.T, s *Server, n int) {
 		time.Sleep(5 * time.Millisecond) // polling the gauge, with a deadline
 	}
 }
+
+// At shutdown the session's context and its event feed end together; the client must
+// hear "going away", not "events lost", whichever the server notices first.
+func TestWebSocketShutdownSaysGoingAway(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			for i := range 20 {
+				e := newEnv(t, open(t), Options{})
+				in := e.create("")
+				c, _, err := e.dialWS(t, in.Address, in.Token, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				waitForSockets(t, e.srv, 1)
+				go e.stop()
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+					t.Fatalf("shutdown %d: %v, want close 1001 (going away)", i, err)
+				}
+			}
+		})
+	}
+}
