@@ -81,7 +81,11 @@ type Page struct {
 type Mailbox struct {
 	UIDValidity uint32
 	UIDNext     uint32
-	Messages    int
+	// LastReceived and LastSent are the highest UIDs ever given to received mail and to
+	// sent copies (0 for none), so that a view of one kind (IMAP's INBOX, its Sent) has
+	// a UIDNEXT that moves only when mail of its kind comes (RFC 3501 section 2.3.1.1).
+	LastReceived, LastSent uint32
+	Messages               int
 	// TTL is how long mail put into the inbox lives, as set by SetInboxTTL; 0 when none
 	// is set and the receiver's default applies.
 	TTL time.Duration

@@ -117,8 +117,8 @@ func TestSentMailbox(t *testing.T) {
 			messages, unseen, next uint32
 			size                   int64
 		}{
-			{"INBOX", 2, 2, mb.UIDNext, inboxSize},
-			{"Sent", 2, 1, mb.UIDNext, sentSize},
+			{"INBOX", 2, 2, r2.UID + 1, inboxSize},
+			{"Sent", 2, 1, s2.UID + 1, sentSize},
 		} {
 			status, err := c.Status(tt.name, &imap.StatusOptions{NumMessages: true, NumUnseen: true, UIDNext: true, UIDValidity: true, Size: true}).Wait()
 			if err != nil {
@@ -154,9 +154,9 @@ func TestSentMailbox(t *testing.T) {
 		if err != nil {
 			t.Fatalf("SELECT Sent = %v", err)
 		}
-		if data.NumMessages != 2 || data.UIDValidity != mb.UIDValidity || data.UIDNext != imap.UID(mb.UIDNext) {
+		if data.NumMessages != 2 || data.UIDValidity != mb.UIDValidity || data.UIDNext != imap.UID(s2.UID+1) {
 			t.Errorf("SELECT Sent = EXISTS %d, UIDVALIDITY %d, UIDNEXT %d; want 2, %d, %d",
-				data.NumMessages, data.UIDValidity, data.UIDNext, mb.UIDValidity, mb.UIDNext)
+				data.NumMessages, data.UIDValidity, data.UIDNext, mb.UIDValidity, s2.UID+1)
 		}
 		if got, want := uidsOf(t, c), uidList(s1, s2); !slices.Equal(got, want) {
 			t.Errorf("Sent UIDs = %v, want %v", got, want)
@@ -189,10 +189,24 @@ func TestSentMailbox(t *testing.T) {
 			t.Errorf("STATUS INBOX after EXPUNGE in Sent = %+v, %v; want 2 messages", status, err)
 		}
 
+		// Each mailbox's UIDNEXT moves with its own mail only (RFC 3501 section
+		// 2.3.1.1): a new sent copy leaves INBOX's where it was, and an expunge takes
+		// neither back.
+		s3 := putSent(t, st, inbox, "Re: again")
+		for name, want := range map[string]uint32{"INBOX": r2.UID + 1, "Sent": s3.UID + 1} {
+			status, err := c.Status(name, &imap.StatusOptions{UIDNext: true}).Wait()
+			if err != nil || status.UIDNext != imap.UID(want) {
+				t.Errorf("STATUS %s (UIDNEXT) after another sent copy = %+v, %v; want %d", name, status, err, want)
+			}
+		}
+		if err := st.Delete(ctxFor(t), inbox, s3.ID); err != nil {
+			t.Fatal(err)
+		}
+
 		// EXAMINE Sent is read-only like EXAMINE INBOX.
 		data, err = c.Select("Sent", &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil || data.NumMessages != 1 {
-			t.Fatalf("EXAMINE Sent = %+v, %v; want 1 message", data, err)
+		if err != nil || data.NumMessages != 1 || data.UIDNext != imap.UID(s3.UID+1) {
+			t.Fatalf("EXAMINE Sent = %+v, %v; want 1 message, UIDNEXT %d (of the expunged copy)", data, err, s3.UID+1)
 		}
 		_, err = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect()
 		wantCode(t, "STORE after EXAMINE Sent", err, imap.ResponseCodeCannot)

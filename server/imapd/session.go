@@ -234,6 +234,17 @@ func (mb mailbox) String() string {
 // holds reports whether m is shown in mb.
 func (mb mailbox) holds(m *storage.Message) bool { return m.Sent == (mb == mailboxSent) }
 
+// uidNext is mb's UIDNEXT: one above the highest UID mb has ever held, so it moves when
+// mb gets mail, even mail expunged since, and stays put when the other mailbox does
+// (RFC 3501 section 2.3.1.1). UIDs are the inbox's, one sequence for both mailboxes, so
+// the next message mb gets may have a UID above it: UIDNEXT is only a prediction.
+func (mb mailbox) uidNext(box storage.Mailbox) imap.UID {
+	if mb == mailboxSent {
+		return imap.UID(box.LastSent + 1)
+	}
+	return imap.UID(box.LastReceived + 1)
+}
+
 // specialUse returns mb's RFC 6154 attributes, by which clients find where sent mail
 // is whatever its name.
 func (mb mailbox) specialUse() []imap.MailboxAttr {
@@ -448,11 +459,7 @@ func (s *session) Status(name string, options *imap.StatusOptions) (data *imap.S
 // items we do not support (DELETED-STORAGE), and a nil one would panic.
 //
 // The store counts the inbox as a whole, so even MESSAGES needs the listing to tell
-// mb's share. UIDNEXT is the store's, shared by both mailboxes: it is above every UID
-// either holds and never goes back, but it also moves when the other mailbox gets
-// mail, where RFC 3501 section 2.3.1.1 wants it still. A client takes that as a hint to
-// look and finds nothing new; a UIDNEXT of mb's own could not know the UIDs of its
-// messages already gone, and could go back.
+// mb's share.
 func (s *session) status(mb mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	ctx, cancel := s.opCtx()
 	defer cancel()
@@ -483,7 +490,7 @@ func (s *session) status(mb mailbox, options *imap.StatusOptions) (*imap.StatusD
 	return &imap.StatusData{
 		Mailbox:        mb.String(),
 		NumMessages:    &messages,
-		UIDNext:        imap.UID(box.UIDNext),
+		UIDNext:        mb.uidNext(box),
 		UIDValidity:    box.UIDValidity,
 		NumUnseen:      &unseen,
 		NumDeleted:     &deleted,

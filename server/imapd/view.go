@@ -156,7 +156,7 @@ func openView(s *session, mb mailbox, readOnly bool) (*view, *imap.SelectData, e
 		PermanentFlags:    permanentFlags,
 		NumMessages:       uint32(len(v.client)),
 		FirstUnseenSeqNum: firstUnseen,
-		UIDNext:           max(imap.UID(box.UIDNext), v.maxUID+1), // the inbox's, shared: see session.status
+		UIDNext:           max(mb.uidNext(box), v.maxUID+1), // maxUID: a store that kept no LastReceived/LastSent
 		UIDValidity:       box.UIDValidity,
 	}, nil
 }

@@ -48,13 +48,14 @@ type Store struct {
 }
 
 type mailbox struct {
-	uidValidity uint32
-	uidNext     uint32
-	entries     []*entry // ascending UID
-	keepUntil   time.Time
-	ttl         time.Duration // of mail put from now on; 0 = the Expires the receiver set
-	sendWindow  int64         // CountSend's current window, as a multiple of its length
-	sends       int           // sends counted in sendWindow
+	uidValidity            uint32
+	uidNext                uint32
+	lastReceived, lastSent uint32   // see storage.Mailbox
+	entries                []*entry // ascending UID
+	keepUntil              time.Time
+	ttl                    time.Duration // of mail put from now on; 0 = the Expires the receiver set
+	sendWindow             int64         // CountSend's current window, as a multiple of its length
+	sends                  int           // sends counted in sendWindow
 }
 
 type entry struct {
@@ -190,6 +191,11 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		}
 		m.UID = mb.uidNext
 		mb.uidNext++
+		if m.Sent {
+			mb.lastSent = m.UID
+		} else {
+			mb.lastReceived = m.UID
+		}
 		m.ID = storage.NewID(now)
 		if m.Size == 0 {
 			m.Size = int64(len(m.Raw))
@@ -358,7 +364,8 @@ func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, err
 			live++
 		}
 	}
-	return storage.Mailbox{UIDValidity: mb.uidValidity, UIDNext: mb.uidNext, Messages: live, TTL: mb.ttl}, nil
+	return storage.Mailbox{UIDValidity: mb.uidValidity, UIDNext: mb.uidNext,
+		LastReceived: mb.lastReceived, LastSent: mb.lastSent, Messages: live, TTL: mb.ttl}, nil
 }
 
 // SetInboxTTL sets the TTL of mail put into inbox from now on, making its state if the

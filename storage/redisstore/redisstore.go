@@ -331,7 +331,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			script: putScript,
 			keys:   []string{k.state, k.uids, k.msg(id)},
 			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel,
-				expiryMillis(received), at},
+				expiryMillis(received), at, lastField(m)},
 		}
 	}
 	index := make([]*redis.IntCmd, len(msgs))
@@ -602,6 +602,14 @@ func (s *Store) DeleteInbox(ctx context.Context, inbox string) (int, error) {
 	return int(n), nil
 }
 
+// lastField is the state field putScript keeps the highest UID of m's kind in.
+func lastField(m *storage.Message) string {
+	if m.Sent {
+		return "lasts"
+	}
+	return "lastr"
+}
+
 // Mailbox returns the UIDVALIDITY, next UID and message count of an inbox, making its
 // state if it is new.
 func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, error) {
@@ -611,14 +619,16 @@ func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, err
 	if err != nil {
 		return storage.Mailbox{}, unavailable("mailbox "+inbox, err)
 	}
-	if len(res) != 4 {
-		return storage.Mailbox{}, fmt.Errorf("mailbox %s: reply of %d values, want 4", inbox, len(res))
+	if len(res) != 6 {
+		return storage.Mailbox{}, fmt.Errorf("mailbox %s: reply of %d values, want 6", inbox, len(res))
 	}
 	return storage.Mailbox{
-		UIDValidity: uint32(res[0]),
-		UIDNext:     uint32(res[1]),
-		Messages:    int(res[2]),
-		TTL:         time.Duration(res[3]) * time.Millisecond,
+		UIDValidity:  uint32(res[0]),
+		UIDNext:      uint32(res[1]),
+		Messages:     int(res[2]),
+		TTL:          time.Duration(res[3]) * time.Millisecond,
+		LastReceived: uint32(res[4]),
+		LastSent:     uint32(res[5]),
 	}, nil
 }
 

@@ -23,7 +23,8 @@ import "github.com/redis/go-redis/v9"
 // ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 how long the inbox's state outlives
 // the message (ms), 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix,
 // 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
-// first ARGV[12] bytes (see encodeMetaExpires).
+// first ARGV[12] bytes (see encodeMetaExpires), 13 the state field of the highest UID
+// of the message's kind ("lastr" received, "lasts" sent; see storage.Mailbox).
 var putScript = redis.NewScript(`
 local state, uids, msg = KEYS[1], KEYS[2], KEYS[3]
 local id, meta, inbox, channel = ARGV[1], ARGV[2], ARGV[8], ARGV[10]
@@ -62,6 +63,7 @@ if ttl then
 	end
 end
 local uid = redis.call('HINCRBY', state, 'next', 1) - 1
+redis.call('HSET', state, ARGV[13], uid)
 redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', 0, 'exp', exp, 'raw', ARGV[3])
 redis.call('PEXPIREAT', msg, exp)
 redis.call('ZADD', uids, uid, id)
@@ -194,7 +196,8 @@ redis.call('DEL', KEYS[1])
 return out
 `)
 
-// mailboxScript returns {UIDVALIDITY, next UID, messages, TTL (ms, 0 for none)},
+// mailboxScript returns {UIDVALIDITY, next UID, messages, TTL (ms, 0 for none), highest
+// UID of received mail, of sent copies (0 for none)},
 // making the state of a new inbox so that an empty inbox has a stable UIDVALIDITY, and
 // keeping it at least until ARGV[2] plus the inbox's TTL so a client that selected it
 // keeps a valid UIDVALIDITY meanwhile.
@@ -203,7 +206,7 @@ var mailboxScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'validity', ARGV[1]) == 1 then
 	redis.call('HSET', KEYS[1], 'next', 1)
 end
-local v = redis.call('HMGET', KEYS[1], 'validity', 'next', 'ttl')
+local v = redis.call('HMGET', KEYS[1], 'validity', 'next', 'ttl', 'lastr', 'lasts')
 local ttl = tonumber(v[3]) or 0
 local keep = tonumber(ARGV[2]) + ttl
 if redis.call('PTTL', KEYS[1]) == -1 then
@@ -229,7 +232,7 @@ while gone < n do
 		break
 	end
 end
-return {tonumber(v[1]), tonumber(v[2]), n - gone, ttl}
+return {tonumber(v[1]), tonumber(v[2]), n - gone, ttl, tonumber(v[4]) or 0, tonumber(v[5]) or 0}
 `)
 
 // claimScript takes up to ARGV[1] due entries of the expiry index and leases them for

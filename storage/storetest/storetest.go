@@ -289,9 +289,27 @@ func testUIDs(t *testing.T, newStore NewStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := storage.Mailbox{UIDValidity: before.UIDValidity, UIDNext: next.UID + 1, Messages: 4}
-	if after.UIDValidity != want.UIDValidity || after.UIDNext <= next.UID || after.Messages != want.Messages {
+	want := storage.Mailbox{UIDValidity: before.UIDValidity, UIDNext: next.UID + 1, LastReceived: next.UID, Messages: 4}
+	if after.UIDValidity != want.UIDValidity || after.UIDNext <= next.UID || after.Messages != want.Messages ||
+		after.LastReceived != want.LastReceived || after.LastSent != 0 {
 		t.Errorf("Mailbox = %+v, want %+v", after, want)
+	}
+
+	// Each kind keeps its highest UID: a sent copy moves LastSent alone, and deleting
+	// it does not take LastSent back.
+	sent := NewMessage(inbox, "Re: after delete")
+	sent.Sent = true
+	put(t, st, sent)
+	if err := st.Delete(ctx, inbox, sent.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, err = st.Mailbox(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.LastReceived != next.UID || after.LastSent != sent.UID {
+		t.Errorf("Mailbox after a sent copy, deleted = last received %d, last sent %d; want %d, %d",
+			after.LastReceived, after.LastSent, next.UID, sent.UID)
 	}
 }
 
