@@ -75,10 +75,10 @@ func testTransaction(t *testing.T, st fullStore) {
 		t.Errorf("LIST 02 = %q, want %q", got, want)
 	}
 	c.ok("UIDL")
-	if got, want := c.lines(), []string{fmt.Sprintf("1 %d", m1.UID), fmt.Sprintf("2 %d", m2.UID)}; !slices.Equal(got, want) {
+	if got, want := c.lines(), []string{"1 " + m1.ID, "2 " + m2.ID}; !slices.Equal(got, want) {
 		t.Errorf("UIDL = %q, want %q", got, want)
 	}
-	if got, want := c.ok("UIDL 1"), fmt.Sprintf("+OK 1 %d", m1.UID); got != want {
+	if got, want := c.ok("UIDL 1"), "+OK 1 " + m1.ID; got != want {
 		t.Errorf("UIDL 1 = %q, want %q", got, want)
 	}
 	for i, raw := range [][]byte{plainMsg, dotted} {
@@ -199,7 +199,7 @@ func testDeleQuit(t *testing.T, st fullStore) {
 		t.Errorf("LIST = %q, want %q", got, want)
 	}
 	c.ok("UIDL")
-	if got, want := c.lines(), []string{fmt.Sprintf("1 %d", m1.UID), fmt.Sprintf("3 %d", m3.UID)}; !slices.Equal(got, want) {
+	if got, want := c.lines(), []string{"1 " + m1.ID, "3 " + m3.ID}; !slices.Equal(got, want) {
 		t.Errorf("UIDL = %q, want %q", got, want)
 	}
 	// Until QUIT, the store keeps it.
@@ -316,7 +316,7 @@ func testSent(t *testing.T, st fullStore) {
 	c := dial(t, e.addr)
 	c.login(box, token(box))
 	c.ok("UIDL")
-	if got, want := c.lines(), []string{fmt.Sprintf("1 %d", m1.UID), fmt.Sprintf("2 %d", m3.UID)}; !slices.Equal(got, want) {
+	if got, want := c.lines(), []string{"1 " + m1.ID, "2 " + m3.ID}; !slices.Equal(got, want) {
 		t.Errorf("UIDL = %q, want %q", got, want)
 	}
 	c.ok("RETR 2")

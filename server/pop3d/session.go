@@ -98,7 +98,6 @@ type session struct {
 // message is one message of the maildrop snapshot.
 type message struct {
 	id      string
-	uid     uint32
 	size    int64 // octets as RETR sends them, once exact; the stored size before
 	exact   bool
 	seen    bool
@@ -457,7 +456,7 @@ func (ss *session) login(user, pass string) bool {
 	ss.msgs = make([]message, 0, len(list))
 	for _, m := range slices.Backward(list) {
 		if !m.Sent {
-			ss.msgs = append(ss.msgs, message{id: m.ID, uid: m.UID, size: m.Size, seen: m.Flags&storage.FlagSeen != 0})
+			ss.msgs = append(ss.msgs, message{id: m.ID, size: m.Size, seen: m.Flags&storage.FlagSeen != 0})
 		}
 	}
 	ss.inbox, ss.state = inbox, transaction
@@ -621,19 +620,20 @@ func (ss *session) list(c command) bool {
 	return true
 }
 
-// uidl answers the store's UID: never reused in an inbox, so a client that leaves mail
-// on the server recognises it in the next session (RFC 1939 section 7).
+// uidl answers the message ID, so a client that leaves mail on the server recognises it
+// in the next session (RFC 1939 section 7): unique for good, where the store's UID is
+// unique only while the inbox's UID state lives (24 hours after its last message).
 func (ss *session) uidl(c command) bool {
 	if len(c.args) == 1 {
 		if m, n := ss.pick(c.args[0]); m != nil {
-			ss.reply("+OK " + n + " " + strconv.FormatUint(uint64(m.uid), 10))
+			ss.reply("+OK " + n + " " + m.id)
 		}
 		return true
 	}
 	ss.reply("+OK unique-id listing follows")
 	for i, m := range ss.msgs {
 		if !m.deleted {
-			ss.reply(strconv.Itoa(i+1) + " " + strconv.FormatUint(uint64(m.uid), 10))
+			ss.reply(strconv.Itoa(i+1) + " " + m.id)
 		}
 	}
 	ss.reply(".")
@@ -730,7 +730,7 @@ func (ss *session) quit(command) bool {
 		switch {
 		case err == nil:
 			ss.srv.metrics.deleted.Inc()
-			ss.log.Info("deleted", "id", m.id, "uid", m.uid)
+			ss.log.Info("deleted", "id", m.id)
 		case errors.Is(err, storage.ErrNotFound):
 		default:
 			failed++
