@@ -78,7 +78,7 @@ func testTransaction(t *testing.T, st fullStore) {
 	if got, want := c.lines(), []string{"1 " + m1.ID, "2 " + m2.ID}; !slices.Equal(got, want) {
 		t.Errorf("UIDL = %q, want %q", got, want)
 	}
-	if got, want := c.ok("UIDL 1"), "+OK 1 " + m1.ID; got != want {
+	if got, want := c.ok("UIDL 1"), "+OK 1 "+m1.ID; got != want {
 		t.Errorf("UIDL 1 = %q, want %q", got, want)
 	}
 	for i, raw := range [][]byte{plainMsg, dotted} {
