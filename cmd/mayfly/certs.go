@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -20,9 +21,11 @@ var certPoll = 30 * time.Second
 // certificate is the TLS configuration every listener shares. The configuration
 // handed out stays the same value; each handshake asks it (GetConfigForClient) for
 // the current one, so a new certificate from MAYFLY_TLS_CERT and MAYFLY_TLS_KEY, taken
-// on SIGHUP or when the files change, serves the next handshake without a restart.
+// on SIGHUP or when the files change, or from ACME, serves the next handshake without
+// a restart.
 type certificate struct {
 	certFile, keyFile string
+	acme              *acmeSource // nil unless the certificate comes from ACME
 	logger            *slog.Logger
 	current           atomic.Pointer[tls.Config]
 	stamp             []byte // what the files looked like when last loaded
@@ -32,6 +35,12 @@ func newCertificate(cfg Config, logger *slog.Logger) (*certificate, *tls.Config,
 	c := &certificate{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, logger: logger}
 	var cert tls.Certificate
 	var err error
+	if cfg.ACME.Email != "" {
+		// Self-signed until the CA has answered, which needs the HTTP listener up.
+		if c.acme, err = newACMESource(cfg.ACME, cfg.Hostname); err != nil {
+			return nil, nil, err
+		}
+	}
 	if c.certFile != "" {
 		c.stamp = c.fileStamp()
 		cert, err = tls.LoadX509KeyPair(c.certFile, c.keyFile)
@@ -47,8 +56,18 @@ func newCertificate(cfg Config, logger *slog.Logger) (*certificate, *tls.Config,
 	return c, shared, nil
 }
 
-func configFor(cert tls.Certificate) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+// configFor serves certs, the first to clients that name no server or one none of
+// them is for (crypto/tls picks by name among several).
+func configFor(certs ...tls.Certificate) *tls.Config {
+	return &tls.Config{Certificates: certs, MinVersion: tls.VersionTLS12}
+}
+
+// challenge is the handler of the ACME CA's http-01 requests, nil without ACME.
+func (c *certificate) challenge() http.Handler {
+	if c.acme == nil {
+		return nil
+	}
+	return c.acme.challenge()
 }
 
 // fileStamp is the size and modification time of both files: cheap to take, and it
@@ -76,23 +95,34 @@ func (c *certificate) reload(why string) {
 	c.logger.Info("tls certificate reloaded", "why", why, "cert", c.certFile)
 }
 
-// watch reloads on SIGHUP and on a change of the files, until ctx ends.
+// watch reloads on SIGHUP and on a change of the files, or follows ACME, until ctx
+// ends. SIGHUP is taken whatever the source, so that `systemctl reload` never stops
+// the process (SIGHUP's default action).
 func (c *certificate) watch(ctx context.Context) {
-	if c.certFile == "" {
-		return
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	tick := time.NewTicker(certPoll)
-	defer tick.Stop()
+	if c.acme != nil {
+		c.followACME(ctx, hup)
+		return
+	}
+	var poll <-chan time.Time
+	if c.certFile != "" {
+		tick := time.NewTicker(certPoll)
+		defer tick.Stop()
+		poll = tick.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if c.certFile == "" {
+				c.logger.Info("SIGHUP: the certificate is self-signed, no files to reload")
+				continue
+			}
 			c.reload("SIGHUP")
-		case <-tick.C:
+		case <-poll:
 			if !bytes.Equal(c.fileStamp(), c.stamp) {
 				c.reload("files changed")
 			}

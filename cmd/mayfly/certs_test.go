@@ -157,3 +157,19 @@ func TestCertificateReloadsOnSIGHUP(t *testing.T) {
 		t.Errorf("no reload on SIGHUP in the log:\n%s", p.log.String())
 	}
 }
+
+// TestSIGHUPWithoutFiles: SIGHUP to a process with nothing to reload (a self-signed
+// certificate) is logged, not fatal, as `systemctl reload` may send it to any node.
+func TestSIGHUPWithoutFiles(t *testing.T) {
+	p := startProcess(t)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.log.String(), "no files to reload"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of SIGHUP in the log within 10s:\n%s", p.log.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the log, with a deadline
+	}
+	p.stop(t) // and it must still be there to exit 0 on SIGTERM
+}

@@ -39,6 +39,7 @@ type Config struct {
 	Public          bool
 	TLSCert         string
 	TLSKey          string
+	ACME            ACME
 	DKIMKey         string
 	DKIMSelector    string
 	Relay           string
@@ -155,6 +156,33 @@ func settings() []setting {
 		}},
 		{"tls-cert", "", "PEM certificate for STARTTLS and the TLS listeners; empty = self-signed, made at start", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 		{"tls-key", "", "PEM private key of tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
+		{"acme-email", "", "contact address for an ACME account; set, the certificate comes from the ACME CA (acme-url) for acme-hosts, over http-01 on the HTTP listener (which must be port 80 of those names)", func(c *Config, v string) error {
+			if v != "" && !strings.Contains(v, "@") {
+				return errors.New("want an email address")
+			}
+			c.ACME.Email = v
+			return nil
+		}},
+		{"acme-hosts", "", "comma list of names to get certificates for; empty = hostname; the first is served to clients that name none", func(c *Config, v string) error {
+			c.ACME.Hosts = splitList(v)
+			return nil
+		}},
+		{"acme-dir", "/var/lib/mayfly/acme", "directory where the ACME account and certificates are kept between restarts", func(c *Config, v string) error {
+			if v == "" {
+				return errors.New("want a directory")
+			}
+			c.ACME.Dir = v
+			return nil
+		}},
+		{"acme-url", "https://acme-v02.api.letsencrypt.org/directory", "directory URL of the ACME CA (Let's Encrypt; its staging, or a private CA)", func(c *Config, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New("want an https:// URL")
+			}
+			c.ACME.URL = v
+			return nil
+		}},
+		{"acme-ca", "", "PEM file of the roots to trust for the ACME CA's own HTTPS (a private CA); empty = the system's", func(c *Config, v string) error { c.ACME.CA = v; return nil }},
 		{"dkim-key", "", "PEM key signing outgoing replies (RSA PKCS#1 or PKCS#8, Ed25519 PKCS#8)", func(c *Config, v string) error { c.DKIMKey = v; return nil }},
 		{"dkim-selector", "mayfly", "DKIM selector of dkim-key", func(c *Config, v string) error { c.DKIMSelector = v; return nil }},
 		{"relay", "", "smarthost for outgoing mail: smtp://[user:pass@]host:port or smtps://...; empty = direct to MX", func(c *Config, v string) error {
@@ -404,6 +432,9 @@ func (c Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls-cert and tls-key go together: set both or neither")
+	}
+	if c.ACME.Email != "" && c.TLSCert != "" {
+		return errors.New("acme-email and tls-cert are two sources of one certificate: set one")
 	}
 	return nil
 }

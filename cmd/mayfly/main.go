@@ -259,6 +259,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			RequestRate:         limit.Rate(cfg.HTTPRate),
 			LoginFailures:       failures,
 			TrustedProxies:      cfg.TrustedProxies,
+			ACMEChallenge:       cert.challenge(),
 		}, st, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)

@@ -38,7 +38,13 @@ type process struct {
 // the test.
 func startProcess(t *testing.T, extra ...string) *process {
 	t.Helper()
-	p := &process{smtp: freeAddr(t), http: freeAddr(t), exited: make(chan error, 1), log: &syncBuffer{}}
+	return startProcessOn(t, freeAddr(t), extra...)
+}
+
+// startProcessOn is startProcess with the HTTP listener on httpAddr.
+func startProcessOn(t *testing.T, httpAddr string, extra ...string) *process {
+	t.Helper()
+	p := &process{smtp: freeAddr(t), http: httpAddr, exited: make(chan error, 1), log: &syncBuffer{}}
 	args := append([]string{"serve", "-smtp-addr", p.smtp, "-http-addr", p.http, "-imap-addr", "", "-pop3-addr", "", "-submission-addr", "",
 		"-domains", "serve.test", "-hostname", "mx.serve.test", "-dns", "127.0.0.1:1"}, extra...)
 	p.cmd = exec.Command(os.Args[0], args...)

@@ -64,6 +64,9 @@ type Options struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For names the client;
 	// none by default, so a client cannot choose whom its requests count against.
 	TrustedProxies []netip.Prefix
+	// ACMEChallenge, when set, answers an ACME CA's http-01 requests under
+	// /.well-known/acme-challenge/.
+	ACMEChallenge http.Handler
 }
 
 // store is what the API needs of storage.Store.
@@ -232,6 +235,9 @@ func (s *Server) routes() *echo.Echo {
 	}
 
 	e.GET("/healthz", s.healthz)
+	if s.opts.ACMEChallenge != nil {
+		e.GET("/.well-known/acme-challenge/*", echo.WrapHandler(s.opts.ACMEChallenge))
+	}
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
 	e.GET("/api/openapi.json", s.openAPI)
