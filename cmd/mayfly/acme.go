@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/mayfly-mail/mayfly/storage"
 )
 
 // ACME is where the certificate comes from when it is not a file: an ACME CA such as
@@ -21,7 +23,7 @@ import (
 type ACME struct {
 	Email string   // the account's contact; set = ACME on
 	Hosts []string // names to get certificates for; empty = the hostname
-	Dir   string   // account and certificates, kept between restarts
+	Dir   string   // account and certificates, kept between restarts (not on Redis)
 	URL   string   // the CA's directory
 	CA    string   // PEM roots for the CA's own HTTPS; empty = the system's
 }
@@ -42,7 +44,37 @@ type acmeSource struct {
 	hosts   []string
 }
 
-func newACMESource(a ACME, hostname string) (*acmeSource, error) {
+// sharedValues is what the Redis store offers to keep the ACME state where every node
+// finds it (see redisstore.GetShared).
+type sharedValues interface {
+	GetShared(ctx context.Context, name string) ([]byte, error)
+	PutShared(ctx context.Context, name string, value []byte) error
+	DeleteShared(ctx context.Context, name string) error
+}
+
+// acmeCache is autocert's cache on the store's shared values.
+type acmeCache struct{ values sharedValues }
+
+func (c acmeCache) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := c.values.GetShared(ctx, "acme:"+key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, autocert.ErrCacheMiss
+	}
+	return b, err
+}
+
+func (c acmeCache) Put(ctx context.Context, key string, data []byte) error {
+	return c.values.PutShared(ctx, "acme:"+key, data)
+}
+
+func (c acmeCache) Delete(ctx context.Context, key string) error {
+	return c.values.DeleteShared(ctx, "acme:"+key)
+}
+
+// newACMESource keeps the ACME state in shared when there is one (Redis: every node
+// can answer a challenge another node's order asked for, and a certificate is ordered
+// once for all), else in a.Dir.
+func newACMESource(a ACME, hostname string, shared sharedValues) (*acmeSource, error) {
 	hosts := a.Hosts
 	if len(hosts) == 0 {
 		hosts = []string{hostname}
@@ -61,15 +93,19 @@ func newACMESource(a ACME, hostname string) (*acmeSource, error) {
 		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		client.HTTPClient = &http.Client{Transport: transport}
 	}
-	// Made now, so that a directory Mayfly may not write fails at start, not at the
-	// first certificate.
-	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("acme-dir: %w", err)
+	var cache autocert.Cache = acmeCache{shared}
+	if shared == nil {
+		// Made now, so that a directory Mayfly may not write fails at start, not at the
+		// first certificate.
+		if err := os.MkdirAll(a.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("acme-dir: %w", err)
+		}
+		cache = autocert.DirCache(a.Dir)
 	}
 	return &acmeSource{
 		manager: &autocert.Manager{
 			Prompt:     autocert.AcceptTOS,
-			Cache:      autocert.DirCache(a.Dir),
+			Cache:      cache,
 			HostPolicy: autocert.HostWhitelist(hosts...),
 			Email:      a.Email,
 			Client:     client,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -22,8 +23,10 @@ import (
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // pebble is an ACME CA (Let's Encrypt's test server, Pebble) in this test's process:
@@ -148,4 +151,63 @@ func waitForCertificate(t *testing.T, what string, handshake func() (*x509.Certi
 		}
 		time.Sleep(100 * time.Millisecond) // polling the listener, with a deadline
 	}
+}
+
+// TestACMEAcrossNodes: on Redis the ACME state is shared, so a node the CA never asks
+// (B: the CA validates on A's HTTP port only) still gets a certificate, with no
+// directory of its own (B's acme-dir cannot be made).
+func TestACMEAcrossNodes(t *testing.T) {
+	url := storetest.RedisURL(t)
+	if url == "" {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	// The shared ACME state of an earlier run holds certificates of an earlier CA.
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	forget := func() {
+		// Not t.Context(): forget runs again in a cleanup, when that has ended.
+		ctx := context.Background()
+		keys, err := rdb.Keys(ctx, "mayfly:shared:acme:*").Result()
+		if err == nil && len(keys) > 0 {
+			err = rdb.Del(ctx, keys...).Err()
+		}
+		if err != nil {
+			t.Fatalf("forgetting the ACME state of earlier runs: %v", err)
+		}
+	}
+	forget()
+	t.Cleanup(forget)
+
+	const host = "mx.acme.test"
+	httpA := freeAddr(t)
+	_, port, _ := net.SplitHostPort(httpA)
+	httpPort, _ := strconv.Atoi(port)
+	a, err := dns.NewRR(host + ". 300 IN A 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acmeCA := startPebble(t, dnstest.ZoneServer(t, []dns.RR{a}), httpPort)
+	common := []string{"-redis-url", url, "-acme-email", "ops@acme.test", "-acme-hosts", host,
+		"-acme-url", acmeCA.directory, "-acme-ca", acmeCA.serverCA}
+	imapsB := freeAddr(t)
+	startProcessOn(t, httpA, append(common, "-acme-dir", t.TempDir())...)
+	b := startProcess(t, append(common, "-imaps-addr", imapsB, "-acme-dir", "/proc/no-such-dir")...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node B's log:\n%s", b.log.String())
+		}
+	})
+	trusted := &tls.Config{ServerName: host, RootCAs: acmeCA.roots}
+	waitForCertificate(t, "IMAPS on node B", func() (*x509.Certificate, error) {
+		c, err := tls.Dial("tcp", imapsB, trusted)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0], nil
+	})
 }

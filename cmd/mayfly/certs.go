@@ -31,13 +31,15 @@ type certificate struct {
 	stamp             []byte // what the files looked like when last loaded
 }
 
-func newCertificate(cfg Config, logger *slog.Logger) (*certificate, *tls.Config, error) {
+// newCertificate takes the certificate from files, from ACME (its state in values,
+// when not nil, else in a directory), or makes a self-signed one.
+func newCertificate(cfg Config, values sharedValues, logger *slog.Logger) (*certificate, *tls.Config, error) {
 	c := &certificate{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, logger: logger}
 	var cert tls.Certificate
 	var err error
 	if cfg.ACME.Email != "" {
 		// Self-signed until the CA has answered, which needs the HTTP listener up.
-		if c.acme, err = newACMESource(cfg.ACME, cfg.Hostname); err != nil {
+		if c.acme, err = newACMESource(cfg.ACME, cfg.Hostname, values); err != nil {
 			return nil, nil, err
 		}
 	}

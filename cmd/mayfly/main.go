@@ -152,15 +152,17 @@ type server interface {
 
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	logConfig(cfg, logger)
-	cert, tlsConfig, err := newCertificate(cfg, logger)
-	if err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
 	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close() // after every server has drained
+	// On Redis the ACME state is kept where every node finds it.
+	shared, _ := st.(sharedValues)
+	cert, tlsConfig, err := newCertificate(cfg, shared, logger)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
 
 	secret := []byte(cfg.Secret)
 	if len(secret) == 0 {

@@ -5,11 +5,13 @@
 // Keys, with the default prefix "mayfly:":
 //
 //	mayfly:{<inbox>}:state   HASH validity (UIDVALIDITY: unix seconds at creation), next (the next UID),
-//	                         ttl (ms, the inbox's TTL of mail put into it, see SetInboxTTL; absent = none)
+//	                         ttl (ms, the inbox's TTL of mail put into it, see SetInboxTTL; absent = none),
+//	                         lastr, lasts (the highest UID given to received mail, to sent copies)
 //	mayfly:{<inbox>}:uids    ZSET member message ID, score UID
 //	mayfly:{<inbox>}:m:<id>  HASH meta (see encodeMeta), uid, flags, exp (unix ms), raw (the exact bytes)
 //	mayfly:expiry            ZSET member inbox "\n" ID, score expiry (unix ms): the sweepers' work list
 //	mayfly:secret            STRING the token key every node shares
+//	mayfly:shared:<name>     STRING a value every node shares, no TTL (see GetShared: ACME state)
 //	mayfly:events            the Pub/Sub channel of every change
 //
 // The keys of one inbox share the hash tag {inbox} ('{', '}' and '%' in the inbox are
