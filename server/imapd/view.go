@@ -150,15 +150,17 @@ func openView(s *session, mb mailbox, readOnly bool) (*view, *imap.SelectData, e
 			firstUnseen = uint32(len(v.client))
 		}
 	}
-	go v.run(ctx, events)
-	return v, &imap.SelectData{
+	// Taken before run starts, which changes the view as events come.
+	data := &imap.SelectData{
 		Flags:             mailboxFlags,
 		PermanentFlags:    permanentFlags,
 		NumMessages:       uint32(len(v.client)),
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           max(mb.uidNext(box), v.maxUID+1), // maxUID: a store that kept no LastReceived/LastSent
 		UIDValidity:       box.UIDValidity,
-	}, nil
+	}
+	go v.run(ctx, events)
+	return v, data, nil
 }
 
 // close stops the event goroutine and waits for it.
