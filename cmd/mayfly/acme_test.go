@@ -30,16 +30,23 @@ import (
 )
 
 // pebble is an ACME CA (Let's Encrypt's test server, Pebble) in this test's process:
-// its directory on a loopback HTTPS port, its validation asking the names in dnsAddr's
-// zone on httpPort.
+// its directory on a loopback HTTPS port; it finds host at 127.0.0.1 (through a DNS
+// server of this test's) and validates it on the port of httpAddr.
 type pebble struct {
 	directory string         // the ACME directory URL
 	serverCA  string         // PEM file of the roots of the directory's own HTTPS
 	roots     *x509.CertPool // what the certificates it issues chain to
 }
 
-func startPebble(t *testing.T, dnsAddr string, httpPort int) *pebble {
+func startPebble(t *testing.T, host, httpAddr string) *pebble {
 	t.Helper()
+	_, port, _ := net.SplitHostPort(httpAddr)
+	httpPort, _ := strconv.Atoi(port)
+	a, err := dns.NewRR(host + ". 300 IN A 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr := dnstest.ZoneServer(t, []dns.RR{a})
 	// Validate at once, and never answer a good nonce as bad (Pebble's default, to
 	// exercise clients' retries, would only slow the test down).
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
@@ -68,13 +75,7 @@ func startPebble(t *testing.T, dnsAddr string, httpPort int) *pebble {
 func TestACMECertificate(t *testing.T) {
 	const host = "mx.acme.test"
 	httpAddr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(httpAddr)
-	httpPort, _ := strconv.Atoi(port)
-	a, err := dns.NewRR(host + ". 300 IN A 127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acmeCA := startPebble(t, dnstest.ZoneServer(t, []dns.RR{a}), httpPort)
+	acmeCA := startPebble(t, host, httpAddr)
 
 	imaps, dir := freeAddr(t), t.TempDir()
 	args := []string{"-imaps-addr", imaps, "-acme-email", "ops@acme.test", "-acme-hosts", host,
@@ -87,14 +88,7 @@ func TestACMECertificate(t *testing.T) {
 			t.Logf("the first mayfly's log:\n%s", p.log.String())
 		}
 	})
-	first := waitForCertificate(t, "IMAPS", func() (*x509.Certificate, error) {
-		c, err := tls.Dial("tcp", imaps, trusted)
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0], nil
-	})
+	first := waitForCertificate(t, "IMAPS", tlsCertificate(imaps, trusted))
 	if !slices.Contains(first.DNSNames, host) {
 		t.Errorf("certificate for %v, want %s", first.DNSNames, host)
 	}
@@ -121,14 +115,7 @@ func TestACMECertificate(t *testing.T) {
 
 	again := startProcessOn(t, httpAddr, args...)
 	defer again.stop(t)
-	second := waitForCertificate(t, "IMAPS after a restart", func() (*x509.Certificate, error) {
-		c, err := tls.Dial("tcp", imaps, trusted)
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0], nil
-	})
+	second := waitForCertificate(t, "IMAPS after a restart", tlsCertificate(imaps, trusted))
 	if second.SerialNumber.Cmp(first.SerialNumber) != 0 {
 		t.Errorf("after a restart: serial %v, want %v from acme-dir (a new order was placed)", second.SerialNumber, first.SerialNumber)
 	}
@@ -137,10 +124,22 @@ func TestACMECertificate(t *testing.T) {
 	}
 }
 
+// tlsCertificate is a handshake with the implicit-TLS listener at addr.
+func tlsCertificate(addr string, cfg *tls.Config) func() (*x509.Certificate, error) {
+	return func() (*x509.Certificate, error) {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0], nil
+	}
+}
+
 // waitForCertificate polls handshake until it verifies against the CA's roots.
 func waitForCertificate(t *testing.T, what string, handshake func() (*x509.Certificate, error)) *x509.Certificate {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		cert, err := handshake()
 		if err == nil {
@@ -184,13 +183,7 @@ func TestACMEAcrossNodes(t *testing.T) {
 
 	const host = "mx.acme.test"
 	httpA := freeAddr(t)
-	_, port, _ := net.SplitHostPort(httpA)
-	httpPort, _ := strconv.Atoi(port)
-	a, err := dns.NewRR(host + ". 300 IN A 127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acmeCA := startPebble(t, dnstest.ZoneServer(t, []dns.RR{a}), httpPort)
+	acmeCA := startPebble(t, host, httpA)
 	common := []string{"-redis-url", url, "-acme-email", "ops@acme.test", "-acme-hosts", host,
 		"-acme-url", acmeCA.directory, "-acme-ca", acmeCA.serverCA}
 	imapsB := freeAddr(t)
@@ -202,12 +195,5 @@ func TestACMEAcrossNodes(t *testing.T) {
 		}
 	})
 	trusted := &tls.Config{ServerName: host, RootCAs: acmeCA.roots}
-	waitForCertificate(t, "IMAPS on node B", func() (*x509.Certificate, error) {
-		c, err := tls.Dial("tcp", imapsB, trusted)
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0], nil
-	})
+	waitForCertificate(t, "IMAPS on node B", tlsCertificate(imapsB, trusted))
 }
