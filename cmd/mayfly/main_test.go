@@ -7,8 +7,10 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,13 +41,24 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// freeAddr returns a loopback address nothing listens on, for a server that binds by
+// address rather than taking a listener. The port is below Linux's ephemeral range
+// (32768 and up), so that between this check and the server's bind neither a client
+// socket's local port nor another test's port-0 listener can take it; both come from
+// that range.
 func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
+		if err != nil {
+			continue // taken: another try
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port between 10000 and 32000 in 100 tries")
+	return ""
 }
 
 // node is one `mayfly serve` run in-process on free loopback ports.

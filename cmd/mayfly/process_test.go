@@ -78,7 +78,8 @@ func startProcessOn(t *testing.T, httpAddr string, extra ...string) *process {
 	select {
 	case <-up:
 	case err := <-p.exited:
-		t.Fatalf("mayfly exited before listening: %v", err)
+		p.stopOnce.Do(func() {}) // nothing left to stop
+		t.Fatalf("mayfly exited before listening: %v; its log:\n%s", err, p.log.String())
 	case <-time.After(20 * time.Second):
 		t.Fatal("mayfly did not listen within 20s")
 	}

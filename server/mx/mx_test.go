@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,14 +29,8 @@ func testLogger(t *testing.T) *slog.Logger {
 // start runs a receiver on a free loopback port until the test ends.
 func start(t *testing.T, opts Options, st store) string {
 	t.Helper()
-	// go-guerrilla listens by address, not on a listener we hand it, so the port is
-	// picked here and released just before it binds.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	// go-guerrilla listens by address, not on a listener we hand it.
+	addr := freeAddr(t)
 	opts.Addr = addr
 	if opts.Hostname == "" {
 		opts.Hostname = "mx.mayfly.test"
@@ -386,4 +382,24 @@ func TestHostileClients(t *testing.T) {
 	if err := dial(t, addr).SendMail("s@sender.test", []string{"after@mayfly.test"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
 		t.Fatalf("after the hostile clients: %v", err)
 	}
+}
+
+// freeAddr returns a loopback address nothing listens on, for a server that binds by
+// address rather than taking a listener. The port is below Linux's ephemeral range
+// (32768 and up), so that between this check and the server's bind neither a client
+// socket's local port nor another test's port-0 listener can take it; both come from
+// that range.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
+		if err != nil {
+			continue // taken: another try
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
+	}
+	t.Fatal("no free loopback port between 10000 and 32000 in 100 tries")
+	return ""
 }

@@ -17,12 +17,7 @@ import (
 func TestShutdownDrains(t *testing.T) {
 	st := memstore.New(memstore.Options{})
 	defer st.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	srv := New(Options{Addr: addr, Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}, ShutdownTimeout: 5 * time.Second}, st, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
