@@ -366,7 +366,7 @@ func logConfig(cfg Config, logger *slog.Logger) {
 		"store", map[bool]string{true: "memory", false: "redis"}[cfg.RedisURL == ""],
 		"ttl", cfg.TTL, "max_ttl", cfg.MaxTTL, "max_message_size", cfg.MaxMessageSize, "max_messages", cfg.MaxMessages,
 		"secret", set(cfg.Secret), "api_key", set(cfg.APIKey), "public", cfg.Public,
-		"tls_cert", cfg.TLSCert, "version", version())
+		"tls_cert", cfg.TLSCert, "acme", cfg.ACME.Email != "", "version", version())
 }
 
 // verifierOrNil keeps a nil *mailauth.Verifier from becoming a non-nil interface.
