@@ -108,13 +108,13 @@ func (s *Server) websocket(c echo.Context) error {
 				return nil
 			}
 		case e, ok := <-events:
-			if !ok && ctx.Err() != nil {
-				// The feed ended with the session's context (both are ready at once at
-				// shutdown, and select picks either).
-				closeWith(conn, websocket.CloseGoingAway, "server going away")
-				return nil
-			}
 			if !ok {
+				if ctx.Err() != nil {
+					// The feed ended with the session's context (both are ready at
+					// once at shutdown, and select picks either).
+					closeWith(conn, websocket.CloseGoingAway, "server going away")
+					return nil
+				}
 				// Fell behind the hub, or the store's event feed was lost: the client
 				// reconnects and lists the inbox again, so nothing is missed.
 				closeWith(conn, websocket.CloseTryAgainLater, "events lost; reconnect and list again")

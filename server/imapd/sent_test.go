@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -382,5 +383,37 @@ func TestApplyOtherMailbox(t *testing.T) {
 				t.Errorf("after apply(%+v): pending %v, %d live; want nothing new", tt.msg, v.pending, len(v.live))
 			}
 		})
+	}
+}
+
+// olderStateStore answers Mailbox as a store that kept no LastReceived or LastSent (an
+// inbox whose state was written before they existed).
+type olderStateStore struct{ storage.Store }
+
+func (s olderStateStore) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, error) {
+	mb, err := s.Store.Mailbox(ctx, inbox)
+	mb.LastReceived, mb.LastSent = 0, 0
+	return mb, err
+}
+
+// TestUIDNextWithOlderState: without the store's highest UIDs, UIDNEXT is still above
+// every UID the mailbox holds.
+func TestUIDNextWithOlderState(t *testing.T) {
+	st := memstore.New(memstore.Options{})
+	t.Cleanup(func() { st.Close() })
+	inbox, _ := newInbox()
+	r := put(t, st, inbox, "question", nil)
+	s := putSent(t, st, inbox, "Re: question")
+	srv := startServer(t, olderStateStore{st}, false)
+	c := login(t, srv.addr, inbox, nil)
+	for name, want := range map[string]uint32{"INBOX": r.UID + 1, "Sent": s.UID + 1} {
+		status, err := c.Status(name, &imap.StatusOptions{UIDNext: true}).Wait()
+		if err != nil || status.UIDNext != imap.UID(want) {
+			t.Errorf("STATUS %s (UIDNEXT) = %+v, %v; want %d", name, status, err, want)
+		}
+		data, err := c.Select(name, nil).Wait()
+		if err != nil || data.UIDNext != imap.UID(want) {
+			t.Errorf("SELECT %s = %+v, %v; want UIDNEXT %d", name, data, err, want)
+		}
 	}
 }

@@ -473,11 +473,14 @@ func (s *session) status(mb mailbox, options *imap.StatusOptions) (*imap.StatusD
 	}
 	var messages, unseen, deleted, recent uint32
 	var size, zero int64
+	uidNext := mb.uidNext(box)
 	for i := range list {
 		m := &list[i]
 		if !mb.holds(m) {
 			continue
 		}
+		// Inbox state written before the store kept LastReceived/LastSent has neither.
+		uidNext = max(uidNext, imap.UID(m.UID)+1)
 		messages++
 		if m.Flags&storage.FlagSeen == 0 {
 			unseen++
@@ -490,7 +493,7 @@ func (s *session) status(mb mailbox, options *imap.StatusOptions) (*imap.StatusD
 	return &imap.StatusData{
 		Mailbox:        mb.String(),
 		NumMessages:    &messages,
-		UIDNext:        mb.uidNext(box),
+		UIDNext:        uidNext,
 		UIDValidity:    box.UIDValidity,
 		NumUnseen:      &unseen,
 		NumDeleted:     &deleted,
