@@ -28,6 +28,7 @@ type Config struct {
 	POP3Addr        string
 	POP3SAddr       string
 	HTTPAddr        string
+	MetricsAddr     string
 	RedisURL        string
 	TTL             time.Duration
 	MaxTTL          time.Duration
@@ -128,6 +129,7 @@ func settings() []setting {
 		{"pop3-addr", "127.0.0.1:1110", "POP3 with STLS; empty = off", addr(func(c *Config) *string { return &c.POP3Addr }, false)},
 		{"pop3s-addr", "", "POP3 over implicit TLS (995); empty = off", addr(func(c *Config) *string { return &c.POP3SAddr }, false)},
 		{"http-addr", "127.0.0.1:8025", "web UI and API; empty = off", addr(func(c *Config) *string { return &c.HTTPAddr }, false)},
+		{"metrics-addr", "", "Prometheus /metrics on a listener of its own; empty = on the HTTP listener, for loopback peers and the admin key only", addr(func(c *Config) *string { return &c.MetricsAddr }, false)},
 		{"redis-url", "", "redis:// or rediss:// URL, or comma-separated addresses for a Cluster; empty = the embedded memory store", func(c *Config, v string) error {
 			if v != "" {
 				if err := redisstore.CheckURL(v); err != nil {

@@ -253,6 +253,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			CORSOrigins:         cfg.CORSOrigins,
 			ShutdownTimeout:     cfg.ShutdownTimeout,
 			Registry:            registry,
+			MetricsAddr:         cfg.MetricsAddr,
 			Frontend:            frontend.FS(),
 			MaxMessageSize:      cfg.MaxMessageSize,
 			MailClients:         mailClients(cfg),
@@ -263,6 +264,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			TrustedProxies:      cfg.TrustedProxies,
 			ACMEChallenge:       cert.challenge(),
 		}, st, logger))
+	}
+	if cfg.MetricsAddr != "" {
+		servers = append(servers, httpapi.NewMetricsServer(cfg.MetricsAddr, registry, cfg.ShutdownTimeout, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { cert.watch(ctx); return nil })

@@ -398,3 +398,25 @@ func metricsHave(httpAddr, want string) bool {
 	b, _ := io.ReadAll(resp.Body)
 	return strings.Contains(string(b), want)
 }
+
+// TestMetricsAddr: with -metrics-addr the metrics move to their own listener, whole
+// (the store's series too), and the API's listener has none.
+func TestMetricsAddr(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	n := startNode(t, "-metrics-addr", metricsAddr)
+	deadline := time.Now().Add(10 * time.Second)
+	for !metricsHave(metricsAddr, "mayfly_store_memory_limit_bytes") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no store metrics on %s within 10s; log:\n%s", metricsAddr, n.log.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling a listener that is starting, with a deadline
+	}
+	resp, err := http.Get("http://" + n.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the HTTP listener = %d, want 404 when they have a listener of their own", resp.StatusCode)
+	}
+}

@@ -52,20 +52,65 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if token == "" {
 			return errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
 		}
-		// A client out of failures is refused even with the right token: a guesser
-		// must not learn which of its guesses would have worked.
-		key := s.clientKey(c)
-		if s.opts.LoginFailures.Empty(key) {
-			s.metrics.refused.WithLabelValues("failures").Inc()
-			return errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address, try later")
+		opens, err := s.checkToken(c, token, func(token string) bool { return s.isAdminKey(token) || s.tokens.Valid(inbox, token) })
+		if err != nil {
+			return err
 		}
-		if s.opts.APIKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.APIKey)) == 1 || s.tokens.Valid(inbox, token) {
+		if !opens {
+			return errorf(http.StatusForbidden, "forbidden", "that token does not open %s", inbox)
+		}
+		return next(c)
+	}
+}
+
+// checkToken reports whether token opens what the request asks for, by opens, and counts
+// a failure against the client. A client out of failures gets the 429 even with the
+// right token: a guesser must not learn which of its guesses would have worked.
+func (s *Server) checkToken(c echo.Context, token string, opens func(string) bool) (bool, error) {
+	key := s.clientKey(c)
+	if s.opts.LoginFailures.Empty(key) {
+		s.metrics.refused.WithLabelValues("failures").Inc()
+		return false, errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address, try later")
+	}
+	if opens(token) {
+		return true, nil
+	}
+	s.metrics.authFailures.Inc()
+	s.opts.LoginFailures.Allow(key)
+	return false, nil
+}
+
+func (s *Server) isAdminKey(token string) bool {
+	return s.opts.APIKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.APIKey)) == 1
+}
+
+// operatorOnly guards what only the operator may read (/metrics, which tells who uses
+// the service and how much): it answers loopback peers and the admin key. A loopback
+// peer that forwards for someone else is a reverse proxy on the same host, not the
+// operator, even when it is not configured as a trusted proxy.
+func (s *Server) operatorOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if s.clientIP(r).IsLoopback() && !forwarded(r) {
 			return next(c)
 		}
-		s.metrics.authFailures.Inc()
-		s.opts.LoginFailures.Allow(key)
-		return errorf(http.StatusForbidden, "forbidden", "that token does not open %s", inbox)
+		if token := bearer(r); token != "" && s.opts.APIKey != "" {
+			opens, err := s.checkToken(c, token, s.isAdminKey)
+			if err != nil {
+				return err
+			}
+			if opens {
+				return next(c)
+			}
+		}
+		return errorf(http.StatusForbidden, "forbidden", "%s answers loopback peers and the admin key (MAYFLY_API_KEY) only; MAYFLY_METRICS_ADDR serves it on a listener of its own", r.URL.Path)
 	}
+}
+
+// forwarded reports whether a request names a client other than its peer.
+func forwarded(r *http.Request) bool {
+	h := r.Header
+	return h.Get("X-Forwarded-For") != "" || h.Get("Forwarded") != "" || h.Get("X-Real-Ip") != ""
 }
 
 // bearer returns the token of a request: the Authorization header's Bearer credentials

@@ -39,6 +39,10 @@ type Options struct {
 	ShutdownTimeout time.Duration // 0 = 10s
 	// Registry receives the API's metrics and is served at /metrics; nil = a new one.
 	Registry *prometheus.Registry
+	// MetricsAddr says where /metrics is served. Empty: on Addr, where it answers only
+	// loopback peers that forward for no one and the admin key, since it tells who uses
+	// the service and how. Set: there (by MetricsServer, which cmd runs), and Addr has none.
+	MetricsAddr string
 	// Frontend is the web page's files, served at /; nil = no page.
 	Frontend fs.FS
 	// MaxMessageSize is the receiver's limit, told to clients by /api/v1/service.
@@ -184,6 +188,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithValue(ctx, serveContext{}, ctx) },
 	}
 	s.logger.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
+	err := serveHTTP(ctx, srv, ln, s.opts.ShutdownTimeout, s.logger)
+	s.socketsMu.Lock()
+	s.closing = true
+	s.socketsMu.Unlock()
+	s.sockets.Wait() // their context ended with ctx: they are closing
+	return err
+}
+
+// serveHTTP serves srv on ln until ctx ends, then lets requests in flight finish for at
+// most timeout. Hijacked connections (WebSockets) are the caller's to wait for.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, logger *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -191,16 +206,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("http serve: %w", err)
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		s.logger.Warn("requests still open after the shutdown timeout", "err", err)
+		logger.Warn("requests still open after the shutdown timeout", "err", err)
 		srv.Close()
 	}
-	s.socketsMu.Lock()
-	s.closing = true
-	s.socketsMu.Unlock()
-	s.sockets.Wait() // their context ended with ctx: they are closing
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http serve: %w", err)
 	}
@@ -239,7 +250,9 @@ func (s *Server) routes() *echo.Echo {
 		e.GET("/.well-known/acme-challenge/*", echo.WrapHandler(s.opts.ACMEChallenge))
 	}
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
+	if s.opts.MetricsAddr == "" {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})), s.operatorOnly)
+	}
 	e.GET("/api/openapi.json", s.openAPI)
 
 	api := e.Group("/api/v1", timeout(requestTimeout))

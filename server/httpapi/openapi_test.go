@@ -259,6 +259,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	// Every request of httptest comes from 192.0.2.1, which has used up its requests on
 	// one server and its wrong tokens on another.
 	client := netip.MustParseAddr("192.0.2.1")
+	admin := newOpenAPIServer(t, st, Options{APIKey: "admin-key-123456"})
 	rated := newOpenAPIServer(t, st, Options{RequestRate: limit.Rate{N: 1, Per: time.Hour}})
 	rated.requests.Allow(client)
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 1, Per: time.Hour})
@@ -334,7 +335,8 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"healthz", "GET", "/healthz", "/healthz", "", "", s, 200},
 		{"readyz", "GET", "/readyz", "/readyz", "", "", s, 200},
 		{"not ready", "GET", "/readyz", "/readyz", "", "", down, 503},
-		{"metrics", "GET", "/metrics", "/metrics", "", "", s, 200},
+		{"metrics", "GET", "/metrics", "/metrics", "admin-key-123456", "", admin, 200},
+		{"metrics refused", "GET", "/metrics", "/metrics", "", "", s, 403},
 		{"openapi", "GET", "/api/openapi.json", "/api/openapi.json", "", "", s, 200},
 		{"delete message", "DELETE", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 204},
 		{"delete it again", "DELETE", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 404},
