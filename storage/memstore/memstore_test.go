@@ -314,3 +314,33 @@ func TestMemoryCountsInboxesAndMetadata(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoryLimitKeepsWatchedInboxes checks that a flood of new inboxes does not drop
+// the state of an empty inbox someone watches (an IMAP client in IDLE would see its
+// UIDVALIDITY change and be logged out), nor the one an inbox was just given.
+func TestMemoryLimitKeepsWatchedInboxes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := New(Options{MemoryLimit: 64 << 10, SweepEvery: time.Hour})
+	defer st.Close()
+	watched, err := st.Mailbox(ctx, "watched@mayfly.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Subscribe(ctx, "watched@mayfly.test")
+	for i := range 10_000 {
+		name := fmt.Sprintf("flood%d@mayfly.test", i)
+		if err := st.SetInboxTTL(ctx, name, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if mb, _ := st.Mailbox(ctx, name); mb.TTL != time.Hour {
+			t.Fatalf("inbox %s lost its TTL as it was set: %+v", name, mb)
+		}
+	}
+	if m := st.Memory(); m.DroppedInboxes == 0 || m.MetadataBytes > m.Limit {
+		t.Errorf("Memory = %+v; want states dropped, within the limit", m)
+	}
+	if mb, _ := st.Mailbox(ctx, "watched@mayfly.test"); mb.UIDValidity != watched.UIDValidity {
+		t.Errorf("watched inbox's UIDVALIDITY went from %d to %d", watched.UIDValidity, mb.UIDValidity)
+	}
+}
