@@ -18,7 +18,9 @@ import (
 
 // Search answers SEARCH and UID SEARCH. Flags, dates, sizes and numbers are matched on
 // what the view holds; header and text keys on the stored message, fetched only when
-// the cheaper keys have not already decided.
+// the cheaper keys have not already decided, and BODY and TEXT on its folded text,
+// read once and cached. A search too big (maxSearchKeys, maxSearchDepth) or too long
+// (Options.SearchTimeout) gets NO [LIMIT].
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (data *imap.SearchData, err error) {
 	defer s.polled(&err)
 	defer s.guard("search", &err)
@@ -58,7 +60,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		// the search has none.
 		if time.Now().After(deadline) {
 			s.srv.metrics.refused.WithLabelValues(refusedSearches).Inc()
-			s.logger.Info("search stopped", "dur", s.srv.opts.SearchTimeout, "messages", len(targets))
+			s.logger.Debug("search stopped", "dur", s.srv.opts.SearchTimeout, "messages", len(targets))
 			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 				Text: fmt.Sprintf("SEARCH stopped after %v (MAYFLY_IMAP_SEARCH_TIMEOUT), narrow it by date, flags or UID", s.srv.opts.SearchTimeout)}
 		}

@@ -187,7 +187,7 @@ func TestSearchTextBounded(t *testing.T) {
 // would have ended.
 func TestSearchLimits(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		const timeout = 100 * time.Millisecond
+		const timeout = 10 * time.Millisecond
 		srv := startServer(t, st, false, func(o *Options, _ *Server) { o.SearchTimeout = timeout })
 		inbox, _ := newInbox()
 		// 2MiB newsletters: reading each for its text takes milliseconds, the inbox
