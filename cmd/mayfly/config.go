@@ -52,6 +52,7 @@ type Config struct {
 
 	SMTPMaxConnections int
 	SMTPTimeout        time.Duration
+	IMAPSearchTimeout  time.Duration
 
 	MaxConnectionsPerIP     int
 	HTTPMaxConnectionsPerIP int
@@ -220,6 +221,7 @@ func settings() []setting {
 		}},
 		{"smtp-max-connections", "1000", "inbound SMTP sessions at once; later ones wait", positive(func(c *Config) *int { return &c.SMTPMaxConnections })},
 		{"smtp-timeout", "5m", "inbound SMTP: time for one command, or for the whole DATA transfer", duration(func(c *Config) *time.Duration { return &c.SMTPTimeout })},
+		{"imap-search-timeout", "2s", "IMAP: time one SEARCH may take; past it the client gets NO [LIMIT] and is told to narrow it", duration(func(c *Config) *time.Duration { return &c.IMAPSearchTimeout })},
 		{"max-connections-per-ip", "20", "SMTP submission, IMAP and POP3: connections at once from one client (an IPv4 address or an IPv6 /64), per listener kind; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
 		{"http-max-connections-per-ip", "64", "HTTP: connections at once from one client (a browser opens about six per page, plus a WebSocket per tab); 0 = no limit", atLeastZero(func(c *Config) *int { return &c.HTTPMaxConnectionsPerIP })},
 		{"command-rate", "50/s", "IMAP, POP3 and submission: commands one connection may send, as a count per s, m, h or d (also the burst); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.CommandRate })},

@@ -216,6 +216,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			CommandRate:         limit.Rate(cfg.CommandRate),
 			LoginFailures:       failures,
 			TrustedProxies:      cfg.TrustedProxies,
+			SearchTimeout:       cfg.IMAPSearchTimeout,
 			Metrics:             registry,
 		}, st, logger))
 	}

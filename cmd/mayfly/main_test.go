@@ -179,6 +179,9 @@ func TestServe(t *testing.T) {
 			if name == "memory" && !strings.Contains(string(metrics), "mayfly_store_memory_limit_bytes 5.36870912e+08") {
 				t.Errorf("/metrics lacks the memory store's limit")
 			}
+			if name == "memory" && (!strings.Contains(string(metrics), "\nmayfly_store_metadata_bytes ") || !strings.Contains(string(metrics), "\nmayfly_store_inboxes ")) {
+				t.Errorf("/metrics lacks the memory store's metadata and inbox counts")
+			}
 			n.stop(t)
 			for _, addr := range []string{n.smtp, n.http} {
 				if _, err := net.Dial("tcp", addr); err == nil {

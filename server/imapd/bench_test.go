@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
@@ -106,5 +107,59 @@ func BenchmarkIdlePush(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1e3, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1e3, "p99-ms")
 		})
+	}
+}
+
+// largeMail is a newsletter-sized worst case for SEARCH TEXT: about 2 MiB of
+// quoted-printable text/plain and text/html, with mixed case for the search to fold.
+func largeMail() []byte {
+	var b bytes.Buffer
+	b.WriteString("From: News <news@shop.test>\r\nTo: box@mayfly.test\r\nSubject: Weekly Digest\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n")
+	line := "Caf=C3=A9 Offers And Deals For You, Every Week, Read Them All Now Please =\r\n"
+	for _, typ := range []string{"plain", "html"} {
+		b.WriteString("--b\r\nContent-Type: text/" + typ + "; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+		for b.Len() < 1<<20*map[string]int{"plain": 1, "html": 2}[typ] {
+			b.WriteString(line)
+		}
+		b.WriteString("end\r\n")
+	}
+	b.WriteString("--b--\r\n")
+	return b.Bytes()
+}
+
+// BenchmarkSearchText200 is SEARCH TEXT of a word no message holds, so every message
+// is searched to its end, over a full inbox (200 messages) of 2 MiB newsletters.
+// Warm: their text is in the server's cache, as for a client's second search; cold:
+// every message is read for its text.
+func BenchmarkSearchText200(b *testing.B) {
+	raw := largeMail()
+	for name, mk := range benchStores(b) {
+		for _, cold := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/cold=%v", name, cold), func(b *testing.B) {
+				st, _ := mk(b)
+				srv := startServer(b, st, false, noCommandRate, func(o *Options, _ *Server) { o.SearchTimeout = time.Minute })
+				inbox, _ := newInbox()
+				for i := range 200 {
+					put(b, st, inbox, fmt.Sprintf("m%d", i), raw)
+				}
+				c, _ := open(b, srv.addr, inbox, nil)
+				search := func() {
+					data, err := c.Search(&imap.SearchCriteria{Text: []string{"unsubscribe"}}, nil).Wait()
+					if err != nil || len(data.AllSeqNums()) != 0 {
+						b.Fatalf("SEARCH TEXT = %v, %v", data, err)
+					}
+				}
+				search()
+				b.ResetTimer()
+				for b.Loop() {
+					if cold {
+						srv.texts.reset()
+					}
+					search()
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/op")
+			})
+		}
 	}
 }

@@ -58,6 +58,9 @@ type Options struct {
 	// then applies to the client it names; a peer in none is its own client, header or
 	// not. nil = no proxies: every peer is its own client.
 	TrustedProxies []netip.Prefix
+	// SearchTimeout is how long one SEARCH may take; past it the command gets NO
+	// [LIMIT] and the client is told to narrow it. 0 = 2s.
+	SearchTimeout time.Duration
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
 }
@@ -85,6 +88,7 @@ type Server struct {
 	perIP   *limit.Conns // connections open per client, on every listener
 	// envelopes are shared by every session: many clients, one inbox, same headers.
 	envelopes *envelopeCache
+	texts     *textCache // what SEARCH BODY and TEXT read, shared the same way
 
 	// Knobs the tests turn.
 	loopback      func(net.Addr) bool // plain-text logins without TLS are let through from these
@@ -109,6 +113,9 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.MaxConnectionsPerIP == 0 {
 		opts.MaxConnectionsPerIP = 20
 	}
+	if opts.SearchTimeout <= 0 {
+		opts.SearchTimeout = 2 * time.Second
+	}
 	if opts.CommandRate == (limit.Rate{}) {
 		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
 	}
@@ -130,6 +137,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		caps:          capabilities(),
 		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
 		envelopes:     newEnvelopeCache(1024),
+		texts:         newTextCache(textCacheSize),
 		loopback:      limit.IsLoopback,
 		authFailDelay: time.Second,
 		opTimeout:     15 * time.Second,

@@ -19,6 +19,7 @@ const (
 	refusedConnections = "connections" // MaxConnectionsPerIP open already
 	refusedCommands    = "commands"    // over CommandRate
 	refusedLogins      = "logins"      // LoginFailures used up
+	refusedSearches    = "searches"    // a SEARCH over SearchTimeout or the key limits
 )
 
 // commandNames are the labels of mayfly_imap_commands_total. imapserver parses the
@@ -52,12 +53,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_imap_refused_total",
-			Help: "IMAP clients refused by a per-client limit, by reason: connections (too many open from one address; a BYE, or a close on IMAPS), commands (too many commands on a connection; a BYE), logins (too many failed logins from one address; a NO before the password is checked).",
+			Help: "IMAP clients refused by a per-client limit, by reason: connections (too many open from one address; a BYE, or a close on IMAPS), commands (too many commands on a connection; a BYE), logins (too many failed logins from one address; a NO before the password is checked), searches (a SEARCH with too many keys or past its time; a NO [LIMIT]).",
 		}, []string{"reason"}),
 	}
 	m.logins.WithLabelValues("ok")
 	m.logins.WithLabelValues("failed")
-	for _, r := range []string{refusedConnections, refusedCommands, refusedLogins} {
+	for _, r := range []string{refusedConnections, refusedCommands, refusedLogins, refusedSearches} {
 		m.refused.WithLabelValues(r)
 	}
 	for _, name := range commandNames {

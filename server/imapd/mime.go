@@ -270,33 +270,88 @@ func headerContains(h textproto.Header, key, pattern string) bool {
 	return false
 }
 
-// textContains reports whether the text of a message contains pattern,
-// case-insensitively: its body (SEARCH BODY) or its header and body (SEARCH TEXT).
-// Text parts are read with their transfer encoding and charset undone; other parts
-// (attachments) are not text and are not searched.
-func textContains(raw []byte, pattern string, withHeader bool) bool {
+// maxSearchText bounds the folded text SEARCH BODY and TEXT look in, per message:
+// its header fields, its parts' and attached messages' headers and its text parts, in
+// that order, up to 256KiB in all. Text past it is not searched (docs/security.md):
+// a sign-up mail or newsletter holds far less, and the bound keeps both the work of a
+// search and the cache of searched text small whatever a sender makes of a message.
+const maxSearchText = 256 << 10
+
+// searchText is what SEARCH BODY and TEXT match in a message, decoded and folded
+// once: its transfer encodings and charsets undone, RFC 2047 words decoded, lower
+// case. Fields and parts are separated by NUL, which no search string holds, so a
+// match never spans two of them.
+type searchText struct {
+	header string // header fields of the message and of its MIME parts: TEXT only
+	body   string // text parts and the headers of attached messages: BODY and TEXT
+}
+
+func (t *searchText) size() int { return len(t.header) + len(t.body) }
+
+// contains reports whether t holds pattern, case-insensitively: in its body (SEARCH
+// BODY) or anywhere (SEARCH TEXT). Text parts were read with their transfer encoding
+// and charset undone; other parts (attachments) are not text and are not searched.
+func (t *searchText) contains(pattern string, withHeader bool) bool {
 	if pattern == "" {
 		return true
 	}
-	br := bufio.NewReader(bytes.NewReader(raw))
-	h, _ := textproto.ReadHeader(br)
-	s := &textSearch{pattern: strings.ToLower(pattern), withHeader: withHeader}
-	return s.part(h, br, 0, "")
-}
-
-type textSearch struct {
-	pattern    string
-	withHeader bool
-	parts      int
-}
-
-func (s *textSearch) part(rawHeader textproto.Header, body io.Reader, depth int, parent string) bool {
-	s.parts++
-	if s.parts > maxParts || depth > maxDepth {
+	pattern = strings.ToLower(pattern)
+	if strings.IndexByte(pattern, 0) >= 0 {
 		return false
 	}
-	if s.withHeader && s.headerMatches(rawHeader) {
-		return true
+	return strings.Contains(t.body, pattern) || withHeader && strings.Contains(t.header, pattern)
+}
+
+// extractText reads the searchable text of raw, at most maxSearchText bytes of it.
+func extractText(raw []byte) *searchText {
+	br := bufio.NewReader(bytes.NewReader(raw))
+	h, _ := textproto.ReadHeader(br)
+	x := &textExtract{left: maxSearchText}
+	x.part(h, br, 0, "", false)
+	return &searchText{header: x.header.String(), body: x.body.String()}
+}
+
+type textExtract struct {
+	header, body strings.Builder
+	left         int // bytes the builders may still take
+	parts        int
+}
+
+// add appends folded text to b, as much of it as the budget leaves; false once the
+// budget is spent.
+func (x *textExtract) add(b *strings.Builder, text string) bool {
+	if x.left <= 0 {
+		return false
+	}
+	text = strings.ToLower(text)
+	if len(text)+1 > x.left {
+		text = strings.ToValidUTF8(text[:x.left-1], "")
+	}
+	b.WriteString(text)
+	b.WriteByte(0)
+	x.left -= len(text) + 1
+	return x.left > 0
+}
+
+func (x *textExtract) fields(b *strings.Builder, h textproto.Header) bool {
+	for f := h.Fields(); f.Next(); {
+		if !x.add(b, f.Key()+": "+decodeField(f.Value())) {
+			return false
+		}
+	}
+	return true
+}
+
+// part collects the text of one part and what it holds (its header too unless
+// inBody: that of an attached message, already with the body); false once the budget
+// is spent, which ends the walk.
+func (x *textExtract) part(rawHeader textproto.Header, body io.Reader, depth int, parent string, inBody bool) bool {
+	x.parts++
+	if x.parts > maxParts || depth > maxDepth {
+		return false
+	}
+	if !inBody && !x.fields(&x.header, rawHeader) {
+		return false
 	}
 	h := message.Header{Header: rawHeader}
 	mediaType, params := contentType(h, parent)
@@ -306,42 +361,35 @@ func (s *textSearch) part(rawHeader textproto.Header, body io.Reader, depth int,
 		for {
 			p, err := mr.NextPart()
 			if err != nil {
-				return false
-			}
-			if s.part(p.Header, p, depth+1, mediaType) {
 				return true
+			}
+			if !x.part(p.Header, p, depth+1, mediaType, false) {
+				return false
 			}
 		}
 	case mediaType == "message/rfc822" || mediaType == "message/global":
 		e, _ := message.New(h, body)
 		if e == nil {
-			return false
+			return true
 		}
 		br := bufio.NewReader(e.Body)
 		child, _ := textproto.ReadHeader(br)
 		// The header of an attached message is its text, for BODY too.
-		if !s.withHeader && s.headerMatches(child) {
-			return true
+		if !x.fields(&x.body, child) {
+			return false
 		}
-		return s.part(child, br, depth+1, "")
+		return x.part(child, br, depth+1, "", true)
 	case strings.HasPrefix(mediaType, "text/"):
 		e, _ := message.New(h, body)
 		if e == nil {
-			return false
-		}
-		b, _ := io.ReadAll(e.Body)
-		return strings.Contains(strings.ToLower(string(b)), s.pattern)
-	}
-	return false
-}
-
-func (s *textSearch) headerMatches(h textproto.Header) bool {
-	for f := h.Fields(); f.Next(); {
-		if strings.Contains(strings.ToLower(f.Key()+": "+decodeField(f.Value())), s.pattern) {
 			return true
 		}
+		// What is read past the budget is dropped: folding changes a text's length
+		// by a byte or two a rune at most, and rarely.
+		b, _ := io.ReadAll(io.LimitReader(e.Body, int64(x.left)))
+		return x.add(&x.body, string(b))
 	}
-	return false
+	return true
 }
 
 // decodeField undoes RFC 2047 encoded words, keeping the field as written where they

@@ -493,7 +493,7 @@ func TestCommandMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(srv.metrics.sessions); got != 1 {
 		t.Errorf("sessions = %v, want 1", got)
 	}
-	if n, err := testutil.GatherAndCount(srv.reg, "mayfly_imap_sessions", "mayfly_imap_logins_total", "mayfly_imap_commands_total", "mayfly_imap_rejected_connections_total", "mayfly_imap_refused_total"); err != nil || n != 2+1+len(commandNames)+1+3 {
+	if n, err := testutil.GatherAndCount(srv.reg, "mayfly_imap_sessions", "mayfly_imap_logins_total", "mayfly_imap_commands_total", "mayfly_imap_rejected_connections_total", "mayfly_imap_refused_total"); err != nil || n != 2+1+len(commandNames)+1+4 {
 		t.Errorf("series exported = %d, %v", n, err)
 	}
 }

@@ -3,6 +3,7 @@ package imapd
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,109 @@ func TestSearchRev2(t *testing.T) {
 		msgs, err := c.Fetch(imap.SeqSetNum(3), &imap.FetchOptions{Envelope: true}).Collect()
 		if err != nil || len(msgs) != 1 || msgs[0].Envelope.Subject != "m2" {
 			t.Errorf("FETCH 3 ENVELOPE = %v", err)
+		}
+	})
+}
+
+// TestSearchTextReused checks that SEARCH BODY and TEXT read a message for its text
+// once, whatever the number of searches, keys and sessions, and that what they find
+// does not change with it.
+func TestSearchTextReused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		for i := range 3 {
+			put(t, st, inbox, fmt.Sprintf("Subject number %d", i), nil)
+		}
+		before := srv.texts.extracts.Load()
+		for range 2 {
+			c, _ := open(t, srv.addr, inbox, nil)
+			for _, tt := range []struct {
+				criteria imap.SearchCriteria
+				want     []uint32
+			}{
+				{imap.SearchCriteria{Text: []string{"NUMBER 1"}}, []uint32{2}},
+				{imap.SearchCriteria{Text: []string{"number"}, Body: []string{"nothing"}}, nil},
+				{imap.SearchCriteria{Or: [][2]imap.SearchCriteria{{{Text: []string{"number 0"}}, {Text: []string{"number 2"}}}}}, []uint32{1, 3}},
+			} {
+				data, err := c.Search(&tt.criteria, nil).Wait()
+				if err != nil || !slices.Equal(data.AllSeqNums(), tt.want) {
+					t.Errorf("SEARCH %+v = %v, %v; want %v", tt.criteria, data, err, tt.want)
+				}
+			}
+		}
+		if n := srv.texts.extracts.Load() - before; n != 3 {
+			t.Errorf("6 searches of 3 messages in 2 sessions read %d texts, want 3", n)
+		}
+	})
+}
+
+// TestSearchTextBounded checks that text past maxSearchText is not searched, and what
+// comes before it is.
+func TestSearchTextBounded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		raw := "Subject: long\r\n\r\nearly-word " + strings.Repeat("x", maxSearchText) + " late-word\r\n"
+		put(t, st, inbox, "long", []byte(raw))
+		c, _ := open(t, srv.addr, inbox, nil)
+		for word, want := range map[string][]uint32{"EARLY-WORD": {1}, "late-word": nil} {
+			data, err := c.Search(&imap.SearchCriteria{Body: []string{word}}, nil).Wait()
+			if err != nil || !slices.Equal(data.AllSeqNums(), want) {
+				t.Errorf("SEARCH BODY %s = %v, %v; want %v", word, data, err, want)
+			}
+		}
+	})
+}
+
+// TestSearchLimits checks that a SEARCH too big to be cheap is refused before any
+// message is read, and that one over its time gets NO [LIMIT] at its time, not when it
+// would have ended.
+func TestSearchLimits(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		const timeout = 10 * time.Millisecond
+		srv := startServer(t, st, false, func(o *Options, _ *Server) { o.SearchTimeout = timeout })
+		inbox, _ := newInbox()
+		// 2MiB newsletters: reading each for its text takes milliseconds, the inbox
+		// seconds (tens under the race detector).
+		raw := largeMail()
+		for i := range 40 {
+			put(t, st, inbox, fmt.Sprint(i), raw)
+		}
+		c, _ := open(t, srv.addr, inbox, nil)
+
+		many := imap.SearchCriteria{}
+		for i := range maxSearchKeys + 1 {
+			many.Header = append(many.Header, imap.SearchCriteriaHeaderField{Key: "Subject", Value: fmt.Sprint(i)})
+		}
+		_, err := c.Search(&many, nil).Wait()
+		wantCode(t, fmt.Sprintf("SEARCH of %d keys", maxSearchKeys+1), err, imap.ResponseCodeLimit)
+		deep := imap.SearchCriteria{Text: []string{"x"}}
+		for range maxSearchDepth {
+			deep = imap.SearchCriteria{Not: []imap.SearchCriteria{deep}}
+		}
+		_, err = c.Search(&deep, nil).Wait()
+		wantCode(t, fmt.Sprintf("SEARCH of %d NOTs", maxSearchDepth), err, imap.ResponseCodeLimit)
+		if n := srv.texts.extracts.Load(); n != 0 {
+			t.Errorf("refused searches read %d texts, want 0", n)
+		}
+
+		start := time.Now()
+		_, err = c.Search(&imap.SearchCriteria{Text: []string{"unsubscribe"}}, nil).Wait()
+		took := time.Since(start)
+		wantCode(t, "SEARCH TEXT of a slow inbox", err, imap.ResponseCodeLimit)
+		if e := imapErr(err); e == nil || !strings.Contains(e.Text, "MAYFLY_IMAP_SEARCH_TIMEOUT") {
+			t.Errorf("SEARCH past its time = %v, want a text naming MAYFLY_IMAP_SEARCH_TIMEOUT", err)
+		}
+		// One message may be read past the deadline; under the race detector that is
+		// a fraction of a second.
+		if took > timeout+2*time.Second {
+			t.Errorf("SEARCH past its time answered after %v, want about %v", took, timeout)
+		}
+		// The session goes on, and a cheap search still answers.
+		data, err := c.Search(&imap.SearchCriteria{SeqNum: []imap.SeqSet{imap.SeqSetNum(2)}}, nil).Wait()
+		if err != nil || !slices.Equal(data.AllSeqNums(), []uint32{2}) {
+			t.Errorf("SEARCH 2 after a refused one = %v, %v", data, err)
 		}
 	})
 }

@@ -19,9 +19,13 @@ import (
 // Options configure a Store. Zero values mean the documented defaults.
 type Options struct {
 	MaxMessages int              // per inbox, the oldest goes first; 0 = 200
-	MemoryLimit int64            // total message bytes; the soonest to expire go first; 0 = 512MiB
 	SweepEvery  time.Duration    // how often expired mail is dropped; 0 = 1s
 	Now         func() time.Time // the clock; nil = time.Now
+	// MemoryLimit bounds what the store holds: message bytes, and an estimate of each
+	// message's metadata and each inbox's state (see Memory). Past it, the states of
+	// empty inboxes go first, least recently used first, then the messages soonest to
+	// expire. 0 = 512MiB.
+	MemoryLimit int64
 }
 
 // mailboxGrace is how long an inbox's UID state (and its TTL) outlives its last message,
@@ -38,6 +42,9 @@ type Store struct {
 	byID         map[string]*entry
 	expiry       expiryHeap // every entry, soonest to expire first
 	bytes        int64      // message bytes held, a shared raw counted once
+	metaBytes    int64      // estimated bytes of the entries' metadata and the mailboxes' state
+	empty        emptyList  // mailboxes without messages, least recently used first
+	dropped      int64      // empty mailboxes' states dropped for the memory limit
 	lastValidity uint32
 	secret       []byte
 
@@ -56,12 +63,49 @@ type mailbox struct {
 	ttl                    time.Duration // of mail put from now on; 0 = the Expires the receiver set
 	sendWindow             int64         // CountSend's current window, as a multiple of its length
 	sends                  int           // sends counted in sendWindow
+
+	name       string
+	prev, next *mailbox // in Store.empty while entries is empty
+	inEmpty    bool
 }
 
 type entry struct {
 	meta      storage.Message // Raw nil
 	raw       *blob
 	heapIndex int
+	cost      int64 // metaCost(&meta), as counted in Store.metaBytes
+}
+
+// Estimates of what the store's own structures cost beyond the strings and slices
+// they point to: the struct, its slot in byID (key and value, with the map's share of
+// overhead), in the expiry heap and in its mailbox's entries; for a mailbox, the
+// struct and its slot in mailboxes. Go rounds each allocation up to a size class; the
+// per-string slack below stands for that.
+const (
+	entryOverhead   = int64(unsafe.Sizeof(entry{})+unsafe.Sizeof(blob{})) + 48 + 8 + 8
+	mailboxOverhead = int64(unsafe.Sizeof(mailbox{})) + 48
+	stringSlack     = 8
+)
+
+// metaCost estimates the bytes one message's metadata takes in the store.
+func metaCost(m *storage.Message) int64 {
+	n := entryOverhead
+	for _, str := range []string{m.ID, m.Inbox, m.Tag, m.From, m.Subject,
+		m.Envelope.From, m.Envelope.RemoteIP, m.Envelope.Helo, m.Auth.SPF, m.Auth.DKIM, m.Auth.DMARC} {
+		if str != "" {
+			n += int64(len(str)) + stringSlack
+		}
+	}
+	for _, list := range [][]string{m.To, m.ReplyTo, m.Envelope.Recipients} {
+		for _, str := range list {
+			n += int64(unsafe.Sizeof(str)) + int64(len(str)) + stringSlack
+		}
+	}
+	return n
+}
+
+func mailboxCost(name string) int64 {
+	return mailboxOverhead + int64(len(name)) + stringSlack
 }
 
 // blob is one copy of raw bytes shared by the deliveries of one message.
@@ -147,9 +191,9 @@ func (s *Store) sweepMailboxes() {
 	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, mb := range s.mailboxes {
+	for _, mb := range s.mailboxes {
 		if len(mb.entries) == 0 && now.After(mb.keepUntil) {
-			delete(s.mailboxes, name)
+			s.dropMailboxLocked(mb)
 		}
 	}
 }
@@ -159,6 +203,62 @@ func (s *Store) Stats() (messages int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.byID), s.bytes
+}
+
+// Memory is what the store counts against Options.MemoryLimit, for metrics.
+type Memory struct {
+	Messages       int   // messages held
+	Bytes          int64 // their bytes, a copy shared by several inboxes counted once
+	MetadataBytes  int64 // estimated bytes of the messages' metadata and the inboxes' state
+	Inboxes        int   // inbox states held (UIDVALIDITY, UIDNEXT, TTL), empty ones included
+	DroppedInboxes int64 // states of empty inboxes dropped for the limit since start
+	Limit          int64 // Options.MemoryLimit: Bytes + MetadataBytes stays under it
+}
+
+// Memory reports what the store counts against its memory limit.
+func (s *Store) Memory() Memory {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Memory{Messages: len(s.byID), Bytes: s.bytes, MetadataBytes: s.metaBytes,
+		Inboxes: len(s.mailboxes), DroppedInboxes: s.dropped, Limit: s.opts.MemoryLimit}
+}
+
+// shrinkLocked drops what the store holds until it is within the memory limit: first
+// the states of empty inboxes nobody in this process watches, least recently used
+// first (mail matters more than the memory of an inbox that has none; a state made
+// again gets a new UIDVALIDITY, so no UID is reused under an old one), then messages,
+// the soonest to expire first.
+//
+// keep, if not nil, is a mailbox the caller is setting up, which stays.
+func (s *Store) shrinkLocked(keep *mailbox) {
+	for s.bytes+s.metaBytes > s.opts.MemoryLimit {
+		if mb := s.evictableLocked(keep); mb != nil {
+			s.dropMailboxLocked(mb)
+			s.dropped++
+			continue
+		}
+		if len(s.expiry) == 0 {
+			return
+		}
+		s.dropLocked(s.expiry[0], storage.EventExpired)
+	}
+}
+
+// evictableLocked returns the least recently used empty mailbox that no subscriber
+// (an IMAP client, a WebSocket) watches, or nil.
+func (s *Store) evictableLocked(keep *mailbox) *mailbox {
+	for mb := s.empty.head; mb != nil; mb = mb.next {
+		if mb != keep && !s.hub.Watched(mb.name) {
+			return mb
+		}
+	}
+	return nil
+}
+
+func (s *Store) dropMailboxLocked(mb *mailbox) {
+	s.empty.remove(mb)
+	delete(s.mailboxes, mb.name)
+	s.metaBytes -= mailboxCost(mb.name)
 }
 
 // Put stores every message. It keeps Raw without copying it, so the caller must not
@@ -206,6 +306,9 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		e := &entry{meta: *m, raw: b}
 		e.meta.Raw = nil
 		e.meta.Flags = 0
+		e.cost = metaCost(&e.meta)
+		s.metaBytes += e.cost
+		s.empty.remove(mb)
 		mb.entries = append(mb.entries, e)
 		s.byID[m.ID] = e
 		heap.Push(&s.expiry, e)
@@ -215,9 +318,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			s.dropLocked(mb.entries[0], storage.EventExpired)
 		}
 	}
-	for s.bytes > s.opts.MemoryLimit && len(s.expiry) > 0 {
-		s.dropLocked(s.expiry[0], storage.EventExpired)
-	}
+	s.shrinkLocked(nil)
 	return nil
 }
 
@@ -227,8 +328,14 @@ func (s *Store) mailboxLocked(inbox string, now time.Time) *mailbox {
 		// UIDVALIDITY only grows, so an inbox forgotten and made again never
 		// pairs old UIDs with a validity a client has cached.
 		s.lastValidity = max(uint32(now.Unix()), s.lastValidity+1)
-		mb = &mailbox{uidValidity: s.lastValidity, uidNext: 1, keepUntil: now.Add(mailboxGrace)}
+		mb = &mailbox{uidValidity: s.lastValidity, uidNext: 1, keepUntil: now.Add(mailboxGrace), name: inbox}
 		s.mailboxes[inbox] = mb
+		s.metaBytes += mailboxCost(inbox)
+	}
+	if len(mb.entries) == 0 {
+		// Used now: the last to go for the memory limit.
+		s.empty.remove(mb)
+		s.empty.push(mb)
 	}
 	return mb
 }
@@ -241,7 +348,11 @@ func (s *Store) dropLocked(e *entry, t storage.EventType) {
 		if i, ok := mb.find(e.meta.UID); ok {
 			mb.entries = slices.Delete(mb.entries, i, i+1)
 		}
+		if len(mb.entries) == 0 {
+			s.empty.push(mb)
+		}
 	}
+	s.metaBytes -= e.cost
 	if e.raw.refs--; e.raw.refs == 0 {
 		s.bytes -= int64(len(e.raw.data))
 	}
@@ -358,6 +469,7 @@ func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, err
 	defer s.mu.Unlock()
 	mb := s.mailboxLocked(inbox, now)
 	mb.keepLocked(now)
+	s.shrinkLocked(mb)
 	live := 0
 	for _, e := range mb.entries {
 		if e.meta.Live(now) {
@@ -380,6 +492,7 @@ func (s *Store) SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration
 	mb := s.mailboxLocked(inbox, now)
 	mb.ttl = max(ttl, 0)
 	mb.keepLocked(now)
+	s.shrinkLocked(mb)
 	return nil
 }
 
@@ -414,6 +527,7 @@ func (s *Store) CountSend(ctx context.Context, inbox string, per time.Duration) 
 		mb.sendWindow, mb.sends = window, 0
 	}
 	mb.sends++
+	s.shrinkLocked(mb)
 	// The count must outlive its window even when the inbox holds no mail.
 	if end := time.Unix(0, (window+1)*int64(per)); end.After(mb.keepUntil) {
 		mb.keepUntil = end
@@ -456,4 +570,43 @@ func (h *expiryHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
+}
+
+// emptyList is a doubly linked list of the mailboxes that hold no message, through
+// their prev and next, so that the least recently used one is found and dropped in
+// constant time however many inboxes there are.
+type emptyList struct {
+	head, tail *mailbox
+}
+
+func (l *emptyList) push(mb *mailbox) {
+	if mb.inEmpty {
+		return
+	}
+	mb.inEmpty = true
+	mb.prev, mb.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = mb
+	} else {
+		l.head = mb
+	}
+	l.tail = mb
+}
+
+func (l *emptyList) remove(mb *mailbox) {
+	if !mb.inEmpty {
+		return
+	}
+	mb.inEmpty = false
+	if mb.prev != nil {
+		mb.prev.next = mb.next
+	} else {
+		l.head = mb.next
+	}
+	if mb.next != nil {
+		mb.next.prev = mb.prev
+	} else {
+		l.tail = mb.prev
+	}
+	mb.prev, mb.next = nil, nil
 }

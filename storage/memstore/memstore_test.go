@@ -79,11 +79,9 @@ func TestSweepWithClock(t *testing.T) {
 }
 
 func TestMemoryLimitDropsSoonestToExpire(t *testing.T) {
-	st := New(Options{MemoryLimit: 3000})
-	defer st.Close()
 	ctx := context.Background()
 	now := time.Now()
-	put := func(inbox string, ttl time.Duration, size int, to ...string) *storage.Message {
+	put := func(st *Store, inbox string, ttl time.Duration, size int, to ...string) *storage.Message {
 		t.Helper()
 		m := storetest.NewMessage(inbox, inbox)
 		m.Raw, m.Size, m.Expires = make([]byte, size), int64(size), now.Add(ttl)
@@ -98,14 +96,26 @@ func TestMemoryLimitDropsSoonestToExpire(t *testing.T) {
 		}
 		return m
 	}
-	late := put("late@mayfly.test", 3*time.Hour, 1000)
-	soon := put("soon@mayfly.test", time.Hour, 1000)
-	// One message to two inboxes is held once.
-	put("shared@mayfly.test", 2*time.Hour, 1000, "shared2@mayfly.test")
+	first := func(st *Store) (late, soon *storage.Message) {
+		late = put(st, "late@mayfly.test", 3*time.Hour, 1000)
+		soon = put(st, "soon@mayfly.test", time.Hour, 1000)
+		// One message to two inboxes is held once.
+		put(st, "shared@mayfly.test", 2*time.Hour, 1000, "shared2@mayfly.test")
+		return late, soon
+	}
+	// The limit holds these 3000 bytes of mail with their metadata, as counted.
+	probe := New(Options{MemoryLimit: 1 << 30})
+	defer probe.Close()
+	first(probe)
+	meta := probe.Memory().MetadataBytes
+
+	st := New(Options{MemoryLimit: 3000 + meta})
+	defer st.Close()
+	late, soon := first(st)
 	if n, b := st.Stats(); n != 4 || b != 3000 {
 		t.Fatalf("Stats = %d messages, %d bytes; want 4 deliveries in 3000 bytes", n, b)
 	}
-	put("new@mayfly.test", 4*time.Hour, 500)
+	put(st, "new@mayfly.test", 4*time.Hour, 500)
 	if _, err := st.Get(ctx, soon.Inbox, soon.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("the soonest to expire is still there (%v) over the limit", err)
 	}
@@ -114,6 +124,9 @@ func TestMemoryLimitDropsSoonestToExpire(t *testing.T) {
 	}
 	if _, b := st.Stats(); b != 2500 {
 		t.Errorf("bytes = %d after dropping, want 2500", b)
+	}
+	if m := st.Memory(); m.Bytes+m.MetadataBytes > m.Limit {
+		t.Errorf("Memory = %+v, over its limit", m)
 	}
 }
 
@@ -181,5 +194,153 @@ func TestInboxTTLWithClock(t *testing.T) {
 	st.sweepMailboxes()
 	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != 0 {
 		t.Errorf("Mailbox after the TTL and the grace passed unused = %+v, %v; want a new inbox, TTL 0", mb, err)
+	}
+}
+
+// heapAfter runs fn and returns by how much the live heap grew.
+func heapAfter(fn func()) int64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
+}
+
+// smallDelivery is a message with the metadata a real one carries and little body.
+func smallDelivery(inbox string, i int) *storage.Message {
+	m := storetest.NewMessage(inbox, fmt.Sprintf("Your code is %06d", i))
+	m.From = "Example Shop <noreply@shop.example>"
+	m.To = []string{inbox, "other@mayfly.test"}
+	m.ReplyTo = []string{"support@shop.example"}
+	m.Envelope = storage.Envelope{From: "bounce@shop.example", Recipients: []string{inbox}, RemoteIP: "192.0.2.1", Helo: "mail.shop.example"}
+	m.Auth = storage.AuthResults{SPF: "pass", DKIM: "pass", DMARC: "pass"}
+	m.Raw = []byte(fmt.Sprintf("Subject: code\r\n\r\n%06d\r\n", i))
+	m.Size = int64(len(m.Raw))
+	return m
+}
+
+// TestMemoryCountsInboxesAndMetadata checks that what an inbox's state and a
+// message's metadata cost is counted in the memory limit: the estimate covers what
+// the heap holds for them, and a flood of inboxes with no mail (as POST
+// /api/v1/inboxes makes) or of small deliveries stays within the limit.
+func TestMemoryCountsInboxesAndMetadata(t *testing.T) {
+	const n = 100_000
+	ctx := context.Background()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("i%07d-%s@mayfly.test", i, "abcdefghij")
+	}
+
+	t.Run("estimate", func(t *testing.T) {
+		st := New(Options{MaxMessages: n, MemoryLimit: 1 << 40, SweepEvery: time.Hour})
+		defer st.Close()
+		grew := heapAfter(func() {
+			for _, name := range names {
+				st.SetInboxTTL(ctx, name, time.Hour)
+			}
+		})
+		counted := st.Memory().MetadataBytes
+		t.Logf("%d inboxes: heap +%d B, counted %d B (%.0f B each)", n, grew, counted, float64(counted)/n)
+		if grew > 2*counted {
+			t.Errorf("%d inboxes grew the heap by %d B, over twice the %d B counted", n, grew, counted)
+		}
+		before := st.Memory()
+		// Made as they are put, so that the heap counts the strings the store keeps.
+		grew = heapAfter(func() {
+			for i := range n {
+				st.Put(ctx, smallDelivery(names[i%1000], i))
+			}
+		})
+		after := st.Memory()
+		counted = after.Bytes + after.MetadataBytes - before.Bytes - before.MetadataBytes
+		t.Logf("%d deliveries: heap +%d B, counted %d B (%.0f B each)", n, grew, counted, float64(counted)/n)
+		if grew > 2*counted {
+			t.Errorf("%d deliveries grew the heap by %d B, over twice the %d B counted", n, grew, counted)
+		}
+	})
+
+	t.Run("limit", func(t *testing.T) {
+		const limit = 2 << 20
+		st := New(Options{MaxMessages: n, MemoryLimit: limit, SweepEvery: time.Hour})
+		defer st.Close()
+		first, err := st.Mailbox(ctx, "first@mayfly.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := smallDelivery("kept@mayfly.test", 0)
+		kept.Expires = time.Now().Add(time.Hour)
+		if err := st.Put(ctx, kept); err != nil {
+			t.Fatal(err)
+		}
+		grew := heapAfter(func() {
+			for _, name := range names {
+				st.SetInboxTTL(ctx, name, time.Hour)
+			}
+		})
+		m := st.Memory()
+		t.Logf("after %d inboxes: %+v, heap +%d B", n, m, grew)
+		if m.Bytes+m.MetadataBytes > limit || m.Inboxes >= n || m.DroppedInboxes == 0 {
+			t.Errorf("after %d inboxes: %+v; want within the limit, some states dropped", n, m)
+		}
+		if grew > 2*limit {
+			t.Errorf("%d inboxes under a %d B limit grew the heap by %d B", n, limit, grew)
+		}
+		// Inbox states go before mail.
+		if _, err := st.Get(ctx, kept.Inbox, kept.ID); err != nil {
+			t.Errorf("a message was dropped for empty inboxes' states: %v", err)
+		}
+		// A dropped state made again never pairs new UIDs with the old UIDVALIDITY.
+		again, err := st.Mailbox(ctx, "first@mayfly.test")
+		if err != nil || again.UIDValidity <= first.UIDValidity {
+			t.Errorf("Mailbox after its state was dropped = %+v, %v; want a UIDVALIDITY above %d", again, err, first.UIDValidity)
+		}
+
+		grew = heapAfter(func() {
+			for i := range n {
+				m := smallDelivery(names[i], i)
+				m.Expires = time.Now().Add(2 * time.Hour)
+				st.Put(ctx, m)
+			}
+		})
+		m = st.Memory()
+		t.Logf("after %d deliveries: %+v, heap +%d B", n, m, grew)
+		if m.Bytes+m.MetadataBytes > limit || m.Messages >= n {
+			t.Errorf("after %d deliveries: %+v; want within the limit, messages dropped", n, m)
+		}
+		if grew > 2*limit {
+			t.Errorf("%d deliveries under a %d B limit grew the heap by %d B", n, limit, grew)
+		}
+	})
+}
+
+// TestMemoryLimitKeepsWatchedInboxes checks that a flood of new inboxes does not drop
+// the state of an empty inbox someone watches (an IMAP client in IDLE would see its
+// UIDVALIDITY change and be logged out), nor the one an inbox was just given.
+func TestMemoryLimitKeepsWatchedInboxes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := New(Options{MemoryLimit: 64 << 10, SweepEvery: time.Hour})
+	defer st.Close()
+	watched, err := st.Mailbox(ctx, "watched@mayfly.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Subscribe(ctx, "watched@mayfly.test")
+	for i := range 10_000 {
+		name := fmt.Sprintf("flood%d@mayfly.test", i)
+		if err := st.SetInboxTTL(ctx, name, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if mb, _ := st.Mailbox(ctx, name); mb.TTL != time.Hour {
+			t.Fatalf("inbox %s lost its TTL as it was set: %+v", name, mb)
+		}
+	}
+	if m := st.Memory(); m.DroppedInboxes == 0 || m.MetadataBytes > m.Limit {
+		t.Errorf("Memory = %+v; want states dropped, within the limit", m)
+	}
+	if mb, _ := st.Mailbox(ctx, "watched@mayfly.test"); mb.UIDValidity != watched.UIDValidity {
+		t.Errorf("watched inbox's UIDVALIDITY went from %d to %d", watched.UIDValidity, mb.UIDValidity)
 	}
 }
