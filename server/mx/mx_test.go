@@ -22,12 +22,12 @@ import (
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // start runs a receiver on a free loopback port until the test ends.
-func start(t *testing.T, opts Options, st store) string {
+func start(t testing.TB, opts Options, st store) string {
 	t.Helper()
 	// go-guerrilla listens by address, not on a listener we hand it.
 	addr := freeAddr(t)
