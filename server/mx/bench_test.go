@@ -25,9 +25,9 @@ func BenchmarkDeliver(b *testing.B) {
 			e.MailFrom = mail.Address{User: "sender", Host: "sender.test"}
 			e.RcptTo = []mail.Address{{User: "bench", Host: "mayfly.test"}}
 			var body bytes.Buffer
-			body.WriteString("From: Sender <sender@sender.test>\nTo: bench@mayfly.test\nSubject: =?UTF-8?Q?bench_=C3=A9?=\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@sender.test>\n\n")
+			body.WriteString("From: Sender <sender@sender.test>\r\nTo: bench@mayfly.test\r\nSubject: =?UTF-8?Q?bench_=C3=A9?=\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\n")
 			for body.Len() < size {
-				body.WriteString("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tem\n")
+				body.WriteString("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tem\r\n")
 			}
 			e.Data.Write(body.Bytes())
 			b.SetBytes(int64(size))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/textproto"
 	"sync"
 	"time"
 
@@ -43,13 +42,12 @@ type client struct {
 	state        ClientState
 	messagesSent int
 	// Response to be written to the client (for debugging)
-	response   bytes.Buffer
-	bufErr     error
-	conn       net.Conn
-	bufin      *smtpBufferedReader
-	bufout     *bufio.Writer
-	smtpReader *textproto.Reader
-	ar         *adjustableLimitedReader
+	response bytes.Buffer
+	bufErr   error
+	conn     net.Conn
+	bufin    *smtpBufferedReader
+	bufout   *bufio.Writer
+	ar       *adjustableLimitedReader
 	// guards access to conn
 	connGuard sync.Mutex
 	log       log.Logger
@@ -69,9 +67,6 @@ func NewClient(conn net.Conn, clientID uint64, logger log.Logger, envelope *mail
 		ID:          clientID,
 		log:         logger,
 	}
-
-	// used for reading the DATA state
-	c.smtpReader = textproto.NewReader(c.bufin.Reader)
 	return c
 }
 

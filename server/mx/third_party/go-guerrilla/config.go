@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -60,6 +61,16 @@ type ServerConfig struct {
 	// XClientOn when using a proxy such as Nginx, XCLIENT command is used to pass the
 	// original client's IP address & client's HELO
 	XClientOn bool `json:"xclient_on,omitempty"`
+	// Listener, when not nil, is served instead of a listener opened on
+	// ListenInterface (which still names the server), so that the caller can wrap
+	// it: a connection limit per client, the PROXY protocol.
+	Listener net.Listener `json:"-"`
+	// MaxStalledCommands is how many commands in a row may make no progress (all but
+	// an accepted MAIL, RCPT or DATA: NOOP, RSET, HELO, VRFY, refusals...) before the
+	// session is answered ErrorTooManyStalledCommands and closed: each command resets
+	// the timeout, so without it a client holds its slot for as long as it likes.
+	// 0 = no limit.
+	MaxStalledCommands int `json:"max_stalled_commands,omitempty"`
 }
 
 type ServerTLSConfig struct {

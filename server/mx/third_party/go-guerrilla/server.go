@@ -234,7 +234,11 @@ func (s *server) Start(startWG *sync.WaitGroup) error {
 	var clientID uint64
 	clientID = 0
 
-	listener, err := net.Listen("tcp", s.listenInterface)
+	listener := s.configStore.Load().(ServerConfig).Listener
+	var err error
+	if listener == nil {
+		listener, err = net.Listen("tcp", s.listenInterface)
+	}
 	s.listener = listener
 	if err != nil {
 		startWG.Done() // don't wait for me
@@ -401,6 +405,7 @@ func (s *server) handleClient(client *client) {
 		advertiseTLS = ""
 	}
 	r := response.Canned
+	stalled := 0 // commands since the last that made progress
 	for client.isAlive() {
 		switch client.state {
 		case ClientGreeting:
@@ -435,6 +440,7 @@ func (s *server) handleClient(client *client) {
 				cmdLen = CommandVerbMaxLength
 			}
 			cmd := bytes.ToUpper(input[:cmdLen])
+			progress := false
 			switch {
 			case cmdHELO.match(cmd):
 				if h, err := client.parser.Helo(input[4:]); err == nil {
@@ -502,6 +508,7 @@ func (s *server) handleClient(client *client) {
 					client.MailFrom = mail.Address{}
 				}
 				client.sendResponse(r.SuccessMailCmd)
+				progress = true
 
 			case cmdRCPT.match(cmd):
 				if len(client.RcptTo) > rfc5321.LimitRecipients {
@@ -525,6 +532,7 @@ func (s *server) handleClient(client *client) {
 						client.sendResponse(r.FailRcptCmd, " ", rcptError.Error())
 					} else {
 						client.sendResponse(r.SuccessRcptCmd)
+						progress = true
 					}
 				}
 
@@ -549,6 +557,7 @@ func (s *server) handleClient(client *client) {
 				}
 				client.sendResponse(r.SuccessDataCmd)
 				client.state = ClientData
+				progress = true
 
 			case sc.TLS.StartTLSOn && cmdSTARTTLS.match(cmd):
 
@@ -563,6 +572,13 @@ func (s *server) handleClient(client *client) {
 					client.sendResponse(r.FailUnrecognizedCmd)
 				}
 			}
+			if progress {
+				stalled = 0
+			} else if stalled++; sc.MaxStalledCommands > 0 && stalled > sc.MaxStalledCommands && client.isAlive() {
+				// In place of this command's reply: it is buffered, not sent yet.
+				client.sendResponse(r.ErrorTooManyStalledCommands)
+				client.kill()
+			}
 
 		case ClientData:
 
@@ -570,10 +586,7 @@ func (s *server) handleClient(client *client) {
 			// if the client goes a little over. Anything above will err
 			client.bufin.setLimit(sc.MaxSize + 1024000) // This a hard limit.
 
-			n, err := client.Data.ReadFrom(client.smtpReader.DotReader())
-			if n > sc.MaxSize {
-				err = fmt.Errorf("maximum DATA size exceeded (%d)", sc.MaxSize)
-			}
+			_, err := readData(&client.Data, client.bufin.Reader, sc.MaxSize)
 			if err != nil {
 				if err == LineLimitExceeded {
 					client.sendResponse(r.FailReadLimitExceededDataCmd, " ", LineLimitExceeded.Error())
@@ -595,6 +608,9 @@ func (s *server) handleClient(client *client) {
 				client.messagesSent++
 			}
 			client.sendResponse(res)
+			// Pooled envelopes would otherwise each keep the largest message
+			// their sessions ever received.
+			client.Data = bytes.Buffer{}
 			client.state = ClientCmd
 			if s.isShuttingDown() {
 				client.state = ClientShutdown

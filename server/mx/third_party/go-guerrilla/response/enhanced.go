@@ -144,6 +144,8 @@ type Responses struct {
 	ErrorTooManyRecipients *Response
 	ErrorRelayDenied       *Response
 	ErrorShutdown          *Response
+	// ErrorTooManyStalledCommands ends a session past ServerConfig.MaxStalledCommands.
+	ErrorTooManyStalledCommands *Response
 
 	// The 200's
 	SuccessMailCmd       *Response
@@ -259,6 +261,13 @@ func init() {
 		BasicCode:    554,
 		Class:        ClassPermanentFailure,
 		Comment:      "Too many unrecognized commands",
+	}
+
+	Canned.ErrorTooManyStalledCommands = &Response{
+		EnhancedCode: ".7.0",
+		BasicCode:    421,
+		Class:        ClassTransientFailure,
+		Comment:      "Too many commands without a transaction, closing",
 	}
 
 	Canned.ErrorShutdown = &Response{
