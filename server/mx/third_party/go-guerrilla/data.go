@@ -86,11 +86,11 @@ func readData(dst *bytes.Buffer, r *bufio.Reader, max int64) (int64, error) {
 		*dst = *bytes.NewBuffer(chunks[0])
 		return n, nil
 	}
-	*dst = bytes.Buffer{}
-	dst.Grow(int(n))
+	buf := make([]byte, 0, n)
 	for _, c := range chunks {
-		dst.Write(c)
+		buf = append(buf, c...)
 	}
+	*dst = *bytes.NewBuffer(buf)
 	return n, nil
 }
 

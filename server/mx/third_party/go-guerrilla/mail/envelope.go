@@ -160,7 +160,7 @@ func NewEnvelope(remoteAddr string, clientID uint64) *Envelope {
 }
 
 func queuedID(clientID uint64) string {
-	return fmt.Sprintf("%x", md5.Sum([]byte(string(time.Now().Unix())+string(clientID))))
+	return fmt.Sprintf("%x", md5.Sum(fmt.Appendf(nil, "%d %d", time.Now().Unix(), clientID)))
 }
 
 // ParseHeaders parses the headers into Header field of the Envelope struct.

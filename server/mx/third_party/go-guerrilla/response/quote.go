@@ -29,7 +29,7 @@ var quotes = struct {
 	12: "214-Walter Sobchak: Am I the only one who gives a s**t about the rules?!" + CRLF +
 		"214 Walter Sobchak: Am I the only one who gives a s**t about the rules?",
 	13: "214-Walter Sobchak: Am I wrong?" + CRLF +
-		"214-The Dude: No, you're not wrong Walter, you're just an ass-hole." +
+		"214-The Dude: No, you're not wrong Walter, you're just an ass-hole." + CRLF +
 		"214 Walter Sobchak: Okay then.",
 	14: "214-Private Snoop: you see what happens lebowski?" + CRLF +
 		"214-The Dude: nobody calls me lebowski, you got the wrong guy, I'm the dude, man." + CRLF +
@@ -52,7 +52,7 @@ var quotes = struct {
 	17: "214 Walter Sobchak: Forget it, Donny, you're out of your element!",
 	18: "214-Walter Sobchak: You want a toe? I can get you a toe, believe me." + CRLF +
 		"214-There are ways, Dude. You don't wanna know about it, believe me. " + CRLF +
-		"214-The Dude: Yeah, but Walter." +
+		"214-The Dude: Yeah, but Walter." + CRLF +
 		"214 Walter Sobchak: Hell, I can get you a toe by 3 o'clock this afternoon with nail polish.",
 	19: "214 Walter Sobchak: Calmer then you are.",
 	20: "214 Walter Sobchak: You are entering a world of pain",
