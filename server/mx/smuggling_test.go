@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"net/textproto"
 	"runtime"
 	"strings"
@@ -265,5 +266,43 @@ func TestDataMemory(t *testing.T) {
 			t.Fatalf("%d bytes still held after the sessions ended, want under %d", left, size)
 		}
 		time.Sleep(20 * time.Millisecond) // polling for the sessions to close, with a deadline
+	}
+}
+
+// TestProxyHeader: behind a trusted load balancer the client is the one its PROXY
+// header names, for the trace header, SPF and the per-client limits.
+func TestProxyHeader(t *testing.T) {
+	st := memstore.New(memstore.Options{})
+	defer st.Close()
+	addr := start(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxConnectionsPerIP: 1}, st)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "PROXY TCP4 203.0.113.7 127.0.0.1 40000 25\r\n")
+	r := textproto.NewReader(bufio.NewReader(conn))
+	if _, msg, err := r.ReadResponse(220); err != nil {
+		t.Fatalf("banner: %q, %v", msg, err)
+	}
+	// The proxy's own address is not the client's: another client through it connects.
+	other, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(other, "PROXY TCP4 203.0.113.8 127.0.0.1 40001 25\r\n")
+	if _, msg, err := textproto.NewReader(bufio.NewReader(other)).ReadResponse(220); err != nil {
+		t.Fatalf("second client through the proxy: %q, %v", msg, err)
+	}
+	command(t, conn, r, "HELO client.test", 250)
+	command(t, conn, r, "MAIL FROM:<s@sender.test>", 250)
+	command(t, conn, r, "RCPT TO:<proxied@mayfly.test>", 250)
+	command(t, conn, r, "DATA", 354)
+	command(t, conn, r, "Subject: proxied\r\n\r\nx\r\n.", 250)
+	if m := only(t, st, "proxied@mayfly.test"); m.Envelope.RemoteIP != "203.0.113.7" {
+		t.Errorf("RemoteIP = %q, want the client the PROXY header names", m.Envelope.RemoteIP)
 	}
 }
