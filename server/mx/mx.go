@@ -3,6 +3,7 @@
 package mx
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -369,6 +370,9 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	}
 	received := receivedHeader(e, s.opts.Hostname, txID, forRcpt, start)
 	raw, body, auth := s.compose(e, received, data)
+	// raw is a copy: the message as read need not wait for the store write, which
+	// may take StoreTimeout, so a session there holds its message once, not twice.
+	e.Data = bytes.Buffer{}
 	sum := summary.Parse(body)
 	for _, m := range msgs {
 		m.Raw = raw

@@ -211,9 +211,10 @@ func heapAlloc() int64 {
 	return int64(ms.HeapAlloc)
 }
 
-// TestDataMemory: a session holds a message of S bytes at the end of DATA in about
-// 2S (the message as read, and with our headers as stored), not in a buffer grown by
-// doubling; and once the sessions are over, nothing of their messages stays.
+// TestDataMemory: a session waiting on the store write holds its message of S bytes
+// about once (the copy with our headers that is stored), not in a buffer grown by
+// doubling beside that copy; and once the sessions are over, nothing of their
+// messages stays.
 func TestDataMemory(t *testing.T) {
 	const sessions, size = 6, 2<<20 + 100<<10
 	st := &gateStore{entered: make(chan struct{}), release: make(chan struct{})}
@@ -244,6 +245,7 @@ func TestDataMemory(t *testing.T) {
 		}
 	}
 	per := (heapAlloc() - base) / sessions
+	runtime.KeepAlive(body) // counted in base: it must not be freed before
 	close(st.release)
 	for _, s := range ss {
 		if _, msg, err := s.r.ReadResponse(250); err != nil {
@@ -251,7 +253,7 @@ func TestDataMemory(t *testing.T) {
 		}
 		command(t, s.conn, s.r, "QUIT", 221)
 	}
-	if max := int64(size) * 9 / 4; per > max {
+	if max := int64(size) * 5 / 4; per > max {
 		t.Errorf("a session at the end of DATA of %d bytes holds %d bytes, want at most %d", size, per, max)
 	}
 	t.Logf("per session at the end of DATA: %.1f MiB for a %.1f MiB message", float64(per)/(1<<20), float64(size)/(1<<20))
