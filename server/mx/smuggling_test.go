@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -120,7 +122,8 @@ func TestDataEnd(t *testing.T) {
 func TestConnectionsPerIP(t *testing.T) {
 	st := memstore.New(memstore.Options{})
 	defer st.Close()
-	addr := start(t, Options{}, st)
+	reg := prometheus.NewRegistry()
+	addr := start(t, Options{Metrics: reg}, st)
 	var conns []net.Conn
 	for range 20 {
 		conn, _, _ := rawDial(t, addr, "127.0.0.1", 220)
@@ -134,6 +137,9 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Errorf("refused connection left open: %v", err)
 	}
 	rawDial(t, addr, "127.0.0.2", 220)
+	if n := rejected(t, reg, rejectConnections); n != 1 {
+		t.Errorf("mayfly_smtp_rejected_total{reason=connections} = %v, want 1", n)
+	}
 
 	conns[0].Close()
 	deadline := time.Now().Add(10 * time.Second)
