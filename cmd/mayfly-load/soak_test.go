@@ -79,11 +79,8 @@ func startMayfly(t *testing.T, leakEvery int) mayfly {
 		}
 		return ln
 	}
-	httpLn, imapLn, pop3Ln := listen(), listen(), listen()
-	// go-guerrilla listens itself: a port just freed is the best there is.
-	smtpLn := listen()
+	httpLn, imapLn, pop3Ln, smtpLn := listen(), listen(), listen(), listen()
 	smtpAddr := smtpLn.Addr().String()
-	smtpLn.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -94,8 +91,8 @@ func startMayfly(t *testing.T, leakEvery int) mayfly {
 			}
 		})
 	}
-	mxSrv := mx.New(mx.Options{Addr: smtpAddr, Hostname: "mx.soak.test", Domains: domains}, st, logger)
-	serve("mx", func() error { return mxSrv.Run(ctx) })
+	mxSrv := mx.New(mx.Options{Hostname: "mx.soak.test", Domains: domains}, st, logger)
+	serve("mx", func() error { return mxSrv.Serve(ctx, smtpLn) })
 	api := httpapi.New(httpapi.Options{Domains: domains, Hostname: "mx.soak.test", Secret: secret, Registry: registry}, st, logger)
 	serve("http", func() error { return api.Serve(ctx, httpLn) })
 	imapSrv := imapd.New(imapd.Options{Hostname: "mx.soak.test", Domains: domains, Keys: keys}, st, logger)
@@ -108,19 +105,6 @@ func startMayfly(t *testing.T, leakEvery int) mayfly {
 		leaky.wg.Wait()
 		mem.Close()
 	})
-	// mx.Run has no ready signal: wait for its greeting.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", smtpAddr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("SMTP on %s not up: %v", smtpAddr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return mayfly{smtp: smtpAddr, api: "http://" + httpLn.Addr().String(), imap: imapLn.Addr().String(), pop3: pop3Ln.Addr().String()}
 }
 

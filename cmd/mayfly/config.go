@@ -50,9 +50,10 @@ type Config struct {
 	DNS             string
 	Verify          bool
 
-	SMTPMaxConnections int
-	SMTPTimeout        time.Duration
-	IMAPSearchTimeout  time.Duration
+	IMAPSearchTimeout      time.Duration
+	SMTPMaxConnections     int
+	SMTPTimeout            time.Duration
+	SMTPMaxStalledCommands int
 
 	MaxConnectionsPerIP     int
 	HTTPMaxConnectionsPerIP int
@@ -222,14 +223,15 @@ func settings() []setting {
 		{"smtp-max-connections", "1000", "inbound SMTP sessions at once; later ones wait", positive(func(c *Config) *int { return &c.SMTPMaxConnections })},
 		{"smtp-timeout", "5m", "inbound SMTP: time for one command, or for the whole DATA transfer", duration(func(c *Config) *time.Duration { return &c.SMTPTimeout })},
 		{"imap-search-timeout", "2s", "IMAP: time one SEARCH may take; past it the client gets NO [LIMIT] and is told to narrow it", duration(func(c *Config) *time.Duration { return &c.IMAPSearchTimeout })},
-		{"max-connections-per-ip", "20", "SMTP submission, IMAP and POP3: connections at once from one client (an IPv4 address or an IPv6 /64), per listener kind; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
+		{"smtp-max-stalled-commands", "50", "inbound SMTP: commands in a row that make no progress (NOOP, RSET, HELO, VRFY, refused recipients...; all but an accepted MAIL, RCPT or DATA) before the session is answered 421 and closed; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.SMTPMaxStalledCommands })},
+		{"max-connections-per-ip", "20", "inbound SMTP, SMTP submission, IMAP and POP3: connections at once from one client (an IPv4 address or an IPv6 /64), per listener kind; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
 		{"http-max-connections-per-ip", "64", "HTTP: connections at once from one client (a browser opens about six per page, plus a WebSocket per tab); 0 = no limit", atLeastZero(func(c *Config) *int { return &c.HTTPMaxConnectionsPerIP })},
 		{"command-rate", "50/s", "IMAP, POP3 and submission: commands one connection may send, as a count per s, m, h or d (also the burst); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.CommandRate })},
 		{"login-failures", "10/m", "wrong passwords and tokens one client may try over IMAP, POP3, submission and HTTP together before being refused for a while; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.LoginFailures })},
 		{"http-rate", "100/s", "HTTP requests one client may make (health, readiness and metrics exempt); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.HTTPRate })},
-		{"recipient-rate", "600/m", "inbound SMTP: recipients one client may give (go-guerrilla allows no per-connection limit; see docs/security.md); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.RecipientRate })},
+		{"recipient-rate", "600/m", "inbound SMTP: recipients one client (an IPv4 address or an IPv6 /64) may give; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.RecipientRate })},
 		{"receive-rate", "120/m", "inbound SMTP: messages one inbox may receive on this node, so one flood cannot push everyone's mail out; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.ReceiveRate })},
-		{"trusted-proxies", "", "comma list of CIDRs of load balancers (as in deploy/compose.yaml) that name the client: with X-Forwarded-For over HTTP, with a PROXY protocol header (required from them) on submission, IMAP and POP3; empty = trust none", func(c *Config, v string) error {
+		{"trusted-proxies", "", "comma list of CIDRs of load balancers (as in deploy/compose.yaml) that name the client: with X-Forwarded-For over HTTP, with a PROXY protocol header (required from them) on inbound SMTP, submission, IMAP and POP3; empty = trust none", func(c *Config, v string) error {
 			c.TrustedProxies = nil
 			for _, s := range splitList(v) {
 				p, err := netip.ParsePrefix(s)

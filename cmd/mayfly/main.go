@@ -197,6 +197,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Verifier:        verifierOrNil(verifier),
 			RecipientRate:   limit.Rate(cfg.RecipientRate),
 			ReceiveRate:     limit.Rate(cfg.ReceiveRate),
+
+			// 0 in the config is no limit; in Options, the default.
+			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
+			MaxStalledCommands:  perClient(cfg.SMTPMaxStalledCommands),
+			TrustedProxies:      cfg.TrustedProxies,
 		}, st, logger),
 	}
 	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}

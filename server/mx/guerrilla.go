@@ -54,6 +54,11 @@ func init() {
 	response.Canned.FailMessageSizeExceeded = tooBig
 	// In DATA this means the byte budget (size + 1MB) ran out, not a long line.
 	response.Canned.FailReadLimitExceededDataCmd = tooBig
+	// Options.MaxStalledCommands, which cmd/mayfly sets from this setting.
+	response.Canned.ErrorTooManyStalledCommands = &response.Response{
+		EnhancedCode: ".7.0", BasicCode: 421, Class: response.ClassTransientFailure,
+		Comment: "Too many commands without a transaction (MAYFLY_SMTP_MAX_STALLED_COMMANDS), closing",
+	}
 
 	// A Response formats itself on first use and keeps the text in an unguarded
 	// field, so two sessions sending the same canned reply for the first time race

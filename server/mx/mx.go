@@ -28,13 +28,6 @@ import (
 )
 
 // Options configure the receiver. Zero values mean the documented defaults.
-//
-// There is no MaxConnectionsPerIP or CommandRate here, unlike the other listeners:
-// go-guerrilla opens its own listener and serves what it accepts, with no listener of
-// ours to wrap and no hook at accept or per command. Connections at once are bounded
-// by MaxConnections for everyone; a cap per address is the firewall's (nftables
-// "ct count", iptables connlimit). RCPT is the one command we are asked about, so
-// RecipientRate paces clients there.
 type Options struct {
 	Addr           string   // host:port to listen on
 	Hostname       string   // in the banner, EHLO reply and Received header
@@ -42,6 +35,24 @@ type Options struct {
 	MaxMessageSize int64    // advertised as SIZE and enforced; 0 = 10MiB
 	MaxRecipients  int      // per message; 0 = 100
 	MaxConnections int      // sessions at once, later ones wait in the backlog; 0 = 1000
+	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
+	// IPv6 /64) may have open at once, so that one sender cannot hold every one of
+	// MaxConnections; more are answered 421 4.7.0 and closed. 0 = 20, negative = no
+	// limit.
+	MaxConnectionsPerIP int
+	// MaxStalledCommands is how many commands in a row may make no progress (all but
+	// an accepted MAIL, RCPT or DATA: NOOP, RSET, HELO, VRFY, HELP, refused
+	// recipients...) before the session is answered 421 4.7.0 and closed: every
+	// command restarts Timeout, so without a bound a NOOP loop holds its slot for
+	// ever. 0 = 50, more than a real sender's retries within a session; negative =
+	// no limit.
+	MaxStalledCommands int
+	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
+	// the listener, which send the PROXY protocol header (v1 or v2) naming the client
+	// they relay. A peer in one must send it, and the per-client limits, SPF and the
+	// trace header then see the client it names; a peer in none is its own client.
+	// nil = no proxies.
+	TrustedProxies []netip.Prefix
 	// Timeout is per command, from our reply to the client's next line, and for the
 	// whole DATA transfer: a client that sends a line a byte at a time is cut off
 	// when it runs out. 0 = 5m.
@@ -91,6 +102,7 @@ type Server struct {
 	// Token buckets by client address (RecipientRate) and by inbox (ReceiveRate).
 	clients *limit.Buckets[netip.Addr]
 	inboxes *limit.Buckets[string]
+	conns   *limit.Conns // MaxConnectionsPerIP
 }
 
 // Reasons of mayfly_smtp_rejected_total.
@@ -98,6 +110,7 @@ const (
 	rejectTooManyRecipients = "too_many_recipients" // over MaxRecipients in one message
 	rejectRecipientRate     = "recipient_rate"      // a client address over RecipientRate
 	rejectReceiveRate       = "receive_rate"        // an inbox over ReceiveRate
+	rejectConnections       = "connections"         // a client over MaxConnectionsPerIP, refused a session
 )
 
 type metrics struct {
@@ -116,7 +129,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_smtp_deliveries_total", Help: "Inbox deliveries stored: a message to three inboxes counts three.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_smtp_rejected_total", Help: "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
+			Name: "mayfly_smtp_rejected_total", Help: "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
 		}, []string{"reason"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_stored_bytes_total", Help: "Bytes of messages stored, trace header included, once per message.",
@@ -124,7 +137,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	}
 	m.messages.WithLabelValues("stored")
 	m.messages.WithLabelValues("failed")
-	for _, r := range []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate} {
+	for _, r := range []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections} {
 		m.rejected.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -143,6 +156,12 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	}
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = 1000
+	}
+	if opts.MaxConnectionsPerIP == 0 {
+		opts.MaxConnectionsPerIP = 20
+	}
+	if opts.MaxStalledCommands == 0 {
+		opts.MaxStalledCommands = 50
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
@@ -170,20 +189,40 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		metrics: newMetrics(opts.Metrics),
 		clients: limit.NewBuckets[netip.Addr](opts.RecipientRate),
 		inboxes: limit.NewBuckets[string](opts.ReceiveRate),
+		conns:   limit.NewConns(opts.MaxConnectionsPerIP),
 	}
 }
 
 // Run listens on Options.Addr and serves until ctx ends, then lets the sessions in
 // flight finish their current message, for at most Options.ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("smtp listen %s: %w", s.opts.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener of the caller's, which it closes.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// The PROXY header comes first, so that the limit, SPF and the trace header see
+	// the client a trusted proxy relays rather than the proxy.
+	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address (MAYFLY_MAX_CONNECTIONS_PER_IP)\r\n", s.opts.Hostname)
+	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.conns, refusal, func() {
+		s.metrics.rejected.WithLabelValues(rejectConnections).Inc()
+	})
 	domains := make([]string, len(s.opts.Domains))
 	for i, d := range s.opts.Domains {
 		domains[i] = strings.ToLower(d)
 	}
+	maxStalled := max(s.opts.MaxStalledCommands, 0) // 0: no limit, in go-guerrilla's terms
 	sc := guerrilla.ServerConfig{
-		Hostname:        s.opts.Hostname,
-		ListenInterface: s.opts.Addr,
-		MaxSize:         s.opts.MaxMessageSize,
+		Hostname: s.opts.Hostname,
+		// The listener is ours; its address only names the server in go-guerrilla.
+		ListenInterface:    ln.Addr().String(),
+		Listener:           ln,
+		MaxStalledCommands: maxStalled,
+		MaxSize:            s.opts.MaxMessageSize,
 		// go-guerrilla takes whole seconds and sets one deadline per reply, which then
 		// covers reading the next command or the whole DATA transfer.
 		Timeout:    int(max(s.opts.Timeout/time.Second, 1)),
@@ -197,9 +236,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.opts.TLS != nil {
 		var err error
 		if written, err = currentCertificate(s.opts.TLS); err != nil {
+			ln.Close()
 			return fmt.Errorf("smtp tls: %w", err)
 		}
 		if keyDir, err = writeKeyPair("", written); err != nil {
+			ln.Close()
 			return fmt.Errorf("smtp tls: %w", err)
 		}
 		dir := keyDir
@@ -217,12 +258,14 @@ func (s *Server) Run(ctx context.Context) error {
 		AllowedHosts: domains,
 	}, &backend{s}, glog)
 	if err != nil {
+		ln.Close()
 		return fmt.Errorf("smtp: %w", err)
 	}
 	if err := g.Start(); err != nil {
-		return fmt.Errorf("smtp listen %s: %w", s.opts.Addr, err)
+		ln.Close()
+		return fmt.Errorf("smtp serve %s: %w", ln.Addr(), err)
 	}
-	s.logger.Info("listening", "addr", s.opts.Addr, "domains", strings.Join(domains, ","), "starttls", s.opts.TLS != nil)
+	s.logger.Info("listening", "addr", ln.Addr().String(), "domains", strings.Join(domains, ","), "starttls", s.opts.TLS != nil)
 	var watcher sync.WaitGroup
 	if s.opts.TLS != nil && s.opts.TLS.GetConfigForClient != nil {
 		watcher.Go(func() { s.followCertificate(ctx, g, sc, keyDir, written) })
@@ -327,6 +370,9 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	}
 	received := receivedHeader(e, s.opts.Hostname, txID, forRcpt, start)
 	raw, body, auth := s.compose(e, received, data)
+	// raw is a copy: the message as read need not wait for the store write, which
+	// may take StoreTimeout, so a session there holds its message once, not twice.
+	e.Data = bytes.Buffer{}
 	sum := summary.Parse(body)
 	for _, m := range msgs {
 		m.Raw = raw
@@ -361,7 +407,7 @@ func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw, body []b
 		return raw, raw[len(received):], storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"}
 	}
 	// RFC 8601 section 5: results claiming to be ours that arrive from outside are forged.
-	msg := mailauth.StripOwn(wireBytes(nil, data), s.opts.Hostname)
+	msg := mailauth.StripOwn(data, s.opts.Hostname)
 	from := ""
 	if !e.MailFrom.NullPath {
 		from = e.MailFrom.String()
@@ -413,24 +459,13 @@ func (s *Server) recipients(e *mail.Envelope, now time.Time) []*storage.Message 
 	return msgs
 }
 
-// wireBytes returns trace followed by the message as it crossed the wire, in one
-// exact-size slice that every inbox shares and the store keeps as is. go-guerrilla
-// reads DATA through net/textproto's DotReader, which turns every CRLF into LF;
-// SMTP allows no bare LF (RFC 5321 section 2.3.8), so each LF was a CRLF.
+// wireBytes returns trace followed by the message as it crossed the wire (our
+// go-guerrilla keeps its CRLFs and makes each bare LF one), in one exact-size slice
+// that every inbox shares and the store keeps as is.
 func wireBytes(trace, data []byte) []byte {
-	raw := make([]byte, 0, len(trace)+len(data)+bytes.Count(data, lf))
-	raw = append(raw, trace...)
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			return append(raw, data...)
-		}
-		raw = append(append(raw, data[:i]...), '\r', '\n')
-		data = data[i+1:]
-	}
+	raw := make([]byte, 0, len(trace)+len(data))
+	return append(append(raw, trace...), data...)
 }
-
-var lf = []byte{'\n'}
 
 // certificatePoll is how often the SMTP listener looks for a new certificate.
 var certificatePoll = 5 * time.Second

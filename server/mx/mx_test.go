@@ -22,16 +22,17 @@ import (
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // start runs a receiver on a free loopback port until the test ends.
-func start(t *testing.T, opts Options, st store) string {
+func start(t testing.TB, opts Options, st store) string {
 	t.Helper()
-	// go-guerrilla listens by address, not on a listener we hand it.
-	addr := freeAddr(t)
-	opts.Addr = addr
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if opts.Hostname == "" {
 		opts.Hostname = "mx.mayfly.test"
 	}
@@ -41,30 +42,15 @@ func start(t *testing.T, opts Options, st store) string {
 	srv := New(opts, st, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+			t.Errorf("Serve: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run ended before listening: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("receiver not listening on %s: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling for the listener, with a deadline
-	}
+	// Connections wait in the listener's backlog until go-guerrilla accepts them.
+	return ln.Addr().String()
 }
 
 func dial(t *testing.T, addr string) *smtp.Client {

