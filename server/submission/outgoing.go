@@ -101,7 +101,7 @@ func (s *Server) submitMessage(ctx context.Context, o outgoing, now time.Time) (
 		return nil, fmt.Errorf("%d bytes, the limit is %d: %w", len(msg), s.opts.MaxMessageSize, ErrTooLarge)
 	}
 	if s.opts.SendLimit.N >= 0 {
-		n, err := s.store.CountSend(ctx, o.inbox, s.opts.SendLimit.Per)
+		n, err := s.store.CountSend(ctx, o.inbox, 1, s.opts.SendLimit.Per)
 		if err != nil {
 			return nil, fmt.Errorf("count send: %w", err)
 		}

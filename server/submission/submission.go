@@ -119,7 +119,7 @@ type store interface {
 	Get(ctx context.Context, inbox, id string) (*storage.Message, error)
 	Raw(ctx context.Context, inbox, id string) ([]byte, error)
 	Delete(ctx context.Context, inbox, id string) error
-	CountSend(ctx context.Context, inbox string, per time.Duration) (int, error)
+	CountSend(ctx context.Context, key string, n int, per time.Duration) (int, error)
 }
 
 // storeTimeout bounds each store and queue call, so a hung store ends in 451 rather

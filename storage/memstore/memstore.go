@@ -35,6 +35,7 @@ type Store struct {
 
 	mu           sync.Mutex
 	mailboxes    map[string]*mailbox
+	counters     map[counterKey]*counter // CountSend's, swept with the empty mailboxes
 	byID         map[string]*entry
 	expiry       expiryHeap // every entry, soonest to expire first
 	bytes        int64      // message bytes held, a shared raw counted once
@@ -54,8 +55,19 @@ type mailbox struct {
 	entries                []*entry // ascending UID
 	keepUntil              time.Time
 	ttl                    time.Duration // of mail put from now on; 0 = the Expires the receiver set
-	sendWindow             int64         // CountSend's current window, as a multiple of its length
-	sends                  int           // sends counted in sendWindow
+}
+
+// counterKey names one of CountSend's counters: a key counted in windows of per.
+type counterKey struct {
+	key string
+	per time.Duration
+}
+
+// counter is CountSend's count in its current window, kept until the window ends.
+type counter struct {
+	window int64 // as a multiple of its length since the epoch
+	n      int
+	until  time.Time
 }
 
 type entry struct {
@@ -90,6 +102,7 @@ func New(o Options) *Store {
 		opts:      o,
 		hub:       storage.NewHub(),
 		mailboxes: make(map[string]*mailbox),
+		counters:  make(map[counterKey]*counter),
 		byID:      make(map[string]*entry),
 		secret:    make([]byte, 32),
 		stop:      make(chan struct{}),
@@ -150,6 +163,11 @@ func (s *Store) sweepMailboxes() {
 	for name, mb := range s.mailboxes {
 		if len(mb.entries) == 0 && now.After(mb.keepUntil) {
 			delete(s.mailboxes, name)
+		}
+	}
+	for k, c := range s.counters {
+		if !now.Before(c.until) {
+			delete(s.counters, k)
 		}
 	}
 }
@@ -400,25 +418,24 @@ func (s *Store) Secret(ctx context.Context) ([]byte, error) {
 	return s.secret, nil
 }
 
-// CountSend counts a send in inbox's current window; see storage.Store.
-func (s *Store) CountSend(ctx context.Context, inbox string, per time.Duration) (int, error) {
+// CountSend counts n sends under key in its current window; see storage.Store.
+func (s *Store) CountSend(ctx context.Context, key string, n int, per time.Duration) (int, error) {
 	if per <= 0 {
 		return 0, fmt.Errorf("count send: window %v", per)
 	}
 	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mb := s.mailboxLocked(inbox, now)
 	window := now.UnixNano() / int64(per)
-	if mb.sendWindow != window {
-		mb.sendWindow, mb.sends = window, 0
+	ck := counterKey{key, per}
+	c := s.counters[ck]
+	if c == nil || c.window != window {
+		// The count must outlive its window's end only, whatever the inbox holds.
+		c = &counter{window: window, until: time.Unix(0, (window+1)*int64(per))}
+		s.counters[ck] = c
 	}
-	mb.sends++
-	// The count must outlive its window even when the inbox holds no mail.
-	if end := time.Unix(0, (window+1)*int64(per)); end.After(mb.keepUntil) {
-		mb.keepUntil = end
-	}
-	return mb.sends, nil
+	c.n += n
+	return c.n, nil
 }
 
 // Ping always succeeds: the store is this process.
