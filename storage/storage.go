@@ -40,6 +40,11 @@ type AuthResults struct {
 	SPF   string `json:"spf"`
 	DKIM  string `json:"dkim"`
 	DMARC string `json:"dmarc"`
+	// FromAligned says SPF or DKIM passed for a domain aligned with the From: domain
+	// (relaxed: the same organizational domain, RFC 7489 section 3.1), so From: is
+	// authenticated even when its domain publishes no DMARC record. Replies go only to
+	// addresses such mail, or an SPF pass, vouches for. Not shown by the API.
+	FromAligned bool `json:"-"`
 }
 
 // Message is one received message in one inbox, as every view sees it.

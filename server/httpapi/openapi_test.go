@@ -220,7 +220,7 @@ const openAPIMail = "From: Shop <noreply@shop.test>\r\nTo: box@mayfly.test\r\nSu
 // returns a sent copy.
 type fakeReplier struct{ st *memstore.Store }
 
-func (r fakeReplier) Reply(ctx context.Context, inbox, id, text, html string) (*storage.Message, error) {
+func (r fakeReplier) Reply(ctx context.Context, _ netip.Addr, inbox, id, text, html string) (*storage.Message, error) {
 	switch text {
 	case "refuse":
 		return nil, Refusal(http.StatusForbidden, "not_correspondent", "shop@example.test has not written to this inbox")
