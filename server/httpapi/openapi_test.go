@@ -89,7 +89,7 @@ var openAPIErrors = map[string][]int{
 	"getRawMessage":   {400, 401, 403, 404, 429, 500, 503},
 	"getMessageHTML":  {400, 401, 403, 404, 429, 500, 503},
 	"getService":      {429, 500},
-	"replyToMessage":  {400, 401, 403, 404, 408, 413, 429, 500, 501, 503},
+	"replyToMessage":  {400, 401, 403, 404, 408, 413, 422, 429, 500, 501, 503},
 	"getAttachment":   {400, 401, 403, 404, 429, 500, 503},
 	"waitForMessages": {400, 401, 403, 408, 429, 500, 503},
 	"watchInbox":      {400, 401, 403, 429, 500, 503},

@@ -383,10 +383,11 @@ func (s *Server) correspondents(ctx context.Context, inbox string) (map[string]b
 // vouchedFor returns the addresses of a received message a reply may go to. Anyone
 // can write any address into a header, so an address counts only when the mail
 // proved it: the envelope sender with an SPF pass; From: with a DMARC pass, or an SPF
-// or DKIM pass aligned with its domain; Reply-To: only in mail that proved one of the
-// other two. Otherwise a mail with a forged From: or a Reply-To: naming strangers
-// would make us send, DKIM-signed for our domain, to whomever it names. With the
-// checks off (Options.Unverified), the envelope sender is all there is.
+// or DKIM pass aligned with its domain; Reply-To:, which the author of From: wrote,
+// only when From: is proved. Otherwise a mail with a forged From: or a Reply-To:
+// naming strangers would make us send, DKIM-signed for our domain, to whomever it
+// names. With the checks off (Options.Unverified), the envelope sender is all there
+// is.
 func (s *Server) vouchedFor(m *storage.Message) []string {
 	if s.opts.Unverified {
 		return []string{m.Envelope.From}
@@ -398,8 +399,6 @@ func (s *Server) vouchedFor(m *storage.Message) []string {
 	// DMARC judges a message with exactly one From: address.
 	if from := addressesIn(m.From); len(from) == 1 && (m.Auth.DMARC == "pass" || m.Auth.FromAligned) {
 		out = append(out, from[0])
-	}
-	if len(out) > 0 {
 		for _, r := range m.ReplyTo {
 			out = append(out, addressesIn(r)...)
 		}
