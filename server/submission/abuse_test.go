@@ -6,10 +6,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
 	"net/textproto"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,9 +204,14 @@ func TestCorrespondentsNeedProof(t *testing.T) {
 		t.Errorf("Reply to the unproved Reply-To: %v, want ErrNotCorrespondent", err)
 	}
 
-	// Verification off: whoever gave the envelope sender, nobody else.
+	// Verification off: whoever gave the envelope sender, nobody else; the log says so.
+	c.Quit() // a transaction left open would hold the shutdown for its timeout
 	e.stop()
-	e = newEnv(t, st, setup{opts: Options{DNS: zone, OutboundPort: k.port, Unverified: true}})
+	var logs syncBuf
+	e = newEnv(t, st, setup{opts: Options{DNS: zone, OutboundPort: k.port, Unverified: true}, logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "replies are unverified") {
+		t.Errorf("no start-up line says replies are unverified:\n%s", logs.String())
+	}
 	c = login(t, e.addr, box, token(box))
 	if err := c.Mail(box, nil); err != nil {
 		t.Fatal(err)
@@ -419,4 +427,51 @@ func redisURL(t *testing.T) string {
 		t.Skip("no Redis: set MAYFLY_TEST_REDIS_URL")
 	}
 	return url
+}
+
+// syncBuf is a bytes.Buffer for a logger that several goroutines write.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuf) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestClientSendLimitByPrefix: the per-client count takes an IPv6 client by its /64,
+// as every per-client limit does, and an IPv4 client by its address.
+func TestClientSendLimitByPrefix(t *testing.T) {
+	st := memory(t)
+	orig := received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", victims[:5]...)
+	e := newEnv(t, st, setup{opts: Options{SendLimit: SendLimit{N: -1}, ClientSendLimit: SendLimit{N: 10, Per: time.Hour}}})
+	reply := func(client string) error {
+		_, err := e.srv.Reply(ctxFor(t), netip.MustParseAddr(client), box, orig.ID, "hi", "")
+		return err
+	}
+	for _, c := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"} {
+		if err := reply(c); err != nil {
+			t.Fatalf("reply to 5 from %s: %v", c, err)
+		}
+	}
+	if err := reply("2001:db8:1:2::77"); !errors.Is(err, ErrSendLimit) || !strings.Contains(err.Error(), "MAYFLY_CLIENT_SEND_LIMIT") {
+		t.Errorf("a third reply to 5 from the same /64: %v, want the client's limit", err)
+	}
+	if err := reply("2001:db8:1:3::1"); err != nil {
+		t.Errorf("another /64: %v", err)
+	}
+	if err := reply("192.0.2.1"); err != nil {
+		t.Errorf("an IPv4 client: %v", err)
+	}
+	if err := reply("192.0.2.2"); err != nil {
+		t.Errorf("another IPv4 client: %v", err)
+	}
 }
