@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzRelayURL$$' -fuzztime $(FUZZTIME) ./server/submission
 	$(GO) test -run XXX -fuzz 'FuzzServerReply$$' -fuzztime $(FUZZTIME) ./server/submission
 	$(GO) test -run XXX -fuzz 'FuzzBuildReply$$' -fuzztime $(FUZZTIME) ./server/submission
+	$(GO) test -run XXX -fuzz 'FuzzPublic$$' -fuzztime $(FUZZTIME) ./server/netguard
 
 # Store, receiver, parser and API benchmarks on both stores (docs/benchmarks.md has the SMTP load figures).
 bench:

@@ -40,6 +40,11 @@ type AuthResults struct {
 	SPF   string `json:"spf"`
 	DKIM  string `json:"dkim"`
 	DMARC string `json:"dmarc"`
+	// FromAligned says SPF or DKIM passed for a domain aligned with the From: domain
+	// (relaxed: the same organizational domain, RFC 7489 section 3.1), so From: is
+	// authenticated even when its domain publishes no DMARC record. Replies go only to
+	// addresses such mail, or an SPF pass, vouches for. Not shown by the API.
+	FromAligned bool `json:"-"`
 }
 
 // Message is one received message in one inbox, as every view sees it.
@@ -163,10 +168,13 @@ type Store interface {
 	// Secret returns the store's token key: shared by every node of a Redis store,
 	// made once per process by the memory store.
 	Secret(ctx context.Context) ([]byte, error)
-	// CountSend counts one message sent from inbox in the current window of length per
-	// (windows start at multiples of per since the Unix epoch) and returns how many the
-	// window holds, this one included: the send limit's counter, shared by every node.
-	CountSend(ctx context.Context, inbox string, per time.Duration) (int, error)
+	// CountSend adds n to the counter of key in the current window of length per
+	// (windows start at multiples of per since the Unix epoch; each length has its own
+	// counter) and returns what the window holds, these n included: the send limits'
+	// counters, shared by every node. The send limit of an inbox counts under the
+	// inbox's address; other limits use keys that are no address (no "@"), such as
+	// "client:192.0.2.1", so they never meet an inbox's.
+	CountSend(ctx context.Context, key string, n int, per time.Duration) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -45,6 +45,11 @@ type Config struct {
 	DKIMSelector    string
 	Relay           string
 	SendLimit       Rate
+	ClientSendLimit Rate
+	OutboundRate    Rate
+	MaxReplyRcpts   int
+	AllowPrivate    bool
+	InboxCreateRate Rate
 	OutboundPort    int
 	CORSOrigins     []string
 	DNS             string
@@ -199,10 +204,18 @@ func settings() []setting {
 			c.Relay = v
 			return nil
 		}},
-		{"send-limit", "20/h", "replies one inbox may send, per s, m, h or d", func(c *Config, v string) (err error) {
+		{"send-limit", "20/h", "recipients one inbox may send replies to, per s, m, h or d", func(c *Config, v string) (err error) {
 			c.SendLimit, err = parseRate(v)
 			return err
 		}},
+		{"client-send-limit", "500/h", "recipients one client (an IPv4 address or an IPv6 /64) may send replies to, over every inbox and node; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.ClientSendLimit })},
+		{"outbound-rate", "5000/h", "recipients the whole service sends replies to, over every node; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.OutboundRate })},
+		{"max-reply-recipients", "10", "recipients of one reply, over SMTP submission and the API", positive(func(c *Config) *int { return &c.MaxReplyRcpts })},
+		{"outbound-allow-private", "false", "let direct delivery reach loopback, private, link-local, CGNAT and multicast addresses (tests; mail servers on a private network); the relay is always allowed", func(c *Config, v string) (err error) {
+			c.AllowPrivate, err = strconv.ParseBool(v)
+			return err
+		}},
+		{"inbox-create-rate", "3000/h", "inboxes one client may create over the API (POST /api/v1/inboxes), apart from http-rate; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.InboxCreateRate })},
 		{"outbound-port", "25", "port of the remote MX", func(c *Config, v string) error {
 			p, err := strconv.Atoi(v)
 			if err != nil || p < 1 || p > 65535 {

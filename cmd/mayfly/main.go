@@ -266,6 +266,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Replier:             replier{sub},
 			MaxConnectionsPerIP: perClient(cfg.HTTPMaxConnectionsPerIP),
 			RequestRate:         limit.Rate(cfg.HTTPRate),
+			CreateRate:          limit.Rate(cfg.InboxCreateRate),
 			LoginFailures:       failures,
 			TrustedProxies:      cfg.TrustedProxies,
 			ACMEChallenge:       cert.challenge(),

@@ -52,7 +52,12 @@ func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.
 		Keys:                keys,
 		TLS:                 tlsConfig,
 		MaxMessageSize:      cfg.MaxMessageSize,
-		SendLimit:           submission.SendLimit{N: cfg.SendLimit.N, Per: cfg.SendLimit.Per},
+		MaxRecipients:       cfg.MaxReplyRcpts,
+		SendLimit:           submission.SendLimit(cfg.SendLimit),
+		ClientSendLimit:     submission.SendLimit(cfg.ClientSendLimit),
+		OutboundRate:        submission.SendLimit(cfg.OutboundRate),
+		Unverified:          !cfg.Verify,
+		AllowPrivate:        cfg.AllowPrivate,
 		TTL:                 cfg.TTL,
 		DKIM:                signer,
 		DKIMSelector:        cfg.DKIMSelector,
@@ -71,9 +76,13 @@ func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.
 // replier gives the HTTP reply route submission's answers in HTTP terms.
 type replier struct{ sub *submission.Server }
 
-func (r replier) Reply(ctx context.Context, inbox, id, text, html string) (*storage.Message, error) {
-	m, err := r.sub.Reply(ctx, inbox, id, text, html)
+func (r replier) Reply(ctx context.Context, client netip.Addr, inbox, id, text, html string) (*storage.Message, error) {
+	m, err := r.sub.Reply(ctx, client, inbox, id, text, html)
 	switch {
+	case errors.Is(err, submission.ErrTooManyRecipients):
+		return nil, httpapi.Refusal(http.StatusUnprocessableEntity, "too_many_recipients", err.Error())
+	case errors.Is(err, submission.ErrBareLineEnd):
+		return nil, httpapi.Refusal(http.StatusBadRequest, "bare_cr", err.Error())
 	case errors.Is(err, submission.ErrNotCorrespondent):
 		return nil, httpapi.Refusal(http.StatusForbidden, "not_correspondent", err.Error())
 	case errors.Is(err, submission.ErrSendLimit):

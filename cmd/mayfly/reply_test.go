@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"io"
 	"net"
 	"net/http"
@@ -136,7 +137,9 @@ func TestRepliesReachTheSender(t *testing.T) {
 			keyPath, pub := writeDKIMKey(t)
 			// Two per day: a test that straddled midnight would see a fresh window,
 			// which the test's few seconds make unlikely but not impossible.
-			n := startNode(t, append([]string{"-relay", "smtp://" + sink.addr, "-dkim-key", keyPath, "-dkim-selector", "t1", "-send-limit", "2/d"}, extra...)...)
+			// sender.test passes SPF for loopback: alice proves herself, as replies need.
+			dnsAddr := dnstest.TXTServer(t, map[string]string{"sender.test.": "v=spf1 ip4:127.0.0.0/8 -all"})
+			n := startNode(t, append([]string{"-relay", "smtp://" + sink.addr, "-dkim-key", keyPath, "-dkim-selector", "t1", "-send-limit", "2/d", "-dns", dnsAddr}, extra...)...)
 			in := createInbox(t, n.http, "")
 			n.sendAs(t, "alice@sender.test", in.Address, "From: Alice <alice@sender.test>\r\nSubject: Your code\r\nMessage-ID: <first@sender.test>\r\n\r\nThe code is 4242.\r\n")
 			var list struct {
@@ -224,5 +227,58 @@ func TestRepliesReachTheSender(t *testing.T) {
 				t.Errorf("reply to a missing message: %d, want 404", status)
 			}
 		})
+	}
+}
+
+// TestSpamCannonOverHTTP is the attack of a Reply-To naming 500 addresses through the
+// reply route of a whole `mayfly serve`: refused 422 naming the setting, nothing
+// relayed; a Reply-To of 10 gets its reply, and the send limit counts its 10
+// recipients, not one message. A Reply-To in mail that proved nothing (SPF fail) is
+// no correspondent.
+func TestSpamCannonOverHTTP(t *testing.T) {
+	sink := newRelaySink(t)
+	dnsAddr := dnstest.TXTServer(t, map[string]string{
+		"sender.test.": "v=spf1 ip4:127.0.0.0/8 -all",
+		"forged.test.": "v=spf1 ip4:192.0.2.1 -all",
+	})
+	n := startNode(t, "-relay", "smtp://"+sink.addr, "-send-limit", "15/d", "-dns", dnsAddr)
+	in := createInbox(t, n.http, "")
+	victims := make([]string, 500)
+	for i := range victims {
+		victims[i] = fmt.Sprintf("victim%d@victims.test", i)
+	}
+	latest := func() string {
+		var list struct{ Messages []struct{ ID string } }
+		getJSON(t, n.http, "/api/v1/inboxes/"+in.Address+"/messages", in.Token, &list)
+		return list.Messages[0].ID
+	}
+	n.sendAs(t, "news@sender.test", in.Address, "From: News <news@sender.test>\r\nReply-To: "+strings.Join(victims, ", ")+"\r\nSubject: All of you\r\n\r\nReply!\r\n")
+	status, body := postReply(t, n.http, in, latest(), `{"text":"hi all"}`)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(body["error"]), "code:too_many_recipients") || !strings.Contains(fmt.Sprint(body["error"]), "MAYFLY_MAX_REPLY_RECIPIENTS") {
+		t.Errorf("reply to 500: %d %v, want 422 too_many_recipients naming the setting", status, body)
+	}
+	n.sendAs(t, "news@sender.test", in.Address, "From: News <news@sender.test>\r\nReply-To: "+strings.Join(victims[:10], ", ")+"\r\nSubject: Ten of you\r\n\r\nReply!\r\n")
+	ten := latest()
+	if status, body := postReply(t, n.http, in, ten, `{"text":"hi ten"}`); status != http.StatusAccepted {
+		t.Fatalf("reply to 10: %d %v", status, body)
+	}
+	if m := sink.next(t); len(m.to) != 10 || !strings.Contains(m.data, "hi ten") {
+		t.Errorf("relayed to %d: %q, want the reply to 10", len(m.to), m.to)
+	}
+	if status, body := postReply(t, n.http, in, ten, `{"text":"again"}`); status != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(body["error"]), "MAYFLY_SEND_LIMIT") {
+		t.Errorf("second reply to 10 under 15/d: %d %v, want 429 naming MAYFLY_SEND_LIMIT", status, body)
+	}
+
+	other := createInbox(t, n.http, "")
+	n.sendAs(t, "spoof@forged.test", other.Address, "From: Bank <ceo@bank.test>\r\nReply-To: victim@victims.test\r\nSubject: Unproved\r\n\r\nReply!\r\n")
+	var list struct{ Messages []struct{ ID string } }
+	getJSON(t, n.http, "/api/v1/inboxes/"+other.Address+"/messages", other.Token, &list)
+	if status, body := postReply(t, n.http, other, list.Messages[0].ID, `{"text":"hi"}`); status != http.StatusForbidden {
+		t.Errorf("reply to the Reply-To of unproved mail: %d %v, want 403", status, body)
+	}
+	select {
+	case m := <-sink.msgs:
+		t.Errorf("the relay got another message, to %q", m.to)
+	default:
 	}
 }

@@ -61,6 +61,11 @@ type Options struct {
 	// more are answered 429 rate_limited with a Retry-After. /healthz, /readyz and
 	// /metrics are exempt. Zero = 100 per second; N < 0 = no limit.
 	RequestRate limit.Rate
+	// CreateRate is how many inboxes one client may create (POST /api/v1/inboxes),
+	// with bursts of as many, counted apart from RequestRate: an inbox costs memory for
+	// a day or more, a request does not. More are answered 429 create_rate_limited with
+	// a Retry-After. Zero = 3000 per hour; N < 0 = no limit.
+	CreateRate limit.Rate
 	// LoginFailures counts wrong tokens per client, shared with the mail servers so a
 	// guesser is throttled across protocols: a client with none left is answered 429
 	// too_many_failures before its token is looked at. nil = no throttle.
@@ -98,6 +103,7 @@ type Server struct {
 	// conns and requests are the per-client limits; nil = none.
 	conns    *limit.Conns
 	requests *limit.Buckets[netip.Addr]
+	creates  *limit.Buckets[netip.Addr]
 	// readTimeout bounds reading a request, body included, and readHeaderTimeout its
 	// headers; variables for tests.
 	readTimeout       time.Duration
@@ -137,6 +143,9 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.RequestRate == (limit.Rate{}) {
 		opts.RequestRate = defaultRequestRate
 	}
+	if opts.CreateRate == (limit.Rate{}) {
+		opts.CreateRate = defaultCreateRate
+	}
 	s := &Server{
 		opts:              opts,
 		store:             st,
@@ -153,6 +162,9 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	}
 	if !opts.RequestRate.Off() {
 		s.requests = limit.NewBuckets[netip.Addr](opts.RequestRate)
+	}
+	if !opts.CreateRate.Off() {
+		s.creates = limit.NewBuckets[netip.Addr](opts.CreateRate)
 	}
 	s.echo = s.routes()
 	return s

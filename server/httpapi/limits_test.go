@@ -363,3 +363,53 @@ func TestSlowClients(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateRate: inbox creation has a per-client bucket of its own: past it 429
+// create_rate_limited with a Retry-After, naming the setting, while the same client's
+// other requests, and other clients' creations, go on.
+func TestCreateRate(t *testing.T) {
+	st := memstore.New(memstore.Options{})
+	defer st.Close()
+	e := newEnv(t, st, Options{CreateRate: limit.Rate{N: 3, Per: time.Hour}, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	create := func(client string) response {
+		req, err := http.NewRequest("POST", e.base+"/api/v1/inboxes", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return response{resp.StatusCode, resp.Header, b}
+	}
+	for i := range 3 {
+		if r := create("198.51.100.7"); r.status != http.StatusCreated {
+			t.Fatalf("creation %d of 3: %d %s", i+1, r.status, r.body)
+		}
+	}
+	r := create("198.51.100.7")
+	if r.status != http.StatusTooManyRequests || errorCode(r.body) != "create_rate_limited" || r.header.Get("Retry-After") != "1200" || !strings.Contains(string(r.body), "MAYFLY_INBOX_CREATE_RATE") {
+		t.Errorf("fourth creation = %d %v %s, want 429 create_rate_limited, Retry-After: 1200, naming the setting", r.status, r.header, r.body)
+	}
+	// An IPv6 client is counted by its /64.
+	for i := range 3 {
+		if r := create(fmt.Sprintf("2001:db8:1:2::%d", i+1)); r.status != http.StatusCreated {
+			t.Fatalf("IPv6 creation %d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	if r := create("2001:db8:1:2:ffff::1"); r.status != http.StatusTooManyRequests {
+		t.Errorf("a fourth creation from the same /64 = %d, want 429", r.status)
+	}
+	if r := e.getWith("/api/v1/service", "", http.Header{"X-Forwarded-For": {"198.51.100.7"}}); r.status != 200 {
+		t.Errorf("another request from the limited client = %d, want 200: only creation is limited", r.status)
+	}
+	if r := create("198.51.100.8"); r.status != http.StatusCreated {
+		t.Errorf("another client's creation = %d %s", r.status, r.body)
+	}
+	if n := refused(e.srv, "create_rate"); n != 2 {
+		t.Errorf("refused{reason=create_rate} = %d, want 2", n)
+	}
+}

@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_http_refused_total",
-			Help: "Connections and requests refused by a per-client limit: connections at once, request rate, wrong tokens.",
+			Help: "Connections and requests refused by a per-client limit: connections at once, request rate, inbox creations, wrong tokens.",
 		}, []string{"reason"}),
 	}
 	for _, reason := range []string{"connections", "rate", "failures"} {

@@ -89,7 +89,7 @@ var openAPIErrors = map[string][]int{
 	"getRawMessage":   {400, 401, 403, 404, 429, 500, 503},
 	"getMessageHTML":  {400, 401, 403, 404, 429, 500, 503},
 	"getService":      {429, 500},
-	"replyToMessage":  {400, 401, 403, 404, 408, 413, 429, 500, 501, 503},
+	"replyToMessage":  {400, 401, 403, 404, 408, 413, 422, 429, 500, 501, 503},
 	"getAttachment":   {400, 401, 403, 404, 429, 500, 503},
 	"waitForMessages": {400, 401, 403, 408, 429, 500, 503},
 	"watchInbox":      {400, 401, 403, 429, 500, 503},
@@ -220,7 +220,7 @@ const openAPIMail = "From: Shop <noreply@shop.test>\r\nTo: box@mayfly.test\r\nSu
 // returns a sent copy.
 type fakeReplier struct{ st *memstore.Store }
 
-func (r fakeReplier) Reply(ctx context.Context, inbox, id, text, html string) (*storage.Message, error) {
+func (r fakeReplier) Reply(ctx context.Context, _ netip.Addr, inbox, id, text, html string) (*storage.Message, error) {
 	switch text {
 	case "refuse":
 		return nil, Refusal(http.StatusForbidden, "not_correspondent", "shop@example.test has not written to this inbox")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -17,12 +18,13 @@ import (
 // same policy as SMTP submission (correspondents only, a send limit). Its refusals are
 // errors made with Refusal, which carry the answer to give.
 type replier interface {
-	Reply(ctx context.Context, inbox, id, text, html string) (*storage.Message, error)
+	// client is who asks (limit.KeyIP of it counts against the per-client send limit).
+	Reply(ctx context.Context, client netip.Addr, inbox, id, text, html string) (*storage.Message, error)
 }
 
 // Refusal is an error a replier returns for a reply it will not send: the status
-// (403 not a correspondent, 429 over the send limit, 413 too large), a code for
-// programs and a message for people.
+// (403 not a correspondent, 429 over a send limit, 413 too large, 422 too many
+// recipients, 400 a bare CR), a code for programs and a message for people.
 func Refusal(status int, code, message string) error {
 	return &apiError{Status: status, Code: code, Message: message}
 }
@@ -50,7 +52,7 @@ func (s *Server) reply(c echo.Context) error {
 	if strings.TrimSpace(req.Text) == "" && strings.TrimSpace(req.HTML) == "" {
 		return errorf(http.StatusBadRequest, "bad_request", "a reply needs text or html")
 	}
-	sent, err := s.opts.Replier.Reply(c.Request().Context(), inboxOf(c), c.Param("id"), req.Text, req.HTML)
+	sent, err := s.opts.Replier.Reply(c.Request().Context(), s.clientKey(c), inboxOf(c), c.Param("id"), req.Text, req.HTML)
 	if err != nil {
 		return err
 	}

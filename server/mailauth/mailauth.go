@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
+	"github.com/emersion/go-msgauth/dmarc"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/storage"
@@ -148,12 +149,18 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 		}
 	}
 	dm := evaluate(*p, from.domain, spfDomain(in), s, d)
+	// Whether From: is vouched for whatever the DMARC record says, or when there is
+	// none: the reply policy of server/submission asks.
+	fromAligned := s.verdict == Pass && in.MailFrom != "" && aligned(dmarc.AlignmentRelaxed, spfDomain(in), from.domain)
+	for _, sig := range d.sigs {
+		fromAligned = fromAligned || (sig.result == Pass && aligned(dmarc.AlignmentRelaxed, sig.domain, from.domain))
+	}
 
 	v.metrics.result("spf", s.verdict)
 	v.metrics.result("dkim", d.verdict)
 	v.metrics.result("dmarc", dm.verdict)
 	return Result{
-		Verdicts: storage.AuthResults{SPF: s.verdict, DKIM: d.verdict, DMARC: dm.verdict},
+		Verdicts: storage.AuthResults{SPF: s.verdict, DKIM: d.verdict, DMARC: dm.verdict, FromAligned: fromAligned},
 		Header:   v.header(in, s, d, dm, from.domain),
 	}
 }

@@ -438,7 +438,7 @@ func TestCache(t *testing.T) {
 		Message: sign(t, message("a@example.test", "s", "x\r\n"), "example.test", "ed", k.ed)}
 
 	first := v.Verify(context.Background(), in)
-	if first.Verdicts != (storage.AuthResults{SPF: Pass, DKIM: Pass, DMARC: Pass}) {
+	if first.Verdicts != (storage.AuthResults{SPF: Pass, DKIM: Pass, DMARC: Pass, FromAligned: true}) {
 		t.Fatalf("verdicts = %+v\n%s", first.Verdicts, first.Header)
 	}
 	sent := s.total()
@@ -565,4 +565,47 @@ func TestResolver(t *testing.T) {
 			t.Errorf("LookupAddr = %v, %v", names, err)
 		}
 	})
+}
+
+// TestFromAligned: From: counts as vouched for when SPF or DKIM passed for a domain of
+// its organization, with or without a DMARC record; a pass for another organization's
+// domain, or a bounce's HELO, does not vouch for it.
+func TestFromAligned(t *testing.T) {
+	k := testKeys()
+	s := newTestDNS(t,
+		`sender.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"`,
+		`bounces.sender.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"`,
+		`other.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"`,
+		`helo.sender.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"`,
+	)
+	publishKey(t, s, "ed", "mail.sender.test", k.ed)
+	publishKey(t, s, "ed", "other.test", k.ed)
+	v := newVerifier(t, Options{DNS: s.addr})
+	tests := []struct {
+		name, mailFrom, from string
+		signer               string // d= of a signature, if any
+		want                 bool
+	}{
+		{"spf same domain", "b@sender.test", "a@sender.test", "", true},
+		{"spf subdomain", "b@bounces.sender.test", "a@sender.test", "", true},
+		{"spf other organization", "b@other.test", "a@sender.test", "", false},
+		{"dkim subdomain, spf none", "b@nospf.test", "a@sender.test", "mail.sender.test", true},
+		{"dkim other organization", "b@nospf.test", "a@sender.test", "other.test", false},
+		{"bounce", "", "a@sender.test", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := message(tt.from, "hi", "body\r\n")
+			if tt.signer != "" {
+				msg = sign(t, msg, tt.signer, "ed", k.ed)
+			}
+			res := v.Verify(context.Background(), Input{RemoteIP: loopback, Helo: "helo.sender.test", MailFrom: tt.mailFrom, Message: msg})
+			if res.Verdicts.FromAligned != tt.want {
+				t.Errorf("FromAligned = %v, want %v: %+v\n%s", res.Verdicts.FromAligned, tt.want, res.Verdicts, res.Header)
+			}
+			if res.Verdicts.DMARC != None {
+				t.Errorf("DMARC = %q, want none: no domain here publishes a record", res.Verdicts.DMARC)
+			}
+		})
+	}
 }

@@ -50,7 +50,8 @@ func TestCurl(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// As a user writes it: LF line ends, no Date, no Message-ID.
+	// As a user writes it: LF line ends, no Date, no Message-ID. curl sends them as
+	// they are unless told --crlf, and bare LFs are refused.
 	file := filepath.Join(dir, "reply.eml")
 	if err := os.WriteFile(file, []byte("From: Box <box@mayfly.test>\nTo: Ann <ann@sender.test>\nSubject: Re: Welcome aboard\n\n.leading dot\nSent with curl.\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func TestCurl(t *testing.T) {
 			for _, remote := range []bool{false, true} {
 				e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", SendLimit: SendLimit{N: -1}}, remote: remote})
 				e.startWorkers()
-				args := []string{"--url", "smtp://" + e.addr, "--mail-from", box, "--mail-rcpt", ann, "--upload-file", file, "--user", box + ":" + token(box)}
+				args := []string{"--url", "smtp://" + e.addr, "--mail-from", box, "--mail-rcpt", ann, "--upload-file", file, "--crlf", "--user", box + ":" + token(box)}
 				if remote {
 					if err := curl(t, path, args...); err == nil {
 						t.Error("curl logged in without TLS from a remote address")

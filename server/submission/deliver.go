@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/netguard"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -278,6 +279,7 @@ type target struct {
 	// with tlsConfig.
 	opportunistic bool
 	noTLS         bool // the retry in the clear
+	relay         bool // the operator's relay, which may be on any address
 	tlsConfig     *tls.Config
 	user, pass    string // AUTH PLAIN when user is set
 }
@@ -331,8 +333,15 @@ func (s *Server) transact(ctx context.Context, t target, job *storage.Job, rcpts
 		}
 		return &hostFailure{localOutcome(temporary, "4.4.2", t.host+": "+err.Error(), t.host), err}
 	}
-	d := net.Dialer{Timeout: min(30*time.Second, s.opts.Timeout), Resolver: s.resolver}
+	// The check is on the address dialed, after resolution: a name checked first and
+	// resolved again to dial could answer differently the second time.
+	d := netguard.Dialer(net.Dialer{Timeout: min(30*time.Second, s.opts.Timeout), Resolver: s.resolver}, s.opts.AllowPrivate || t.relay)
 	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	if errors.Is(err, netguard.ErrForbidden) {
+		// The domain's DNS, not the network, sends us there: trying again would only
+		// get the same answer until the message expires.
+		return nil, &hostFailure{localOutcome(permanent, "5.4.4", t.host+": "+err.Error()+"; direct delivery goes to public addresses only (MAYFLY_OUTBOUND_ALLOW_PRIVATE)", t.host), err}
+	}
 	if err != nil {
 		return nil, &hostFailure{localOutcome(temporary, "4.4.1", "connect to "+t.addr+": "+err.Error(), t.host), err}
 	}
@@ -555,7 +564,7 @@ func (r *relay) target(cfg *tls.Config) target {
 	if cfg.ServerName == "" {
 		cfg.ServerName = r.host
 	}
-	return target{addr: r.addr, host: r.host, implicitTLS: r.implicitTLS, tlsConfig: cfg, user: r.user, pass: r.pass}
+	return target{addr: r.addr, host: r.host, implicitTLS: r.implicitTLS, tlsConfig: cfg, user: r.user, pass: r.pass, relay: true}
 }
 
 // headerOf returns the header section of a message, blank line excluded.

@@ -22,6 +22,7 @@ func FuzzPrepare(f *testing.F) {
 	f.Add([]byte("From: box+tag@MAYFLY.test\nBcc: x@y\nDate: Mon, 2 Jun 2025 10:00:00 +0000\n\n.dot\n"))
 	f.Add([]byte("From: =?utf-8?q?B=C3=B6x?= <box@mayfly.test>\r\nSender: box@mayfly.test\r\n"))
 	f.Add([]byte("From: \"a, b\" <box@mayfly.test>\r\n folded: no\r\n\r\n"))
+	f.Add([]byte("From: \"PayPal <security@paypal.example>\" <box@mayfly.test>\r\n\r\nx\r.\rMAIL FROM:<a@b>\r\n"))
 	f.Add([]byte("From: box@mayfly.test\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Disposition: attachment; filename=x\r\n\r\nx\r\n--b--\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		out, _, err := prepare(raw, box, "mayfly.test", fuzzNow)
@@ -37,6 +38,12 @@ func FuzzPrepare(f *testing.F) {
 		}
 		if bytes.Contains(headerOf(out), []byte("\nBcc:")) || bytes.HasPrefix(out, []byte("Bcc:")) {
 			t.Fatalf("prepare kept a Bcc: %q", out)
+		}
+		// Nothing that a receiver could read as a line end other than CRLF leaves.
+		for i, c := range out {
+			if (c == '\r' && (i+1 == len(out) || out[i+1] != '\n')) || (c == '\n' && (i == 0 || out[i-1] != '\r')) {
+				t.Fatalf("prepare(%q) = %q, with a bare CR or LF at %d", raw, out, i)
+			}
 		}
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -46,6 +47,9 @@ const (
 	// eve never wrote to anyone.
 	eve = "eve@elsewhere.test"
 )
+
+// testClient is the client the tests' Reply calls come from.
+var testClient = netip.MustParseAddr("192.0.2.7")
 
 var keys = storage.Keys{Tokens: storage.NewTokens([]byte(secret)), APIKey: adminKey}
 
@@ -422,6 +426,9 @@ type setup struct {
 	queue  storage.Queue // nil = the store's own
 	// preAuth shortens the deadline per line before AUTH; 0 = the server's minute.
 	preAuth time.Duration
+	// publicOnly keeps the default of Options.AllowPrivate (false); otherwise the
+	// tests' MX hosts, on loopback, are allowed.
+	publicOnly bool
 }
 
 func newEnv(t testing.TB, st fullStore, su setup) *env {
@@ -438,6 +445,9 @@ func newEnv(t testing.TB, st fullStore, su setup) *env {
 	}
 	if o.TLS == nil {
 		o.TLS = serverTLS()
+	}
+	if !su.publicOnly {
+		o.AllowPrivate = true
 	}
 	e := &env{t: t, st: st, reg: prometheus.NewRegistry(), done: make(chan error, 2)}
 	o.Metrics = e.reg
@@ -537,9 +547,19 @@ func relayURL(t testing.TB, k *sink, user, pass string) *url.URL {
 	return u
 }
 
+// verified are the verdicts of mail that proved its senders: SPF and DMARC pass.
+var verified = storage.AuthResults{SPF: "pass", DKIM: "none", DMARC: "pass"}
+
 // received puts a message into inbox as the receiver would: from envFrom, with the
-// header From and Reply-To given. Its raw form carries a Message-ID and References.
+// header From and Reply-To given, and verified. Its raw form carries a Message-ID
+// and References.
 func received(t testing.TB, st fullStore, inbox, envFrom, from string, replyTo ...string) *storage.Message {
+	t.Helper()
+	return receivedAuth(t, st, inbox, verified, envFrom, from, replyTo...)
+}
+
+// receivedAuth is received with the verdicts given.
+func receivedAuth(t testing.TB, st fullStore, inbox string, auth storage.AuthResults, envFrom, from string, replyTo ...string) *storage.Message {
 	t.Helper()
 	now := time.Now()
 	var raw bytes.Buffer
@@ -556,6 +576,7 @@ func received(t testing.TB, st fullStore, inbox, envFrom, from string, replyTo .
 		Subject:  "Welcome aboard",
 		Date:     time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC),
 		ReplyTo:  replyTo,
+		Auth:     auth,
 		Received: now,
 		Expires:  now.Add(time.Hour),
 		Raw:      raw.Bytes(),

@@ -18,13 +18,14 @@ const (
 
 // Message results, the values of mayfly_submission_messages_total's result label.
 const (
-	resultAccepted         = "accepted"
-	resultNotCorrespondent = "not_correspondent" // a recipient that never wrote to the inbox
-	resultSendLimit        = "send_limit"
-	resultTooLarge         = "too_large"
-	resultSender           = "sender_mismatch" // MAIL FROM, From: or Sender: not the inbox
-	resultMalformed        = "malformed"       // a header we cannot read
-	resultFailed           = "failed"          // the store or queue did not answer
+	resultAccepted          = "accepted"
+	resultNotCorrespondent  = "not_correspondent" // a recipient that never wrote to the inbox
+	resultSendLimit         = "send_limit"
+	resultTooLarge          = "too_large"
+	resultTooManyRecipients = "too_many_recipients" // over MaxRecipients
+	resultSender            = "sender_mismatch"     // MAIL FROM, From: or Sender: not the inbox
+	resultMalformed         = "malformed"           // a header we cannot read, a bare CR or LF
+	resultFailed            = "failed"              // the store or queue did not answer
 )
 
 // Delivery results per recipient, the values of mayfly_outbound_deliveries_total.

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	netmail "net/mail"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,9 +27,15 @@ import (
 // Errors of Reply (and of submission over SMTP, where they become replies), wrapped
 // with the detail: the HTTP route maps them to 403, 429 and 413.
 var (
-	ErrNotCorrespondent = errors.New("not a correspondent of this inbox")
-	ErrSendLimit        = errors.New("send limit reached")
-	ErrTooLarge         = errors.New("message too large")
+	ErrNotCorrespondent  = errors.New("not a correspondent of this inbox")
+	ErrSendLimit         = errors.New("send limit reached")
+	ErrTooLarge          = errors.New("message too large")
+	ErrTooManyRecipients = errors.New("too many recipients")
+	// ErrBareLineEnd is a CR or LF that is not part of a CRLF: a receiver that took it
+	// for a line end could find a message end (".") we never sent, and take the rest
+	// for a second message, from a sender it was never meant to be from (SMTP
+	// smuggling).
+	ErrBareLineEnd = errors.New("bare CR or LF")
 )
 
 var (
@@ -45,11 +53,12 @@ var signedHeaders = []string{
 
 // outgoing is a message on its way from an inbox, by SMTP or Reply.
 type outgoing struct {
-	via   string // "smtp" or "http", for the metrics
-	inbox string
-	from  string // envelope sender: the inbox or one of its +tag forms
-	to    []string
-	raw   []byte
+	via    string     // "smtp" or "http", for the metrics
+	client netip.Addr // who submitted it, as limit.Key counts clients
+	inbox  string
+	from   string // envelope sender: the inbox or one of its +tag forms
+	to     []string
+	raw    []byte
 }
 
 // submit readies o (Date and Message-ID when missing), counts it against the send
@@ -75,6 +84,8 @@ func (s *Server) submit(ctx context.Context, o outgoing) (*storage.Message, erro
 		result = resultMalformed
 	case errors.Is(err, ErrNotCorrespondent):
 		result = resultNotCorrespondent
+	case errors.Is(err, ErrTooManyRecipients):
+		result = resultTooManyRecipients
 	default:
 		result = resultFailed
 	}
@@ -100,14 +111,11 @@ func (s *Server) submitMessage(ctx context.Context, o outgoing, now time.Time) (
 	if int64(len(msg)) > s.opts.MaxMessageSize {
 		return nil, fmt.Errorf("%d bytes, the limit is %d: %w", len(msg), s.opts.MaxMessageSize, ErrTooLarge)
 	}
-	if s.opts.SendLimit.N >= 0 {
-		n, err := s.store.CountSend(ctx, o.inbox, s.opts.SendLimit.Per)
-		if err != nil {
-			return nil, fmt.Errorf("count send: %w", err)
-		}
-		if n > s.opts.SendLimit.N {
-			return nil, fmt.Errorf("%s may send %d messages per %s: %w", o.inbox, s.opts.SendLimit.N, window(s.opts.SendLimit.Per), ErrSendLimit)
-		}
+	if len(o.to) > s.opts.MaxRecipients {
+		return nil, fmt.Errorf("a reply goes to at most %d recipients, this one to %d (MAYFLY_MAX_REPLY_RECIPIENTS): %w", s.opts.MaxRecipients, len(o.to), ErrTooManyRecipients)
+	}
+	if err := s.countSend(ctx, o); err != nil {
+		return nil, err
 	}
 	signed, err := s.sign(msg, domain)
 	if err != nil {
@@ -160,6 +168,38 @@ func (s *Server) submitMessage(ctx context.Context, o outgoing, now time.Time) (
 	return sent, nil
 }
 
+// countSend counts o's recipients against the send limits, the inbox's first: each
+// is a store counter every node shares, since a client may spread its messages over
+// inboxes (they cost nothing to make) and nodes. A limit that refuses o keeps the
+// count, so retrying does not help; the limits after it do not count o.
+func (s *Server) countSend(ctx context.Context, o outgoing) error {
+	limits := []struct {
+		key, who, setting string
+		l                 SendLimit
+	}{
+		{o.inbox, o.inbox + " may send", "MAYFLY_SEND_LIMIT", s.opts.SendLimit},
+		{clientSendKey + o.client.String(), "your address may send", "MAYFLY_CLIENT_SEND_LIMIT", s.opts.ClientSendLimit},
+		{outboundKey, "this service sends", "MAYFLY_OUTBOUND_RATE", s.opts.OutboundRate},
+	}
+	if !o.client.IsValid() {
+		// No client to count: a message the service makes itself.
+		limits = slices.Delete(limits, 1, 2)
+	}
+	for _, l := range limits {
+		if l.l.N < 0 {
+			continue
+		}
+		n, err := s.store.CountSend(ctx, l.key, len(o.to), l.l.Per)
+		if err != nil {
+			return fmt.Errorf("count send: %w", err)
+		}
+		if n > l.l.N {
+			return fmt.Errorf("%s to at most %d recipients per %s (%s): %w", l.who, l.l.N, window(l.l.Per), l.setting, ErrSendLimit)
+		}
+	}
+	return nil
+}
+
 // sign prepends a DKIM-Signature of domain, relaxed/relaxed (RFC 6376 section 3.4:
 // relaxed survives the re-folding and whitespace changes of relays).
 func (s *Server) sign(msg []byte, domain string) ([]byte, error) {
@@ -182,13 +222,17 @@ func (s *Server) sign(msg []byte, domain string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// prepare checks a message an inbox sends and readies it for the wire: CRLF line
-// ends (RFC 5321 section 2.3.8), From: (and Sender:, if any) one address that is the
-// inbox or a +tag form of it, no Bcc: (RFC 5322 section 3.6.3: it must not reach the
-// recipients), and Date: and Message-ID: added when missing (RFC 6409 section 8).
-// Every other field keeps its bytes.
+// prepare checks a message an inbox sends and readies it for the wire: only CRLF line
+// ends (RFC 5321 section 2.3.8; a bare CR or LF is refused, as Postfix's
+// smtpd_forbid_bare_newline does, rather than passed on to be read two ways), From:
+// (and Sender:, if any) one address that is the inbox or a +tag form of it, under a
+// display name that holds no address, no Bcc: (RFC 5322 section 3.6.3: it must not
+// reach the recipients), and Date: and Message-ID: added when missing (RFC 6409
+// section 8). Every other field keeps its bytes.
 func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary.Summary, error) {
-	raw = crlf(raw)
+	if i := bareLineEnd(raw); i >= 0 {
+		return nil, summary.Summary{}, fmt.Errorf("a bare CR or LF at byte %d; lines end with CRLF (RFC 5321 section 2.3.8): %w: %w", i, ErrBareLineEnd, errMalformed)
+	}
 	headerLen := headerEnd(raw)
 	header := raw[:headerLen]
 	if !bytes.HasSuffix(header, []byte("\r\n\r\n")) && !bytes.Equal(header, []byte("\r\n")) {
@@ -244,7 +288,34 @@ func checkSender(h mail.Header, key, inbox string, required bool) error {
 	if got, _, err := storage.ParseAddress(list[0].Address); err != nil || got != inbox {
 		return fmt.Errorf("%s: %s is not %s or one of its +tag forms: %w", key, printable(list[0].Address), inbox, errSender)
 	}
+	if nameHasAddress(list[0].Name) {
+		// "PayPal <security@paypal.example>" <box@...>: most clients show the name
+		// alone, and the recipient reads an address we did not send from.
+		return fmt.Errorf("%s: the display name %q holds an address; a reply is from %s alone: %w", key, printable(list[0].Name), inbox, errSender)
+	}
 	return nil
+}
+
+// nameHasAddress reports whether a decoded display name holds an at sign, ASCII or
+// one that looks like it, which is all an address needs to be read as one.
+func nameHasAddress(name string) bool {
+	return strings.ContainsAny(name, "@\uFF20\uFE6B")
+}
+
+// bareLineEnd returns the index of the first CR not followed by LF or LF not preceded
+// by CR in b, or -1.
+func bareLineEnd(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexAny(b[i:], "\r\n")
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if b[i] == '\n' || i+1 == len(b) || b[i+1] != '\n' {
+			return i
+		}
+		i += 2
+	}
 }
 
 // headerEnd returns the length of raw's header section, its blank line included; all
@@ -257,27 +328,6 @@ func headerEnd(raw []byte) int {
 		return i + 4
 	}
 	return len(raw)
-}
-
-// crlf turns bare LFs into CRLFs; a message already in CRLF comes back as is.
-func crlf(b []byte) []byte {
-	bare := 0
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			bare++
-		}
-	}
-	if bare == 0 {
-		return b
-	}
-	out := make([]byte, 0, len(b)+bare)
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -306,9 +356,9 @@ const (
 
 var errStopWalk = errors.New("stop walk")
 
-// correspondents returns who inbox may write to, by addressKey: the envelope senders
-// and the From: and Reply-To: addresses of its live received mail. It is read at
-// send time, so a correspondent stays one for as long as their mail lives.
+// correspondents returns who inbox may write to, by addressKey: the addresses named
+// by its live received mail, where that mail proved them. It is read at send time, so
+// a correspondent stays one for as long as their mail lives.
 func (s *Server) correspondents(ctx context.Context, inbox string) (map[string]bool, error) {
 	list, err := s.store.List(ctx, inbox, storage.Page{})
 	if err != nil {
@@ -316,26 +366,44 @@ func (s *Server) correspondents(ctx context.Context, inbox string) (map[string]b
 	}
 	now := s.now()
 	set := make(map[string]bool)
-	add := func(addr string) {
-		if k := addressKey(addr); k != "" && !s.isDaemon(k) {
-			set[k] = true
-		}
-	}
-	for _, m := range list {
+	for i := range list {
+		m := &list[i]
 		if m.Sent || !m.Live(now) {
 			continue
 		}
-		add(m.Envelope.From)
-		for _, a := range addressesIn(m.From) {
-			add(a)
-		}
-		for _, r := range m.ReplyTo {
-			for _, a := range addressesIn(r) {
-				add(a)
+		for _, a := range s.vouchedFor(m) {
+			if k := addressKey(a); k != "" && !s.isDaemon(k) {
+				set[k] = true
 			}
 		}
 	}
 	return set, nil
+}
+
+// vouchedFor returns the addresses of a received message a reply may go to. Anyone
+// can write any address into a header, so an address counts only when the mail
+// proved it: the envelope sender with an SPF pass; From: with a DMARC pass, or an SPF
+// or DKIM pass aligned with its domain; Reply-To:, which the author of From: wrote,
+// only when From: is proved. Otherwise a mail with a forged From: or a Reply-To:
+// naming strangers would make us send, DKIM-signed for our domain, to whomever it
+// names. With the checks off (Options.Unverified), the envelope sender is all there
+// is.
+func (s *Server) vouchedFor(m *storage.Message) []string {
+	if s.opts.Unverified {
+		return []string{m.Envelope.From}
+	}
+	var out []string
+	if m.Envelope.From != "" && m.Auth.SPF == "pass" {
+		out = append(out, m.Envelope.From)
+	}
+	// DMARC judges a message with exactly one From: address.
+	if from := addressesIn(m.From); len(from) == 1 && (m.Auth.DMARC == "pass" || m.Auth.FromAligned) {
+		out = append(out, from[0])
+		for _, r := range m.ReplyTo {
+			out = append(out, addressesIn(r)...)
+		}
+	}
+	return out
 }
 
 // isDaemon reports whether key is our own MAILER-DAEMON, the sender of our bounces: a

@@ -20,7 +20,15 @@ func TestPrepare(t *testing.T) {
 		not       []string // not in it
 		err       error
 	}{
-		{"lf to crlf, date and id added", "From: box@mayfly.test\nSubject: x\n\nline\n", []string{"Message-ID: <", "@mayfly.test>\r\nDate: Tue, 03 Jun 2025 09:00:00 +0000\r\nFrom: box@mayfly.test\r\nSubject: x\r\n\r\nline\r\n"}, nil, nil},
+		{"date and id added", "From: box@mayfly.test\r\nSubject: x\r\n\r\nline\r\n", []string{"Message-ID: <", "@mayfly.test>\r\nDate: Tue, 03 Jun 2025 09:00:00 +0000\r\nFrom: box@mayfly.test\r\nSubject: x\r\n\r\nline\r\n"}, nil, nil},
+		{"bare lf", "From: box@mayfly.test\nSubject: x\n\nline\n", nil, nil, ErrBareLineEnd},
+		{"bare lf in the body", "From: box@mayfly.test\r\n\r\na\n.\nMAIL FROM:<x@y>\r\n", nil, nil, ErrBareLineEnd},
+		{"bare cr in the body", "From: box@mayfly.test\r\n\r\na\r.\rMAIL FROM:<x@y>\r\n", nil, nil, errMalformed},
+		{"cr at the end", "From: box@mayfly.test\r\n\r\na\r", nil, nil, ErrBareLineEnd},
+		{"address in the display name", "From: \"PayPal <security@paypal.example>\" <box@mayfly.test>\r\n\r\n", nil, nil, errSender},
+		{"encoded address in the display name", "From: =?utf-8?q?security=40paypal.example?= <box@mayfly.test>\r\n\r\n", nil, nil, errSender},
+		{"fullwidth at in the display name", "From: \"security\uFF20paypal.example\" <box@mayfly.test>\r\n\r\n", nil, nil, errSender},
+		{"address in the Sender name", "From: box@mayfly.test\r\nSender: \"a@b\" <box@mayfly.test>\r\n\r\n", nil, nil, errSender},
 		{"own date and id kept", "Date: Mon, 2 Jun 2025 10:00:00 +0200\r\nMessage-ID: <mine@x>\r\nFrom: box@mayfly.test\r\n\r\n", []string{"Date: Mon, 2 Jun 2025 10:00:00 +0200\r\nMessage-ID: <mine@x>\r\n"}, []string{"2025 09:00:00"}, nil},
 		{"bcc dropped", "From: box@mayfly.test\r\nBcc: a@b,\r\n c@d\r\nTo: x@y\r\n\r\nhi\r\n", []string{"To: x@y\r\n"}, []string{"Bcc", "c@d"}, nil},
 		{"header only", "From: box@mayfly.test", []string{"From: box@mayfly.test\r\n\r\n"}, nil, nil},
@@ -90,7 +98,7 @@ func TestQueueDown(t *testing.T) {
 	if n := len(sentCopies(t, st, box)); n != 0 {
 		t.Errorf("%d sent copies of a message not queued", n)
 	}
-	if _, err := e.srv.Reply(ctxFor(t), box, list(t, st, box)[0].ID, "hi", ""); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := e.srv.Reply(ctxFor(t), testClient, box, list(t, st, box)[0].ID, "hi", ""); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Reply with the queue down = %v, want storage.ErrUnavailable", err)
 	}
 }

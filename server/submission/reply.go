@@ -6,26 +6,38 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
 // Reply sends a reply from inbox to the sender of its message id, under the same
-// policy, send limit, signing and queue as SMTP submission, and returns the sent
-// copy (Raw nil). text is the reply's plain text, above the quoted original; html,
-// when not empty, makes the reply multipart/alternative with it. Errors wrap
-// ErrNotCorrespondent, ErrSendLimit or ErrTooLarge for a reply that will not be sent,
-// and storage.ErrNotFound for a message that does not exist.
-func (s *Server) Reply(ctx context.Context, inbox, id, text, html string) (*storage.Message, error) {
+// policy, send limits, signing and queue as SMTP submission, and returns the sent
+// copy (Raw nil). client is who asks, for the per-client send limit. text is the
+// reply's plain text, above the quoted original; html, when not empty, makes the
+// reply multipart/alternative with it. Errors wrap ErrNotCorrespondent,
+// ErrTooManyRecipients, ErrSendLimit, ErrBareLineEnd or ErrTooLarge for a reply that
+// will not be sent, and storage.ErrNotFound for a message that does not exist.
+func (s *Server) Reply(ctx context.Context, client netip.Addr, inbox, id, text, html string) (*storage.Message, error) {
 	inbox, _, err := storage.ParseAddress(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("reply from %q: %w", inbox, err)
+	}
+	// Lines may end in LF, as JSON strings do, or CRLF: both are written out as CRLF.
+	// A CR alone is neither, and would reach the relay as it came.
+	for _, t := range []string{text, html} {
+		if i := strings.IndexByte(strings.ReplaceAll(t, "\r\n", "\n"), '\r'); i >= 0 {
+			s.metrics.messages.WithLabelValues("http", resultMalformed).Inc()
+			return nil, fmt.Errorf("a bare CR in the reply; end lines with LF or CRLF: %w", ErrBareLineEnd)
+		}
 	}
 	orig, err := s.store.Get(ctx, inbox, id)
 	if err != nil {
@@ -39,6 +51,10 @@ func (s *Server) Reply(ctx context.Context, inbox, id, text, html string) (*stor
 	if len(to) == 0 {
 		s.metrics.messages.WithLabelValues("http", resultNotCorrespondent).Inc()
 		return nil, fmt.Errorf("message %s names no sender to reply to: %w", id, ErrNotCorrespondent)
+	}
+	if len(to) > s.opts.MaxRecipients {
+		s.metrics.messages.WithLabelValues("http", resultTooManyRecipients).Inc()
+		return nil, fmt.Errorf("message %s asks for replies to %d addresses; a reply goes to at most %d (MAYFLY_MAX_REPLY_RECIPIENTS): %w", id, len(to), s.opts.MaxRecipients, ErrTooManyRecipients)
 	}
 	corr, err := s.correspondents(ctx, inbox)
 	if err != nil {
@@ -57,11 +73,11 @@ func (s *Server) Reply(ctx context.Context, inbox, id, text, html string) (*stor
 	if err != nil {
 		return nil, fmt.Errorf("build reply: %w", err)
 	}
-	return s.submit(ctx, outgoing{via: "http", inbox: inbox, from: inbox, to: to, raw: msg})
+	return s.submit(ctx, outgoing{via: "http", client: limit.KeyIP(client), inbox: inbox, from: inbox, to: to, raw: msg})
 }
 
 // replyTo returns where a reply to m goes (RFC 5322 section 3.6.2): its Reply-To
-// addresses if it has any, else its From address, bare.
+// addresses if it has any, else its From address, bare, each once.
 func replyTo(m *storage.Message) []string {
 	var to []string
 	for _, r := range m.ReplyTo {
@@ -70,7 +86,15 @@ func replyTo(m *storage.Message) []string {
 	if len(to) == 0 {
 		to = addressesIn(m.From)
 	}
-	return to
+	seen := make(map[string]bool, len(to))
+	return slices.DeleteFunc(to, func(a string) bool {
+		k := addressKey(a)
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+		return false
+	})
 }
 
 type replyInput struct {

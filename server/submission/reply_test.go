@@ -26,7 +26,7 @@ func TestReply(t *testing.T) {
 			e := newEnv(t, st, setup{opts: Options{Relay: relayURL(t, k, "", ""), DKIM: rsaKey()}})
 			e.startWorkers()
 
-			sent, err := e.srv.Reply(ctxFor(t), "Box@Mayfly.test", orig.ID, "Thanks, got it.", "")
+			sent, err := e.srv.Reply(ctxFor(t), testClient, "Box@Mayfly.test", orig.ID, "Thanks, got it.", "")
 			if err != nil {
 				t.Fatalf("Reply: %v", err)
 			}
@@ -65,7 +65,7 @@ func TestReply(t *testing.T) {
 
 			// A second reply, with HTML, is multipart/alternative; its subject stays.
 			html := "<p>Thanks <b>again</b></p>"
-			if _, err := e.srv.Reply(ctxFor(t), box, orig.ID, "Thanks again", html); err != nil {
+			if _, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "Thanks again", html); err != nil {
 				t.Fatalf("Reply with HTML: %v", err)
 			}
 			m = k.next(t)
@@ -139,19 +139,19 @@ func TestReplyRefused(t *testing.T) {
 	}
 	e := newEnv(t, st, setup{opts: Options{SendLimit: SendLimit{N: 1, Per: time.Hour}, MaxMessageSize: 4000}})
 
-	if _, err := e.srv.Reply(ctxFor(t), box, foreign.ID, "hi", ""); !errors.Is(err, ErrNotCorrespondent) || !strings.Contains(err.Error(), eve+" has not written to this inbox") {
+	if _, err := e.srv.Reply(ctxFor(t), testClient, box, foreign.ID, "hi", ""); !errors.Is(err, ErrNotCorrespondent) || !strings.Contains(err.Error(), eve+" has not written to this inbox") {
 		t.Errorf("Reply to a stranger = %v, want ErrNotCorrespondent naming %s", err, eve)
 	}
-	if _, err := e.srv.Reply(ctxFor(t), box, "nosuchid", "hi", ""); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := e.srv.Reply(ctxFor(t), testClient, box, "nosuchid", "hi", ""); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Reply to a missing message = %v, want storage.ErrNotFound", err)
 	}
-	if _, err := e.srv.Reply(ctxFor(t), box, orig.ID, strings.Repeat("long line of text\n", 300), ""); !errors.Is(err, ErrTooLarge) {
+	if _, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, strings.Repeat("long line of text\n", 300), ""); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Reply of 5400 bytes = %v, want ErrTooLarge", err)
 	}
-	if _, err := e.srv.Reply(ctxFor(t), box, orig.ID, "one", ""); err != nil {
+	if _, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "one", ""); err != nil {
 		t.Fatalf("first Reply: %v", err)
 	}
-	if _, err := e.srv.Reply(ctxFor(t), box, orig.ID, "two", ""); !errors.Is(err, ErrSendLimit) {
+	if _, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "two", ""); !errors.Is(err, ErrSendLimit) {
 		t.Errorf("second Reply over a limit of 1 = %v, want ErrSendLimit", err)
 	}
 }

@@ -3,6 +3,7 @@ package submission
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"slices"
@@ -167,15 +168,22 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		}
 		ss.corr = corr
 	}
+	// A recipient named twice gets the message once, and counts once.
+	if slices.ContainsFunc(ss.rcpts, func(r string) bool { return addressKey(r) == addressKey(to) }) {
+		return nil
+	}
+	if len(ss.rcpts) >= ss.s.opts.MaxRecipients {
+		// RFC 5321 section 4.5.3.1.10: 452 for too many recipients; the client may
+		// send the rest in another transaction, where the send limits count them.
+		ss.s.metrics.messages.WithLabelValues("smtp", resultTooManyRecipients).Inc()
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: fmt.Sprintf("Too many recipients: a reply goes to at most %d (MAYFLY_MAX_REPLY_RECIPIENTS)", ss.s.opts.MaxRecipients)}
+	}
 	if !ss.corr[addressKey(to)] {
 		ss.s.metrics.messages.WithLabelValues("smtp", resultNotCorrespondent).Inc()
 		ss.s.logger.Info("rejected", "remote", ss.remote, "inbox", ss.inbox, "reason", resultNotCorrespondent)
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: printable(to) + " has not written to this inbox; a throwaway address may only reply"}
 	}
-	// A recipient named twice gets the message once.
-	if !slices.ContainsFunc(ss.rcpts, func(r string) bool { return addressKey(r) == addressKey(to) }) {
-		ss.rcpts = append(ss.rcpts, to)
-	}
+	ss.rcpts = append(ss.rcpts, to)
 	return nil
 }
 
@@ -190,7 +198,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*storeTimeout)
 	defer cancel()
-	_, err = ss.s.submit(ctx, outgoing{via: "smtp", inbox: ss.inbox, from: ss.from, to: ss.rcpts, raw: raw})
+	_, err = ss.s.submit(ctx, outgoing{via: "smtp", client: ss.client, inbox: ss.inbox, from: ss.from, to: ss.rcpts, raw: raw})
 	return smtpError(err)
 }
 

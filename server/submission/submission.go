@@ -50,10 +50,29 @@ type Options struct {
 	// TLS serves STARTTLS and TLSAddr; nil = no STARTTLS, and TLSAddr is an error.
 	TLS            *tls.Config
 	MaxMessageSize int64 // advertised as SIZE and enforced, for replies made over HTTP too; 0 = 10MiB
-	MaxRecipients  int   // per message; 0 = 100
-	// SendLimit is how many messages one inbox may send per window; zero = 20 per
-	// hour, N < 0 = no limit.
+	// MaxRecipients is how many recipients one reply may have, over SMTP and HTTP
+	// (MAYFLY_MAX_REPLY_RECIPIENTS); 0 = 10.
+	MaxRecipients int
+	// SendLimit is how many recipients one inbox may send to per window
+	// (MAYFLY_SEND_LIMIT); zero = 20 per hour, N < 0 = no limit.
 	SendLimit SendLimit
+	// ClientSendLimit is how many recipients one client (its IPv4 address, or its IPv6
+	// /64) may send to per window, over every inbox: inboxes cost nothing to make
+	// (MAYFLY_CLIENT_SEND_LIMIT); zero = 500 per hour, N < 0 = no limit.
+	ClientSendLimit SendLimit
+	// OutboundRate is how many recipients the whole service sends to per window, over
+	// every node (MAYFLY_OUTBOUND_RATE); zero = 5000 per hour, N < 0 = no limit.
+	OutboundRate SendLimit
+	// Unverified says received mail was not checked (MAYFLY_VERIFY=false): the
+	// correspondents are then the envelope senders, whose SPF nobody checked.
+	// Otherwise an address is a correspondent only when the mail naming it proved
+	// itself (see correspondents).
+	Unverified bool
+	// AllowPrivate lets direct delivery dial loopback, private, link-local, CGNAT,
+	// multicast and unspecified addresses (MAYFLY_OUTBOUND_ALLOW_PRIVATE): otherwise a
+	// domain whose MX points there would have us talk to this machine or its network.
+	// The Relay is always allowed: the operator chose it.
+	AllowPrivate bool
 	// TTL is how long the sent copy and a bounce live, and so how long delivery is
 	// tried: a bounce after the inbox is gone would reach nobody; 0 = 1h.
 	TTL time.Duration
@@ -105,7 +124,7 @@ type Options struct {
 	Metrics prometheus.Registerer
 }
 
-// SendLimit is a number of messages per window; windows start at multiples of Per
+// SendLimit is a number of recipients per window; windows start at multiples of Per
 // since the Unix epoch (storage.Store.CountSend).
 type SendLimit struct {
 	N   int
@@ -119,8 +138,14 @@ type store interface {
 	Get(ctx context.Context, inbox, id string) (*storage.Message, error)
 	Raw(ctx context.Context, inbox, id string) ([]byte, error)
 	Delete(ctx context.Context, inbox, id string) error
-	CountSend(ctx context.Context, inbox string, per time.Duration) (int, error)
+	CountSend(ctx context.Context, key string, n int, per time.Duration) (int, error)
 }
+
+// The keys of the send limits that are not an inbox's (storage.Store.CountSend).
+const (
+	clientSendKey = "client:" // + the client's address
+	outboundKey   = "outbound"
+)
 
 // storeTimeout bounds each store and queue call, so a hung store ends in 451 rather
 // than a client waiting on a silent server.
@@ -169,13 +194,22 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		opts.MaxMessageSize = 10 << 20
 	}
 	if opts.MaxRecipients <= 0 {
-		opts.MaxRecipients = 100
+		opts.MaxRecipients = 10
 	}
-	if opts.SendLimit == (SendLimit{}) {
-		opts.SendLimit = SendLimit{N: 20, Per: time.Hour}
-	}
-	if opts.SendLimit.N >= 0 && opts.SendLimit.Per <= 0 {
-		return nil, fmt.Errorf("submission: send limit %d per %v", opts.SendLimit.N, opts.SendLimit.Per)
+	for _, l := range []struct {
+		l   *SendLimit
+		def SendLimit
+	}{
+		{&opts.SendLimit, SendLimit{N: 20, Per: time.Hour}},
+		{&opts.ClientSendLimit, SendLimit{N: 500, Per: time.Hour}},
+		{&opts.OutboundRate, SendLimit{N: 5000, Per: time.Hour}},
+	} {
+		if *l.l == (SendLimit{}) {
+			*l.l = l.def
+		}
+		if l.l.N >= 0 && l.l.Per <= 0 {
+			return nil, fmt.Errorf("submission: send limit %d per %v", l.l.N, l.l.Per)
+		}
 	}
 	if opts.TTL <= 0 {
 		opts.TTL = time.Hour
@@ -248,6 +282,9 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		}
 		s.relay = r
 	}
+	if opts.Unverified {
+		s.logger.Warn("replies are unverified: received mail is not checked (MAYFLY_VERIFY=false), so any envelope sender counts as a correspondent")
+	}
 	host, err := os.Hostname()
 	if err != nil {
 		host = opts.Hostname
@@ -304,7 +341,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	srv.Domain = s.opts.Hostname
 	srv.TLSConfig = s.opts.TLS
 	srv.MaxMessageBytes = s.opts.MaxMessageSize
-	srv.MaxRecipients = s.opts.MaxRecipients
+	// Not go-smtp's MaxRecipients: Rcpt refuses the one too many itself, naming the
+	// setting, and counts a recipient named twice once.
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	// go-smtp decides this for the whole server; we decide per connection (TLS, or a

@@ -184,7 +184,7 @@ func TestSendLimit(t *testing.T) {
 				}
 			}
 			err := send(c, box, []string{ann}, letter(box, ann, "hi", "one too many"))
-			wantCode(t, "third message", err, 450, smtp.EnhancedCode{4, 7, 1}, "may send 2 messages per hour")
+			wantCode(t, "third message", err, 450, smtp.EnhancedCode{4, 7, 1}, "may send to at most 2 recipients per hour (MAYFLY_SEND_LIMIT)")
 			if n := len(sentCopies(t, st, box)); n != 2 {
 				t.Errorf("%d sent copies, want 2", n)
 			}

@@ -39,6 +39,7 @@ type Store struct {
 
 	mu           sync.Mutex
 	mailboxes    map[string]*mailbox
+	counters     map[counterKey]*counter // CountSend's, swept with the empty mailboxes
 	byID         map[string]*entry
 	expiry       expiryHeap // every entry, soonest to expire first
 	bytes        int64      // message bytes held, a shared raw counted once
@@ -61,12 +62,23 @@ type mailbox struct {
 	entries                []*entry // ascending UID
 	keepUntil              time.Time
 	ttl                    time.Duration // of mail put from now on; 0 = the Expires the receiver set
-	sendWindow             int64         // CountSend's current window, as a multiple of its length
-	sends                  int           // sends counted in sendWindow
 
 	name       string
 	prev, next *mailbox // in Store.empty while entries is empty
 	inEmpty    bool
+}
+
+// counterKey names one of CountSend's counters: a key counted in windows of per.
+type counterKey struct {
+	key string
+	per time.Duration
+}
+
+// counter is CountSend's count in its current window, kept until the window ends.
+type counter struct {
+	window int64 // as a multiple of its length since the epoch
+	n      int
+	until  time.Time
 }
 
 type entry struct {
@@ -108,6 +120,12 @@ func mailboxCost(name string) int64 {
 	return mailboxOverhead + int64(len(name)) + stringSlack
 }
 
+// counterCost estimates the bytes one of CountSend's counters takes: its map entry,
+// the counter and its key.
+func counterCost(key string) int64 {
+	return int64(unsafe.Sizeof(counterKey{})+unsafe.Sizeof(&counter{})+unsafe.Sizeof(counter{})) + int64(len(key)) + 2*stringSlack
+}
+
 // blob is one copy of raw bytes shared by the deliveries of one message.
 type blob struct {
 	data []byte
@@ -134,6 +152,7 @@ func New(o Options) *Store {
 		opts:      o,
 		hub:       storage.NewHub(),
 		mailboxes: make(map[string]*mailbox),
+		counters:  make(map[counterKey]*counter),
 		byID:      make(map[string]*entry),
 		secret:    make([]byte, 32),
 		stop:      make(chan struct{}),
@@ -194,6 +213,12 @@ func (s *Store) sweepMailboxes() {
 	for _, mb := range s.mailboxes {
 		if len(mb.entries) == 0 && now.After(mb.keepUntil) {
 			s.dropMailboxLocked(mb)
+		}
+	}
+	for k, c := range s.counters {
+		if !now.Before(c.until) {
+			delete(s.counters, k)
+			s.metaBytes -= counterCost(k.key)
 		}
 	}
 }
@@ -513,26 +538,32 @@ func (s *Store) Secret(ctx context.Context) ([]byte, error) {
 	return s.secret, nil
 }
 
-// CountSend counts a send in inbox's current window; see storage.Store.
-func (s *Store) CountSend(ctx context.Context, inbox string, per time.Duration) (int, error) {
+// CountSend counts n sends under key in its current window; see storage.Store.
+func (s *Store) CountSend(ctx context.Context, key string, n int, per time.Duration) (int, error) {
 	if per <= 0 {
 		return 0, fmt.Errorf("count send: window %v", per)
 	}
 	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mb := s.mailboxLocked(inbox, now)
 	window := now.UnixNano() / int64(per)
-	if mb.sendWindow != window {
-		mb.sendWindow, mb.sends = window, 0
+	ck := counterKey{key, per}
+	c := s.counters[ck]
+	if c == nil {
+		c = &counter{}
+		s.counters[ck] = c
+		// Counted with the metadata, so that counters make room by pushing mail out
+		// rather than growing past MAYFLY_MEMORY_LIMIT; their number is bounded by the
+		// send limits they count.
+		s.metaBytes += counterCost(key)
+		s.shrinkLocked(nil)
 	}
-	mb.sends++
-	s.shrinkLocked(mb)
-	// The count must outlive its window even when the inbox holds no mail.
-	if end := time.Unix(0, (window+1)*int64(per)); end.After(mb.keepUntil) {
-		mb.keepUntil = end
+	if c.window != window {
+		// The count must outlive its window's end only, whatever the inbox holds.
+		*c = counter{window: window, until: time.Unix(0, (window+1)*int64(per))}
 	}
-	return mb.sends, nil
+	c.n += n
+	return c.n, nil
 }
 
 // Ping always succeeds: the store is this process.

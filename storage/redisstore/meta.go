@@ -19,7 +19,8 @@ import (
 // The form is a version byte (metaVersion) then, in this order: Tag, Envelope.From,
 // Envelope.Recipients, Envelope.RemoteIP, Envelope.Helo, From, To, Subject, Date,
 // attachments (1 or 0), Size, Received, Expires, Auth.SPF, Auth.DKIM, Auth.DMARC,
-// ReplyTo, Sent (1 or 0); records written before ReplyTo existed end at Auth.DMARC.
+// ReplyTo, Sent (1 or 0), Auth.FromAligned (1 or 0); records written before ReplyTo
+// existed end at Auth.DMARC, those written before FromAligned at Sent.
 // A string is its length as a uvarint then its bytes; a list of strings is the count as
 // a uvarint then the strings; numbers are varints; times are unix microseconds, 0 for
 // the zero time. This is stored data: a new field goes at the end (decoders ignore what
@@ -76,6 +77,11 @@ func encodeMetaExpires(m *storage.Message) (b []byte, at int) {
 		sent = 1
 	}
 	b = append(b, sent)
+	aligned := byte(0)
+	if m.Auth.FromAligned {
+		aligned = 1
+	}
+	b = append(b, aligned)
 	return b, at
 }
 
@@ -183,6 +189,9 @@ func decodeMeta(data string, m *storage.Message) error {
 	if r.err == nil && len(r.data) > 0 {
 		m.ReplyTo = r.strings()
 		m.Sent = r.byte() == 1
+	}
+	if r.err == nil && len(r.data) > 0 {
+		m.Auth.FromAligned = r.byte() == 1
 	}
 	return r.err
 }

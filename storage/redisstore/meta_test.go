@@ -36,8 +36,19 @@ func TestMetaRoundTrip(t *testing.T) {
 	before.ReplyTo = nil
 	enc := encodeMeta(before)
 	var older storage.Message
-	if err := decodeMeta(string(enc[:len(enc)-2]), &older); err != nil || older.Subject != "before" || older.ReplyTo != nil || older.Sent {
+	if err := decodeMeta(string(enc[:len(enc)-3]), &older); err != nil || older.Subject != "before" || older.ReplyTo != nil || older.Sent {
 		t.Errorf("decodeMeta of a record without ReplyTo and Sent = %+v, %v", older, err)
+	}
+	// One written before FromAligned existed ends at Sent.
+	aligned := storetest.NewMessage("box@mayfly.test", "aligned")
+	aligned.Auth.FromAligned, aligned.Sent = true, true
+	enc = encodeMeta(aligned)
+	if err := decodeMeta(string(enc), &older); err != nil || !older.Auth.FromAligned {
+		t.Errorf("FromAligned did not round-trip: %+v, %v", older, err)
+	}
+	older = storage.Message{}
+	if err := decodeMeta(string(enc[:len(enc)-1]), &older); err != nil || older.Auth.FromAligned || !older.Sent {
+		t.Errorf("decodeMeta of a record without FromAligned = %+v, %v", older, err)
 	}
 	sent := storetest.NewMessage("box@mayfly.test", "sent")
 	sent.Sent = true

@@ -229,12 +229,11 @@ func unavailable(op string, err error) error {
 type keys struct {
 	state, uids string
 	msgPrefix   string // + message ID = the message's hash
-	sendsPrefix string // + CountSend's window = its counter
 }
 
 func (s *Store) keys(inbox string) keys {
 	tag := s.prefix + "{" + escapeTag(inbox) + "}:"
-	return keys{state: tag + "state", uids: tag + "uids", msgPrefix: tag + "m:", sendsPrefix: tag + "sends:"}
+	return keys{state: tag + "state", uids: tag + "uids", msgPrefix: tag + "m:"}
 }
 
 func (k keys) msg(id string) string { return k.msgPrefix + id }
@@ -739,18 +738,20 @@ func (s *Store) Secret(ctx context.Context) ([]byte, error) {
 	return s.secret, nil
 }
 
-// CountSend counts a send in inbox's current window, one counter per window that
-// Redis drops after it; see storage.Store.
-func (s *Store) CountSend(ctx context.Context, inbox string, per time.Duration) (int, error) {
+// CountSend counts n sends under key in its current window, one counter per key and
+// window that Redis drops after it; see storage.Store. Each counter is on a hash tag
+// of its own: the transaction touches that one key, on whichever Cluster node holds
+// it, and an inbox's counter outlives the inbox's own keys.
+func (s *Store) CountSend(ctx context.Context, key string, n int, per time.Duration) (int, error) {
 	if per <= 0 {
 		return 0, fmt.Errorf("count send: window %v", per)
 	}
 	window := time.Now().UnixNano() / int64(per)
-	key := s.keys(inbox).sendsPrefix + strconv.FormatInt(window, 10)
+	rkey := s.prefix + "{sends:" + escapeTag(key) + "}:" + strconv.FormatInt(int64(per), 10) + ":" + strconv.FormatInt(window, 10)
 	var incr *redis.IntCmd
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		incr = p.Incr(ctx, key)
-		p.PExpireAt(ctx, key, time.Unix(0, (window+1)*int64(per)).Add(time.Minute))
+		incr = p.IncrBy(ctx, rkey, int64(n))
+		p.PExpireAt(ctx, rkey, time.Unix(0, (window+1)*int64(per)).Add(time.Minute))
 		return nil
 	})
 	if err != nil {

@@ -896,7 +896,9 @@ func testSentCopy(t *testing.T, newStore NewStore) {
 	checkMeta(t, got, m)
 }
 
-// testCountSend counts sends per inbox and window, the counter the send limit reads.
+// testCountSend counts sends per key and window, the counters the send limits read:
+// an inbox's, and keys that are no inbox (a client, the whole service), which count
+// apart from any inbox and take a number of sends at once (a reply's recipients).
 func testCountSend(t *testing.T, newStore NewStore) {
 	st := open(t, newStore, Options{})
 	a, b := inboxFor(t), inboxFor(t)+".b"
@@ -905,17 +907,41 @@ func testCountSend(t *testing.T, newStore NewStore) {
 	// test never crosses into the next.
 	per := time.Duration(time.Now().UnixNano()/2) + time.Hour
 	for want := 1; want <= 3; want++ {
-		if n, err := st.CountSend(ctxFor(t), a, per); err != nil || n != want {
+		if n, err := st.CountSend(ctxFor(t), a, 1, per); err != nil || n != want {
 			t.Fatalf("CountSend #%d = %d, %v; want %d", want, n, err, want)
 		}
 	}
-	if n, err := st.CountSend(ctxFor(t), b, per); err != nil || n != 1 {
+	if n, err := st.CountSend(ctxFor(t), b, 1, per); err != nil || n != 1 {
 		t.Errorf("another inbox's first CountSend = %d, %v; want 1", n, err)
 	}
 	// Another window length is another window: the counter restarts.
 	// A window of just over a third of now is the third: another counter.
 	third := time.Duration(time.Now().UnixNano()/3) + time.Hour
-	if n, err := st.CountSend(ctxFor(t), a, third); err != nil || n != 1 {
+	if n, err := st.CountSend(ctxFor(t), a, 1, third); err != nil || n != 1 {
 		t.Errorf("CountSend in a fresh window = %d, %v; want 1", n, err)
+	}
+	// ... and the first length's counter is still there.
+	if n, err := st.CountSend(ctxFor(t), a, 1, per); err != nil || n != 4 {
+		t.Errorf("CountSend back in the first window = %d, %v; want 4", n, err)
+	}
+	// Several sends at once; a key that is not an inbox, with braces that must not
+	// move it to another key's hash tag.
+	client := "client:" + a + "{x}"
+	if n, err := st.CountSend(ctxFor(t), client, 10, per); err != nil || n != 10 {
+		t.Errorf("CountSend of 10 = %d, %v; want 10", n, err)
+	}
+	if n, err := st.CountSend(ctxFor(t), client, 7, per); err != nil || n != 17 {
+		t.Errorf("CountSend of 7 more = %d, %v; want 17", n, err)
+	}
+	if n, err := st.CountSend(ctxFor(t), a, 2, per); err != nil || n != 6 {
+		t.Errorf("the inbox's CountSend after the client's = %d, %v; want 6", n, err)
+	}
+	// Counters live as long as their window, whatever the inbox holds: deleting it
+	// does not start the count again.
+	if _, err := st.DeleteInbox(ctxFor(t), a); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.CountSend(ctxFor(t), a, 1, per); err != nil || n != 7 {
+		t.Errorf("CountSend after DeleteInbox = %d, %v; want 7", n, err)
 	}
 }
