@@ -344,3 +344,29 @@ func TestMemoryLimitKeepsWatchedInboxes(t *testing.T) {
 		t.Errorf("watched inbox's UIDVALIDITY went from %d to %d", watched.UIDValidity, mb.UIDValidity)
 	}
 }
+
+// TestSendCountersCounted: CountSend's counters (one per client address a flood may
+// bring) are memory too, counted with the metadata until their window ends.
+func TestSendCountersCounted(t *testing.T) {
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := New(Options{Now: c.Now, SweepEvery: time.Hour})
+	defer st.Close()
+	ctx := context.Background()
+	for i := range 1000 {
+		if _, err := st.CountSend(ctx, fmt.Sprintf("client:198.51.%d.%d", i/256, i%256), 1, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.CountSend(ctx, "client:198.51.0.0", 2, time.Hour); err != nil || n != 3 {
+		t.Fatalf("CountSend again = %d, %v; want 3", n, err)
+	}
+	counted := st.Memory().MetadataBytes
+	if counted < 1000*int64(len("client:198.51.0.0")) {
+		t.Errorf("1000 counters counted as %d bytes, want at least their keys", counted)
+	}
+	c.Add(2 * time.Hour)
+	st.sweepMailboxes()
+	if m := st.Memory().MetadataBytes; m != 0 {
+		t.Errorf("after their window ended the counters still count %d bytes, want 0", m)
+	}
+}
