@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"math"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -27,6 +28,31 @@ const (
 )
 
 var defaultRequestRate = limit.Rate{N: 100, Per: time.Second}
+
+// defaultMaxReads is Options.MaxReadsPerIP's default: a page shows a message with its
+// JSON, its HTML and its images over the six connections a browser opens to a host.
+const defaultMaxReads = 8
+
+// limitReads holds a client to Options.MaxReadsPerIP reads of messages at once: each
+// costs memory near the message's size while it is parsed or sent, so a client's
+// parallel reads, not only its rate, must have a bound.
+func (s *Server) limitReads(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.reads == nil {
+		return next
+	}
+	return func(c echo.Context) error {
+		client := net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.clientKey(c), 0))
+		release, ok := s.reads.Acquire(client)
+		if !ok {
+			s.metrics.refused.WithLabelValues("reads").Inc()
+			c.Response().Header().Set("Retry-After", "1")
+			return errorf(http.StatusTooManyRequests, "too_many_reads",
+				"more than %d message reads at once from your address (MAYFLY_HTTP_MAX_READS_PER_IP); wait for one to finish", s.opts.MaxReadsPerIP)
+		}
+		defer release()
+		return next(c)
+	}
+}
 
 // connRefusal answers a client over MaxConnectionsPerIP, written before its request is
 // read: whatever it asked, the answer is the same, and the connection closes.
