@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -243,18 +244,32 @@ func TestReadsPerClient(t *testing.T) {
 		}
 	})
 	<-st.entered // the other client is let in
-	req, _ := http.NewRequest("GET", e.base+raw, nil)
-	req.Header.Set("Authorization", "Bearer "+box.Token)
-	req.Header.Set("X-Forwarded-For", "192.0.2.1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	type answer struct {
+		status     int
+		retryAfter string
+		body       string
 	}
-	buf := make([]byte, 512)
-	n, _ := resp.Body.Read(buf)
-	resp.Body.Close()
-	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(buf[:n]), "too_many_reads") || !strings.Contains(string(buf[:n]), "MAYFLY_HTTP_MAX_READS_PER_IP") {
-		t.Errorf("a third read at once: %s, Retry-After %q, %s", resp.Status, resp.Header.Get("Retry-After"), buf[:n])
+	third := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", e.base+raw, nil)
+		req.Header.Set("Authorization", "Bearer "+box.Token)
+		req.Header.Set("X-Forwarded-For", "192.0.2.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			third <- answer{body: err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		third <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b)}
+	}()
+	select {
+	case <-st.entered:
+		t.Error("a third read at once from the client was let in")
+	case a := <-third:
+		if a.status != 429 || a.retryAfter == "" || !strings.Contains(a.body, "too_many_reads") || !strings.Contains(a.body, "MAYFLY_HTTP_MAX_READS_PER_IP") {
+			t.Errorf("a third read at once: %d, Retry-After %q, %s", a.status, a.retryAfter, a.body)
+		}
 	}
 	close(st.gate)
 	wg.Wait()
