@@ -167,6 +167,10 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		writeWait:         writeWait,
 	}
+	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mayfly_http_parse_cache_bytes",
+		Help: "Bytes of parsed messages the API keeps, at most MAYFLY_PARSE_CACHE.",
+	}, func() float64 { return float64(s.cache.bytes()) }))
 	if opts.MaxConnectionsPerIP > 0 {
 		s.conns = limit.NewConns(opts.MaxConnectionsPerIP).Except(func(a net.Addr) bool { return s.trusted(peerIP(a.String())) })
 	}
