@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,7 +106,8 @@ type Server struct {
 	echo    *echo.Echo
 	cache   *parseCache
 	flight  singleflight.Group
-	parses  atomic.Int64 // messages parsed, for tests
+	parses  atomic.Int64  // messages parsed, for tests
+	parsing chan struct{} // a slot per parse running; see cachedMessage
 	metrics *metrics
 	// conns and requests are the per-client limits; nil = none.
 	conns    *limit.Conns
@@ -162,6 +164,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		logger:            logger.With("proto", "http"),
 		tokens:            storage.NewTokens(opts.Secret),
 		cache:             newParseCache(opts.ParseCache),
+		parsing:           make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		metrics:           newMetrics(opts.Registry),
 		readTimeout:       defaultReadTimeout,
 		readHeaderTimeout: defaultReadHeaderTimeout,

@@ -41,8 +41,7 @@ func (s *Server) limitReads(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	return func(c echo.Context) error {
-		client := net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.clientKey(c), 0))
-		release, ok := s.reads.Acquire(client)
+		release, ok := s.reads.Acquire(s.readsKey(c))
 		if !ok {
 			s.metrics.refused.WithLabelValues("reads").Inc()
 			c.Response().Header().Set("Retry-After", "1")
@@ -136,5 +135,30 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		s.metrics.refused.WithLabelValues("rate").Inc()
 		c.Response().Header().Set("Retry-After", retry)
 		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address; slow down")
+	}
+}
+
+// readsKey is the client of c as limit.Conns counts it.
+func (s *Server) readsKey(c echo.Context) net.Addr {
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.clientKey(c), 0))
+}
+
+// awaitRead takes one of the client's read slots for a wait's answer, waiting for one
+// to free rather than refusing: the messages are found, and answers take little time.
+func (s *Server) awaitRead(c echo.Context) (release func(), err error) {
+	if s.reads == nil {
+		return func() {}, nil
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if release, ok := s.reads.Acquire(s.readsKey(c)); ok {
+			return release, nil
+		}
+		select {
+		case <-c.Request().Context().Done():
+			return nil, c.Request().Context().Err()
+		case <-tick.C:
+		}
 	}
 }

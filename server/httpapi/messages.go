@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -117,6 +118,8 @@ func nonNil(s []string) []string {
 }
 
 // cut returns s cut to at most max bytes at a character boundary, and whether it was.
+// What is cut is a copy: a few bytes sliced from a cached 10 MiB body would keep all of
+// it alive for as long as the answer is being built, even once the cache let it go.
 func cut(s string, max int) (string, bool) {
 	if len(s) <= max {
 		return s, false
@@ -125,7 +128,7 @@ func cut(s string, max int) (string, bool) {
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return s[:n], true
+	return strings.Clone(s[:n]), true
 }
 
 // cutList keeps the items of l that fit in max bytes together.
@@ -213,6 +216,14 @@ func (s *Server) cachedMessage(ctx context.Context, m *storage.Message) (*cached
 	v, err, _ := s.flight.Do(m.Inbox+"\x00"+m.ID, func() (any, error) {
 		if c, ok := s.cache.get(m.Inbox, m.ID); ok {
 			return c, nil // parsed by the flight that just ended
+		}
+		// Parsing costs a few times the message's size while it runs: as many at once
+		// as there are cores, whoever asks, bounds that for the whole server.
+		select {
+		case s.parsing <- struct{}{}:
+			defer func() { <-s.parsing }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 		raw, err := s.store.Raw(ctx, m.Inbox, m.ID)
 		if err != nil {

@@ -162,6 +162,11 @@ func (s *Server) wait(c echo.Context) error {
 	out := struct {
 		Messages []*messageJSON `json:"messages"`
 	}{Messages: make([]*messageJSON, 0, count)}
+	release, err := s.awaitRead(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// One budget for the whole answer: count=1000 of large mail must not make a
 	// thousand times one message's answer.
 	b := s.answerBudget()
