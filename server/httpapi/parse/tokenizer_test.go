@@ -49,3 +49,21 @@ func TestTokenizerLongTokens(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRenderHTML runs the HTML readers with a token bound of a few bytes, so that
+// every input goes through the restarts that only long tokens take otherwise: they
+// must end, never panic, and produce text in proportion to the input.
+func FuzzRenderHTML(f *testing.F) {
+	for _, s := range []string{"<p>hello <a href='https://a.test/'>x</a>", "<<<<<<<<<<", `<a title="xxxxxxxxxxxxxxxx">t</a>`, "<style>a{b:url(http://x)}</style><p>y", "<!-- long comment -->z", "<script>1<2</script>"} {
+		f.Add(s)
+	}
+	defer func(n int) { maxToken = n }(maxToken)
+	maxToken = 8
+	f.Fuzz(func(t *testing.T, s string) {
+		text, _ := renderHTML(s)
+		RemoteContent(s)
+		if len(text) > 3*len(s) {
+			t.Errorf("renderHTML(%q) = %d bytes of text", s, len(text))
+		}
+	})
+}
