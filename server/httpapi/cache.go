@@ -39,6 +39,7 @@ type cacheKey struct{ inbox, id string }
 type cached struct {
 	p   *parse.Parsed
 	doc string // the HTML body with its cid: references made URLs
+	raw []byte // the message, kept when doc shows its images; else nil
 }
 
 type cacheEntry struct {
@@ -145,6 +146,7 @@ func (c *cached) size() int64 {
 	if c.doc != p.HTML {
 		n += int64(len(c.doc))
 	}
+	n += int64(len(c.raw))
 	for _, h := range p.Headers {
 		n += int64(entryOverhead + len(h.Name) + len(h.Value))
 	}

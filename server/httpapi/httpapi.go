@@ -113,6 +113,7 @@ type Server struct {
 	conns    *limit.Conns
 	requests *limit.Buckets[netip.Addr]
 	reads    *limit.Conns
+	awaiting atomic.Int64 // requests waiting for a read slot, for tests
 	// readTimeout bounds reading a request, body included, and readHeaderTimeout its
 	// headers; variables for tests.
 	readTimeout       time.Duration

@@ -41,6 +41,16 @@ func (s *Server) limitReads(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	return func(c echo.Context) error {
+		if c.Path() == attachmentRoute {
+			// A frame showing many images asks for all of them at once (over HTTP/2,
+			// far more than the limit): they wait their turn rather than break.
+			release, err := s.awaitRead(c)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return next(c)
+		}
 		release, ok := s.reads.Acquire(s.readsKey(c))
 		if !ok {
 			s.metrics.refused.WithLabelValues("reads").Inc()
@@ -151,6 +161,8 @@ func (s *Server) awaitRead(c echo.Context) (release func(), err error) {
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	s.awaiting.Add(1)
+	defer s.awaiting.Add(-1)
 	for {
 		if release, ok := s.reads.Acquire(s.readsKey(c)); ok {
 			return release, nil

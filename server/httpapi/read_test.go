@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,7 +157,8 @@ func TestWaitAndListBounded(t *testing.T) {
 func TestParsedOnce(t *testing.T) {
 	for name, newStore := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, newStore(t), Options{MaxReadsPerIP: -1, RequestRate: limit.Rate{N: -1}})
+			st := &countingStore{fullStore: newStore(t)}
+			e := newEnv(t, st, Options{MaxReadsPerIP: -1, RequestRate: limit.Rate{N: -1}})
 			box := e.create("")
 			var raw strings.Builder
 			raw.WriteString("Subject: parts\r\nContent-Type: multipart/related; boundary=p\r\n\r\n--p\r\nContent-Type: text/html\r\n\r\n")
@@ -191,8 +193,22 @@ func TestParsedOnce(t *testing.T) {
 			if n := e.srv.parses.Load(); n != 1 {
 				t.Errorf("parsed %d times for 8 reads, the document and 3 images; want once", n)
 			}
+			if n := st.raws.Load(); n != 1 {
+				t.Errorf("the message was read from the store %d times; want once, for its parse", n)
+			}
 		})
 	}
+}
+
+// countingStore counts reads of messages' bytes.
+type countingStore struct {
+	fullStore
+	raws atomic.Int64
+}
+
+func (c *countingStore) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
+	c.raws.Add(1)
+	return c.fullStore.Raw(ctx, inbox, id)
 }
 
 // gatedStore holds every Raw until the gate opens, so that reads are in flight together.
@@ -270,6 +286,27 @@ func TestReadsPerClient(t *testing.T) {
 		if a.status != 429 || a.retryAfter == "" || !strings.Contains(a.body, "too_many_reads") || !strings.Contains(a.body, "MAYFLY_HTTP_MAX_READS_PER_IP") {
 			t.Errorf("a third read at once: %d, Retry-After %q, %s", a.status, a.retryAfter, a.body)
 		}
+	}
+	// An attachment waits for a slot instead: a frame asks for all its images at once.
+	wg.Go(func() {
+		req, _ := http.NewRequest("GET", e.base+"/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/attachments/0", nil)
+		req.Header.Set("Authorization", "Bearer "+box.Token)
+		req.Header.Set("X-Forwarded-For", "192.0.2.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("an attachment past the limit: %s, want 200 once a read ended", resp.Status)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); e.srv.awaiting.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the attachment request never waited for a slot")
+		}
+		time.Sleep(time.Millisecond) // polling a counter, with a deadline
 	}
 	close(st.gate)
 	wg.Wait()
