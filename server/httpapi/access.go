@@ -54,7 +54,12 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		token := bearer(c.Request())
 		if key := c.QueryParam(frameKeyParam); token == "" && key != "" && c.Path() == attachmentRoute {
-			// The sandboxed frame's image requests carry the frame's key, not the token.
+			// The sandboxed frame's image requests carry the frame's key, not the token,
+			// and are held to the same guessing bound.
+			if s.opts.LoginFailures.Empty(s.clientKey(c)) {
+				s.metrics.refused.WithLabelValues("failures").Inc()
+				return errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address, try later")
+			}
 			if subtle.ConstantTimeCompare([]byte(key), []byte(s.frameKey(inbox, c.Param("id")))) == 1 {
 				c.Set(partKey, true)
 				return next(c)
