@@ -49,6 +49,12 @@ type cacheEntry struct {
 	expires time.Time
 }
 
+// expired says whether the entry's message is gone by now; one without an expiry
+// time (none is stored so, but a zero must not mean "gone at once") never expires here.
+func (e *cacheEntry) expired(now time.Time) bool {
+	return !e.expires.IsZero() && !e.expires.After(now)
+}
+
 func newParseCache(max int64) *parseCache {
 	return &parseCache{max: max, order: list.New(), byKey: make(map[cacheKey]*list.Element), now: time.Now}
 }
@@ -61,7 +67,7 @@ func (pc *parseCache) get(inbox, id string) (*cached, bool) {
 		return nil, false
 	}
 	e := el.Value.(*cacheEntry)
-	if !e.expires.After(pc.now()) {
+	if e.expired(pc.now()) {
 		pc.removeLocked(el)
 		return nil, false
 	}
@@ -82,7 +88,7 @@ func (pc *parseCache) put(inbox, id string, c *cached, expires time.Time) {
 		pc.sweepAt = now.Add(time.Minute)
 		for el := pc.order.Back(); el != nil; {
 			prev := el.Prev()
-			if !el.Value.(*cacheEntry).expires.After(now) {
+			if el.Value.(*cacheEntry).expired(now) {
 				pc.removeLocked(el)
 			}
 			el = prev
