@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzMessage$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzCodes$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzLinks$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
+	$(GO) test -run XXX -fuzz 'FuzzRenderHTML$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzAuthDetails$$' -fuzztime $(FUZZTIME) ./server/httpapi
 	$(GO) test -run XXX -fuzz 'FuzzStripOwn$$' -fuzztime $(FUZZTIME) ./server/mailauth
 	$(GO) test -run XXX -fuzz 'FuzzHeaderParsers$$' -fuzztime $(FUZZTIME) ./server/mailauth

@@ -33,6 +33,7 @@ type Config struct {
 	TTL             time.Duration
 	MaxTTL          time.Duration
 	MemoryLimit     int64
+	ParseCache      int64
 	MaxMessageSize  int64
 	MaxMessages     int
 	Secret          string
@@ -62,6 +63,7 @@ type Config struct {
 
 	MaxConnectionsPerIP     int
 	HTTPMaxConnectionsPerIP int
+	HTTPMaxReadsPerIP       int
 	CommandRate             Rate
 	LoginFailures           Rate
 	HTTPRate                Rate
@@ -149,6 +151,12 @@ func settings() []setting {
 		{"ttl", "1h", "how long a message lives, unless its inbox was created with its own ttl", duration(func(c *Config) *time.Duration { return &c.TTL })},
 		{"max-ttl", "24h", "the longest ttl an inbox may ask for", duration(func(c *Config) *time.Duration { return &c.MaxTTL })},
 		{"memory-limit", "512MiB", "memory store only: total message bytes kept; the soonest to expire go first", size(func(c *Config) *int64 { return &c.MemoryLimit })},
+		{"parse-cache", "64MiB", "bytes of parsed messages the HTTP API keeps, across all inboxes", func(c *Config, v string) (err error) {
+			if c.ParseCache, err = parseSize(v); err == nil && c.ParseCache < 1<<20 {
+				err = errors.New("want at least 1MiB")
+			}
+			return err
+		}},
 		{"max-message-size", "10MiB", "larger mail gets 552 5.3.4", size(func(c *Config) *int64 { return &c.MaxMessageSize })},
 		{"max-messages", "200", "messages kept per inbox; the oldest goes first", positive(func(c *Config) *int { return &c.MaxMessages })},
 		{"secret", "", "HMAC key for inbox tokens; empty = random per process (memory) or shared in Redis", func(c *Config, v string) error {
@@ -239,6 +247,7 @@ func settings() []setting {
 		{"smtp-max-stalled-commands", "50", "inbound SMTP: commands in a row that make no progress (NOOP, RSET, HELO, VRFY, refused recipients...; all but an accepted MAIL, RCPT or DATA) before the session is answered 421 and closed; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.SMTPMaxStalledCommands })},
 		{"max-connections-per-ip", "20", "inbound SMTP, SMTP submission, IMAP and POP3: connections at once from one client (an IPv4 address or an IPv6 /64), per listener kind; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
 		{"http-max-connections-per-ip", "64", "HTTP: connections at once from one client (a browser opens about six per page, plus a WebSocket per tab); 0 = no limit", atLeastZero(func(c *Config) *int { return &c.HTTPMaxConnectionsPerIP })},
+		{"http-max-reads-per-ip", "8", "HTTP: reads of messages (parsed, HTML, raw, attachments) one client may have in flight; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.HTTPMaxReadsPerIP })},
 		{"command-rate", "50/s", "IMAP, POP3 and submission: commands one connection may send, as a count per s, m, h or d (also the burst); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.CommandRate })},
 		{"login-failures", "10/m", "wrong passwords and tokens one client may try over IMAP, POP3, submission and HTTP together before being refused for a while; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.LoginFailures })},
 		{"http-rate", "100/s", "HTTP requests one client may make (health, readiness and metrics exempt); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.HTTPRate })},

@@ -265,6 +265,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			MailClients:         mailClients(cfg),
 			Replier:             replier{sub},
 			MaxConnectionsPerIP: perClient(cfg.HTTPMaxConnectionsPerIP),
+			MaxReadsPerIP:       perClient(cfg.HTTPMaxReadsPerIP),
+			ParseCache:          cfg.ParseCache,
 			RequestRate:         limit.Rate(cfg.HTTPRate),
 			CreateRate:          limit.Rate(cfg.InboxCreateRate),
 			LoginFailures:       failures,

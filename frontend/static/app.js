@@ -417,7 +417,8 @@ async function openMessage(id) {
   showImages = false;
   renderBody(inbox, m);
   $('tab-html').hidden = !m.html;
-  $('text').textContent = m.text || '';
+  // A long body comes cut (the API's `truncated`); the source link has all of it.
+  $('text').textContent = (m.text || '') + (m.truncated ? '\n\n[… cut here; “Raw source” has the whole message]' : '');
   $('headers').tBodies[0].replaceChildren(...(m.headers || []).map((h) => el('tr', {},
     el('th', { scope: 'row', text: h.name }), el('td', { text: h.value }))));
   selectTab(m.html ? 'html' : 'text', false);

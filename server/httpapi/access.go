@@ -15,6 +15,10 @@ import (
 // inboxKey is where authorize leaves the normalized inbox for the handlers.
 const inboxKey = "inbox"
 
+// partKey is set on a request let in by the frame's key, which opens only the inline
+// images of one message (see htmlDocument).
+const partKey = "frame"
+
 func inboxOf(c echo.Context) string { return c.Get(inboxKey).(string) }
 
 // parseInbox turns an address from the path into the inbox it names, which must be on
@@ -49,6 +53,21 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		token := bearer(c.Request())
+		if key := c.QueryParam(frameKeyParam); token == "" && key != "" && c.Path() == attachmentRoute {
+			// The sandboxed frame's image requests carry the frame's key, not the token,
+			// and are held to the same guessing bound.
+			if s.opts.LoginFailures.Empty(s.clientKey(c)) {
+				s.metrics.refused.WithLabelValues("failures").Inc()
+				return errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address, try later")
+			}
+			if subtle.ConstantTimeCompare([]byte(key), []byte(s.frameKey(inbox, c.Param("id")))) == 1 {
+				c.Set(partKey, true)
+				return next(c)
+			}
+			s.metrics.authFailures.Inc()
+			s.opts.LoginFailures.Allow(s.clientKey(c))
+			return errorf(http.StatusForbidden, "forbidden", "that key does not open this message's images")
+		}
 		if token == "" {
 			return errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
 		}

@@ -1,8 +1,9 @@
 package httpapi
 
 import (
-	"encoding/base64"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -13,44 +14,40 @@ import (
 // htmlPolicy isolates a stranger's HTML shown by the page: a sandbox without scripts
 // or our origin (so even opened on its own it cannot reach the API or the page's
 // storage), links opening outside it, and nothing fetched from elsewhere, which is
-// what stops tracking pixels. Inline images travel inside the document as data: URLs.
+// what stops tracking pixels. Inline (cid:) images come from this server's attachment
+// route, by a URL that opens only this message's images ('self' is the document's
+// URL's origin, the sandbox notwithstanding: CSP 3, a policy's self-origin).
 const htmlPolicy = "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; " +
-	"img-src data:; style-src 'unsafe-inline' data:; font-src data:; " +
+	"img-src 'self' data:; style-src 'unsafe-inline' data:; font-src data:; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 
 // htmlPolicyRemote is htmlPolicy once the reader asked to see remote images: images,
 // styles and fonts from anywhere, still no scripts, frames, forms or connections.
 const htmlPolicyRemote = "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; " +
-	"img-src data: http: https:; style-src 'unsafe-inline' data: http: https:; font-src data: http: https:; " +
+	"img-src 'self' data: http: https:; style-src 'unsafe-inline' data: http: https:; font-src data: http: https:; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 
 // htmlPrologue opens links in a new tab (the sandbox lets them escape) and sends no
-// Referer with anything the reader clicks or loads.
+// Referer with anything the reader clicks or loads: the document's URL holds the
+// inbox's token.
 const htmlPrologue = `<meta name="referrer" content="no-referrer"><base target="_blank">`
 
 // getHTML answers GET .../messages/{id}/html: the HTML body as a document for the
-// page's sandboxed iframe, its cid: images inlined, remote content blocked unless
-// ?images=1.
+// page's sandboxed iframe, its cid: images linked to the attachment route, remote
+// content blocked unless ?images=1. The document is made once per message, with the
+// parse, and cached with it.
 func (s *Server) getHTML(c echo.Context) error {
 	ctx, inbox, id := c.Request().Context(), inboxOf(c), c.Param("id")
 	m, err := s.store.Get(ctx, inbox, id)
 	if err != nil {
 		return err
 	}
-	p, err := s.parsedMessage(ctx, m)
+	p, err := s.cachedMessage(ctx, m)
 	if err != nil {
 		return err
 	}
-	if p.HTML == "" {
+	if p.doc == "" {
 		return errorf(http.StatusNotFound, "not_found", "message %s has no HTML body", id)
-	}
-	body := p.HTML
-	if strings.Contains(body, "cid:") {
-		raw, err := s.store.Raw(ctx, inbox, id)
-		if err != nil {
-			return err
-		}
-		body = inlineImages(body, raw, p.Attachments)
 	}
 	h := c.Response().Header()
 	policy := htmlPolicy
@@ -61,27 +58,70 @@ func (s *Server) getHTML(c echo.Context) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "private, max-age=300")
-	return c.HTMLBlob(http.StatusOK, []byte(htmlPrologue+body))
+	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(htmlPrologue)+len(p.doc)))
+	c.Response().WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(c.Response(), htmlPrologue); err != nil {
+		return nil // the client left; nothing to answer
+	}
+	io.WriteString(c.Response(), p.doc)
+	return nil
 }
 
-// inlineImages replaces each cid: reference to an image part (RFC 2392) with a data:
-// URL of its bytes, so the document needs nothing from outside itself. Only image types
-// are inlined: a data: URL of another type is not something to hand a browser.
-func inlineImages(body string, raw []byte, atts []attachmentJSON) string {
+// imageTypes are the inline images a frame may load, by the type the sender gave, and
+// the type they are served with: types browsers show as images and never run. (An
+// SVG in an <img> runs no script; opened on its own it is a download under a sandbox,
+// as every attachment is.)
+var imageTypes = map[string]string{
+	"image/png": "image/png", "image/apng": "image/apng", "image/gif": "image/gif",
+	"image/jpeg": "image/jpeg", "image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg",
+	"image/webp": "image/webp", "image/avif": "image/avif", "image/bmp": "image/bmp",
+	"image/x-icon": "image/x-icon", "image/vnd.microsoft.icon": "image/x-icon",
+	"image/svg+xml": "image/svg+xml",
+}
+
+// framed says whether attachment index is an image the HTML may show inline: one
+// with a Content-ID and an image type.
+func framed(p *parse.Parsed, index int) bool {
+	if index < 0 || index >= len(p.Attachments) {
+		return false
+	}
+	a := p.Attachments[index]
+	return a.ContentID != "" && imageTypes[a.ContentType] != ""
+}
+
+// htmlDocument is p's HTML body with each cid: reference to one of its images (RFC
+// 2392) replaced by the image's URL on the attachment route, relative to the html
+// route's own URL. The URL carries the frame's key instead of the inbox token: the
+// document is the sender's, and with remote styles allowed its CSS could read an
+// attribute out to another host; the key opens only this message's images, which the
+// sender has anyway. A URL is at most about 40 bytes where its reference was at least
+// 5, so the document stays within a small multiple of the body, however often an
+// image is referred to; the old data: URLs copied the image for every reference.
+func (s *Server) htmlDocument(inbox, id string, p *parse.Parsed) string {
+	if p.HTML == "" || !strings.Contains(strings.ToLower(p.HTML), "cid:") {
+		return p.HTML
+	}
+	key := s.frameKey(inbox, id)
 	var pairs []string
-	for _, a := range atts {
-		if a.ContentID == "" || !strings.HasPrefix(a.ContentType, "image/") || !strings.Contains(body, a.ContentID) {
+	for i, a := range p.Attachments {
+		if !framed(p, i) || !strings.Contains(p.HTML, a.ContentID) {
 			continue
 		}
-		data, _, err := parse.Attachment(raw, a.Index)
-		if err != nil {
-			continue
-		}
-		url := "data:" + a.ContentType + ";base64," + base64.StdEncoding.EncodeToString(data)
+		url := "attachments/" + strconv.Itoa(a.Index) + "?" + frameKeyParam + "=" + key
 		pairs = append(pairs, "cid:"+a.ContentID, url, "CID:"+a.ContentID, url)
 	}
 	if len(pairs) == 0 {
-		return body
+		return p.HTML
 	}
-	return strings.NewReplacer(pairs...).Replace(body)
+	return strings.NewReplacer(pairs...).Replace(p.HTML)
+}
+
+// frameKeyParam is the query parameter of the frame's key.
+const frameKeyParam = "k"
+
+// frameKey opens the inline images of one message: an HMAC under the tokens' secret of
+// a string no inbox address can be (it has NULs in it).
+func (s *Server) frameKey(inbox, id string) string {
+	return s.tokens.Token("frame\x00" + inbox + "\x00" + id)
 }

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/base64"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -34,7 +36,7 @@ func TestHTMLBody(t *testing.T) {
 				t.Fatalf("html: %d %q %s", r.status, r.header.Get("Content-Type"), r.body)
 			}
 			csp := r.header.Get("Content-Security-Policy")
-			for _, want := range []string{"sandbox allow-popups allow-popups-to-escape-sandbox;", "default-src 'none'", "img-src data:;"} {
+			for _, want := range []string{"sandbox allow-popups allow-popups-to-escape-sandbox;", "default-src 'none'", "img-src 'self' data:;"} {
 				if !strings.Contains(csp, want) {
 					t.Errorf("CSP %q lacks %q", csp, want)
 				}
@@ -44,22 +46,91 @@ func TestHTMLBody(t *testing.T) {
 					t.Errorf("CSP %q has %q", csp, never)
 				}
 			}
-			logo := "data:image/png;base64," + base64.StdEncoding.EncodeToString([]byte("\x89PNG\r\n\x1a\nlogo"))
-			if !strings.Contains(string(r.body), `src="`+logo+`"`) || strings.Contains(string(r.body), "cid:") {
-				t.Errorf("cid: image not inlined as a data: URL:\n%s", r.body)
+			// The cid: image is a URL relative to the document's, carrying the frame's
+			// key and not the inbox token; the key fetches the image, as an image.
+			img := regexp.MustCompile(`src="(attachments/0\?k=[A-Za-z0-9_-]{22})"`).FindSubmatch(r.body)
+			if img == nil || strings.Contains(string(r.body), "cid:") || strings.Contains(string(r.body), box.Token) {
+				t.Fatalf("cid: image not referred to by a keyed URL, or the token in the document:\n%s", r.body)
 			}
+			imgURL := path + "/" + string(img[1])
+			ir := e.do("GET", imgURL, "", nil)
+			if ir.status != 200 || string(ir.body) != "\x89PNG\r\n\x1a\nlogo" || ir.header.Get("Content-Type") != "image/png" || ir.header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("GET %s = %d %q %q %q, want the PNG, image/png, nosniff", imgURL, ir.status, ir.header.Get("Content-Type"), ir.header.Get("X-Content-Type-Options"), ir.body)
+			}
+			wantError(t, e.do("GET", path+"/attachments/0?k=AAAAAAAAAAAAAAAAAAAAAA", "", nil), 403)
+			// The key opens this message's images only: not another message's, not the
+			// inbox, not the raw message.
+			other := e.deliver(box.Address, newsletter)
+			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+other.ID+"/"+string(img[1]), "", nil), 403)
+			wantError(t, e.do("GET", path+"/raw?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
+			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
 			if !strings.HasPrefix(string(r.body), htmlPrologue) {
 				t.Errorf("body does not start with the no-referrer, new-tab prologue:\n%s", r.body)
 			}
 
 			r = e.do("GET", path+"/html?images=1", box.Token, nil)
-			if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src data: http: https:") || strings.Contains(csp, "allow-scripts") || !strings.HasPrefix(csp, "sandbox ") {
+			if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: http: https:") || strings.Contains(csp, "allow-scripts") || !strings.HasPrefix(csp, "sandbox ") {
 				t.Errorf("images=1: CSP %q, want remote images allowed and the sandbox kept", csp)
 			}
 
 			wantError(t, e.do("GET", path+"/html", "", nil), 401)
 			plain := e.deliver(box.Address, "Subject: plain\r\n\r\nno html here\r\n")
 			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+plain.ID+"/html", box.Token, nil), 404)
+		})
+	}
+}
+
+// TestHTMLKeyOpensInlineImagesOnly: a non-image part, or an image without a
+// Content-ID, is not served by the frame's key, and a framed image declared with
+// another type cannot come back as HTML.
+func TestHTMLKeyOpensInlineImagesOnly(t *testing.T) {
+	e := newEnv(t, stores(t)["memory"](t), Options{})
+	box := e.create("")
+	m := e.deliver(box.Address, "Subject: parts\r\nContent-Type: multipart/related; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/html\r\n\r\n<img src=cid:a><img src=cid:h>\r\n"+
+		"--b\r\nContent-Type: image/gif\r\nContent-ID: <a>\r\n\r\nGIF89a\r\n"+
+		"--b\r\nContent-Type: text/html\r\nContent-ID: <h>\r\n\r\n<script>alert(1)</script>\r\n"+
+		"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=x.pdf\r\n\r\n%PDF\r\n--b--\r\n")
+	path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
+	doc := string(e.do("GET", path+"/html", box.Token, nil).body)
+	if !strings.Contains(doc, "<img src=attachments/0?k=") || !strings.Contains(doc, "<img src=cid:h>") {
+		t.Fatalf("document:\n%s", doc)
+	}
+	key := doc[strings.Index(doc, "?k=")+1 : strings.Index(doc, "><img src=cid:h")]
+	if r := e.do("GET", path+"/attachments/0?"+key, "", nil); r.status != 200 || r.header.Get("Content-Type") != "image/gif" {
+		t.Errorf("the inline image: %d %q", r.status, r.header.Get("Content-Type"))
+	}
+	for i := 1; i <= 2; i++ {
+		wantError(t, e.do("GET", fmt.Sprintf("%s/attachments/%d?%s", path, i, key), "", nil), 404)
+		if r := e.do("GET", fmt.Sprintf("%s/attachments/%d", path, i), box.Token, nil); r.status != 200 {
+			t.Errorf("attachment %d with the token: %d", i, r.status)
+		}
+	}
+}
+
+// TestHTMLBounded: an image referred to 1000 times made a document of 1000 copies of
+// it as data: URLs; now each reference is a short URL, and the document stays within
+// a small multiple of the message however many references there are.
+func TestHTMLBounded(t *testing.T) {
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, newStore(t), Options{})
+			box := e.create("")
+			image := base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 20<<10)...))
+			raw := "Subject: logos\r\nContent-Type: multipart/related; boundary=r\r\n\r\n" +
+				"--r\r\nContent-Type: text/html\r\n\r\n" + strings.Repeat(`<img src="cid:l">`, 1000) + "\r\n" +
+				"--r\r\nContent-Type: image/png\r\nContent-ID: <l>\r\nContent-Transfer-Encoding: base64\r\n\r\n" + image + "\r\n--r--\r\n"
+			m := e.deliver(box.Address, raw)
+			r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/html", box.Token, nil)
+			if r.status != 200 {
+				t.Fatalf("html: %d %s", r.status, r.body)
+			}
+			if n := strings.Count(string(r.body), `<img src="attachments/0?k=`); n != 1000 {
+				t.Errorf("%d references by URL, want 1000", n)
+			}
+			if len(r.body) > 3*len(raw) {
+				t.Errorf("document of %d bytes for a message of %d, want at most 3 times", len(r.body), len(raw))
+			}
 		})
 	}
 }

@@ -11,15 +11,18 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -73,6 +76,18 @@ type Options struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For names the client;
 	// none by default, so a client cannot choose whom its requests count against.
 	TrustedProxies []netip.Prefix
+	// MaxReadsPerIP is how many reads of messages (parsed, HTML, raw, attachments) one
+	// client may have in flight; more are answered 429 too_many_reads. 0 = 8, negative
+	// = no limit.
+	MaxReadsPerIP int
+	// ParseCache is how many bytes of parsed messages the API keeps (MAYFLY_PARSE_CACHE);
+	// 0 = 64 MiB.
+	ParseCache int64
+	// MaxTextJSON cuts a message's text, its HTML, its header fields and its links in
+	// JSON answers to this many bytes each, marking the message truncated; the raw and
+	// html routes have the rest. 0 = 1 MiB.
+	MaxTextJSON int
+
 	// ACMEChallenge, when set, answers an ACME CA's http-01 requests under
 	// /.well-known/acme-challenge/.
 	ACMEChallenge http.Handler
@@ -98,12 +113,17 @@ type Server struct {
 	logger  *slog.Logger
 	tokens  *storage.Tokens
 	echo    *echo.Echo
-	parsed  *parseCache
+	cache   *parseCache
+	flight  singleflight.Group
+	parses  atomic.Int64  // messages parsed, for tests
+	parsing chan struct{} // a slot per parse running; see cachedMessage
 	metrics *metrics
 	// conns and requests are the per-client limits; nil = none.
 	conns    *limit.Conns
 	requests *limit.Buckets[netip.Addr]
 	creates  *limit.Buckets[netip.Addr]
+	reads    *limit.Conns
+	awaiting atomic.Int64 // requests waiting for a read slot, for tests
 	// readTimeout bounds reading a request, body included, and readHeaderTimeout its
 	// headers; variables for tests.
 	readTimeout       time.Duration
@@ -140,6 +160,12 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.MaxConnectionsPerIP == 0 {
 		opts.MaxConnectionsPerIP = defaultMaxConnections
 	}
+	if opts.ParseCache <= 0 {
+		opts.ParseCache = defaultParseCache
+	}
+	if opts.MaxTextJSON <= 0 {
+		opts.MaxTextJSON = defaultMaxTextJSON
+	}
 	if opts.RequestRate == (limit.Rate{}) {
 		opts.RequestRate = defaultRequestRate
 	}
@@ -151,14 +177,25 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		store:             st,
 		logger:            logger.With("proto", "http"),
 		tokens:            storage.NewTokens(opts.Secret),
-		parsed:            newParseCache(512),
+		cache:             newParseCache(opts.ParseCache),
+		parsing:           make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		metrics:           newMetrics(opts.Registry),
 		readTimeout:       defaultReadTimeout,
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		writeWait:         writeWait,
 	}
+	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mayfly_http_parse_cache_bytes",
+		Help: "Bytes of parsed messages the API keeps, at most MAYFLY_PARSE_CACHE.",
+	}, func() float64 { return float64(s.cache.bytes()) }))
 	if opts.MaxConnectionsPerIP > 0 {
 		s.conns = limit.NewConns(opts.MaxConnectionsPerIP).Except(func(a net.Addr) bool { return s.trusted(peerIP(a.String())) })
+	}
+	if opts.MaxReadsPerIP == 0 {
+		opts.MaxReadsPerIP = defaultMaxReads
+	}
+	if opts.MaxReadsPerIP > 0 {
+		s.reads = limit.NewConns(opts.MaxReadsPerIP)
 	}
 	if !opts.RequestRate.Off() {
 		s.requests = limit.NewBuckets[netip.Addr](opts.RequestRate)
@@ -270,14 +307,14 @@ func (s *Server) routes() *echo.Echo {
 	api := e.Group("/api/v1", timeout(requestTimeout))
 	api.POST("/inboxes", s.createInbox)
 	api.GET("/service", s.service)
-	inbox := e.Group("/api/v1/inboxes/:address", s.authorize)
+	inbox := e.Group(inboxRoute, s.authorize)
 	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
 	inbox.GET("/ws", s.websocket)
 	inbox.GET("/messages", s.listMessages, timeout(requestTimeout))
-	inbox.GET("/messages/:id", s.getMessage, timeout(requestTimeout))
-	inbox.GET("/messages/:id/raw", s.getRaw, timeout(requestTimeout))
-	inbox.GET("/messages/:id/html", s.getHTML, timeout(requestTimeout))
-	inbox.GET("/messages/:id/attachments/:index", s.getAttachment, timeout(requestTimeout))
+	inbox.GET("/messages/:id", s.getMessage, timeout(requestTimeout), s.limitReads)
+	inbox.GET("/messages/:id/raw", s.getRaw, timeout(requestTimeout), s.limitReads)
+	inbox.GET("/messages/:id/html", s.getHTML, timeout(requestTimeout), s.limitReads)
+	inbox.GET(strings.TrimPrefix(attachmentRoute, inboxRoute), s.getAttachment, timeout(requestTimeout), s.limitReads)
 	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
 	inbox.POST("/messages/:id/reply", s.reply, timeout(requestTimeout))
 	inbox.DELETE("", s.deleteInbox, timeout(requestTimeout))
@@ -299,6 +336,11 @@ func (s *Server) routes() *echo.Echo {
 	}
 	return e
 }
+
+const (
+	inboxRoute      = "/api/v1/inboxes/:address"
+	attachmentRoute = inboxRoute + "/messages/:id/attachments/:index"
+)
 
 // timeout bounds a handler's time through its request context; the store calls give
 // up when it ends.

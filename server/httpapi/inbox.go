@@ -179,5 +179,6 @@ func (s *Server) deleteInbox(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.cache.dropInbox(inboxOf(c))
 	return c.JSON(http.StatusOK, map[string]int{"deleted": n})
 }

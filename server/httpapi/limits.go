@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"math"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -43,6 +44,40 @@ func (s *Server) allowCreate(c echo.Context) error {
 	per := s.opts.CreateRate.Per / time.Duration(s.opts.CreateRate.N)
 	c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(per.Seconds())))))
 	return errorf(http.StatusTooManyRequests, "create_rate_limited", "too many inboxes created from your address: %d per %s (MAYFLY_INBOX_CREATE_RATE); slow down", s.opts.CreateRate.N, s.opts.CreateRate.Per)
+}
+
+// defaultMaxReads is Options.MaxReadsPerIP's default: a page shows a message with its
+// JSON, its HTML and its images over the six connections a browser opens to a host.
+const defaultMaxReads = 8
+
+// limitReads holds a client to Options.MaxReadsPerIP reads of messages at once: each
+// costs memory near the message's size while it is parsed or sent, so a client's
+// parallel reads, not only its rate, must have a bound.
+func (s *Server) limitReads(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.reads == nil {
+		return next
+	}
+	return func(c echo.Context) error {
+		if c.Path() == attachmentRoute {
+			// A frame showing many images asks for all of them at once (over HTTP/2,
+			// far more than the limit): they wait their turn rather than break.
+			release, err := s.awaitRead(c)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return next(c)
+		}
+		release, ok := s.reads.Acquire(s.readsKey(c))
+		if !ok {
+			s.metrics.refused.WithLabelValues("reads").Inc()
+			c.Response().Header().Set("Retry-After", "1")
+			return errorf(http.StatusTooManyRequests, "too_many_reads",
+				"more than %d message reads at once from your address (MAYFLY_HTTP_MAX_READS_PER_IP); wait for one to finish", s.opts.MaxReadsPerIP)
+		}
+		defer release()
+		return next(c)
+	}
 }
 
 // connRefusal answers a client over MaxConnectionsPerIP, written before its request is
@@ -127,5 +162,32 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		s.metrics.refused.WithLabelValues("rate").Inc()
 		c.Response().Header().Set("Retry-After", retry)
 		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address; slow down")
+	}
+}
+
+// readsKey is the client of c as limit.Conns counts it.
+func (s *Server) readsKey(c echo.Context) net.Addr {
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.clientKey(c), 0))
+}
+
+// awaitRead takes one of the client's read slots for a wait's answer, waiting for one
+// to free rather than refusing: the messages are found, and answers take little time.
+func (s *Server) awaitRead(c echo.Context) (release func(), err error) {
+	if s.reads == nil {
+		return func() {}, nil
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	s.awaiting.Add(1)
+	defer s.awaiting.Add(-1)
+	for {
+		if release, ok := s.reads.Acquire(s.readsKey(c)); ok {
+			return release, nil
+		}
+		select {
+		case <-c.Request().Context().Done():
+			return nil, c.Request().Context().Err()
+		case <-tick.C:
+		}
 	}
 }

@@ -1,15 +1,16 @@
 package httpapi
 
 import (
-	"container/list"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -35,6 +36,9 @@ type summaryJSON struct {
 	Sent           bool                `json:"sent"` // a reply this inbox sent, kept with its mail
 	Envelope       envelopeJSON        `json:"envelope"`
 	Auth           storage.AuthResults `json:"auth"`
+	// Truncated says a field was cut to keep the answer bounded (see maxSummaryField
+	// and Options.MaxTextJSON); the raw and html routes have the whole message.
+	Truncated bool `json:"truncated"`
 }
 
 type envelopeJSON struct {
@@ -80,9 +84,15 @@ var flagNames = []struct {
 	name string
 }{{storage.FlagSeen, `\Seen`}, {storage.FlagAnswered, `\Answered`}, {storage.FlagFlagged, `\Flagged`}, {storage.FlagDeleted, `\Deleted`}}
 
+// maxSummaryField bounds the subject and the To addresses of a summary, so that a
+// listing costs a few KiB a message whatever the mail's header held.
+const maxSummaryField = 2 << 10
+
 func toSummary(m *storage.Message) summaryJSON {
+	subject, cutSubject := cut(m.Subject, maxSummaryField)
+	to, cutTo := cutList(nonNil(m.To), maxSummaryField)
 	s := summaryJSON{
-		ID: m.ID, UID: m.UID, From: m.From, To: nonNil(m.To), Subject: m.Subject,
+		ID: m.ID, UID: m.UID, From: m.From, To: to, Subject: subject, Truncated: cutSubject || cutTo,
 		ReceivedAt: m.Received.UTC(), ExpiresAt: m.Expires.UTC(), Size: m.Size,
 		Seen: m.Flags&storage.FlagSeen != 0, Flags: []string{}, Tag: m.Tag, HasAttachments: m.HasAttachments, Sent: m.Sent,
 		Envelope: envelopeJSON{From: m.Envelope.From, Recipients: nonNil(m.Envelope.Recipients), RemoteIP: m.Envelope.RemoteIP, Helo: m.Envelope.Helo},
@@ -107,12 +117,43 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// cut returns s cut to at most max bytes at a character boundary, and whether it was.
+// What is cut is a copy: a few bytes sliced from a cached 10 MiB body would keep all of
+// it alive for as long as the answer is being built, even once the cache let it go.
+func cut(s string, max int) (string, bool) {
+	if len(s) <= max {
+		return s, false
+	}
+	n := max
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.Clone(s[:n]), true
+}
+
+// cutList keeps the items of l that fit in max bytes together.
+func cutList(l []string, max int) ([]string, bool) {
+	for i, v := range l {
+		if len(v) > max {
+			return l[:i], true
+		}
+		max -= len(v)
+	}
+	return l, false
+}
+
+// maxPage is the most summaries one listing answers; "next" leads to the rest.
+const maxPage = 1000
+
 // listMessages answers GET .../messages: summaries, newest first, a page at a time
-// (?limit=N&before=UID); "next" is the before= of the following page.
+// (?limit=N&before=UID, at most maxPage); "next" is the before= of the following page.
 func (s *Server) listMessages(c echo.Context) error {
 	limit, err := queryInt(c, "limit", 10000)
 	if err != nil {
 		return err
+	}
+	if limit == 0 || limit > maxPage {
+		limit = maxPage
 	}
 	before, err := queryInt(c, "before", 1<<32-1)
 	if err != nil {
@@ -141,50 +182,152 @@ func (s *Server) listMessages(c echo.Context) error {
 
 // getMessage answers GET .../messages/{id}: the message parsed, links and codes included.
 func (s *Server) getMessage(c echo.Context) error {
-	m, err := s.store.Get(c.Request().Context(), inboxOf(c), c.Param("id"))
+	ctx := c.Request().Context()
+	m, err := s.store.Get(ctx, inboxOf(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	out, err := s.parsedMessage(c.Request().Context(), m)
+	p, err := s.parsed(ctx, m)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	b := s.answerBudget()
+	return writeJSON(c, http.StatusOK, s.toMessageJSON(m, p, &b))
 }
 
-// parsedMessage parses m's raw bytes once; later requests, and every waiter woken by
-// the same message, take it from the cache. Stored bytes never change, so the cache
-// needs no invalidation, only a bound.
-func (s *Server) parsedMessage(ctx context.Context, m *storage.Message) (*messageJSON, error) {
-	p, ok := s.parsed.get(m.ID)
-	if !ok {
+// parsed returns m parsed, from the cache, or parsed now once for every request that
+// wants it meanwhile. Store metadata comes first (the caller's Get, or the wait's List),
+// so a message deleted on any node is never answered from the cache.
+func (s *Server) parsed(ctx context.Context, m *storage.Message) (*parse.Parsed, error) {
+	c, err := s.cachedMessage(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return c.p, nil
+}
+
+func (s *Server) cachedMessage(ctx context.Context, m *storage.Message) (*cached, error) {
+	if c, ok := s.cache.get(m.Inbox, m.ID); ok {
+		return c, nil
+	}
+	// Those waiting on the same parse must not fail because the first of them left.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+	defer cancel()
+	v, err, _ := s.flight.Do(m.Inbox+"\x00"+m.ID, func() (any, error) {
+		if c, ok := s.cache.get(m.Inbox, m.ID); ok {
+			return c, nil // parsed by the flight that just ended
+		}
+		// Parsing costs a few times the message's size while it runs: as many at once
+		// as there are cores, whoever asks, bounds that for the whole server.
+		select {
+		case s.parsing <- struct{}{}:
+			defer func() { <-s.parsing }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		raw, err := s.store.Raw(ctx, m.Inbox, m.ID)
 		if err != nil {
 			return nil, err
 		}
-		if p, err = parse.Message(raw); err != nil {
+		s.parses.Add(1)
+		p, err := parse.Message(raw)
+		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", m.ID, err)
 		}
-		s.parsed.put(m.ID, p)
+		c := &cached{p: p, doc: s.htmlDocument(m.Inbox, m.ID, p)}
+		if c.doc != p.HTML {
+			// The document shows images of the message: the frame asks for each of them
+			// next, and each would read the whole message from the store again (from
+			// Redis, 1000 images of a 9 MiB mail are 9 GiB).
+			c.raw = raw
+		}
+		s.cache.put(m.Inbox, m.ID, c, m.Expires)
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return v.(*cached), nil
+}
+
+// defaultMaxTextJSON is Options.MaxTextJSON's default.
+const defaultMaxTextJSON = 1 << 20
+
+// budget is how many bytes of text, HTML, header fields and links an answer may still
+// carry: a message's share and the answer's whole, so that neither one large mail nor
+// a wait for a thousand of them makes an answer without bound.
+type budget struct{ left int }
+
+// answerBudget is one answer's: a message's text, HTML, header fields and links at
+// their cap each.
+func (s *Server) answerBudget() budget { return budget{left: 4 * s.opts.MaxTextJSON} }
+
+// take returns s cut to max bytes and what is left of b, and whether it was cut.
+func (b *budget) take(s string, max int) (string, bool) {
+	v, cutOff := cut(s, min(max, b.left))
+	b.left -= len(v)
+	return v, cutOff
+}
+
+// toMessageJSON is m and its parse as the API answers them, the large fields cut to
+// Options.MaxTextJSON each and to what is left of b.
+func (s *Server) toMessageJSON(m *storage.Message, p *parse.Parsed, b *budget) *messageJSON {
+	limit := s.opts.MaxTextJSON
 	out := &messageJSON{
 		summaryJSON:   toSummary(m),
-		Headers:       make([]headerJSON, len(p.Headers)),
-		Text:          p.Text,
-		HTML:          p.HTML,
+		Headers:       make([]headerJSON, 0, len(p.Headers)),
 		Attachments:   make([]attachmentJSON, len(p.Attachments)),
-		Links:         nonNil(p.Links),
+		Links:         []string{},
 		Codes:         nonNil(p.Codes),
 		RemoteContent: p.RemoteContent,
 	}
+	var cutText, cutHTML, cutHeaders, cutLinks bool
+	out.Text, cutText = b.take(p.Text, limit)
+	out.HTML, cutHTML = b.take(p.HTML, limit)
+	all := make([]headerJSON, len(p.Headers))
 	for i, h := range p.Headers {
-		out.Headers[i] = headerJSON{Name: h.Name, Value: h.Value}
+		all[i] = headerJSON{Name: h.Name, Value: h.Value}
 	}
-	out.AuthDetails = authDetails(out.Headers, s.opts.Hostname)
+	out.AuthDetails = authDetails(all, s.opts.Hostname)
+	hb := budget{left: min(limit, b.left)}
+	for _, h := range all {
+		v, c := hb.take(h.Value, len(h.Value))
+		if c || len(h.Name) > hb.left {
+			cutHeaders = true
+			break
+		}
+		hb.left -= len(h.Name)
+		out.Headers = append(out.Headers, headerJSON{Name: h.Name, Value: v})
+	}
+	b.left -= min(limit, b.left) - hb.left
+	lb := budget{left: min(limit, b.left)}
+	for _, l := range p.Links {
+		if len(l) > lb.left {
+			cutLinks = true
+			break
+		}
+		lb.left -= len(l)
+		out.Links = append(out.Links, l)
+	}
+	b.left -= min(limit, b.left) - lb.left
+	out.Truncated = out.Truncated || cutText || cutHTML || cutHeaders || cutLinks
 	for i, a := range p.Attachments {
 		out.Attachments[i] = attachmentJSON{Index: a.Index, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, ContentID: a.ContentID, Inline: a.Inline}
 	}
-	return out, nil
+	return out
+}
+
+// writeJSON answers v as JSON without escaping <, > and & as echo's c.JSON does: the
+// answer is application/json under nosniff, never HTML, and the escapes made a body
+// of "<" six times its size.
+func writeJSON(c echo.Context, status int, v any) error {
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	h.Set("X-Content-Type-Options", "nosniff")
+	c.Response().WriteHeader(status)
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
 
 // getRaw answers GET .../messages/{id}/raw with the bytes exactly as stored.
@@ -206,11 +349,25 @@ func (s *Server) getAttachment(c echo.Context) error {
 		return errorf(http.StatusBadRequest, "bad_parameter", "attachment index %q: want a whole number", c.Param("index"))
 	}
 	ctx, inbox, id := c.Request().Context(), inboxOf(c), c.Param("id")
-	raw, err := s.store.Raw(ctx, inbox, id)
+	m, err := s.store.Get(ctx, inbox, id)
 	if err != nil {
 		return err
 	}
-	data, a, err := parse.Attachment(raw, index)
+	p, err := s.cachedMessage(ctx, m)
+	if err != nil {
+		return err
+	}
+	if c.Get(partKey) != nil && !framed(p.p, index) {
+		// The frame's key opens the images its HTML shows, nothing else.
+		return errorf(http.StatusNotFound, "not_found", "message %s has no image %d", id, index)
+	}
+	raw := p.raw
+	if raw == nil {
+		if raw, err = s.store.Raw(ctx, inbox, id); err != nil {
+			return err
+		}
+	}
+	data, a, err := p.p.Attachment(raw, index)
 	if errors.Is(err, parse.ErrNoAttachment) {
 		return errorf(http.StatusNotFound, "not_found", "message %s has no attachment %d", id, index)
 	}
@@ -221,6 +378,9 @@ func (s *Server) getAttachment(c echo.Context) error {
 	contentType := a.ContentType
 	if _, _, err := mime.ParseMediaType(contentType); err != nil || contentType == "" {
 		contentType = "application/octet-stream"
+	}
+	if c.Get(partKey) != nil {
+		contentType = imageTypes[a.ContentType] // framed says it is one
 	}
 	return c.Blob(http.StatusOK, contentType, data)
 }
@@ -239,48 +399,6 @@ func (s *Server) deleteMessage(c echo.Context) error {
 	if err := s.store.Delete(c.Request().Context(), inboxOf(c), c.Param("id")); err != nil {
 		return err
 	}
+	s.cache.drop(inboxOf(c), c.Param("id"))
 	return c.NoContent(http.StatusNoContent)
-}
-
-// parseCache is a small LRU of parsed messages by ID.
-type parseCache struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // front = most recent; values are *cacheEntry
-	byID  map[string]*list.Element
-}
-
-type cacheEntry struct {
-	id string
-	p  *parse.Parsed
-}
-
-func newParseCache(max int) *parseCache {
-	return &parseCache{max: max, order: list.New(), byID: make(map[string]*list.Element)}
-}
-
-func (c *parseCache) get(id string) (*parse.Parsed, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.byID[id]
-	if !ok {
-		return nil, false
-	}
-	c.order.MoveToFront(el)
-	return el.Value.(*cacheEntry).p, true
-}
-
-func (c *parseCache) put(id string, p *parse.Parsed) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.byID[id]; ok {
-		c.order.MoveToFront(el)
-		return
-	}
-	c.byID[id] = c.order.PushFront(&cacheEntry{id: id, p: p})
-	for c.order.Len() > c.max {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.byID, last.Value.(*cacheEntry).id)
-	}
 }

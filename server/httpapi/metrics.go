@@ -37,10 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_http_refused_total",
-			Help: "Connections and requests refused by a per-client limit: connections at once, request rate, inbox creations, wrong tokens.",
+			Help: "Connections and requests refused by a per-client limit: connections at once, request rate, inbox creations, wrong tokens, reads of messages at once.",
 		}, []string{"reason"}),
 	}
-	for _, reason := range []string{"connections", "rate", "failures"} {
+	for _, reason := range []string{"connections", "rate", "create_rate", "failures", "reads"} {
 		m.refused.WithLabelValues(reason) // every reason shows, at 0, before its first refusal
 	}
 	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures, m.refused)

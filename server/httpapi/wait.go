@@ -162,12 +162,20 @@ func (s *Server) wait(c echo.Context) error {
 	out := struct {
 		Messages []*messageJSON `json:"messages"`
 	}{Messages: make([]*messageJSON, 0, count)}
+	release, err := s.awaitRead(c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	// One budget for the whole answer: count=1000 of large mail must not make a
+	// thousand times one message's answer.
+	b := s.answerBudget()
 	for _, m := range found[:count] {
-		p, err := s.parsedMessage(c.Request().Context(), m)
+		p, err := s.parsed(c.Request().Context(), m)
 		if err != nil {
 			return err
 		}
-		out.Messages = append(out.Messages, p)
+		out.Messages = append(out.Messages, s.toMessageJSON(m, p, &b))
 	}
-	return c.JSON(http.StatusOK, out)
+	return writeJSON(c, http.StatusOK, out)
 }

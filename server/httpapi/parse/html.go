@@ -30,7 +30,7 @@ var hidden = map[string]bool{
 // breaks, table cells side by side, entities decoded, invisible content dropped) and
 // the href of every <a> and <area>, entity-decoded, in document order.
 func renderHTML(s string) (string, []string) {
-	z := html.NewTokenizer(strings.NewReader(s))
+	z := newTokenizer(s)
 	var r renderer
 	r.sb.Grow(len(s) / 3)
 	var hrefs []string

@@ -26,6 +26,17 @@ type Parsed struct {
 	// RemoteContent is how many things the HTML would fetch from elsewhere when shown
 	// (see RemoteContent).
 	RemoteContent int
+
+	// spans are where each attachment's body lies in the raw message, so serving one
+	// needs no second walk of the tree (see Parsed.Attachment).
+	spans  []bodySpan
+	rawLen int
+}
+
+// bodySpan is an attachment body's place in the raw bytes and its transfer encoding.
+type bodySpan struct {
+	off, n   int
+	encoding string
 }
 
 // Header is one header field.
@@ -85,9 +96,11 @@ func Message(raw []byte) (*Parsed, error) {
 	}
 
 	p.Attachments = make([]AttachmentInfo, len(w.atts))
+	p.spans, p.rawLen = make([]bodySpan, len(w.atts)), len(raw)
 	for i, a := range w.atts {
 		p.Attachments[i] = a.describe(i)
 		p.Attachments[i].Size = decodedSize(a.encoding, a.body)
+		p.spans[i] = bodySpan{off: offset(raw, a.body), n: len(a.body), encoding: a.encoding}
 	}
 
 	p.Links = links(hrefs, p.Text)
@@ -112,6 +125,36 @@ func Attachment(raw []byte, index int) ([]byte, AttachmentInfo, error) {
 	att := a.describe(index)
 	att.Size = int64(len(data))
 	return data, att, nil
+}
+
+// Attachment is the package's Attachment for the raw message p was parsed from,
+// without walking it again: a message of 1000 inline images costs one walk, not one
+// per image shown.
+func (p *Parsed) Attachment(raw []byte, index int) ([]byte, AttachmentInfo, error) {
+	if index < 0 || index >= len(p.Attachments) {
+		return nil, AttachmentInfo{}, ErrNoAttachment
+	}
+	sp := p.spans[index]
+	if len(raw) != p.rawLen || sp.off < 0 {
+		return Attachment(raw, index) // not the bytes p came from: walk them
+	}
+	data := decodeTransfer(sp.encoding, raw[sp.off:sp.off+sp.n])
+	a := p.Attachments[index]
+	a.Size = int64(len(data))
+	return data, a, nil
+}
+
+// offset is where sub, a slice of raw as every part's body is, starts in raw; -1 if it
+// is not one.
+func offset(raw, sub []byte) int {
+	if len(sub) == 0 {
+		return 0
+	}
+	off := cap(raw) - cap(sub)
+	if off < 0 || off+len(sub) > len(raw) || &raw[off] != &sub[0] {
+		return -1
+	}
+	return off
 }
 
 // walker collects the body parts and attachments of a MIME tree.

@@ -339,6 +339,13 @@ func FuzzMessage(f *testing.F) {
 			if err != nil || got != a || int64(len(data)) != a.Size {
 				t.Errorf("Attachment(%q, %d) = %d bytes, %+v, %v, want %+v", raw, i, len(data), got, err, a)
 			}
+			if p.spans[i].off < 0 {
+				t.Errorf("Message(%q): attachment %d not located in the raw bytes", raw, i)
+			}
+			cached, got, err := p.Attachment(raw, i)
+			if err != nil || got != a || !bytes.Equal(cached, data) {
+				t.Errorf("Parsed.Attachment(%q, %d) = %q, %+v, %v; want %q, %+v", raw, i, cached, got, err, data, a)
+			}
 		}
 		if _, _, err := Attachment(raw, len(p.Attachments)); !errors.Is(err, ErrNoAttachment) {
 			t.Errorf("Attachment(%q, %d) error = %v, want ErrNoAttachment", raw, len(p.Attachments), err)

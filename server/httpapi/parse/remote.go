@@ -2,7 +2,6 @@ package parse
 
 import (
 	"bytes"
-	"strings"
 
 	"golang.org/x/net/html"
 )
@@ -15,7 +14,7 @@ var remoteAttrs = map[string]bool{"src": true, "background": true, "poster": tru
 // from elsewhere on display (images, backgrounds, stylesheets, CSS url()), so the page
 // can say what it blocked. Links the reader must click are not counted.
 func RemoteContent(body string) int {
-	z := html.NewTokenizer(strings.NewReader(body))
+	z := newTokenizer(body)
 	n := 0
 	inStyle := false
 	for {
