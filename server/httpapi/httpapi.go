@@ -123,7 +123,8 @@ type Server struct {
 	requests *limit.Buckets[netip.Addr]
 	creates  *limit.Buckets[netip.Addr]
 	reads    *limit.Conns
-	awaiting atomic.Int64 // requests waiting for a read slot, for tests
+	awaiting atomic.Int64  // requests waiting for a read slot, for tests
+	readWait time.Duration // how long a read past MaxReadsPerIP waits for a slot; a variable for tests
 	// readTimeout bounds reading a request, body included, and readHeaderTimeout its
 	// headers; variables for tests.
 	readTimeout       time.Duration
@@ -181,6 +182,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		parsing:           make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		metrics:           newMetrics(opts.Registry),
 		readTimeout:       defaultReadTimeout,
+		readWait:          defaultReadWait,
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		writeWait:         writeWait,
 	}

@@ -50,30 +50,23 @@ func (s *Server) allowCreate(c echo.Context) error {
 // JSON, its HTML and its images over the six connections a browser opens to a host.
 const defaultMaxReads = 8
 
+// defaultReadWait is how long a read past the limit waits for a slot before it is
+// refused: far longer than reads take, so parallel test workers queue, never fail.
+const defaultReadWait = 10 * time.Second
+
 // limitReads holds a client to Options.MaxReadsPerIP reads of messages at once: each
 // costs memory near the message's size while it is parsed or sent, so a client's
-// parallel reads, not only its rate, must have a bound.
+// parallel reads, not only its rate, must have a bound. A read past it waits its turn
+// (a test suite's parallel workers, a frame asking for all its images at once) and is
+// refused only when no slot frees within readWait.
 func (s *Server) limitReads(next echo.HandlerFunc) echo.HandlerFunc {
 	if s.reads == nil {
 		return next
 	}
 	return func(c echo.Context) error {
-		if c.Path() == attachmentRoute {
-			// A frame showing many images asks for all of them at once (over HTTP/2,
-			// far more than the limit): they wait their turn rather than break.
-			release, err := s.awaitRead(c)
-			if err != nil {
-				return err
-			}
-			defer release()
-			return next(c)
-		}
-		release, ok := s.reads.Acquire(s.readsKey(c))
-		if !ok {
-			s.metrics.refused.WithLabelValues("reads").Inc()
-			c.Response().Header().Set("Retry-After", "1")
-			return errorf(http.StatusTooManyRequests, "too_many_reads",
-				"more than %d message reads at once from your address (MAYFLY_HTTP_MAX_READS_PER_IP); wait for one to finish", s.opts.MaxReadsPerIP)
+		release, err := s.awaitRead(c)
+		if err != nil {
+			return err
 		}
 		defer release()
 		return next(c)
@@ -170,24 +163,35 @@ func (s *Server) readsKey(c echo.Context) net.Addr {
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.clientKey(c), 0))
 }
 
-// awaitRead takes one of the client's read slots for a wait's answer, waiting for one
-// to free rather than refusing: the messages are found, and answers take little time.
+// awaitRead takes one of the client's read slots, waiting up to readWait for one to
+// free: 429 too_many_reads past it.
 func (s *Server) awaitRead(c echo.Context) (release func(), err error) {
 	if s.reads == nil {
 		return func() {}, nil
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
+	key := s.readsKey(c)
+	if release, ok := s.reads.Acquire(key); ok {
+		return release, nil
+	}
 	s.awaiting.Add(1)
 	defer s.awaiting.Add(-1)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(s.readWait)
+	defer deadline.Stop()
 	for {
-		if release, ok := s.reads.Acquire(s.readsKey(c)); ok {
-			return release, nil
-		}
 		select {
 		case <-c.Request().Context().Done():
 			return nil, c.Request().Context().Err()
+		case <-deadline.C:
+			s.metrics.refused.WithLabelValues("reads").Inc()
+			c.Response().Header().Set("Retry-After", "1")
+			return nil, errorf(http.StatusTooManyRequests, "too_many_reads",
+				"more than %d message reads at once from your address for %s (MAYFLY_HTTP_MAX_READS_PER_IP); wait for one to finish", s.opts.MaxReadsPerIP, s.readWait)
 		case <-tick.C:
+		}
+		if release, ok := s.reads.Acquire(key); ok {
+			return release, nil
 		}
 	}
 }

@@ -225,11 +225,12 @@ func (g *gatedStore) Raw(ctx context.Context, inbox, id string) ([]byte, error) 
 }
 
 // TestReadsPerClient: one client may have MAYFLY_HTTP_MAX_READS_PER_IP reads of
-// messages in flight; the next is 429 too_many_reads with a Retry-After, while another
-// client is served.
+// messages in flight; the next waits for one to end, and is 429 too_many_reads with a
+// Retry-After when none does in time, while another client is served.
 func TestReadsPerClient(t *testing.T) {
 	st := &gatedStore{fullStore: stores(t)["memory"](t), entered: make(chan struct{}, 16), gate: make(chan struct{})}
-	e := newEnv(t, st, Options{MaxReadsPerIP: 2, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	e := newEnvWith(t, st, Options{MaxReadsPerIP: 2, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+		func(s *Server) { s.readWait = 2 * time.Second })
 	box := e.create("")
 	m := e.deliver(box.Address, signup)
 	raw := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID + "/raw"
@@ -287,7 +288,8 @@ func TestReadsPerClient(t *testing.T) {
 			t.Errorf("a third read at once: %d, Retry-After %q, %s", a.status, a.retryAfter, a.body)
 		}
 	}
-	// An attachment waits for a slot instead: a frame asks for all its images at once.
+	// A read that finds a slot free within the wait goes ahead: here an attachment, as a
+	// frame asks for all its images at once.
 	wg.Go(func() {
 		req, _ := http.NewRequest("GET", e.base+"/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/attachments/0", nil)
 		req.Header.Set("Authorization", "Bearer "+box.Token)
