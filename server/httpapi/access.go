@@ -16,7 +16,7 @@ import (
 const inboxKey = "inbox"
 
 // partKey is set on a request let in by the frame's key, which opens only the inline
-// images of one message (see htmlDocument).
+// images of one message (see htmlImages).
 const partKey = "frame"
 
 func inboxOf(c echo.Context) string { return c.Get(inboxKey).(string) }

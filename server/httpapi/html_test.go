@@ -135,6 +135,33 @@ func TestHTMLBounded(t *testing.T) {
 	}
 }
 
+// TestHTMLReferencesBounded: a body that is nothing but short references ("cid:a",
+// 5 bytes, each made a URL of about 40) made a document eight times the message (a
+// 9.7 MiB mail, a 74 MiB document, built and held by every read: 16 reads from one
+// client took the process to 770 MiB). Now such a body keeps its references, the
+// document stays within twice the body, and no document is held in the cache.
+func TestHTMLReferencesBounded(t *testing.T) {
+	e := newEnv(t, stores(t)["memory"](t), Options{})
+	box := e.create("")
+	body := strings.Repeat("cid:a", 200<<10) // 1 MiB
+	m := e.deliver(box.Address, "Subject: refs\r\nContent-Type: multipart/related; boundary=r\r\n\r\n"+
+		"--r\r\nContent-Type: text/html\r\n\r\n"+body+"\r\n"+
+		"--r\r\nContent-Type: image/png\r\nContent-ID: <a>\r\n\r\n\x89PNG\r\n--r--\r\n")
+	r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/html", box.Token, nil)
+	if r.status != 200 {
+		t.Fatalf("html: %d %s", r.status, r.body)
+	}
+	if max := 2*len(body) + 64<<10 + len(htmlPrologue); len(r.body) > max {
+		t.Errorf("document of %d bytes for a body of %d, want at most %d", len(r.body), len(body), max)
+	}
+	if got := r.header.Get("Content-Length"); got != fmt.Sprint(len(r.body)) {
+		t.Errorf("Content-Length %s for a document of %d bytes", got, len(r.body))
+	}
+	if n := e.srv.cache.bytes(); n > 4*int64(len(body)) {
+		t.Errorf("the cache holds %d bytes for a body of %d", n, len(body))
+	}
+}
+
 func TestService(t *testing.T) {
 	clients := []Endpoint{{Protocol: "IMAP", Host: "127.0.0.1", Port: 1143, Security: "STARTTLS"}}
 	e := newEnv(t, stores(t)["memory"](t), Options{MailClients: clients})

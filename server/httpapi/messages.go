@@ -234,8 +234,9 @@ func (s *Server) cachedMessage(ctx context.Context, m *storage.Message) (*cached
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", m.ID, err)
 		}
-		c := &cached{p: p, doc: s.htmlDocument(m.Inbox, m.ID, p)}
-		if c.doc != p.HTML {
+		c := &cached{p: p}
+		c.images, c.docLen = s.htmlImages(m.Inbox, m.ID, p)
+		if c.images != nil {
 			// The document shows images of the message: the frame asks for each of them
 			// next, and each would read the whole message from the store again (from
 			// Redis, 1000 images of a 9 MiB mail are 9 GiB).
