@@ -41,8 +41,8 @@ type Options struct {
 	// limit.
 	MaxConnectionsPerIP int
 	// MaxStalledCommands is how many commands in a row may make no progress (all but
-	// an accepted MAIL, RCPT or DATA: NOOP, RSET, HELO, VRFY, HELP, refused
-	// recipients...) before the session is answered 421 4.7.0 and closed: every
+	// an accepted DATA, accepted recipients not counted: MAIL, NOOP, RSET, HELO, VRFY,
+	// HELP, refused recipients...) before the session is answered 421 4.7.0 and closed: every
 	// command restarts Timeout, so without a bound a NOOP loop holds its slot for
 	// ever. 0 = 50, more than a real sender's retries within a session; negative =
 	// no limit.
