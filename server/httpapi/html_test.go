@@ -3,7 +3,10 @@ package httpapi
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -159,6 +162,50 @@ func TestHTMLReferencesBounded(t *testing.T) {
 	}
 	if n := e.srv.cache.bytes(); n > 4*int64(len(body)) {
 		t.Errorf("the cache holds %d bytes for a body of %d", n, len(body))
+	}
+}
+
+// TestHTMLNotCopiedPerRead: the document was written with io.WriteString, which copies
+// the whole cached body into a new byte slice for echo's Response, so each reader of a
+// 10 MiB HTML mail cost 10 MiB more, kept by a slow one until it had read it all (32
+// slow readers from four addresses: 460 MiB). Now a read of a cached document
+// allocates far less than the document.
+func TestHTMLNotCopiedPerRead(t *testing.T) {
+	e := newEnv(t, stores(t)["memory"](t), Options{})
+	box := e.create("")
+	for name, html := range map[string]string{
+		"plain":     strings.Repeat("<", 4<<20),
+		"with cids": "<img src=cid:a>" + strings.Repeat("<", 4<<20) + "<img src=cid:a>",
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := e.deliver(box.Address, "Subject: big\r\nContent-Type: multipart/related; boundary=r\r\n\r\n"+
+				"--r\r\nContent-Type: text/html\r\n\r\n"+html+"\r\n"+
+				"--r\r\nContent-Type: image/png\r\nContent-ID: <a>\r\n\r\n\x89PNG\r\n--r--\r\n")
+			path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID + "/html"
+			read := func() int64 {
+				conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: mayfly.test\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", path, box.Token)
+				n, err := io.Copy(io.Discard, conn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if n := read(); n < 4<<20 { // parses and caches
+				t.Fatalf("read %d bytes, want the document", n)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			read()
+			runtime.ReadMemStats(&after)
+			if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+				t.Errorf("a read of a cached 4 MiB document allocated %d bytes, want under 1 MiB", got)
+			}
+		})
 	}
 }
 
