@@ -368,7 +368,7 @@ func (s *Server) getAttachment(c echo.Context) error {
 			return err
 		}
 	}
-	data, a, err := p.p.Attachment(raw, index)
+	data, a, err := p.p.AttachmentReader(raw, index)
 	if errors.Is(err, parse.ErrNoAttachment) {
 		return errorf(http.StatusNotFound, "not_found", "message %s has no attachment %d", id, index)
 	}
@@ -383,7 +383,8 @@ func (s *Server) getAttachment(c echo.Context) error {
 	if c.Get(partKey) != nil {
 		contentType = imageTypes[a.ContentType] // framed says it is one
 	}
-	return c.Blob(http.StatusOK, contentType, data)
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.FormatInt(a.Size, 10))
+	return c.Stream(http.StatusOK, contentType, data)
 }
 
 // download sets the headers that keep a browser from rendering a stranger's bytes as
