@@ -299,11 +299,11 @@ var _ backends.Backend = (*backend)(nil)
 // FailRcptCmd (guerrilla.go), a space, and the error's text.
 var (
 	errTooManyRecipients = errors.New("4.5.3 Too many recipients")
-	errRecipientRate     = errors.New("4.7.1 too many recipients from your address, slow down")
+	errRecipientRate     = errors.New("4.7.1 too many recipients from your address (MAYFLY_RECIPIENT_RATE), slow down")
 )
 
 func errReceiveRate(inbox string) error {
-	return fmt.Errorf("4.7.1 <%s> receives too much mail, try later", headerSafe(inbox))
+	return fmt.Errorf("4.7.1 <%s> receives too much mail (MAYFLY_RECEIVE_RATE), try later", headerSafe(inbox))
 }
 
 // ValidateRcpt is called for each RCPT to one of our domains, the recipient last in
