@@ -16,7 +16,7 @@ import (
 const inboxKey = "inbox"
 
 // partKey is set on a request let in by the frame's key, which opens only the inline
-// images of one message (see htmlDocument).
+// images of one message (see htmlImages).
 const partKey = "frame"
 
 func inboxOf(c echo.Context) string { return c.Get(inboxKey).(string) }
@@ -58,7 +58,7 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			// and are held to the same guessing bound.
 			if s.opts.LoginFailures.Empty(s.clientKey(c)) {
 				s.metrics.refused.WithLabelValues("failures").Inc()
-				return errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address, try later")
+				return errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address (MAYFLY_LOGIN_FAILURES), try later")
 			}
 			if subtle.ConstantTimeCompare([]byte(key), []byte(s.frameKey(inbox, c.Param("id")))) == 1 {
 				c.Set(partKey, true)
@@ -89,7 +89,7 @@ func (s *Server) checkToken(c echo.Context, token string, opens func(string) boo
 	key := s.clientKey(c)
 	if s.opts.LoginFailures.Empty(key) {
 		s.metrics.refused.WithLabelValues("failures").Inc()
-		return false, errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address, try later")
+		return false, errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address (MAYFLY_LOGIN_FAILURES), try later")
 	}
 	if opens(token) {
 		return true, nil

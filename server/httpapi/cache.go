@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"container/list"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,11 +36,12 @@ type parseCache struct {
 
 type cacheKey struct{ inbox, id string }
 
-// cached is one message parsed, and its HTML body ready for the html route.
+// cached is one message parsed, and how its HTML body becomes the html route's document.
 type cached struct {
-	p   *parse.Parsed
-	doc string // the HTML body with its cid: references made URLs
-	raw []byte // the message, kept when doc shows its images; else nil
+	p      *parse.Parsed
+	images *strings.Replacer // the cid: references to URLs; nil: the HTML body as is
+	docLen int               // bytes of the document images makes of the HTML body
+	raw    []byte            // the message, kept when the document shows its images; else nil
 }
 
 type cacheEntry struct {
@@ -144,14 +146,10 @@ func (pc *parseCache) bytes() int64 {
 // of each of its items: what a count of string bytes alone would miss.
 const entryOverhead = 64
 
-// size estimates the memory c holds: its strings, and a little for every item. The
-// document counts only when it is not the HTML body itself.
+// size estimates the memory c holds: its strings, and a little for every item.
 func (c *cached) size() int64 {
 	p := c.p
 	n := int64(4*entryOverhead + len(p.Text) + len(p.HTML))
-	if c.doc != p.HTML {
-		n += int64(len(c.doc))
-	}
 	n += int64(len(c.raw))
 	for _, h := range p.Headers {
 		n += int64(entryOverhead + len(h.Name) + len(h.Value))

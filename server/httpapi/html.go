@@ -34,8 +34,9 @@ const htmlPrologue = `<meta name="referrer" content="no-referrer"><base target="
 
 // getHTML answers GET .../messages/{id}/html: the HTML body as a document for the
 // page's sandboxed iframe, its cid: images linked to the attachment route, remote
-// content blocked unless ?images=1. The document is made once per message, with the
-// parse, and cached with it.
+// content blocked unless ?images=1. How to make the document is worked out once per
+// message, with the parse, and cached with it; the document itself is written as it
+// is made.
 func (s *Server) getHTML(c echo.Context) error {
 	ctx, inbox, id := c.Request().Context(), inboxOf(c), c.Param("id")
 	m, err := s.store.Get(ctx, inbox, id)
@@ -46,7 +47,7 @@ func (s *Server) getHTML(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if p.doc == "" {
+	if p.p.HTML == "" {
 		return errorf(http.StatusNotFound, "not_found", "message %s has no HTML body", id)
 	}
 	h := c.Response().Header()
@@ -59,13 +60,47 @@ func (s *Server) getHTML(c echo.Context) error {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "private, max-age=300")
 	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	h.Set(echo.HeaderContentLength, strconv.Itoa(len(htmlPrologue)+len(p.doc)))
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(htmlPrologue)+p.docLen))
 	c.Response().WriteHeader(http.StatusOK)
-	if _, err := io.WriteString(c.Response(), htmlPrologue); err != nil {
+	w := &pieceWriter{w: c.Response()}
+	if _, err := w.WriteString(htmlPrologue); err != nil {
 		return nil // the client left; nothing to answer
 	}
-	io.WriteString(c.Response(), p.doc)
+	if p.images == nil {
+		w.WriteString(p.p.HTML)
+		return nil
+	}
+	// Written as it is made: the document is never held, however many references
+	// it has.
+	p.images.WriteString(w, p.p.HTML)
 	return nil
+}
+
+// pieceWriter writes strings to w a piece at a time. io.WriteString, and a
+// strings.Replacer between two references, copy a whole string into a new byte slice
+// for a writer without WriteString, as echo's Response is: the cached 10 MiB body of a
+// message, copied for each reader and kept by a slow one until it has read it all
+// (32 slow readers of one such mail: 460 MiB).
+type pieceWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (p *pieceWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+func (p *pieceWriter) WriteString(s string) (int, error) {
+	if want := min(len(s), 32<<10); len(p.buf) < want {
+		p.buf = make([]byte, want)
+	}
+	done := 0
+	for done < len(s) {
+		n := copy(p.buf, s[done:])
+		if _, err := p.w.Write(p.buf[:n]); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
 }
 
 // imageTypes are the inline images a frame may load, by the type the sender gave, and
@@ -90,17 +125,22 @@ func framed(p *parse.Parsed, index int) bool {
 	return a.ContentID != "" && imageTypes[a.ContentType] != ""
 }
 
-// htmlDocument is p's HTML body with each cid: reference to one of its images (RFC
-// 2392) replaced by the image's URL on the attachment route, relative to the html
-// route's own URL. The URL carries the frame's key instead of the inbox token: the
-// document is the sender's, and with remote styles allowed its CSS could read an
-// attribute out to another host; the key opens only this message's images, which the
-// sender has anyway. A URL is at most about 40 bytes where its reference was at least
-// 5, so the document stays within a small multiple of the body, however often an
-// image is referred to; the old data: URLs copied the image for every reference.
-func (s *Server) htmlDocument(inbox, id string, p *parse.Parsed) string {
+// htmlImages returns what turns p's HTML body into the document of the html route,
+// and the document's length: each cid: reference to one of its images (RFC 2392)
+// replaced by the image's URL on the attachment route, relative to the html route's
+// own URL. A nil replacer leaves the body as it is. The URL carries the frame's key
+// instead of the inbox token: the document is the sender's, and with remote styles
+// allowed its CSS could read an attribute out to another host; the key opens only
+// this message's images, which the sender has anyway.
+//
+// A URL is about 40 bytes where its reference may be 5 ("cid:a"), so a body made of
+// references would grow eightfold (a 10 MiB mail, an 80 MiB document): the document is
+// written as it is made, never held, and a body whose references would more than
+// double it (plus maxImageGrowth) keeps them as they are, showing no images; a real
+// mail refers to each of its images once or twice.
+func (s *Server) htmlImages(inbox, id string, p *parse.Parsed) (*strings.Replacer, int) {
 	if p.HTML == "" || !strings.Contains(strings.ToLower(p.HTML), "cid:") {
-		return p.HTML
+		return nil, len(p.HTML)
 	}
 	key := s.frameKey(inbox, id)
 	var pairs []string
@@ -112,9 +152,26 @@ func (s *Server) htmlDocument(inbox, id string, p *parse.Parsed) string {
 		pairs = append(pairs, "cid:"+a.ContentID, url, "CID:"+a.ContentID, url)
 	}
 	if len(pairs) == 0 {
-		return p.HTML
+		return nil, len(p.HTML)
 	}
-	return strings.NewReplacer(pairs...).Replace(p.HTML)
+	r := strings.NewReplacer(pairs...)
+	var n countWriter
+	r.WriteString(&n, p.HTML)
+	if n > countWriter(2*len(p.HTML)+maxImageGrowth) {
+		return nil, len(p.HTML)
+	}
+	return r, int(n)
+}
+
+// maxImageGrowth is what the cid: URLs may add to a small body beyond doubling it.
+const maxImageGrowth = 64 << 10
+
+// countWriter counts what is written to it.
+type countWriter int
+
+func (w *countWriter) Write(b []byte) (int, error) {
+	*w += countWriter(len(b))
+	return len(b), nil
 }
 
 // frameKeyParam is the query parameter of the frame's key.

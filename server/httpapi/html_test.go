@@ -3,7 +3,10 @@ package httpapi
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -133,6 +136,80 @@ func TestHTMLBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHTMLReferencesBounded: a body that is nothing but short references ("cid:a",
+// 5 bytes, each made a URL of about 40) made a document eight times the message (a
+// 9.7 MiB mail, a 74 MiB document, built and held by every read: 16 reads from one
+// client took the process to 770 MiB). Now such a body keeps its references, the
+// document stays within twice the body, and no document is held in the cache.
+func TestHTMLReferencesBounded(t *testing.T) {
+	e := newEnv(t, stores(t)["memory"](t), Options{})
+	box := e.create("")
+	body := strings.Repeat("cid:a", 200<<10) // 1 MiB
+	m := e.deliver(box.Address, "Subject: refs\r\nContent-Type: multipart/related; boundary=r\r\n\r\n"+
+		"--r\r\nContent-Type: text/html\r\n\r\n"+body+"\r\n"+
+		"--r\r\nContent-Type: image/png\r\nContent-ID: <a>\r\n\r\n\x89PNG\r\n--r--\r\n")
+	r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/html", box.Token, nil)
+	if r.status != 200 {
+		t.Fatalf("html: %d %s", r.status, r.body)
+	}
+	if max := 2*len(body) + 64<<10 + len(htmlPrologue); len(r.body) > max {
+		t.Errorf("document of %d bytes for a body of %d, want at most %d", len(r.body), len(body), max)
+	}
+	if got := r.header.Get("Content-Length"); got != fmt.Sprint(len(r.body)) {
+		t.Errorf("Content-Length %s for a document of %d bytes", got, len(r.body))
+	}
+	if n := e.srv.cache.bytes(); n > 4*int64(len(body)) {
+		t.Errorf("the cache holds %d bytes for a body of %d", n, len(body))
+	}
+}
+
+// TestHTMLNotCopiedPerRead: the document was written with io.WriteString, which copies
+// the whole cached body into a new byte slice for echo's Response, so each reader of a
+// 10 MiB HTML mail cost 10 MiB more, kept by a slow one until it had read it all (32
+// slow readers from four addresses: 460 MiB). Now a read of a cached document
+// allocates far less than the document.
+func TestHTMLNotCopiedPerRead(t *testing.T) {
+	e := newEnv(t, stores(t)["memory"](t), Options{})
+	box := e.create("")
+	for name, html := range map[string]string{
+		"plain":     strings.Repeat("<", 4<<20),
+		"with cids": "<img src=cid:a>" + strings.Repeat("<", 4<<20) + "<img src=cid:a>",
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := e.deliver(box.Address, "Subject: big\r\nContent-Type: multipart/related; boundary=r\r\n\r\n"+
+				"--r\r\nContent-Type: text/html\r\n\r\n"+html+"\r\n"+
+				"--r\r\nContent-Type: image/png\r\nContent-ID: <a>\r\n\r\n\x89PNG\r\n--r--\r\n")
+			path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID + "/html"
+			if n, _ := discardRead(t, e, path, box.Token); n < 4<<20 { // parses and caches
+				t.Fatalf("read %d bytes, want the document", n)
+			}
+			if _, alloc := discardRead(t, e, path, box.Token); alloc > 1<<20 {
+				t.Errorf("a read of a cached 4 MiB document allocated %d bytes, want under 1 MiB", alloc)
+			}
+		})
+	}
+}
+
+// discardRead GETs path over a connection of its own and reads the answer into
+// nothing, so that what the process allocates meanwhile is the server's: it returns the
+// bytes read and the bytes allocated.
+func discardRead(t *testing.T, e *env, path, token string) (n int64, alloc uint64) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: mayfly.test\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", path, token)
+	if n, err = io.Copy(io.Discard, conn); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	return n, after.TotalAlloc - before.TotalAlloc
 }
 
 func TestService(t *testing.T) {

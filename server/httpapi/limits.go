@@ -154,7 +154,7 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		s.metrics.refused.WithLabelValues("rate").Inc()
 		c.Response().Header().Set("Retry-After", retry)
-		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address; slow down")
+		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address (MAYFLY_HTTP_RATE); slow down")
 	}
 }
 

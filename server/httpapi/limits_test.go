@@ -178,8 +178,9 @@ func TestRequestFlood(t *testing.T) {
 		}
 	}
 	r := e.getWith(messages, in.Token, flooder)
-	if r.status != http.StatusTooManyRequests || errorCode(r.body) != "rate_limited" || r.header.Get("Retry-After") != "720" {
-		t.Errorf("request past the rate = %d %v %s, want 429 rate_limited with Retry-After: 720 (an hour / 5)", r.status, r.header, r.body)
+	if r.status != http.StatusTooManyRequests || errorCode(r.body) != "rate_limited" || r.header.Get("Retry-After") != "720" ||
+		!strings.Contains(string(r.body), "MAYFLY_HTTP_RATE") {
+		t.Errorf("request past the rate = %d %v %s, want 429 rate_limited with Retry-After: 720 (an hour / 5), naming MAYFLY_HTTP_RATE", r.status, r.header, r.body)
 	}
 	// What the client writes left of the proxy's entry changes nothing.
 	spoofed := http.Header{"X-Forwarded-For": {"192.0.2.99, 198.51.100.7"}}
@@ -264,8 +265,8 @@ func TestWrongTokenFlood(t *testing.T) {
 		}
 	}
 	r := e.do("GET", messages, in.Token, nil)
-	if r.status != http.StatusTooManyRequests || errorCode(r.body) != "too_many_failures" {
-		t.Errorf("the right token after the flood = %d %s, want 429 too_many_failures", r.status, r.body)
+	if r.status != http.StatusTooManyRequests || errorCode(r.body) != "too_many_failures" || !strings.Contains(string(r.body), "MAYFLY_LOGIN_FAILURES") {
+		t.Errorf("the right token after the flood = %d %s, want 429 too_many_failures naming MAYFLY_LOGIN_FAILURES", r.status, r.body)
 	}
 	if _, resp, err := e.dialWS(t, in.Address, in.Token, nil); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a new WebSocket after the flood: %v, %v; want 429", resp, err)

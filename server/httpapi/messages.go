@@ -234,8 +234,9 @@ func (s *Server) cachedMessage(ctx context.Context, m *storage.Message) (*cached
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", m.ID, err)
 		}
-		c := &cached{p: p, doc: s.htmlDocument(m.Inbox, m.ID, p)}
-		if c.doc != p.HTML {
+		c := &cached{p: p}
+		c.images, c.docLen = s.htmlImages(m.Inbox, m.ID, p)
+		if c.images != nil {
 			// The document shows images of the message: the frame asks for each of them
 			// next, and each would read the whole message from the store again (from
 			// Redis, 1000 images of a 9 MiB mail are 9 GiB).
@@ -367,7 +368,7 @@ func (s *Server) getAttachment(c echo.Context) error {
 			return err
 		}
 	}
-	data, a, err := p.p.Attachment(raw, index)
+	data, a, err := p.p.AttachmentReader(raw, index)
 	if errors.Is(err, parse.ErrNoAttachment) {
 		return errorf(http.StatusNotFound, "not_found", "message %s has no attachment %d", id, index)
 	}
@@ -382,7 +383,8 @@ func (s *Server) getAttachment(c echo.Context) error {
 	if c.Get(partKey) != nil {
 		contentType = imageTypes[a.ContentType] // framed says it is one
 	}
-	return c.Blob(http.StatusOK, contentType, data)
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.FormatInt(a.Size, 10))
+	return c.Stream(http.StatusOK, contentType, data)
 }
 
 // download sets the headers that keep a browser from rendering a stranger's bytes as

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -315,5 +318,37 @@ func TestReadsPerClient(t *testing.T) {
 	st.entered = make(chan struct{}, 16)
 	if resp := get("192.0.2.1"); resp.StatusCode != 200 {
 		t.Errorf("a read after the others ended: %s", resp.Status)
+	}
+}
+
+// TestAttachmentNotCopiedPerRead: an attachment was decoded whole for each read, into
+// a clean copy of its base64 and then its bytes (16 MiB for a 7 MiB file), and a slow
+// reader kept them until it had read them all (32 slow readers from four addresses:
+// 430 MiB). Now it is decoded as it is sent, and arrives whole with its length.
+func TestAttachmentNotCopiedPerRead(t *testing.T) {
+	e := newEnv(t, stores(t)["memory"](t), Options{})
+	box := e.create("")
+	data := bytes.Repeat([]byte("0123456789abcdef\x00\xff"), 4<<20/18)
+	enc := base64.StdEncoding.EncodeToString(data)
+	var lines strings.Builder
+	for len(enc) > 76 {
+		lines.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	lines.WriteString(enc + "\r\n")
+	m := e.deliver(box.Address, "Subject: file\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain\r\n\r\nsee the file\r\n"+
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=f.bin\r\n"+
+		"Content-Transfer-Encoding: base64\r\n\r\n"+lines.String()+"--b--\r\n")
+	path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID + "/attachments/0"
+	r := e.do("GET", path, box.Token, nil)
+	if r.status != 200 || !bytes.Equal(r.body, data) {
+		t.Fatalf("GET %s = %d, %d bytes, want the file of %d", path, r.status, len(r.body), len(data))
+	}
+	if got := r.header.Get("Content-Length"); got != strconv.Itoa(len(data)) {
+		t.Errorf("Content-Length %q, want %d", got, len(data))
+	}
+	if _, alloc := discardRead(t, e, path, box.Token); alloc > 1<<20 {
+		t.Errorf("a read of a 4 MiB attachment allocated %d bytes, want under 1 MiB", alloc)
 	}
 }

@@ -167,8 +167,8 @@ func TestCommandRate(t *testing.T) {
 	}
 	fmt.Fprintf(flood.c, "x NOOP\r\n")
 	lines, _ := untilClosed(t, flood.c, flood.br, 10*time.Second)
-	if !hasLine(lines, "* BYE too many commands, slow down") {
-		t.Errorf("the command over the rate read %q, want * BYE too many commands, slow down", lines)
+	if !hasLine(lines, "* BYE too many commands (MAYFLY_COMMAND_RATE), slow down") {
+		t.Errorf("the command over the rate read %q, want * BYE too many commands (MAYFLY_COMMAND_RATE), slow down", lines)
 	}
 	if hasLine(lines, "x OK") {
 		t.Errorf("the command over the rate was answered: %q", lines)
@@ -296,7 +296,7 @@ func TestLoginFailuresPerIP(t *testing.T) {
 			t.Fatalf("wrong token %d = %s, want NO [AUTHENTICATIONFAILED]", i, status)
 		}
 	}
-	const throttled = "NO [UNAVAILABLE] too many failed logins from your address, try later"
+	const throttled = "NO [UNAVAILABLE] too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later"
 	if _, status := guesser.cmd(fmt.Sprintf("LOGIN %s %s", inbox, token)); status != throttled {
 		t.Errorf("the right token after 3 wrong ones = %s, want %s", status, throttled)
 	}

@@ -120,9 +120,9 @@ func (s *session) take() error {
 	// Bye waits for a response being written to end; no method it is called from is
 	// inside one (AUTHENTICATE's Login would be, and is not taken).
 	if ic := s.c.imapConn(); ic != nil {
-		ic.Bye("too many commands, slow down")
+		ic.Bye("too many commands (MAYFLY_COMMAND_RATE), slow down")
 	}
-	return bye("too many commands, slow down")
+	return bye("too many commands (MAYFLY_COMMAND_RATE), slow down")
 }
 
 // polled is deferred by the commands imapserver polls after when they succeed: all
@@ -151,7 +151,7 @@ func (s *session) Login(username, password string) error {
 		s.srv.metrics.refused.WithLabelValues(refusedLogins).Inc()
 		s.logger.Debug("login refused: too many failed logins from this address")
 		s.pause()
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "too many failed logins from your address, try later"}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later"}
 	}
 	inbox, err := s.srv.authenticate(username, password)
 	if err != nil {

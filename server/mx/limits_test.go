@@ -79,7 +79,7 @@ func TestRecipientRate(t *testing.T) {
 		}
 		accepted++
 	}
-	wantRefusal(t, "RCPT over the rate", err, "too many recipients from your address, slow down")
+	wantRefusal(t, "RCPT over the rate", err, "too many recipients from your address (MAYFLY_RECIPIENT_RATE), slow down")
 	if accepted != 2 {
 		t.Errorf("%d recipients accepted before the refusal, want 2 (one token went to the early session)", accepted)
 	}
@@ -122,7 +122,7 @@ func TestReceiveRate(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A tag and capitals are the same inbox.
-			wantRefusal(t, "RCPT to an inbox over its rate", c.Rcpt("A+more@Mayfly.test", nil), "<a@mayfly.test> receives too much mail, try later")
+			wantRefusal(t, "RCPT to an inbox over its rate", c.Rcpt("A+more@Mayfly.test", nil), "<a@mayfly.test> receives too much mail (MAYFLY_RECEIVE_RATE), try later")
 			if err := c.Rcpt("b@mayfly.test", nil); err != nil {
 				t.Fatalf("RCPT to another inbox: %v", err)
 			}

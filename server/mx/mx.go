@@ -41,8 +41,8 @@ type Options struct {
 	// limit.
 	MaxConnectionsPerIP int
 	// MaxStalledCommands is how many commands in a row may make no progress (all but
-	// an accepted MAIL, RCPT or DATA: NOOP, RSET, HELO, VRFY, HELP, refused
-	// recipients...) before the session is answered 421 4.7.0 and closed: every
+	// an accepted DATA, accepted recipients not counted: MAIL, NOOP, RSET, HELO, VRFY,
+	// HELP, refused recipients...) before the session is answered 421 4.7.0 and closed: every
 	// command restarts Timeout, so without a bound a NOOP loop holds its slot for
 	// ever. 0 = 50, more than a real sender's retries within a session; negative =
 	// no limit.
@@ -299,11 +299,11 @@ var _ backends.Backend = (*backend)(nil)
 // FailRcptCmd (guerrilla.go), a space, and the error's text.
 var (
 	errTooManyRecipients = errors.New("4.5.3 Too many recipients")
-	errRecipientRate     = errors.New("4.7.1 too many recipients from your address, slow down")
+	errRecipientRate     = errors.New("4.7.1 too many recipients from your address (MAYFLY_RECIPIENT_RATE), slow down")
 )
 
 func errReceiveRate(inbox string) error {
-	return fmt.Errorf("4.7.1 <%s> receives too much mail, try later", headerSafe(inbox))
+	return fmt.Errorf("4.7.1 <%s> receives too much mail (MAYFLY_RECEIVE_RATE), try later", headerSafe(inbox))
 }
 
 // ValidateRcpt is called for each RCPT to one of our domains, the recipient last in

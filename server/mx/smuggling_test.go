@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -161,7 +162,7 @@ func TestConnectionsPerIP(t *testing.T) {
 }
 
 // TestStalledSession: a NOOP/RSET loop is cut with 421 after MaxStalledCommands, while
-// another client delivers; a command that makes progress starts the count again.
+// another client delivers; a DATA starts the count again.
 func TestStalledSession(t *testing.T) {
 	st := memstore.New(memstore.Options{})
 	defer st.Close()
@@ -186,15 +187,34 @@ func TestStalledSession(t *testing.T) {
 	}
 	only(t, st, "other@mayfly.test")
 
+	// A message makes progress: its recipients, a hundred of them, do not count.
 	busy, r, _ := rawDial(t, addr, "", 220)
 	for range 45 {
 		command(t, busy, r, "NOOP", 2)
 	}
 	command(t, busy, r, "MAIL FROM:<s@sender.test>", 250)
-	for range 45 {
+	for i := range 100 {
+		command(t, busy, r, fmt.Sprintf("RCPT TO:<r%d@mayfly.test>", i), 250)
+	}
+	command(t, busy, r, "DATA", 354)
+	command(t, busy, r, "Subject: many\r\n\r\nx\r\n.", 250)
+	for range 50 {
 		command(t, busy, r, "NOOP", 2)
 	}
 	command(t, busy, r, "QUIT", 221)
+
+	// A transaction that never reaches DATA is no progress: MAIL, RCPT and RSET in a
+	// loop held a session for ever, as an accepted MAIL restarted the count.
+	mail, r, _ := rawDial(t, addr, "", 220)
+	for i := range 25 {
+		command(t, mail, r, "MAIL FROM:<s@sender.test>", 250)
+		command(t, mail, r, "RCPT TO:<loop@mayfly.test>", 250)
+		if i < 24 {
+			command(t, mail, r, "RSET", 250)
+		}
+	}
+	command(t, mail, r, "RSET", 250)
+	command(t, mail, r, "MAIL FROM:<s@sender.test>", 421)
 }
 
 // gateStore holds each Put until released, so that a test sees sessions at the end of

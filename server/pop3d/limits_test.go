@@ -110,8 +110,8 @@ func TestCommandRate(t *testing.T) {
 	flood.fail("XYZZY", "unknown command") // bad commands count too
 	flood.ok("NOOP")
 	flood.send("NOOP")
-	if got := untilClosed(t, flood, 10*time.Second); len(got) != 1 || got[0] != "-ERR [SYS/TEMP] too many commands, slow down" {
-		t.Errorf("the command over the rate read %q, want -ERR [SYS/TEMP] too many commands, slow down", got)
+	if got := untilClosed(t, flood, 10*time.Second); len(got) != 1 || got[0] != "-ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down" {
+		t.Errorf("the command over the rate read %q, want -ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down", got)
 	}
 
 	// The other connection has a rate of its own.
@@ -213,7 +213,7 @@ func TestLoginFailuresPerIP(t *testing.T) {
 	g2 := dial(t, e.addr)
 	g2.fail("AUTH PLAIN "+plain("", box, "wrong"), "[AUTH] invalid user name or password")
 	// Now even the right token is refused, on any connection from the address.
-	const throttled = "[SYS/TEMP] too many failed logins from your address, try later"
+	const throttled = "[SYS/TEMP] too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later"
 	g2.ok("USER " + box)
 	g2.fail("PASS "+token(box), throttled)
 	g3 := dial(t, e.addr)

@@ -62,7 +62,7 @@ func TestProxiedClients(t *testing.T) {
 		c.fail("PASS wrong", "[AUTH] invalid user name or password")
 	}
 	dialProxiedTLS(t, e.tlsAddr, guesser, e.pool).fail("AUTH PLAIN "+plain("", box, "wrong"), "[AUTH] invalid user name or password")
-	const throttled = "[SYS/TEMP] too many failed logins from your address, try later"
+	const throttled = "[SYS/TEMP] too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later"
 	dialProxiedTLS(t, e.tlsAddr, guesser, e.pool).fail("AUTH PLAIN "+plain("", box, token(box)), throttled)
 
 	// Through the same proxy, another client is not held to the guesser's failures.

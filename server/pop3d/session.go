@@ -228,7 +228,7 @@ func (ss *session) handle(line string) bool {
 	if ss.rate != nil && !ss.rate.Allow() {
 		ss.srv.metrics.limited.WithLabelValues(limitedCommands).Inc()
 		ss.log.Warn("too many commands, closing the connection")
-		ss.reply("-ERR [SYS/TEMP] too many commands, slow down")
+		ss.reply("-ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down")
 		return false
 	}
 	c, err := parseCommand(line)
@@ -487,7 +487,7 @@ func (ss *session) loginThrottled() bool {
 	ss.srv.metrics.limited.WithLabelValues(limitedLogins).Inc()
 	ss.log.Debug("login refused: too many failed logins from this address")
 	ss.failures++
-	ss.reply("-ERR [SYS/TEMP] too many failed logins from your address, try later")
+	ss.reply("-ERR [SYS/TEMP] too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later")
 	return ss.failures < maxLoginFailures
 }
 

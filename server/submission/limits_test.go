@@ -99,7 +99,7 @@ func TestCommandRate(t *testing.T) {
 					break
 				}
 			}
-			wantCode(t, "NOOP flood", err, 421, smtp.EnhancedCode{4, 7, 0}, "too many commands, slow down")
+			wantCode(t, "NOOP flood", err, 421, smtp.EnhancedCode{4, 7, 0}, "too many commands (MAYFLY_COMMAND_RATE), slow down")
 			if err := c.Noop(); err == nil {
 				t.Error("the connection is still served after the 421")
 			}
@@ -230,7 +230,7 @@ func TestLoginFailures(t *testing.T) {
 		wantCode(t, "a wrong token", err, 535, smtp.EnhancedCode{5, 7, 8}, "")
 	}
 	err := c.Auth(sasl.NewPlainClient("", box, token(box)))
-	wantCode(t, "the right token after the guesses", err, 454, smtp.EnhancedCode{4, 7, 0}, "too many failed logins from your address, try later")
+	wantCode(t, "the right token after the guesses", err, 454, smtp.EnhancedCode{4, 7, 0}, "too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later")
 	err = dial(t, e.addr).Auth(sasl.NewLoginClient(box, token(box)))
 	wantCode(t, "LOGIN on a new connection", err, 454, smtp.EnhancedCode{4, 7, 0}, "too many failed logins")
 	if got := testutil.ToFloat64(e.srv.metrics.refused.WithLabelValues(refusedLogins)); got != 2 {

@@ -71,7 +71,7 @@ var (
 	errTemporary          = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 	errBadAddress         = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	// RFC 4954 section 6: 454 4.7.0 is a temporary authentication failure.
-	errLoginsThrottled = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many failed logins from your address, try later"}
+	errLoginsThrottled = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later"}
 )
 
 // authAllowed says whether a password may cross this connection: over TLS, or from

@@ -494,7 +494,7 @@ func (c *trackedConn) tooManyCommands() {
 	}
 	// A flooding client may not read its replies, so its window may be full.
 	w.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(w, "421 4.7.0 too many commands, slow down\r\n")
+	io.WriteString(w, "421 4.7.0 too many commands (MAYFLY_COMMAND_RATE), slow down\r\n")
 	w.Close()
 }
 

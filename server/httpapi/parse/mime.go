@@ -425,19 +425,7 @@ func decodeTransfer(enc string, b []byte) []byte {
 func decodedSize(enc string, b []byte) int64 {
 	switch enc {
 	case "base64":
-		n := 0
-		for _, c := range b {
-			if c == '=' {
-				break
-			}
-			if isBase64(c) {
-				n++
-			}
-		}
-		if n%4 == 1 {
-			n--
-		}
-		return int64(n * 6 / 8)
+		return int64(base64Chars(b) * 6 / 8)
 	case "quoted-printable":
 		return int64(len(decodeQP(b)))
 	}
@@ -447,6 +435,58 @@ func decodedSize(enc string, b []byte) int64 {
 func isBase64(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 		c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// base64Chars is how many characters of b decodeBase64 decodes: those of the
+// alphabet up to the padding, less a lone last sextet.
+func base64Chars(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '=' {
+			break
+		}
+		if isBase64(c) {
+			n++
+		}
+	}
+	if n%4 == 1 {
+		n--
+	}
+	return n
+}
+
+// base64Text reads the first left characters of the base64 alphabet in b, in the
+// standard alphabet, as decodeBase64 cleans them.
+type base64Text struct {
+	b    []byte
+	left int
+}
+
+func (r *base64Text) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for n < len(p) && r.left > 0 && len(r.b) > 0 {
+		c := r.b[0]
+		r.b = r.b[1:]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+		case c == '-':
+			c = '+'
+		case c == '_':
+			c = '/'
+		default:
+			continue
+		}
+		p[n] = c
+		n++
+		r.left--
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // decodeBase64 skips everything outside the base64 alphabet (line breaks, the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -320,6 +321,12 @@ func FuzzMessage(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// base64 attachments that AttachmentReader decodes as it reads: a lone last
+	// sextet, the URL-safe alphabet, junk after the padding, indentation.
+	for _, body := range []string{"QUJD\r\nRA", "QUJDR", "-_-_\r\n  QQ==\r\n-- \r\nfooter", "", "===", "Q\tU\rJ\nD"} {
+		f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n" +
+			"Content-Transfer-Encoding: base64\r\n\r\n" + body + "\r\n--b--\r\n"))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p, err := Message(raw)
 		if err != nil {
@@ -345,6 +352,12 @@ func FuzzMessage(f *testing.F) {
 			cached, got, err := p.Attachment(raw, i)
 			if err != nil || got != a || !bytes.Equal(cached, data) {
 				t.Errorf("Parsed.Attachment(%q, %d) = %q, %+v, %v; want %q, %+v", raw, i, cached, got, err, data, a)
+			}
+			r, got, err := p.AttachmentReader(raw, i)
+			if err != nil || got != a {
+				t.Errorf("Parsed.AttachmentReader(%q, %d) = %+v, %v; want %+v", raw, i, got, err, a)
+			} else if read, err := io.ReadAll(r); err != nil || !bytes.Equal(read, data) {
+				t.Errorf("Parsed.AttachmentReader(%q, %d) read %q, %v; want %q", raw, i, read, err, data)
 			}
 		}
 		if _, _, err := Attachment(raw, len(p.Attachments)); !errors.Is(err, ErrNoAttachment) {

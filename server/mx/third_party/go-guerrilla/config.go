@@ -66,7 +66,8 @@ type ServerConfig struct {
 	// it: a connection limit per client, the PROXY protocol.
 	Listener net.Listener `json:"-"`
 	// MaxStalledCommands is how many commands in a row may make no progress (all but
-	// an accepted MAIL, RCPT or DATA: NOOP, RSET, HELO, VRFY, refusals...) before the
+	// an accepted DATA, accepted RCPTs not counted: MAIL, NOOP, RSET, HELO, VRFY,
+	// refusals...) before the
 	// session is answered ErrorTooManyStalledCommands and closed: each command resets
 	// the timeout, so without it a client holds its slot for as long as it likes.
 	// 0 = no limit.

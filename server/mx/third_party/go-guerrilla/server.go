@@ -405,7 +405,7 @@ func (s *server) handleClient(client *client) {
 		advertiseTLS = ""
 	}
 	r := response.Canned
-	stalled := 0 // commands since the last that made progress
+	stalled := 0 // commands since the last DATA, accepted recipients aside
 	for client.isAlive() {
 		switch client.state {
 		case ClientGreeting:
@@ -440,7 +440,11 @@ func (s *server) handleClient(client *client) {
 				cmdLen = CommandVerbMaxLength
 			}
 			cmd := bytes.ToUpper(input[:cmdLen])
-			progress := false
+			// Only a DATA makes progress: a MAIL is always accepted, so a MAIL and RSET
+			// loop would otherwise be as endless as a NOOP loop. An accepted recipient
+			// neither counts nor restarts the count, as a message may have many; a
+			// transaction holds only so many.
+			progress, neutral := false, false
 			switch {
 			case cmdHELO.match(cmd):
 				if h, err := client.parser.Helo(input[4:]); err == nil {
@@ -508,7 +512,6 @@ func (s *server) handleClient(client *client) {
 					client.MailFrom = mail.Address{}
 				}
 				client.sendResponse(r.SuccessMailCmd)
-				progress = true
 
 			case cmdRCPT.match(cmd):
 				if len(client.RcptTo) > rfc5321.LimitRecipients {
@@ -532,7 +535,7 @@ func (s *server) handleClient(client *client) {
 						client.sendResponse(r.FailRcptCmd, " ", rcptError.Error())
 					} else {
 						client.sendResponse(r.SuccessRcptCmd)
-						progress = true
+						neutral = true
 					}
 				}
 
@@ -572,12 +575,17 @@ func (s *server) handleClient(client *client) {
 					client.sendResponse(r.FailUnrecognizedCmd)
 				}
 			}
-			if progress {
+			switch {
+			case progress:
 				stalled = 0
-			} else if stalled++; sc.MaxStalledCommands > 0 && stalled > sc.MaxStalledCommands && client.isAlive() {
-				// In place of this command's reply: it is buffered, not sent yet.
-				client.sendResponse(r.ErrorTooManyStalledCommands)
-				client.kill()
+			case neutral:
+			default:
+				stalled++
+				if sc.MaxStalledCommands > 0 && stalled > sc.MaxStalledCommands && client.isAlive() {
+					// In place of this command's reply: it is buffered, not sent yet.
+					client.sendResponse(r.ErrorTooManyStalledCommands)
+					client.kill()
+				}
 			}
 
 		case ClientData:
