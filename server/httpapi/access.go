@@ -56,17 +56,16 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if key := c.QueryParam(frameKeyParam); token == "" && key != "" && c.Path() == attachmentRoute {
 			// The sandboxed frame's image requests carry the frame's key, not the token,
 			// and are held to the same guessing bound.
-			if s.opts.LoginFailures.Empty(s.clientKey(c)) {
-				s.metrics.refused.WithLabelValues("failures").Inc()
-				return errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address (MAYFLY_LOGIN_FAILURES), try later")
+			want := s.frameKey(inbox, c.Param("id"))
+			opens, err := s.checkToken(c, key, func(key string) bool { return subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1 })
+			if err != nil {
+				return err
 			}
-			if subtle.ConstantTimeCompare([]byte(key), []byte(s.frameKey(inbox, c.Param("id")))) == 1 {
-				c.Set(partKey, true)
-				return next(c)
+			if !opens {
+				return errorf(http.StatusForbidden, "forbidden", "that key does not open this message's images")
 			}
-			s.metrics.authFailures.Inc()
-			s.opts.LoginFailures.Allow(s.clientKey(c))
-			return errorf(http.StatusForbidden, "forbidden", "that key does not open this message's images")
+			c.Set(partKey, true)
+			return next(c)
 		}
 		if token == "" {
 			return errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
