@@ -423,3 +423,18 @@ func TestMetricsAddr(t *testing.T) {
 		t.Errorf("/metrics on the HTTP listener = %d, want 404 when they have a listener of their own", resp.StatusCode)
 	}
 }
+
+// TestFavicon: browsers ask every site for /favicon.ico; a 404 there is noise in every
+// proxy's log and a broken icon in the tab.
+func TestFavicon(t *testing.T) {
+	n := startNode(t)
+	resp, err := http.Get("http://" + n.http + "/favicon.ico")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") || len(body) == 0 {
+		t.Errorf("/favicon.ico = %d %q, %d bytes; want an image", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+	}
+}
