@@ -64,6 +64,20 @@ func configFor(certs ...tls.Certificate) *tls.Config {
 	return &tls.Config{Certificates: certs, MinVersion: tls.VersionTLS12}
 }
 
+// smtpStartTLS is what inbound SMTP offers with STARTTLS, nil for nothing. Senders
+// upgrade whenever STARTTLS is offered, and many then verify the certificate
+// (nodemailer, Go's net/smtp.SendMail): offered with the self-signed one, their mail
+// fails where in plain text it would have arrived, and that certificate proves nothing
+// to any sender anyway. So auto offers it with a certificate from files or ACME only.
+// ACME starts on a self-signed certificate too, but the CA's follows within seconds
+// (at once from acme-dir), and the listener's offer is fixed at start: auto offers it.
+func (c *certificate) smtpStartTLS(mode string, shared *tls.Config) *tls.Config {
+	if mode == "off" || mode == "auto" && c.certFile == "" && c.acme == nil {
+		return nil
+	}
+	return shared
+}
+
 // challenge is the handler of the ACME CA's http-01 requests, nil without ACME.
 func (c *certificate) challenge() http.Handler {
 	if c.acme == nil {

@@ -41,6 +41,7 @@ type Config struct {
 	Public          bool
 	TLSCert         string
 	TLSKey          string
+	SMTPStartTLS    string // auto, on or off
 	ACME            ACME
 	DKIMKey         string
 	DKIMSelector    string
@@ -173,6 +174,14 @@ func settings() []setting {
 		}},
 		{"tls-cert", "", "PEM certificate for STARTTLS and the TLS listeners; empty = self-signed, made at start", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 		{"tls-key", "", "PEM private key of tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
+		{"smtp-starttls", "auto", "inbound SMTP offers STARTTLS: auto = only with a certificate from tls-cert or ACME, on = also the self-signed one, off = never", func(c *Config, v string) error {
+			switch v {
+			case "auto", "on", "off":
+				c.SMTPStartTLS = v
+				return nil
+			}
+			return errors.New("want auto, on or off")
+		}},
 		{"acme-email", "", "contact address for an ACME account; set, the certificate comes from the ACME CA (acme-url) for acme-hosts, over http-01 on the HTTP listener (which must be port 80 of those names)", func(c *Config, v string) error {
 			if v != "" && !strings.Contains(v, "@") {
 				return errors.New("want an email address")

@@ -163,6 +163,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
+	smtpTLS := cert.smtpStartTLS(cfg.SMTPStartTLS, tlsConfig)
+	if smtpTLS == nil && cfg.SMTPStartTLS == "auto" {
+		logger.Info("inbound SMTP offers no STARTTLS: the certificate is self-signed, and senders that verify would fail; set smtp-starttls=on to offer it anyway, or give tls-cert or acme-email")
+	}
 
 	secret := []byte(cfg.Secret)
 	if len(secret) == 0 {
@@ -192,7 +196,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Timeout:         cfg.SMTPTimeout,
 			TTL:             cfg.TTL,
 			ShutdownTimeout: cfg.ShutdownTimeout,
-			TLS:             tlsConfig,
+			TLS:             smtpTLS,
 			Metrics:         registry,
 			Verifier:        verifierOrNil(verifier),
 			RecipientRate:   limit.Rate(cfg.RecipientRate),
@@ -379,7 +383,7 @@ func logConfig(cfg Config, logger *slog.Logger) {
 		"store", map[bool]string{true: "memory", false: "redis"}[cfg.RedisURL == ""],
 		"ttl", cfg.TTL, "max_ttl", cfg.MaxTTL, "max_message_size", cfg.MaxMessageSize, "max_messages", cfg.MaxMessages,
 		"secret", set(cfg.Secret), "api_key", set(cfg.APIKey), "public", cfg.Public,
-		"tls_cert", cfg.TLSCert, "acme", cfg.ACME.Email != "", "version", version())
+		"tls_cert", cfg.TLSCert, "acme", cfg.ACME.Email != "", "smtp_starttls", cfg.SMTPStartTLS, "version", version())
 }
 
 // verifierOrNil keeps a nil *mailauth.Verifier from becoming a non-nil interface.
