@@ -134,7 +134,8 @@ type Event struct {
 // Methods that take an inbox expect it normalized (see ParseAddress).
 type Store interface {
 	// Put stores every message or none. Messages may share one Raw slice (one delivery
-	// to several inboxes); the store keeps it once where it can. Put sets ID and UID.
+	// to several inboxes); the store keeps it once where it can. Put sets ID and UID,
+	// and keeps the Flags set (a sent copy is stored seen).
 	// A message keeps its Expires unless its inbox has a TTL (see SetInboxTTL): then it
 	// expires at Received plus that TTL instead (now plus the TTL when Received is zero),
 	// and Put sets Expires to that, so the caller sees when the message will go.

@@ -391,7 +391,7 @@ func (s *Server) getAttachment(c echo.Context) error {
 // a page of ours: a download, no type sniffing, and a sandbox if it renders anyway.
 func download(c echo.Context, filename string) {
 	h := c.Response().Header()
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
+	h.Set("Content-Disposition", parse.ContentDisposition(filename))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 }

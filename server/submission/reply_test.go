@@ -216,3 +216,50 @@ func TestBuildReply(t *testing.T) {
 		})
 	}
 }
+
+// TestSentCopySeen: a sent copy, whether sent over SMTP or as a reply, reads seen from
+// the store afterwards (Get and List, what the API and IMAP show), not only in the
+// answer to the reply (issue 14 item 4).
+func TestSentCopySeen(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			orig := received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", "help@sender.test")
+			k := newSink(t, sinkOptions{})
+			e := newEnv(t, st, setup{opts: Options{Relay: relayURL(t, k, "", "")}})
+			e.startWorkers()
+
+			c := login(t, e.addr, box, token(box))
+			if err := send(c, box, []string{ann}, letter(box, ann, "over smtp", "hello")); err != nil {
+				t.Fatal(err)
+			}
+			reply, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "Thanks.", "")
+			if err != nil {
+				t.Fatalf("Reply: %v", err)
+			}
+			if reply.Flags&storage.FlagSeen == 0 {
+				t.Errorf("Reply answered flags %b, want seen", reply.Flags)
+			}
+			sent := sentCopies(t, st, box)
+			if len(sent) != 2 {
+				t.Fatalf("%d sent copies, want 2", len(sent))
+			}
+			for _, m := range sent {
+				if m.Flags != storage.FlagSeen {
+					t.Errorf("List: sent copy %q flags %b, want seen", m.Subject, m.Flags)
+				}
+				got, err := st.Get(ctxFor(t), box, m.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Flags != storage.FlagSeen {
+					t.Errorf("Get: sent copy %q flags %b, want seen", got.Subject, got.Flags)
+				}
+			}
+			// The mail received stays unseen.
+			if got, err := st.Get(ctxFor(t), box, orig.ID); err != nil || got.Flags != 0 {
+				t.Errorf("Get: received message flags %v, %v; want none", got, err)
+			}
+		})
+	}
+}

@@ -330,7 +330,6 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		}
 		e := &entry{meta: *m, raw: b}
 		e.meta.Raw = nil
-		e.meta.Flags = 0
 		e.cost = metaCost(&e.meta)
 		s.metaBytes += e.cost
 		s.empty.remove(mb)

@@ -263,7 +263,7 @@ func parseEvent(t storage.EventType, inbox, rest string) (storage.Event, error) 
 	}
 	e := storage.Event{Type: t, Inbox: inbox, ID: f[0], UID: uint32(uid), Flags: storage.Flags(flags)}
 	if t == storage.EventAdded {
-		m := &storage.Message{ID: e.ID, Inbox: inbox, UID: e.UID}
+		m := &storage.Message{ID: e.ID, Inbox: inbox, UID: e.UID, Flags: e.Flags}
 		if err := decodeMeta(f[3], m); err != nil {
 			return storage.Event{}, err
 		}

@@ -332,7 +332,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			script: putScript,
 			keys:   []string{k.state, k.uids, k.msg(id)},
 			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel,
-				expiryMillis(received), at, lastField(m)},
+				expiryMillis(received), at, lastField(m), int(m.Flags)},
 		}
 	}
 	index := make([]*redis.IntCmd, len(msgs))

@@ -932,7 +932,7 @@ func TestPutScriptExpiry(t *testing.T) {
 	run := func() []int64 {
 		res, err := putScript.Run(ctx, st.client, []string{k.state, k.uids, k.msg("id1")},
 			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), inbox, k.msgPrefix, st.channel,
-			expiryMillis(m.Received), at, lastField(m)).Int64Slice()
+			expiryMillis(m.Received), at, lastField(m), 0).Int64Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -951,7 +951,7 @@ func TestPutScriptExpiry(t *testing.T) {
 	for range 2 {
 		uid, err := putScript.Run(ctx, st.client, []string{plain.state, plain.uids, plain.msg("id1")},
 			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), "plain@mayfly.test", plain.msgPrefix, st.channel,
-			expiryMillis(m.Received), at, lastField(m)).Int64()
+			expiryMillis(m.Received), at, lastField(m), 0).Int64()
 		if err != nil || uid != 1 {
 			t.Errorf("put script without a TTL = %d, %v; want UID 1", uid, err)
 		}

@@ -24,7 +24,8 @@ import "github.com/redis/go-redis/v9"
 // the message (ms), 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix,
 // 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
 // first ARGV[12] bytes (see encodeMetaExpires), 13 the state field of the highest UID
-// of the message's kind ("lastr" received, "lasts" sent; see storage.Mailbox).
+// of the message's kind ("lastr" received, "lasts" sent; see storage.Mailbox), 14 the
+// flags it is stored with (a sent copy is stored seen).
 var putScript = redis.NewScript(`
 local state, uids, msg = KEYS[1], KEYS[2], KEYS[3]
 local id, meta, inbox, channel = ARGV[1], ARGV[2], ARGV[8], ARGV[10]
@@ -64,7 +65,8 @@ if ttl then
 end
 local uid = redis.call('HINCRBY', state, 'next', 1) - 1
 redis.call('HSET', state, ARGV[13], uid)
-redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', 0, 'exp', exp, 'raw', ARGV[3])
+local flags = tonumber(ARGV[14])
+redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', flags, 'exp', exp, 'raw', ARGV[3])
 redis.call('PEXPIREAT', msg, exp)
 redis.call('ZADD', uids, uid, id)
 -- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays, and so
@@ -77,7 +79,7 @@ for _, key in ipairs({state, uids}) do
 		redis.call('PEXPIREAT', key, keep, 'GT')
 	end
 end
-redis.call('PUBLISH', channel, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n0\n' .. meta)
+redis.call('PUBLISH', channel, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta)
 local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])
 if over > 0 then
 	local old = redis.call('ZRANGE', uids, 0, over - 1, 'WITHSCORES')

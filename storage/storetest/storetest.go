@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore NewStore, persistent bool) {
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"Secret", testSecret},
 		{"SentCopy", testSentCopy},
+		{"PutKeepsFlags", testPutKeepsFlags},
 		{"CountSend", testCountSend},
 	}
 	if persistent {
@@ -894,6 +895,56 @@ func testSentCopy(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	checkMeta(t, got, m)
+}
+
+// testPutKeepsFlags puts messages with flags already set, as submission stores its sent
+// copy seen: Get, List and the added event all carry them (issue 14 item 4).
+func testPutKeepsFlags(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	inbox := inboxFor(t)
+	events, err := st.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		flags storage.Flags
+	}{
+		{"sent copy", storage.FlagSeen},
+		{"several", storage.FlagSeen | storage.FlagFlagged | storage.FlagAnswered},
+		{"none", 0},
+	}
+	want := map[string]storage.Flags{}
+	for _, tt := range tests {
+		m := NewMessage(inbox, tt.name)
+		m.Sent, m.Flags = tt.flags != 0, tt.flags
+		put(t, st, m)
+		want[m.ID] = tt.flags
+		if e := Next(t, events); e.Type != storage.EventAdded || e.Message == nil || e.Message.Flags != tt.flags {
+			t.Errorf("%s: added event = %+v, want a message with flags %b", tt.name, e, tt.flags)
+		}
+		got, err := st.Get(ctx, inbox, m.ID)
+		if err != nil {
+			t.Fatalf("%s: Get: %v", tt.name, err)
+		}
+		if got.Flags != tt.flags {
+			t.Errorf("%s: Get flags = %b, want %b", tt.name, got.Flags, tt.flags)
+		}
+	}
+	list, err := st.List(ctx, inbox, storage.Page{})
+	if err != nil || len(list) != len(tests) {
+		t.Fatalf("List = %d messages, %v; want %d", len(list), err, len(tests))
+	}
+	for _, m := range list {
+		if m.Flags != want[m.ID] {
+			t.Errorf("List: %q flags = %b, want %b", m.Subject, m.Flags, want[m.ID])
+		}
+	}
+	// The flags put are the message's own: changing them later works as for any other.
+	if got, err := st.SetFlags(ctx, inbox, list[0].ID, 0, storage.FlagSeen); err != nil || got != want[list[0].ID]&^storage.FlagSeen {
+		t.Errorf("SetFlags -seen after a put with flags = %b, %v; want %b", got, err, want[list[0].ID]&^storage.FlagSeen)
+	}
 }
 
 // testCountSend counts sends per key and window, the counters the send limits read:

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"io"
 	"path"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -52,7 +51,7 @@ type Header struct {
 // share the function's name in Go.)
 type AttachmentInfo struct {
 	Index       int    // position in Parsed.Attachments, used in /attachments/{index}
-	Filename    string // decoded, reduced to a safe base name; "attachment-N" (N = Index) when missing
+	Filename    string // decoded, reduced to a safe base name; when missing, see unnamed; offered under it by ContentDisposition
 	ContentType string // media type, lower case, e.g. "application/pdf"
 	Size        int64  // decoded size in bytes
 	ContentID   string // without angle brackets; "" if none
@@ -266,7 +265,7 @@ func (p *part) describe(index int) AttachmentInfo {
 			name = s + ".eml"
 		}
 	}
-	a.Filename = safeName(name, index)
+	a.Filename = safeName(name, p.mediaType, index)
 	if isMessage(p.mediaType) {
 		a.ContentType = "message/rfc822"
 	}
@@ -282,8 +281,9 @@ const maxNameBytes = 200
 
 // safeName reduces a sender's file name to a base name a browser or shell can take:
 // no directories, no control or invisible format characters (a right-to-left override
-// makes "gpj.exe" read as "exe.jpg"), no "." or "..".
-func safeName(name string, index int) string {
+// makes "gpj.exe" read as "exe.jpg"), no "." or "..". Nothing left is a part without a
+// name (see unnamed).
+func safeName(name, mediaType string, index int) string {
 	name = validUTF8(name)
 	name = strings.ReplaceAll(name, "\\", "/")
 	name = path.Base(strings.TrimRight(name, "/"))
@@ -306,7 +306,7 @@ func safeName(name string, index int) string {
 		name = stem + ext
 	}
 	if name == "" || name == "." || name == ".." || name == "/" {
-		return "attachment-" + strconv.Itoa(index)
+		return unnamed(mediaType, index)
 	}
 	return name
 }

@@ -81,8 +81,8 @@ func TestMessage(t *testing.T) {
 			subject: "=?x-unknown?Q?kept?= and decoded",
 			textHas: "Your PIN: 8841",
 			attachments: []AttachmentInfo{
-				{Index: 0, Filename: "attachment-0", ContentType: "text/calendar", Inline: true},
-				{Index: 1, Filename: "attachment-1", ContentType: "image/jpeg", Size: 6, Inline: true},
+				{Index: 0, Filename: "invite.ics", ContentType: "text/calendar", Inline: true},
+				{Index: 1, Filename: "attachment-1.jpg", ContentType: "image/jpeg", Size: 6, Inline: true},
 			},
 			codes: []string{"8841"}},
 		{name: "ten kilobyte sign-up mail",
@@ -212,7 +212,7 @@ func TestMessageMalformed(t *testing.T) {
 				"--b\r\nContent-Type: application/pdf; name=\"a\x01b.pdf\"\r\n\r\nx\r\n" +
 				"--b\r\nContent-Disposition: attachment; filename*=utf-8''%E2%82%AC%20rate.txt\r\n\r\nx\r\n--b--\r\n",
 			headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}},
-			files:   []string{"evil.exe", "gpj.exe", "attachment-2", "ab.pdf", "€ rate.txt"}},
+			files:   []string{"evil.exe", "gpj.exe", "attachment-2.txt", "ab.pdf", "€ rate.txt"}},
 		{name: "text with a filename is an attachment, second text is not",
 			raw: "Content-Type: multipart/mixed; boundary=b\r\n\r\n" +
 				"--b\r\nContent-Type: text/plain; name=notes.txt\r\n\r\nnotes\r\n" +
