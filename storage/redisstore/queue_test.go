@@ -132,8 +132,10 @@ func TestQueueCloseEndsNext(t *testing.T) {
 		if !errors.Is(err, storage.ErrUnavailable) {
 			t.Errorf("Next when the store closed: %v, want ErrUnavailable", err)
 		}
-		if d := time.Since(closed); d > queueBlock/2 {
-			t.Errorf("Next returned %v after Close, want at once", d)
+		// Not interrupted, Next would return when its XREADGROUP ends, queueBlock after
+		// it began (just before Close); a loaded machine may take a while at once.
+		if d := time.Since(closed); d > queueBlock*3/4 {
+			t.Errorf("Next returned %v after Close, want at once, not when its wait ends", d)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Next still waiting 5s after Close")
