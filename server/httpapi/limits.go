@@ -158,7 +158,7 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		path := c.Path()
 		switch {
-		case unmetered[path] || strings.HasPrefix(path, inboxRoute):
+		case unmetered[path] || atInbox(c):
 			return next(c)
 		case path == "/api/v1/inboxes" && c.Request().Method == http.MethodPost:
 			if err := s.allowCreate(c); err != nil {
@@ -169,14 +169,30 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := s.allowRequest(c, rateKey{client: s.clientKey(c)}); err != nil {
 			return err
 		}
+		// A method no inbox route takes still passes authorize, on its way to a 404.
+		c.Set(countedKey, true)
 		return next(c)
 	}
+}
+
+// countedKey marks a request limitRate has counted already.
+const countedKey = "rate-counted"
+
+// atInbox reports whether authorize will count c: a request at an inbox with a method
+// the inbox routes take. A CORS preflight is answered by its middleware before any
+// route, so it is counted here, by address.
+func atInbox(c echo.Context) bool {
+	switch c.Request().Method {
+	case http.MethodGet, http.MethodPost, http.MethodDelete:
+		return strings.HasPrefix(c.Path(), inboxRoute)
+	}
+	return false
 }
 
 // allowRequest takes a token from key's bucket of Options.RequestRate, or answers 429
 // telling the client when one will be back.
 func (s *Server) allowRequest(c echo.Context, key rateKey) error {
-	if s.requests == nil || s.requests.Allow(key) {
+	if s.requests == nil || c.Get(countedKey) != nil || s.requests.Allow(key) {
 		return nil
 	}
 	s.metrics.refused.WithLabelValues("rate").Inc()

@@ -294,3 +294,64 @@ func TestUnauthenticatedFloodDefaults(t *testing.T) {
 		t.Errorf("4000 requests without credentials from one address, none refused: want 429 rate_limited (MAYFLY_HTTP_RATE %d/%s)", defaultRequestRate.N, defaultRequestRate.Per)
 	}
 }
+
+// TestRateCountsEveryRequestOnce: whatever the method and route, a request without
+// credentials is counted once by address (creation aside, in its own bucket): a CORS
+// preflight, answered before any route, and a method no inbox route takes, which passes
+// authorize on its way to a 404, included.
+func TestRateCountsEveryRequestOnce(t *testing.T) {
+	st := stores(t)["memory"](t)
+	paths := []string{
+		"/api/v1/inboxes/a@mayfly.test/messages", "/api/v1/inboxes/a@mayfly.test", "/api/v1/inboxes/a@mayfly.test/nothing",
+		"/api/v1/inboxes/a@mayfly.test/wait", "/api/v1/inboxes/nobody@elsewhere.test/messages", "/api/v1/nothing", "/nothing",
+	}
+	for _, method := range []string{"GET", "POST", "DELETE", "PUT", "HEAD", "OPTIONS"} {
+		for _, path := range paths {
+			e := newEnv(t, st, Options{RequestRate: limit.Rate{N: 2, Per: time.Hour}, CORSOrigins: []string{"https://app.test"}})
+			var got []int
+			for range 3 {
+				req, err := http.NewRequest(method, e.base+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Origin", "https://app.test")
+				req.Header.Set("Access-Control-Request-Method", "GET")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				got = append(got, resp.StatusCode)
+			}
+			if got[0] == http.StatusTooManyRequests || got[1] == http.StatusTooManyRequests || got[2] != http.StatusTooManyRequests {
+				t.Errorf("%s %s three times with a rate of 2 = %v, want the third alone refused with 429", method, path, got)
+			}
+			e.stop()
+		}
+	}
+}
+
+// TestRatePublicMode: in public mode every inbox opens without credentials; a request
+// that carries the inbox's token still counts under the inbox, one without under the
+// address.
+func TestRatePublicMode(t *testing.T) {
+	e := newEnv(t, stores(t)["memory"](t), Options{Public: true, RequestRate: limit.Rate{N: 2, Per: time.Hour}})
+	in := e.create("")
+	messages := "/api/v1/inboxes/" + in.Address + "/messages"
+	for i := range 2 {
+		if r := e.do("GET", messages, in.Token, nil); r.status != 200 {
+			t.Fatalf("public request %d with the token = %d %s, want 200", i+1, r.status, r.body)
+		}
+	}
+	if r := e.do("GET", messages, in.Token, nil); r.status != http.StatusTooManyRequests {
+		t.Errorf("third public request with the token = %d, want 429: counted under the inbox", r.status)
+	}
+	for i := range 2 {
+		if r := e.do("GET", messages, "", nil); r.status != 200 {
+			t.Fatalf("public request %d without a token = %d %s, want 200: the address's bucket is its own", i+1, r.status, r.body)
+		}
+	}
+	if r := e.do("GET", messages, "", nil); r.status != http.StatusTooManyRequests {
+		t.Errorf("third public request without a token = %d, want 429", r.status)
+	}
+}
