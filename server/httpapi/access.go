@@ -36,49 +36,73 @@ func (s *Server) parseInbox(address string) (string, error) {
 
 // authorize lets a request at an inbox through with the inbox's token, the admin key,
 // or in public mode; the token comes as "Authorization: Bearer T" or "?token=T" (for
-// links and WebSockets, which cannot set headers).
+// links and WebSockets, which cannot set headers). It counts the request against
+// Options.RequestRate: under the inbox when a credential opened it, so that one
+// address's many inboxes (a CI runner's parallel tests) do not share one bucket, and
+// under the client's address otherwise, so that requests without credentials, with
+// wrong ones, or at addresses that are none are held to the address's rate.
 func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		// Browsers' encodeURIComponent writes "@" as %40; echo leaves path parameters escaped.
-		address, err := url.PathUnescape(c.Param("address"))
-		if err != nil {
-			return errorf(http.StatusBadRequest, "bad_address", "%q is not an address", c.Param("address"))
+		opened, err := s.authenticate(c)
+		key := rateKey{client: s.clientKey(c)}
+		if opened {
+			key = rateKey{inbox: inboxOf(c)}
 		}
-		inbox, err := s.parseInbox(address)
-		if err != nil {
+		if err := s.allowRequest(c, key); err != nil {
 			return err
 		}
-		c.Set(inboxKey, inbox)
-		if s.opts.Public {
-			return next(c)
-		}
-		token := bearer(c.Request())
-		if key := c.QueryParam(frameKeyParam); token == "" && key != "" && c.Path() == attachmentRoute {
-			// The sandboxed frame's image requests carry the frame's key, not the token,
-			// and are held to the same guessing bound.
-			want := s.frameKey(inbox, c.Param("id"))
-			opens, err := s.checkToken(c, key, func(key string) bool { return subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1 })
-			if err != nil {
-				return err
-			}
-			if !opens {
-				return errorf(http.StatusForbidden, "forbidden", "that key does not open this message's images")
-			}
-			c.Set(partKey, true)
-			return next(c)
-		}
-		if token == "" {
-			return errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
-		}
-		opens, err := s.checkToken(c, token, func(token string) bool { return s.isAdminKey(token) || s.tokens.Valid(inbox, token) })
 		if err != nil {
 			return err
-		}
-		if !opens {
-			return errorf(http.StatusForbidden, "forbidden", "that token does not open %s", inbox)
 		}
 		return next(c)
 	}
+}
+
+// authenticate decides whether c may read the inbox it names, which it leaves for the
+// handlers, and whether a credential opened it: the inbox's token, the admin key or the
+// frame's key. In public mode every inbox opens without one, and a request without one
+// is still counted by address.
+func (s *Server) authenticate(c echo.Context) (opened bool, err error) {
+	// Browsers' encodeURIComponent writes "@" as %40; echo leaves path parameters escaped.
+	address, err := url.PathUnescape(c.Param("address"))
+	if err != nil {
+		return false, errorf(http.StatusBadRequest, "bad_address", "%q is not an address", c.Param("address"))
+	}
+	inbox, err := s.parseInbox(address)
+	if err != nil {
+		return false, err
+	}
+	c.Set(inboxKey, inbox)
+	token := bearer(c.Request())
+	if s.opts.Public {
+		// Nothing is guessed here, every inbox being open: no failure to count.
+		return token != "" && (s.isAdminKey(token) || s.tokens.Valid(inbox, token)), nil
+	}
+	if key := c.QueryParam(frameKeyParam); token == "" && key != "" && c.Path() == attachmentRoute {
+		// The sandboxed frame's image requests carry the frame's key, not the token,
+		// and are held to the same guessing bound.
+		want := s.frameKey(inbox, c.Param("id"))
+		opens, err := s.checkToken(c, key, func(key string) bool { return subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1 })
+		if err != nil {
+			return false, err
+		}
+		if !opens {
+			return false, errorf(http.StatusForbidden, "forbidden", "that key does not open this message's images")
+		}
+		c.Set(partKey, true)
+		return true, nil
+	}
+	if token == "" {
+		return false, errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
+	}
+	opens, err := s.checkToken(c, token, func(token string) bool { return s.isAdminKey(token) || s.tokens.Valid(inbox, token) })
+	if err != nil {
+		return false, err
+	}
+	if !opens {
+		return false, errorf(http.StatusForbidden, "forbidden", "that token does not open %s", inbox)
+	}
+	return true, nil
 }
 
 // checkToken reports whether token opens what the request asks for, by opens, and counts

@@ -58,7 +58,7 @@ type Options struct {
 
 	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
 	// IPv6 /64) may hold at once; more are answered 429 too_many_connections and closed.
-	// 0 = 64, negative = no limit. Trusted proxies are not counted.
+	// 0 = 512, negative = no limit. Trusted proxies are not counted.
 	MaxConnectionsPerIP int
 	// RequestRate is how many requests one client may make, with bursts of as many;
 	// more are answered 429 rate_limited with a Retry-After. /healthz, /readyz and
@@ -120,7 +120,7 @@ type Server struct {
 	metrics *metrics
 	// conns and requests are the per-client limits; nil = none.
 	conns    *limit.Conns
-	requests *limit.Buckets[netip.Addr]
+	requests *limit.Buckets[rateKey]
 	creates  *limit.Buckets[netip.Addr]
 	reads    *limit.Conns
 	awaiting atomic.Int64  // requests waiting for a read slot, for tests
@@ -200,7 +200,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		s.reads = limit.NewConns(opts.MaxReadsPerIP)
 	}
 	if !opts.RequestRate.Off() {
-		s.requests = limit.NewBuckets[netip.Addr](opts.RequestRate)
+		s.requests = limit.NewBuckets[rateKey](opts.RequestRate)
 	}
 	if !opts.CreateRate.Off() {
 		s.creates = limit.NewBuckets[netip.Addr](opts.CreateRate)

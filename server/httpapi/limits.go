@@ -18,11 +18,13 @@ import (
 )
 
 // Defaults of the per-client limits. A browser opens up to six connections to a host
-// per page and keeps one WebSocket per open tab, and a QA suite holds a connection per
-// long-poll wait, so the mail listeners' 20 connections would refuse ordinary users
-// (several behind one NAT); 64 still keeps one address from holding thousands of sockets.
+// per page and keeps one WebSocket per open tab, and a CI runner's suite holds one per
+// test in flight, each wait for its whole length: 200 parallel tests hold 200 at once,
+// and connections the client has just closed are counted until the server reads their
+// end. 512 leaves that suite room twice over (and several users behind one NAT), while
+// one address still cannot hold thousands of sockets.
 const (
-	defaultMaxConnections    = 64
+	defaultMaxConnections    = 512
 	defaultReadTimeout       = 30 * time.Second // a request's headers and body, at most 64 KiB
 	defaultReadHeaderTimeout = 10 * time.Second
 )
@@ -140,22 +142,66 @@ func (s *Server) clientKey(c echo.Context) netip.Addr {
 // on their own schedule from few addresses and must never be refused.
 var unmetered = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
-// limitRate refuses a client's requests past Options.RequestRate with 429, telling it
-// when a token will be back.
+// rateKey is what a request counts under in Options.RequestRate's buckets: the inbox
+// its credential opened, else the client's address.
+type rateKey struct {
+	client netip.Addr
+	inbox  string
+}
+
+// limitRate holds each client's requests to Options.RequestRate, except those counted
+// elsewhere: inbox creations count only in Options.CreateRate's bucket, and requests at
+// an inbox are counted by authorize, which knows whether a credential opened it. A CI
+// runner's parallel tests all come from one address; what each of them does to its own
+// inbox must not be refused for what the others do.
 func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.requests == nil {
-		return next
-	}
-	per := s.opts.RequestRate.Per / time.Duration(s.opts.RequestRate.N)
-	retry := strconv.Itoa(max(1, int(math.Ceil(per.Seconds()))))
 	return func(c echo.Context) error {
-		if unmetered[c.Path()] || s.requests.Allow(s.clientKey(c)) {
+		path := c.Path()
+		switch {
+		case unmetered[path] || atInbox(c):
+			return next(c)
+		case path == "/api/v1/inboxes" && c.Request().Method == http.MethodPost:
+			if err := s.allowCreate(c); err != nil {
+				return err
+			}
 			return next(c)
 		}
-		s.metrics.refused.WithLabelValues("rate").Inc()
-		c.Response().Header().Set("Retry-After", retry)
-		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address (MAYFLY_HTTP_RATE); slow down")
+		if err := s.allowRequest(c, rateKey{client: s.clientKey(c)}); err != nil {
+			return err
+		}
+		// A method no inbox route takes still passes authorize, on its way to a 404.
+		c.Set(countedKey, true)
+		return next(c)
 	}
+}
+
+// countedKey marks a request limitRate has counted already.
+const countedKey = "rate-counted"
+
+// atInbox reports whether authorize will count c: a request at an inbox with a method
+// the inbox routes take. A CORS preflight is answered by its middleware before any
+// route, so it is counted here, by address.
+func atInbox(c echo.Context) bool {
+	switch c.Request().Method {
+	case http.MethodGet, http.MethodPost, http.MethodDelete:
+		return strings.HasPrefix(c.Path(), inboxRoute)
+	}
+	return false
+}
+
+// allowRequest takes a token from key's bucket of Options.RequestRate, or answers 429
+// telling the client when one will be back.
+func (s *Server) allowRequest(c echo.Context, key rateKey) error {
+	if s.requests == nil || c.Get(countedKey) != nil || s.requests.Allow(key) {
+		return nil
+	}
+	s.metrics.refused.WithLabelValues("rate").Inc()
+	per := s.opts.RequestRate.Per / time.Duration(s.opts.RequestRate.N)
+	c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(per.Seconds())))))
+	if key.inbox != "" {
+		return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests for this inbox (MAYFLY_HTTP_RATE); slow down")
+	}
+	return errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from your address (MAYFLY_HTTP_RATE); slow down")
 }
 
 // readsKey is the client of c as limit.Conns counts it.

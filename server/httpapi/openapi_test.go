@@ -256,18 +256,19 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{Protocol: "IMAP", Host: "mail.mayfly.test", Port: 143, Security: "STARTTLS"},
 		{Protocol: "POP3", Host: "mail.mayfly.test", Port: 995, Security: "TLS"},
 	}})
-	// Every request of httptest comes from 192.0.2.1, which has used up its requests on
-	// one server and its wrong tokens on another.
+	// Every request of httptest comes from 192.0.2.1, which has used up its creations,
+	// and box its requests, on one server, and its wrong tokens on another.
+	box := "box@mayfly.test"
 	client := netip.MustParseAddr("192.0.2.1")
 	admin := newOpenAPIServer(t, st, Options{APIKey: "admin-key-123456"})
-	rated := newOpenAPIServer(t, st, Options{RequestRate: limit.Rate{N: 1, Per: time.Hour}})
-	rated.requests.Allow(client)
+	rated := newOpenAPIServer(t, st, Options{RequestRate: limit.Rate{N: 1, Per: time.Hour}, CreateRate: limit.Rate{N: 1, Per: time.Hour}})
+	rated.creates.Allow(client)
+	rated.requests.Allow(rateKey{inbox: box})
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 1, Per: time.Hour})
 	failures.Allow(client)
 	throttled := newOpenAPIServer(t, st, Options{LoginFailures: failures})
 	doc := loadOpenAPI(t)
 
-	box := "box@mayfly.test"
 	token := s.tokens.Token(box)
 	now := time.Now()
 	m := &storage.Message{
