@@ -137,7 +137,7 @@ type Pacer struct {
 	slack  time.Duration // left; at most max
 	max    time.Duration
 	most   time.Duration // the longest one wait; 0 = no bound
-	at     time.Time // when slack was last brought up to date
+	at     time.Time     // when slack was last brought up to date
 	now    func() time.Time
 	sleep  func(context.Context, time.Duration) error
 }
