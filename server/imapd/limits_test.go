@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -147,12 +150,14 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	}
 }
 
-func TestCommandRate(t *testing.T) {
+// TestCommandRatePacesFlood floods a connection with NOOPs, pipelined, on the
+// default rate (50/s): the burst is served at once, then the client is slowed, not
+// cut, until it has flooded for long enough to be clear abuse; then it is told BYE.
+// Another connection of the same client goes on.
+func TestCommandRatePacesFlood(t *testing.T) {
 	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
-	srv := startServer(t, st, false, func(o *Options, _ *Server) {
-		o.CommandRate = limit.Rate{N: 5, Per: time.Hour}
-	})
+	srv := startServer(t, st, false)
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
 	other := dialRaw(t, srv.addr)
@@ -160,18 +165,21 @@ func TestCommandRate(t *testing.T) {
 
 	flood := dialRaw(t, srv.addr)
 	flood.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
-	// Five commands, each counted once: FETCH's Poll is part of FETCH, and NOOP,
-	// CHECK and CAPABILITY, which imapserver answers, are counted by their Poll.
-	for _, c := range []string{"SELECT INBOX", "FETCH 1 (UID)", "NOOP", "CHECK", "CAPABILITY"} {
-		flood.ok(c)
+	flood.ok("SELECT INBOX")
+	answered, elapsed, lines := floodNoop(t, flood.c, flood.br)
+	t.Logf("%d NOOPs answered in %v before the cut", answered, elapsed)
+	// The connection's bucket holds PaceBurst and refills at 50/s: no more can have
+	// been answered, however fast the server.
+	if most := limit.PaceBurst + 2 + int(50*elapsed.Seconds()) + 5; answered > most {
+		t.Errorf("%d NOOPs answered in %v: the rate (50/s, burst %d) did not slow the flood", answered, elapsed, limit.PaceBurst)
 	}
-	fmt.Fprintf(flood.c, "x NOOP\r\n")
-	lines, _ := untilClosed(t, flood.c, flood.br, 10*time.Second)
+	// A flood is cut only after it has been slowed for about twice the client's slack
+	// (limit.Pacer): 500 commands past the burst.
+	if answered < limit.PaceBurst+400 {
+		t.Errorf("the flood was cut after %d NOOPs, want it slowed past %d first", answered, limit.PaceBurst+400)
+	}
 	if !hasLine(lines, "* BYE too many commands (MAYFLY_COMMAND_RATE), slow down") {
-		t.Errorf("the command over the rate read %q, want * BYE too many commands (MAYFLY_COMMAND_RATE), slow down", lines)
-	}
-	if hasLine(lines, "x OK") {
-		t.Errorf("the command over the rate was answered: %q", lines)
+		t.Errorf("the end of the flood read %q, want * BYE too many commands (MAYFLY_COMMAND_RATE), slow down", lines)
 	}
 
 	// The other connection has a rate of its own.
@@ -182,6 +190,78 @@ func TestCommandRate(t *testing.T) {
 	if got := refused(srv, refusedCommands); got != 1 {
 		t.Errorf("refused{reason=commands} = %v, want 1", got)
 	}
+}
+
+// floodNoop sends NOOPs as fast as the connection takes them, while reading the
+// answers, until the server closes it (for at most a minute and a half). It returns
+// how many were answered OK, how long until the close, and the last lines read.
+func floodNoop(t *testing.T, c net.Conn, br *bufio.Reader) (answered int, elapsed time.Duration, last []string) {
+	t.Helper()
+	go func() {
+		line := []byte("n NOOP\r\n")
+		batch := []byte(strings.Repeat(string(line), 100))
+		for {
+			if _, err := c.Write(batch); err != nil {
+				return // closed by the server, or by the test's end
+			}
+		}
+	}()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(90 * time.Second))
+	for {
+		l, err := br.ReadString('\n')
+		if strings.HasPrefix(l, "n OK") {
+			answered++
+		} else if l != "" {
+			last = append(last, strings.TrimSpace(l))
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+			t.Fatalf("flood not cut within 90s: %v (%d answered)", err, answered)
+		}
+		return answered, time.Since(start), last
+	}
+}
+
+// TestPipelinedFetchOfFullInbox fetches every message of a full inbox (200) with one
+// UID FETCH each, all sent before the first answer is read, as mbsync does, on the
+// default CommandRate: every one is answered, and the connection stays open.
+func TestPipelinedFetchOfFullInbox(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		const n = 200
+		for i := range n {
+			put(t, st, inbox, fmt.Sprintf("message %d", i), nil)
+		}
+		c, _ := open(t, srv.addr, inbox, nil)
+		all, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true}).Collect()
+		if err != nil || len(all) != n {
+			t.Fatalf("FETCH 1:* (UID) = %d messages, %v; want %d", len(all), err, n)
+		}
+		body := []*imap.FetchItemBodySection{{Peek: true}}
+		cmds := make([]*imapclient.FetchCommand, n)
+		for i, m := range all {
+			cmds[i] = c.Fetch(imap.UIDSetNum(m.UID), &imap.FetchOptions{UID: true, BodySection: body})
+		}
+		for i, cmd := range cmds {
+			msgs, err := cmd.Collect()
+			if err != nil {
+				t.Fatalf("UID FETCH %d of %d: %v", i+1, n, err)
+			}
+			if len(msgs) != 1 || len(msgs[0].FindBodySection(body[0])) == 0 {
+				t.Fatalf("UID FETCH %d of %d gave %d messages, or no body", i+1, n, len(msgs))
+			}
+		}
+		if err := c.Noop().Wait(); err != nil {
+			t.Fatalf("NOOP after the fetches: %v", err)
+		}
+		if got := refused(srv, refusedCommands); got != 0 {
+			t.Errorf("refused{reason=commands} = %v, want 0", got)
+		}
+	})
 }
 
 // slowServer has a short login timeout, and an autologout long enough for a test that

@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_imap_refused_total",
-			Help: "IMAP clients refused by a per-client limit, by reason: connections (too many open from one address; a BYE, or a close on IMAPS), commands (too many commands on a connection; a BYE), logins (too many failed logins from one address; a NO before the password is checked), searches (a SEARCH with too many keys or past its time; a NO [LIMIT]).",
+			Help: "IMAP clients refused by a per-client limit, by reason: connections (too many open from one address; a BYE, or a close on IMAPS), commands (a connection flooding past the command rate, which slows it first; a BYE), logins (too many failed logins from one address; a NO before the password is checked), searches (a SEARCH with too many keys or past its time; a NO [LIMIT]).",
 		}, []string{"reason"}),
 	}
 	m.logins.WithLabelValues("ok")

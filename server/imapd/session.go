@@ -13,7 +13,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"golang.org/x/time/rate"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -32,7 +31,7 @@ type session struct {
 
 	inbox string // set by a successful login
 
-	rate *rate.Limiter // Options.CommandRate; nil = no limit
+	rate *limit.Pacer // Options.CommandRate; nil = no limit
 	// answered says that the last command reached a method of ours and succeeded, so
 	// the Poll imapserver makes after it is part of it, not a NOOP of its own.
 	answered atomic.Bool
@@ -56,7 +55,7 @@ func newSession(l *listener, c *conn) *session {
 		logger: l.srv.logger.With("remote", c.RemoteAddr().String()),
 		ctx:    ctx,
 		cancel: cancel,
-		rate:   l.srv.opts.CommandRate.Limiter(),
+		rate:   l.srv.opts.CommandRate.Pacer(l.srv.autologout),
 	}
 	s.srv.metrics.sessions.Inc()
 	return s
@@ -102,9 +101,11 @@ func (s *session) command(name string) error {
 	return s.take()
 }
 
-// take takes one command from the connection's CommandRate. Past the rate the client
-// is told BYE and the connection closes; the error is for imapserver, whose answer to
-// the command goes nowhere.
+// take takes one command from the connection's CommandRate. Past the rate the command
+// waits for its turn (limit.Pacer), and the next is not read until it is answered, so
+// a pipelining client is slowed, not cut. Only clear abuse, a flood long past the
+// burst, is told BYE and the connection closes; the error is for imapserver, whose
+// answer to the command goes nowhere.
 //
 // imapserver calls the session for most commands, and calls Poll after every one that
 // succeeds, including NOOP, CHECK, CAPABILITY and ENABLE, which it otherwise answers
@@ -112,8 +113,13 @@ func (s *session) command(name string) error {
 // fail in imapserver's own checks (syntax, state) without touching the store. LOGIN is
 // not taken: a connection logs in once, and a wrong password costs authFailDelay.
 func (s *session) take() error {
-	if s.rate == nil || s.rate.Allow() {
+	err := s.rate.Wait(s.ctx)
+	if err == nil {
 		return nil
+	}
+	if !errors.Is(err, limit.ErrTooFast) {
+		// The session is closing (shutdown): drain says BYE.
+		return bye("shutting down")
 	}
 	s.srv.metrics.refused.WithLabelValues(refusedCommands).Inc()
 	s.logger.Warn("too many commands, closing the connection")

@@ -14,6 +14,8 @@
 package limit
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -107,6 +109,100 @@ func (r Rate) Limiter() *rate.Limiter {
 		return nil
 	}
 	return rate.NewLimiter(rate.Every(r.Per/time.Duration(r.N)), r.N)
+}
+
+// PaceBurst is the least burst a Pacer allows: a client fetching a full inbox (200
+// messages) in one pipeline, plus the commands around it, never waits.
+const PaceBurst = 500
+
+// paceSlack is how many commands' worth of waiting (at the rate) a Pacer's client may
+// run up, net of half the time gone by, before it is taken for abuse: at 50/s, 5 s.
+const paceSlack = 250
+
+// ErrTooFast is a Pacer's answer to clear abuse: a client that keeps sending at more
+// than twice its rate long after its burst is spent.
+var ErrTooFast = errors.New("too many commands")
+
+// Pacer paces one connection's commands at a Rate. A client past its burst is not
+// cut but slowed: Wait holds its command until a token is due, so the server reads
+// its next one no faster than the rate. Waiting costs the client slack, which comes
+// back at half the speed of the clock. So a client that, left alone, would go at up to
+// twice the rate (its own pauses between an answer and its next command are at least
+// half a token's time) is slowed for ever and never cut; one that floods, whose every
+// command waits the full token's time, runs out after about 2*paceSlack commands
+// past its burst (10 s at 50/s) and is cut.
+// A Pacer is for one connection's goroutine at a time.
+type Pacer struct {
+	tokens *rate.Limiter
+	slack  time.Duration // left; at most max
+	max    time.Duration
+	most   time.Duration // the longest one wait; 0 = no bound
+	at     time.Time     // when slack was last brought up to date
+	now    func() time.Time
+	sleep  func(context.Context, time.Duration) error
+}
+
+// Pacer returns a Pacer at r with a burst of N or PaceBurst, whichever is more; nil
+// (which paces nothing) when r is off. A wait longer than maxWait, which a rate of
+// a few an hour may ask for, is abuse too: the connection's idle timeout is a good
+// maxWait, as an idle client is cut after it anyway. 0 = no bound.
+func (r Rate) Pacer(maxWait time.Duration) *Pacer {
+	if r.Off() {
+		return nil
+	}
+	every := r.Per / time.Duration(r.N)
+	p := &Pacer{
+		tokens: rate.NewLimiter(rate.Every(every), max(r.N, PaceBurst)),
+		slack:  paceSlack * every,
+		max:    paceSlack * every,
+		most:   maxWait,
+		now:    time.Now,
+		sleep:  sleep,
+	}
+	p.at = p.now()
+	return p
+}
+
+// Wait takes one command, at once while the burst lasts and otherwise once its token
+// is due. It returns ErrTooFast, at once, when the wait would take more slack than
+// the client has left or more than maxWait, and ctx's error when ctx ends first (the connection closing,
+// the server shutting down). One wait is at most one token's time, Per/N, and
+// maxWait, so a paced connection still reaches its read deadline (idle timeout)
+// between commands and holds no goroutine for longer than an idle one.
+func (p *Pacer) Wait(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	now := p.now()
+	p.slack = min(p.max, p.slack+now.Sub(p.at)/2)
+	p.at = now
+	r := p.tokens.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	if d > p.slack || p.most > 0 && d > p.most {
+		r.CancelAt(now)
+		return ErrTooFast
+	}
+	p.slack -= d
+	if err := p.sleep(ctx, d); err != nil {
+		r.CancelAt(p.now())
+		return err
+	}
+	return nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Buckets is a token bucket per key (a client, an inbox). Buckets that have refilled

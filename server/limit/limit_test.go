@@ -2,6 +2,8 @@ package limit
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -163,5 +165,98 @@ func TestListen(t *testing.T) {
 	}
 	if !IsLoopback(lns[0].Addr()) || IsLoopback(&net.TCPAddr{IP: net.ParseIP("192.0.2.1")}) || !IsLoopback(&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1")}) {
 		t.Error("IsLoopback is wrong about 127.0.0.1, 192.0.2.1 or a mapped 127.0.0.1")
+	}
+}
+
+// A fake clock for a Pacer: its waits take no real time.
+func fakePacer(r Rate) (*Pacer, *time.Time, *time.Duration) {
+	now := time.Unix(1_000_000, 0)
+	var waited time.Duration
+	p := r.Pacer(0)
+	p.now = func() time.Time { return now }
+	p.at = now
+	p.sleep = func(_ context.Context, d time.Duration) error {
+		now = now.Add(d)
+		waited += d
+		return nil
+	}
+	return p, &now, &waited
+}
+
+func TestPacerBurstThenPace(t *testing.T) {
+	p, _, waited := fakePacer(Rate{N: 50, Per: time.Second})
+	for i := range PaceBurst {
+		if err := p.Wait(context.Background()); err != nil || *waited != 0 {
+			t.Fatalf("command %d of the burst: err %v, waited %v", i+1, err, *waited)
+		}
+	}
+	for range 100 {
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatalf("a client 100 commands past its burst was cut: %v", err)
+		}
+	}
+	if *waited < 100*20*time.Millisecond-time.Millisecond {
+		t.Fatalf("100 commands past the burst at 50/s waited %v, want 2s", *waited)
+	}
+}
+
+func TestPacerCutsFlood(t *testing.T) {
+	p, _, _ := fakePacer(Rate{N: 50, Per: time.Second})
+	n := 0
+	for ; n < 100_000; n++ {
+		if err := p.Wait(context.Background()); err != nil {
+			if !errors.Is(err, ErrTooFast) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	// Each paced command takes 20ms of slack and gives 10ms back.
+	if want := PaceBurst + 2*paceSlack; n < want-2 || n > want+2 {
+		t.Fatalf("a flood was cut after %d commands, want about %d", n, want)
+	}
+}
+
+func TestPacerSpares2xClient(t *testing.T) {
+	p, now, _ := fakePacer(Rate{N: 50, Per: time.Second})
+	for i := range 20_000 {
+		// The client's own pause: half a token's time, so on its own it would go 100/s.
+		*now = now.Add(10 * time.Millisecond)
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatalf("a client at twice the rate cut at command %d: %v", i+1, err)
+		}
+	}
+}
+
+func TestPacerWaitEndsWithContext(t *testing.T) {
+	p := Rate{N: 1, Per: time.Hour}.Pacer(0)
+	for range PaceBurst {
+		p.Wait(context.Background())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Wait(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a Wait of an hour did not end with its context")
+	}
+	var off *Pacer
+	if off.Wait(context.Background()) != nil || (Rate{}).Pacer(0) != nil {
+		t.Fatal("an off rate paces")
+	}
+}
+
+func TestPacerMaxWait(t *testing.T) {
+	p := Rate{N: 1, Per: time.Hour}.Pacer(time.Minute)
+	for range PaceBurst {
+		p.Wait(context.Background())
+	}
+	if err := p.Wait(context.Background()); !errors.Is(err, ErrTooFast) {
+		t.Fatalf("a wait of an hour past a maxWait of a minute = %v, want ErrTooFast", err)
 	}
 }

@@ -3,6 +3,7 @@ package pop3d
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -97,21 +98,62 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	}
 }
 
-func TestCommandRate(t *testing.T) {
+// TestCommandRatePacesFlood floods a connection with NOOPs, pipelined, on the
+// default rate (50/s): the burst is served at once, then the client is slowed, not
+// cut, until it has flooded for long enough to be clear abuse; then it is cut.
+// Bad commands count too. Another connection of the same client goes on.
+func TestCommandRatePacesFlood(t *testing.T) {
 	st := memory(t)
 	put(t, st, box, plainMsg)
-	e := newEnv(t, st, setup{opts: Options{CommandRate: limit.Rate{N: 5, Per: time.Hour}}})
+	e := newEnv(t, st, setup{})
 	other := dial(t, e.addr)
 	other.login(box, token(box))
 
 	flood := dial(t, e.addr)
 	flood.login(box, token(box))
-	flood.ok("STAT")
-	flood.fail("XYZZY", "unknown command") // bad commands count too
-	flood.ok("NOOP")
-	flood.send("NOOP")
-	if got := untilClosed(t, flood, 10*time.Second); len(got) != 1 || got[0] != "-ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down" {
-		t.Errorf("the command over the rate read %q, want -ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down", got)
+	flood.fail("XYZZY", "unknown command")
+	go func() {
+		batch := strings.Repeat("NOOP\r\n", 100)
+		for {
+			if _, err := io.WriteString(flood.conn, batch); err != nil {
+				return // closed by the server, or by the test's end
+			}
+		}
+	}()
+	start := time.Now()
+	flood.conn.SetDeadline(start.Add(90 * time.Second))
+	answered := 0
+	var last []string
+	for {
+		l, err := flood.r.ReadString('\n')
+		if l == "+OK\r\n" {
+			answered++
+		} else if l != "" {
+			last = append(last, strings.TrimSpace(l))
+		}
+		if err == nil {
+			continue
+		}
+		var op *net.OpError
+		if !errors.Is(err, io.EOF) && !(errors.As(err, &op) && strings.Contains(op.Err.Error(), "reset")) {
+			t.Fatalf("flood not cut within 90s: %v (%d answered)", err, answered)
+		}
+		break
+	}
+	elapsed := time.Since(start)
+	t.Logf("%d NOOPs answered in %v before the cut", answered, elapsed)
+	// The connection's bucket holds PaceBurst and refills at 50/s: no more can have
+	// been answered, however fast the server.
+	if most := limit.PaceBurst + int(50*elapsed.Seconds()) + 5; answered > most {
+		t.Errorf("%d NOOPs answered in %v: the rate (50/s, burst %d) did not slow the flood", answered, elapsed, limit.PaceBurst)
+	}
+	// A flood is cut only after it has been slowed for about twice the client's slack
+	// (limit.Pacer): 500 commands past the burst.
+	if answered < limit.PaceBurst+400 {
+		t.Errorf("the flood was cut after %d NOOPs, want it slowed past %d first", answered, limit.PaceBurst+400)
+	}
+	if len(last) != 1 || last[0] != "-ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down" {
+		t.Errorf("the end of the flood read %q, want -ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down", last)
 	}
 
 	// The other connection has a rate of its own.
@@ -120,6 +162,42 @@ func TestCommandRate(t *testing.T) {
 	other.multi()
 	if got := limited(e, limitedCommands); got != 1 {
 		t.Errorf("refused{reason=commands} = %v, want 1", got)
+	}
+}
+
+// TestRetrFullMaildrop downloads a full inbox (200 messages) RETR after RETR, as
+// fetchmail does, on the default CommandRate, and deletes them: every one is served.
+func TestRetrFullMaildrop(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			const n = 200
+			for range n {
+				put(t, st, box, plainMsg)
+			}
+			e := newEnv(t, st, setup{})
+			c := dial(t, e.addr)
+			c.login(box, token(box))
+			if got := c.ok("STAT"); !strings.HasPrefix(got, fmt.Sprintf("+OK %d ", n)) {
+				t.Fatalf("STAT = %q, want %d messages", got, n)
+			}
+			c.ok("UIDL")
+			c.multi()
+			for i := 1; i <= n; i++ {
+				c.ok(fmt.Sprintf("RETR %d", i))
+				if len(c.multi()) == 0 {
+					t.Fatalf("RETR %d: no message", i)
+				}
+				c.ok(fmt.Sprintf("DELE %d", i))
+			}
+			c.ok("QUIT")
+			if left := ids(t, st, box); len(left) != 0 {
+				t.Errorf("%d messages left after QUIT, want 0", len(left))
+			}
+			if got := limited(e, limitedCommands); got != 0 {
+				t.Errorf("refused{reason=commands} = %v, want 0", got)
+			}
+		})
 	}
 }
 

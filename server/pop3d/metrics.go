@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_pop3_connections_refused_total", Help: "Connections turned away because MaxConnections sessions were open.",
 		}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_pop3_refused_total", Help: "POP3 clients refused by a per-client limit, by reason: connections (too many open from one address; -ERR [SYS/TEMP], or a close on POP3S), commands (too many commands on a connection; -ERR [SYS/TEMP] and a close), logins (too many failed logins from one address; -ERR [SYS/TEMP] before the password is checked).",
+			Name: "mayfly_pop3_refused_total", Help: "POP3 clients refused by a per-client limit, by reason: connections (too many open from one address; -ERR [SYS/TEMP], or a close on POP3S), commands (a connection flooding past the command rate, which slows it first; -ERR [SYS/TEMP] and a close), logins (too many failed logins from one address; -ERR [SYS/TEMP] before the password is checked).",
 		}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_pop3_logins_total", Help: "Login attempts (USER/PASS and AUTH PLAIN) by result: ok, failed, refused_plaintext (no TLS), unavailable (store down).",

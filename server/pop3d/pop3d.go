@@ -51,9 +51,10 @@ type Options struct {
 	// IPv6 /64) may have open at once on both listeners; more are turned away at once.
 	// 0 = 20; negative = no limit.
 	MaxConnectionsPerIP int
-	// CommandRate is how many commands one connection may send; past it the client
-	// gets -ERR [SYS/TEMP] and the connection closes. Zero = 50 a second, in bursts of
-	// up to 50; N < 0 = no limit.
+	// CommandRate is how fast one connection's commands are served, in bursts of N or
+	// limit.PaceBurst, whichever is more; past it the client is slowed (limit.Pacer),
+	// and only a flood long past the burst gets -ERR [SYS/TEMP] and the connection
+	// closes. Zero = 50 a second; N < 0 = no limit.
 	CommandRate limit.Rate
 	// LoginFailures counts wrong passwords per client, shared with the other servers
 	// that take a token; a client whose bucket is empty is refused before its password

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -89,10 +87,10 @@ type session struct {
 	state    state
 	user     string // given by USER, for the PASS right after it
 	inbox    string
-	msgs     []message     // the maildrop at login, oldest first
-	failures int           // failed logins
-	bad      int           // bad commands
-	rate     *rate.Limiter // Options.CommandRate; nil = no limit
+	msgs     []message    // the maildrop at login, oldest first
+	failures int          // failed logins
+	bad      int          // bad commands
+	rate     *limit.Pacer // Options.CommandRate; nil = no limit
 }
 
 // message is one message of the maildrop snapshot.
@@ -117,7 +115,7 @@ func (s *Server) serveConn(ctx context.Context, tr *tracker, c net.Conn, implici
 		log:      s.logger.With("remote", c.RemoteAddr().String()),
 		loopback: s.isLoopback(c.RemoteAddr()),
 		state:    authorization,
-		rate:     s.opts.CommandRate.Limiter(),
+		rate:     s.opts.CommandRate.Pacer(s.opts.Timeout),
 	}
 	// A panic here is a bug of ours; it must cost one connection, not the process.
 	defer func() {
@@ -224,8 +222,14 @@ func (ss *session) flush() bool {
 // handle runs one command line and reports whether the session goes on.
 func (ss *session) handle(line string) bool {
 	// Every line counts, bad ones too: those cost the client its connection only after
-	// maxBadCommands, and a flood of them is still a flood.
-	if ss.rate != nil && !ss.rate.Allow() {
+	// maxBadCommands, and a flood of them is still a flood. Past the rate the line
+	// waits for its turn, and the next is not read before, so a pipelining client is
+	// slowed; only clear abuse (limit.Pacer) is cut.
+	if err := ss.rate.Wait(ss.ctx); err != nil {
+		if !errors.Is(err, limit.ErrTooFast) {
+			ss.reply("-ERR server shutting down")
+			return false
+		}
 		ss.srv.metrics.limited.WithLabelValues(limitedCommands).Inc()
 		ss.log.Warn("too many commands, closing the connection")
 		ss.reply("-ERR [SYS/TEMP] too many commands (MAYFLY_COMMAND_RATE), slow down")

@@ -69,15 +69,15 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	})
 }
 
-// TestCommandRate disconnects a client that sends commands faster than CommandRate,
-// with a 421 it can read on a plain connection, after STARTTLS and on implicit TLS,
-// while another connection of the same client goes on. NOOP is the flood: go-smtp
-// answers it without calling the session.
+// TestCommandRate floods connections with NOOPs on the default rate (50/s), on a
+// plain connection, after STARTTLS and on implicit TLS: the burst is served at once,
+// then the client is slowed, not cut, until it has flooded for long enough to be
+// clear abuse; then it gets a 421 it can read, and another connection of the same
+// client is served. NOOP is the flood: go-smtp answers it without calling the session.
 func TestCommandRate(t *testing.T) {
 	st := memory(t)
 	received(t, st, box, "", ann)
-	e := newEnv(t, st, setup{opts: Options{CommandRate: limit.Rate{N: 10, Per: time.Hour}, MaxRecipients: 1}})
-	other := login(t, e.addr, box, token(box))
+	e := newEnv(t, st, setup{})
 
 	dials := []struct {
 		name string
@@ -87,27 +87,46 @@ func TestCommandRate(t *testing.T) {
 		{"starttls", func() (*smtp.Client, error) { return smtp.DialStartTLS(e.addr, clientTLS()) }},
 		{"implicit", func() (*smtp.Client, error) { return smtp.DialTLS(e.tlsAddr, clientTLS()) }},
 	}
-	for _, d := range dials {
-		t.Run(d.name, func(t *testing.T) {
-			c, err := d.dial()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			for range 20 {
-				if err = c.Noop(); err != nil {
-					break
+	t.Run("flood", func(t *testing.T) {
+		for _, d := range dials {
+			t.Run(d.name, func(t *testing.T) {
+				t.Parallel()
+				c, err := d.dial()
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			wantCode(t, "NOOP flood", err, 421, smtp.EnhancedCode{4, 7, 0}, "too many commands (MAYFLY_COMMAND_RATE), slow down")
-			if err := c.Noop(); err == nil {
-				t.Error("the connection is still served after the 421")
-			}
-		})
-	}
+				defer c.Close()
+				start := time.Now()
+				answered := 0
+				for ; answered < 100_000 && time.Since(start) < 90*time.Second; answered++ {
+					if err = c.Noop(); err != nil {
+						break
+					}
+				}
+				elapsed := time.Since(start)
+				t.Logf("%d NOOPs answered in %v before the cut", answered, elapsed)
+				wantCode(t, "NOOP flood", err, 421, smtp.EnhancedCode{4, 7, 0}, "too many commands (MAYFLY_COMMAND_RATE), slow down")
+				// The bucket holds PaceBurst and refills at 50/s: no more can have been
+				// answered, however fast the server.
+				if most := limit.PaceBurst + int(50*elapsed.Seconds()) + 5; answered > most {
+					t.Errorf("%d NOOPs answered in %v: the rate (50/s, burst %d) did not slow the flood", answered, elapsed, limit.PaceBurst)
+				}
+				// A flood is cut only after it has been slowed for about twice the
+				// client's slack (limit.Pacer): 500 commands past the burst.
+				if answered < limit.PaceBurst+400 {
+					t.Errorf("the flood was cut after %d NOOPs, want it slowed past %d first", answered, limit.PaceBurst+400)
+				}
+				if err := c.Noop(); err == nil {
+					t.Error("the connection is still served after the 421")
+				}
+			})
+		}
+	})
 	if got := testutil.ToFloat64(e.srv.metrics.refused.WithLabelValues(refusedCommands)); got != float64(len(dials)) {
 		t.Errorf("refused{commands} = %v, want %d", got, len(dials))
 	}
+	// Another connection of the same client has a rate of its own.
+	other := login(t, e.addr, box, token(box))
 	if err := send(other, box, []string{ann}, letter(box, ann, "Re: hi", "not flooding")); err != nil {
 		t.Fatalf("the other connection: %v", err)
 	}

@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_submission_connections_refused_total", Help: "Connections turned away because MaxConnections were open.",
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_submission_refused_total", Help: "Submission clients refused by a per-client limit, by reason: connections (too many open from one address; 421, or a close on the TLS listener), commands (too many commands on a connection; 421 and a close), logins (too many failed logins from one address; 454 before the password is checked).",
+			Name: "mayfly_submission_refused_total", Help: "Submission clients refused by a per-client limit, by reason: connections (too many open from one address; 421, or a close on the TLS listener), commands (a connection flooding past the command rate, which slows it first; 421 and a close), logins (too many failed logins from one address; 454 before the password is checked).",
 		}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_submission_logins_total", Help: "AUTH attempts by result: ok, failed, refused_plaintext (no TLS from a remote peer).",

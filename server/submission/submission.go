@@ -33,7 +33,6 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -102,11 +101,12 @@ type Options struct {
 	// IPv6 /64) may have open at once, on both listeners together; more are answered
 	// 421 4.7.0 and closed; 0 = 20, negative = no limit.
 	MaxConnectionsPerIP int
-	// CommandRate is how many command lines (AUTH responses included, message data
-	// not) one connection may send per window; over it the client is answered 421 4.7.0
-	// and disconnected. Zero = 50 a second. The burst is at least one whole transaction
-	// to MaxRecipients sent at once (PIPELINING, RFC 2920), at the same rate; N < 0 =
-	// no limit.
+	// CommandRate is how fast one connection's command lines (AUTH responses
+	// included, message data not) are served; past it the client is slowed
+	// (limit.Pacer), and only a flood long past the burst is answered 421 4.7.0 and
+	// disconnected. Zero = 50 a second. The burst is limit.PaceBurst, and at least one
+	// whole transaction to MaxRecipients sent at once (PIPELINING, RFC 2920), at the
+	// same rate; N < 0 = no limit.
 	CommandRate limit.Rate
 	// LoginFailures counts failed logins per client address, shared with the other
 	// protocols so that guessing tokens gains nothing by switching; a client with no
@@ -397,7 +397,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.s.refuse(c, l.implicitTLS)
 			continue
 		}
-		tc := &trackedConn{Conn: c, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Limiter()}
+		ctx, cancel := context.WithCancel(context.Background())
+		tc := &trackedConn{Conn: c, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Pacer(l.s.opts.Timeout), ctx: ctx, cancel: cancel}
 		l.s.metrics.sessions.Inc()
 		if !l.tr.add(tc) {
 			tc.Close()
@@ -433,11 +434,15 @@ type trackedConn struct {
 	once sync.Once
 
 	// Only the connection's goroutine (go-smtp's handler, our session) touches these.
-	commands *rate.Limiter // nil = no command rate
-	authed   bool          // a login has succeeded: the full Timeout applies
-	timedOut bool          // a read has passed its deadline: the session is over
-	tls      *tls.Conn     // on an implicit-TLS listener, the layer go-smtp uses
-	smtpConn *smtp.Conn    // from the first EHLO on; its Conn follows STARTTLS
+	commands *limit.Pacer // nil = no command rate
+	// ctx ends when the connection closes (shutdown closes idle ones): a command
+	// waiting for its turn under CommandRate waits no longer.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	authed   bool       // a login has succeeded: the full Timeout applies
+	timedOut bool       // a read has passed its deadline: the session is over
+	tls      *tls.Conn  // on an implicit-TLS listener, the layer go-smtp uses
+	smtpConn *smtp.Conn // from the first EHLO on; its Conn follows STARTTLS
 }
 
 // SetReadDeadline is the one place that sees every command line: go-smtp sets the
@@ -445,13 +450,17 @@ type trackedConn struct {
 // data), through the TLS layer when there is one, so a flood of NOOP, RSET or junk,
 // which never reaches the session, is counted here. A client not logged in gets at
 // most preAuthTimeout per line, not the full Timeout; the deadline is set once per
-// line, so sending it a byte at a time gains nothing.
+// line, so sending it a byte at a time gains nothing. Past CommandRate the read waits
+// here for its turn, so a pipelining client is slowed; only clear abuse is cut.
 func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	if c.timedOut {
 		// go-smtp answers this with its 421 4.4.2 and ends the session.
 		return os.ErrDeadlineExceeded
 	}
-	if c.commands != nil && !c.commands.Allow() {
+	if err := c.commands.Wait(c.ctx); err != nil {
+		if !errors.Is(err, limit.ErrTooFast) {
+			return net.ErrClosed // closed while it waited
+		}
 		c.tooManyCommands()
 		// go-smtp ends the session quietly on a closed connection, after our 421.
 		return net.ErrClosed
@@ -500,6 +509,7 @@ func (c *trackedConn) tooManyCommands() {
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
+		c.cancel()
 		c.tr.remove(c)
 		c.s.metrics.sessions.Dec()
 		<-c.s.slots
