@@ -10,13 +10,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -24,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -84,7 +88,11 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return asUsage(err)
 		}
-		return token(ctx, cfg, args[0], stdout)
+		serverURL, ok := os.LookupEnv("MAYFLY_URL")
+		if !ok || serverURL == "" {
+			serverURL = defaultServerURL
+		}
+		return token(ctx, cfg, serverURL, args[0], stdout)
 	case "dns":
 		return dnsCommand(ctx, args, stdout, stderr)
 	case "version":
@@ -110,7 +118,10 @@ func printHelp(w io.Writer) {
 
 Usage:
   mayfly [serve] [flags]   run the service (the default)
-  mayfly token ADDRESS     print the inbox token of ADDRESS
+  mayfly token ADDRESS     print the inbox token of ADDRESS: computed from MAYFLY_SECRET,
+                           or the secret Redis shares (MAYFLY_REDIS_URL), or else asked of
+                           the running server at MAYFLY_URL (default `+defaultServerURL+`),
+                           whose memory store makes a new secret each time it starts
   mayfly dns -domain D -ip IP [-host H] [-dkim-key FILE] [-check]
                            print the DNS records to publish (MX, A, SPF, DKIM, DMARC,
                            PTR), or check what the resolver answers; -h for the flags
@@ -344,19 +355,23 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.St
 	return st, nil
 }
 
+// defaultServerURL is where the CLI finds a server when MAYFLY_URL is unset: the
+// default HTTP listener.
+const defaultServerURL = "http://127.0.0.1:8025"
+
 // token prints the inbox token of address: from the configured secret, or the one the
-// Redis store shares. The memory store's secret lives and dies with its process, so
-// without either there is no token to print.
-func token(ctx context.Context, cfg Config, address string, stdout io.Writer) error {
+// Redis store shares, or else from the running server at serverURL. The memory store's
+// secret lives and dies with its process and never leaves it, so only that process can
+// tell a token.
+func token(ctx context.Context, cfg Config, serverURL, address string, stdout io.Writer) error {
 	inbox, _, err := storage.ParseAddress(address)
 	if err != nil {
 		return usageError{fmt.Errorf("%q is not an address", address)}
 	}
 	secret := []byte(cfg.Secret)
-	if len(secret) == 0 {
-		if cfg.RedisURL == "" {
-			return usageError{errors.New("the memory store makes a new secret each time it starts: set MAYFLY_SECRET (or MAYFLY_REDIS_URL) for tokens that outlive a run")}
-		}
+	switch {
+	case len(secret) > 0:
+	case cfg.RedisURL != "":
 		st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
@@ -365,9 +380,52 @@ func token(ctx context.Context, cfg Config, address string, stdout io.Writer) er
 		if secret, err = st.Secret(ctx); err != nil {
 			return fmt.Errorf("secret: %w", err)
 		}
+	default:
+		t, err := serverToken(ctx, serverURL, inbox)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, t)
+		return nil
 	}
 	fmt.Fprintln(stdout, storage.NewTokens(secret).Token(inbox))
 	return nil
+}
+
+// serverToken asks the server at base for the token of inbox: creating an inbox of a
+// chosen name answers its token and changes nothing when the inbox exists.
+func serverToken(ctx context.Context, base, inbox string) (string, error) {
+	local, domain, _ := strings.Cut(inbox, "@")
+	body, _ := json.Marshal(map[string]string{"local": local, "domain": domain})
+	hint := fmt.Sprintf("no MAYFLY_SECRET and no MAYFLY_REDIS_URL, so asked the server at MAYFLY_URL=%s", base)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/api/v1/inboxes", bytes.NewReader(body))
+	if err != nil {
+		return "", usageError{fmt.Errorf("%s: %w", hint, err)}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	// A bounded wait: a firewall that drops packets must not hang a script.
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w; set MAYFLY_URL to the running server's HTTP address, or MAYFLY_SECRET to its secret", hint, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Address, Token string
+		Error          struct{ Message string }
+	}
+	// An answer is a few hundred bytes; a bounded read keeps a wrong URL from filling memory.
+	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<16))
+	decErr := dec.Decode(&out)
+	switch {
+	case resp.StatusCode != http.StatusCreated && out.Error.Message != "":
+		return "", fmt.Errorf("%s: %s: %s; MAYFLY_SECRET computes any token without asking", hint, resp.Status, out.Error.Message)
+	case resp.StatusCode != http.StatusCreated || decErr != nil || out.Token == "":
+		return "", fmt.Errorf("%s: answered %s, not a Mayfly inbox; set MAYFLY_URL to the running server's HTTP address, or MAYFLY_SECRET to its secret", hint, resp.Status)
+	case out.Address != inbox:
+		return "", fmt.Errorf("%s: answered the token of %q, not of %q", hint, out.Address, inbox)
+	}
+	return out.Token, nil
 }
 
 // logConfig logs the settings once at start, secrets reduced to whether they are set.

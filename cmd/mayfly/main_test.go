@@ -328,12 +328,45 @@ func TestTokenCommand(t *testing.T) {
 	if got := strings.TrimSpace(out.String()); got != want || len(got) != 22 {
 		t.Errorf("token = %q, want %q (22 URL-safe characters, of the normalized address)", got, want)
 	}
-	err := command(context.Background(), []string{"token", "box@mayfly.test"}, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "MAYFLY_SECRET") {
-		t.Errorf("token without a secret or Redis: %v, want an error that says to set MAYFLY_SECRET", err)
-	}
 	if err := command(context.Background(), []string{"token", "not-an-address", "-secret", "0123456789abcdef"}, &out, &errOut); err == nil {
 		t.Error("token of a non-address succeeded")
+	}
+}
+
+// TestTokenFromServer: without MAYFLY_SECRET or MAYFLY_REDIS_URL, mayfly token asks the
+// running server at MAYFLY_URL, whose memory store's secret never leaves its process.
+func TestTokenFromServer(t *testing.T) {
+	t.Setenv("MAYFLY_SECRET", "")
+	t.Setenv("MAYFLY_REDIS_URL", "")
+	n := startNode(t)
+	want := createInbox(t, n.http, `{"local":"box"}`).Token
+	t.Setenv("MAYFLY_URL", "http://"+n.http)
+	var out, errOut bytes.Buffer
+	if err := command(context.Background(), []string{"token", "Box+Tag@Serve.Test"}, &out, &errOut); err != nil {
+		t.Fatalf("token from the server: %v", err)
+	}
+	if got := strings.TrimSpace(out.String()); got != want {
+		t.Errorf("token = %q, want %q, the one the server gives box@serve.test", got, want)
+	}
+	resp, err := http.Get("http://" + n.http + "/api/v1/inboxes/box@serve.test/messages?token=" + strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the printed token opens the inbox with %s, want 200", resp.Status)
+	}
+
+	// The server keeps random-shaped addresses' tokens to itself; its reason is shown.
+	err = command(context.Background(), []string{"token", "calm-otter-abcd234567@serve.test"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "reserved") || !strings.Contains(err.Error(), "MAYFLY_SECRET") {
+		t.Errorf("token of a random-shaped address = %v, want the server's refusal and MAYFLY_SECRET named", err)
+	}
+
+	t.Setenv("MAYFLY_URL", "http://"+freeAddr(t))
+	err = command(context.Background(), []string{"token", "box@serve.test"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "MAYFLY_URL") || !strings.Contains(err.Error(), "MAYFLY_SECRET") {
+		t.Errorf("token with no server listening = %v, want an error naming MAYFLY_URL and MAYFLY_SECRET", err)
 	}
 }
 
