@@ -100,7 +100,7 @@ func parseDNSFlags(args []string, lookupEnv func(string) (string, bool), stderr 
 	fs.Var(&domains, "domain", "mail `DOMAIN` to receive for; repeat or comma-separate for several (required)")
 	fs.Var(&ips, "ip", "public IPv4 or IPv6 address of the mail host, `IP`; repeat or comma-separate for several (required)")
 	host := fs.String("host", "", "`NAME` of the mail host: MX target, A/AAAA name and PTR name (default mail.DOMAIN of the first domain)")
-	keyFile := fs.String("dkim-key", envOr("MAYFLY_DKIM_KEY", "dkim.pem"), "`FILE` of the PEM DKIM private key, made (2048-bit RSA) when missing; env MAYFLY_DKIM_KEY")
+	keyFile := fs.String("dkim-key", envOr("MAYFLY_DKIM_KEY", ""), "`FILE` of the PEM DKIM private key, made (2048-bit RSA, mode 0600) when missing, in a directory only its owner may read and write; env MAYFLY_DKIM_KEY (default $XDG_CONFIG_HOME/mayfly/dkim-SELECTOR.pem, else ~/.config/mayfly/dkim-SELECTOR.pem)")
 	selector := fs.String("selector", envOr("MAYFLY_DKIM_SELECTOR", "mayfly"), "DKIM selector `NAME`; env MAYFLY_DKIM_SELECTOR")
 	fs.StringVar(selector, "dkim-selector", *selector, "the same as -selector")
 	rua := fs.String("rua", "", "DMARC aggregate report `URIs`, comma-separated; empty = no reports (default mailto:dmarc-reports@DOMAIN)")
@@ -128,6 +128,15 @@ says which are missing or differ. docs/deployment.md walks through it.
 
 	o := dnsOptions{keyFile: *keyFile, check: *check, rua: map[string]string{}}
 	var errs []error
+	if o.keyFile == "" {
+		// A private key belongs in the user's own configuration, not in whatever
+		// directory the command ran in, which others may read or write.
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-dkim-key: no default place for the key (%w): give the path of the key file", err))
+		}
+		o.keyFile = filepath.Join(dir, "mayfly", "dkim-"+*selector+".pem")
+	}
 	if len(domains) == 0 {
 		errs = append(errs, errors.New("-domain is required"))
 	}
@@ -337,6 +346,9 @@ func createDKIMKey(path string, stderr io.Writer) (dkimKey, error) {
 	if err != nil {
 		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
 	}
+	if err := privateDir(filepath.Dir(path)); err != nil {
+		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
@@ -349,8 +361,28 @@ func createDKIMKey(path string, stderr io.Writer) (dkimKey, error) {
 		os.Remove(path)
 		return dkimKey{}, fmt.Errorf("dkim key: write %s: %w", path, err)
 	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	fmt.Fprintf(stderr, "mayfly dns: created a %d-bit RSA DKIM key in %s (PKCS#8 PEM, mode 0600); keep it: the DKIM record is its public half\n", dkimBits, path)
 	return publicDKIMKey(k)
+}
+
+// privateDir makes dir (mode 0700) when it is missing and refuses one that group may
+// write or others may read or write: there others could list or plant the key, and
+// a key planted before the first run would be published as ours.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("make the key's directory: %w; give -dkim-key (MAYFLY_DKIM_KEY) another path", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o026 != 0 {
+		return fmt.Errorf("refusing to write a private key into %s (mode %04o): others may read or write there; give -dkim-key (MAYFLY_DKIM_KEY) a path in a directory only you may use (chmod 700), or leave it unset for %s", dir, perm, "$XDG_CONFIG_HOME/mayfly or ~/.config/mayfly")
+	}
+	return nil
 }
 
 // recordKind says what a record is for, and so how -check judges what it finds.

@@ -26,6 +26,16 @@ import (
 )
 
 // runDNS runs `mayfly dns args...` and returns what it printed.
+// keyDir is a directory only its owner may use, where mayfly dns writes a key.
+func keyDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func runDNS(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -116,7 +126,7 @@ func readPrivateKey(t *testing.T, path string) crypto.Signer {
 var dnsArgs = []string{"-domain", "example.org", "-ip", "203.0.113.25", "--ip", "2001:db8::25", "-selector", "s1"}
 
 func TestDNSRecordsPassCheck(t *testing.T) {
-	keyFile := filepath.Join(t.TempDir(), "dkim.pem")
+	keyFile := filepath.Join(keyDir(t), "dkim.pem")
 	args := append(slices.Clone(dnsArgs), "--dkim-key", keyFile)
 	stdout, stderr, err := runDNS(t, args...)
 	if err != nil {
@@ -237,7 +247,7 @@ func TestDNSRecordsPassCheck(t *testing.T) {
 }
 
 func TestDNSCheckReportsMissingAndDiffering(t *testing.T) {
-	dir := t.TempDir()
+	dir := keyDir(t)
 	args := append(slices.Clone(dnsArgs), "-dkim-key", filepath.Join(dir, "dkim.pem"))
 	stdout, _, err := runDNS(t, args...)
 	if err != nil {
@@ -290,7 +300,7 @@ func TestDNSCheckReportsMissingAndDiffering(t *testing.T) {
 
 // TestDNSCheckOverTCP: an answer too big for UDP is asked again over TCP.
 func TestDNSCheckOverTCP(t *testing.T) {
-	args := append(slices.Clone(dnsArgs), "-dkim-key", filepath.Join(t.TempDir(), "dkim.pem"))
+	args := append(slices.Clone(dnsArgs), "-dkim-key", filepath.Join(keyDir(t), "dkim.pem"))
 	stdout, _, err := runDNS(t, args...)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +320,7 @@ func TestDNSCheckOverTCP(t *testing.T) {
 }
 
 func TestDNSCheckUnreachableResolver(t *testing.T) {
-	args := append(slices.Clone(dnsArgs), "-dkim-key", filepath.Join(t.TempDir(), "dkim.pem"))
+	args := append(slices.Clone(dnsArgs), "-dkim-key", filepath.Join(keyDir(t), "dkim.pem"))
 	if _, _, err := runDNS(t, args...); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +337,7 @@ func TestDNSCheckUnreachableResolver(t *testing.T) {
 }
 
 func TestDNSKeyFiles(t *testing.T) {
-	dir := t.TempDir()
+	dir := keyDir(t)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -391,8 +401,52 @@ func TestDNSKeyFiles(t *testing.T) {
 	})
 }
 
+// TestDNSKeyPlace: a new DKIM key goes to the user's configuration directory, made
+// 0700, as a 0600 file, and never into a directory others may read or write.
+func TestDNSKeyPlace(t *testing.T) {
+	t.Setenv("MAYFLY_DKIM_KEY", "")
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(t.TempDir(), "config"))
+	t.Setenv("HOME", keyDir(t))
+	cwd, _ := os.Getwd()
+	_, stderr, err := runDNS(t, dnsArgs...)
+	if err != nil {
+		t.Fatalf("dns without -dkim-key: %v\n%s", err, stderr)
+	}
+	want := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "mayfly", "dkim-s1.pem")
+	if !strings.Contains(stderr, "created a 2048-bit RSA DKIM key in "+want) {
+		t.Errorf("stderr does not say the key went to %s:\n%s", want, stderr)
+	}
+	for path, mode := range map[string]os.FileMode{want: 0o600, filepath.Dir(want): 0o700} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s has mode %04o, want %04o", path, fi.Mode().Perm(), mode)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "dkim.pem")); err == nil {
+		t.Error("a dkim.pem appeared in the current directory")
+	}
+
+	for _, mode := range []os.FileMode{0o777, 0o755, 0o770} {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "dkim.pem")
+		_, _, err := runDNS(t, append(slices.Clone(dnsArgs), "-dkim-key", path)...)
+		if err == nil || !strings.Contains(err.Error(), "-dkim-key") || !strings.Contains(err.Error(), "refusing") {
+			t.Errorf("key into a %04o directory = %v, want a refusal naming -dkim-key", mode, err)
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Errorf("a key was written into a %04o directory", mode)
+		}
+	}
+}
+
 func TestDNSUsage(t *testing.T) {
-	key := filepath.Join(t.TempDir(), "dkim.pem")
+	key := filepath.Join(keyDir(t), "dkim.pem")
 	tests := []struct {
 		name string
 		args []string
@@ -428,7 +482,7 @@ func TestDNSUsage(t *testing.T) {
 }
 
 func TestDNSOptions(t *testing.T) {
-	key := filepath.Join(t.TempDir(), "dkim.pem")
+	key := filepath.Join(keyDir(t), "dkim.pem")
 	stdout, _, err := runDNS(t, "-domain", "Example.org.,example.net", "-ip", "203.0.113.25", "-host", "example.org", "-rua", "", "-dns", "192.0.2.53", "-dkim-key", key)
 	if err != nil {
 		t.Fatal(err)
