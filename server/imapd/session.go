@@ -209,11 +209,14 @@ func (s *Server) authenticate(user, password string) (string, error) {
 
 // Every inbox shows two mailboxes, split by storage.Message.Sent: INBOX, the mail it
 // received, and Sent, the copies of the replies it sent, which the submission server
-// keeps with its mail (as POP3, which has only the maildrop, leaves them out). RFC 9051
-// section 5.1: INBOX is case-insensitive; other names are not.
+// keeps with its mail (as POP3, which has only the maildrop, leaves them out). A third,
+// Trash (RFC 6154 \Trash), is always empty: a message moved or copied there is deleted,
+// which is what Thunderbird and Apple Mail do to delete. RFC 9051 section 5.1: INBOX is
+// case-insensitive; other names are not.
 const (
 	inboxName = "INBOX"
 	sentName  = "Sent"
+	trashName = "Trash"
 	delim     = '/'
 )
 
@@ -225,28 +228,37 @@ type mailbox uint8
 const (
 	mailboxInbox mailbox = iota
 	mailboxSent
+	mailboxTrash
 )
 
 // mailboxes are every inbox's, in the order LIST gives them.
-var mailboxes = []mailbox{mailboxInbox, mailboxSent}
+var mailboxes = []mailbox{mailboxInbox, mailboxSent, mailboxTrash}
 
 func (mb mailbox) String() string {
-	if mb == mailboxSent {
+	switch mb {
+	case mailboxSent:
 		return sentName
+	case mailboxTrash:
+		return trashName
 	}
 	return inboxName
 }
 
 // holds reports whether m is shown in mb.
-func (mb mailbox) holds(m *storage.Message) bool { return m.Sent == (mb == mailboxSent) }
+func (mb mailbox) holds(m *storage.Message) bool {
+	return mb != mailboxTrash && m.Sent == (mb == mailboxSent)
+}
 
 // uidNext is mb's UIDNEXT: one above the highest UID mb has ever held, so it moves when
 // mb gets mail, even mail expunged since, and stays put when the other mailbox does
 // (RFC 3501 section 2.3.1.1). UIDs are the inbox's, one sequence for both mailboxes, so
 // the next message mb gets may have a UID above it: UIDNEXT is only a prediction.
 func (mb mailbox) uidNext(box storage.Mailbox) imap.UID {
-	if mb == mailboxSent {
+	switch mb {
+	case mailboxSent:
 		return imap.UID(box.LastSent + 1)
+	case mailboxTrash:
+		return 1 // it never holds a message
 	}
 	return imap.UID(box.LastReceived + 1)
 }
@@ -254,8 +266,11 @@ func (mb mailbox) uidNext(box storage.Mailbox) imap.UID {
 // specialUse returns mb's RFC 6154 attributes, by which clients find where sent mail
 // is whatever its name.
 func (mb mailbox) specialUse() []imap.MailboxAttr {
-	if mb == mailboxSent {
+	switch mb {
+	case mailboxSent:
 		return []imap.MailboxAttr{imap.MailboxAttrSent}
+	case mailboxTrash:
+		return []imap.MailboxAttr{imap.MailboxAttrTrash}
 	}
 	return nil
 }
@@ -285,12 +300,14 @@ func mailboxNamed(name string) (mailbox, bool) {
 		return mailboxInbox, true
 	case name == sentName:
 		return mailboxSent, true
+	case name == trashName:
+		return mailboxTrash, true
 	}
 	return 0, false
 }
 
 func noMailbox(name string) error {
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: fmt.Sprintf("No mailbox %q: each address has two, INBOX and Sent", name)}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: fmt.Sprintf("No mailbox %q: each address has three, INBOX, Sent and Trash", name)}
 }
 
 func cannot(text string) error {
@@ -359,7 +376,7 @@ func (s *session) Create(name string, options *imap.CreateOptions) (err error) {
 		// that did not find Sent by its \Sent attribute try this.
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: fmt.Sprintf("%s exists already", mb)}
 	}
-	return cannot("Each address has two mailboxes, INBOX and Sent; no others can be made")
+	return cannot("Each address has three mailboxes, INBOX, Sent and Trash; no others can be made")
 }
 
 func (s *session) Delete(name string) (err error) {
@@ -394,7 +411,7 @@ func (s *session) Subscribe(name string) (err error) {
 	if _, ok := mailboxNamed(name); !ok {
 		return noMailbox(name)
 	}
-	return nil // both mailboxes are always subscribed
+	return nil // every mailbox is always subscribed
 }
 
 func (s *session) Unsubscribe(name string) (err error) {
@@ -537,20 +554,51 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	return nil, cannot("Mail arrives over SMTP only; APPEND is not supported")
 }
 
+// Copy answers COPY: to Trash it deletes, as Move does; clients without MOVE copy to
+// Trash, then mark \Deleted and expunge what is already gone.
 func (s *session) Copy(numSet imap.NumSet, dest string) (_ *imap.CopyData, err error) {
 	defer s.polled(&err)
+	defer s.guard("copy", &err)
 	if err := s.command(uidName("copy", numSet)); err != nil {
 		return nil, err
 	}
-	return nil, cannot("Messages cannot be copied: INBOX holds the mail received, Sent the replies sent")
+	if err := s.trash(numSet, dest, "copied"); err != nil {
+		return nil, err
+	}
+	// No COPYUID: Trash keeps nothing, so there are no UIDs to give (RFC 4315 section
+	// 3 lets a server leave it out when it cannot keep them).
+	return nil, nil
 }
 
+// Move answers MOVE: only to Trash, where it deletes. The EXPUNGE responses come from
+// the view, in the poll imapserver makes before the tagged OK.
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) (err error) {
 	defer s.polled(&err)
+	defer s.guard("move", &err)
 	if err := s.command(uidName("move", numSet)); err != nil {
 		return err
 	}
-	return cannot("Messages cannot be moved: INBOX holds the mail received, Sent the replies sent")
+	return s.trash(numSet, dest, "moved")
+}
+
+// trash deletes the messages of numSet from the store for a COPY or MOVE to Trash, and
+// refuses any other destination: a message's mailbox is fixed by how it came.
+func (s *session) trash(numSet imap.NumSet, dest, verb string) error {
+	if mb, ok := mailboxNamed(dest); !ok || mb != mailboxTrash {
+		return cannot(fmt.Sprintf("Messages cannot be %s to %q: INBOX holds the mail received, Sent the replies sent; only Trash takes messages, and deletes them", verb, dest))
+	}
+	v := s.view
+	if v.readOnly {
+		return cannot(fmt.Sprintf("%s is read-only (EXAMINE): SELECT it to delete messages", v.mailbox))
+	}
+	for _, t := range v.resolve(numSet) {
+		if err := s.delete(t.meta.id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return s.storeErr(verb+" delete", err)
+		}
+		s.logger.Debug("deleted to trash", "id", t.meta.id, "uid", t.meta.uid)
+		v.gone(t.meta.uid)
+	}
+	return nil
 }
 
 // Poll is imapserver's NOOP and CHECK, and it follows every other command that

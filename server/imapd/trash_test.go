@@ -1,0 +1,118 @@
+package imapd
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// wantGone checks that the store no longer has m.
+func wantGone(t *testing.T, st storage.Store, inbox string, m *storage.Message, what string) {
+	t.Helper()
+	if _, err := st.Get(ctxFor(t), inbox, m.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("after %s, Get(%d) = %v; want ErrNotFound", what, m.UID, err)
+	}
+}
+
+// TestTrashMove: Thunderbird and Apple Mail delete by UID MOVE to the \Trash mailbox.
+// Trash is listed with \Trash, is always empty, and a move there deletes.
+func TestTrashMove(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		r1 := put(t, st, inbox, "one", nil)
+		r2 := put(t, st, inbox, "two", nil)
+		r3 := put(t, st, inbox, "three", nil)
+		s1 := putSent(t, st, inbox, "Re: one")
+
+		u := newUpdates()
+		c, _ := open(t, srv.addr, inbox, u)
+
+		list, err := c.List("", "*", nil).Collect()
+		if err != nil || len(list) != 3 || list[2].Mailbox != "Trash" || !slices.Contains(list[2].Attrs, imap.MailboxAttrTrash) {
+			t.Fatalf("LIST \"\" * = %+v, %v; want INBOX, Sent, Trash with \\Trash", list, err)
+		}
+		use, err := c.List("", "*", &imap.ListOptions{SelectSpecialUse: true}).Collect()
+		if err != nil || len(use) != 2 || use[0].Mailbox != "Sent" || use[1].Mailbox != "Trash" {
+			t.Fatalf("LIST (SPECIAL-USE) = %+v, %v; want Sent and Trash", use, err)
+		}
+
+		// Thunderbird's delete: UID MOVE to Trash.
+		if _, err := c.Move(imap.UIDSetNum(imap.UID(r2.UID)), "Trash").Wait(); err != nil {
+			t.Fatalf("UID MOVE %d Trash = %v", r2.UID, err)
+		}
+		if seq := next(t, u.expunge, 5*time.Second, "EXPUNGE after MOVE"); seq != 2 {
+			t.Errorf("EXPUNGE after MOVE = %d, want 2", seq)
+		}
+		wantGone(t, st, inbox, r2, "MOVE to Trash")
+		if got, want := uidsOf(t, c), uidList(r1, r3); !slices.Equal(got, want) {
+			t.Errorf("INBOX after MOVE = %v, want %v", got, want)
+		}
+
+		// Clients without MOVE: COPY, then \Deleted and EXPUNGE of what is gone already.
+		if _, err := c.Copy(imap.UIDSetNum(imap.UID(r1.UID)), "Trash").Wait(); err != nil {
+			t.Fatalf("UID COPY %d Trash = %v", r1.UID, err)
+		}
+		wantGone(t, st, inbox, r1, "COPY to Trash")
+		if _, err := c.Store(imap.UIDSetNum(imap.UID(r1.UID)), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Collect(); err != nil {
+			t.Fatalf("UID STORE +FLAGS \\Deleted after COPY = %v", err)
+		}
+		if _, err := c.UIDExpunge(imap.UIDSetNum(imap.UID(r1.UID))).Collect(); err != nil {
+			t.Fatalf("UID EXPUNGE after COPY = %v", err)
+		}
+		if got, want := uidsOf(t, c), uidList(r3); !slices.Equal(got, want) {
+			t.Errorf("INBOX after COPY = %v, want %v", got, want)
+		}
+
+		// MOVE elsewhere is still refused, and deletes nothing.
+		_, err = c.Move(imap.UIDSetNum(imap.UID(r3.UID)), "Sent").Wait()
+		wantCode(t, "UID MOVE to Sent", err, imap.ResponseCodeCannot)
+		_, err = c.Copy(imap.UIDSetNum(imap.UID(r3.UID)), "INBOX").Wait()
+		wantCode(t, "UID COPY to INBOX", err, imap.ResponseCodeCannot)
+		if _, err := st.Get(ctxFor(t), inbox, r3.ID); err != nil {
+			t.Errorf("after refused MOVE, Get = %v", err)
+		}
+
+		// Deleting a sent copy works the same from Sent.
+		if _, err := c.Select("Sent", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Move(imap.SeqSetNum(1), "Trash").Wait(); err != nil {
+			t.Fatalf("MOVE 1 Trash from Sent = %v", err)
+		}
+		wantGone(t, st, inbox, s1, "MOVE to Trash from Sent")
+
+		// Trash itself stays empty.
+		status, err := c.Status("Trash", &imap.StatusOptions{NumMessages: true, UIDNext: true}).Wait()
+		if err != nil || *status.NumMessages != 0 {
+			t.Errorf("STATUS Trash = %+v, %v; want 0 messages", status, err)
+		}
+		data, err := c.Select("Trash", nil).Wait()
+		if err != nil || data.NumMessages != 0 {
+			t.Errorf("SELECT Trash = %+v, %v; want 0 messages", data, err)
+		}
+	})
+}
+
+// TestTrashExamine: a mailbox opened read-only cannot lose messages to Trash.
+func TestTrashExamine(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		m := put(t, st, inbox, "keep", nil)
+		c := login(t, srv.addr, inbox, nil)
+		if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Move(imap.SeqSetNum(1), "Trash").Wait()
+		wantCode(t, "MOVE after EXAMINE", err, imap.ResponseCodeCannot)
+		if _, err := st.Get(ctxFor(t), inbox, m.ID); err != nil {
+			t.Errorf("after MOVE refused, Get = %v", err)
+		}
+	})
+}
