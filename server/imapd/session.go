@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -534,13 +535,23 @@ func (s *session) Namespace() (_ *imap.NamespaceData, err error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
 }
 
-// Append refuses every APPEND: mail reaches INBOX over SMTP only. Clients such as
-// Thunderbird APPEND what they have just sent to Sent, but the submission server, the
-// only way an inbox sends, has kept the copy there already; storing the client's too
-// would show every reply twice. The NO says so, so that the user turns the client's
-// copy off.
+// Limits on matching an APPEND to Sent with the sent copy it repeats: the client's
+// copy is read only this far for its header, and only this many of the newest sent
+// copies are looked at, as clients APPEND right after the message went out.
+const (
+	appendHeaderMax = 64 << 10
+	appendCopies    = 20
+)
+
+// Append refuses every APPEND but one: mail reaches INBOX over SMTP only. Clients such
+// as Thunderbird APPEND what they have just sent to Sent, but the submission server,
+// the only way an inbox sends, has kept the copy there already. An APPEND to Sent whose
+// Message-ID is that of a sent copy we keep is answered OK with that copy's UID, and
+// nothing is stored: the client is satisfied and no reply shows twice. Others get a NO
+// that says to turn the client's copy off.
 func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (_ *imap.AppendData, err error) {
 	defer s.polled(&err)
+	defer s.guard("append", &err)
 	if err := s.command("append"); err != nil {
 		return nil, err
 	}
@@ -548,10 +559,66 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if !ok {
 		return nil, noMailbox(name)
 	}
-	if mb == mailboxSent {
-		return nil, cannot("Sent keeps its own copy of every reply sent through this server; APPEND is not supported, turn off saving a copy of sent mail")
+	if mb != mailboxSent {
+		return nil, cannot("Mail arrives over SMTP only; APPEND is not supported")
 	}
-	return nil, cannot("Mail arrives over SMTP only; APPEND is not supported")
+	// imapserver reads and discards whatever is left of the literal.
+	head, err := io.ReadAll(io.LimitReader(r, appendHeaderMax))
+	if err != nil {
+		return nil, err
+	}
+	if id := envelope(head).MessageID; id != "" {
+		data, err := s.sentCopy(id)
+		if err != nil {
+			return nil, s.storeErr("append", err)
+		}
+		if data != nil {
+			s.logger.Debug("append to Sent matched a sent copy", "uid", data.UID)
+			return data, nil
+		}
+	}
+	return nil, cannot("Sent keeps its own copy of every reply sent through this server and takes no other mail; turn off saving a copy of sent mail")
+}
+
+// sentCopy returns the APPENDUID of the newest sent copy with Message-ID id among the
+// last appendCopies, or nil when none has it.
+func (s *session) sentCopy(id string) (*imap.AppendData, error) {
+	ctx, cancel := s.opCtx()
+	defer cancel()
+	box, err := s.srv.store.Mailbox(ctx, s.inbox)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.srv.store.List(ctx, s.inbox, storage.Page{})
+	if err != nil {
+		return nil, err
+	}
+	looked := 0
+	for i := range list { // newest first
+		m := &list[i]
+		if !m.Sent {
+			continue
+		}
+		if looked++; looked > appendCopies {
+			break
+		}
+		env := s.srv.envelopes.get(m.ID)
+		if env == nil {
+			raw, err := s.srv.store.Raw(ctx, s.inbox, m.ID)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			env = envelope(raw)
+			s.srv.envelopes.put(m.ID, env)
+		}
+		if env.MessageID == id {
+			return &imap.AppendData{UIDValidity: box.UIDValidity, UID: imap.UID(m.UID)}, nil
+		}
+	}
+	return nil, nil
 }
 
 // Copy answers COPY: to Trash it deletes, as Move does; clients without MOVE copy to

@@ -3,12 +3,15 @@ package imapd
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // wantGone checks that the store no longer has m.
@@ -113,6 +116,83 @@ func TestTrashExamine(t *testing.T) {
 		wantCode(t, "MOVE after EXAMINE", err, imap.ResponseCodeCannot)
 		if _, err := st.Get(ctxFor(t), inbox, m.ID); err != nil {
 			t.Errorf("after MOVE refused, Get = %v", err)
+		}
+	})
+}
+
+// putSentRaw stores a sent copy with raw as its bytes.
+func putSentRaw(t *testing.T, st storage.Store, inbox string, raw string) *storage.Message {
+	t.Helper()
+	m := storetest.NewMessage(inbox, "Re: hello")
+	m.Sent = true
+	m.Raw = []byte(raw)
+	m.Size = int64(len(raw))
+	if err := st.Put(ctxFor(t), m); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	return m
+}
+
+func appendTo(c *imapclient.Client, mailbox, msg string) (*imap.AppendData, error) {
+	app := c.Append(mailbox, int64(len(msg)), nil)
+	if _, err := app.Write([]byte(msg)); err != nil {
+		return nil, err
+	}
+	if err := app.Close(); err != nil {
+		return nil, err
+	}
+	return app.Wait()
+}
+
+// TestAppendSentCopy: after sending, Thunderbird APPENDs its own copy to Sent. The
+// copy we keep has the same Message-ID (and more header: DKIM, Received), so the
+// APPEND is answered OK with that copy's UID and nothing is stored; any other APPEND to
+// Sent is refused.
+func TestAppendSentCopy(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		const client = "From: " + "me@example.org\r\nTo: ann@sender.test\r\nSubject: Re: hello\r\n" +
+			"Message-ID: <reply.1@example.org>\r\nDate: Mon, 7 Dec 2026 03:00:00 +0000\r\n\r\nthanks\r\n"
+		put(t, st, inbox, "hello", []byte("From: ann@sender.test\r\nMessage-ID: <hello.1@sender.test>\r\nSubject: hello\r\n\r\nhi\r\n"))
+		sent := putSentRaw(t, st, inbox, "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; b=abc\r\n"+client)
+		putSent(t, st, inbox, "Re: other") // newer, without the Message-ID
+		mb, err := st.Mailbox(ctxFor(t), inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := st.List(ctxFor(t), inbox, storage.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		c := login(t, srv.addr, inbox, nil)
+		data, err := appendTo(c, "Sent", client)
+		if err != nil || data == nil || data.UID != imap.UID(sent.UID) || data.UIDValidity != mb.UIDValidity {
+			t.Errorf("APPEND Sent of the sent copy = %+v, %v; want OK [APPENDUID %d %d]", data, err, mb.UIDValidity, sent.UID)
+		}
+
+		// Only the head of the client's copy is read: a big body still matches, a
+		// Message-ID past appendHeaderMax is not looked for.
+		big := client + strings.Repeat("a long line of the body of a big reply\r\n", 50000)
+		if data, err := appendTo(c, "Sent", big); err != nil || data == nil || data.UID != imap.UID(sent.UID) {
+			t.Errorf("APPEND Sent of the sent copy with a 2 MB body = %+v, %v; want OK [APPENDUID %d %d]", data, err, mb.UIDValidity, sent.UID)
+		}
+		padded := strings.Repeat("X-Pad: 0123456789012345678901234567890123456789\r\n", appendHeaderMax/40) + client
+		_, err = appendTo(c, "Sent", padded)
+		wantCode(t, "APPEND Sent with the Message-ID past appendHeaderMax", err, imap.ResponseCodeCannot)
+
+		foreign := "From: me@example.org\r\nMessage-ID: <never.sent@example.org>\r\nSubject: x\r\n\r\nx\r\n"
+		_, err = appendTo(c, "Sent", foreign)
+		wantCode(t, "APPEND Sent of a message never sent", err, imap.ResponseCodeCannot)
+		_, err = appendTo(c, "Sent", "From: ann@sender.test\r\nMessage-ID: <hello.1@sender.test>\r\n\r\nhi\r\n")
+		wantCode(t, "APPEND Sent of a received message", err, imap.ResponseCodeCannot)
+		_, err = appendTo(c, "INBOX", client)
+		wantCode(t, "APPEND INBOX of the sent copy", err, imap.ResponseCodeCannot)
+
+		after, err := st.List(ctxFor(t), inbox, storage.Page{})
+		if err != nil || len(after) != len(before) {
+			t.Errorf("after APPENDs, %d messages (%v); want %d, nothing stored", len(after), err, len(before))
 		}
 	})
 }
