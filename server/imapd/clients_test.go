@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -195,4 +197,27 @@ func TestAppendSentCopy(t *testing.T) {
 			t.Errorf("after APPENDs, %d messages (%v); want %d, nothing stored", len(after), err, len(before))
 		}
 	})
+}
+
+// TestIDNotOffered: imapserver has no ID (RFC 2971) and no hook to add one, so ID is
+// not advertised, and clients that follow RFC 2971 do not send it; one sent after login
+// costs a BAD, not the connection. (Before login imapserver cuts a client that sends
+// any unknown command, ID included.)
+func TestIDNotOffered(t *testing.T) {
+	st := memstore.New(memstore.Options{})
+	t.Cleanup(func() { st.Close() })
+	srv := startServer(t, st, false)
+	inbox, token := newInbox()
+	r := dialRaw(t, srv.addr)
+	if caps := strings.Join(r.ok("CAPABILITY"), " "); strings.Contains(caps+" ", " ID ") {
+		t.Errorf("CAPABILITY before login = %q; must not offer ID", caps)
+	}
+	r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	if caps := strings.Join(r.ok("CAPABILITY"), " "); strings.Contains(caps+" ", " ID ") {
+		t.Errorf("CAPABILITY after login = %q; must not offer ID", caps)
+	}
+	if _, status := r.cmd(`ID ("name" "Mail")`); !strings.HasPrefix(status, "BAD") {
+		t.Errorf("ID after login = %s, want BAD", status)
+	}
+	r.ok("NOOP")
 }
