@@ -632,8 +632,8 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (_ *imap.CopyData, err e
 	if err := s.trash(numSet, dest, "copied"); err != nil {
 		return nil, err
 	}
-	// No COPYUID: Trash keeps nothing, so there are no UIDs to give (RFC 4315 section
-	// 3 lets a server leave it out when it cannot keep them).
+	// No COPYUID: Trash keeps nothing, so there are no UIDs to give, as for a mailbox
+	// without persistent UIDs (RFC 4315's UIDNOTSTICKY case).
 	return nil, nil
 }
 
