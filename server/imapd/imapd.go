@@ -1,7 +1,8 @@
 // Package imapd is the IMAP view of every throwaway inbox: go-imap v2's imapserver
 // speaks the protocol, and a session of ours adapts it to the store. Each inbox is two
 // mailboxes, INBOX for the mail it received and Sent (RFC 6154 \Sent) for the copies
-// of the replies it sent, both with the store's UIDVALIDITY, UIDs and flags; store
+// of the replies it sent, both with the store's UIDVALIDITY, UIDs and flags, and an
+// always empty Trash (\Trash) where MOVE and COPY delete; store
 // events (from any node, on Redis) reach IDLE clients of the mailbox they concern as
 // EXISTS, EXPUNGE and FETCH FLAGS.
 package imapd
@@ -152,9 +153,10 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 // capabilities are what both IMAP4rev1 and IMAP4rev2 clients are offered once logged
 // in; imapserver adds IDLE, ENABLE, UNSELECT, SASL-IR, STARTTLS and the AUTH= or
 // LOGINDISABLED it decides per connection. It also lists every extension IMAP4rev2
-// includes, MOVE among them, which always gets NO [CANNOT]: a message's mailbox is
-// fixed by how it came. SPECIAL-USE (RFC 6154) tells clients LIST marks Sent; not
-// CREATE-SPECIAL-USE, as no mailbox can be made.
+// includes, MOVE among them, which deletes when the destination is Trash and gets
+// NO [CANNOT] otherwise: a message's mailbox is fixed by how it came. SPECIAL-USE
+// (RFC 6154) tells clients LIST marks Sent and Trash; not CREATE-SPECIAL-USE, as no
+// mailbox can be made.
 func capabilities() imap.CapSet {
 	caps := imap.CapSet{}
 	for _, c := range []imap.Cap{

@@ -185,8 +185,8 @@ func TestMailbox(t *testing.T) {
 		}
 
 		for _, tt := range []struct{ ref, pattern, want string }{
-			{"", "*", "INBOX,Sent"},
-			{"", "%", "INBOX,Sent"},
+			{"", "*", "INBOX,Sent,Trash"},
+			{"", "%", "INBOX,Sent,Trash"},
 			{"", "inbox", "INBOX"},
 			{"", "In*", "INBOX"},
 			{"", "Sent", "Sent"},
@@ -208,10 +208,10 @@ func TestMailbox(t *testing.T) {
 			}
 		}
 		list, err := c.List("", "*", &imap.ListOptions{SelectSubscribed: true, ReturnStatus: &imap.StatusOptions{NumMessages: true}}).Collect()
-		if err != nil || len(list) != 2 {
-			t.Fatalf("LIST (SUBSCRIBED) RETURN (STATUS (MESSAGES)) = %+v, %v; want INBOX and Sent", list, err)
+		if err != nil || len(list) != 3 {
+			t.Fatalf("LIST (SUBSCRIBED) RETURN (STATUS (MESSAGES)) = %+v, %v; want INBOX, Sent and Trash", list, err)
 		}
-		for i, want := range []uint32{3, 0} {
+		for i, want := range []uint32{3, 0, 0} {
 			if l := list[i]; !slices.Contains(l.Attrs, imap.MailboxAttrSubscribed) || l.Status == nil || *l.Status.NumMessages != want {
 				t.Errorf("LIST (SUBSCRIBED) RETURN (STATUS (MESSAGES)) %s = %+v, want \\Subscribed and %d messages", l.Mailbox, l, want)
 			}

@@ -89,9 +89,9 @@ func TestSentMailbox(t *testing.T) {
 			options *imap.ListOptions
 			want    map[string]bool // mailbox: has \Sent
 		}{
-			{"LIST", nil, map[string]bool{"INBOX": false, "Sent": true}},
-			{"LIST RETURN (SPECIAL-USE)", &imap.ListOptions{ReturnSpecialUse: true}, map[string]bool{"INBOX": false, "Sent": true}},
-			{"LIST (SPECIAL-USE)", &imap.ListOptions{SelectSpecialUse: true}, map[string]bool{"Sent": true}},
+			{"LIST", nil, map[string]bool{"INBOX": false, "Sent": true, "Trash": false}},
+			{"LIST RETURN (SPECIAL-USE)", &imap.ListOptions{ReturnSpecialUse: true}, map[string]bool{"INBOX": false, "Sent": true, "Trash": false}},
+			{"LIST (SPECIAL-USE)", &imap.ListOptions{SelectSpecialUse: true}, map[string]bool{"Sent": true, "Trash": false}},
 		} {
 			list, err := c.List("", "*", tt.options).Collect()
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -209,11 +210,14 @@ func (s *Server) authenticate(user, password string) (string, error) {
 
 // Every inbox shows two mailboxes, split by storage.Message.Sent: INBOX, the mail it
 // received, and Sent, the copies of the replies it sent, which the submission server
-// keeps with its mail (as POP3, which has only the maildrop, leaves them out). RFC 9051
-// section 5.1: INBOX is case-insensitive; other names are not.
+// keeps with its mail (as POP3, which has only the maildrop, leaves them out). A third,
+// Trash (RFC 6154 \Trash), is always empty: a message moved or copied there is deleted,
+// which is what Thunderbird and Apple Mail do to delete. RFC 9051 section 5.1: INBOX is
+// case-insensitive; other names are not.
 const (
 	inboxName = "INBOX"
 	sentName  = "Sent"
+	trashName = "Trash"
 	delim     = '/'
 )
 
@@ -225,28 +229,37 @@ type mailbox uint8
 const (
 	mailboxInbox mailbox = iota
 	mailboxSent
+	mailboxTrash
 )
 
 // mailboxes are every inbox's, in the order LIST gives them.
-var mailboxes = []mailbox{mailboxInbox, mailboxSent}
+var mailboxes = []mailbox{mailboxInbox, mailboxSent, mailboxTrash}
 
 func (mb mailbox) String() string {
-	if mb == mailboxSent {
+	switch mb {
+	case mailboxSent:
 		return sentName
+	case mailboxTrash:
+		return trashName
 	}
 	return inboxName
 }
 
 // holds reports whether m is shown in mb.
-func (mb mailbox) holds(m *storage.Message) bool { return m.Sent == (mb == mailboxSent) }
+func (mb mailbox) holds(m *storage.Message) bool {
+	return mb != mailboxTrash && m.Sent == (mb == mailboxSent)
+}
 
 // uidNext is mb's UIDNEXT: one above the highest UID mb has ever held, so it moves when
 // mb gets mail, even mail expunged since, and stays put when the other mailbox does
 // (RFC 3501 section 2.3.1.1). UIDs are the inbox's, one sequence for both mailboxes, so
 // the next message mb gets may have a UID above it: UIDNEXT is only a prediction.
 func (mb mailbox) uidNext(box storage.Mailbox) imap.UID {
-	if mb == mailboxSent {
+	switch mb {
+	case mailboxSent:
 		return imap.UID(box.LastSent + 1)
+	case mailboxTrash:
+		return 1 // it never holds a message
 	}
 	return imap.UID(box.LastReceived + 1)
 }
@@ -254,8 +267,11 @@ func (mb mailbox) uidNext(box storage.Mailbox) imap.UID {
 // specialUse returns mb's RFC 6154 attributes, by which clients find where sent mail
 // is whatever its name.
 func (mb mailbox) specialUse() []imap.MailboxAttr {
-	if mb == mailboxSent {
+	switch mb {
+	case mailboxSent:
 		return []imap.MailboxAttr{imap.MailboxAttrSent}
+	case mailboxTrash:
+		return []imap.MailboxAttr{imap.MailboxAttrTrash}
 	}
 	return nil
 }
@@ -285,12 +301,14 @@ func mailboxNamed(name string) (mailbox, bool) {
 		return mailboxInbox, true
 	case name == sentName:
 		return mailboxSent, true
+	case name == trashName:
+		return mailboxTrash, true
 	}
 	return 0, false
 }
 
 func noMailbox(name string) error {
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: fmt.Sprintf("No mailbox %q: each address has two, INBOX and Sent", name)}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: fmt.Sprintf("No mailbox %q: each address has three, INBOX, Sent and Trash", name)}
 }
 
 func cannot(text string) error {
@@ -359,7 +377,7 @@ func (s *session) Create(name string, options *imap.CreateOptions) (err error) {
 		// that did not find Sent by its \Sent attribute try this.
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: fmt.Sprintf("%s exists already", mb)}
 	}
-	return cannot("Each address has two mailboxes, INBOX and Sent; no others can be made")
+	return cannot("Each address has three mailboxes, INBOX, Sent and Trash; no others can be made")
 }
 
 func (s *session) Delete(name string) (err error) {
@@ -394,7 +412,7 @@ func (s *session) Subscribe(name string) (err error) {
 	if _, ok := mailboxNamed(name); !ok {
 		return noMailbox(name)
 	}
-	return nil // both mailboxes are always subscribed
+	return nil // every mailbox is always subscribed
 }
 
 func (s *session) Unsubscribe(name string) (err error) {
@@ -517,13 +535,23 @@ func (s *session) Namespace() (_ *imap.NamespaceData, err error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
 }
 
-// Append refuses every APPEND: mail reaches INBOX over SMTP only. Clients such as
-// Thunderbird APPEND what they have just sent to Sent, but the submission server, the
-// only way an inbox sends, has kept the copy there already; storing the client's too
-// would show every reply twice. The NO says so, so that the user turns the client's
-// copy off.
+// Limits on matching an APPEND to Sent with the sent copy it repeats: the client's
+// copy is read only this far for its header, and only this many of the newest sent
+// copies are looked at, as clients APPEND right after the message went out.
+const (
+	appendHeaderMax = 64 << 10
+	appendCopies    = 20
+)
+
+// Append refuses every APPEND but one: mail reaches INBOX over SMTP only. Clients such
+// as Thunderbird APPEND what they have just sent to Sent, but the submission server,
+// the only way an inbox sends, has kept the copy there already. An APPEND to Sent whose
+// Message-ID is that of a sent copy we keep is answered OK with that copy's UID, and
+// nothing is stored: the client is satisfied and no reply shows twice. Others get a NO
+// that says to turn the client's copy off.
 func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (_ *imap.AppendData, err error) {
 	defer s.polled(&err)
+	defer s.guard("append", &err)
 	if err := s.command("append"); err != nil {
 		return nil, err
 	}
@@ -531,26 +559,113 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if !ok {
 		return nil, noMailbox(name)
 	}
-	if mb == mailboxSent {
-		return nil, cannot("Sent keeps its own copy of every reply sent through this server; APPEND is not supported, turn off saving a copy of sent mail")
+	if mb != mailboxSent {
+		return nil, cannot("Mail arrives over SMTP only; APPEND is not supported")
 	}
-	return nil, cannot("Mail arrives over SMTP only; APPEND is not supported")
+	// imapserver reads and discards whatever is left of the literal.
+	head, err := io.ReadAll(io.LimitReader(r, appendHeaderMax))
+	if err != nil {
+		return nil, err
+	}
+	if id := envelope(head).MessageID; id != "" {
+		data, err := s.sentCopy(id)
+		if err != nil {
+			return nil, s.storeErr("append", err)
+		}
+		if data != nil {
+			s.logger.Debug("append to Sent matched a sent copy", "uid", data.UID)
+			return data, nil
+		}
+	}
+	return nil, cannot("Sent keeps its own copy of every reply sent through this server and takes no other mail; turn off saving a copy of sent mail")
 }
 
+// sentCopy returns the APPENDUID of the newest sent copy with Message-ID id among the
+// last appendCopies, or nil when none has it.
+func (s *session) sentCopy(id string) (*imap.AppendData, error) {
+	ctx, cancel := s.opCtx()
+	defer cancel()
+	box, err := s.srv.store.Mailbox(ctx, s.inbox)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.srv.store.List(ctx, s.inbox, storage.Page{})
+	if err != nil {
+		return nil, err
+	}
+	looked := 0
+	for i := range list { // newest first
+		m := &list[i]
+		if !m.Sent {
+			continue
+		}
+		if looked++; looked > appendCopies {
+			break
+		}
+		env := s.srv.envelopes.get(m.ID)
+		if env == nil {
+			raw, err := s.srv.store.Raw(ctx, s.inbox, m.ID)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			env = envelope(raw)
+			s.srv.envelopes.put(m.ID, env)
+		}
+		if env.MessageID == id {
+			return &imap.AppendData{UIDValidity: box.UIDValidity, UID: imap.UID(m.UID)}, nil
+		}
+	}
+	return nil, nil
+}
+
+// Copy answers COPY: to Trash it deletes, as Move does; clients without MOVE copy to
+// Trash, then mark \Deleted and expunge what is already gone.
 func (s *session) Copy(numSet imap.NumSet, dest string) (_ *imap.CopyData, err error) {
 	defer s.polled(&err)
+	defer s.guard("copy", &err)
 	if err := s.command(uidName("copy", numSet)); err != nil {
 		return nil, err
 	}
-	return nil, cannot("Messages cannot be copied: INBOX holds the mail received, Sent the replies sent")
+	if err := s.trash(numSet, dest, "copied"); err != nil {
+		return nil, err
+	}
+	// No COPYUID: Trash keeps nothing, so there are no UIDs to give, as for a mailbox
+	// without persistent UIDs (RFC 4315's UIDNOTSTICKY case).
+	return nil, nil
 }
 
+// Move answers MOVE: only to Trash, where it deletes. The EXPUNGE responses come from
+// the view, in the poll imapserver makes before the tagged OK.
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) (err error) {
 	defer s.polled(&err)
+	defer s.guard("move", &err)
 	if err := s.command(uidName("move", numSet)); err != nil {
 		return err
 	}
-	return cannot("Messages cannot be moved: INBOX holds the mail received, Sent the replies sent")
+	return s.trash(numSet, dest, "moved")
+}
+
+// trash deletes the messages of numSet from the store for a COPY or MOVE to Trash, and
+// refuses any other destination: a message's mailbox is fixed by how it came.
+func (s *session) trash(numSet imap.NumSet, dest, verb string) error {
+	if mb, ok := mailboxNamed(dest); !ok || mb != mailboxTrash {
+		return cannot(fmt.Sprintf("Messages cannot be %s to %q: INBOX holds the mail received, Sent the replies sent; only Trash takes messages, and deletes them", verb, dest))
+	}
+	v := s.view
+	if v.readOnly {
+		return cannot(fmt.Sprintf("%s is read-only (EXAMINE): SELECT it to delete messages", v.mailbox))
+	}
+	for _, t := range v.resolve(numSet) {
+		if err := s.delete(t.meta.id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return s.storeErr(verb+" delete", err)
+		}
+		s.logger.Debug("deleted to trash", "id", t.meta.id, "uid", t.meta.uid)
+		v.gone(t.meta.uid)
+	}
+	return nil
 }
 
 // Poll is imapserver's NOOP and CHECK, and it follows every other command that
