@@ -322,3 +322,19 @@ account default : mayfly
 		}
 	})
 }
+
+// TestClientNodemailerSelfSigned is the application under test against a plain
+// `mayfly serve`: no certificate configured, nodemailer on its defaults, trusting
+// nothing extra. Port 25 must not offer STARTTLS with the self-signed certificate,
+// which nodemailer would take and then refuse (ESOCKET self-signed certificate).
+func TestClientNodemailerSelfSigned(t *testing.T) {
+	needNodeModule(t, "nodemailer")
+	n := startNode(t)
+	in := createInbox(t, n.http, "")
+	runClient(t, []string{"HOME=" + t.TempDir()}, "", "node", filepath.Join("testdata", "clients", "nodemailer.mjs"), "127.0.0.1", port(t, n.smtp), "app@sender.test", in.Address, "From nodemailer")
+	var list struct{ Messages []struct{ Subject string } }
+	getJSON(t, n.http, "/api/v1/inboxes/"+in.Address+"/messages", in.Token, &list)
+	if len(list.Messages) != 1 || list.Messages[0].Subject != "From nodemailer" {
+		t.Errorf("inbox after nodemailer sent: %+v, want its mail", list.Messages)
+	}
+}
