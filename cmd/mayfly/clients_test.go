@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // The client compatibility tests drive mail clients nobody here wrote against a
@@ -176,10 +178,19 @@ func subjectsIn(text string) int {
 // defaults, takes 120 a minute for one inbox; the clients talk only to the server
 // under test.
 func TestClients(t *testing.T) {
-	redis, ok := storeVariants(t)["redis"]
-	if !ok {
+	redisURL := storetest.RedisURL(t)
+	if redisURL == "" {
 		t.Skip("the inbox is filled through a second node on one Redis: set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
 	}
+	// A database of its own: the outgoing queue is one stream per database, and a job
+	// another test's node left there would reach this test's relay, or this test's
+	// reply another node.
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/13"
+	redis := []string{"-redis-url", u.String()}
 	caFile, certFile, keyFile := writePrivateCA(t)
 	// sender.test passes SPF for loopback, so alice is a proved correspondent to reply to.
 	dnsAddr := dnstest.TXTServer(t, map[string]string{"sender.test.": "v=spf1 ip4:127.0.0.0/8 -all"})
@@ -187,7 +198,8 @@ func TestClients(t *testing.T) {
 	// Beyond the listeners' ports, the certificate and where DNS and mail go out (this
 	// machine only), the defaults.
 	n := startNode(t, append([]string{"-tls-cert", certFile, "-tls-key", keyFile, "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
-	filler := startNode(t, append([]string{"-receive-rate", "off", "-dns", dnsAddr}, redis...)...)
+	// The filler takes jobs from the same queue, so it sends them to the same relay.
+	filler := startNode(t, append([]string{"-receive-rate", "off", "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
 	in := createInbox(t, n.http, "")
 
 	c, err := smtp.Dial(filler.smtp)
