@@ -295,6 +295,19 @@ poll localhost service %s protocol POP3 auth password
 	})
 
 	// The replies come after the readers: a sent copy is one more message in the inbox.
+	t.Run("python", func(t *testing.T) {
+		python := needClient(t, "python3")
+		out := runClient(t, env, "", python, filepath.Join("testdata", "clients", "python_clients.py"), "localhost", port(t, n.imap), port(t, n.pop3), port(t, n.submission), in.Address, in.Token, caFile, "alice@sender.test")
+		imap, pop3, _ := strings.Cut(out, "--- POP3")
+		if subjectsIn(imap) != fullInbox || subjectsIn(pop3) != fullInbox {
+			t.Errorf("Python read %d distinct messages over IMAP and %d over POP3, want %d each:\n%.500s", subjectsIn(imap), subjectsIn(pop3), fullInbox, out)
+		}
+		m := sink.next(t)
+		if m.from != in.Address || len(m.to) != 1 || m.to[0] != "alice@sender.test" || !strings.Contains(m.data, "Replied with Python smtplib.") {
+			t.Errorf("relayed from %q to %q:\n%s\nwant smtplib's reply from %s to alice@sender.test", m.from, m.to, m.data, in.Address)
+		}
+	})
+
 	t.Run("msmtp", func(t *testing.T) {
 		msmtp := needClient(t, "msmtp")
 		rc := writeConfig(t, "msmtprc", fmt.Sprintf(`defaults
