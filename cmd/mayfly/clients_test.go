@@ -265,26 +265,30 @@ SyncState *
 		}
 	})
 
-	t.Run("fetchmail", func(t *testing.T) {
-		fetchmail := needClient(t, "fetchmail")
-		mbox := filepath.Join(t.TempDir(), "mbox")
-		// STLS is required by sslproto; keep leaves the inbox for the clients after it.
-		rc := writeConfig(t, "fetchmailrc", fmt.Sprintf(`set no bouncemail
-poll localhost service %s protocol POP3 auth password
+	for _, proto := range []struct{ name, addr string }{{"POP3", n.pop3}, {"IMAP", n.imap}} {
+		t.Run("fetchmail-"+proto.name, func(t *testing.T) {
+			fetchmail := needClient(t, "fetchmail")
+			mbox := filepath.Join(t.TempDir(), "mbox")
+			// STARTTLS (STLS) is required by sslproto; keep leaves the inbox for the
+			// clients after it.
+			rc := writeConfig(t, "fetchmailrc", fmt.Sprintf(`set no bouncemail
+poll localhost service %s protocol %s auth password
   user "%s" password "%s"
   sslproto TLS1.2+ sslcertck sslcertfile "%s"
   fetchall keep
   mda "cat >> %s"
-`, port(t, n.pop3), in.Address, in.Token, caFile, mbox))
-		runClient(t, append(env, "FETCHMAILHOME="+home), "", fetchmail, "-f", rc, "--nodetach", "--nosyslog")
-		b, err := os.ReadFile(mbox)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := subjectsIn(string(b)); got != fullInbox {
-			t.Errorf("fetchmail delivered %d distinct messages, want %d", got, fullInbox)
-		}
-	})
+`, port(t, proto.addr), proto.name, in.Address, in.Token, caFile, mbox))
+			fetchmailHome := t.TempDir()
+			runClient(t, []string{"HOME=" + fetchmailHome, "FETCHMAILHOME=" + fetchmailHome}, "", fetchmail, "-f", rc, "--nodetach", "--nosyslog")
+			b, err := os.ReadFile(mbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := subjectsIn(string(b)); got != fullInbox {
+				t.Errorf("fetchmail over %s delivered %d distinct messages, want %d", proto.name, got, fullInbox)
+			}
+		})
+	}
 
 	t.Run("imapflow", func(t *testing.T) {
 		needNodeModule(t, "imapflow")
