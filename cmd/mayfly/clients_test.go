@@ -172,6 +172,27 @@ func subjectsIn(text string) int {
 	return len(seen)
 }
 
+// maildirSubjects counts the distinct fill subjects in a Maildir folder.
+func maildirSubjects(t *testing.T, folder string) int {
+	t.Helper()
+	var all strings.Builder
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(filepath.Join(folder, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(folder, sub, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all.Write(b)
+			all.WriteString("\n")
+		}
+	}
+	return subjectsIn(all.String())
+}
+
 // TestClients fills an inbox to its limit and has each client read all of it, reply
 // through submission, and send to port 25. The inbox is filled through a second node on
 // the same Redis with no per-inbox receive rate, since the server under test, on
@@ -197,7 +218,9 @@ func TestClients(t *testing.T) {
 	sink := newRelaySink(t)
 	// Beyond the listeners' ports, the certificate and where DNS and mail go out (this
 	// machine only), the defaults.
-	n := startNode(t, append([]string{"-tls-cert", certFile, "-tls-key", keyFile, "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
+	// The one listener added to the defaults, IMAP over implicit TLS, for offlineimap3.
+	imaps := freeAddr(t)
+	n := startNode(t, append([]string{"-tls-cert", certFile, "-tls-key", keyFile, "-imaps-addr", imaps, "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
 	// The filler takes jobs from the same queue, so it sends them to the same relay.
 	filler := startNode(t, append([]string{"-receive-rate", "off", "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
 	in := createInbox(t, n.http, "")
@@ -262,6 +285,40 @@ SyncState *
 		}
 		if got := subjectsIn(all.String()); files != fullInbox || got != fullInbox {
 			t.Errorf("mbsync synced %d files with %d distinct messages, want %d", files, got, fullInbox)
+		}
+	})
+
+	// Over IMAPS: offlineimap3 8.0.0's STARTTLS (imaplib2 3.05) loses the connection at
+	// the CAPABILITY after the handshake ("Too many read 0").
+	t.Run("offlineimap3", func(t *testing.T) {
+		offlineimap := needClient(t, "offlineimap")
+		dir := t.TempDir()
+		rc := writeConfig(t, "offlineimaprc", fmt.Sprintf(`[general]
+accounts = mayfly
+metadata = %s/meta
+
+[Account mayfly]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = %s/mail
+
+[Repository remote]
+type = IMAP
+remotehost = localhost
+remoteport = %s
+remoteuser = %s
+remotepass = %s
+ssl = yes
+sslcacertfile = %s
+folderfilter = lambda folder: folder == 'INBOX'
+readonly = True
+`, dir, dir, port(t, imaps), in.Address, in.Token, caFile))
+		runClient(t, env, "", offlineimap, "-c", rc, "-o", "-u", "basic")
+		if got := maildirSubjects(t, filepath.Join(dir, "mail", "INBOX")); got != fullInbox {
+			t.Errorf("offlineimap3 synced %d distinct messages, want %d", got, fullInbox)
 		}
 	})
 
