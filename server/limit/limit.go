@@ -131,9 +131,11 @@ var ErrTooFast = errors.New("too many commands")
 // half a token's time) is slowed for ever and never cut; one that floods, whose every
 // command waits the full token's time, runs out after about 2*paceSlack commands
 // past its burst (10 s at 50/s) and is cut.
-// A Pacer is for one connection's goroutine at a time.
+// A Pacer is safe for concurrent use: go-imap polls for updates on the reading
+// goroutine while an IDLE command runs on another.
 type Pacer struct {
 	tokens *rate.Limiter
+	mu     sync.Mutex    // slack and at
 	slack  time.Duration // left; at most max
 	max    time.Duration
 	most   time.Duration // the longest one wait; 0 = no bound
@@ -173,19 +175,23 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
+	p.mu.Lock()
 	now := p.now()
 	p.slack = min(p.max, p.slack+now.Sub(p.at)/2)
 	p.at = now
 	r := p.tokens.ReserveN(now, 1)
 	d := r.DelayFrom(now)
 	if d <= 0 {
+		p.mu.Unlock()
 		return nil
 	}
 	if d > p.slack || p.most > 0 && d > p.most {
 		r.CancelAt(now)
+		p.mu.Unlock()
 		return ErrTooFast
 	}
 	p.slack -= d
+	p.mu.Unlock()
 	if err := p.sleep(ctx, d); err != nil {
 		r.CancelAt(p.now())
 		return err

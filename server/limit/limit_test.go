@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -259,4 +260,23 @@ func TestPacerMaxWait(t *testing.T) {
 	if err := p.Wait(context.Background()); !errors.Is(err, ErrTooFast) {
 		t.Fatalf("a wait of an hour past a maxWait of a minute = %v, want ErrTooFast", err)
 	}
+}
+
+// TestPacerConcurrent: go-imap polls for updates on its reading goroutine while an
+// IDLE runs on another, and both take from the connection's one Pacer (a data race the
+// race detector found in the soak test).
+func TestPacerConcurrent(t *testing.T) {
+	p := Rate{N: 1000, Per: time.Second}.Pacer(0)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for range 600 {
+				if err := p.Wait(context.Background()); err != nil && !errors.Is(err, ErrTooFast) {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
