@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 )
 
 // namesMail has a UTF-8 file name, an unnamed invitation and an unnamed image.
@@ -58,7 +60,7 @@ func TestAttachmentNames(t *testing.T) {
 			}
 
 			// The real thing, when curl is here: -OJ saves under the ASCII name.
-			curl := curlPath(t)
+			curl := testlib.Curl(t)
 			for i, want := range []string{"r_sum_.pdf", "invite.ics", "attachment-2.png"} {
 				dir := t.TempDir()
 				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -86,17 +88,4 @@ func TestAttachmentNames(t *testing.T) {
 			}
 		})
 	}
-}
-
-// curlPath returns Debian's curl, or skips the test (a failure with MAYFLY_REQUIRE_CURL=1).
-func curlPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("MAYFLY_REQUIRE_CURL") == "1" {
-			t.Fatalf("curl not found, and MAYFLY_REQUIRE_CURL=1 says the curl tests must run: %v", err)
-		}
-		t.Skip("curl not found: apt-get install curl to run the download test (make test does)")
-	}
-	return path
 }

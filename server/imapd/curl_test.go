@@ -4,33 +4,19 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 )
-
-// curlPath returns Debian's curl, or skips the test (fails it under
-// MAYFLY_REQUIRE_CURL=1, as make test sets).
-func curlPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("MAYFLY_REQUIRE_CURL") == "1" {
-			t.Fatal("curl is not installed, and MAYFLY_REQUIRE_CURL=1 says the curl tests must run")
-		}
-		t.Skip("curl is not installed: apt-get install curl, or run make test, which installs it (MAYFLY_REQUIRE_CURL=1 makes this a failure)")
-	}
-	return path
-}
 
 // TestCurl reads an inbox with curl, an IMAP client that is not ours and not
 // go-imap's: list, search, and fetch byte for byte.
 func TestCurl(t *testing.T) {
-	curl := curlPath(t)
+	curl := testlib.Curl(t)
 	raw := readFile(t, "testdata/invoice.eml")
 	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
 		srv := startServer(t, st, false)

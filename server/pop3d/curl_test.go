@@ -14,20 +14,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-)
 
-// curlPath returns Debian's curl, or skips the test (a failure with MAYFLY_REQUIRE_CURL=1).
-func curlPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("MAYFLY_REQUIRE_CURL") == "1" {
-			t.Fatalf("curl not found, and MAYFLY_REQUIRE_CURL=1 says the curl tests must run: %v", err)
-		}
-		t.Skip("curl not found: apt-get install curl to run the POP3 client tests (make test does)")
-	}
-	return path
-}
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+)
 
 // curl runs curl with args and returns its standard output.
 func curl(t *testing.T, path string, args ...string) ([]byte, error) {
@@ -47,7 +36,7 @@ func curl(t *testing.T, path string, args ...string) ([]byte, error) {
 // TestCurl has a real client list, fetch and delete over plain POP3 on loopback, STLS
 // and POP3S.
 func TestCurl(t *testing.T) {
-	path := curlPath(t)
+	path := testlib.Curl(t)
 	cert, _ := testCert()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {

@@ -11,20 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// curlPath returns Debian's curl, or skips the test (a failure with MAYFLY_REQUIRE_CURL=1).
-func curlPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("MAYFLY_REQUIRE_CURL") == "1" {
-			t.Fatalf("curl not found, and MAYFLY_REQUIRE_CURL=1 says the curl tests must run: %v", err)
-		}
-		t.Skip("curl not found: apt-get install curl to run the submission client test (make test does)")
-	}
-	return path
-}
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+)
 
 func curl(t *testing.T, path string, args ...string) error {
 	t.Helper()
@@ -43,7 +32,7 @@ func curl(t *testing.T, path string, args ...string) error {
 // the clear on loopback, and with STARTTLS as a remote client must; the sink, as
 // ann's MX, gets them.
 func TestCurl(t *testing.T) {
-	path := curlPath(t)
+	path := testlib.Curl(t)
 	dir := t.TempDir()
 	cert, _ := testCert()
 	caFile := filepath.Join(dir, "ca.pem")
