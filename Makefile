@@ -1,5 +1,7 @@
 # The two commands that matter: `make run` (or `go run ./cmd/mayfly`) and `make test`.
 GO ?= go
+# Patched copies of libraries (see their PATCHES.md): modules of their own.
+PATCHED = github.com/flashmob/go-guerrilla/... github.com/emersion/go-imap/v2/...
 STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: run test test-short lint fuzz bench build
@@ -12,18 +14,20 @@ build:
 
 # Installs what the tests need when missing, starts a throwaway redis-server on a free
 # loopback port, runs every test with the race detector, and stops redis again.
-# The patched go-guerrilla is a module of its own, which ./... leaves out.
+# The patched go-guerrilla and go-imap are modules of their own, which ./... leaves out.
 test:
-	bash .ci/with-services $(GO) test -race -count=1 ./... github.com/flashmob/go-guerrilla/...
+	bash .ci/with-services $(GO) test -race -count=1 ./... $(PATCHED)
 
 # Unit tests only, no services: Redis and browser tests skip and say how to enable them.
 test-short:
-	$(GO) test -count=1 ./... github.com/flashmob/go-guerrilla/...
+	$(GO) test -count=1 ./... $(PATCHED)
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./... github.com/flashmob/go-guerrilla/...
+# Upstream go-imap builds go-message headers with unkeyed fields.
+	$(GO) vet -composites=false github.com/emersion/go-imap/v2/...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 # deploy/: compose config, Kubernetes manifests (kustomize build), systemd-analyze verify;
 # installs docker-compose, systemd and python3-yaml from apt when missing.
@@ -37,6 +41,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./server/mx/summary
 	cd server/mx/third_party/go-guerrilla && $(GO) test -run XXX -fuzz 'FuzzReadData$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run XXX -fuzz 'FuzzMessage$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
+	cd server/imapd/third_party/go-imap && $(GO) test -run XXX -fuzz 'FuzzReadIDParams$$' -fuzztime $(FUZZTIME) ./imapserver
 	$(GO) test -run XXX -fuzz 'FuzzCodes$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzLinks$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzRenderHTML$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse

@@ -62,3 +62,5 @@ require (
 )
 
 replace github.com/flashmob/go-guerrilla => ./server/mx/third_party/go-guerrilla
+
+replace github.com/emersion/go-imap/v2 => ./server/imapd/third_party/go-imap

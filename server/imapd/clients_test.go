@@ -12,7 +12,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mayfly-mail/mayfly/storage"
-	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -199,25 +198,97 @@ func TestAppendSentCopy(t *testing.T) {
 	})
 }
 
-// TestIDNotOffered: imapserver has no ID (RFC 2971) and no hook to add one, so ID is
-// not advertised, and clients that follow RFC 2971 do not send it; one sent after login
-// costs a BAD, not the connection. (Before login imapserver cuts a client that sends
-// any unknown command, ID included.)
-func TestIDNotOffered(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
-	srv := startServer(t, st, false)
-	inbox, token := newInbox()
-	r := dialRaw(t, srv.addr)
-	if caps := strings.Join(r.ok("CAPABILITY"), " "); strings.Contains(caps+" ", " ID ") {
-		t.Errorf("CAPABILITY before login = %q; must not offer ID", caps)
-	}
-	r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
-	if caps := strings.Join(r.ok("CAPABILITY"), " "); strings.Contains(caps+" ", " ID ") {
-		t.Errorf("CAPABILITY after login = %q; must not offer ID", caps)
-	}
-	if _, status := r.cmd(`ID ("name" "Mail")`); !strings.HasPrefix(status, "BAD") {
-		t.Errorf("ID after login = %s, want BAD", status)
-	}
-	r.ok("NOOP")
+// TestThunderbirdSession replays, over a raw socket, the dialogue Thunderbird 115 and
+// Apple Mail hold on default settings: ID before and after login (Apple Mail's before
+// it closed the connection as an unknown command), the header fetch of a new
+// mailbox, reading and flagging, delete as UID MOVE to Trash, the sent copy's APPEND
+// to Sent, IDLE, and LOGOUT.
+func TestThunderbirdSession(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, token := newInbox()
+		first := put(t, st, inbox, "welcome", nil)
+		second := put(t, st, inbox, "your code", nil)
+		const copy = "From: me@example.org\r\nTo: ann@sender.test\r\nSubject: Re: welcome\r\n" +
+			"Message-ID: <tb.1@example.org>\r\nDate: Mon, 7 Dec 2026 03:00:00 +0000\r\n\r\nthanks\r\n"
+		sent := putSentRaw(t, st, inbox, "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; b=abc\r\n"+copy)
+
+		r := dialRaw(t, srv.addr)
+		if caps := strings.Join(r.ok("CAPABILITY"), " ") + " "; !strings.Contains(caps, " ID ") {
+			t.Errorf("CAPABILITY before login = %q, want ID", caps)
+		}
+		// Apple Mail, before login.
+		id := r.ok(`ID ("name" "iPhone Mail" "version" "20E247" "os" "iOS" "os-version" "16.4.1 (20E247)")`)
+		if len(id) != 1 || id[0] != `* ID ("name" "Mayfly")` {
+			t.Errorf("ID before login = %q, want * ID (\"name\" \"Mayfly\")", id)
+		}
+		if _, status := r.cmd(`ID ("name" "` + strings.Repeat("x", 1025) + `")`); strings.HasPrefix(status, "OK") {
+			t.Errorf("ID with a 1025-octet name = %s, want BAD (RFC 2971 section 3.3)", status)
+		}
+		r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+		caps := strings.Join(r.ok("CAPABILITY"), " ") + " "
+		for _, c := range []string{" ID ", " MOVE ", " UIDPLUS ", " SPECIAL-USE ", " IDLE "} {
+			if !strings.Contains(caps, c) {
+				t.Errorf("CAPABILITY after login = %q, want%s", caps, c)
+			}
+		}
+		// Thunderbird, after login.
+		if id := r.ok(`ID ("name" "Thunderbird" "version" "115.6.0")`); len(id) != 1 {
+			t.Errorf("ID after login = %q, want one * ID", id)
+		}
+		if id := r.ok("ID NIL"); len(id) != 1 {
+			t.Errorf("ID NIL = %q, want one * ID", id)
+		}
+		list := strings.Join(r.ok(`LIST (SPECIAL-USE) "" "*"`), "\n")
+		if !strings.Contains(list, `\Sent`) || !strings.Contains(list, `\Trash`) {
+			t.Errorf("LIST (SPECIAL-USE) = %q, want Sent and Trash", list)
+		}
+		r.ok(`SELECT "INBOX"`)
+		flags := strings.Join(r.ok("UID FETCH 1:* (FLAGS)"), "\n")
+		if strings.Count(flags, "FETCH") != 2 {
+			t.Errorf("UID FETCH 1:* (FLAGS) = %q, want two messages", flags)
+		}
+		head := strings.Join(r.ok(fmt.Sprintf("UID FETCH %d:%d (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS "+
+			"(From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])",
+			first.UID, second.UID)), "\n")
+		if !strings.Contains(head, "Subject: welcome") || !strings.Contains(head, "Subject: your code") {
+			t.Errorf("header fetch = %q, want both subjects", head)
+		}
+		body := strings.Join(r.ok(fmt.Sprintf("UID FETCH %d (UID RFC822.SIZE BODY.PEEK[])", second.UID)), "\n")
+		if !strings.Contains(body, "body of your code") {
+			t.Errorf("UID FETCH BODY.PEEK[] = %q, want the message", body)
+		}
+		r.ok(fmt.Sprintf(`UID STORE %d +FLAGS (\Seen)`, second.UID))
+		if moved := strings.Join(r.ok(fmt.Sprintf(`UID MOVE %d "Trash"`, first.UID)), "\n"); !strings.Contains(moved, "* 1 EXPUNGE") {
+			t.Errorf("UID MOVE to Trash = %q, want * 1 EXPUNGE", moved)
+		}
+		wantGone(t, st, inbox, first, "MOVE to Trash")
+
+		// The sent copy, with a synchronizing literal as Thunderbird writes it.
+		r.n++
+		fmt.Fprintf(r.c, "r%d APPEND \"Sent\" (\\Seen) {%d}\r\n", r.n, len(copy))
+		if l := r.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("APPEND literal: %q, want a continuation", l)
+		}
+		fmt.Fprintf(r.c, "%s\r\n", copy)
+		if l := r.line(); !strings.Contains(l, "OK [APPENDUID ") || !strings.Contains(l, fmt.Sprintf(" %d]", sent.UID)) {
+			t.Errorf("APPEND Sent of the sent copy = %q, want OK [APPENDUID ... %d]", l, sent.UID)
+		}
+
+		r.n++
+		fmt.Fprintf(r.c, "r%d IDLE\r\n", r.n)
+		if l := r.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("IDLE: %q, want a continuation", l)
+		}
+		third := put(t, st, inbox, "late", nil)
+		if l := r.line(); l != "* 2 EXISTS\r\n" {
+			t.Errorf("during IDLE, %q; want * 2 EXISTS for %d", l, third.UID)
+		}
+		fmt.Fprintf(r.c, "DONE\r\n")
+		for l := r.line(); !strings.HasPrefix(l, fmt.Sprintf("r%d ", r.n)); l = r.line() {
+		}
+		if untagged, status := r.cmd("LOGOUT"); !strings.HasPrefix(status, "OK") || len(untagged) == 0 || !strings.HasPrefix(untagged[0], "* BYE") {
+			t.Errorf("LOGOUT = %q %s, want * BYE and OK", untagged, status)
+		}
+	})
 }

@@ -163,7 +163,7 @@ func capabilities() imap.CapSet {
 		imap.CapIMAP4rev1, imap.CapIMAP4rev2,
 		imap.CapNamespace, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
 		imap.CapListExtended, imap.CapListStatus, imap.CapStatusSize,
-		imap.CapBinary, imap.CapChildren, imap.CapSpecialUse,
+		imap.CapBinary, imap.CapChildren, imap.CapSpecialUse, imap.CapID,
 	} {
 		caps[c] = struct{}{}
 	}

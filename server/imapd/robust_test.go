@@ -355,7 +355,7 @@ func TestRawProtocol(t *testing.T) {
 		{`LSUB "" *`, []string{`^\* LSUB \(.*\) "/" INBOX$`}, "OK"},
 		{`LIST "" (INBOX Sent) RETURN (CHILDREN SPECIAL-USE)`, []string{`^\* LIST \(\\HasNoChildren\) "/" INBOX$`, `^\* LIST \(\\HasNoChildren \\Sent\) "/" (Sent|"Sent")$`}, "OK"},
 		{`LIST (SPECIAL-USE) "" *`, []string{`^\* LIST \(\\HasNoChildren \\Sent\) "/" (Sent|"Sent")$`}, "OK"},
-		{"ID NIL", nil, "BAD"},
+		{"ID NIL", []string{`^\* ID \("name" "Mayfly"\)$`}, "OK"},
 		{"EXAMINE inbox", nil, "OK [READ-ONLY]"},
 		{"UNSELECT", nil, "OK"},
 		{"IDLE", nil, ""}, // answered below

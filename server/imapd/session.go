@@ -535,6 +535,21 @@ func (s *session) Namespace() (_ *imap.NamespaceData, err error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
 }
 
+// ID answers RFC 2971's ID, which Thunderbird and Apple Mail send, the latter before
+// logging in: imapserver closes a connection on an unknown command before login. The
+// client's name is logged, to tell which client a session was; the server says only
+// its name.
+func (s *session) ID(client *imap.IDData) (_ *imap.IDData, err error) {
+	defer s.polled(&err)
+	if err := s.command("id"); err != nil {
+		return nil, err
+	}
+	if client != nil {
+		s.logger.Debug("client identified", "name", client.Name, "version", client.Version)
+	}
+	return &imap.IDData{Name: "Mayfly"}, nil
+}
+
 // Limits on matching an APPEND to Sent with the sent copy it repeats: the client's
 // copy is read only this far for its header, and only this many of the newest sent
 // copies are looked at, as clients APPEND right after the message went out.
