@@ -355,6 +355,28 @@ poll localhost service %s protocol %s auth password
 		}
 	})
 
+	// mutt and neomutt have no batch mode for reading: each runs in a terminal (script(1)
+	// gives it one) with keys pushed that tag every message, copy them to an mbox and quit.
+	for _, program := range []string{"mutt", "neomutt"} {
+		t.Run(program, func(t *testing.T) {
+			path := needClient(t, program)
+			needClient(t, "script")
+			dir := t.TempDir()
+			mbox := filepath.Join(dir, "mbox")
+			rc := writeConfig(t, "muttrc", muttrc(n.imap, n.submission, in.Address, in.Token, caFile))
+			keys := fmt.Sprintf("<tag-pattern>~A<enter><tag-prefix><copy-message>%s<enter><quit>", mbox)
+			runClient(t, append(env, "TERM=vt100"), "", "script", "-q", "-e", "-c",
+				shellQuote(path, "-n", "-F", rc, "-f", "imap://localhost:"+port(t, n.imap)+"/INBOX", "-e", "push '"+keys+"'"), "/dev/null")
+			b, err := os.ReadFile(mbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := subjectsIn(string(b)); got != fullInbox {
+				t.Errorf("%s copied %d distinct messages, want %d", program, got, fullInbox)
+			}
+		})
+	}
+
 	// The replies come after the readers: a sent copy is one more message in the inbox.
 	t.Run("python", func(t *testing.T) {
 		python := needClient(t, "python3")
@@ -395,6 +417,20 @@ account default : mayfly
 		}
 	})
 
+	// Sending in batch mode: the body on standard input, no terminal.
+	for _, program := range []string{"mutt", "neomutt"} {
+		t.Run(program+"-reply", func(t *testing.T) {
+			path := needClient(t, program)
+			rc := writeConfig(t, "muttrc", muttrc(n.imap, n.submission, in.Address, in.Token, caFile))
+			body := "Replied with " + program + ".\n"
+			runClient(t, env, body, path, "-n", "-F", rc, "-s", "Re: Message 3 of 200", "-e", "my_hdr In-Reply-To: <m3@sender.test>", "alice@sender.test")
+			m := sink.next(t)
+			if m.from != in.Address || len(m.to) != 1 || m.to[0] != "alice@sender.test" || !strings.Contains(m.data, "Replied with "+program+".") || !strings.Contains(m.data, "In-Reply-To: <m3@sender.test>") {
+				t.Errorf("relayed from %q to %q:\n%s\nwant %s's reply from %s to alice@sender.test", m.from, m.to, m.data, program, in.Address)
+			}
+		})
+	}
+
 	t.Run("nodemailer", func(t *testing.T) {
 		needNodeModule(t, "nodemailer")
 		other := createInbox(t, n.http, "")
@@ -423,4 +459,43 @@ func TestClientNodemailerSelfSigned(t *testing.T) {
 	if len(list.Messages) != 1 || list.Messages[0].Subject != "From nodemailer" {
 		t.Errorf("inbox after nodemailer sent: %+v, want its mail", list.Messages)
 	}
+}
+
+// muttrc is a mutt (and neomutt) configuration reading the inbox over IMAP and sending
+// through submission, both with STARTTLS required and the certificate verified against
+// the CA file, and nothing asked on the way: no header cache, no confirmations, no copy
+// of sent mail kept.
+func muttrc(imapAddr, submissionAddr, user, pass, caFile string) string {
+	_, imapPort, _ := net.SplitHostPort(imapAddr)
+	_, subPort, _ := net.SplitHostPort(submissionAddr)
+	return fmt.Sprintf(`set imap_user = "%s"
+set imap_pass = "%s"
+set folder = "imap://localhost:%s/"
+set spoolfile = "+INBOX"
+set smtp_url = "smtp://%s@localhost:%s/"
+set smtp_pass = "%s"
+set from = "%s"
+set ssl_starttls = yes
+set ssl_force_tls = yes
+set ssl_ca_certificates_file = "%s"
+set header_cache = ""
+set record = ""
+set copy = no
+set confirmappend = no
+set confirmcreate = no
+set delete = no
+set move = no
+set quit = yes
+set mark_old = no
+set sort = mailbox-order
+`, user, pass, imapPort, url.QueryEscape(user), subPort, pass, user, caFile)
+}
+
+// shellQuote makes one sh command line of words, for script -c.
+func shellQuote(words ...string) string {
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(quoted, " ")
 }
