@@ -53,6 +53,19 @@ func needNodeModule(t *testing.T, module string) {
 	}
 }
 
+// phpMailerScript sends with PHPMailer from Debian's libphp-phpmailer.
+var phpMailerScript = filepath.Join("testdata", "clients", "phpmailer.php")
+
+// needPHPMailer is needClient for php with Debian's PHPMailer, and returns php.
+func needPHPMailer(t *testing.T) string {
+	t.Helper()
+	php := needClient(t, "php")
+	if _, err := os.Stat("/usr/share/php/libphp-phpmailer/autoload.php"); err != nil {
+		missingClient(t, "PHPMailer not installed (Debian package libphp-phpmailer)")
+	}
+	return php
+}
+
 func missingClient(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv("MAYFLY_REQUIRE_CLIENTS") == "1" {
@@ -431,6 +444,28 @@ account default : mayfly
 		})
 	}
 
+	// PHPMailer's defaults upgrade to STARTTLS when offered and verify: the private CA is
+	// trusted the PHP way, openssl.cafile, and nothing set in the script.
+	t.Run("phpmailer", func(t *testing.T) {
+		php := needPHPMailer(t)
+		other := createInbox(t, n.http, "")
+		runClient(t, env, "", php, "-d", "openssl.cafile="+caFile, phpMailerScript, "localhost", port(t, n.smtp), "app@sender.test", other.Address, "From PHPMailer")
+		var list struct{ Messages []struct{ Subject string } }
+		getJSON(t, n.http, "/api/v1/inboxes/"+other.Address+"/messages", other.Token, &list)
+		if len(list.Messages) != 1 || list.Messages[0].Subject != "From PHPMailer" {
+			t.Errorf("inbox after PHPMailer sent: %+v, want its mail", list.Messages)
+		}
+	})
+
+	t.Run("phpmailer-reply", func(t *testing.T) {
+		php := needPHPMailer(t)
+		runClient(t, env, "", php, "-d", "openssl.cafile="+caFile, phpMailerScript, "localhost", port(t, n.submission), in.Address, "alice@sender.test", "Re: Message 4 of 200", in.Address, in.Token, "<m4@sender.test>")
+		m := sink.next(t)
+		if m.from != in.Address || len(m.to) != 1 || m.to[0] != "alice@sender.test" || !strings.Contains(m.data, "Sent by PHPMailer") || !strings.Contains(m.data, "In-Reply-To: <m4@sender.test>") {
+			t.Errorf("relayed from %q to %q:\n%s\nwant PHPMailer's reply from %s to alice@sender.test", m.from, m.to, m.data, in.Address)
+		}
+	})
+
 	t.Run("nodemailer", func(t *testing.T) {
 		needNodeModule(t, "nodemailer")
 		other := createInbox(t, n.http, "")
@@ -498,4 +533,18 @@ func shellQuote(words ...string) string {
 		quoted[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 	}
 	return strings.Join(quoted, " ")
+}
+
+// TestClientPHPMailerSelfSigned is TestClientNodemailerSelfSigned for PHPMailer on its
+// defaults (SMTPAutoTLS: STARTTLS taken whenever offered, the certificate verified).
+func TestClientPHPMailerSelfSigned(t *testing.T) {
+	php := needPHPMailer(t)
+	n := startNode(t)
+	in := createInbox(t, n.http, "")
+	runClient(t, []string{"HOME=" + t.TempDir()}, "", php, phpMailerScript, "127.0.0.1", port(t, n.smtp), "app@sender.test", in.Address, "From PHPMailer")
+	var list struct{ Messages []struct{ Subject string } }
+	getJSON(t, n.http, "/api/v1/inboxes/"+in.Address+"/messages", in.Token, &list)
+	if len(list.Messages) != 1 || list.Messages[0].Subject != "From PHPMailer" {
+		t.Errorf("inbox after PHPMailer sent: %+v, want its mail", list.Messages)
+	}
 }
