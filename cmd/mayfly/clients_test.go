@@ -66,6 +66,34 @@ func needPHPMailer(t *testing.T) string {
 	return php
 }
 
+// jakartaMail runs testdata/clients/JakartaMail.java with Debian's Jakarta Mail, trusting
+// the CA of trustStore (from javaTrustStore) when not empty.
+func jakartaMail(t *testing.T, trustStore string, args ...string) string {
+	t.Helper()
+	java := needClient(t, "java")
+	classpath := []string{"/usr/share/java/jakarta-mail.jar", "/usr/share/java/jakarta-activation.jar"}
+	for _, jar := range classpath {
+		if _, err := os.Stat(jar); err != nil {
+			missingClient(t, "Jakarta Mail not installed (Debian package libjakarta-mail-java)")
+		}
+	}
+	var opts []string
+	if trustStore != "" {
+		opts = []string{"-Djavax.net.ssl.trustStore=" + trustStore, "-Djavax.net.ssl.trustStorePassword=changeit"}
+	}
+	opts = append(opts, "-cp", strings.Join(classpath, ":"), filepath.Join("testdata", "clients", "JakartaMail.java"))
+	return runClient(t, []string{"HOME=" + t.TempDir()}, "", java, append(opts, args...)...)
+}
+
+// javaTrustStore puts the CA in a PKCS #12 trust store, as one tells Java of a private CA.
+func javaTrustStore(t *testing.T, caFile string) string {
+	t.Helper()
+	keytool := needClient(t, "keytool")
+	store := filepath.Join(t.TempDir(), "ca.p12")
+	runClient(t, nil, "", keytool, "-importcert", "-noprompt", "-alias", "mayfly-test-ca", "-file", caFile, "-keystore", store, "-storetype", "PKCS12", "-storepass", "changeit")
+	return store
+}
+
 func missingClient(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv("MAYFLY_REQUIRE_CLIENTS") == "1" {
@@ -390,6 +418,13 @@ poll localhost service %s protocol %s auth password
 		})
 	}
 
+	t.Run("jakarta-mail", func(t *testing.T) {
+		out := jakartaMail(t, javaTrustStore(t, caFile), "read", "localhost", port(t, n.imap), in.Address, in.Token)
+		if !strings.Contains(out, fmt.Sprintf("fetched %d\n", fullInbox)) || subjectsIn(out) != fullInbox {
+			t.Errorf("Jakarta Mail read %d distinct messages, want %d:\n%.500s", subjectsIn(out), fullInbox, out)
+		}
+	})
+
 	// The replies come after the readers: a sent copy is one more message in the inbox.
 	t.Run("python", func(t *testing.T) {
 		python := needClient(t, "python3")
@@ -463,6 +498,25 @@ account default : mayfly
 		m := sink.next(t)
 		if m.from != in.Address || len(m.to) != 1 || m.to[0] != "alice@sender.test" || !strings.Contains(m.data, "Sent by PHPMailer") || !strings.Contains(m.data, "In-Reply-To: <m4@sender.test>") {
 			t.Errorf("relayed from %q to %q:\n%s\nwant PHPMailer's reply from %s to alice@sender.test", m.from, m.to, m.data, in.Address)
+		}
+	})
+
+	t.Run("jakarta-mail-reply", func(t *testing.T) {
+		jakartaMail(t, javaTrustStore(t, caFile), "reply", "localhost", port(t, n.submission), in.Address, in.Token, "alice@sender.test", "Re: Message 5 of 200", "<m5@sender.test>")
+		m := sink.next(t)
+		if m.from != in.Address || len(m.to) != 1 || m.to[0] != "alice@sender.test" || !strings.Contains(m.data, "Sent by Jakarta Mail") || !strings.Contains(m.data, "In-Reply-To: <m5@sender.test>") {
+			t.Errorf("relayed from %q to %q:\n%s\nwant Jakarta Mail's reply from %s to alice@sender.test", m.from, m.to, m.data, in.Address)
+		}
+	})
+
+	// Jakarta Mail's default SMTP settings stay in plain text even when STARTTLS is offered.
+	t.Run("jakarta-mail-send", func(t *testing.T) {
+		other := createInbox(t, n.http, "")
+		jakartaMail(t, "", "send", "localhost", port(t, n.smtp), "app@sender.test", other.Address, "From Jakarta Mail")
+		var list struct{ Messages []struct{ Subject string } }
+		getJSON(t, n.http, "/api/v1/inboxes/"+other.Address+"/messages", other.Token, &list)
+		if len(list.Messages) != 1 || list.Messages[0].Subject != "From Jakarta Mail" {
+			t.Errorf("inbox after Jakarta Mail sent: %+v, want its mail", list.Messages)
 		}
 	})
 
@@ -546,5 +600,23 @@ func TestClientPHPMailerSelfSigned(t *testing.T) {
 	getJSON(t, n.http, "/api/v1/inboxes/"+in.Address+"/messages", in.Token, &list)
 	if len(list.Messages) != 1 || list.Messages[0].Subject != "From PHPMailer" {
 		t.Errorf("inbox after PHPMailer sent: %+v, want its mail", list.Messages)
+	}
+}
+
+// TestClientJakartaMailSelfSigned is TestClientNodemailerSelfSigned for Jakarta Mail: on
+// its default SMTP settings, which never take STARTTLS, and with
+// mail.smtp.starttls.enable=true, which takes it when offered and verifies.
+func TestClientJakartaMailSelfSigned(t *testing.T) {
+	n := startNode(t)
+	for _, mode := range []string{"defaults", "starttls"} {
+		t.Run(mode, func(t *testing.T) {
+			in := createInbox(t, n.http, "")
+			jakartaMail(t, "", "send", "127.0.0.1", port(t, n.smtp), "app@sender.test", in.Address, "From Jakarta Mail", mode)
+			var list struct{ Messages []struct{ Subject string } }
+			getJSON(t, n.http, "/api/v1/inboxes/"+in.Address+"/messages", in.Token, &list)
+			if len(list.Messages) != 1 || list.Messages[0].Subject != "From Jakarta Mail" {
+				t.Errorf("inbox after Jakarta Mail sent: %+v, want its mail", list.Messages)
+			}
+		})
 	}
 }
