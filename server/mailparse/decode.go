@@ -1,0 +1,199 @@
+package mailparse
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/charset"
+)
+
+// Decoded is p's body with its transfer encoding undone (base64, quoted-printable;
+// any other encoding leaves the bytes as sent). Broken encodings decode as far as
+// they make sense. Reading it costs the body's size and no second walk.
+func (p *Part) Decoded() io.Reader { return Decode(p.Encoding, p.Body) }
+
+// DecodedSize is the number of bytes Decoded reads, without decoding a base64 body.
+func (p *Part) DecodedSize() int64 { return DecodedSize(p.Encoding, p.Body) }
+
+// Decode undoes a Content-Transfer-Encoding (enc, any case) on body with go-message.
+// It never fails: base64 is read the way mail readers read it (white space, junk
+// and the URL-safe alphabet skipped, decoding stopped at the padding, after which
+// mailers put footers), and an error partway through quoted-printable ends the text
+// there.
+func Decode(enc string, body []byte) io.Reader {
+	enc = strings.ToLower(strings.TrimSpace(enc))
+	var in io.Reader = bytes.NewReader(body)
+	switch enc {
+	case "base64":
+		n := base64Chars(body)
+		in = io.MultiReader(&base64Text{b: body, left: n}, strings.NewReader(base64Pad[n%4]))
+	case "quoted-printable":
+	default:
+		return bytes.NewReader(body) // 7bit, 8bit, binary, and what nobody knows (uuencode, x-token)
+	}
+	var h message.Header
+	h.Set("Content-Transfer-Encoding", enc)
+	e, err := message.New(h, in)
+	if err != nil || e == nil {
+		return bytes.NewReader(body)
+	}
+	return &forgiving{r: e.Body}
+}
+
+// base64Pad completes a base64 text of n%4 characters (a lone sextet is dropped
+// before: it carries no whole byte).
+var base64Pad = [4]string{"", "", "==", "="}
+
+// DecodedSize is how many bytes Decode(enc, body) reads.
+func DecodedSize(enc string, body []byte) int64 {
+	switch strings.ToLower(strings.TrimSpace(enc)) {
+	case "base64":
+		return int64(base64Chars(body) * 6 / 8)
+	case "quoted-printable":
+		n, _ := io.Copy(io.Discard, Decode(enc, body))
+		return n
+	}
+	return int64(len(body))
+}
+
+// forgiving turns a decoding error into the end of the text: what was decoded
+// before it is kept.
+type forgiving struct {
+	r   io.Reader
+	err error
+}
+
+func (f *forgiving) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	n, err := f.r.Read(p)
+	if err != nil {
+		f.err = io.EOF
+		if n > 0 {
+			return n, nil
+		}
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// base64Chars is how many characters of the base64 alphabet b holds up to the
+// padding, less a lone last one.
+func base64Chars(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '=' {
+			break
+		}
+		if isBase64(c) {
+			n++
+		}
+	}
+	if n%4 == 1 {
+		n--
+	}
+	return n
+}
+
+// base64Text feeds go-message the first left characters of the base64 alphabet in
+// b, in the standard alphabet: what a mail reader makes of a base64 body that line
+// breaks, indentation, a footer after the padding or a web mailer's URL-safe
+// alphabet made invalid.
+type base64Text struct {
+	b    []byte
+	left int
+}
+
+func (r *base64Text) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for n < len(p) && r.left > 0 && len(r.b) > 0 {
+		c := r.b[0]
+		r.b = r.b[1:]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+		case c == '-':
+			c = '+'
+		case c == '_':
+			c = '/'
+		default:
+			continue
+		}
+		p[n] = c
+		n++
+		r.left--
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Text is p's body decoded to UTF-8: transfer encoding undone, then its charset (a
+// text/html part without one is read in the charset its <meta> names). Text in a
+// charset nobody knows, or that breaks it, keeps its bytes made valid UTF-8;
+// undeclared 8-bit text is read as Windows-1252.
+func (p *Part) Text() string {
+	b, _ := io.ReadAll(p.Decoded())
+	cs := p.Charset
+	if cs == "" && p.MediaType == "text/html" {
+		cs = sniffHTMLCharset(b)
+	}
+	return decodeCharset(cs, b)
+}
+
+// decodeCharset converts text to UTF-8 with go-message's charsets. UTF-8 and US-ASCII
+// labels are trusted when the bytes agree.
+func decodeCharset(cs string, b []byte) string {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	cs = strings.ToLower(strings.Trim(strings.TrimSpace(cs), `"'`))
+	switch cs {
+	case "", "us-ascii", "ascii", "utf-8", "utf8":
+		if utf8.Valid(b) {
+			return string(b)
+		}
+		if cs == "utf-8" || cs == "utf8" {
+			return strings.ToValidUTF8(string(b), "\uFFFD")
+		}
+		return ValidUTF8(string(b))
+	}
+	r, err := charset.Reader(cs, bytes.NewReader(b))
+	if err != nil {
+		return ValidUTF8(string(b))
+	}
+	out, err := io.ReadAll(r)
+	if err != nil && len(out) == 0 {
+		return ValidUTF8(string(b))
+	}
+	return strings.ToValidUTF8(string(out), "\uFFFD")
+}
+
+// sniffHTMLCharset finds a <meta charset> or http-equiv charset near the top of an
+// HTML body, for HTML parts whose Content-Type names none.
+func sniffHTMLCharset(b []byte) string {
+	head := b[:min(len(b), 2048)]
+	i := bytes.Index(bytes.ToLower(head), []byte("charset="))
+	if i < 0 {
+		return ""
+	}
+	v := head[i+len("charset="):]
+	v = bytes.TrimLeft(v, `"' `)
+	end := bytes.IndexFunc(v, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || r == ':' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	})
+	if end < 0 {
+		end = len(v)
+	}
+	return string(v[:end])
+}
