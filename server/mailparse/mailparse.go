@@ -24,7 +24,8 @@
 //
 // Everything here reads mail from strangers: Parse never fails and never panics; the
 // walk is bounded in parts (MaxParts), depth (MaxDepth) and bytes copied (past
-// 4×len(raw)+1MiB a part is kept whole, as application/octet-stream).
+// 8×len(raw)+1MiB, enough for a chain of seven forwards of a large attachment,
+// a multipart is kept whole, as application/octet-stream).
 package mailparse
 
 import (
@@ -188,7 +189,7 @@ func walkPart(p *Part, fn func(*Part) bool) bool {
 // Parse reads raw. It never fails: what cannot be parsed is kept as it can be (a
 // header that breaks off starts the body, a multipart without delimiters is text).
 func Parse(raw []byte) *Message {
-	w := &walker{raw: raw, budget: 4*int64(len(raw)) + 1<<20}
+	w := &walker{raw: raw, budget: 8*int64(len(raw)) + 1<<20}
 	return w.message(raw, "", 0)
 }
 
