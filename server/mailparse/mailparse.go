@@ -246,10 +246,10 @@ func (w *walker) entity(h textproto.Header, hdrRaw, body []byte, path string, de
 			w.budget -= int64(len(d))
 			inner = d
 		}
-		p.Message = w.message(inner, path, depth+1)
-		if p.Message.Root.Path == "" {
-			p.Message.Root.Path = "1" // RFC 3501 section 6.4.5: not reached for a nested path
+		if path == "" {
+			path = "1" // RFC 3501 section 6.4.5: the body of a non-multipart message is part 1
 		}
+		p.Message = w.message(inner, path, depth+1)
 	}
 	return p
 }

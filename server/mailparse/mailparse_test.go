@@ -457,3 +457,52 @@ func FuzzParse(f *testing.F) {
 		m.SearchText(1 << 10)
 	})
 }
+
+// TestHostile runs inputs built to make a careless walk quadratic or deep: each must
+// finish in far less than such a walk over it would take.
+func TestHostile(t *testing.T) {
+	const n = 1 << 20
+	var guessed strings.Builder
+	for i := range 2 * MaxDepth {
+		guessed.WriteString("Content-Type: multipart/mixed; boundary=wrong\r\n\r\n--real" + strings.Repeat("x", i) + "\r\n")
+	}
+	guessed.WriteString("\r\n" + strings.Repeat("--a\r\n", n/5))
+	msgs := []struct{ name, raw string }{
+		{"many empty parts", "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n", n/5)},
+		{"many close delimiters", "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n\r\nx\r\n--b--\r\n", n/16)},
+		{"delimiter-like header lines", "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n--a:b\r\n", n/12)},
+		{"parts whose header go-message refuses", "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n x\r\n", n/10)},
+		{"deep nesting, same boundary", strings.Repeat("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n", 2*MaxDepth) + strings.Repeat("x", n)},
+		{"deep nesting, guessed boundaries", guessed.String()},
+		{"deep forwards", strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 2*MaxDepth) + strings.Repeat("x", n)},
+		{"long folded header", strings.Repeat("X-A: b\r\n c\r\n", n/12) + "\r\nbody"},
+		{"boundary inside lines", "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("x--b", n/4)},
+		{"boundary-like text", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" + strings.Repeat("\r\n--b-x", n/7)},
+		{"soft breaks only", "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + strings.Repeat("=\r\n", n/3)},
+		{"undecodable words", "Subject: " + strings.Repeat("=?x-bad?q?a?= ", n/14) + "\r\n\r\n"},
+		{"many addresses", "To: " + strings.Repeat("a@b, <c", n/8) + "\r\n\r\n"},
+	}
+	for _, tt := range msgs {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			m := Parse([]byte(tt.raw))
+			_, _ = m.Text(), m.HTML()
+			m.SearchText(256 << 10)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Parse on %d bytes took %v", len(tt.raw), d)
+			}
+		})
+	}
+}
+
+func TestPathsOfAForwardAtTheTop(t *testing.T) {
+	raw := "Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b\r\n\r\ny\r\n--b--\r\n"
+	var got []string
+	Parse([]byte(raw)).Walk(func(p *Part) bool {
+		got = append(got, p.Path)
+		return true
+	})
+	if want := []string{"", "1", "1.1", "1.2"}; !slices.Equal(got, want) {
+		t.Errorf("Parse(%q) paths = %q, want %q", raw, got, want)
+	}
+}

@@ -28,6 +28,7 @@ func (w *walker) multipart(p *Part, depth int) bool {
 	case strings.TrimSpace(declared) != "" && nextDelimiter(p.Body, 0, strings.TrimSpace(declared), false) >= 0:
 		b = strings.TrimSpace(declared) // a boundary="abc " whose lines read "--abc"
 	default:
+		w.budget -= int64(len(p.Body)) // the scans for the declared boundary and a guess
 		b = guessBoundary(p.Body)
 	}
 	if b == "" {
@@ -259,32 +260,36 @@ func lineEnd(b []byte, i int) int {
 	return len(b)
 }
 
-// maxGuesses bounds the candidate lines guessBoundary tries, each a scan of the body.
+// maxGuesses bounds the candidate lines guessBoundary keeps.
 const maxGuesses = 20
 
 // guessBoundary finds the boundary a multipart body uses when its parameter is
-// missing or wrong: the first "--x" line followed by a header field, else the first
-// one that recurs. "" if none.
+// missing or wrong, in one pass over its lines: the first "--x" line followed by a
+// header field, else the first one that recurs (as "--x" or "--x--"). "" if none.
 func guessBoundary(body []byte) string {
-	tried := 0
-	recurring := ""
-	for i := 0; i < len(body) && tried < maxGuesses; {
+	seen := map[string]int{} // candidate: times seen
+	var order []string
+	for i := 0; i < len(body); {
 		next := lineEnd(body, i)
 		line := bytes.TrimRight(body[i:next], " \t\r\n")
 		if len(line) > 2 && len(line) <= 72 && line[0] == '-' && line[1] == '-' && !bytes.ContainsAny(line, " \t") {
 			cand := string(bytes.TrimSuffix(line[2:], []byte("--")))
-			if strings.Trim(cand, "-") != "" {
-				tried++
-				end := lineEnd(body, next)
-				if next < len(body) && isField(bytes.TrimRight(body[next:end], "\r\n")) {
+			if n, ok := seen[cand]; ok {
+				seen[cand] = n + 1
+			} else if strings.Trim(cand, "-") != "" && len(order) < maxGuesses {
+				if next < len(body) && isField(bytes.TrimRight(body[next:lineEnd(body, next)], "\r\n")) {
 					return cand
 				}
-				if recurring == "" && (nextDelimiter(body, next, cand, false) >= 0 || nextDelimiter(body, next, cand, true) >= 0) {
-					recurring = cand
-				}
+				seen[cand] = 1
+				order = append(order, cand)
 			}
 		}
 		i = next
 	}
-	return recurring
+	for _, c := range order {
+		if seen[c] > 1 {
+			return c
+		}
+	}
+	return ""
 }

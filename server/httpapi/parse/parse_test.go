@@ -199,7 +199,7 @@ func TestMessageMalformed(t *testing.T) {
 			raw:  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nno end",
 			text: "no end", headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}}},
 		{name: "part without header",
-			raw:  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nplain part\r\n--b\r\nhttps://x.test/a\r\n--b--\r\n",
+			raw: "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nplain part\r\n--b\r\nhttps://x.test/a\r\n--b--\r\n",
 			// The second part is a further text outside an alternative: shown after the
 			// first, as Thunderbird does (mailparse's rule).
 			text: "plain part\nhttps://x.test/a", headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}}},
