@@ -81,20 +81,26 @@ func (f *forgiving) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func isBase64(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '+' || c == '/' || c == '-' || c == '_'
-}
+// base64Std maps each byte of the base64 alphabets (standard and URL-safe) to the
+// standard alphabet's; 0 for a byte outside them.
+var base64Std = func() (t [256]byte) {
+	const std = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := 0; i < len(std); i++ {
+		t[std[i]] = std[i]
+	}
+	t['-'], t['_'] = '+', '/'
+	return t
+}()
 
 // base64Chars is how many characters of the base64 alphabet b holds up to the
 // padding, less a lone last one.
 func base64Chars(b []byte) int {
+	if i := bytes.IndexByte(b, '='); i >= 0 {
+		b = b[:i]
+	}
 	n := 0
 	for _, c := range b {
-		if c == '=' {
-			break
-		}
-		if isBase64(c) {
+		if base64Std[c] != 0 {
 			n++
 		}
 	}
@@ -117,23 +123,15 @@ func (r *base64Text) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n := 0
-	for n < len(p) && r.left > 0 && len(r.b) > 0 {
-		c := r.b[0]
-		r.b = r.b[1:]
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
-		case c == '-':
-			c = '+'
-		case c == '_':
-			c = '/'
-		default:
-			continue
+	n, i := 0, 0
+	for ; n < len(p) && r.left > 0 && i < len(r.b); i++ {
+		if c := base64Std[r.b[i]]; c != 0 {
+			p[n] = c
+			n++
+			r.left--
 		}
-		p[n] = c
-		n++
-		r.left--
 	}
+	r.b = r.b[i:]
 	if n == 0 {
 		return 0, io.EOF
 	}

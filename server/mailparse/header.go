@@ -254,27 +254,26 @@ func newPart(h textproto.Header, defaultType string) *Part {
 	return p
 }
 
-// mediaType parses a Content-Type or Content-Disposition value with go-message (RFC
-// 2045, RFC 2231 parameters, RFC 2047 words in them) and falls back to a forgiving
-// reading when the value breaks the grammar, as unquoted file names with spaces and
-// repeated parameters do. A Content-Type without a slash is "" (RFC 2045 section 5.2:
-// read it as the default).
+// mediaType parses a Content-Type or Content-Disposition value as go-message's
+// Header.ContentType does (RFC 2045, RFC 2231 parameters, RFC 2047 words in them) and
+// falls back to a forgiving reading when the value breaks the grammar, as unquoted
+// file names with spaces and repeated parameters do. A Content-Type without a slash
+// is "" (RFC 2045 section 5.2: read it as the default).
 func mediaType(v, name string) (string, map[string]string) {
 	if strings.TrimSpace(v) == "" {
 		return "", nil
 	}
-	var h message.Header
-	h.Set(name, v)
-	var t string
-	var params map[string]string
-	var err error
-	if name == "Content-Type" {
-		t, params, err = h.ContentType()
-	} else {
-		t, params, err = h.ContentDisposition()
-	}
+	t, params, err := mime.ParseMediaType(v)
 	if err != nil {
 		t, params = looseParams(v)
+	} else {
+		for k, pv := range params {
+			if strings.Contains(pv, "=?") {
+				if d, err := wordDecoder.DecodeHeader(pv); err == nil {
+					params[k] = d
+				}
+			}
+		}
 	}
 	t = strings.ToLower(strings.TrimSpace(t))
 	if name == "Content-Type" && (!strings.Contains(t, "/") || strings.ContainsAny(t, " \t;")) {

@@ -186,7 +186,7 @@ func synthHeader(delim []byte, fields [][]byte) []byte {
 // (it never should), it is found with bytes.Index or kept as read.
 func (w *walker) readBody(r io.Reader, rest []byte) []byte {
 	if w.buf == nil {
-		w.buf = make([]byte, 32<<10)
+		w.buf = make([]byte, 4<<10) // go-message's reader hands out at most its 4 KiB buffer
 	}
 	cw := &cmpWriter{want: rest}
 	n, _ := io.CopyBuffer(cw, r, w.buf) // a missing close delimiter ends the part at the end
