@@ -186,6 +186,36 @@ func walkPart(p *Part, fn func(*Part) bool) bool {
 	return true
 }
 
+// Section is the part IMAP means by a section number such as "1", "2.1" (RFC 3501
+// section 6.4.5): "1" is the body of a message that is not multipart, and the parts of
+// an attached message at "2" are "2.1", "2.2"... (its body "2.1" when it is not
+// multipart). nil when there is no such part.
+func (m *Message) Section(path string) *Part {
+	if path == "" {
+		return nil
+	}
+	p := m.Root
+	for i, f := range strings.Split(path, ".") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil
+		}
+		if i > 0 && p.Message != nil {
+			p = p.Message.Root
+		}
+		switch {
+		case p.IsMultipart():
+			if n > len(p.Children) {
+				return nil
+			}
+			p = p.Children[n-1]
+		case n != 1:
+			return nil
+		}
+	}
+	return p
+}
+
 // Parse reads raw. It never fails: what cannot be parsed is kept as it can be (a
 // header that breaks off starts the body, a multipart without delimiters is text).
 func Parse(raw []byte) *Message {

@@ -506,3 +506,33 @@ func TestPathsOfAForwardAtTheTop(t *testing.T) {
 		t.Errorf("Parse(%q) paths = %q, want %q", raw, got, want)
 	}
 }
+
+func TestSection(t *testing.T) {
+	raw, err := os.ReadFile("testdata/nested-rfc822.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Parse(raw)
+	tests := []struct{ section, want string }{
+		{"1", "1 text/plain"},
+		{"2", "2 message/rfc822"},
+		{"2.1", "2.1 text/plain"},
+		{"2.2", "2.2 text/csv"},
+		{"3", "3 message/rfc822"},
+		{"3.1", "3 text/plain"}, // the body of an attached message that is not multipart
+		{"4", ""}, {"2.3", ""}, {"0", ""}, {"x", ""}, {"", ""}, {"1.2", ""},
+	}
+	for _, tt := range tests {
+		got := ""
+		if p := m.Section(tt.section); p != nil {
+			got = p.Path + " " + p.MediaType
+		}
+		if got != tt.want {
+			t.Errorf("Section(%q) = %q, want %q", tt.section, got, tt.want)
+		}
+	}
+	single := Parse([]byte("Subject: s\r\n\r\nbody"))
+	if p := single.Section("1"); p != single.Root {
+		t.Errorf("Section(1) of a single-part message = %+v, want its root", p)
+	}
+}
