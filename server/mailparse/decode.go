@@ -143,12 +143,28 @@ func (r *base64Text) Read(p []byte) (int, error) {
 // charset nobody knows, or that breaks it, keeps its bytes made valid UTF-8;
 // undeclared 8-bit text is read as Windows-1252.
 func (p *Part) Text() string {
-	b, _ := io.ReadAll(p.Decoded())
+	b := readAll(p.Decoded(), len(p.Body))
 	cs := p.Charset
 	if cs == "" && p.MediaType == "text/html" {
 		cs = sniffHTMLCharset(b)
 	}
 	return decodeCharset(cs, b)
+}
+
+// readAll is io.ReadAll into a buffer of size bytes, which a decoded body never
+// exceeds: one allocation where io.ReadAll makes a dozen for a large one.
+func readAll(r io.Reader, size int) []byte {
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			return b
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow: more than promised, keep reading
+		}
+	}
 }
 
 // decodeCharset converts text to UTF-8 with go-message's charsets. UTF-8 and US-ASCII

@@ -79,8 +79,7 @@ func (x *textExtract) part(p *Part, root bool) bool {
 		}
 		return x.message(p.Message)
 	case strings.HasPrefix(p.MediaType, "text/"):
-		r := p.Decoded()
-		b, _ := io.ReadAll(io.LimitReader(r, int64(x.left)))
+		b := readAll(io.LimitReader(p.Decoded(), int64(x.left)), min(len(p.Body), x.left))
 		cs := p.Charset
 		if cs == "" && p.MediaType == "text/html" {
 			cs = sniffHTMLCharset(b)
