@@ -245,6 +245,9 @@ func newPart(h textproto.Header, defaultType string) *Part {
 	p.ContentID = ValidUTF8(strings.Trim(strings.TrimSpace(firstValue(h, "Content-ID")), "<> \t"))
 	if strings.HasPrefix(p.MediaType, "text/") {
 		p.Charset = strings.ToLower(strings.Trim(strings.TrimSpace(p.Params["charset"]), `"'`))
+		if p.Charset == "" && p.MediaType == "text/plain" {
+			p.Charset = "us-ascii" // RFC 2046 section 4.1.2; an HTML part's is sniffed from it
+		}
 	}
 	name := p.DispParams["filename"]
 	if name == "" {

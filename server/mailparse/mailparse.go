@@ -94,14 +94,14 @@ type Part struct {
 	DispParams  map[string]string
 	Filename    string // decoded (RFC 2231, RFC 2047, 8-bit) and valid UTF-8; not made safe
 	ContentID   string // without angle brackets
-	Charset     string // lower case; "" when none was given
+	Charset     string // lower case; "us-ascii" for a text/plain that names none (RFC 2046 section 4.1.2); "" for other types
 	Encoding    string // Content-Transfer-Encoding, lower case; "" when none was given
 
 	// Body is the body as sent, still transfer-encoded: a slice of the bytes given to
 	// Parse wherever it could be located there (Offset >= 0), else a copy.
 	Body   []byte
 	Offset int // where Body starts in the bytes given to Parse; -1 for a copy
-	Lines  int // lines of Body, for BODYSTRUCTURE
+	Lines  int // line breaks in Body, for BODYSTRUCTURE
 
 	Children []*Part  // of a multipart
 	Message  *Message // of a message/rfc822 or message/global part
@@ -259,7 +259,7 @@ func (w *walker) entity(h textproto.Header, hdrRaw, body []byte, path string, de
 		}
 		if !w.multipart(p, depth) {
 			// No delimiter anywhere: show the body as text rather than nothing.
-			p.MediaType, p.Params, p.Charset = "text/plain", map[string]string{}, ""
+			p.MediaType, p.Params, p.Charset = "text/plain", map[string]string{}, "us-ascii"
 		}
 	case p.IsMessage():
 		if depth >= MaxDepth || w.parts >= MaxParts {
@@ -295,9 +295,6 @@ func (w *walker) setBody(p *Part, body []byte) {
 	p.Body = body
 	p.Offset = offset(w.raw, body)
 	p.Lines = bytes.Count(body, []byte("\n"))
-	if len(body) > 0 && body[len(body)-1] != '\n' {
-		p.Lines++
-	}
 }
 
 // offset is where sub starts in raw if it is a slice of it; -1 if it is not.

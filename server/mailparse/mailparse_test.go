@@ -536,3 +536,25 @@ func TestSection(t *testing.T) {
 		t.Errorf("Section(1) of a single-part message = %+v, want its root", p)
 	}
 }
+
+func TestDefaults(t *testing.T) {
+	tests := []struct{ raw, mediaType, charset string }{
+		{"\r\nx", "text/plain", "us-ascii"},
+		{"Content-Type: nonsense\r\n\r\nx", "text/plain", "us-ascii"},
+		{"Content-Type: text/plain\r\n\r\nx", "text/plain", "us-ascii"},
+		{"Content-Type: TEXT/Plain; charset=\"ISO-8859-1\"\r\n\r\nx", "text/plain", "iso-8859-1"},
+		{"Content-Type: multipart/mixed\r\n\r\nno delimiter", "text/plain", "us-ascii"},
+		{"Content-Type: text/html\r\n\r\nx", "text/html", ""},
+		{"Content-Type: image/png\r\n\r\nx", "image/png", ""},
+	}
+	for _, tt := range tests {
+		r := Parse([]byte(tt.raw)).Root
+		if r.MediaType != tt.mediaType || r.Charset != tt.charset {
+			t.Errorf("Parse(%q).Root = %s charset %q, want %s charset %q", tt.raw, r.MediaType, r.Charset, tt.mediaType, tt.charset)
+		}
+	}
+	d := Parse([]byte("Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\nx\r\n--d--\r\n"))
+	if c := d.Root.Children; len(c) != 1 || c[0].MediaType != "message/rfc822" || c[0].Message == nil || c[0].Message.Subject != "one" {
+		t.Errorf("digest part = %+v, want message/rfc822 by default", c)
+	}
+}
