@@ -48,8 +48,9 @@ const (
 
 // Message is one parsed message, or one attached message inside another.
 type Message struct {
-	// Header is the header block, each field's raw bytes kept (textproto.WriteHeader
-	// writes them back byte for byte).
+	// Header is the header block, each field's raw bytes kept: textproto.WriteHeader
+	// writes the fields back byte for byte (and ends the block with CRLF whatever the
+	// message used: BODY[HEADER] byte for byte is Raw()[:HeaderEnd]).
 	Header textproto.Header
 	// HeaderEnd is where the body starts in the bytes parsed: after the blank line, or
 	// at the first line that is neither a header field nor a continuation.

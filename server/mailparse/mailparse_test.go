@@ -265,6 +265,8 @@ func TestFilename(t *testing.T) {
 		{"RFC 2047 in a parameter", "Content-Type: application/pdf; name=\"=?iso-8859-1?q?M=E4rz.pdf?=\"", "März.pdf"},
 		{"8-bit UTF-8", "Content-Disposition: attachment; filename=\"Grüße.pdf\"", "Grüße.pdf"},
 		{"8-bit Latin-1", "Content-Disposition: attachment; filename=\"Gr\xfc\xdfe.pdf\"", "Grüße.pdf"},
+		{"8-bit Latin-1 unquoted", "Content-Disposition: attachment; filename=Gr\xfc\xdfe.pdf", "Grüße.pdf"},
+		{"RFC 2047 in an unknown charset", "Content-Type: application/pdf; name=\"=?x-nonsense?q?a?=.pdf\"", "=?x-nonsense?q?a?=.pdf"},
 		{"unquoted with spaces", "Content-Disposition: attachment; filename=my file.pdf", "my file.pdf"},
 		{"filename before name", "Content-Type: application/pdf; name=a.pdf\r\nContent-Disposition: attachment; filename=b.pdf", "b.pdf"},
 	}
