@@ -16,9 +16,10 @@ import (
 // scanHeader finds the header block at the start of b: the raw bytes of each field
 // (continuation lines and line ends included), the block's bytes, and where the body
 // starts. The header ends at a blank line (the body starts after it) or at the first
-// line that is neither a field nor a continuation (the body starts with it). Lines of
-// white space before the first field continue nothing and are skipped, unless no field
-// follows them: then they are the body. top allows what only a whole message has in
+// line that is neither a field nor a continuation (the body starts with it). Indented
+// lines before the first field continue nothing: one that reads as a field once its
+// indentation is dropped is one, the others are skipped, unless no field follows them:
+// then they are the body. top allows what only a whole message has in
 // front: a byte order mark and an mbox "From " line.
 func scanHeader(b []byte, top bool) (fields [][]byte, block []byte, bodyStart int) {
 	start := 0
@@ -27,7 +28,8 @@ func scanHeader(b []byte, top bool) (fields [][]byte, block []byte, bodyStart in
 			start = 3
 		}
 		if bytes.HasPrefix(b[start:], []byte("From ")) {
-			if n := bytes.IndexByte(b[start:], '\n'); n >= 0 {
+			// An mbox separator some exporter left in front, not "From : x".
+			if n := bytes.IndexByte(b[start:], '\n'); n >= 0 && !isField(bytes.TrimRight(b[start:start+n], "\r")) {
 				start += n + 1
 			}
 		}
@@ -47,6 +49,13 @@ func scanHeader(b []byte, top bool) (fields [][]byte, block []byte, bodyStart in
 			}
 			return fields, b[start:next], next
 		case line[0] == ' ' || line[0] == '\t':
+			if cur < 0 && isField(bytes.TrimLeft(line, " \t")) {
+				// " From: x" before any field continues nothing: a field indented
+				// by mistake, read as one (go-message trims the name).
+				fields = append(fields, b[i:next])
+				cur = len(fields) - 1
+				break
+			}
 			if cur < 0 {
 				if orphan < 0 {
 					orphan = i

@@ -44,6 +44,12 @@ func TestTolerance(t *testing.T) {
 		{name: "header block starting with a folded line keeps its fields",
 			raw:  "  stray continuation\r\nSubject: hello\r\nFrom: Ann <ann@example.com>\r\n\r\nbody\r\n",
 			want: summary{subject: "hello", from: "ann@example.com", text: "body\r\n"}},
+		{name: "an indented first field is a field",
+			raw:  " From: Ann <ann@example.com>\r\nSubject: hello\r\n\r\nbody",
+			want: summary{subject: "hello", from: "ann@example.com", text: "body"}},
+		{name: "white space before the colon, not an mbox line",
+			raw:  "From : Ann <ann@example.com>\r\nSubject : hello\r\n\r\nbody",
+			want: summary{subject: "hello", from: "ann@example.com", text: "body"}},
 		{name: "indented first lines and no field are the body",
 			raw:  "  indented text\r\nmore\r\n",
 			want: summary{text: "  indented text\r\nmore\r\n"}},
@@ -90,6 +96,10 @@ func TestTolerance(t *testing.T) {
 			raw: "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n  orphan\r\nContent-Type: text/plain\r\n\r\none\r\n" +
 				"--b\r\nnot a header line\r\nstill body\r\n--b\r\nContent-Type: image/gif\r\n\r\ngif\r\n--b--\r\n",
 			want: summary{text: "one\nnot a header line\r\nstill body", attachments: []string{"3 image/gif"}}},
+		{name: "a part whose first field is indented",
+			raw: "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n Content-Type: image/gif\r\n\r\ngif\r\n" +
+				"--b\r\n Content-Type: image/png\r\n\r\npng\r\n--b--\r\n",
+			want: summary{attachments: []string{"1 image/gif", "2 image/png"}}},
 		{name: "mixed line ends between parts",
 			raw:  "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nlf\r\n--b\r\nContent-Type: image/gif\r\n\r\ngif\r\n--b--\r\n",
 			want: summary{text: "lf\r", attachments: []string{"2 image/gif"}}},

@@ -172,7 +172,7 @@ func synthHeader(delim []byte, fields [][]byte) []byte {
 	b.Write(bytes.TrimRight(delim, "\r\n"))
 	b.WriteString(eol)
 	for _, f := range fields {
-		b.Write(f)
+		b.Write(bytes.TrimLeft(f, " \t")) // an indented first field, which go-message refuses
 	}
 	if n := b.Len(); n > 0 && b.Bytes()[n-1] != '\n' {
 		b.WriteString(eol)
