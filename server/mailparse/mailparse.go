@@ -14,8 +14,10 @@
 //   - A further text/plain leaf that is not an attachment and not inside a
 //     multipart/alternative (a list footer in multipart/mixed) is shown after the
 //     text body, as Thunderbird shows it: it joins Message.TextParts.
-//   - A further text/plain or text/html leaf inside a multipart/alternative, that is
-//     not an attachment, is another rendering of the body: neither body nor attachment.
+//   - A further text leaf inside a multipart/alternative that is not an attachment
+//     (a second text/plain or text/html, text/enriched, text/x-amp-html,
+//     text/watch-html; not text/calendar) is another rendering of the body: neither
+//     body nor attachment.
 //   - Every other leaf is an attachment, in tree order: inline images with a
 //     Content-ID, message/rfc822 parts, DSN status parts, unnamed octet-streams,
 //     calendar invitations, text parts with a file name, a second text/html outside an
@@ -319,6 +321,14 @@ func childPath(parent string, i int) string {
 	return parent + "." + strconv.Itoa(i)
 }
 
+// rendering reports whether p, a leaf not chosen as a body, is another rendering of
+// the body: a text part inside a multipart/alternative (text/plain, text/html,
+// text/enriched, Gmail's text/x-amp-html, Apple's text/watch-html), not named as a
+// file. An invitation (text/calendar) is not: it is something to accept.
+func (p *Part) rendering() bool {
+	return p.inAlternative && !p.IsAttachment() && strings.HasPrefix(p.MediaType, "text/") && p.MediaType != "text/calendar"
+}
+
 // choose applies the package rule: text body, HTML body, attachments.
 func (m *Message) choose() {
 	var visit func(p *Part)
@@ -333,20 +343,15 @@ func (m *Message) choose() {
 			return // past MaxDepth or MaxParts: nothing known of it
 		}
 		if !p.IsAttachment() {
-			switch p.MediaType {
-			case "text/plain":
-				if len(m.TextParts) == 0 || !p.inAlternative {
-					m.TextParts = append(m.TextParts, p)
-				}
+			switch {
+			case p.MediaType == "text/plain" && (len(m.TextParts) == 0 || !p.inAlternative):
+				m.TextParts = append(m.TextParts, p)
 				return
-			case "text/html":
-				if m.HTMLPart == nil {
-					m.HTMLPart = p
-					return
-				}
-				if p.inAlternative {
-					return
-				}
+			case p.MediaType == "text/html" && m.HTMLPart == nil:
+				m.HTMLPart = p
+				return
+			case p.rendering():
+				return
 			}
 		}
 		m.Attachments = append(m.Attachments, p)

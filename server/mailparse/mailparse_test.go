@@ -242,6 +242,11 @@ func TestRule(t *testing.T) {
 		{name: "a second text inside an alternative is another rendering",
 			raw:  "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\n\r\none\r\n--a\r\nContent-Type: text/plain; format=flowed\r\n\r\ntwo\r\n--a--\r\n",
 			want: summary{text: "one"}},
+		{name: "AMP and watch renderings are not attachments, an invitation is",
+			raw: "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nt\r\n" +
+				"--a\r\nContent-Type: text/x-amp-html\r\n\r\n<html amp4email>\r\n--a\r\nContent-Type: text/watch-html\r\n\r\nw\r\n" +
+				"--a\r\nContent-Type: text/html\r\n\r\n<p>t</p>\r\n--a\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\n--a--\r\n",
+			want: summary{text: "t", html: "<p>t</p>", attachments: []string{"5 text/calendar"}}},
 		{name: "a second html outside an alternative is an attachment",
 			raw:  mixed("Content-Type: text/html\r\n\r\n<p>1</p>", "Content-Type: text/html\r\n\r\n<p>2</p>"),
 			want: summary{html: "<p>1</p>", attachments: []string{"2 text/html"}}},
