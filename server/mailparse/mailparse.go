@@ -5,10 +5,11 @@
 // The rule every view shares (docs/architecture.md, "One message reader"):
 //
 //   - The header ends at the blank line, or at the first line that is neither a field
-//     nor a continuation of one; that line starts the body (Message.HeaderEnd). White
-//     space-led lines before the first field belong to no field and are skipped.
+//     nor a continuation of one; that line starts the body (Message.HeaderEnd).
+//     Indented lines before the first field continue nothing: one that reads as a
+//     field without its indentation is one, the others are skipped.
 //   - The text body is the first text/plain leaf in tree order that is not an
-//     attachment (Content-Disposition attachment, or a file name); the HTML body the
+//     attachment (a disposition other than inline, or a file name); the HTML body the
 //     first such text/html leaf. Leaves inside attached messages (message/rfc822,
 //     message/global) are never bodies: the attached message is one attachment.
 //   - A further text/plain leaf that is not an attachment and not inside a
@@ -127,9 +128,9 @@ func (p *Part) IsMessage() bool {
 // offered as a file. RFC 2183 section 2.8: an unknown disposition is an attachment.
 func (p *Part) Inline() bool { return p.Disposition == "" || p.Disposition == "inline" }
 
-// IsAttachment reports whether p is named as a file or disposed as an attachment: such
-// a leaf is never a body.
-func (p *Part) IsAttachment() bool { return p.Disposition == "attachment" || p.Filename != "" }
+// IsAttachment reports whether p is named as a file or not disposed inline (RFC 2183
+// section 2.8: an unknown disposition is an attachment): such a leaf is never a body.
+func (p *Part) IsAttachment() bool { return !p.Inline() || p.Filename != "" }
 
 // Text is the message's text body: its TextParts decoded to UTF-8, one after the
 // other. Line ends are as sent.

@@ -575,3 +575,10 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("digest part = %+v, want message/rfc822 by default", c)
 	}
 }
+
+func TestUnknownDispositionIsAnAttachment(t *testing.T) {
+	m := Parse([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nbody\r\n--b\r\nContent-Disposition: x-unknown\r\n\r\nmore\r\n--b--\r\n"))
+	if got := summarize(m); got.text != "body" || !slices.Equal(got.attachments, []string{"2 text/plain"}) {
+		t.Errorf("Parse(unknown disposition) = %+v, want the part as an attachment (RFC 2183 section 2.8)", got)
+	}
+}
