@@ -3,6 +3,7 @@ package mailparse
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -31,6 +32,7 @@ func Decode(enc string, body []byte) io.Reader {
 		n := base64Chars(body)
 		in = io.MultiReader(&base64Text{b: body, left: n}, strings.NewReader(base64Pad[n%4]))
 	case "quoted-printable":
+		in = bytes.NewReader(qpControls(body))
 	default:
 		return bytes.NewReader(body) // 7bit, 8bit, binary, and what nobody knows (uuencode, x-token)
 	}
@@ -41,6 +43,26 @@ func Decode(enc string, body []byte) io.Reader {
 		return bytes.NewReader(body)
 	}
 	return &forgiving{r: e.Body}
+}
+
+// qpControls writes the control bytes of a quoted-printable body as =XX, which
+// go-message's decoder (mime/quotedprintable) stops at: an ISO-2022-JP escape or a
+// stray NUL would otherwise end the text there. A body without one is returned as is.
+func qpControls(b []byte) []byte {
+	isControl := func(c byte) bool { return c < ' ' && c != '\t' && c != '\r' && c != '\n' || c == 0x7f }
+	if !slices.ContainsFunc(b, isControl) {
+		return b
+	}
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(b)+32)
+	for _, c := range b {
+		if isControl(c) {
+			out = append(out, '=', hex[c>>4], hex[c&15])
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // base64Pad completes a base64 text of n%4 characters (a lone sextet is dropped

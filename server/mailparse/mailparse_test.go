@@ -344,6 +344,7 @@ func TestDecoded(t *testing.T) {
 		{"base64 URL-safe alphabet and indentation", "base64", "  -_-_\r\n", "\xfb\xff\xbf"},
 		{"quoted-printable soft breaks and lower case", "quoted-printable", "caf=c3=a9 =\r\nau lait=3D", "café au lait="},
 		{"quoted-printable stray equals sign", "quoted-printable", "a = b=\r\n", "a = b"},
+		{"quoted-printable with control bytes", "quoted-printable", "a\x1b$Bb=\x01\x00c\r\nd", "a\x1b$Bb=\x01\x00c\r\nd"},
 		{"unknown encoding is kept", "x-uuencode", "begin 644", "begin 644"},
 	}
 	for _, tt := range tests {
