@@ -3,7 +3,6 @@ package mailparse
 import (
 	"bytes"
 	"io"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -50,7 +49,16 @@ func Decode(enc string, body []byte) io.Reader {
 // stray NUL would otherwise end the text there. A body without one is returned as is.
 func qpControls(b []byte) []byte {
 	isControl := func(c byte) bool { return c < ' ' && c != '\t' && c != '\r' && c != '\n' || c == 0x7f }
-	if !slices.ContainsFunc(b, isControl) {
+	clean := true
+	for _, c := range b {
+		if c < ' ' || c == 0x7f {
+			if isControl(c) {
+				clean = false
+				break
+			}
+		}
+	}
+	if clean {
 		return b
 	}
 	const hex = "0123456789ABCDEF"
