@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 )
 
 // Links returns the links of a message: the href of every <a> and <area> in html
@@ -42,7 +44,7 @@ func links(hrefs []string, text string) []string {
 // removed, which also rejoins a link a broken mailer wrapped) and drops links that
 // lead nowhere a tester wants to go.
 func cleanHref(h string) string {
-	h = strings.TrimFunc(validUTF8(h), func(r rune) bool { return r <= ' ' || unicode.IsSpace(r) })
+	h = strings.TrimFunc(mailparse.ValidUTF8(h), func(r rune) bool { return r <= ' ' || unicode.IsSpace(r) })
 	if strings.ContainsAny(h, "\t\r\n") {
 		h = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(h)
 	}

@@ -2,19 +2,21 @@
 // header fields, the text and HTML bodies, the attachments, and the links and
 // one-time codes a tester reads out of a sign-up mail.
 //
-// Everything here reads mail from strangers: nothing fails on a malformed message,
-// the walk is bounded (maxParts, maxDepth) and never reads past the raw bytes.
+// The message itself is read by server/mailparse, the reader every view shares (its
+// rule for text, HTML and attachments is theirs too); what is here is the API's own:
+// links, codes, the HTML's rendering as text, safe file names.
 package parse
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"io"
 	"path"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 )
 
 // Parsed is a message as the API shows it.
@@ -61,34 +63,32 @@ type AttachmentInfo struct {
 // ErrNoAttachment is returned by Attachment for an index the message does not have.
 var ErrNoAttachment = errors.New("parse: no such attachment")
 
-// Message parses a raw message. It never fails on a malformed message: it returns
-// what could be parsed. The error is always nil today and is there so a caller already
-// handles a limit that may come.
+// Limits of the walk, mailparse's (kept here for the tests that check them).
+const (
+	maxParts = mailparse.MaxParts
+	maxDepth = mailparse.MaxDepth
+)
+
+// Message parses a raw message with mailparse, the one reader every view shares. It
+// never fails on a malformed message: it returns what could be parsed. The error is
+// always nil today and is there so a caller already handles a limit that may come.
 func Message(raw []byte) (*Parsed, error) {
-	fields, body := splitHeader(raw)
+	m := mailparse.Parse(raw)
+	fields := m.Headers()
 	p := &Parsed{Headers: make([]Header, len(fields))}
 	subject, seenSubject := "", false
 	for i, f := range fields {
-		p.Headers[i] = Header{Name: f.name, Value: headerText(f.name, f.value)}
-		if !seenSubject && strings.EqualFold(f.name, "Subject") {
-			subject, seenSubject = p.Headers[i].Value, true
+		p.Headers[i] = Header{Name: f.Name, Value: f.Value}
+		if !seenSubject && strings.EqualFold(f.Name, "Subject") {
+			subject, seenSubject = f.Value, true
 		}
 	}
 
-	var w walker
-	w.walk(fields, body, 0, "text/plain")
-	if w.plain != nil {
-		p.Text = normalizeEOL(decodeCharset(w.plain.params["charset"], decodeTransfer(w.plain.encoding, w.plain.body)))
-	}
+	p.Text = normalizeEOL(m.Text())
 	var rendered string
 	var hrefs []string
-	if w.html != nil {
-		b := decodeTransfer(w.html.encoding, w.html.body)
-		cs, ok := w.html.params["charset"]
-		if !ok {
-			cs = sniffHTMLCharset(b)
-		}
-		p.HTML = decodeCharset(cs, b)
+	if m.HTMLPart != nil {
+		p.HTML = m.HTML()
 		rendered, hrefs = renderHTML(p.HTML)
 		p.RemoteContent = RemoteContent(p.HTML)
 	}
@@ -97,12 +97,12 @@ func Message(raw []byte) (*Parsed, error) {
 		p.Text, textIsHTML = rendered, true
 	}
 
-	p.Attachments = make([]AttachmentInfo, len(w.atts))
-	p.spans, p.rawLen = make([]bodySpan, len(w.atts)), len(raw)
-	for i, a := range w.atts {
-		p.Attachments[i] = a.describe(i)
-		p.Attachments[i].Size = decodedSize(a.encoding, a.body)
-		p.spans[i] = bodySpan{off: offset(raw, a.body), n: len(a.body), encoding: a.encoding}
+	p.Attachments = make([]AttachmentInfo, len(m.Attachments))
+	p.spans, p.rawLen = make([]bodySpan, len(m.Attachments)), len(raw)
+	for i, a := range m.Attachments {
+		p.Attachments[i] = describe(a, i)
+		p.Attachments[i].Size = a.DecodedSize()
+		p.spans[i] = bodySpan{off: a.Offset, n: len(a.Body), encoding: a.Encoding}
 	}
 
 	p.Links = links(hrefs, p.Text)
@@ -116,15 +116,13 @@ func Message(raw []byte) (*Parsed, error) {
 // Attachment returns the decoded bytes of attachment index, numbered as in
 // Parsed.Attachments, and its description.
 func Attachment(raw []byte, index int) ([]byte, AttachmentInfo, error) {
-	fields, body := splitHeader(raw)
-	var w walker
-	w.walk(fields, body, 0, "text/plain")
-	if index < 0 || index >= len(w.atts) {
+	m := mailparse.Parse(raw)
+	if index < 0 || index >= len(m.Attachments) {
 		return nil, AttachmentInfo{}, ErrNoAttachment
 	}
-	a := w.atts[index]
-	data := decodeTransfer(a.encoding, a.body)
-	att := a.describe(index)
+	a := m.Attachments[index]
+	data, _ := io.ReadAll(a.Decoded())
+	att := describe(a, index)
 	att.Size = int64(len(data))
 	return data, att, nil
 }
@@ -133,147 +131,57 @@ func Attachment(raw []byte, index int) ([]byte, AttachmentInfo, error) {
 // without walking it again: a message of 1000 inline images costs one walk, not one
 // per image shown.
 func (p *Parsed) Attachment(raw []byte, index int) ([]byte, AttachmentInfo, error) {
-	if index < 0 || index >= len(p.Attachments) {
-		return nil, AttachmentInfo{}, ErrNoAttachment
+	r, a, err := p.AttachmentReader(raw, index)
+	if err != nil {
+		return nil, a, err
 	}
-	sp := p.spans[index]
-	if len(raw) != p.rawLen || sp.off < 0 {
-		return Attachment(raw, index) // not the bytes p came from: walk them
-	}
-	data := decodeTransfer(sp.encoding, raw[sp.off:sp.off+sp.n])
-	a := p.Attachments[index]
-	a.Size = int64(len(data))
+	data, _ := io.ReadAll(r)
 	return data, a, nil
 }
 
 // AttachmentReader is Parsed.Attachment as a reader, for a route that sends the bytes
-// on: a base64 part, the usual encoding of a large attachment, is decoded as it is
-// read, where Attachment holds a clean copy of the text and the decoded bytes (a 7 MiB
-// attachment, 16 MiB per reader, kept by a slow one until it has read it all). The
-// bytes are Attachment's, and the description's Size is their number.
+// on: the part is decoded as it is read, from its place in raw, where a copy would
+// hold its text and its decoded bytes (a 7 MiB attachment, 16 MiB per reader, kept by
+// a slow one until it has read it all). The bytes are Attachment's, and the
+// description's Size is their number.
 func (p *Parsed) AttachmentReader(raw []byte, index int) (io.Reader, AttachmentInfo, error) {
 	if index < 0 || index >= len(p.Attachments) {
 		return nil, AttachmentInfo{}, ErrNoAttachment
 	}
 	sp := p.spans[index]
-	if len(raw) != p.rawLen || sp.off < 0 || sp.encoding != "base64" {
-		data, a, err := p.Attachment(raw, index)
+	if len(raw) != p.rawLen || sp.off < 0 || sp.off+sp.n > len(raw) {
+		data, a, err := Attachment(raw, index) // not the bytes p came from: walk them
 		if err != nil {
 			return nil, a, err
 		}
 		return bytes.NewReader(data), a, nil
 	}
 	body := raw[sp.off : sp.off+sp.n]
-	n := base64Chars(body)
 	a := p.Attachments[index]
-	a.Size = int64(n * 6 / 8)
-	return base64.NewDecoder(base64.RawStdEncoding, &base64Text{b: body, left: n}), a, nil
+	a.Size = mailparse.DecodedSize(sp.encoding, body)
+	return mailparse.Decode(sp.encoding, body), a, nil
 }
 
-// offset is where sub, a slice of raw as every part's body is, starts in raw; -1 if it
-// is not one.
-func offset(raw, sub []byte) int {
-	if len(sub) == 0 {
-		return 0
-	}
-	off := cap(raw) - cap(sub)
-	if off < 0 || off+len(sub) > len(raw) || &raw[off] != &sub[0] {
-		return -1
-	}
-	return off
-}
-
-// walker collects the body parts and attachments of a MIME tree.
-type walker struct {
-	parts       int
-	plain, html *part
-	atts        []*part
-}
-
-func (w *walker) walk(fields []field, body []byte, depth int, defaultType string) {
-	if w.parts >= maxParts {
-		return
-	}
-	w.parts++
-	p := newPart(fields, body, defaultType)
-	if !strings.HasPrefix(p.mediaType, "multipart/") {
-		w.leaf(p)
-		return
-	}
-	if depth >= maxDepth {
-		return
-	}
-	// RFC 2046 section 6: a multipart body has no transfer encoding of its own, so a
-	// Content-Transfer-Encoding on it is ignored, as go-message does.
-	subs, ok := splitMultipart(body, p.params["boundary"], maxParts-w.parts)
-	if !ok {
-		// No delimiter anywhere: show the body as text rather than nothing.
-		p.mediaType, p.params = "text/plain", nil
-		w.leaf(p)
-		return
-	}
-	childType := "text/plain"
-	if p.mediaType == "multipart/digest" {
-		childType = "message/rfc822"
-	}
-	for _, s := range subs {
-		f, b := splitHeader(s)
-		w.walk(f, b, depth+1, childType)
-	}
-}
-
-// leaf files a part as the text body, the HTML body, an attachment, or nothing (a
-// second text alternative).
-func (w *walker) leaf(p *part) {
-	if p.disposition != "attachment" && p.filename() == "" {
-		switch {
-		case p.mediaType == "text/plain" && w.plain == nil:
-			w.plain = p
-			return
-		case p.mediaType == "text/html" && w.html == nil:
-			w.html = p
-			return
-		case (p.mediaType == "text/plain" || p.mediaType == "text/html") && p.contentID == "":
-			return
-		}
-	}
-	w.atts = append(w.atts, p)
-}
-
-// filename is the name the sender gave the part, decoded (go-message applies RFC 2231
-// and RFC 2047 to parameters), not yet made safe.
-func (p *part) filename() string {
-	if n := p.dispParams["filename"]; n != "" {
-		return n
-	}
-	return p.params["name"]
-}
-
-func (p *part) describe(index int) AttachmentInfo {
+// describe is the API's description of an attachment.
+func describe(p *mailparse.Part, index int) AttachmentInfo {
 	a := AttachmentInfo{
 		Index:       index,
-		ContentType: p.mediaType,
-		ContentID:   validUTF8(p.contentID),
-		// RFC 2183 section 2.8: an unknown disposition is treated as attachment.
-		Inline: p.disposition == "" || p.disposition == "inline",
+		ContentType: p.MediaType,
+		ContentID:   p.ContentID,
+		Inline:      p.Inline(),
 	}
-	name := p.filename()
-	if name == "" && isMessage(p.mediaType) {
+	name := p.Filename
+	if name == "" && p.IsMessage() {
 		name = "message.eml"
-		f, _ := splitHeader(decodeTransfer(p.encoding, p.body))
-		if s := strings.TrimSpace(headerText("Subject", get(f, "Subject"))); s != "" {
-			name = s + ".eml"
+		if p.Message != nil && p.Message.Subject != "" {
+			name = p.Message.Subject + ".eml"
 		}
 	}
-	a.Filename = safeName(name, p.mediaType, index)
-	if isMessage(p.mediaType) {
+	a.Filename = safeName(name, p.MediaType, index)
+	if p.IsMessage() {
 		a.ContentType = "message/rfc822"
 	}
 	return a
-}
-
-func isMessage(mediaType string) bool {
-	return mediaType == "message/rfc822" || mediaType == "message/global"
 }
 
 // maxNameBytes keeps file names within what every file system accepts.
@@ -284,7 +192,7 @@ const maxNameBytes = 200
 // makes "gpj.exe" read as "exe.jpg"), no "." or "..". Nothing left is a part without a
 // name (see unnamed).
 func safeName(name, mediaType string, index int) string {
-	name = validUTF8(name)
+	name = mailparse.ValidUTF8(name)
 	name = strings.ReplaceAll(name, "\\", "/")
 	name = path.Base(strings.TrimRight(name, "/"))
 	name = strings.Map(func(r rune) rune {

@@ -199,8 +199,10 @@ func TestMessageMalformed(t *testing.T) {
 			raw:  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nno end",
 			text: "no end", headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}}},
 		{name: "part without header",
-			raw:  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nplain part\r\n--b\r\nhttps://x.test/a\r\n--b--\r\n",
-			text: "plain part", headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}}},
+			raw: "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nplain part\r\n--b\r\nhttps://x.test/a\r\n--b--\r\n",
+			// The second part is a further text outside an alternative: shown after the
+			// first, as Thunderbird does (mailparse's rule).
+			text: "plain part\nhttps://x.test/a", headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}}},
 		{name: "digest parts default to message/rfc822",
 			raw:     "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\nx\r\n--d--\r\n",
 			headers: []Header{{"Content-Type", "multipart/digest; boundary=d"}}, files: []string{"one.eml"}},
@@ -213,13 +215,13 @@ func TestMessageMalformed(t *testing.T) {
 				"--b\r\nContent-Disposition: attachment; filename*=utf-8''%E2%82%AC%20rate.txt\r\n\r\nx\r\n--b--\r\n",
 			headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}},
 			files:   []string{"evil.exe", "gpj.exe", "attachment-2.txt", "ab.pdf", "€ rate.txt"}},
-		{name: "text with a filename is an attachment, second text is not",
+		{name: "text with a filename is an attachment, a second text follows the first",
 			raw: "Content-Type: multipart/mixed; boundary=b\r\n\r\n" +
 				"--b\r\nContent-Type: text/plain; name=notes.txt\r\n\r\nnotes\r\n" +
 				"--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n" +
 				"--b\r\nContent-Type: text/plain\r\n\r\nfooter\r\n--b--\r\n",
 			headers: []Header{{"Content-Type", "multipart/mixed; boundary=b"}},
-			text:    "body", files: []string{"notes.txt"}},
+			text:    "body\nfooter", files: []string{"notes.txt"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
