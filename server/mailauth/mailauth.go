@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-msgauth/dmarc"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -37,6 +38,7 @@ type Options struct {
 	QueryTimeout time.Duration // per DNS query; 0 = 2s
 	Budget       time.Duration // per message, all lookups; 0 = 5s; past it what is not known is temperror
 	Metrics      prometheus.Registerer
+	Resolver     *dnsclient.Resolver // the DNS client shared with outbound delivery; nil = one of its own on DNS and QueryTimeout
 }
 
 // Verifier checks messages. It is safe for concurrent use; its DNS cache is
@@ -44,7 +46,7 @@ type Options struct {
 type Verifier struct {
 	authservID string
 	budget     time.Duration
-	res        *resolver
+	res        *dnsclient.Resolver
 	metrics    *metrics
 }
 
@@ -61,9 +63,11 @@ func New(o Options) (*Verifier, error) {
 		o.Budget = 5 * time.Second
 	}
 	m := newMetrics(o.Metrics)
-	res, err := newResolver(o.DNS, o.QueryTimeout, m)
-	if err != nil {
-		return nil, fmt.Errorf("mailauth: %w", err)
+	res, err := o.Resolver, error(nil)
+	if res == nil {
+		if res, err = dnsclient.New(dnsclient.Options{Server: o.DNS, Timeout: o.QueryTimeout, Metrics: o.Metrics}); err != nil {
+			return nil, fmt.Errorf("mailauth: %w", err)
+		}
 	}
 	return &Verifier{authservID: o.AuthservID, budget: o.Budget, res: res, metrics: m}, nil
 }

@@ -1,16 +1,12 @@
 package mailauth
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics is nil-safe: a Verifier without a registry counts nothing.
 type metrics struct {
-	results   *prometheus.CounterVec   // kind, result
-	queries   *prometheus.HistogramVec // type, result
-	cacheHits *prometheus.CounterVec   // type
+	results *prometheus.CounterVec // kind, result
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -21,32 +17,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_auth_results_total", Help: "Verdicts of received messages, by kind (spf, dkim, dmarc) and result.",
 		}, []string{"kind", "result"}),
-		queries: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "mayfly_dns_query_duration_seconds", Help: "DNS queries sent for SPF/DKIM/DMARC, by record type and result (ok, nxdomain incl. NODATA, error).",
-			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"type", "result"}),
-		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_dns_cache_hits_total", Help: "DNS lookups answered from the cache, by record type.",
-		}, []string{"type"}),
 	}
-	reg.MustRegister(m.results, m.queries, m.cacheHits)
+	reg.MustRegister(m.results)
 	return m
 }
 
 func (m *metrics) result(kind, result string) {
 	if m != nil {
 		m.results.WithLabelValues(kind, result).Inc()
-	}
-}
-
-func (m *metrics) query(qtype, result string, d time.Duration) {
-	if m != nil {
-		m.queries.WithLabelValues(qtype, result).Observe(d.Seconds())
-	}
-}
-
-func (m *metrics) cacheHit(qtype string) {
-	if m != nil {
-		m.cacheHits.WithLabelValues(qtype).Inc()
 	}
 }

@@ -1,4 +1,7 @@
-package mailauth
+// Package dnsclient is Mayfly's one DNS client: the lookups of SPF, DKIM and DMARC,
+// outbound MX and address lookups, and `mayfly dns -check` go through it to one
+// resolver of the operator's choice, with a cache shared by every caller.
+package dnsclient
 
 import (
 	"context"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -27,13 +31,28 @@ const (
 	evictScan = 64
 )
 
-// resolver answers the lookups SPF, DKIM and DMARC need through one DNS server
-// of our choice, with a cache shared by all messages. Its methods return
-// *net.DNSError, not wrapped: the SPF and go-msgauth libraries tell "not found"
-// from "temporary" by a type assertion on that exact type.
-type resolver struct {
+// Options configure a Resolver. Zero values mean the documented defaults.
+type Options struct {
+	Server  string        // MAYFLY_DNS host:port of a resolver; "" = the servers of /etc/resolv.conf
+	Timeout time.Duration // per question, every server and round together; 0 = 2s
+	// Rounds is how many times the servers are asked in turn before a question
+	// fails; 0 = 1. A one-off command gives 2, so that one lost UDP datagram does
+	// not read as a missing record.
+	Rounds  int
+	NoCache bool // every question goes to the server: a check of what is published now
+	Metrics prometheus.Registerer
+	Now     func() time.Time // the cache's clock; nil = time.Now
+}
+
+// Resolver answers lookups through the DNS servers of Options, with a cache shared
+// by all callers. Its methods return *net.DNSError, not wrapped: the SPF and
+// go-msgauth libraries tell "not found" from "temporary" by a type assertion on
+// that exact type. It is safe for concurrent use.
+type Resolver struct {
 	servers []string
 	timeout time.Duration
+	rounds  int
+	noCache bool
 	udp     *dns.Client
 	tcp     *dns.Client
 	now     func() time.Time
@@ -58,13 +77,21 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newResolver(server string, timeout time.Duration, m *metrics) (*resolver, error) {
+// New returns a Resolver. It fails only on a malformed Options.Server or an
+// unreadable /etc/resolv.conf.
+func New(o Options) (*Resolver, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	var servers []string
-	if server != "" {
-		if _, _, err := net.SplitHostPort(server); err != nil {
-			return nil, fmt.Errorf("dns server %q: %w", server, err)
+	if o.Server != "" {
+		if _, _, err := net.SplitHostPort(o.Server); err != nil {
+			return nil, fmt.Errorf("dns server %q: %w", o.Server, err)
 		}
-		servers = []string{server}
+		servers = []string{o.Server}
 	} else {
 		cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
 		if err != nil {
@@ -77,28 +104,34 @@ func newResolver(server string, timeout time.Duration, m *metrics) (*resolver, e
 			return nil, errors.New("read resolv.conf: no nameserver")
 		}
 	}
-	return &resolver{
+	return &Resolver{
 		servers: servers,
-		timeout: timeout,
-		udp:     &dns.Client{Net: "udp", Timeout: timeout, UDPSize: 1232},
-		tcp:     &dns.Client{Net: "tcp", Timeout: timeout},
-		now:     time.Now,
-		metrics: m,
+		timeout: o.Timeout,
+		rounds:  max(o.Rounds, 1),
+		noCache: o.NoCache,
+		udp:     &dns.Client{Net: "udp", Timeout: o.Timeout, UDPSize: 1232},
+		tcp:     &dns.Client{Net: "tcp", Timeout: o.Timeout},
+		now:     o.Now,
+		metrics: newMetrics(o.Metrics),
 		cache:   make(map[cacheKey]*cacheEntry),
 		max:     maxCacheEntries,
 	}, nil
 }
+
+// Servers are the host:port of the servers asked, in order.
+func (r *Resolver) Servers() []string { return slices.Clone(r.servers) }
 
 // dnsError builds the error value the SPF and DKIM libraries understand.
 func dnsError(name, msg string, notFound, temporary, timeout bool) *net.DNSError {
 	return &net.DNSError{Err: msg, Name: name, IsNotFound: notFound, IsTemporary: temporary, IsTimeout: timeout}
 }
 
-// query returns the records of type qtype at name, from the cache or the server.
-// It returns when ctx ends even if the server has not answered; the query itself
-// goes on, bounded by the query timeout, so that its answer can still be cached
-// and shared with whoever asked the same question meanwhile.
-func (r *resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+// Query returns the records of type qtype at name, from the cache or the server;
+// NXDOMAIN and NODATA are a *net.DNSError with IsNotFound. It returns when ctx
+// ends even if the server has not answered; the query itself goes on, bounded by
+// the query timeout, so that its answer can still be cached and shared with
+// whoever asked the same question meanwhile.
+func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
 	tname := dns.TypeToString[qtype]
 	fqdn := dns.CanonicalName(name)
 	if _, ok := dns.IsDomainName(fqdn); !ok || fqdn == "." || len(fqdn) > 254 {
@@ -138,7 +171,10 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 }
 
 // cached returns the live entry for key, or nil.
-func (r *resolver) cached(key cacheKey) *cacheEntry {
+func (r *Resolver) cached(key cacheKey) *cacheEntry {
+	if r.noCache {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.cache[key]
@@ -152,7 +188,10 @@ func (r *resolver) cached(key cacheKey) *cacheEntry {
 	return e
 }
 
-func (r *resolver) store(key cacheKey, e *cacheEntry) {
+func (r *Resolver) store(key cacheKey, e *cacheEntry) {
+	if r.noCache {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.cache) >= r.max {
@@ -179,10 +218,10 @@ func (r *resolver) store(key cacheKey, e *cacheEntry) {
 	r.cache[key] = e
 }
 
-// exchange asks the servers in turn, within one query timeout in all, and caches
-// what they say.
-func (r *resolver) exchange(fqdn string, qtype uint16) *cacheEntry {
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+// exchange asks the servers in turn, Rounds times, within one query timeout a
+// round, and caches what they say.
+func (r *Resolver) exchange(fqdn string, qtype uint16) *cacheEntry {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout*time.Duration(r.rounds))
 	defer cancel()
 	start := r.now()
 	m := new(dns.Msg)
@@ -192,11 +231,16 @@ func (r *resolver) exchange(fqdn string, qtype uint16) *cacheEntry {
 		resp *dns.Msg
 		err  error
 	)
-	for _, srv := range r.servers {
-		resp, _, err = r.udp.ExchangeContext(ctx, m, srv)
-		if err == nil && resp.Truncated {
-			// RFC 7766 section 5: a truncated UDP answer is retried over TCP.
-			resp, _, err = r.tcp.ExchangeContext(ctx, m, srv)
+	for range r.rounds {
+		for _, srv := range r.servers {
+			resp, _, err = r.udp.ExchangeContext(ctx, m, srv)
+			if err == nil && resp.Truncated {
+				// RFC 7766 section 5: a truncated UDP answer is retried over TCP.
+				resp, _, err = r.tcp.ExchangeContext(ctx, m, srv)
+			}
+			if err == nil || ctx.Err() != nil {
+				break
+			}
 		}
 		if err == nil || ctx.Err() != nil {
 			break
@@ -257,8 +301,8 @@ func negativeTTL(resp *dns.Msg) time.Duration {
 
 // LookupTXT returns one string per record, its character-strings joined, as
 // net.LookupTXT does (RFC 7208 section 3.3, RFC 6376 section 3.6.2.2).
-func (r *resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	rrs, err := r.query(ctx, name, dns.TypeTXT)
+func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	rrs, err := r.Query(ctx, name, dns.TypeTXT)
 	if err != nil {
 		return nil, err
 	}
@@ -270,8 +314,8 @@ func (r *resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 }
 
 // LookupMX returns the MX records by preference.
-func (r *resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	rrs, err := r.query(ctx, name, dns.TypeMX)
+func (r *Resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	rrs, err := r.Query(ctx, name, dns.TypeMX)
 	if err != nil {
 		return nil, err
 	}
@@ -286,17 +330,17 @@ func (r *resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 
 // LookupIPAddr asks for A and AAAA at once. One family's answer is enough;
 // only when neither has one does the worse of the two errors count.
-func (r *resolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+func (r *Resolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
 	type res struct {
 		rrs []dns.RR
 		err error
 	}
 	aaaa := make(chan res, 1)
 	go func() {
-		rrs, err := r.query(ctx, host, dns.TypeAAAA)
+		rrs, err := r.Query(ctx, host, dns.TypeAAAA)
 		aaaa <- res{rrs, err}
 	}()
-	a4, err4 := r.query(ctx, host, dns.TypeA)
+	a4, err4 := r.Query(ctx, host, dns.TypeA)
 	a6 := <-aaaa
 	var out []net.IPAddr
 	for _, rr := range append(a4, a6.rrs...) {
@@ -328,12 +372,12 @@ func (r *resolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr,
 }
 
 // LookupAddr returns the PTR names of addr (the SPF "ptr" mechanism and %{p}).
-func (r *resolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+func (r *Resolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 	rev, err := dns.ReverseAddr(addr)
 	if err != nil {
 		return nil, dnsError(addr, "invalid address", true, false, false)
 	}
-	rrs, err := r.query(ctx, rev, dns.TypePTR)
+	rrs, err := r.Query(ctx, rev, dns.TypePTR)
 	if err != nil {
 		return nil, err
 	}
