@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/frontend"
+	"github.com/mayfly-mail/mayfly/server/dnssetup"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/imapd"
 	"github.com/mayfly-mail/mayfly/server/limit"
@@ -94,7 +95,11 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return token(ctx, cfg, serverURL, args[0], stdout)
 	case "dns":
-		return dnsCommand(ctx, args, stdout, stderr)
+		err := dnssetup.Command(ctx, args, os.LookupEnv, stdout, stderr)
+		if ue := (dnssetup.UsageError{}); errors.As(err, &ue) {
+			return usageError{ue.Err}
+		}
+		return err
 	case "version":
 		fmt.Fprintln(stdout, "mayfly", version())
 		return nil

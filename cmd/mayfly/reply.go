@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/dkimkey"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/submission"
@@ -29,12 +29,9 @@ func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.
 	}
 	var signer crypto.Signer
 	if cfg.DKIMKey != "" {
-		data, err := os.ReadFile(cfg.DKIMKey)
-		if err != nil {
-			return nil, fmt.Errorf("dkim key: %w", err)
-		}
-		if signer, err = parseDKIMKey(data); err != nil {
-			return nil, fmt.Errorf("dkim key %s: %w", cfg.DKIMKey, err)
+		var err error
+		if signer, err = dkimkey.Load(cfg.DKIMKey); err != nil {
+			return nil, err
 		}
 	}
 	var relay *url.URL

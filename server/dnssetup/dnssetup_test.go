@@ -1,4 +1,4 @@
-package main
+package dnssetup
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/miekg/dns"
 
+	"github.com/mayfly-mail/mayfly/server/dkimkey"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 )
 
@@ -39,7 +40,7 @@ func keyDir(t *testing.T) string {
 func runDNS(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err = dnsCommand(context.Background(), args, &out, &errOut)
+	err = Command(context.Background(), args, os.LookupEnv, &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -276,7 +277,7 @@ func TestDNSCheckReportsMissingAndDiffering(t *testing.T) {
 	addr := dnstest.ZoneServer(t, published)
 
 	stdout, _, err = runDNS(t, append(args, "-check", "-dns", addr)...)
-	if err == nil || errors.As(err, new(usageError)) {
+	if err == nil || errors.As(err, new(UsageError)) {
 		t.Fatalf("check = %v, want a failure that is not a usage error", err)
 	}
 	if !strings.Contains(err.Error(), "2 of 9 records") {
@@ -467,7 +468,7 @@ func TestDNSUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := runDNS(t, append(tt.args, "-dkim-key", key)...)
-			if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tt.want) {
+			if !errors.As(err, new(UsageError)) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("dns %q = %v, want a usage error saying %q", tt.args, err, tt.want)
 			}
 		})
@@ -523,8 +524,8 @@ func TestDNSJudges(t *testing.T) {
 		return &dns.MX{Hdr: dns.RR_Header{Name: "example.org.", Rrtype: dns.TypeMX, Class: dns.ClassINET}, Preference: pref, Mx: host}
 	}
 	want := &dns.MX{Preference: 10, Mx: "mail.example.org."}
-	key := dkimKey{algo: "rsa", pub: []byte("key")}
-	p := base64.StdEncoding.EncodeToString(key.pub)
+	key := dkimkey.Public{Algo: "rsa", Key: []byte("key")}
+	p := base64.StdEncoding.EncodeToString(key.Key)
 	tests := []struct {
 		name string
 		got  verdict

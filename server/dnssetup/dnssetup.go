@@ -1,17 +1,13 @@
-package main
+// Package dnssetup is `mayfly dns`: the DNS records that bring a domain's mail to
+// Mayfly and let its replies pass SPF, DKIM and DMARC, printed to publish, or looked
+// up through the DNS client to check what is published.
+package dnssetup
 
 import (
 	"cmp"
 	"context"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +24,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/mayfly-mail/mayfly/server/dkimkey"
+	"github.com/mayfly-mail/mayfly/server/dnsclient"
 )
 
 const (
@@ -36,10 +35,21 @@ const (
 	recordTTL = 3600
 	// dnsTimeout bounds one query of --check, over UDP or TCP.
 	dnsTimeout = 2 * time.Second
-	// dkimBits is the size of a new RSA key: RFC 8301 section 3.2 says signers
-	// SHOULD use at least 2048 bits.
-	dkimBits = 2048
 )
+
+// UsageError is a mistake in the command line: the caller exits with status 2.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+
+func (e UsageError) Unwrap() error { return e.Err }
+
+func asUsage(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return UsageError{err}
+}
 
 // dnsOptions is what `mayfly dns` was asked, validated.
 type dnsOptions struct {
@@ -53,11 +63,11 @@ type dnsOptions struct {
 	server   string // host:port of the resolver; "" = /etc/resolv.conf
 }
 
-// dnsCommand is `mayfly dns`: it prints the records to publish so that mail for the
+// Command is `mayfly dns`: it prints the records to publish so that mail for the
 // domains reaches this Mayfly and its replies pass SPF, DKIM and DMARC, or with
-// -check looks them up and reports each one.
-func dnsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseDNSFlags(args, os.LookupEnv, stderr)
+// -check looks them up and reports each one. lookupEnv reads the MAYFLY_* twins.
+func Command(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	o, err := parseDNSFlags(args, lookupEnv, stderr)
 	if err != nil {
 		return err
 	}
@@ -85,6 +95,15 @@ func (l *listFlag) String() string { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error {
 	*l = append(*l, splitList(v)...)
 	return nil
+}
+
+// splitList cuts a comma list, dropping empty items.
+func splitList(v string) []string {
+	items := strings.Split(v, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	return slices.DeleteFunc(items, func(s string) bool { return s == "" })
 }
 
 func parseDNSFlags(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (dnsOptions, error) {
@@ -121,7 +140,7 @@ says which are missing or differ. docs/deployment.md walks through it.
 		return dnsOptions{}, asUsage(err)
 	}
 	if fs.NArg() > 0 {
-		return dnsOptions{}, usageError{fmt.Errorf("dns: unexpected argument %q", fs.Arg(0))}
+		return dnsOptions{}, UsageError{fmt.Errorf("dns: unexpected argument %q", fs.Arg(0))}
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -129,13 +148,10 @@ says which are missing or differ. docs/deployment.md walks through it.
 	o := dnsOptions{keyFile: *keyFile, check: *check, rua: map[string]string{}}
 	var errs []error
 	if o.keyFile == "" {
-		// A private key belongs in the user's own configuration, not in whatever
-		// directory the command ran in, which others may read or write.
-		dir, err := os.UserConfigDir()
-		if err != nil {
+		var err error
+		if o.keyFile, err = dkimkey.DefaultPath(*selector); err != nil {
 			errs = append(errs, fmt.Errorf("-dkim-key: no default place for the key (%w): give the path of the key file", err))
 		}
-		o.keyFile = filepath.Join(dir, "mayfly", "dkim-"+*selector+".pem")
 	}
 	if len(domains) == 0 {
 		errs = append(errs, errors.New("-domain is required"))
@@ -204,7 +220,7 @@ says which are missing or differ. docs/deployment.md walks through it.
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return dnsOptions{}, usageError{err}
+		return dnsOptions{}, UsageError{err}
 	}
 	return o, nil
 }
@@ -232,157 +248,38 @@ func checkHostName(name string) error {
 	return nil
 }
 
-// dkimKey is the public half of the DKIM signing key as RFC 6376 section 3.6.1
-// publishes it.
-type dkimKey struct {
-	algo string // the k= tag: "rsa" or "ed25519"
-	pub  []byte // the p= tag, decoded
-}
-
-// fingerprint names the key in a line of -check output, where base64 of two RSA
-// keys looks alike for its first forty characters.
-func (k dkimKey) fingerprint() string {
-	sum := sha256.Sum256(k.pub)
-	return fmt.Sprintf("k=%s key sha256:%s", k.algo, hex.EncodeToString(sum[:8]))
-}
-
 // dkimPublicKey reads the private key in path, or when there is none and create is
 // set, makes a new one there.
-func dkimPublicKey(path string, create bool, stderr io.Writer) (dkimKey, error) {
+func dkimPublicKey(path string, create bool, stderr io.Writer) (dkimkey.Public, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && create {
-		return createDKIMKey(path, stderr)
+		signer, err := dkimkey.Create(path)
+		if err != nil {
+			return dkimkey.Public{}, err
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		fmt.Fprintf(stderr, "mayfly dns: created a %d-bit RSA DKIM key in %s (PKCS#8 PEM, mode 0600); keep it: the DKIM record is its public half\n", dkimkey.Bits, path)
+		return dkimkey.PublicOf(signer)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return dkimKey{}, fmt.Errorf("dkim key: %w (mayfly dns without -check creates it)", err)
+		return dkimkey.Public{}, fmt.Errorf("dkim key: %w (mayfly dns without -check creates it)", err)
 	}
 	if err != nil {
-		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
+		return dkimkey.Public{}, fmt.Errorf("dkim key: %w", err)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(stderr, "mayfly dns: note: %s is readable by other users (mode %v); chmod 600 it\n", path, fi.Mode().Perm())
 	}
-	signer, err := parseDKIMKey(data)
+	signer, err := dkimkey.Parse(data)
 	if err != nil {
-		return dkimKey{}, fmt.Errorf("dkim key %s: %w", path, err)
+		return dkimkey.Public{}, fmt.Errorf("dkim key %s: %w", path, err)
 	}
-	if k, ok := signer.(*rsa.PrivateKey); ok && k.N.BitLen() < dkimBits {
-		fmt.Fprintf(stderr, "mayfly dns: note: %s holds a %d-bit RSA key; RFC 8301 section 3.2 asks for %d bits\n", path, k.N.BitLen(), dkimBits)
+	if k, ok := signer.(*rsa.PrivateKey); ok && k.N.BitLen() < dkimkey.Bits {
+		fmt.Fprintf(stderr, "mayfly dns: note: %s holds a %d-bit RSA key; RFC 8301 section 3.2 asks for %d bits\n", path, k.N.BitLen(), dkimkey.Bits)
 	}
-	return publicDKIMKey(signer)
-}
-
-// parseDKIMKey reads the first private key in PEM data: RSA in PKCS#1 or PKCS#8,
-// Ed25519 in PKCS#8 (the key types of RFC 6376 and RFC 8463).
-func parseDKIMKey(data []byte) (crypto.Signer, error) {
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return nil, errors.New("no PEM private key in it")
-		}
-		if strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") || block.Type == "ENCRYPTED PRIVATE KEY" {
-			return nil, errors.New("the key is encrypted; Mayfly reads an unencrypted one")
-		}
-		switch block.Type {
-		case "RSA PRIVATE KEY":
-			k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			return checkRSA(k)
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			switch k := k.(type) {
-			case *rsa.PrivateKey:
-				return checkRSA(k)
-			case ed25519.PrivateKey:
-				return k, nil
-			}
-			return nil, fmt.Errorf("a %T: DKIM signs with RSA or Ed25519", k)
-		case "EC PRIVATE KEY":
-			return nil, errors.New("an EC key: DKIM signs with RSA or Ed25519")
-		}
-		// Anything else, such as a certificate kept in the same file, is not the key.
-	}
-}
-
-// checkRSA refuses keys that verifiers ignore: RFC 8301 section 3.2.
-func checkRSA(k *rsa.PrivateKey) (crypto.Signer, error) {
-	if k.N.BitLen() < 1024 {
-		return nil, fmt.Errorf("a %d-bit RSA key: verifiers ignore signatures of keys under 1024 bits (RFC 8301 section 3.2)", k.N.BitLen())
-	}
-	return k, nil
-}
-
-func publicDKIMKey(signer crypto.Signer) (dkimKey, error) {
-	switch pub := signer.Public().(type) {
-	case *rsa.PublicKey:
-		// RFC 6376 section 3.6.1: p= is the DER SubjectPublicKeyInfo for k=rsa.
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			return dkimKey{}, err
-		}
-		return dkimKey{algo: "rsa", pub: der}, nil
-	case ed25519.PublicKey:
-		// RFC 8463 section 4.2: p= is the raw 32-byte key for k=ed25519.
-		return dkimKey{algo: "ed25519", pub: pub}, nil
-	}
-	return dkimKey{}, fmt.Errorf("unsupported key %T", signer.Public())
-}
-
-// createDKIMKey writes a new RSA key to path as PKCS#8, which everything that reads
-// a DKIM key for Mayfly takes. O_EXCL: a key another run made meanwhile is never
-// overwritten, since its public half may be published already.
-func createDKIMKey(path string, stderr io.Writer) (dkimKey, error) {
-	k, err := rsa.GenerateKey(rand.Reader, dkimBits)
-	if err != nil {
-		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
-	}
-	if err := privateDir(filepath.Dir(path)); err != nil {
-		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return dkimKey{}, fmt.Errorf("dkim key: %w", err)
-	}
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return dkimKey{}, fmt.Errorf("dkim key: write %s: %w", path, err)
-	}
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
-	fmt.Fprintf(stderr, "mayfly dns: created a %d-bit RSA DKIM key in %s (PKCS#8 PEM, mode 0600); keep it: the DKIM record is its public half\n", dkimBits, path)
-	return publicDKIMKey(k)
-}
-
-// privateDir makes dir (mode 0700) when it is missing and refuses one that group may
-// write or others may read or write: there others could list or plant the key, and
-// a key planted before the first run would be published as ours.
-func privateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("make the key's directory: %w; give -dkim-key (MAYFLY_DKIM_KEY) another path", err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if perm := fi.Mode().Perm(); perm&0o026 != 0 {
-		return fmt.Errorf("refusing to write a private key into %s (mode %04o): others may read or write there; give -dkim-key (MAYFLY_DKIM_KEY) a path in a directory only you may use (chmod 700), or leave it unset for %s", dir, perm, "$XDG_CONFIG_HOME/mayfly or ~/.config/mayfly")
-	}
-	return nil
+	return dkimkey.PublicOf(signer)
 }
 
 // recordKind says what a record is for, and so how -check judges what it finds.
@@ -401,7 +298,7 @@ const (
 type record struct {
 	kind recordKind
 	rr   dns.RR
-	dkim dkimKey // kindDKIM: the key the record must hold
+	dkim dkimkey.Public // kindDKIM: the key the record must hold
 }
 
 // name is the owner name without the final dot, as DNS providers' forms show it.
@@ -442,7 +339,7 @@ func (r record) label() string {
 
 // dnsRecords lists the records for o: the mail host's addresses and its HELO SPF,
 // then for each domain its MX, SPF, DKIM and DMARC, then the PTR of each address.
-func dnsRecords(o dnsOptions, key dkimKey) []record {
+func dnsRecords(o dnsOptions, key dkimkey.Public) []record {
 	hdr := func(name string, t uint16) dns.RR_Header {
 		return dns.RR_Header{Name: dns.Fqdn(name), Rrtype: t, Class: dns.ClassINET, Ttl: recordTTL}
 	}
@@ -469,7 +366,7 @@ func dnsRecords(o dnsOptions, key dkimKey) []record {
 			// domain's mail, which is where Mayfly sends replies from.
 			txt(kindSPF, d, "v=spf1 mx -all"),
 			record{kind: kindDKIM, dkim: key, rr: &dns.TXT{Hdr: hdr(o.selector+"._domainkey."+d, dns.TypeTXT),
-				Txt: splitTXT(fmt.Sprintf("v=DKIM1; k=%s; p=%s", key.algo, base64.StdEncoding.EncodeToString(key.pub)))}},
+				Txt: splitTXT(key.Record())}},
 			txt(kindDMARC, "_dmarc."+d, dmarcRecord(o.rua[d])),
 		)
 	}
@@ -585,81 +482,29 @@ func printRecords(w io.Writer, o dnsOptions, recs []record) {
 // errNoRecord is a name that does not exist or has no record of the type asked.
 var errNoRecord = errors.New("no such record")
 
-// dnsClient asks one resolver after another, as /etc/resolv.conf lists them.
-type dnsClient struct {
-	servers  []string
-	udp, tcp *dns.Client
-}
+// dnsClient asks one resolver after another, as /etc/resolv.conf lists them,
+// through the service's DNS client without its cache: -check wants what is
+// published now.
+type dnsClient struct{ res *dnsclient.Resolver }
 
 func newDNSClient(server string) (*dnsClient, error) {
-	c := &dnsClient{
-		udp: &dns.Client{Net: "udp", Timeout: dnsTimeout, UDPSize: 1232},
-		tcp: &dns.Client{Net: "tcp", Timeout: dnsTimeout},
-	}
-	if server != "" {
-		c.servers = []string{server}
-		return c, nil
-	}
-	cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	// Two rounds: one lost UDP datagram should not read as a missing record.
+	res, err := dnsclient.New(dnsclient.Options{Server: server, Timeout: dnsTimeout, Rounds: 2, NoCache: true})
 	if err != nil {
-		return nil, fmt.Errorf("read resolv.conf: %w (or give -dns host:port)", err)
+		return nil, fmt.Errorf("%w (or give -dns host:port)", err)
 	}
-	for _, s := range cc.Servers {
-		c.servers = append(c.servers, net.JoinHostPort(s, cc.Port))
-	}
-	if len(c.servers) == 0 {
-		return nil, errors.New("read resolv.conf: no nameserver (give -dns host:port)")
-	}
-	return c, nil
+	return &dnsClient{res: res}, nil
 }
 
 // lookup returns the records of type t at name, errNoRecord for NXDOMAIN or
 // NODATA, or why there is no answer.
 func (c *dnsClient) lookup(ctx context.Context, name string, t uint16) ([]dns.RR, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), t)
-	// 1232 bytes fits an IPv6 packet unfragmented (the DNS flag day 2020 size):
-	// room for a 4096-bit DKIM key without a retry over TCP.
-	m.SetEdns0(1232, false)
-	var (
-		resp *dns.Msg
-		err  error
-	)
-	// Two rounds: one lost UDP datagram should not read as a missing record.
-	for range 2 {
-		for _, srv := range c.servers {
-			resp, _, err = c.udp.ExchangeContext(ctx, m, srv)
-			if err == nil && resp.Truncated {
-				// RFC 7766 section 5: a truncated UDP answer is asked again over TCP.
-				resp, _, err = c.tcp.ExchangeContext(ctx, m, srv)
-			}
-			if err == nil || ctx.Err() != nil {
-				break
-			}
-		}
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-	}
-	switch {
-	case err != nil:
-		return nil, err
-	case resp.Rcode == dns.RcodeNameError:
-		return nil, errNoRecord
-	case resp.Rcode != dns.RcodeSuccess:
-		return nil, fmt.Errorf("server answers %s", dns.RcodeToString[resp.Rcode])
-	}
-	var out []dns.RR
-	for _, rr := range resp.Answer {
-		// The resolver follows CNAMEs; what counts is the records they lead to.
-		if rr.Header().Rrtype == t {
-			out = append(out, rr)
-		}
-	}
-	if len(out) == 0 {
+	rrs, err := c.res.Query(ctx, name, t)
+	var de *net.DNSError
+	if errors.As(err, &de) && de.IsNotFound {
 		return nil, errNoRecord
 	}
-	return out, nil
+	return rrs, err
 }
 
 // lookupTXT returns one string per TXT record, its strings joined. miekg/dns keeps
@@ -690,7 +535,7 @@ func checkRecords(ctx context.Context, c *dnsClient, recs []record, w io.Writer)
 		wg.Go(func() { verdicts[i] = checkRecord(ctx, c, r) })
 	}
 	wg.Wait()
-	fmt.Fprintf(w, "asking resolver %s\n", strings.Join(c.servers, ", "))
+	fmt.Fprintf(w, "asking resolver %s\n", strings.Join(c.res.Servers(), ", "))
 	bad := 0
 	for i, r := range recs {
 		v := verdicts[i]
@@ -758,7 +603,7 @@ func checkRecord(ctx context.Context, c *dnsClient, r record) verdict {
 	case kindDKIM:
 		txts, err := c.lookupTXT(ctx, name)
 		if err != nil {
-			return failed(err, r.dkim.fingerprint())
+			return failed(err, r.dkim.Fingerprint())
 		}
 		return judgeDKIM(txts, r.dkim)
 	case kindDMARC:
@@ -841,31 +686,31 @@ func dkimTags(s string) map[string]string {
 	return tags
 }
 
-func judgeDKIM(txts []string, want dkimKey) verdict {
+func judgeDKIM(txts []string, want dkimkey.Public) verdict {
 	if len(txts) == 0 {
-		return verdict{status: "missing", want: want.fingerprint()}
+		return verdict{status: "missing", want: want.Fingerprint()}
 	}
 	if len(txts) > 1 {
 		// RFC 6376 section 3.6.2.2: which of several records a verifier uses is undefined.
-		return verdict{status: "differs", got: quoteAll(txts), want: want.fingerprint(),
+		return verdict{status: "differs", got: quoteAll(txts), want: want.Fingerprint(),
 			note: "several TXT records at the selector: keep only the one mayfly dns prints"}
 	}
 	tags := dkimTags(txts[0])
 	if v, ok := tags["v"]; ok && v != "DKIM1" {
-		return verdict{status: "differs", got: quoteTXT(txts[0]), want: want.fingerprint(), note: "v= must be DKIM1"}
+		return verdict{status: "differs", got: quoteTXT(txts[0]), want: want.Fingerprint(), note: "v= must be DKIM1"}
 	}
 	algo := cmp.Or(tags["k"], "rsa")
 	p := strings.Join(strings.Fields(tags["p"]), "") // RFC 6376 section 3.6.1: base64 may hold spaces
 	if p == "" {
-		return verdict{status: "differs", got: quoteTXT(txts[0]), want: want.fingerprint(), note: "an empty p= revokes the key (RFC 6376 section 3.6.1)"}
+		return verdict{status: "differs", got: quoteTXT(txts[0]), want: want.Fingerprint(), note: "an empty p= revokes the key (RFC 6376 section 3.6.1)"}
 	}
 	pub, err := base64.StdEncoding.DecodeString(p)
 	if err != nil {
-		return verdict{status: "differs", got: quoteTXT(txts[0]), want: want.fingerprint(), note: "p= is not base64"}
+		return verdict{status: "differs", got: quoteTXT(txts[0]), want: want.Fingerprint(), note: "p= is not base64"}
 	}
-	got := dkimKey{algo: algo, pub: pub}
-	if algo != want.algo || string(pub) != string(want.pub) {
-		return verdict{status: "differs", got: got.fingerprint(), want: want.fingerprint() + " (from -dkim-key)",
+	got := dkimkey.Public{Algo: algo, Key: pub}
+	if algo != want.Algo || string(pub) != string(want.Key) {
+		return verdict{status: "differs", got: got.Fingerprint(), want: want.Fingerprint() + " (from -dkim-key)",
 			note: "publish the DKIM record mayfly dns prints, or point -dkim-key at the key that was published"}
 	}
 	return verdict{status: "ok"}
