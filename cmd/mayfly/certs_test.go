@@ -13,12 +13,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/server/certs"
 )
 
 // writeCertificate writes a self-signed pair for name to certFile and keyFile.
 func writeCertificate(t *testing.T, name, certFile, keyFile string) {
 	t.Helper()
-	cert, err := selfSigned(name)
+	cert, err := certs.SelfSigned(name)
 	if err != nil {
 		t.Fatal(err)
 	}

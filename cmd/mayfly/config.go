@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/certs"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
 )
 
@@ -42,7 +43,7 @@ type Config struct {
 	TLSCert         string
 	TLSKey          string
 	SMTPStartTLS    string // auto, on or off
-	ACME            ACME
+	ACME            certs.ACME
 	DKIMKey         string
 	DKIMSelector    string
 	Relay           string

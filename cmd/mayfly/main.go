@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/frontend"
+	"github.com/mayfly-mail/mayfly/server/certs"
 	"github.com/mayfly-mail/mayfly/server/dnssetup"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/imapd"
@@ -161,6 +162,10 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// certPoll is how often the certificate files are looked at; 0 = the certs default.
+// Tests shorten it.
+var certPoll time.Duration
+
 // server is what every listener of Mayfly is.
 type server interface {
 	Run(ctx context.Context) error
@@ -174,12 +179,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer st.Close() // after every server has drained
 	// On Redis the ACME state is kept where every node finds it.
-	shared, _ := st.(sharedValues)
-	cert, tlsConfig, err := newCertificate(cfg, shared, logger)
+	shared, _ := st.(certs.SharedValues)
+	cert, tlsConfig, err := certs.New(certs.Options{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, Hostname: cfg.Hostname, ACME: cfg.ACME, Shared: shared, Poll: certPoll}, logger)
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	smtpTLS := cert.smtpStartTLS(cfg.SMTPStartTLS, tlsConfig)
+	smtpTLS := cert.SMTPStartTLS(cfg.SMTPStartTLS, tlsConfig)
 	if smtpTLS == nil && cfg.SMTPStartTLS == "auto" {
 		logger.Info("inbound SMTP offers no STARTTLS: the certificate is self-signed, and senders that verify would fail; set smtp-starttls=on to offer it anyway, or give tls-cert or acme-email")
 	}
@@ -291,14 +296,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			CreateRate:          limit.Rate(cfg.InboxCreateRate),
 			LoginFailures:       failures,
 			TrustedProxies:      cfg.TrustedProxies,
-			ACMEChallenge:       cert.challenge(),
+			ACMEChallenge:       cert.Challenge(),
 		}, st, logger))
 	}
 	if cfg.MetricsAddr != "" {
 		servers = append(servers, httpapi.NewMetricsServer(cfg.MetricsAddr, registry, cfg.ShutdownTimeout, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { cert.watch(ctx); return nil })
+	g.Go(func() error { cert.Watch(ctx); return nil })
 	if cfg.RedisURL == "" {
 		g.Go(func() error { tuneGC(ctx); return nil })
 	}

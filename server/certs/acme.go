@@ -1,4 +1,4 @@
-package main
+package certs
 
 import (
 	"bytes"
@@ -44,16 +44,16 @@ type acmeSource struct {
 	hosts   []string
 }
 
-// sharedValues is what the Redis store offers to keep the ACME state where every node
+// SharedValues is what the Redis store offers to keep the ACME state where every node
 // finds it (see redisstore.GetShared).
-type sharedValues interface {
+type SharedValues interface {
 	GetShared(ctx context.Context, name string) ([]byte, error)
 	PutShared(ctx context.Context, name string, value []byte) error
 	DeleteShared(ctx context.Context, name string) error
 }
 
 // acmeCache is autocert's cache on the store's shared values.
-type acmeCache struct{ values sharedValues }
+type acmeCache struct{ values SharedValues }
 
 func (c acmeCache) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := c.values.GetShared(ctx, "acme:"+key)
@@ -74,7 +74,7 @@ func (c acmeCache) Delete(ctx context.Context, key string) error {
 // newACMESource keeps the ACME state in shared when there is one (Redis: every node
 // can answer a challenge another node's order asked for, and a certificate is ordered
 // once for all), else in a.Dir.
-func newACMESource(a ACME, hostname string, shared sharedValues) (*acmeSource, error) {
+func newACMESource(a ACME, hostname string, shared SharedValues) (*acmeSource, error) {
 	hosts := a.Hosts
 	if len(hosts) == 0 {
 		hosts = []string{hostname}
@@ -158,9 +158,9 @@ func (s *acmeSource) certificates(ctx context.Context) ([]tls.Certificate, error
 }
 
 // followACME keeps the served certificates those autocert holds, until ctx ends.
-// autocert renews them itself well before they expire; asking it again every certPoll
+// autocert renews them itself well before they expire; asking it again every poll
 // (or at once on hup) costs a map lookup and picks up a renewal.
-func (c *certificate) followACME(ctx context.Context, hup <-chan os.Signal) {
+func (c *Certificate) followACME(ctx context.Context, hup <-chan os.Signal) {
 	retry := acmeRetryFirst
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -186,7 +186,7 @@ func (c *certificate) followACME(ctx context.Context, hup <-chan os.Signal) {
 			continue
 		}
 		retry = acmeRetryFirst
-		timer.Reset(certPoll)
+		timer.Reset(c.poll)
 	}
 }
 

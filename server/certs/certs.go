@@ -1,7 +1,10 @@
-package main
+// Package certs is the TLS certificate every listener shares: from files, reloaded
+// on SIGHUP and when they change; from an ACME CA; or self-signed, made at start.
+package certs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -14,32 +17,43 @@ import (
 	"time"
 )
 
-// certPoll is how often the certificate files are checked for a change: a renewal by
-// certbot or a Kubernetes secret update then needs no signal.
-var certPoll = 30 * time.Second
+// defaultPoll is how often the certificate files are checked for a change: a renewal
+// by certbot or a Kubernetes secret update then needs no signal.
+const defaultPoll = 30 * time.Second
 
-// certificate is the TLS configuration every listener shares. The configuration
+// Options say where the certificate comes from. Zero values mean the documented defaults.
+type Options struct {
+	CertFile, KeyFile string        // MAYFLY_TLS_CERT, MAYFLY_TLS_KEY; empty = ACME or self-signed
+	Hostname          string        // the self-signed certificate's name, and ACME's when ACME.Hosts is empty
+	ACME              ACME          // ACME.Email set = the certificate comes from the ACME CA
+	Shared            SharedValues  // where every node finds the ACME state; nil = ACME.Dir
+	Poll              time.Duration // how often the files (or ACME) are looked at again; 0 = 30s
+}
+
+// Certificate is the TLS configuration every listener shares. The configuration
 // handed out stays the same value; each handshake asks it (GetConfigForClient) for
 // the current one, so a new certificate from MAYFLY_TLS_CERT and MAYFLY_TLS_KEY, taken
 // on SIGHUP or when the files change, or from ACME, serves the next handshake without
 // a restart.
-type certificate struct {
+type Certificate struct {
 	certFile, keyFile string
 	acme              *acmeSource // nil unless the certificate comes from ACME
+	poll              time.Duration
 	logger            *slog.Logger
 	current           atomic.Pointer[tls.Config]
 	stamp             []byte // what the files looked like when last loaded
 }
 
-// newCertificate takes the certificate from files, from ACME (its state in values,
-// when not nil, else in a directory), or makes a self-signed one.
-func newCertificate(cfg Config, values sharedValues, logger *slog.Logger) (*certificate, *tls.Config, error) {
-	c := &certificate{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, logger: logger}
+// New takes the certificate from files, from ACME (its state in o.Shared, when not
+// nil, else in a directory), or makes a self-signed one. It returns the configuration
+// to hand every listener.
+func New(o Options, logger *slog.Logger) (*Certificate, *tls.Config, error) {
+	c := &Certificate{certFile: o.CertFile, keyFile: o.KeyFile, poll: cmp.Or(o.Poll, defaultPoll), logger: logger}
 	var cert tls.Certificate
 	var err error
-	if cfg.ACME.Email != "" {
+	if o.ACME.Email != "" {
 		// Self-signed until the CA has answered, which needs the HTTP listener up.
-		if c.acme, err = newACMESource(cfg.ACME, cfg.Hostname, values); err != nil {
+		if c.acme, err = newACMESource(o.ACME, o.Hostname, o.Shared); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -47,7 +61,7 @@ func newCertificate(cfg Config, values sharedValues, logger *slog.Logger) (*cert
 		c.stamp = c.fileStamp()
 		cert, err = tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	} else {
-		cert, err = selfSigned(cfg.Hostname)
+		cert, err = SelfSigned(o.Hostname)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -64,22 +78,22 @@ func configFor(certs ...tls.Certificate) *tls.Config {
 	return &tls.Config{Certificates: certs, MinVersion: tls.VersionTLS12}
 }
 
-// smtpStartTLS is what inbound SMTP offers with STARTTLS, nil for nothing. Senders
+// SMTPStartTLS is what inbound SMTP offers with STARTTLS, nil for nothing. Senders
 // upgrade whenever STARTTLS is offered, and many then verify the certificate
 // (nodemailer, Go's net/smtp.SendMail): offered with the self-signed one, their mail
 // fails where in plain text it would have arrived, and that certificate proves nothing
 // to any sender anyway. So auto offers it with a certificate from files or ACME only.
 // ACME starts on a self-signed certificate too, but the CA's follows within seconds
 // (at once from acme-dir), and the listener's offer is fixed at start: auto offers it.
-func (c *certificate) smtpStartTLS(mode string, shared *tls.Config) *tls.Config {
+func (c *Certificate) SMTPStartTLS(mode string, shared *tls.Config) *tls.Config {
 	if mode == "off" || mode == "auto" && c.certFile == "" && c.acme == nil {
 		return nil
 	}
 	return shared
 }
 
-// challenge is the handler of the ACME CA's http-01 requests, nil without ACME.
-func (c *certificate) challenge() http.Handler {
+// Challenge is the handler of the ACME CA's http-01 requests, nil without ACME.
+func (c *Certificate) Challenge() http.Handler {
 	if c.acme == nil {
 		return nil
 	}
@@ -88,7 +102,7 @@ func (c *certificate) challenge() http.Handler {
 
 // fileStamp is the size and modification time of both files: cheap to take, and it
 // changes with any rewrite or symlink swap (as Kubernetes does).
-func (c *certificate) fileStamp() []byte {
+func (c *Certificate) fileStamp() []byte {
 	var b []byte
 	for _, f := range []string{c.certFile, c.keyFile} {
 		if fi, err := os.Stat(f); err == nil {
@@ -100,7 +114,7 @@ func (c *certificate) fileStamp() []byte {
 
 // reload takes the files again. A pair that does not load keeps the one in service:
 // a half-written renewal must not leave the listeners without a certificate.
-func (c *certificate) reload(why string) {
+func (c *Certificate) reload(why string) {
 	c.stamp = c.fileStamp()
 	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
@@ -111,10 +125,10 @@ func (c *certificate) reload(why string) {
 	c.logger.Info("tls certificate reloaded", "why", why, "cert", c.certFile)
 }
 
-// watch reloads on SIGHUP and on a change of the files, or follows ACME, until ctx
+// Watch reloads on SIGHUP and on a change of the files, or follows ACME, until ctx
 // ends. SIGHUP is taken whatever the source, so that `systemctl reload` never stops
 // the process (SIGHUP's default action).
-func (c *certificate) watch(ctx context.Context) {
+func (c *Certificate) Watch(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -124,7 +138,7 @@ func (c *certificate) watch(ctx context.Context) {
 	}
 	var poll <-chan time.Time
 	if c.certFile != "" {
-		tick := time.NewTicker(certPoll)
+		tick := time.NewTicker(c.poll)
 		defer tick.Stop()
 		poll = tick.C
 	}

@@ -1,4 +1,4 @@
-package main
+package certs
 
 import (
 	"crypto/ecdsa"
@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// selfSigned makes a certificate for hostname and the loopback names, so STARTTLS
+// SelfSigned makes a certificate for hostname and the loopback names, so STARTTLS
 // works out of the box; clients must be told to accept it. Production sets
 // MAYFLY_TLS_CERT and MAYFLY_TLS_KEY.
-func selfSigned(hostname string) (tls.Certificate, error) {
+func SelfSigned(hostname string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
