@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/certs"
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
 )
 
@@ -79,25 +80,7 @@ type Config struct {
 }
 
 // Rate is a number of events per period, written "20/h".
-type Rate struct {
-	N   int
-	Per time.Duration
-}
-
-func (r Rate) String() string {
-	if r.N < 0 {
-		return "off"
-	}
-	for _, u := range []struct {
-		s string
-		d time.Duration
-	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}} {
-		if r.Per == u.d {
-			return fmt.Sprintf("%d/%s", r.N, u.s)
-		}
-	}
-	return fmt.Sprintf("%d/%s", r.N, r.Per)
-}
+type Rate = limit.Rate
 
 // setting is one row of the settings table: a flag, its environment twin, its default.
 type setting struct {
@@ -223,7 +206,7 @@ func settings() []setting {
 			return nil
 		}},
 		{"send-limit", "20/h", "recipients one inbox may send replies to, per s, m, h or d", func(c *Config, v string) (err error) {
-			c.SendLimit, err = parseRate(v)
+			c.SendLimit, err = limit.ParseRate(v)
 			return err
 		}},
 		{"client-send-limit", "500/h", "recipients one client (an IPv4 address or an IPv6 /64) may send replies to, over every inbox and node; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.ClientSendLimit })},
@@ -344,7 +327,7 @@ func rateOrOff(field func(*Config) *Rate) func(*Config, string) error {
 			*field(c) = Rate{N: -1}
 			return nil
 		}
-		*field(c), err = parseRate(v)
+		*field(c), err = limit.ParseRate(v)
 		if err != nil {
 			return errors.New("want a count per period such as 50/s or 10/m, or off")
 		}
@@ -382,19 +365,6 @@ func parseSize(v string) (int64, error) {
 		return n * u.mult, nil
 	}
 	return 0, errors.New("want a positive size such as 65536, 64KiB, 10MiB or 1GiB")
-}
-
-func parseRate(v string) (Rate, error) {
-	num, unit, ok := strings.Cut(v, "/")
-	n, err := strconv.Atoi(num)
-	if !ok || err != nil || n <= 0 {
-		return Rate{}, errors.New("want a count per period such as 20/h")
-	}
-	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[unit]
-	if per == 0 {
-		return Rate{}, errors.New("want a period of s, m, h or d, as in 20/h")
-	}
-	return Rate{N: n, Per: per}, nil
 }
 
 func parseDomains(v string) ([]string, error) {

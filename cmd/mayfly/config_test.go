@@ -26,7 +26,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !slices.Equal(c.Domains, []string{"mayfly.test"}) || c.SMTPAddr != "127.0.0.1:2525" || c.HTTPAddr != "127.0.0.1:8025" ||
 		c.IMAPAddr != "127.0.0.1:1143" || c.POP3Addr != "127.0.0.1:1110" || c.SubmissionAddr != "127.0.0.1:2587" ||
 		c.TTL != time.Hour || c.MaxTTL != 24*time.Hour || c.MemoryLimit != 512<<20 || c.MaxMessageSize != 10<<20 ||
-		c.MaxMessages != 200 || c.SendLimit != (Rate{20, time.Hour}) || c.OutboundPort != 25 || c.DKIMSelector != "mayfly" ||
+		c.MaxMessages != 200 || c.SendLimit != (Rate{N: 20, Per: time.Hour}) || c.OutboundPort != 25 || c.DKIMSelector != "mayfly" ||
 		c.RedisURL != "" || c.Public || c.IMAPSAddr != "" {
 		t.Errorf("defaults = %+v", c)
 	}

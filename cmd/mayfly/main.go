@@ -10,25 +10,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/frontend"
@@ -36,6 +33,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/dnssetup"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/imapd"
+	"github.com/mayfly-mail/mayfly/server/inboxtoken"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mx"
@@ -43,6 +41,7 @@ import (
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
+	"github.com/mayfly-mail/mayfly/storage/storemetrics"
 )
 
 func main() {
@@ -94,13 +93,10 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if !ok || serverURL == "" {
 			serverURL = defaultServerURL
 		}
-		return token(ctx, cfg, serverURL, args[0], stdout)
+		src := inboxtoken.Source{Secret: cfg.Secret, RedisURL: cfg.RedisURL, ServerURL: serverURL}
+		return fromUsage(inboxtoken.Print(ctx, src, args[0], stdout))
 	case "dns":
-		err := dnssetup.Command(ctx, args, os.LookupEnv, stdout, stderr)
-		if ue := (dnssetup.UsageError{}); errors.As(err, &ue) {
-			return usageError{ue.Err}
-		}
-		return err
+		return fromUsage(dnssetup.Command(ctx, args, os.LookupEnv, stdout, stderr))
 	case "version":
 		fmt.Fprintln(stdout, "mayfly", version())
 		return nil
@@ -110,6 +106,19 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	printHelp(stderr)
 	return usageError{fmt.Errorf("unknown command %q", sub)}
+}
+
+// fromUsage makes a subcommand's usage error ours.
+func fromUsage(err error) error {
+	var dns dnssetup.UsageError
+	var token inboxtoken.UsageError
+	switch {
+	case errors.As(err, &dns):
+		return usageError{dns.Err}
+	case errors.As(err, &token):
+		return usageError{token.Err}
+	}
+	return err
 }
 
 func asUsage(err error) error {
@@ -162,6 +171,15 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// newRegistry returns the registry /metrics serves: the Go runtime, the process, and
+// what the store holds.
+func newRegistry(st storage.Store, memoryLimit int64) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	storemetrics.Register(reg, st, memoryLimit)
+	return reg
+}
+
 // certPoll is how often the certificate files are looked at; 0 = the certs default.
 // Tests shorten it.
 var certPoll time.Duration
@@ -199,12 +217,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// methods only, so the queue is taken before it.
 	queue, _ := st.(storage.Queue)
 	registry := newRegistry(st, cfg.MemoryLimit)
-	st = newTimedStore(st, registry)
-	var verifier *mailauth.Verifier
+	st = storemetrics.Timed(st, registry)
+	var verifier interface { // nil, not a nil *mailauth.Verifier, when off
+		Verify(context.Context, mailauth.Input) mailauth.Result
+	}
 	if cfg.Verify {
-		if verifier, err = mailauth.New(mailauth.Options{AuthservID: cfg.Hostname, DNS: cfg.DNS, Metrics: registry}); err != nil {
+		v, err := mailauth.New(mailauth.Options{AuthservID: cfg.Hostname, DNS: cfg.DNS, Metrics: registry})
+		if err != nil {
 			return fmt.Errorf("mail authentication: %w", err)
 		}
+		verifier = v
 	}
 
 	servers := []server{
@@ -219,7 +241,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			TLS:             smtpTLS,
 			Metrics:         registry,
-			Verifier:        verifierOrNil(verifier),
+			Verifier:        verifier,
 			RecipientRate:   limit.Rate(cfg.RecipientRate),
 			ReceiveRate:     limit.Rate(cfg.ReceiveRate),
 
@@ -305,7 +327,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { cert.Watch(ctx); return nil })
 	if cfg.RedisURL == "" {
-		g.Go(func() error { tuneGC(ctx); return nil })
+		g.Go(func() error { memstore.TuneGC(ctx); return nil })
 	}
 	for _, srv := range servers {
 		g.Go(func() error { return srv.Run(ctx) })
@@ -324,32 +346,15 @@ func perClient(n int) int {
 	return n
 }
 
-// mailClients lists the listeners a user may point a mail client at, as the page shows
-// them: a wildcard address is reached by the service's hostname.
+// mailClients lists the listeners a user may point a mail client at.
 func mailClients(cfg Config) []httpapi.Endpoint {
-	var out []httpapi.Endpoint
-	for _, l := range []struct{ protocol, addr, security string }{
-		{"IMAP", cfg.IMAPAddr, "STARTTLS"},
-		{"IMAP", cfg.IMAPSAddr, "TLS"},
-		{"POP3", cfg.POP3Addr, "STARTTLS"},
-		{"POP3", cfg.POP3SAddr, "TLS"},
-		{"SMTP submission", cfg.SubmissionAddr, "STARTTLS"},
-		{"SMTP submission", cfg.SubmissionsAddr, "TLS"},
-	} {
-		host, portText, err := net.SplitHostPort(l.addr)
-		if err != nil {
-			continue // off
-		}
-		port, err := strconv.Atoi(portText)
-		if err != nil {
-			continue
-		}
-		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-			host = cfg.Hostname
-		}
-		out = append(out, httpapi.Endpoint{Protocol: l.protocol, Host: host, Port: port, Security: l.security})
-	}
-	return out
+	return httpapi.Endpoints(cfg.Hostname,
+		httpapi.Listener{Protocol: "IMAP", Addr: cfg.IMAPAddr, Security: "STARTTLS"},
+		httpapi.Listener{Protocol: "IMAP", Addr: cfg.IMAPSAddr, Security: "TLS"},
+		httpapi.Listener{Protocol: "POP3", Addr: cfg.POP3Addr, Security: "STARTTLS"},
+		httpapi.Listener{Protocol: "POP3", Addr: cfg.POP3SAddr, Security: "TLS"},
+		httpapi.Listener{Protocol: "SMTP submission", Addr: cfg.SubmissionAddr, Security: "STARTTLS"},
+		httpapi.Listener{Protocol: "SMTP submission", Addr: cfg.SubmissionsAddr, Security: "TLS"})
 }
 
 func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.Store, error) {
@@ -369,75 +374,6 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.St
 // default HTTP listener.
 const defaultServerURL = "http://127.0.0.1:8025"
 
-// token prints the inbox token of address: from the configured secret, or the one the
-// Redis store shares, or else from the running server at serverURL. The memory store's
-// secret lives and dies with its process and never leaves it, so only that process can
-// tell a token.
-func token(ctx context.Context, cfg Config, serverURL, address string, stdout io.Writer) error {
-	inbox, _, err := storage.ParseAddress(address)
-	if err != nil {
-		return usageError{fmt.Errorf("%q is not an address", address)}
-	}
-	secret := []byte(cfg.Secret)
-	switch {
-	case len(secret) > 0:
-	case cfg.RedisURL != "":
-		st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			return fmt.Errorf("open store: %w", err)
-		}
-		defer st.Close()
-		if secret, err = st.Secret(ctx); err != nil {
-			return fmt.Errorf("secret: %w", err)
-		}
-	default:
-		t, err := serverToken(ctx, serverURL, inbox)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, t)
-		return nil
-	}
-	fmt.Fprintln(stdout, storage.NewTokens(secret).Token(inbox))
-	return nil
-}
-
-// serverToken asks the server at base for the token of inbox: creating an inbox of a
-// chosen name answers its token and changes nothing when the inbox exists.
-func serverToken(ctx context.Context, base, inbox string) (string, error) {
-	local, domain, _ := strings.Cut(inbox, "@")
-	body, _ := json.Marshal(map[string]string{"local": local, "domain": domain})
-	hint := fmt.Sprintf("no MAYFLY_SECRET and no MAYFLY_REDIS_URL, so asked the server at MAYFLY_URL=%s", base)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/api/v1/inboxes", bytes.NewReader(body))
-	if err != nil {
-		return "", usageError{fmt.Errorf("%s: %w", hint, err)}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	// A bounded wait: a firewall that drops packets must not hang a script.
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w; set MAYFLY_URL to the running server's HTTP address, or MAYFLY_SECRET to its secret", hint, err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Address, Token string
-		Error          struct{ Message string }
-	}
-	// An answer is a few hundred bytes; a bounded read keeps a wrong URL from filling memory.
-	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<16))
-	decErr := dec.Decode(&out)
-	switch {
-	case resp.StatusCode != http.StatusCreated && out.Error.Message != "":
-		return "", fmt.Errorf("%s: %s: %s; MAYFLY_SECRET computes any token without asking", hint, resp.Status, out.Error.Message)
-	case resp.StatusCode != http.StatusCreated || decErr != nil || out.Token == "":
-		return "", fmt.Errorf("%s: answered %s, not a Mayfly inbox; set MAYFLY_URL to the running server's HTTP address, or MAYFLY_SECRET to its secret", hint, resp.Status)
-	case out.Address != inbox:
-		return "", fmt.Errorf("%s: answered the token of %q, not of %q", hint, out.Address, inbox)
-	}
-	return out.Token, nil
-}
-
 // logConfig logs the settings once at start, secrets reduced to whether they are set.
 func logConfig(cfg Config, logger *slog.Logger) {
 	set := func(s string) string {
@@ -452,14 +388,4 @@ func logConfig(cfg Config, logger *slog.Logger) {
 		"ttl", cfg.TTL, "max_ttl", cfg.MaxTTL, "max_message_size", cfg.MaxMessageSize, "max_messages", cfg.MaxMessages,
 		"secret", set(cfg.Secret), "api_key", set(cfg.APIKey), "public", cfg.Public,
 		"tls_cert", cfg.TLSCert, "acme", cfg.ACME.Email != "", "smtp_starttls", cfg.SMTPStartTLS, "version", version())
-}
-
-// verifierOrNil keeps a nil *mailauth.Verifier from becoming a non-nil interface.
-func verifierOrNil(v *mailauth.Verifier) interface {
-	Verify(context.Context, mailauth.Input) mailauth.Result
-} {
-	if v == nil {
-		return nil
-	}
-	return v
 }

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 )
@@ -12,6 +14,31 @@ type Endpoint struct {
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	Security string `json:"security"` // "STARTTLS" or "TLS"
+}
+
+// Listener is one mail-client listener of the service: Addr as configured, "" or
+// unparsable when it is off.
+type Listener struct{ Protocol, Addr, Security string }
+
+// Endpoints lists the listeners that are on as the page shows them: a wildcard
+// address is reached by the service's hostname.
+func Endpoints(hostname string, listeners ...Listener) []Endpoint {
+	var out []Endpoint
+	for _, l := range listeners {
+		host, portText, err := net.SplitHostPort(l.Addr)
+		if err != nil {
+			continue // off
+		}
+		port, err := strconv.Atoi(portText)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = hostname
+		}
+		out = append(out, Endpoint{Protocol: l.Protocol, Host: host, Port: port, Security: l.Security})
+	}
+	return out
 }
 
 type serviceJSON struct {

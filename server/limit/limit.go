@@ -16,8 +16,11 @@ package limit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +101,36 @@ func (c *Conns) Acquire(addr net.Addr) (release func(), ok bool) {
 type Rate struct {
 	N   int
 	Per time.Duration
+}
+
+// ParseRate reads a count per period as an operator writes it: 20/h, 50/s, 5000/d.
+func ParseRate(v string) (Rate, error) {
+	num, unit, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n <= 0 {
+		return Rate{}, errors.New("want a count per period such as 20/h")
+	}
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[unit]
+	if per == 0 {
+		return Rate{}, errors.New("want a period of s, m, h or d, as in 20/h")
+	}
+	return Rate{N: n, Per: per}, nil
+}
+
+// String writes r as ParseRate reads it, or "off".
+func (r Rate) String() string {
+	if r.N < 0 {
+		return "off"
+	}
+	for _, u := range []struct {
+		s string
+		d time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}} {
+		if r.Per == u.d {
+			return fmt.Sprintf("%d/%s", r.N, u.s)
+		}
+	}
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
 }
 
 // Off says whether r limits nothing.

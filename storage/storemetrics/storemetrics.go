@@ -1,4 +1,6 @@
-package main
+// Package storemetrics is what Prometheus sees of a store: how long each operation
+// takes, and what the memory store holds.
+package storemetrics
 
 import (
 	"context"
@@ -7,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
 // timedStore is a storage.Store that observes how long each operation takes, so the
@@ -16,7 +19,8 @@ type timedStore struct {
 	seconds *prometheus.HistogramVec
 }
 
-func newTimedStore(st storage.Store, reg prometheus.Registerer) storage.Store {
+// Timed returns st observed into reg, operation by operation.
+func Timed(st storage.Store, reg prometheus.Registerer) storage.Store {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "mayfly_store_operation_duration_seconds",
 		Help:    "Store operations by name and result.",
@@ -76,4 +80,29 @@ func (s *timedStore) DeleteInbox(ctx context.Context, inbox string) (_ int, err 
 func (s *timedStore) Mailbox(ctx context.Context, inbox string) (_ storage.Mailbox, err error) {
 	defer s.timer("mailbox", &err)()
 	return s.Store.Mailbox(ctx, inbox)
+}
+
+// Register adds to reg what the memory store holds (it counts as it goes, so reading
+// it is cheap); st of another kind adds nothing.
+func Register(reg prometheus.Registerer, st storage.Store, memoryLimit int64) {
+	if s, ok := st.(interface{ Stats() (int, int64) }); ok {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mayfly_store_messages", Help: "Messages the memory store holds."},
+				func() float64 { n, _ := s.Stats(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mayfly_store_bytes", Help: "Message bytes the memory store holds, a copy shared by several inboxes counted once."},
+				func() float64 { _, b := s.Stats(); return float64(b) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mayfly_store_memory_limit_bytes", Help: "MAYFLY_MEMORY_LIMIT: mayfly_store_bytes plus mayfly_store_metadata_bytes stay under it; beyond it the states of empty inboxes go first, then the messages soonest to expire."},
+				func() float64 { return float64(memoryLimit) }),
+		)
+	}
+	if s, ok := st.(interface{ Memory() memstore.Memory }); ok {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mayfly_store_metadata_bytes", Help: "Estimated bytes of the memory store's message metadata and inbox states, counted with mayfly_store_bytes against MAYFLY_MEMORY_LIMIT."},
+				func() float64 { return float64(s.Memory().MetadataBytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mayfly_store_inboxes", Help: "Inbox states (UIDVALIDITY, UIDNEXT, TTL) the memory store holds, empty inboxes included."},
+				func() float64 { return float64(s.Memory().Inboxes) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mayfly_store_inboxes_dropped_total", Help: "States of empty inboxes the memory store dropped to stay under MAYFLY_MEMORY_LIMIT (the inbox gets a new UIDVALIDITY when used again)."},
+				func() float64 { return float64(s.Memory().DroppedInboxes) }),
+		)
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package memstore
 
 import (
 	"context"
@@ -11,13 +11,14 @@ import (
 // gcSlack is the heap growth allowed over the live data before a collection.
 const gcSlack = 16 << 20
 
-// tuneGC bounds the garbage collector's slack for the memory store, whose mail lives
+// TuneGC bounds the garbage collector's slack for the memory store, whose mail lives
 // on the Go heap: by default Go lets the heap grow to twice its live data before
 // collecting, which would double the resident size of a full store. Every second it
 // sets GOGC so the slack is max(16MiB, 5% of live data): collections stay rare while
 // the store is small, and the store's mail is marked cheaply (it holds no pointers).
-// An operator's own GOGC wins.
-func tuneGC(ctx context.Context) {
+// An operator's own GOGC wins. It returns when ctx ends, GOGC back at 100; the
+// process runs one at most, beside the memory store it serves.
+func TuneGC(ctx context.Context) {
 	if os.Getenv("GOGC") != "" {
 		return
 	}
