@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,13 +48,13 @@ type Config struct {
 	ACME            certs.ACME
 	DKIMKey         string
 	DKIMSelector    string
-	Relay           string
-	SendLimit       Rate
-	ClientSendLimit Rate
-	OutboundRate    Rate
+	Relay           *url.URL // nil = direct to MX
+	SendLimit       limit.Rate
+	ClientSendLimit limit.Rate
+	OutboundRate    limit.Rate
 	MaxReplyRcpts   int
 	AllowPrivate    bool
-	InboxCreateRate Rate
+	InboxCreateRate limit.Rate
 	OutboundPort    int
 	CORSOrigins     []string
 	DNS             string
@@ -67,20 +68,17 @@ type Config struct {
 	MaxConnectionsPerIP     int
 	HTTPMaxConnectionsPerIP int
 	HTTPMaxReadsPerIP       int
-	CommandRate             Rate
-	LoginFailures           Rate
-	HTTPRate                Rate
-	RecipientRate           Rate
-	ReceiveRate             Rate
+	CommandRate             limit.Rate
+	LoginFailures           limit.Rate
+	HTTPRate                limit.Rate
+	RecipientRate           limit.Rate
+	ReceiveRate             limit.Rate
 	TrustedProxies          []netip.Prefix
 
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
 }
-
-// Rate is a number of events per period, written "20/h".
-type Rate = limit.Rate
 
 // setting is one row of the settings table: a flag, its environment twin, its default.
 type setting struct {
@@ -137,7 +135,7 @@ func settings() []setting {
 		{"max-ttl", "24h", "the longest ttl an inbox may ask for", duration(func(c *Config) *time.Duration { return &c.MaxTTL })},
 		{"memory-limit", "512MiB", "memory store only: total message bytes kept; the soonest to expire go first", size(func(c *Config) *int64 { return &c.MemoryLimit })},
 		{"parse-cache", "64MiB", "bytes of parsed messages the HTTP API keeps, across all inboxes", func(c *Config, v string) (err error) {
-			if c.ParseCache, err = parseSize(v); err == nil && c.ParseCache < 1<<20 {
+			if c.ParseCache, err = limit.ParseSize(v); err == nil && c.ParseCache < 1<<20 {
 				err = errors.New("want at least 1MiB")
 			}
 			return err
@@ -158,14 +156,7 @@ func settings() []setting {
 		}},
 		{"tls-cert", "", "PEM certificate for STARTTLS and the TLS listeners; empty = self-signed, made at start", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 		{"tls-key", "", "PEM private key of tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
-		{"smtp-starttls", "auto", "inbound SMTP offers STARTTLS: auto = only with a certificate from tls-cert or ACME, on = also the self-signed one, off = never", func(c *Config, v string) error {
-			switch v {
-			case "auto", "on", "off":
-				c.SMTPStartTLS = v
-				return nil
-			}
-			return errors.New("want auto, on or off")
-		}},
+		{"smtp-starttls", "auto", "inbound SMTP offers STARTTLS: auto = only with a certificate from tls-cert or ACME, on = also the self-signed one, off = never", oneOf(func(c *Config) *string { return &c.SMTPStartTLS }, "auto", "on", "off")},
 		{"acme-email", "", "contact address for an ACME account; set, the certificate comes from the ACME CA (acme-url) for acme-hosts, over http-01 on the HTTP listener (which must be port 80 of those names)", func(c *Config, v string) error {
 			if v != "" && !strings.Contains(v, "@") {
 				return errors.New("want an email address")
@@ -196,27 +187,28 @@ func settings() []setting {
 		{"dkim-key", "", "PEM key signing outgoing replies (RSA PKCS#1 or PKCS#8, Ed25519 PKCS#8)", func(c *Config, v string) error { c.DKIMKey = v; return nil }},
 		{"dkim-selector", "mayfly", "DKIM selector of dkim-key", func(c *Config, v string) error { c.DKIMSelector = v; return nil }},
 		{"relay", "", "smarthost for outgoing mail: smtp://[user:pass@]host:port or smtps://...; empty = direct to MX", func(c *Config, v string) error {
+			c.Relay = nil
 			if v != "" {
 				u, err := url.Parse(v)
 				if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
 					return errors.New("want smtp://[user:pass@]host:port or smtps://[user:pass@]host:port")
 				}
+				c.Relay = u
 			}
-			c.Relay = v
 			return nil
 		}},
 		{"send-limit", "20/h", "recipients one inbox may send replies to, per s, m, h or d", func(c *Config, v string) (err error) {
 			c.SendLimit, err = limit.ParseRate(v)
 			return err
 		}},
-		{"client-send-limit", "500/h", "recipients one client (an IPv4 address or an IPv6 /64) may send replies to, over every inbox and node; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.ClientSendLimit })},
-		{"outbound-rate", "5000/h", "recipients the whole service sends replies to, over every node; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.OutboundRate })},
+		{"client-send-limit", "500/h", "recipients one client (an IPv4 address or an IPv6 /64) may send replies to, over every inbox and node; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.ClientSendLimit })},
+		{"outbound-rate", "5000/h", "recipients the whole service sends replies to, over every node; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.OutboundRate })},
 		{"max-reply-recipients", "10", "recipients of one reply, over SMTP submission and the API", positive(func(c *Config) *int { return &c.MaxReplyRcpts })},
 		{"outbound-allow-private", "false", "let direct delivery reach loopback, private, link-local, CGNAT and multicast addresses (tests; mail servers on a private network); the relay is always allowed", func(c *Config, v string) (err error) {
 			c.AllowPrivate, err = strconv.ParseBool(v)
 			return err
 		}},
-		{"inbox-create-rate", "3000/h", "inboxes one client may create over the API (POST /api/v1/inboxes), apart from http-rate; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.InboxCreateRate })},
+		{"inbox-create-rate", "3000/h", "inboxes one client may create over the API (POST /api/v1/inboxes), apart from http-rate; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.InboxCreateRate })},
 		{"outbound-port", "25", "port of the remote MX", func(c *Config, v string) error {
 			p, err := strconv.Atoi(v)
 			if err != nil || p < 1 || p > 65535 {
@@ -241,11 +233,11 @@ func settings() []setting {
 		{"max-connections-per-ip", "20", "inbound SMTP, SMTP submission, IMAP and POP3: connections at once from one client (an IPv4 address or an IPv6 /64), per listener kind; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
 		{"http-max-connections-per-ip", "512", "HTTP: connections at once from one client (a browser opens about six per page, plus a WebSocket per tab; a CI runner one per parallel test); 0 = no limit", atLeastZero(func(c *Config) *int { return &c.HTTPMaxConnectionsPerIP })},
 		{"http-max-reads-per-ip", "8", "HTTP: reads of messages (parsed, HTML, raw, attachments) one client may have in flight; 0 = no limit", atLeastZero(func(c *Config) *int { return &c.HTTPMaxReadsPerIP })},
-		{"command-rate", "50/s", "IMAP, POP3 and submission: commands one connection is served, as a count per s, m, h or d, in bursts of the count or 500; past it the client is slowed, only a sustained flood cut; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.CommandRate })},
-		{"login-failures", "10/m", "wrong passwords and tokens one client may try over IMAP, POP3, submission and HTTP together before being refused for a while; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.LoginFailures })},
-		{"http-rate", "100/s", "HTTP requests one client may make (health, readiness and metrics exempt); off = no limit", rateOrOff(func(c *Config) *Rate { return &c.HTTPRate })},
-		{"recipient-rate", "600/m", "inbound SMTP: recipients one client (an IPv4 address or an IPv6 /64) may give; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.RecipientRate })},
-		{"receive-rate", "120/m", "inbound SMTP: messages one inbox may receive on this node, so one flood cannot push everyone's mail out; off = no limit", rateOrOff(func(c *Config) *Rate { return &c.ReceiveRate })},
+		{"command-rate", "50/s", "IMAP, POP3 and submission: commands one connection is served, as a count per s, m, h or d, in bursts of the count or 500; past it the client is slowed, only a sustained flood cut; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.CommandRate })},
+		{"login-failures", "10/m", "wrong passwords and tokens one client may try over IMAP, POP3, submission and HTTP together before being refused for a while; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.LoginFailures })},
+		{"http-rate", "100/s", "HTTP requests one client may make (health, readiness and metrics exempt); off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.HTTPRate })},
+		{"recipient-rate", "600/m", "inbound SMTP: recipients one client (an IPv4 address or an IPv6 /64) may give; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.RecipientRate })},
+		{"receive-rate", "120/m", "inbound SMTP: messages one inbox may receive on this node, so one flood cannot push everyone's mail out; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.ReceiveRate })},
 		{"trusted-proxies", "", "comma list of CIDRs of load balancers (as in deploy/compose.yaml) that name the client: with X-Forwarded-For over HTTP, with a PROXY protocol header (required from them) on inbound SMTP, submission, IMAP and POP3; empty = trust none", func(c *Config, v string) error {
 			c.TrustedProxies = nil
 			for _, s := range splitList(v) {
@@ -258,21 +250,8 @@ func settings() []setting {
 			return nil
 		}},
 		{"shutdown-timeout", "10s", "on SIGTERM, how long work in flight may finish", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-		{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {
-			switch v {
-			case "debug", "info", "warn", "error":
-				c.LogLevel = v
-				return nil
-			}
-			return errors.New("want debug, info, warn or error")
-		}},
-		{"log-format", "text", "text or json", func(c *Config, v string) error {
-			if v != "text" && v != "json" {
-				return errors.New("want text or json")
-			}
-			c.LogFormat = v
-			return nil
-		}},
+		{"log-level", "info", "debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+		{"log-format", "text", "text or json", oneOf(func(c *Config) *string { return &c.LogFormat }, "text", "json")},
 	}
 }
 
@@ -303,28 +282,32 @@ func duration(field func(*Config) *time.Duration) func(*Config, string) error {
 
 func size(field func(*Config) *int64) func(*Config, string) error {
 	return func(c *Config, v string) (err error) {
-		*field(c), err = parseSize(v)
+		*field(c), err = limit.ParseSize(v)
 		return err
 	}
 }
 
 func atLeastZero(field func(*Config) *int) func(*Config, string) error {
+	return wholeNumber(field, 0, "want a whole number, 0 for no limit")
+}
+
+// oneOf takes one of the words in choices.
+func oneOf(field func(*Config) *string, choices ...string) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return errors.New("want a whole number, 0 for no limit")
+		if !slices.Contains(choices, v) {
+			return fmt.Errorf("want %s or %s", strings.Join(choices[:len(choices)-1], ", "), choices[len(choices)-1])
 		}
-		*field(c) = n
+		*field(c) = v
 		return nil
 	}
 }
 
 // rateOrOff reads a rate such as 50/s, or "off" (kept as N = -1, which every server
 // reads as no limit).
-func rateOrOff(field func(*Config) *Rate) func(*Config, string) error {
+func rateOrOff(field func(*Config) *limit.Rate) func(*Config, string) error {
 	return func(c *Config, v string) (err error) {
 		if v == "off" {
-			*field(c) = Rate{N: -1}
+			*field(c) = limit.Rate{N: -1}
 			return nil
 		}
 		*field(c), err = limit.ParseRate(v)
@@ -336,35 +319,18 @@ func rateOrOff(field func(*Config) *Rate) func(*Config, string) error {
 }
 
 func positive(field func(*Config) *int) func(*Config, string) error {
+	return wholeNumber(field, 1, "want a positive whole number")
+}
+
+func wholeNumber(field func(*Config) *int, least int, want string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return errors.New("want a positive whole number")
+		if err != nil || n < least {
+			return errors.New(want)
 		}
 		*field(c) = n
 		return nil
 	}
-}
-
-// parseSize reads a byte count written the Go way with binary units: 1024, 64KiB,
-// 10MiB, 1GiB.
-func parseSize(v string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}, {"", 1}}
-	for _, u := range units {
-		num, ok := strings.CutSuffix(v, u.suffix)
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-		if err != nil || n <= 0 || n > (1<<62)/u.mult {
-			break
-		}
-		return n * u.mult, nil
-	}
-	return 0, errors.New("want a positive size such as 65536, 64KiB, 10MiB or 1GiB")
 }
 
 func parseDomains(v string) ([]string, error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -26,7 +28,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !slices.Equal(c.Domains, []string{"mayfly.test"}) || c.SMTPAddr != "127.0.0.1:2525" || c.HTTPAddr != "127.0.0.1:8025" ||
 		c.IMAPAddr != "127.0.0.1:1143" || c.POP3Addr != "127.0.0.1:1110" || c.SubmissionAddr != "127.0.0.1:2587" ||
 		c.TTL != time.Hour || c.MaxTTL != 24*time.Hour || c.MemoryLimit != 512<<20 || c.MaxMessageSize != 10<<20 ||
-		c.MaxMessages != 200 || c.SendLimit != (Rate{N: 20, Per: time.Hour}) || c.OutboundPort != 25 || c.DKIMSelector != "mayfly" ||
+		c.MaxMessages != 200 || c.SendLimit != (limit.Rate{N: 20, Per: time.Hour}) || c.OutboundPort != 25 || c.DKIMSelector != "mayfly" ||
 		c.RedisURL != "" || c.Public || c.IMAPSAddr != "" {
 		t.Errorf("defaults = %+v", c)
 	}
@@ -85,22 +87,6 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("parseConfig(%q, %v) = %v, want an error naming %s", tt.args, tt.vars, err, tt.want)
 			}
 		})
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-	}{
-		{"1024", 1024}, {"64KiB", 64 << 10}, {"10MiB", 10 << 20}, {"512MiB", 512 << 20}, {"2GiB", 2 << 30}, {"7B", 7},
-		{"", 0}, {"10MB", 0}, {"-1MiB", 0}, {"0", 0}, {"MiB", 0}, {"1.5MiB", 0}, {"99999999999TiB", 0},
-	}
-	for _, tt := range tests {
-		got, err := parseSize(tt.in)
-		if got != tt.want || (err == nil) != (tt.want > 0) {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
-		}
 	}
 }
 

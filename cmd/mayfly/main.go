@@ -30,6 +30,7 @@ import (
 
 	"github.com/mayfly-mail/mayfly/frontend"
 	"github.com/mayfly-mail/mayfly/server/certs"
+	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/dnssetup"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/imapd"
@@ -110,13 +111,8 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // fromUsage makes a subcommand's usage error ours.
 func fromUsage(err error) error {
-	var dns dnssetup.UsageError
-	var token inboxtoken.UsageError
-	switch {
-	case errors.As(err, &dns):
-		return usageError{dns.Err}
-	case errors.As(err, &token):
-		return usageError{token.Err}
+	if errors.As(err, new(dnssetup.UsageError)) || errors.As(err, new(inboxtoken.UsageError)) {
+		return usageError{err}
 	}
 	return err
 }
@@ -203,9 +199,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("tls: %w", err)
 	}
 	smtpTLS := cert.SMTPStartTLS(cfg.SMTPStartTLS, tlsConfig)
-	if smtpTLS == nil && cfg.SMTPStartTLS == "auto" {
-		logger.Info("inbound SMTP offers no STARTTLS: the certificate is self-signed, and senders that verify would fail; set smtp-starttls=on to offer it anyway, or give tls-cert or acme-email")
-	}
 
 	secret := []byte(cfg.Secret)
 	if len(secret) == 0 {
@@ -218,11 +211,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	queue, _ := st.(storage.Queue)
 	registry := newRegistry(st, cfg.MemoryLimit)
 	st = storemetrics.Timed(st, registry)
+	// One DNS client: verification and outbound delivery share its cache.
+	res, err := dnsclient.New(dnsclient.Options{Server: cfg.DNS, Metrics: registry})
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
 	var verifier interface { // nil, not a nil *mailauth.Verifier, when off
 		Verify(context.Context, mailauth.Input) mailauth.Result
 	}
 	if cfg.Verify {
-		v, err := mailauth.New(mailauth.Options{AuthservID: cfg.Hostname, DNS: cfg.DNS, Metrics: registry})
+		v, err := mailauth.New(mailauth.Options{AuthservID: cfg.Hostname, Resolver: res, Metrics: registry})
 		if err != nil {
 			return fmt.Errorf("mail authentication: %w", err)
 		}
@@ -288,7 +286,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Metrics:             registry,
 		}, st, logger))
 	}
-	sub, err := newSubmission(cfg, keys, failures, tlsConfig, st, queue, registry, logger)
+	sub, err := newSubmission(cfg, keys, failures, tlsConfig, st, queue, res, registry, logger)
 	if err != nil {
 		return err
 	}

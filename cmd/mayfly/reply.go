@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/dkimkey"
+	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/submission"
@@ -23,7 +23,7 @@ import (
 // newSubmission makes the outbound side: the submission listeners, and the queue
 // workers that deliver replies whether they came over SMTP or the HTTP API, so it runs
 // even with both listeners off.
-func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.Addr], tlsConfig *tls.Config, st storage.Store, queue storage.Queue, reg prometheus.Registerer, logger *slog.Logger) (*submission.Server, error) {
+func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.Addr], tlsConfig *tls.Config, st storage.Store, queue storage.Queue, res *dnsclient.Resolver, reg prometheus.Registerer, logger *slog.Logger) (*submission.Server, error) {
 	if queue == nil {
 		return nil, fmt.Errorf("submission: the %T store keeps no outgoing queue", st)
 	}
@@ -32,13 +32,6 @@ func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.
 		var err error
 		if signer, err = dkimkey.Load(cfg.DKIMKey); err != nil {
 			return nil, err
-		}
-	}
-	var relay *url.URL
-	if cfg.Relay != "" {
-		var err error
-		if relay, err = url.Parse(cfg.Relay); err != nil {
-			return nil, fmt.Errorf("relay: %w", err)
 		}
 	}
 	return submission.New(submission.Options{
@@ -58,9 +51,9 @@ func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.
 		TTL:                 cfg.TTL,
 		DKIM:                signer,
 		DKIMSelector:        cfg.DKIMSelector,
-		Relay:               relay,
+		Relay:               cfg.Relay,
 		OutboundPort:        cfg.OutboundPort,
-		DNS:                 cfg.DNS,
+		Resolver:            res,
 		ShutdownTimeout:     cfg.ShutdownTimeout,
 		Metrics:             reg,
 		MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),

@@ -85,8 +85,13 @@ func configFor(certs ...tls.Certificate) *tls.Config {
 // to any sender anyway. So auto offers it with a certificate from files or ACME only.
 // ACME starts on a self-signed certificate too, but the CA's follows within seconds
 // (at once from acme-dir), and the listener's offer is fixed at start: auto offers it.
+// Auto's refusal is logged, with the settings that change it.
 func (c *Certificate) SMTPStartTLS(mode string, shared *tls.Config) *tls.Config {
-	if mode == "off" || mode == "auto" && c.certFile == "" && c.acme == nil {
+	if mode == "auto" && c.certFile == "" && c.acme == nil {
+		c.logger.Info("inbound SMTP offers no STARTTLS: the certificate is self-signed, and senders that verify would fail; set smtp-starttls=on to offer it anyway, or give tls-cert or acme-email")
+		return nil
+	}
+	if mode == "off" {
 		return nil
 	}
 	return shared

@@ -378,3 +378,24 @@ func Listen(addrs ...string) ([]net.Listener, error) {
 	}
 	return lns, nil
 }
+
+// ParseSize reads a byte count written the Go way with binary units: 1024, 64KiB,
+// 10MiB, 1GiB.
+func ParseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(v, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n <= 0 || n > (1<<62)/u.mult {
+			break
+		}
+		return n * u.mult, nil
+	}
+	return 0, errors.New("want a positive size such as 65536, 64KiB, 10MiB or 1GiB")
+}

@@ -280,3 +280,36 @@ func TestPacerConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"1024", 1024}, {"64KiB", 64 << 10}, {"10MiB", 10 << 20}, {"512MiB", 512 << 20}, {"2GiB", 2 << 30}, {"7B", 7},
+		{"", 0}, {"10MB", 0}, {"-1MiB", 0}, {"0", 0}, {"MiB", 0}, {"1.5MiB", 0}, {"99999999999TiB", 0},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if got != tt.want || (err == nil) != (tt.want > 0) {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for _, in := range []string{"20/h", "50/s", "10/m", "3/d"} {
+		r, err := ParseRate(in)
+		if err != nil || r.String() != in {
+			t.Errorf("ParseRate(%q) = %v, %v; want it back", in, r, err)
+		}
+	}
+	for _, in := range []string{"", "20", "0/h", "-1/s", "20/w", "x/h"} {
+		if _, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) succeeded", in)
+		}
+	}
+	if s := (Rate{N: -1}).String(); s != "off" {
+		t.Errorf("Rate{N: -1}.String() = %q, want off", s)
+	}
+}

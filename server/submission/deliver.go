@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -258,7 +259,7 @@ func (s *Server) route(ctx context.Context, domain string) ([]string, *outcome) 
 	if len(hosts) > 0 {
 		return hosts, nil
 	}
-	if _, err := s.resolver.LookupNetIP(ctx, "ip", fqdn); err != nil {
+	if _, err := s.resolver.LookupIPAddr(ctx, fqdn); err != nil {
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 			o := localOutcome(permanent, "5.1.2", "the domain "+domain+" has no MX and no address", "")
 			return nil, &o
@@ -335,8 +336,7 @@ func (s *Server) transact(ctx context.Context, t target, job *storage.Job, rcpts
 	}
 	// The check is on the address dialed, after resolution: a name checked first and
 	// resolved again to dial could answer differently the second time.
-	d := netguard.Dialer(net.Dialer{Timeout: min(30*time.Second, s.opts.Timeout), Resolver: s.resolver}, s.opts.AllowPrivate || t.relay)
-	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	conn, err := s.dial(ctx, t)
 	if errors.Is(err, netguard.ErrForbidden) {
 		// The domain's DNS, not the network, sends us there: trying again would only
 		// get the same answer until the message expires.
@@ -490,19 +490,45 @@ func isLoopbackAddr(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// newResolver returns a resolver that asks dnsAddr, or the system's when it is "".
-// Go's own resolver takes a Dial, so no DNS library is needed to point it elsewhere.
-func newResolver(dnsAddr string) *net.Resolver {
-	if dnsAddr == "" {
-		return net.DefaultResolver
+// dial connects to t within 30s (or Options.Timeout). A relay is named by the
+// operator and found as the system finds it, hosts file included; an MX host's
+// addresses come from the DNS client, tried in turn with a share of the time each, as
+// net.Dialer tries a name's.
+func (s *Server) dial(ctx context.Context, t target) (net.Conn, error) {
+	timeout := min(30*time.Second, s.opts.Timeout)
+	d := netguard.Dialer(net.Dialer{}, s.opts.AllowPrivate || t.relay)
+	host, port, err := net.SplitHostPort(t.addr)
+	if _, ipErr := netip.ParseAddr(host); t.relay || err != nil || ipErr == nil {
+		d.Timeout = timeout
+		return d.DialContext(ctx, "tcp", t.addr)
 	}
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, dnsAddr)
-		},
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addrs, err := s.resolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return nil, err
 	}
+	var first error
+	for i, a := range addrs {
+		// net.Dialer's rule: what time is left, shared among the addresses left, at
+		// least 2s each.
+		share := timeout
+		if deadline, ok := ctx.Deadline(); ok {
+			share = max(time.Until(deadline)/time.Duration(len(addrs)-i), 2*time.Second)
+		}
+		d.Timeout = share
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(a.IP.String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
 }
 
 // relay is a parsed Options.Relay.

@@ -31,6 +31,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -218,7 +219,10 @@ func testZone(t testing.TB) string {
 
 // lookupTXT asks the zone at dnsAddr, for dkim.Verify.
 func lookupTXT(dnsAddr string) func(string) ([]string, error) {
-	r := newResolver(dnsAddr)
+	r, err := dnsclient.New(dnsclient.Options{Server: dnsAddr})
+	if err != nil {
+		panic(err) // a loopback host:port always parses
+	}
 	return func(name string) ([]string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

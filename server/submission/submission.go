@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -87,7 +88,9 @@ type Options struct {
 	// relay's host name.
 	RelayTLS     *tls.Config
 	OutboundPort int    // port of the recipients' MX; 0 = 25
-	DNS          string // host:port of the resolver for MX lookups; "" = the system's
+	DNS          string // host:port of the resolver for MX lookups; "" = the servers of /etc/resolv.conf
+	// Resolver is the DNS client shared with verification; nil = one of its own on DNS.
+	Resolver *dnsclient.Resolver
 	// Workers deliver the queue; 0 = 4, negative = none on this node.
 	Workers int
 	// Lease is how long a worker holds a job before another node may take it; 0 = 5m.
@@ -160,7 +163,7 @@ type Server struct {
 	metrics  metrics
 	domains  map[string]bool
 	relay    *relay // nil = direct to MX
-	resolver *net.Resolver
+	resolver *dnsclient.Resolver
 	consumer string // this node's name in the queue, before the worker's number
 	slots    chan struct{}
 	conns    *limit.Conns // per client, over both listeners
@@ -257,6 +260,12 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		n := opts.MaxRecipients + 10
 		opts.CommandRate = limit.Rate{N: n, Per: r.Per * time.Duration(n) / time.Duration(r.N)}
 	}
+	if opts.Resolver == nil {
+		var err error
+		if opts.Resolver, err = dnsclient.New(dnsclient.Options{Server: opts.DNS}); err != nil {
+			return nil, fmt.Errorf("submission: %w", err)
+		}
+	}
 	s := &Server{
 		opts:       opts,
 		store:      st,
@@ -264,7 +273,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		logger:     logger.With("proto", "submission"),
 		metrics:    newMetrics(opts.Metrics),
 		domains:    make(map[string]bool, len(opts.Domains)),
-		resolver:   newResolver(opts.DNS),
+		resolver:   opts.Resolver,
 		slots:      make(chan struct{}, opts.MaxConnections),
 		conns:      limit.NewConns(opts.MaxConnectionsPerIP),
 		now:        time.Now,
