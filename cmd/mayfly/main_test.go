@@ -471,3 +471,18 @@ func TestFavicon(t *testing.T) {
 		t.Errorf("/favicon.ico = %d %q, %d bytes; want an image", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 	}
 }
+
+// TestSubcommandUsage: a mistake on the command line of a subcommand that lives in its
+// own package is still a usage error, exit status 2, as it was when main held it.
+func TestSubcommandUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"dns", "-ip", "203.0.113.25"},
+		{"token", "not-an-address", "-secret", "0123456789abcdef"},
+	} {
+		var out, errOut bytes.Buffer
+		err := command(context.Background(), args, &out, &errOut)
+		if !errors.As(err, new(usageError)) {
+			t.Errorf("command(%q) = %v, want a usage error", args, err)
+		}
+	}
+}
