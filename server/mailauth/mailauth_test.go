@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -455,7 +456,7 @@ func TestCache(t *testing.T) {
 		if again.Verdicts != first.Verdicts {
 			t.Errorf("verdicts changed: %+v", again.Verdicts)
 		}
-		if n := cacheHits(t, reg, "TXT"); n < 3 {
+		if n := testlib.Metric(t, reg, "mayfly_dns_cache_hits_total", "type", "TXT"); n < 3 {
 			t.Errorf("cache hits = %v", n)
 		}
 	})
@@ -490,26 +491,6 @@ func TestCache(t *testing.T) {
 	if n := testutil.ToFloat64(v.metrics.results.WithLabelValues("dmarc", "pass")); n != 3 {
 		t.Errorf("dmarc pass counter = %v, want 3", n)
 	}
-}
-
-// cacheHits reads mayfly_dns_cache_hits_total for qtype from reg.
-func cacheHits(t *testing.T, reg *prometheus.Registry, qtype string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "mayfly_dns_cache_hits_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == qtype {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }
 
 func TestResolver(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Curl returns the path of curl, a client nobody here wrote, or skips the test; under
@@ -20,4 +22,28 @@ func Curl(t testing.TB) string {
 		t.Skip("curl is not installed: apt-get install curl, or run make test, which installs it (MAYFLY_REQUIRE_CURL=1 makes this a failure)")
 	}
 	return path
+}
+
+// Metric sums the series of the counter or histogram name in g that carry the label
+// label=value: a counter's value, a histogram's count of observations.
+func Metric(t testing.TB, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					sum += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+	}
+	return sum
 }
