@@ -21,6 +21,9 @@ package main
 //     whose boundary never occurs is one text/plain leaf holding its body; delimiter
 //     lines may carry trailing white space; a missing close delimiter ends the last
 //     part at the end of the body; an empty part (two delimiters in a row) is a part.
+//     A delimiter line belongs to the innermost open multipart whose boundary it is, so
+//     a nested multipart that reuses its parent's boundary holds the parts up to its
+//     own close delimiter, and the parent goes on after it.
 //     message/rfc822 and message/global are leaves: one part, not walked into. A
 //     missing Content-Type is text/plain (multipart/digest children: message/rfc822);
 //     a damaged one keeps the type/subtype it starts with and the parameters that parse,
