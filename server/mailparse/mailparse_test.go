@@ -539,6 +539,8 @@ func TestSection(t *testing.T) {
 		{"3", "3 message/rfc822"},
 		{"3.1", "3 text/plain"}, // the body of an attached message that is not multipart
 		{"4", ""}, {"2.3", ""}, {"0", ""}, {"x", ""}, {"", ""}, {"1.2", ""},
+		// A leaf has no parts, however many times it is asked for its first.
+		{"1.1", ""}, {"1.1.1.1", ""}, {"2.1.1", ""}, {"3.1.1", ""},
 	}
 	for _, tt := range tests {
 		got := ""
@@ -552,6 +554,9 @@ func TestSection(t *testing.T) {
 	single := Parse([]byte("Subject: s\r\n\r\nbody"))
 	if p := single.Section("1"); p != single.Root {
 		t.Errorf("Section(1) of a single-part message = %+v, want its root", p)
+	}
+	if p := single.Section("1.1"); p != nil {
+		t.Errorf("Section(1.1) of a single-part message = %+v, want none", p)
 	}
 }
 
