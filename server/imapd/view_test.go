@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -102,20 +103,20 @@ func TestBodyStructureLimits(t *testing.T) {
 	}
 	// imapserver.ExtractBodyStructure spends most of a minute and 14GB on this one.
 	nested := []byte(strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 20000) + "Subject: deep\r\n\r\nx\r\n")
-	if d := depth(bodyStructure(nested)); d != maxDepth {
-		t.Errorf("depth of 20000 nested messages = %d, want %d", d, maxDepth)
+	if d := depth(bodyStructure(mailparse.Parse(nested))); d != mailparse.MaxDepth {
+		t.Errorf("depth of 20000 nested messages = %d, want %d", d, mailparse.MaxDepth)
 	}
 	var multi []byte
 	for i := range 200 {
 		multi = fmt.Appendf(multi, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
 	}
 	multi = append(multi, "\r\nx\r\n"...)
-	if d := depth(bodyStructure(multi)); d != maxDepth {
-		t.Errorf("depth of 200 nested multiparts = %d, want %d", d, maxDepth)
+	if d := depth(bodyStructure(mailparse.Parse(multi))); d != mailparse.MaxDepth {
+		t.Errorf("depth of 200 nested multiparts = %d, want %d", d, mailparse.MaxDepth)
 	}
 	wide := []byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n\r\nx\r\n", 5000) + "--b--\r\n")
-	if mp, ok := bodyStructure(wide).(*imap.BodyStructureMultiPart); !ok || len(mp.Children) != maxParts-1 {
-		t.Errorf("5000 parts = %T with %d children, want %d", mp, len(mp.Children), maxParts-1)
+	if mp, ok := bodyStructure(mailparse.Parse(wide)).(*imap.BodyStructureMultiPart); !ok || len(mp.Children) != mailparse.MaxParts-1 {
+		t.Errorf("5000 parts = %T with %d children, want %d", mp, len(mp.Children), mailparse.MaxParts-1)
 	}
 
 	tests := []struct {
@@ -124,11 +125,11 @@ func TestBodyStructureLimits(t *testing.T) {
 		{"no content type", "Subject: x\r\n\r\nhi\r\n", "text/plain"},
 		{"multipart without boundary", "Content-Type: multipart/mixed\r\n\r\nhi\r\n", "text/plain"},
 		{"unparsable", "Content-Type: ;;;\r\n\r\nhi\r\n", "text/plain"},
-		{"multipart without parts", "Content-Type: multipart/mixed; boundary=b\r\n\r\nnothing\r\n", "multipart/mixed[text/plain]"},
+		{"multipart without parts", "Content-Type: multipart/mixed; boundary=b\r\n\r\nnothing\r\n", "text/plain"}, // mailparse: no delimiter, read as text
 		{"digest", "Content-Type: multipart/digest; boundary=b\r\n\r\n--b\r\n\r\nSubject: in\r\n\r\nx\r\n--b--\r\n", "multipart/digest[message/rfc822]"},
 	}
 	for _, tt := range tests {
-		bs := bodyStructure([]byte(tt.raw))
+		bs := bodyStructure(mailparse.Parse([]byte(tt.raw)))
 		got := bs.MediaType()
 		if mp, ok := bs.(*imap.BodyStructureMultiPart); ok {
 			var kids []string
