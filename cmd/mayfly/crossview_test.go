@@ -34,22 +34,23 @@ package main
 //   - Decoding: base64 skips what is not of its alphabet (RFC 2045 section 6.8) and
 //     decodes an unpadded end as far as it goes; quoted-printable keeps a bad escape as
 //     sent; a charset nobody knows leaves the bytes as they are.
-//   - Text. The text body is the first text/plain leaf, in tree order, whose disposition
-//     is not "attachment"; a file name does not stop an inline text part being the body.
-//     The HTML body is the first text/html leaf chosen the same way. With no text
-//     body, the text shown (and searched) is the HTML body rendered as text.
-//   - Attachments are every other leaf, in tree order, except a text/plain or text/html
-//     leaf with no file name, no Content-ID and no "attachment" disposition (a second
-//     alternative, shown nowhere as a file). Inline images, parts with no name,
-//     message/rfc822, message/delivery-status and text/calendar parts are attachments.
+//   - Text, HTML and attachments: server/mailparse's package rule, stated for this test
+//     once, in bodyRule, which reads it off BODYSTRUCTURE. The text body is the first
+//     text/plain leaf that is not an attachment (a disposition other than inline, or a
+//     file name), and each further one outside a multipart/alternative follows it; the
+//     HTML body the first such text/html leaf; further text leaves inside an
+//     alternative that are not attachments (not text/calendar) are other renderings,
+//     neither body nor attachment; every other leaf is an attachment, in tree order,
+//     and an attached message (message/rfc822, message/global) is one leaf. With no
+//     text body, the text shown (and searched) is the HTML body rendered as text.
 //     A part's name is the Content-Disposition filename, else the Content-Type name,
 //     RFC 2231 and RFC 2047 decoded.
 //   - has_attachments is "the attachment list is not empty", in the listing as in the
 //     message.
 //
-// Seen from IMAP the rule reads BODYSTRUCTURE: the text body is the section it points
-// at, its bytes fetched with BODY.PEEK[section] and decoded by the part's own
-// Content-Transfer-Encoding and charset as a mail client would, and the API's text must
+// Seen from IMAP the rule reads BODYSTRUCTURE: the text body is the sections it points
+// at, their bytes fetched with BODY.PEEK[section] and decoded by each part's own
+// Content-Transfer-Encoding and charset as a mail client would, one after the other, and the API's text must
 // be what IMAP SEARCH BODY searches. POP3 TOP n 0 must give a header that reads the same
 // subject and sender.
 //
@@ -340,7 +341,7 @@ type imapView struct {
 	c             *imapclient.Client
 	uid           imap.UID
 	subject, from string
-	textSection   string // "1.2": the text/plain body by the rule; empty when there is none
+	textSection   string // "1.2 1.4": the text/plain sections by the rule; empty when there is none
 	text          string
 	textBytes     int
 	hasHTML       bool
@@ -376,51 +377,84 @@ func readIMAP(t *testing.T, addr string, in inboxJSON) *imapView {
 	if m.BodyStructure == nil {
 		t.Fatal("IMAP FETCH gave no BODYSTRUCTURE")
 	}
-	var textPart *imap.BodyStructureSinglePart
-	var textPath []int
-	m.BodyStructure.Walk(func(p []int, bs imap.BodyStructure) bool {
-		part, ok := bs.(*imap.BodyStructureSinglePart)
-		if !ok {
-			return true
-		}
-		mediaType := part.MediaType()
-		disp := ""
-		if d := part.Disposition(); d != nil {
-			disp = strings.ToLower(d.Value)
-		}
-		name := part.Filename()
-		switch {
-		case mediaType == "text/plain" && disp != "attachment" && textPart == nil:
-			textPart, textPath = part, append([]int(nil), p...)
-			return true
-		case mediaType == "text/html" && disp != "attachment" && !v.hasHTML:
-			v.hasHTML = true
-			return true
-		case (mediaType == "text/plain" || mediaType == "text/html") && disp != "attachment" && name == "" && part.ID == "":
-			return true // another alternative
-		}
-		if mediaType == "message/global" {
-			mediaType = "message/rfc822"
-		}
-		v.attachments = append(v.attachments, viewAttachment{name, mediaType})
-		return true
-	})
-	if textPart != nil {
-		section := make([]string, len(textPath))
-		for i, n := range textPath {
+	rule := &bodyRule{}
+	rule.walk(m.BodyStructure, nil, false)
+	v.hasHTML, v.attachments = rule.hasHTML, rule.attachments
+	var sections []string
+	for _, tp := range rule.text {
+		section := make([]string, len(tp.path))
+		for i, n := range tp.path {
 			section[i] = fmt.Sprint(n)
 		}
-		v.textSection = strings.Join(section, ".")
-		item := &imap.FetchItemBodySection{Part: textPath, Peek: true}
+		sections = append(sections, strings.Join(section, "."))
+		item := &imap.FetchItemBodySection{Part: tp.path, Peek: true}
 		got, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{item}}).Collect()
 		if err != nil || len(got) != 1 {
-			t.Fatalf("IMAP FETCH BODY.PEEK[%s] = %d messages, %v", v.textSection, len(got), err)
+			t.Fatalf("IMAP FETCH BODY.PEEK[%s] = %d messages, %v", sections[len(sections)-1], len(got), err)
 		}
 		body := got[0].FindBodySection(item)
-		v.textBytes = len(body)
-		v.text = decodePart(textPart, body)
+		v.textBytes += len(body)
+		// The parts follow one another as mailparse.Message.Text joins them.
+		if v.text != "" && !strings.HasSuffix(v.text, "\n") {
+			v.text += "\n"
+		}
+		v.text += decodePart(tp.part, body)
 	}
+	v.textSection = strings.Join(sections, " ")
 	return v
+}
+
+// bodyRule is server/mailparse's package rule (its doc, and docs/architecture.md "One
+// message reader"), read off BODYSTRUCTURE as a mail client could: which sections make
+// the text body, whether there is an HTML body, and which leaves are attachments.
+type bodyRule struct {
+	text []struct {
+		path []int
+		part *imap.BodyStructureSinglePart
+	}
+	hasHTML     bool
+	attachments []viewAttachment
+}
+
+// walk visits bs, at section path, inside a multipart/alternative or not. An attached
+// message is a leaf: what it holds is its own, never the body.
+func (r *bodyRule) walk(bs imap.BodyStructure, path []int, inAlt bool) {
+	if mp, ok := bs.(*imap.BodyStructureMultiPart); ok {
+		inAlt = inAlt || strings.EqualFold(mp.Subtype, "alternative")
+		for i, c := range mp.Children {
+			r.walk(c, append(append([]int(nil), path...), i+1), inAlt)
+		}
+		return
+	}
+	part := bs.(*imap.BodyStructureSinglePart)
+	if path == nil {
+		path = []int{1} // the body of a message that is not multipart
+	}
+	mediaType := part.MediaType()
+	disp := ""
+	if d := part.Disposition(); d != nil {
+		disp = strings.ToLower(d.Value)
+	}
+	name := part.Filename()
+	if (disp == "" || disp == "inline") && name == "" {
+		switch {
+		case mediaType == "text/plain" && (len(r.text) == 0 || !inAlt):
+			r.text = append(r.text, struct {
+				path []int
+				part *imap.BodyStructureSinglePart
+			}{path, part})
+			return
+		case mediaType == "text/html" && !r.hasHTML:
+			r.hasHTML = true
+			return
+		case inAlt && strings.HasPrefix(mediaType, "text/") && mediaType != "text/calendar":
+			return // another rendering of the body
+		}
+	}
+	if mediaType == "message/global" {
+		mediaType = "message/rfc822"
+	}
+	r.attachments = append(r.attachments, viewAttachment{name, mediaType})
 }
 
 // decodePart decodes a part's bytes by its own transfer encoding and charset, as the
@@ -537,9 +571,17 @@ func formatAddresses(list []imap.Address) string {
 		if a.Host != "" {
 			addr += "@" + a.Host
 		}
-		if a.Name == "" {
+		// What a broken field left out, in Dovecot's words (server/imapd, envelope):
+		// "From: foo" is the name foo and no address.
+		if a.Mailbox == "MISSING_MAILBOX" && a.Host == "MISSING_DOMAIN" {
+			addr = ""
+		}
+		switch {
+		case addr == "":
+			out = append(out, a.Name)
+		case a.Name == "":
 			out = append(out, addr)
-		} else {
+		default:
 			out = append(out, a.Name+" <"+addr+">")
 		}
 	}
