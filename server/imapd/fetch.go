@@ -53,9 +53,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if err != nil {
 				return s.storeErr("fetch raw", err)
 			}
-			msg = s.srv.parse(t.meta.id, raw)
+			if needRaw {
+				msg = s.srv.parse(t.meta.id, raw)
+			}
 			if options.Envelope && env == nil {
-				env = envelope(msg)
+				if msg != nil {
+					env = envelope(msg)
+				} else {
+					env = headerEnvelope(raw)
+				}
 				s.srv.envelopes.put(t.meta.id, env)
 			}
 		}

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"bytes"
 	"io"
 	"strconv"
 	"strings"
@@ -54,6 +55,28 @@ func envelope(m *mailparse.Message) *imap.Envelope {
 		}
 	}
 	return e
+}
+
+// headerEnvelope is the ENVELOPE of raw read from its header alone, for a FETCH that
+// asks for nothing else: a mail client opening an inbox fetches the envelopes of every
+// message, and the body walk would be most of the work. mailparse ends a header at the
+// first empty line or before, so the bytes up to that line hold all it reads of the
+// header, and their facts are the whole message's.
+func headerEnvelope(raw []byte) *imap.Envelope {
+	end := len(raw)
+	for i := 0; i < len(raw); {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			break
+		}
+		line := raw[i : i+j]
+		i += j + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			end = i
+			break
+		}
+	}
+	return envelope(mailparse.Parse(raw[:end]))
 }
 
 // Placeholders for the part of an address a broken field leaves out ("From: foo"
