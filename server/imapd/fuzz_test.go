@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -30,7 +31,9 @@ func FuzzMessage(f *testing.F) {
 		m := mailparse.Parse(raw)
 		bs := bodyStructure(m)
 		checkStructure(t, bs, 0)
-		envelope(m)
+		if env, head := envelope(m), headerEnvelope(raw); !reflect.DeepEqual(env, head) {
+			t.Fatalf("ENVELOPE from the header alone = %+v, from the message %+v", head, env)
+		}
 		whole := bodySection(m, &imap.FetchItemBodySection{})
 		header := bodySection(m, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
 		text := bodySection(m, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})

@@ -2,6 +2,8 @@ package imapd
 
 import (
 	"fmt"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -161,5 +163,41 @@ func TestEnvelopeCache(t *testing.T) {
 	c.put("big", &imap.Envelope{Subject: strings.Repeat("x", maxCachedEnvelope+1)})
 	if c.get("big") != nil {
 		t.Errorf("an envelope over the size limit was cached")
+	}
+}
+
+// TestHeaderEnvelope holds headerEnvelope, which reads the header alone, to the
+// envelope of the whole parse over every message of mailparse's corpus.
+func TestHeaderEnvelope(t *testing.T) {
+	files, _ := filepath.Glob("../mailparse/testdata/corpus/*.eml")
+	if len(files) < 80 {
+		t.Fatalf("%d corpus messages, want mailparse's corpus", len(files))
+	}
+	for _, name := range append(files, "testdata/invoice.eml") {
+		raw := readFile(t, name)
+		if env, head := envelope(mailparse.Parse(raw)), headerEnvelope(raw); !reflect.DeepEqual(env, head) {
+			t.Errorf("%s: ENVELOPE from the header alone = %+v, from the message %+v", name, head, env)
+		}
+	}
+}
+
+func TestParseCache(t *testing.T) {
+	msg := func(n int) *mailparse.Message {
+		return mailparse.Parse([]byte("Subject: s\r\n\r\n" + strings.Repeat("x", n)))
+	}
+	c := newParseCache(64 << 10)
+	c.put("a", msg(10<<10))
+	if c.get("a") == nil {
+		t.Fatal("a message was not kept")
+	}
+	c.put("big", msg(20<<10)) // over a quarter of the cache
+	if c.get("big") != nil {
+		t.Error("a message over a quarter of the cache was kept")
+	}
+	for i := range 20 {
+		c.put(fmt.Sprint(i), msg(10<<10))
+	}
+	if c.bytes > c.max || len(c.m) > 6 {
+		t.Errorf("cache holds %d bytes in %d entries, over its %d", c.bytes, len(c.m), c.max)
 	}
 }
