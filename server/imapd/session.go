@@ -16,7 +16,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
-	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -583,7 +582,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
-	if id := mailparse.Parse(head).MessageID; id != "" {
+	if id := headerEnvelope(head).MessageID; id != "" {
 		data, err := s.sentCopy(id)
 		if err != nil {
 			return nil, s.storeErr("append", err)
@@ -627,7 +626,7 @@ func (s *session) sentCopy(id string) (*imap.AppendData, error) {
 			if err != nil {
 				return nil, err
 			}
-			env = envelope(s.srv.parse(m.ID, raw))
+			env = headerEnvelope(raw)
 			s.srv.envelopes.put(m.ID, env)
 		}
 		if env.MessageID == id {
