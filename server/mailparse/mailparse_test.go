@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unicode/utf8"
 
@@ -586,5 +587,21 @@ func TestUnknownDispositionIsAnAttachment(t *testing.T) {
 	m := Parse([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nbody\r\n--b\r\nContent-Disposition: x-unknown\r\n\r\nmore\r\n--b--\r\n"))
 	if got := summarize(m); got.text != "body" || !slices.Equal(got.attachments, []string{"2 text/plain"}) {
 		t.Errorf("Parse(unknown disposition) = %+v, want the part as an attachment (RFC 2183 section 2.8)", got)
+	}
+}
+
+// TestQPControls reads the escaping reader a byte at a time and whole: the control
+// bytes of a quoted-printable body come out as =XX, everything else as it is.
+func TestQPControls(t *testing.T) {
+	in := "a\x1b$B\x00=3D\tb\r\nc\x7f\x01"
+	want := "a=1B$B=00=3D\tb\r\nc=7F=01"
+	for _, r := range []io.Reader{&qpControls{b: []byte(in)}, iotest.OneByteReader(&qpControls{b: []byte(in)})} {
+		got, err := io.ReadAll(r)
+		if err != nil || string(got) != want {
+			t.Errorf("qpControls(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if err := iotest.TestReader(&qpControls{b: []byte(in)}, []byte(want)); err != nil {
+		t.Error(err)
 	}
 }
