@@ -605,3 +605,26 @@ func TestQPControls(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSearchTextCutsAtRunes: a limit that falls inside a character drops the
+// character, leaving valid UTF-8 and no replacement character, in header and body.
+func TestSearchTextCutsAtRunes(t *testing.T) {
+	m := Parse([]byte("Subject: ééé\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.Repeat("é", 100)))
+	for limit := 1; limit < 80; limit++ {
+		header, body := m.SearchText(limit)
+		for _, s := range []string{header, body} {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError) {
+				t.Fatalf("SearchText(%d) = %q, %q: not cut at a character", limit, header, body)
+			}
+		}
+		if len(header)+len(body) > limit {
+			t.Fatalf("SearchText(%d) = %d bytes", limit, len(header)+len(body))
+		}
+	}
+	if got := cutRune([]byte("aé")[:2]); string(got) != "a" {
+		t.Errorf("cutRune(a + half of é) = %q, want a", got)
+	}
+	if got := cutRune([]byte("aé")); string(got) != "aé" {
+		t.Errorf("cutRune(aé) = %q", got)
+	}
+}
