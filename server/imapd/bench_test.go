@@ -70,6 +70,7 @@ func benchFetchEnvelope(b *testing.B, mk func(*testing.B) (storage.Store, storag
 	for b.Loop() {
 		if cold {
 			srv.envelopes.reset()
+			srv.parsed.reset()
 		}
 		msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{Envelope: true}).Collect()
 		if err != nil || len(msgs) != 200 {
@@ -77,6 +78,44 @@ func benchFetchEnvelope(b *testing.B, mk func(*testing.B) (storage.Store, storag
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/op")
+}
+
+// BenchmarkFetchStructure200 is a mail client reading an inbox: FETCH 1:*
+// (BODYSTRUCTURE), or FETCH 1:* (BODY.PEEK[1]), of 200 messages over loopback, through
+// imapclient; every message is read from the store. Warm: the parsed messages are in
+// the server's cache, as after a first look; cold: every one is parsed.
+func BenchmarkFetchStructure200(b *testing.B) {
+	raw := readFile(b, "testdata/invoice.eml")
+	items := map[string]*imap.FetchOptions{
+		"bodystructure": {BodyStructure: &imap.FetchItemBodyStructure{Extended: true}},
+		"body1":         {BodySection: []*imap.FetchItemBodySection{{Part: []int{1}, Peek: true}}},
+	}
+	for name, mk := range benchStores(b) {
+		for item, options := range items {
+			for _, cold := range []bool{false, true} {
+				b.Run(fmt.Sprintf("%s/%s/cold=%v", name, item, cold), func(b *testing.B) {
+					st, _ := mk(b)
+					srv := startServer(b, st, false, noCommandRate)
+					inbox, _ := newInbox()
+					for i := range 200 {
+						put(b, st, inbox, fmt.Sprintf("m%d", i), raw)
+					}
+					c, _ := open(b, srv.addr, inbox, nil)
+					b.ResetTimer()
+					for b.Loop() {
+						if cold {
+							srv.parsed.reset()
+						}
+						msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, options).Collect()
+						if err != nil || len(msgs) != 200 {
+							b.Fatalf("FETCH 1:* %s = %d messages, %v", item, len(msgs), err)
+						}
+					}
+					b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/op")
+				})
+			}
+		}
+	}
 }
 
 // BenchmarkIdlePush measures how long new mail takes to reach an IDLE client: from

@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -42,6 +43,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			env = s.srv.envelopes.get(t.meta.id)
 		}
 		var raw []byte
+		var msg *mailparse.Message
 		if needRaw || options.Envelope && env == nil {
 			raw, err = s.raw(t.meta.id)
 			if errors.Is(err, storage.ErrNotFound) {
@@ -51,8 +53,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if err != nil {
 				return s.storeErr("fetch raw", err)
 			}
+			if needRaw {
+				msg = s.srv.parse(t.meta.id, raw)
+			}
 			if options.Envelope && env == nil {
-				env = envelope(raw)
+				if msg != nil {
+					env = envelope(msg)
+				} else {
+					env = headerEnvelope(raw)
+				}
 				s.srv.envelopes.put(t.meta.id, env)
 			}
 		}
@@ -71,7 +80,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 		// Everything that parses the message is done before the response starts: a
 		// response once begun holds the connection's writer until it is closed.
-		resp := buildFetch(t, raw, env, options, flagsChanged)
+		resp := buildFetch(t, raw, msg, env, options, flagsChanged)
 		if err := resp.write(w.CreateMessage(t.seq)); err != nil {
 			return err
 		}
@@ -97,7 +106,7 @@ type fetchResponse struct {
 	binarySizeN   []uint32
 }
 
-func buildFetch(t target, raw []byte, env *imap.Envelope, options *imap.FetchOptions, flagsChanged bool) *fetchResponse {
+func buildFetch(t target, raw []byte, msg *mailparse.Message, env *imap.Envelope, options *imap.FetchOptions, flagsChanged bool) *fetchResponse {
 	r := &fetchResponse{uid: t.meta.uid}
 	if options.Flags || flagsChanged {
 		// RFC 9051 section 6.4.5: flags that FETCH changed are sent with it.
@@ -116,19 +125,19 @@ func buildFetch(t target, raw []byte, env *imap.Envelope, options *imap.FetchOpt
 	}
 	r.envelope = env
 	if options.BodyStructure != nil {
-		r.bodyStructure = bodyStructure(raw)
+		r.bodyStructure = bodyStructure(msg)
 	}
 	for _, bs := range options.BodySection {
 		r.bodies = append(r.bodies, bs)
-		r.bodyData = append(r.bodyData, bodySection(raw, bs))
+		r.bodyData = append(r.bodyData, bodySection(msg, bs))
 	}
 	for _, bs := range options.BinarySection {
 		r.binaries = append(r.binaries, bs)
-		r.binaryData = append(r.binaryData, binarySection(raw, bs))
+		r.binaryData = append(r.binaryData, binarySection(msg, bs))
 	}
 	for _, bs := range options.BinarySectionSize {
 		r.binarySizes = append(r.binarySizes, bs)
-		r.binarySizeN = append(r.binarySizeN, uint32(len(binarySection(raw, &imap.FetchItemBinarySection{Part: bs.Part}))))
+		r.binarySizeN = append(r.binarySizeN, uint32(len(binarySection(msg, &imap.FetchItemBinarySection{Part: bs.Part}))))
 	}
 	return r
 }

@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -26,16 +28,15 @@ func FuzzMessage(f *testing.F) {
 	f.Add([]byte(strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 200)+"Subject: deep\r\n\r\nx"), "DEEP")
 	f.Add([]byte("Subject: =?utf-8?B?w6k=?=\n\nbody\n"), "é")
 	f.Fuzz(func(t *testing.T, raw []byte, pattern string) {
-		bs := bodyStructure(raw)
+		m := mailparse.Parse(raw)
+		bs := bodyStructure(m)
 		checkStructure(t, bs, 0)
-		envelope(raw)
-		end := headerEnd(raw)
-		if end < 0 || end > len(raw) {
-			t.Fatalf("headerEnd = %d, outside [0, %d]", end, len(raw))
+		if env, head := envelope(m), headerEnvelope(raw); !reflect.DeepEqual(env, head) {
+			t.Fatalf("ENVELOPE from the header alone = %+v, from the message %+v", head, env)
 		}
-		whole := bodySection(raw, &imap.FetchItemBodySection{})
-		header := bodySection(raw, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
-		text := bodySection(raw, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
+		whole := bodySection(m, &imap.FetchItemBodySection{})
+		header := bodySection(m, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
+		text := bodySection(m, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
 		if !bytes.Equal(whole, raw) || !bytes.Equal(append(append([]byte{}, header...), text...), raw) {
 			t.Fatalf("BODY[] or BODY[HEADER] + BODY[TEXT] is not the message")
 		}
@@ -47,27 +48,27 @@ func FuzzMessage(f *testing.F) {
 			{Part: []int{1}, Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Content-Type"}},
 			{Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"Received"}},
 		} {
-			bodySection(raw, item)
+			bodySection(m, item)
 		}
-		binarySection(raw, &imap.FetchItemBinarySection{Part: []int{1}})
-		binarySection(raw, &imap.FetchItemBinarySection{Part: []int{2, 1}, Partial: &imap.SectionPartial{Offset: 1, Size: 2}})
-		st := extractText(raw)
+		binarySection(m, &imap.FetchItemBinarySection{Part: []int{1}})
+		binarySection(m, &imap.FetchItemBinarySection{Part: []int{2, 1}, Partial: &imap.SectionPartial{Offset: 1, Size: 2}})
+		st := extractText(m)
 		if st.size() > maxSearchText {
 			t.Fatalf("searchable text of %d bytes, over %d", st.size(), maxSearchText)
 		}
 		if st.contains(pattern, false) && !st.contains(pattern, true) {
 			t.Fatalf("BODY %q matches where TEXT does not", pattern)
 		}
-		headerContains(readHeader(raw), "From", pattern)
-		headerContains(readHeader(raw), pattern, "")
+		headerContains(m, "From", pattern)
+		headerContains(m, pattern, "")
 	})
 }
 
 // checkStructure fails where imapserver's writer would panic.
 func checkStructure(t *testing.T, bs imap.BodyStructure, depth int) {
 	t.Helper()
-	if depth > maxDepth+2 {
-		t.Fatalf("structure deeper than %d", maxDepth)
+	if depth > mailparse.MaxDepth+2 {
+		t.Fatalf("structure deeper than %d", mailparse.MaxDepth)
 	}
 	switch bs := bs.(type) {
 	case *imap.BodyStructureMultiPart:

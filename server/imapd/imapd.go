@@ -90,7 +90,8 @@ type Server struct {
 	perIP   *limit.Conns // connections open per client, on every listener
 	// envelopes are shared by every session: many clients, one inbox, same headers.
 	envelopes *envelopeCache
-	texts     *textCache // what SEARCH BODY and TEXT read, shared the same way
+	texts     *textCache  // what SEARCH BODY and TEXT read, shared the same way
+	parsed    *parseCache // messages as mailparse read them, for FETCH and SEARCH
 
 	// Knobs the tests turn.
 	loopback      func(net.Addr) bool // plain-text logins without TLS are let through from these
@@ -140,6 +141,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
 		envelopes:     newEnvelopeCache(1024),
 		texts:         newTextCache(textCacheSize),
+		parsed:        newParseCache(parseCacheSize),
 		loopback:      limit.IsLoopback,
 		authFailDelay: time.Second,
 		opTimeout:     15 * time.Second,

@@ -1,94 +1,185 @@
 package imapd
 
 import (
-	"bufio"
 	"bytes"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message"
-	_ "github.com/emersion/go-message/charset" // SEARCH matches text in any charset
-	"github.com/emersion/go-message/textproto"
+
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 )
 
-// Limits on every walk of a message's MIME tree. A message is data from strangers:
-// imapserver.ExtractBodyStructure reads each nested message/rfc822 whole before
-// descending into it, which on a 640KB message of 20000 nested parts takes 14GB of
-// allocations and most of a minute; nobody reads the thousandth part of a sign-up mail.
-const (
-	maxParts = 1000
-	maxDepth = 50
-)
+// Every view of a message reads it through mailparse (its package doc states the rule
+// the views share): ENVELOPE from its header facts, BODYSTRUCTURE from its tree, BODY
+// and BINARY sections from its parts, SEARCH from its search text. The walk is bounded
+// there (mailparse.MaxParts, MaxDepth) for every view at once.
 
-// headerEnd returns where the header of raw ends: the index just past the empty line,
-// or len(raw) when there is none (the whole message is header).
-func headerEnd(raw []byte) int {
-	if bytes.HasPrefix(raw, []byte("\r\n")) {
-		return 2
+// envelope is a message's ENVELOPE: its header facts as mailparse reads them, so that a
+// folded first line, a header cut short or a broken From shows in IMAP as in the API.
+func envelope(m *mailparse.Message) *imap.Envelope {
+	e := &imap.Envelope{
+		Date:      m.Date,
+		Subject:   m.Subject,
+		InReplyTo: m.InReplyTo,
+		MessageID: m.MessageID,
 	}
-	if bytes.HasPrefix(raw, []byte("\n")) {
-		return 1
+	for i, dst := range []*[]imap.Address{&e.From, &e.Sender, &e.ReplyTo, &e.To, &e.Cc, &e.Bcc} {
+		list := m.From
+		switch i {
+		case 1:
+			list = m.Sender
+		case 2:
+			list = m.ReplyTo
+		case 3:
+			list = m.To
+		case 4:
+			list = m.Cc
+		case 5:
+			list = m.Bcc
+		}
+		for _, a := range list {
+			mailbox, host := a.Address, ""
+			if at := strings.LastIndexByte(mailbox, '@'); at >= 0 {
+				mailbox, host = mailbox[:at], mailbox[at+1:]
+			}
+			if mailbox == "" {
+				mailbox = missingMailbox
+			}
+			if host == "" {
+				host = missingDomain
+			}
+			*dst = append(*dst, imap.Address{Name: a.Name, Mailbox: mailbox, Host: host})
+		}
 	}
-	for i := 0; ; {
+	return e
+}
+
+// headerEnvelope is the ENVELOPE of raw read from its header alone, for a FETCH that
+// asks for nothing else: a mail client opening an inbox fetches the envelopes of every
+// message, and the body walk would be most of the work. mailparse ends a header at the
+// first empty line or before, so the bytes up to that line hold all it reads of the
+// header, and their facts are the whole message's.
+func headerEnvelope(raw []byte) *imap.Envelope {
+	end := len(raw)
+	for i := 0; i < len(raw); {
 		j := bytes.IndexByte(raw[i:], '\n')
 		if j < 0 {
-			return len(raw)
+			break
 		}
+		line := raw[i : i+j]
 		i += j + 1
-		if bytes.HasPrefix(raw[i:], []byte("\r\n")) {
-			return i + 2
-		}
-		if bytes.HasPrefix(raw[i:], []byte("\n")) {
-			return i + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			end = i
+			break
 		}
 	}
+	return envelope(mailparse.Parse(raw[:end]))
 }
 
-// readHeader parses the header of raw as far as it can be read.
-func readHeader(raw []byte) textproto.Header {
-	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw[:headerEnd(raw)])))
-	return h
+// Placeholders for the part of an address a broken field leaves out ("From: foo"
+// reads as the name foo): an address with no host is a group marker in ENVELOPE (RFC
+// 9051 section 7.5.2), which clients hide, so the sender would not show at all.
+// Dovecot writes the same words.
+const (
+	missingMailbox = "MISSING_MAILBOX"
+	missingDomain  = "MISSING_DOMAIN"
+)
+
+// sectionPath is the IMAP section number of part, as mailparse numbers its parts.
+func sectionPath(part []int) string {
+	var b strings.Builder
+	for i, n := range part {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
 }
 
-func envelope(raw []byte) *imap.Envelope {
-	return imapserver.ExtractEnvelope(readHeader(raw))
-}
-
-// bodySection returns a FETCH BODY[...] section. The whole message, its header and its
-// text are cut from the stored bytes, so that BODY[] is exactly what was received and
-// RFC822.SIZE its length; the parts go through imapserver, which re-reads the MIME tree.
-func bodySection(raw []byte, item *imap.FetchItemBodySection) []byte {
+// bodySection returns a FETCH BODY[...] section (RFC 9051 section 6.4.5), cut from the
+// stored bytes where mailparse located it: BODY[] is exactly what was received and
+// RFC822.SIZE its length, BODY[HEADER] and BODY[TEXT] split where every view splits the
+// message (mailparse.Message.HeaderEnd), and a part's section is its body as sent.
+func bodySection(m *mailparse.Message, item *imap.FetchItemBodySection) []byte {
+	msg := m // the message whose HEADER or TEXT is asked for
+	if len(item.Part) > 0 {
+		p := m.Section(sectionPath(item.Part))
+		if p == nil {
+			return nil
+		}
+		switch item.Specifier {
+		case imap.PartSpecifierNone:
+			return partial(p.Body, item.Partial)
+		case imap.PartSpecifierMIME:
+			return partial(p.HeaderRaw, item.Partial)
+		}
+		// HEADER and TEXT of a part are those of the message attached there.
+		if msg = p.Message; msg == nil {
+			return nil
+		}
+	}
+	raw := msg.Raw()
 	var b []byte
 	switch {
-	case len(item.Part) > maxDepth:
-		b = nil
-	case len(item.Part) == 0 && item.Specifier == imap.PartSpecifierNone:
+	case item.Specifier == imap.PartSpecifierNone:
 		b = raw
-	case len(item.Part) == 0 && item.Specifier == imap.PartSpecifierText:
-		b = raw[headerEnd(raw):]
-	case len(item.Part) == 0 && item.Specifier == imap.PartSpecifierHeader && len(item.HeaderFields) == 0 && len(item.HeaderFieldsNot) == 0:
-		b = raw[:headerEnd(raw)]
+	case item.Specifier == imap.PartSpecifierText:
+		b = raw[msg.HeaderEnd:]
+	case len(item.HeaderFields) > 0 || len(item.HeaderFieldsNot) > 0:
+		b = headerFields(msg, item.HeaderFields, item.HeaderFieldsNot)
 	default:
-		// imapserver applies the partial range itself: ask for the whole section.
-		whole := *item
-		whole.Partial = nil
-		b = imapserver.ExtractBodySection(bytes.NewReader(raw), &whole)
+		b = raw[:msg.HeaderEnd]
 	}
 	return partial(b, item.Partial)
 }
 
+// headerFields is BODY[HEADER.FIELDS (...)] or BODY[HEADER.FIELDS.NOT (...)]: the
+// fields named (or all others) as sent, in their order, and the empty line that ends
+// a header.
+func headerFields(m *mailparse.Message, names, notNames []string) []byte {
+	named := func(key string, list []string) bool {
+		for _, n := range list {
+			if strings.EqualFold(n, key) {
+				return true
+			}
+		}
+		return false
+	}
+	var b []byte
+	for f := m.Header.Fields(); f.Next(); {
+		key := f.Key()
+		if len(names) > 0 && !named(key, names) || len(notNames) > 0 && named(key, notNames) {
+			continue
+		}
+		raw, err := f.Raw()
+		if err != nil {
+			continue
+		}
+		b = append(b, raw...)
+	}
+	return append(b, "\r\n"...)
+}
+
 // binarySection returns a FETCH BINARY[...] section: the part with its content
-// transfer encoding undone (RFC 3516).
-func binarySection(raw []byte, item *imap.FetchItemBinarySection) []byte {
-	if len(item.Part) > maxDepth {
+// transfer encoding undone (RFC 3516), as mailparse decodes it for every view.
+// Multiparts and attached messages are sent as they are.
+func binarySection(m *mailparse.Message, item *imap.FetchItemBinarySection) []byte {
+	if len(item.Part) == 0 {
+		return partial(m.Raw(), item.Partial)
+	}
+	p := m.Section(sectionPath(item.Part))
+	if p == nil {
 		return nil
 	}
-	whole := *item
-	whole.Partial = nil
-	return partial(imapserver.ExtractBinarySection(bytes.NewReader(raw), &whole), item.Partial)
+	b := p.Body
+	if !p.IsMultipart() && !p.IsMessage() {
+		b, _ = io.ReadAll(p.Decoded())
+	}
+	return partial(b, item.Partial)
 }
 
 // partial cuts <offset.size> out of b; an offset past the end leaves nothing
@@ -107,131 +198,97 @@ func partial(b []byte, p *imap.SectionPartial) []byte {
 	return b[p.Offset:end]
 }
 
-// bodyStructure returns the BODYSTRUCTURE of raw, like imapserver.ExtractBodyStructure
-// but in one pass over the bytes, within maxParts and maxDepth, and always in a shape
-// imapserver can write (it panics on a multipart with no parts).
-func bodyStructure(raw []byte) imap.BodyStructure {
-	br := bufio.NewReader(bytes.NewReader(raw))
-	h, _ := textproto.ReadHeader(br)
-	w := &structureWalk{}
-	return w.part(h, br, 0, "")
+// bodyStructure is the BODYSTRUCTURE of m: mailparse's tree, in a shape imapserver can
+// write (it panics on a multipart with no parts).
+func bodyStructure(m *mailparse.Message) imap.BodyStructure {
+	return partStructure(m.Root)
 }
 
-type structureWalk struct {
-	parts int
-}
-
-func (w *structureWalk) part(rawHeader textproto.Header, body io.Reader, depth int, parent string) imap.BodyStructure {
-	w.parts++
-	h := message.Header{Header: rawHeader}
-	mediaType, params := contentType(h, parent)
-	typ, sub, _ := strings.Cut(mediaType, "/")
-	descend := depth < maxDepth && w.parts < maxParts
-
-	if typ == "multipart" && descend {
+func partStructure(p *mailparse.Part) imap.BodyStructure {
+	typ, sub, _ := strings.Cut(p.MediaType, "/")
+	if len(p.Children) > 0 {
 		bs := &imap.BodyStructureMultiPart{Subtype: sub}
-		mr := textproto.NewMultipartReader(body, params["boundary"])
-		for w.parts < maxParts {
-			p, err := mr.NextPart()
-			if err != nil {
-				break
-			}
-			bs.Children = append(bs.Children, w.part(p.Header, p, depth+1, mediaType))
-		}
-		if len(bs.Children) == 0 {
-			// RFC 2046 section 5.1.1 wants at least one part; a multipart without
-			// one reads as a single empty text part.
-			bs.Children = []imap.BodyStructure{emptyText()}
+		for _, c := range p.Children {
+			bs.Children = append(bs.Children, partStructure(c))
 		}
 		bs.Extended = &imap.BodyStructureMultiPartExt{
-			Params:      params,
-			Disposition: disposition(h),
-			Language:    language(h),
-			Location:    h.Get("Content-Location"),
+			Params:      params(p.Params),
+			Disposition: disposition(p),
+			Language:    language(p),
+			Location:    strings.TrimSpace(p.Header.Get("Content-Location")),
 		}
 		return bs
 	}
-	if typ == "multipart" {
-		// Too deep or too many parts: shown as one opaque part.
-		typ, sub, params = "application", "octet-stream", nil
+	prm := params(p.Params)
+	if p.IsMultipart() || p.IsMessage() && p.Message == nil {
+		// Past mailparse.MaxDepth or MaxParts the walk stops, and an entity it did
+		// not enter is one opaque part: a multipart needs parts and an attached
+		// message its envelope and structure.
+		typ, sub, prm = "application", "octet-stream", nil
 	}
-
-	cr := &countReader{r: body}
+	if p.MediaType == "text/plain" && prm["charset"] == "" {
+		prm = withParam(prm, "charset", p.Charset) // RFC 2046 section 4.1.2's default, said
+	}
 	bs := &imap.BodyStructureSinglePart{
 		Type:        typ,
 		Subtype:     sub,
-		Params:      params,
-		ID:          h.Get("Content-Id"),
-		Description: h.Get("Content-Description"),
-		Encoding:    h.Get("Content-Transfer-Encoding"),
+		Params:      prm,
+		ID:          strings.TrimSpace(p.Header.Get("Content-Id")),
+		Description: strings.TrimSpace(p.Header.Get("Content-Description")),
+		Encoding:    p.Encoding,
+		Size:        uint32(min(p.Size(), 1<<32-1)),
 	}
-	if (mediaType == "message/rfc822" || mediaType == "message/global") && descend {
-		br := bufio.NewReader(cr)
-		childHeader, _ := textproto.ReadHeader(br)
-		child := w.part(childHeader, br, depth+1, "")
-		io.Copy(io.Discard, br)
+	switch {
+	case typ == "message" && p.Message != nil:
 		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(childHeader),
-			BodyStructure: child,
-			NumLines:      cr.lines,
+			Envelope:      envelope(p.Message),
+			BodyStructure: partStructure(p.Message.Root),
+			NumLines:      int64(p.Lines),
 		}
-	} else {
-		io.Copy(io.Discard, cr)
-		if typ == "text" {
-			bs.Text = &imap.BodyStructureText{NumLines: cr.lines}
-		}
+	case typ == "text":
+		bs.Text = &imap.BodyStructureText{NumLines: int64(p.Lines)}
 	}
-	bs.Size = uint32(min(cr.n, 1<<32-1))
 	bs.Extended = &imap.BodyStructureSinglePartExt{
-		Disposition: disposition(h),
-		Language:    language(h),
-		Location:    h.Get("Content-Location"),
+		Disposition: disposition(p),
+		Language:    language(p),
+		Location:    strings.TrimSpace(p.Header.Get("Content-Location")),
 	}
 	return bs
 }
 
-// contentType returns a part's media type, lower case, with the defaults of RFC 2045
-// section 5.2 (text/plain in US-ASCII, also for a type that cannot be parsed or a
-// multipart without its boundary) and RFC 2046 section 5.1.5 (message/rfc822 in a
-// digest).
-func contentType(h message.Header, parent string) (string, map[string]string) {
-	if !h.Has("Content-Type") && parent == "multipart/digest" {
-		return "message/rfc822", nil
-	}
-	t, params, err := h.ContentType()
-	t = strings.ToLower(t)
-	typ, sub, ok := strings.Cut(t, "/")
-	if !h.Has("Content-Type") || err != nil || !ok || typ == "" || sub == "" ||
-		typ == "multipart" && params["boundary"] == "" {
-		return "text/plain", map[string]string{"charset": "us-ascii"}
-	}
-	return t, params
-}
-
-func emptyText() imap.BodyStructure {
-	return &imap.BodyStructureSinglePart{
-		Type: "text", Subtype: "plain",
-		Params:   map[string]string{"charset": "us-ascii"},
-		Text:     &imap.BodyStructureText{},
-		Extended: &imap.BodyStructureSinglePartExt{},
-	}
-}
-
-func disposition(h message.Header) *imap.BodyStructureDisposition {
-	d, params, _ := h.ContentDisposition()
-	if d == "" {
+// params copies a part's parameters for the wire: values valid UTF-8, nil when none.
+func params(m map[string]string) map[string]string {
+	if len(m) == 0 {
 		return nil
 	}
-	return &imap.BodyStructureDisposition{Value: d, Params: params}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = mailparse.ValidUTF8(v)
+	}
+	return out
 }
 
-func language(h message.Header) []string {
-	v := h.Get("Content-Language")
+func withParam(m map[string]string, k, v string) map[string]string {
 	if v == "" {
+		return m
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[k] = v
+	return m
+}
+
+func disposition(p *mailparse.Part) *imap.BodyStructureDisposition {
+	if p.Disposition == "" {
 		return nil
 	}
+	return &imap.BodyStructureDisposition{Value: p.Disposition, Params: params(p.DispParams)}
+}
+
+func language(p *mailparse.Part) []string {
 	var langs []string
-	for _, l := range strings.Split(v, ",") {
+	for l := range strings.SplitSeq(p.Header.Get("Content-Language"), ",") {
 		if l = strings.TrimSpace(l); l != "" {
 			langs = append(langs, l)
 		}
@@ -239,31 +296,16 @@ func language(h message.Header) []string {
 	return langs
 }
 
-// countReader counts the bytes and lines read through it, for a part's size and
-// line count.
-type countReader struct {
-	r     io.Reader
-	n     int64
-	lines int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.lines += int64(bytes.Count(p[:n], []byte("\n")))
-	return n, err
-}
-
-// headerContains reports whether a field named key in h contains pattern,
+// headerContains reports whether a field named key in m's header contains pattern,
 // case-insensitively, after RFC 2047 decoding; an empty pattern asks whether the field
 // is there at all (RFC 9051 section 6.4.4, HEADER).
-func headerContains(h textproto.Header, key, pattern string) bool {
-	pattern = strings.ToLower(pattern)
-	for fields := h.FieldsByKey(key); fields.Next(); {
+func headerContains(m *mailparse.Message, key, pattern string) bool {
+	pattern = mailparse.Fold(pattern)
+	for fields := m.Header.FieldsByKey(key); fields.Next(); {
 		if pattern == "" {
 			return true
 		}
-		if strings.Contains(strings.ToLower(decodeField(fields.Value())), pattern) {
+		if strings.Contains(mailparse.Fold(mailparse.HeaderText(key, fields.Value())), pattern) {
 			return true
 		}
 	}
@@ -277,10 +319,9 @@ func headerContains(h textproto.Header, key, pattern string) bool {
 // search and the cache of searched text small whatever a sender makes of a message.
 const maxSearchText = 256 << 10
 
-// searchText is what SEARCH BODY and TEXT match in a message, decoded and folded
-// once: its transfer encodings and charsets undone, RFC 2047 words decoded, lower
-// case. Fields and parts are separated by NUL, which no search string holds, so a
-// match never spans two of them.
+// searchText is what SEARCH BODY and TEXT match in a message: mailparse's search
+// text, decoded and folded once. Fields and parts are separated by NUL, which no
+// search string holds, so a match never spans two of them.
 type searchText struct {
 	header string // header fields of the message and of its MIME parts: TEXT only
 	body   string // text parts and the headers of attached messages: BODY and TEXT
@@ -295,115 +336,17 @@ func (t *searchText) contains(pattern string, withHeader bool) bool {
 	if pattern == "" {
 		return true
 	}
-	pattern = strings.ToLower(pattern)
+	pattern = mailparse.Fold(pattern)
 	if strings.IndexByte(pattern, 0) >= 0 {
 		return false
 	}
 	return strings.Contains(t.body, pattern) || withHeader && strings.Contains(t.header, pattern)
 }
 
-// extractText reads the searchable text of raw, at most maxSearchText bytes of it.
-func extractText(raw []byte) *searchText {
-	br := bufio.NewReader(bytes.NewReader(raw))
-	h, _ := textproto.ReadHeader(br)
-	x := &textExtract{left: maxSearchText}
-	x.part(h, br, 0, "", false)
-	return &searchText{header: x.header.String(), body: x.body.String()}
-}
-
-type textExtract struct {
-	header, body strings.Builder
-	left         int // bytes the builders may still take
-	parts        int
-}
-
-// add appends folded text to b, as much of it as the budget leaves; false once the
-// budget is spent.
-func (x *textExtract) add(b *strings.Builder, text string) bool {
-	if x.left <= 0 {
-		return false
-	}
-	text = strings.ToLower(text)
-	if len(text)+1 > x.left {
-		text = strings.ToValidUTF8(text[:x.left-1], "")
-	}
-	b.WriteString(text)
-	b.WriteByte(0)
-	x.left -= len(text) + 1
-	return x.left > 0
-}
-
-func (x *textExtract) fields(b *strings.Builder, h textproto.Header) bool {
-	for f := h.Fields(); f.Next(); {
-		if !x.add(b, f.Key()+": "+decodeField(f.Value())) {
-			return false
-		}
-	}
-	return true
-}
-
-// part collects the text of one part and what it holds (its header too unless
-// inBody: that of an attached message, already with the body); false once the budget
-// is spent, which ends the walk.
-func (x *textExtract) part(rawHeader textproto.Header, body io.Reader, depth int, parent string, inBody bool) bool {
-	x.parts++
-	if x.parts > maxParts || depth > maxDepth {
-		return false
-	}
-	if !inBody && !x.fields(&x.header, rawHeader) {
-		return false
-	}
-	h := message.Header{Header: rawHeader}
-	mediaType, params := contentType(h, parent)
-	switch {
-	case strings.HasPrefix(mediaType, "multipart/"):
-		mr := textproto.NewMultipartReader(body, params["boundary"])
-		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				return true
-			}
-			if !x.part(p.Header, p, depth+1, mediaType, false) {
-				return false
-			}
-		}
-	case mediaType == "message/rfc822" || mediaType == "message/global":
-		e, _ := message.New(h, body)
-		if e == nil {
-			return true
-		}
-		br := bufio.NewReader(e.Body)
-		child, _ := textproto.ReadHeader(br)
-		// The header of an attached message is its text, for BODY too.
-		if !x.fields(&x.body, child) {
-			return false
-		}
-		return x.part(child, br, depth+1, "", true)
-	case strings.HasPrefix(mediaType, "text/"):
-		e, _ := message.New(h, body)
-		if e == nil {
-			return true
-		}
-		// What is read past the budget is dropped: folding changes a text's length
-		// by a byte or two a rune at most, and rarely.
-		b, _ := io.ReadAll(io.LimitReader(e.Body, int64(x.left)))
-		return x.add(&x.body, string(b))
-	}
-	return true
-}
-
-// decodeField undoes RFC 2047 encoded words, keeping the field as written where they
-// cannot be decoded.
-func decodeField(v string) string {
-	if !strings.Contains(v, "=?") {
-		return v
-	}
-	h := message.Header{}
-	h.Set("X", v)
-	if d, err := h.Text("X"); err == nil {
-		return d
-	}
-	return v
+// extractText reads the searchable text of m, at most maxSearchText bytes of it.
+func extractText(m *mailparse.Message) *searchText {
+	h, b := m.SearchText(maxSearchText)
+	return &searchText{header: h, body: b}
 }
 
 // envelopeCache keeps the envelopes of recent messages by ID: a message's bytes never
@@ -472,4 +415,81 @@ func envelopeSize(e *imap.Envelope) int {
 		}
 	}
 	return n
+}
+
+// parse reads the stored bytes of message id, or takes them parsed from the cache.
+func (srv *Server) parse(id string, raw []byte) *mailparse.Message {
+	if m := srv.parsed.get(id); m != nil {
+		return m
+	}
+	m := mailparse.Parse(raw)
+	srv.parsed.put(id, m)
+	return m
+}
+
+// parseCache keeps recently parsed messages by ID for every session: a message's bytes
+// never change, and a mail client asks for one message many times over (BODYSTRUCTURE,
+// then the text part, then an attachment, each its own FETCH), where each parse is a
+// third of the server's work (docs/benchmarks.md). It holds at most max bytes, counted
+// as the bytes parsed and a share per part; when full, an arbitrary entry makes room,
+// as in textCache. A message over a quarter of it is parsed each time instead, so that
+// one large message does not empty the cache of the inbox a client is reading.
+type parseCache struct {
+	mu    sync.Mutex
+	max   int
+	bytes int
+	m     map[string]parsedEntry
+}
+
+type parsedEntry struct {
+	msg  *mailparse.Message
+	size int
+}
+
+// parseCacheSize bounds the parsed messages kept, across every inbox.
+const parseCacheSize = 32 << 20
+
+func newParseCache(max int) *parseCache {
+	return &parseCache{max: max, m: make(map[string]parsedEntry)}
+}
+
+func (c *parseCache) get(id string) *mailparse.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id].msg
+}
+
+func (c *parseCache) put(id string, msg *mailparse.Message) {
+	size := len(msg.Raw()) + len(id) + 256
+	msg.Walk(func(p *mailparse.Part) bool {
+		size += 512 // the part, its header and maps; a copied body is counted too
+		if p.Offset < 0 {
+			size += len(p.Body)
+		}
+		return true
+	})
+	if size > c.max/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	for c.bytes+size > c.max && len(c.m) > 0 {
+		for k, e := range c.m {
+			delete(c.m, k)
+			c.bytes -= e.size
+			break
+		}
+	}
+	c.m[id] = parsedEntry{msg, size}
+	c.bytes += size
+}
+
+// reset empties the cache, for benchmarks of the cold path.
+func (c *parseCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.bytes = make(map[string]parsedEntry), 0
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/textproto"
 
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -44,6 +44,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		maxSeq:    uint32(len(v.client)),
 		searchRes: v.searchRes,
 		load:      s.raw,
+		parse:     s.srv.parse,
 		texts:     s.srv.texts,
 	}
 	if n := len(v.client); n > 0 {
@@ -112,8 +113,8 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 type candidate struct {
 	target
 	raw    []byte
-	header *textproto.Header
-	text   *searchText // for BODY and TEXT, from the cache or extracted once
+	msg    *mailparse.Message // raw, parsed
+	text   *searchText        // for BODY and TEXT, from the cache or extracted once
 	loaded bool
 	gone   bool // the store no longer has it
 }
@@ -124,6 +125,7 @@ type matcher struct {
 	maxUID    uint32      // "*" in a UID set
 	searchRes imap.UIDSet // "$"
 	load      func(id string) ([]byte, error)
+	parse     func(id string, raw []byte) *mailparse.Message
 	texts     *textCache
 	err       error // a store failure: the search ends with it
 }
@@ -183,7 +185,7 @@ func (m *matcher) match(c *imap.SearchCriteria, cand *candidate) bool {
 			return false
 		}
 		for _, hf := range c.Header {
-			if !headerContains(*cand.header, hf.Key, hf.Value) {
+			if !headerContains(cand.msg, hf.Key, hf.Value) {
 				return false
 			}
 		}
@@ -217,10 +219,10 @@ func (m *matcher) text(c *candidate) *searchText {
 	if c.text = m.texts.get(c.meta.id); c.text != nil {
 		return c.text
 	}
-	if !m.loadRaw(c) || c.raw == nil {
+	if !m.loadRaw(c) {
 		return nil
 	}
-	c.text = m.texts.extract(c.meta.id, c.raw)
+	c.text = m.texts.extract(c.meta.id, c.msg)
 	return c.text
 }
 
@@ -235,11 +237,10 @@ func (m *matcher) loadRaw(c *candidate) bool {
 			m.err = err
 		default:
 			c.raw = raw
-			h := readHeader(raw)
-			c.header = &h
+			c.msg = m.parse(c.meta.id, raw)
 		}
 	}
-	return c.raw != nil || c.header != nil
+	return c.msg != nil
 }
 
 // Limits on the shape of one SEARCH. Each key is matched against every message, and
@@ -308,9 +309,9 @@ func (c *textCache) get(id string) *searchText {
 }
 
 // extract reads the text of raw and keeps it under id.
-func (c *textCache) extract(id string, raw []byte) *searchText {
+func (c *textCache) extract(id string, msg *mailparse.Message) *searchText {
 	c.extracts.Add(1)
-	t := extractText(raw)
+	t := extractText(msg)
 	n := t.size() + len(id) + 64
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -582,7 +582,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
-	if id := envelope(head).MessageID; id != "" {
+	if id := headerEnvelope(head).MessageID; id != "" {
 		data, err := s.sentCopy(id)
 		if err != nil {
 			return nil, s.storeErr("append", err)
@@ -626,7 +626,7 @@ func (s *session) sentCopy(id string) (*imap.AppendData, error) {
 			if err != nil {
 				return nil, err
 			}
-			env = envelope(raw)
+			env = headerEnvelope(raw)
 			s.srv.envelopes.put(m.ID, env)
 		}
 		if env.MessageID == id {

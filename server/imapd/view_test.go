@@ -2,12 +2,15 @@ package imapd
 
 import (
 	"fmt"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -102,20 +105,20 @@ func TestBodyStructureLimits(t *testing.T) {
 	}
 	// imapserver.ExtractBodyStructure spends most of a minute and 14GB on this one.
 	nested := []byte(strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 20000) + "Subject: deep\r\n\r\nx\r\n")
-	if d := depth(bodyStructure(nested)); d != maxDepth {
-		t.Errorf("depth of 20000 nested messages = %d, want %d", d, maxDepth)
+	if d := depth(bodyStructure(mailparse.Parse(nested))); d != mailparse.MaxDepth {
+		t.Errorf("depth of 20000 nested messages = %d, want %d", d, mailparse.MaxDepth)
 	}
 	var multi []byte
 	for i := range 200 {
 		multi = fmt.Appendf(multi, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
 	}
 	multi = append(multi, "\r\nx\r\n"...)
-	if d := depth(bodyStructure(multi)); d != maxDepth {
-		t.Errorf("depth of 200 nested multiparts = %d, want %d", d, maxDepth)
+	if d := depth(bodyStructure(mailparse.Parse(multi))); d != mailparse.MaxDepth {
+		t.Errorf("depth of 200 nested multiparts = %d, want %d", d, mailparse.MaxDepth)
 	}
 	wide := []byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n\r\nx\r\n", 5000) + "--b--\r\n")
-	if mp, ok := bodyStructure(wide).(*imap.BodyStructureMultiPart); !ok || len(mp.Children) != maxParts-1 {
-		t.Errorf("5000 parts = %T with %d children, want %d", mp, len(mp.Children), maxParts-1)
+	if mp, ok := bodyStructure(mailparse.Parse(wide)).(*imap.BodyStructureMultiPart); !ok || len(mp.Children) != mailparse.MaxParts-1 {
+		t.Errorf("5000 parts = %T with %d children, want %d", mp, len(mp.Children), mailparse.MaxParts-1)
 	}
 
 	tests := []struct {
@@ -124,11 +127,11 @@ func TestBodyStructureLimits(t *testing.T) {
 		{"no content type", "Subject: x\r\n\r\nhi\r\n", "text/plain"},
 		{"multipart without boundary", "Content-Type: multipart/mixed\r\n\r\nhi\r\n", "text/plain"},
 		{"unparsable", "Content-Type: ;;;\r\n\r\nhi\r\n", "text/plain"},
-		{"multipart without parts", "Content-Type: multipart/mixed; boundary=b\r\n\r\nnothing\r\n", "multipart/mixed[text/plain]"},
+		{"multipart without parts", "Content-Type: multipart/mixed; boundary=b\r\n\r\nnothing\r\n", "text/plain"}, // mailparse: no delimiter, read as text
 		{"digest", "Content-Type: multipart/digest; boundary=b\r\n\r\n--b\r\n\r\nSubject: in\r\n\r\nx\r\n--b--\r\n", "multipart/digest[message/rfc822]"},
 	}
 	for _, tt := range tests {
-		bs := bodyStructure([]byte(tt.raw))
+		bs := bodyStructure(mailparse.Parse([]byte(tt.raw)))
 		got := bs.MediaType()
 		if mp, ok := bs.(*imap.BodyStructureMultiPart); ok {
 			var kids []string
@@ -160,5 +163,41 @@ func TestEnvelopeCache(t *testing.T) {
 	c.put("big", &imap.Envelope{Subject: strings.Repeat("x", maxCachedEnvelope+1)})
 	if c.get("big") != nil {
 		t.Errorf("an envelope over the size limit was cached")
+	}
+}
+
+// TestHeaderEnvelope holds headerEnvelope, which reads the header alone, to the
+// envelope of the whole parse over every message of mailparse's corpus.
+func TestHeaderEnvelope(t *testing.T) {
+	files, _ := filepath.Glob("../mailparse/testdata/corpus/*.eml")
+	if len(files) < 80 {
+		t.Fatalf("%d corpus messages, want mailparse's corpus", len(files))
+	}
+	for _, name := range append(files, "testdata/invoice.eml") {
+		raw := readFile(t, name)
+		if env, head := envelope(mailparse.Parse(raw)), headerEnvelope(raw); !reflect.DeepEqual(env, head) {
+			t.Errorf("%s: ENVELOPE from the header alone = %+v, from the message %+v", name, head, env)
+		}
+	}
+}
+
+func TestParseCache(t *testing.T) {
+	msg := func(n int) *mailparse.Message {
+		return mailparse.Parse([]byte("Subject: s\r\n\r\n" + strings.Repeat("x", n)))
+	}
+	c := newParseCache(64 << 10)
+	c.put("a", msg(10<<10))
+	if c.get("a") == nil {
+		t.Fatal("a message was not kept")
+	}
+	c.put("big", msg(20<<10)) // over a quarter of the cache
+	if c.get("big") != nil {
+		t.Error("a message over a quarter of the cache was kept")
+	}
+	for i := range 20 {
+		c.put(fmt.Sprint(i), msg(10<<10))
+	}
+	if c.bytes > c.max || len(c.m) > 6 {
+		t.Errorf("cache holds %d bytes in %d entries, over its %d", c.bytes, len(c.m), c.max)
 	}
 }

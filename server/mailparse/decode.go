@@ -31,7 +31,7 @@ func Decode(enc string, body []byte) io.Reader {
 		n := base64Chars(body)
 		in = io.MultiReader(&base64Text{b: body, left: n}, strings.NewReader(base64Pad[n%4]))
 	case "quoted-printable":
-		in = bytes.NewReader(qpControls(body))
+		in = &qpControls{b: body}
 	default:
 		return bytes.NewReader(body) // 7bit, 8bit, binary, and what nobody knows (uuencode, x-token)
 	}
@@ -44,33 +44,49 @@ func Decode(enc string, body []byte) io.Reader {
 	return &forgiving{r: e.Body}
 }
 
-// qpControls writes the control bytes of a quoted-printable body as =XX, which
-// go-message's decoder (mime/quotedprintable) stops at: an ISO-2022-JP escape or a
-// stray NUL would otherwise end the text there. A body without one is returned as is.
-func qpControls(b []byte) []byte {
-	isControl := func(c byte) bool { return c < ' ' && c != '\t' && c != '\r' && c != '\n' || c == 0x7f }
-	clean := true
-	for _, c := range b {
-		if c < ' ' || c == 0x7f {
-			if isControl(c) {
-				clean = false
-				break
-			}
-		}
-	}
-	if clean {
-		return b
-	}
+// qpControls reads a quoted-printable body with its control bytes written as =XX,
+// which go-message's decoder (mime/quotedprintable) stops at: an ISO-2022-JP escape or
+// a stray NUL would otherwise end the text there. It escapes as it is read, so a
+// reader that stops early (SEARCH's 256 KiB of text) does not scan the whole body.
+type qpControls struct {
+	b   []byte
+	esc [3]byte
+	pen int // bytes of esc still to send, from its end
+}
+
+func isControl(c byte) bool { return c < ' ' && c != '\t' && c != '\r' && c != '\n' || c == 0x7f }
+
+func (r *qpControls) Read(p []byte) (int, error) {
 	const hex = "0123456789ABCDEF"
-	out := make([]byte, 0, len(b)+32)
-	for _, c := range b {
-		if isControl(c) {
-			out = append(out, '=', hex[c>>4], hex[c&15])
+	n := 0
+	for n < len(p) {
+		if r.pen > 0 {
+			c := copy(p[n:], r.esc[3-r.pen:])
+			n, r.pen = n+c, r.pen-c
 			continue
 		}
-		out = append(out, c)
+		if len(r.b) == 0 {
+			break
+		}
+		i, m := 0, min(len(r.b), len(p)-n)
+		for i < m {
+			if c := r.b[i]; (c < ' ' || c == 0x7f) && isControl(c) {
+				break
+			}
+			i++
+		}
+		copy(p[n:], r.b[:i])
+		n, r.b = n+i, r.b[i:]
+		if i == m {
+			continue
+		}
+		c := r.b[0]
+		r.esc, r.pen, r.b = [3]byte{'=', hex[c>>4], hex[c&15]}, 3, r.b[1:]
 	}
-	return out
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // base64Pad completes a base64 text of n%4 characters (a lone sextet is dropped

@@ -199,13 +199,14 @@ func (m *Message) Section(path string) *Part {
 		return nil
 	}
 	p := m.Root
+	root := true // p is a message's root: "1" names it when it is not multipart
 	for i, f := range strings.Split(path, ".") {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
 			return nil
 		}
 		if i > 0 && p.Message != nil {
-			p = p.Message.Root
+			p, root = p.Message.Root, true
 		}
 		switch {
 		case p.IsMultipart():
@@ -213,9 +214,10 @@ func (m *Message) Section(path string) *Part {
 				return nil
 			}
 			p = p.Children[n-1]
-		case n != 1:
-			return nil
+		case n != 1 || !root:
+			return nil // a leaf has no parts: "1.1" of a text part is nothing
 		}
+		root = false
 	}
 	return p
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unicode/utf8"
 
@@ -539,6 +540,8 @@ func TestSection(t *testing.T) {
 		{"3", "3 message/rfc822"},
 		{"3.1", "3 text/plain"}, // the body of an attached message that is not multipart
 		{"4", ""}, {"2.3", ""}, {"0", ""}, {"x", ""}, {"", ""}, {"1.2", ""},
+		// A leaf has no parts, however many times it is asked for its first.
+		{"1.1", ""}, {"1.1.1.1", ""}, {"2.1.1", ""}, {"3.1.1", ""},
 	}
 	for _, tt := range tests {
 		got := ""
@@ -552,6 +555,9 @@ func TestSection(t *testing.T) {
 	single := Parse([]byte("Subject: s\r\n\r\nbody"))
 	if p := single.Section("1"); p != single.Root {
 		t.Errorf("Section(1) of a single-part message = %+v, want its root", p)
+	}
+	if p := single.Section("1.1"); p != nil {
+		t.Errorf("Section(1.1) of a single-part message = %+v, want none", p)
 	}
 }
 
@@ -581,5 +587,44 @@ func TestUnknownDispositionIsAnAttachment(t *testing.T) {
 	m := Parse([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nbody\r\n--b\r\nContent-Disposition: x-unknown\r\n\r\nmore\r\n--b--\r\n"))
 	if got := summarize(m); got.text != "body" || !slices.Equal(got.attachments, []string{"2 text/plain"}) {
 		t.Errorf("Parse(unknown disposition) = %+v, want the part as an attachment (RFC 2183 section 2.8)", got)
+	}
+}
+
+// TestQPControls reads the escaping reader a byte at a time and whole: the control
+// bytes of a quoted-printable body come out as =XX, everything else as it is.
+func TestQPControls(t *testing.T) {
+	in := "a\x1b$B\x00=3D\tb\r\nc\x7f\x01"
+	want := "a=1B$B=00=3D\tb\r\nc=7F=01"
+	for _, r := range []io.Reader{&qpControls{b: []byte(in)}, iotest.OneByteReader(&qpControls{b: []byte(in)})} {
+		got, err := io.ReadAll(r)
+		if err != nil || string(got) != want {
+			t.Errorf("qpControls(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if err := iotest.TestReader(&qpControls{b: []byte(in)}, []byte(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestSearchTextCutsAtRunes: a limit that falls inside a character drops the
+// character, leaving valid UTF-8 and no replacement character, in header and body.
+func TestSearchTextCutsAtRunes(t *testing.T) {
+	m := Parse([]byte("Subject: ééé\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.Repeat("é", 100)))
+	for limit := 1; limit < 80; limit++ {
+		header, body := m.SearchText(limit)
+		for _, s := range []string{header, body} {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError) {
+				t.Fatalf("SearchText(%d) = %q, %q: not cut at a character", limit, header, body)
+			}
+		}
+		if len(header)+len(body) > limit {
+			t.Fatalf("SearchText(%d) = %d bytes", limit, len(header)+len(body))
+		}
+	}
+	if got := cutRune([]byte("aé")[:2]); string(got) != "a" {
+		t.Errorf("cutRune(a + half of é) = %q, want a", got)
+	}
+	if got := cutRune([]byte("aé")); string(got) != "aé" {
+		t.Errorf("cutRune(aé) = %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package mailparse
 import (
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Fold is how SearchText folds case; fold a search string with it too.
@@ -34,7 +35,13 @@ func (x *textExtract) add(b *strings.Builder, text string) bool {
 	}
 	text = Fold(text)
 	if len(text)+1 > x.left {
-		text = strings.ToValidUTF8(text[:x.left-1], "")
+		// Cut at a rune's start: text is valid UTF-8, and so stays without a second
+		// scan of up to 256 KiB.
+		cut := x.left - 1
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
 	}
 	b.WriteString(text)
 	b.WriteByte(0)
@@ -80,6 +87,9 @@ func (x *textExtract) part(p *Part, root bool) bool {
 		return x.message(p.Message)
 	case strings.HasPrefix(p.MediaType, "text/"):
 		b := readAll(io.LimitReader(p.Decoded(), int64(x.left)), min(len(p.Body), x.left))
+		if len(b) >= x.left {
+			b = cutRune(b) // the limit cut the text, perhaps inside a character
+		}
 		cs := p.Charset
 		if cs == "" && p.MediaType == "text/html" {
 			cs = sniffHTMLCharset(b)
@@ -87,4 +97,18 @@ func (x *textExtract) part(p *Part, root bool) bool {
 		return x.add(&x.body, decodeCharset(cs, b))
 	}
 	return true
+}
+
+// cutRune drops an incomplete UTF-8 sequence at the end of b, which would otherwise
+// make the whole text invalid UTF-8 and be copied to be made valid.
+func cutRune(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }

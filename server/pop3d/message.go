@@ -35,15 +35,26 @@ func wireSize(raw []byte) int64 {
 // ends the response. A bare LF ends a line too, so no line of the message can pass for
 // the end whatever way a client splits lines. bodyLines < 0 writes the whole message;
 // otherwise the header, the empty line after it and that many lines of the body (TOP).
+// The header is raw[:headerEnd], where every view splits the message (mailparse's
+// Message.HeaderEnd); a message that has no empty line there gets one, so that a
+// client reads the header TOP sends as the header IMAP and the API show.
 // It returns the octets written as wireSize counts them.
 //
 // Runs of lines that go out as stored are written in one piece: for mail as the
 // receiver stores it, that is all but the lines that start with a dot.
-func writeMessage(w *bufio.Writer, raw []byte, bodyLines int) int64 {
+func writeMessage(w *bufio.Writer, raw []byte, headerEnd, bodyLines int) int64 {
 	var n int64
 	inBody := false
 	done, i := 0, 0 // raw[:done] is written; the line at i is next
 	for i < len(raw) {
+		if !inBody && i >= headerEnd && bodyLines >= 0 {
+			inBody = true
+			if !endsBlank(raw[:headerEnd]) {
+				w.Write(raw[done:i])
+				w.WriteString("\r\n")
+				done, n = i, n+2
+			}
+		}
 		if inBody {
 			if bodyLines == 0 {
 				break
@@ -74,12 +85,23 @@ func writeMessage(w *bufio.Writer, raw []byte, bodyLines int) int64 {
 			}
 		}
 		n += int64(end-i) + 2
-		if end == i {
-			inBody = true // RFC 5322 section 2.1: the first empty line ends the header
-		}
 		i = next
 	}
 	w.Write(raw[done:i])
+	if !inBody && bodyLines >= 0 && !endsBlank(raw[:headerEnd]) {
+		w.WriteString("\r\n") // a message that is all header
+		n += 2
+	}
 	w.WriteString(".\r\n")
 	return n
+}
+
+// endsBlank reports whether a header block ends with its empty line.
+func endsBlank(h []byte) bool {
+	h, ok := bytes.CutSuffix(h, []byte("\n"))
+	if !ok {
+		return false
+	}
+	h = bytes.TrimSuffix(h, []byte("\r"))
+	return len(h) == 0 || h[len(h)-1] == '\n'
 }

@@ -158,6 +158,9 @@ func testTop(t *testing.T, st fullStore) {
 	put(t, st, box, plainMsg)
 	put(t, st, box, []byte("Subject: no body\r\n"))
 	put(t, st, box, dotted)
+	// Issue 15: the header ends at the first line that is neither a field nor a
+	// continuation, as every view reads it (mailparse.Message.HeaderEnd).
+	put(t, st, box, []byte("From: a@sender.test\r\nSubject: hasty\r\nThis starts the body.\r\nsecond\r\n"))
 	e := newEnv(t, st, setup{})
 	c := dial(t, e.addr)
 	c.login(box, token(box))
@@ -169,8 +172,10 @@ func testTop(t *testing.T, st fullStore) {
 		{"TOP 1 2", head + "line 1\r\nline 2\r\n"},
 		{"TOP 1 3", string(plainMsg)},
 		{"TOP 1 1000", string(plainMsg)},
-		{"TOP 2 5", "Subject: no body\r\n"},
+		{"TOP 2 5", "Subject: no body\r\n\r\n"}, // the empty line after the header, which it lacks
 		{"TOP 3 2", "From: a@sender.test\r\nSubject: dots\r\n\r\n.\r\n..\r\n"},
+		{"TOP 4 0", "From: a@sender.test\r\nSubject: hasty\r\n\r\n"},
+		{"TOP 4 1", "From: a@sender.test\r\nSubject: hasty\r\n\r\nThis starts the body.\r\n"},
 	}
 	for _, tt := range tests {
 		c.ok(tt.cmd)

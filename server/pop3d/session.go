@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -656,7 +657,7 @@ func (ss *session) retr(c command) bool {
 		return true
 	}
 	ss.reply("+OK " + strconv.FormatInt(m.size, 10) + " octets")
-	ss.srv.metrics.sent.Add(float64(writeMessage(ss.w, raw, -1)))
+	ss.srv.metrics.sent.Add(float64(writeMessage(ss.w, raw, 0, -1)))
 	if m.seen {
 		return true
 	}
@@ -689,7 +690,7 @@ func (ss *session) top(c command) bool {
 		return true
 	}
 	ss.reply("+OK top of message follows")
-	ss.srv.metrics.sent.Add(float64(writeMessage(ss.w, raw, lines)))
+	ss.srv.metrics.sent.Add(float64(writeMessage(ss.w, raw, mailparse.Parse(raw).HeaderEnd, lines)))
 	return true
 }
 
