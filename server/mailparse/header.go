@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"io"
 	"mime"
+	netmail "net/mail"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
@@ -388,14 +390,48 @@ func (m *Message) facts() {
 	m.Cc = addresses(h, "Cc")
 	m.Bcc = addresses(h, "Bcc")
 	m.ReplyTo = addresses(h, "Reply-To")
-	if d, err := h.Date(); err == nil {
-		m.Date = d
-	}
+	m.Date = parseDate(firstValue(m.Header, "Date"))
 	if id, err := h.MessageID(); err == nil {
 		m.MessageID = ValidUTF8(id)
 	}
 	m.InReplyTo, _ = h.MsgIDList("In-Reply-To")
 	m.References, _ = h.MsgIDList("References")
+}
+
+// dateLayouts are the shapes nearly every mailer writes (RFC 5322 section 3.3), tried
+// before net/mail's full parser, which builds an error for each layout it rules out.
+var dateLayouts = []string{"Mon, 2 Jan 2006 15:04:05 -0700", "2 Jan 2006 15:04:05 -0700"}
+
+// obsoleteZones are the zone names RFC 5322 section 4.3 still asks readers to know;
+// Go's time.Parse would take them as names of unknown offset.
+var obsoleteZones = map[string]string{
+	"UT": "+0000", "GMT": "+0000", "EST": "-0500", "EDT": "-0400", "CST": "-0600",
+	"CDT": "-0500", "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+}
+
+// parseDate reads a Date value; zero when it does not parse.
+func parseDate(v string) time.Time {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}
+	}
+	if i := strings.IndexByte(v, '('); i > 0 { // a trailing "(UTC)" comment
+		v = strings.TrimSpace(v[:i])
+	}
+	if sp := strings.LastIndexByte(v, ' '); sp > 0 {
+		if offset, ok := obsoleteZones[v[sp+1:]]; ok {
+			v = v[:sp+1] + offset
+		}
+	}
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t
+		}
+	}
+	if t, err := netmail.ParseDate(v); err == nil {
+		return t
+	}
+	return time.Time{}
 }
 
 // addresses reads an address list; where go-message's strict reading fails, each
@@ -461,4 +497,22 @@ func splitAddresses(s string) []string {
 		out = append(out, s[start:])
 	}
 	return out
+}
+
+// HeaderStart is how many leading bytes of a message belong to no header field by the
+// package rule: a byte order mark, an mbox "From " line, indented lines before the
+// first field (skipped), and the indentation of a first field written indented. A
+// receiver that puts its own fields on top drops these bytes first: left there, they
+// would continue its last field, or end the header block early. 0 when the message
+// has no field after them: they are then its body.
+func HeaderStart(raw []byte) int {
+	fields, _, _ := scanHeader(raw, true)
+	if len(fields) == 0 {
+		return 0
+	}
+	off := offset(raw, fields[0])
+	for off < len(raw) && (raw[off] == ' ' || raw[off] == '\t') {
+		off++
+	}
+	return off
 }

@@ -583,3 +583,63 @@ func TestUnknownDispositionIsAnAttachment(t *testing.T) {
 		t.Errorf("Parse(unknown disposition) = %+v, want the part as an attachment (RFC 2183 section 2.8)", got)
 	}
 }
+
+// The Date the listing shows: obsolete zone names (RFC 5322 section 4.3) keep their
+// offset, a trailing comment is dropped, an unparsable date is zero.
+func TestDate(t *testing.T) {
+	tests := []struct {
+		name, date string
+		want       time.Time
+	}{
+		{"usual", "Tue, 1 Dec 2026 08:00:00 +0000", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"comment", "Tue, 1 Dec 2026 08:00:00 +0000 (UTC)", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"no weekday", "01 Dec 2026 09:00:00 +0100", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"obsolete zone", "Tue, 1 Dec 2026 03:00:00 EST", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"seconds left out", "Tue, 1 Dec 2026 08:00 +0000", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"nonsense", "yesterday", time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse([]byte("Date: " + tt.date + "\r\n\r\n"))
+			if !m.Date.Equal(tt.want) {
+				t.Errorf("Parse(Date: %q).Date = %v, want %v", tt.date, m.Date, tt.want)
+			}
+		})
+	}
+}
+
+// HeaderStart: what is dropped before a receiver's own fields go on top leaves a
+// message that Parse reads the same, fields and body.
+func TestHeaderStart(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		want      int
+	}{
+		{"plain", "From: a@x.test\r\nSubject: s\r\n\r\nbody\r\n", 0},
+		{"folded first line", "  not a field\r\nFrom: a@x.test\r\nSubject: s\r\n\r\nbody\r\n", 15},
+		{"two orphan lines", " one\r\n\ttwo\r\nSubject: s\r\n\r\nb\r\n", 12},
+		{"indented field", "  Subject: s\r\nFrom: a@x.test\r\n\r\nb\r\n", 2},
+		{"byte order mark", "\xef\xbb\xbfSubject: s\r\n\r\nb\r\n", 3},
+		{"mbox line", "From a@x.test Mon Nov 23 10:00:00 2026\r\nSubject: s\r\n\r\nb\r\n", 40},
+		{"no field: the body", " just text\r\n\r\nmore\r\n", 0},
+		{"empty", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := HeaderStart([]byte(tt.raw))
+			if got != tt.want {
+				t.Fatalf("HeaderStart(%q) = %d, want %d", tt.raw, got, tt.want)
+			}
+			if got == 0 {
+				return
+			}
+			// Our own field on top of what is left reads as the message did, plus it.
+			before := Parse([]byte(tt.raw))
+			after := Parse([]byte("Received: by mx.test; Mon, 23 Nov 2026 10:00:00 +0000\r\n" + tt.raw[got:]))
+			if after.Subject != before.Subject || after.Text() != before.Text() || len(after.Headers()) != len(before.Headers())+1 {
+				t.Errorf("after dropping %d bytes: subject %q text %q %d fields; before %q %q %d", got,
+					after.Subject, after.Text(), len(after.Headers()), before.Subject, before.Text(), len(before.Headers()))
+			}
+		})
+	}
+}
