@@ -436,6 +436,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n--b\r\n\r\ny\r\n--b--\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m := Parse(raw)
+		sameFacts(t, "fuzz input", m, ParseFacts(raw))
 		if m.HeaderEnd < 0 || m.HeaderEnd > len(raw) {
 			t.Fatalf("Parse(%q).HeaderEnd = %d", raw, m.HeaderEnd)
 		}
@@ -639,6 +640,40 @@ func TestHeaderStart(t *testing.T) {
 			if after.Subject != before.Subject || after.Text() != before.Text() || len(after.Headers()) != len(before.Headers())+1 {
 				t.Errorf("after dropping %d bytes: subject %q text %q %d fields; before %q %q %d", got,
 					after.Subject, after.Text(), len(after.Headers()), before.Subject, before.Text(), len(before.Headers()))
+			}
+		})
+	}
+}
+
+// ParseFacts stops at the first attachment, and gives Parse's answer where the parts
+// before an attachment use up MaxParts, so that Parse never reaches it.
+func TestParseFacts(t *testing.T) {
+	var many strings.Builder
+	many.WriteString("Subject: many\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n")
+	for range MaxParts + 10 {
+		many.WriteString("--a\r\nContent-Type: text/plain\r\n\r\nx\r\n")
+	}
+	many.WriteString("--a--\r\n--m\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--m--\r\n")
+	big := "Subject: big\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nhello\r\n" +
+		"--m\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\n\r\n" + strings.Repeat("iVBORw0KGgo=\r\n", 1<<16) + "--m--\r\n"
+	tests := []struct {
+		name, raw string
+		want      bool
+	}{
+		{"attachment after the text", big, true},
+		{"attachment past MaxParts", many.String(), false},
+		{"text and html only", "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nt\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>t</p>\r\n--a--\r\n", false},
+		{"second html outside an alternative", "Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>1</p>\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>2</p>\r\n--a--\r\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, f := Parse([]byte(tt.raw)), ParseFacts([]byte(tt.raw))
+			if m.HasAttachments() != tt.want || f.HasAttachments() != tt.want {
+				t.Errorf("HasAttachments: Parse %v, ParseFacts %v; want %v", m.HasAttachments(), f.HasAttachments(), tt.want)
+			}
+			sameFacts(t, tt.name, m, f)
+			if tt.raw == big && len(f.Attachments) != 0 {
+				t.Errorf("ParseFacts listed %d attachments: it read on past the first", len(f.Attachments))
 			}
 		})
 	}

@@ -25,13 +25,14 @@ type Summary struct {
 }
 
 // Parse reads the header fields a listing shows and whether the message has
-// attachments. A malformed message gives what could be parsed and never an error:
-// it is stored either way.
+// attachments (mailparse.ParseFacts: the walk stops at the first attachment). A
+// malformed message gives what could be parsed and never an error: it is stored
+// either way.
 func Parse(data []byte) Summary {
-	return Of(mailparse.Parse(data))
+	return Of(mailparse.ParseFacts(data))
 }
 
-// Of is the summary of a message already parsed.
+// Of is the summary of a message already parsed by mailparse.Parse or ParseFacts.
 func Of(m *mailparse.Message) Summary {
 	s := Summary{
 		Subject:        oneLine(m.Subject),
