@@ -348,14 +348,6 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// Limits on a MIME walk: the message may have come from anyone's mail client.
-const (
-	maxParts = 1000
-	maxDepth = 50
-)
-
-var errStopWalk = errors.New("stop walk")
-
 // correspondents returns who inbox may write to, by addressKey: the addresses named
 // by its live received mail, where that mail proved them. It is read at send time, so
 // a correspondent stays one for as long as their mail lives.
