@@ -398,6 +398,14 @@ func (m *Message) facts() {
 	m.References, _ = h.MsgIDList("References")
 }
 
+// StrictAddressList reads the address list of field key in h by RFC 5322 alone
+// (go-message's reading), with an error where it breaks the grammar: for a check that
+// refuses a message rather than shows what it can of it, as the header facts do.
+func StrictAddressList(h textproto.Header, key string) ([]*mail.Address, error) {
+	mh := mail.Header{Header: message.Header{Header: h}}
+	return mh.AddressList(key)
+}
+
 // dateLayouts are the shapes nearly every mailer writes (RFC 5322 section 3.3), tried
 // before net/mail's full parser, which builds an error for each layout it rules out.
 var dateLayouts = []string{"Mon, 2 Jan 2006 15:04:05 -0700", "2 Jan 2006 15:04:05 -0700"}

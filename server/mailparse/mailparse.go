@@ -231,6 +231,17 @@ func Parse(raw []byte) *Message {
 	return w.message(raw, "", 0)
 }
 
+// ParseHeader reads only the header of raw, by the same rule as Parse: Header,
+// HeaderEnd and the header facts (Subject, From, ..., References). Root is nil and
+// there are no bodies: for a reader that needs no body, such as a check of a
+// submitted message's sender.
+func ParseHeader(raw []byte) *Message {
+	fields, _, end := scanHeader(raw, true)
+	m := &Message{Header: buildHeader(fields), HeaderEnd: end, raw: raw}
+	m.facts()
+	return m
+}
+
 // ParseFacts reads what a listing shows of raw, as Parse reads it: the header facts
 // (Subject, From, To, Date...) and HasAttachments. It stops the walk at the first part
 // that is an attachment whatever else the message holds (a leaf that is not text, or

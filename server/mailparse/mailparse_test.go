@@ -2,6 +2,7 @@ package mailparse
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -676,5 +677,22 @@ func TestParseFacts(t *testing.T) {
 				t.Errorf("ParseFacts listed %d attachments: it read on past the first", len(f.Attachments))
 			}
 		})
+	}
+}
+
+// ParseHeader reads the header facts as Parse does, without the body.
+func TestParseHeader(t *testing.T) {
+	raw := []byte(" stray\r\nFrom: Ann <ann@x.test>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <a@x>\r\nReferences: <r@x> <s@x>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: image/png\r\n\r\nPNG\r\n--b--\r\n")
+	h, m := ParseHeader(raw), Parse(raw)
+	if h.Subject != m.Subject || h.HeaderEnd != m.HeaderEnd || h.MessageID != m.MessageID || fmt.Sprint(h.From) != fmt.Sprint(m.From) ||
+		fmt.Sprint(h.References) != fmt.Sprint(m.References) || h.Header.Len() != m.Header.Len() || h.Root != nil {
+		t.Errorf("ParseHeader = %q %d %q %v %v (%d fields), Parse = %q %d %q %v %v (%d fields)", h.Subject, h.HeaderEnd, h.MessageID, h.From, h.References, h.Header.Len(),
+			m.Subject, m.HeaderEnd, m.MessageID, m.From, m.References, m.Header.Len())
+	}
+	if _, err := StrictAddressList(h.Header, "From"); err != nil {
+		t.Errorf("StrictAddressList(From) = %v", err)
+	}
+	if l, err := StrictAddressList(ParseHeader([]byte("From: <a@x.test> junk\r\n\r\n")).Header, "From"); err == nil {
+		t.Errorf("StrictAddressList(<a@x.test> junk) = %v, want an error", l)
 	}
 }

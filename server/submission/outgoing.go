@@ -1,7 +1,6 @@
 package submission
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,12 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message"
-	_ "github.com/emersion/go-message/charset" // decode names and subjects in any charset
-	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
+	"github.com/emersion/go-message/textproto" // the header rewritten, each other field's bytes kept
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -233,18 +230,22 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	if i := bareLineEnd(raw); i >= 0 {
 		return nil, summary.Summary{}, fmt.Errorf("a bare CR or LF at byte %d; lines end with CRLF (RFC 5321 section 2.3.8): %w: %w", i, ErrBareLineEnd, errMalformed)
 	}
-	headerLen := headerEnd(raw)
-	header := raw[:headerLen]
-	if !bytes.HasSuffix(header, []byte("\r\n\r\n")) && !bytes.Equal(header, []byte("\r\n")) {
-		// Header fields and no body: the header section still ends with a blank line.
-		header = append(bytes.TrimSuffix(header[:len(header):len(header)], []byte("\r\n")), "\r\n\r\n"...)
+	// Read as every view reads it (mailparse), and refused where that reading would
+	// not be the only one: a header that does not start with a field or is broken off
+	// by a line that is none, rather than ended by a blank line.
+	m := mailparse.ParseHeader(raw)
+	if m.HeaderEnd == len(raw) && len(raw) > 0 && !bytes.HasSuffix(raw, []byte("\r\n")) {
+		// Header fields and no body, the last without its line end.
+		raw = append(raw[:len(raw):len(raw)], "\r\n"...)
+		m = mailparse.ParseHeader(raw)
 	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
-	if err != nil {
-		return nil, summary.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
+	headerLen := m.HeaderEnd
+	ended := bytes.HasSuffix(raw[:headerLen], []byte("\r\n\r\n")) || headerLen == 2 && bytes.HasPrefix(raw, []byte("\r\n"))
+	if mailparse.HeaderStart(raw) != 0 || headerLen < len(raw) && !ended {
+		return nil, summary.Summary{}, fmt.Errorf("header: a line that is no header field before the blank line: %w", errMalformed)
 	}
 	body := raw[headerLen:]
-	mh := mail.Header{Header: message.Header{Header: h}}
+	mh := m.Header
 	if err := checkSender(mh, "From", inbox, true); err != nil {
 		return nil, summary.Summary{}, err
 	}
@@ -260,7 +261,7 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	}
 	var out bytes.Buffer
 	out.Grow(headerLen + 128 + len(body))
-	if err := textproto.WriteHeader(&out, mh.Header.Header); err != nil {
+	if err := textproto.WriteHeader(&out, mh); err != nil {
 		return nil, summary.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
 	}
 	out.Write(body)
@@ -273,7 +274,7 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 }
 
 // checkSender requires field key to hold exactly one address, the inbox's own.
-func checkSender(h mail.Header, key, inbox string, required bool) error {
+func checkSender(h textproto.Header, key, inbox string, required bool) error {
 	n := h.FieldsByKey(key).Len()
 	if n == 0 && !required {
 		return nil
@@ -281,7 +282,7 @@ func checkSender(h mail.Header, key, inbox string, required bool) error {
 	if n != 1 {
 		return fmt.Errorf("the message needs one %s: field, %s: %w", key, inbox, errSender)
 	}
-	list, err := h.AddressList(key)
+	list, err := mailparse.StrictAddressList(h, key)
 	if err != nil || len(list) != 1 {
 		return fmt.Errorf("%s: must be %s alone: %w", key, inbox, errSender)
 	}
@@ -316,18 +317,6 @@ func bareLineEnd(b []byte) int {
 		}
 		i += 2
 	}
-}
-
-// headerEnd returns the length of raw's header section, its blank line included; all
-// of raw when there is no body.
-func headerEnd(raw []byte) int {
-	if bytes.HasPrefix(raw, []byte("\r\n")) {
-		return 2
-	}
-	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
-		return i + 4
-	}
-	return len(raw)
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

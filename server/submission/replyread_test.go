@@ -59,3 +59,26 @@ func TestReplyReadsLikeTheViews(t *testing.T) {
 		})
 	}
 }
+
+// TestSentCopyAttachments: the listing of a sent copy counts attachments by the rule
+// every view shares: an inline image with a Content-ID and no file name is one, as
+// the API and IMAP list it.
+func TestSentCopyAttachments(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			received(t, st, box, "bounce@sender.test", ann)
+			e := newEnv(t, st, setup{})
+			c := login(t, e.addr, box, token(box))
+			msg := "From: Box <box@mayfly.test>\r\nTo: <ann@sender.test>\r\nSubject: logo\r\nContent-Type: multipart/related; boundary=r\r\n\r\n" +
+				"--r\r\nContent-Type: text/html\r\n\r\n<img src=\"cid:logo\">\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n"
+			if err := send(c, box, []string{ann}, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			sent := sentCopies(t, st, box)
+			if len(sent) != 1 || !sent[0].HasAttachments || sent[0].Subject != "logo" {
+				t.Fatalf("sent copies %+v, want one with has_attachments", sent)
+			}
+		})
+	}
+}
