@@ -455,7 +455,23 @@ func addresses(h mail.Header, key string) []*mail.Address {
 		}
 		return l
 	}
-	v := HeaderText(key, firstValue(h.Header.Header, key))
+	return lenientAddresses(HeaderText(key, firstValue(h.Header.Header, key)))
+}
+
+// Addresses reads an address list written as text, such as a listing's From ("Ann
+// <ann@x.test>, b@y.test", names decoded): strictly where it parses, else piece by
+// piece as the header facts read a broken field. A piece with no address is kept as
+// a name alone.
+func Addresses(v string) []*mail.Address {
+	if l, err := mail.ParseAddressList(v); err == nil {
+		return l
+	}
+	return lenientAddresses(v)
+}
+
+// lenientAddresses keeps each comma-separated piece of v that parses, and a piece
+// that does not as a name, or the address between its last angle brackets.
+func lenientAddresses(v string) []*mail.Address {
 	var out []*mail.Address
 	for _, piece := range splitAddresses(v) {
 		piece = strings.TrimSpace(piece)

@@ -696,3 +696,21 @@ func TestParseHeader(t *testing.T) {
 		t.Errorf("StrictAddressList(<a@x.test> junk) = %v, want an error", l)
 	}
 }
+
+func TestAddresses(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Ann <ann@x.test>", "ann@x.test"},
+		{"Doe, John <j@x.test>", " j@x.test"},
+		{"Jörg (work) <j@x.test>, <k@y.test>", "j@x.test k@y.test"},
+		{"no address", ""},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, a := range Addresses(tt.in) {
+			got = append(got, a.Address)
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("Addresses(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

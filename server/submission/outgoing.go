@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	netmail "net/mail"
 	"net/netip"
 	"slices"
 	"strings"
@@ -408,37 +407,14 @@ func addressKey(addr string) string {
 
 // addressesIn returns the bare addresses in a display string such as the store's
 // Message.From ("Ann <ann@example.org>", "a@b, Bob <c@d>"). Names there are decoded,
-// so they may hold what RFC 5322 would quote; when the list does not parse, the
-// addresses are taken from between angle brackets.
+// so they may hold what RFC 5322 would quote; when the list does not parse, each
+// piece's address is read as mailparse reads a broken field.
 func addressesIn(s string) []string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil
-	}
-	if list, err := netmail.ParseAddressList(s); err == nil {
-		out := make([]string, len(list))
-		for i, a := range list {
-			out[i] = a.Address
-		}
-		return out
-	}
 	var out []string
-	for rest := s; ; {
-		i := strings.IndexByte(rest, '<')
-		if i < 0 {
-			break
+	for _, a := range mailparse.Addresses(strings.TrimSpace(s)) {
+		if addr := strings.TrimSpace(a.Address); addressKey(addr) != "" {
+			out = append(out, addr)
 		}
-		j := strings.IndexByte(rest[i:], '>')
-		if j < 0 {
-			break
-		}
-		if a := strings.TrimSpace(rest[i+1 : i+j]); addressKey(a) != "" {
-			out = append(out, a)
-		}
-		rest = rest[i+j+1:]
-	}
-	if len(out) == 0 && !strings.ContainsAny(s, " <>,") && addressKey(s) != "" {
-		out = append(out, s)
 	}
 	return out
 }
