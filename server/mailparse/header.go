@@ -398,13 +398,27 @@ func (m *Message) facts() {
 	m.References, _ = h.MsgIDList("References")
 }
 
-// StrictAddressList reads the address list of field key in h by RFC 5322 alone
-// (go-message's reading), with an error where it breaks the grammar: for a check that
-// refuses a message rather than shows what it can of it, as the header facts do.
+// StrictAddressList reads the address list of the first field key in h by RFC 5322
+// alone, with an error where it breaks the grammar: for a check that refuses a message
+// or judges its sender (DMARC's From domain), rather than shows what it can of it as
+// the header facts do. An encoded word in a charset nobody knows is kept as its
+// bytes: the name does not decide where an address points.
 func StrictAddressList(h textproto.Header, key string) ([]*mail.Address, error) {
-	mh := mail.Header{Header: message.Header{Header: h}}
-	return mh.AddressList(key)
+	l, err := strictParser.ParseList(firstValue(h, key))
+	for _, a := range l {
+		a.Name, a.Address = ValidUTF8(a.Name), ValidUTF8(a.Address)
+	}
+	return l, err
 }
+
+var strictParser = netmail.AddressParser{WordDecoder: &mime.WordDecoder{
+	CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
+		if d, err := charset.Reader(cs, r); err == nil {
+			return d, nil
+		}
+		return r, nil
+	},
+}}
 
 // dateLayouts are the shapes nearly every mailer writes (RFC 5322 section 3.3), tried
 // before net/mail's full parser, which builds an error for each layout it rules out.

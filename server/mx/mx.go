@@ -370,11 +370,11 @@ func (s *Server) deliver(e *mail.Envelope) string {
 		forRcpt = msgs[0].Envelope.Recipients[0]
 	}
 	received := receivedHeader(e, s.opts.Hostname, txID, forRcpt, start)
-	raw, auth := s.compose(e, received, data)
+	raw, auth, facts := s.compose(e, received, data)
 	// raw is a copy: the message as read need not wait for the store write, which
 	// may take StoreTimeout, so a session there holds its message once, not twice.
 	e.Data = bytes.Buffer{}
-	sum := summary.Parse(raw)
+	sum := summary.Of(facts)
 	for _, m := range msgs {
 		m.Raw = raw
 		m.Size = int64(len(raw))
@@ -403,8 +403,9 @@ func (s *Server) deliver(e *mail.Envelope) string {
 // our trace header, then the message as it crossed the wire, less what mailparse says
 // belongs to no header field at its start (an indented first line would otherwise
 // continue our Received field, and take the sender's first field with it). One
-// exact-size slice, shared by every inbox.
-func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw []byte, auth storage.AuthResults) {
+// exact-size slice, shared by every inbox. facts is the message as mailparse reads it
+// for the listing (ParseFacts), read once for the listing and DMARC's From.
+func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw []byte, auth storage.AuthResults, facts *mailparse.Message) {
 	data = data[mailparse.HeaderStart(data):]
 	if len(data) > 0 && (data[0] == ' ' || data[0] == '\t') {
 		// No field at all, and a body that starts indented: the blank line that ends
@@ -412,7 +413,7 @@ func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw []byte, a
 		received = append(received[:len(received):len(received)], "\r\n"...)
 	}
 	if s.opts.Verifier == nil {
-		return wireBytes(received, data), storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"}
+		return wireBytes(received, data), storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"}, mailparse.ParseFacts(data)
 	}
 	// RFC 8601 section 5: results claiming to be ours that arrive from outside are forged.
 	msg := mailauth.StripOwn(data, s.opts.Hostname)
@@ -420,12 +421,13 @@ func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw []byte, a
 	if !e.MailFrom.NullPath {
 		from = e.MailFrom.String()
 	}
+	facts = mailparse.ParseFacts(msg)
 	res := s.opts.Verifier.Verify(context.Background(), mailauth.Input{
-		RemoteIP: net.ParseIP(e.RemoteIP), Helo: e.Helo, MailFrom: from, Message: msg,
+		RemoteIP: net.ParseIP(e.RemoteIP), Helo: e.Helo, MailFrom: from, Message: msg, Header: facts,
 	})
 	raw = make([]byte, 0, len(res.Header)+len(received)+len(msg))
 	raw = append(append(append(raw, res.Header...), received...), msg...)
-	return raw, res.Verdicts
+	return raw, res.Verdicts, facts
 }
 
 // recipients returns one message per distinct inbox among the envelope's recipients.
