@@ -232,9 +232,9 @@ func Parse(raw []byte) *Message {
 }
 
 // ParseHeader reads only the header of raw, by the same rule as Parse: Header,
-// HeaderEnd and the header facts (Subject, From, ..., References). Root is nil and
-// there are no bodies: for a reader that needs no body, such as a check of a
-// submitted message's sender.
+// HeaderEnd and the header facts (Subject, From, ..., References). Root is nil, there
+// are no bodies and HasAttachments is false: for a reader that needs no body, such as
+// a check of a submitted message's sender.
 func ParseHeader(raw []byte) *Message {
 	fields, _, end := scanHeader(raw, true)
 	m := &Message{Header: buildHeader(fields), HeaderEnd: end, raw: raw}
