@@ -62,10 +62,21 @@ func TestAuthenticationThroughAPI(t *testing.T) {
 				t.Errorf("API auth = %q, want %q", got, tt.want)
 			}
 			var parsed struct {
-				AuthDetails []struct{ Method, Result string } `json:"auth_details"`
+				AuthDetails []struct {
+					Method, Result, Reason, Comment string
+					Properties                      map[string]string
+				} `json:"auth_details"`
 			}
 			getJSON(t, n.http, "/api/v1/inboxes/"+in.Address+"/messages/"+m.ID, in.Token, &parsed)
 			if len(parsed.AuthDetails) != 3 || parsed.AuthDetails[1].Method != "dkim" || parsed.AuthDetails[1].Result != tt.want[1] {
+				t.Fatalf("auth_details = %+v", parsed.AuthDetails)
+			}
+			// What go-msgauth's authres.Parse alone drops: DKIM's selector and
+			// signature prefix, DMARC's policy, the comment, a reason of several words.
+			spf, sig, dm := parsed.AuthDetails[0], parsed.AuthDetails[1], parsed.AuthDetails[2]
+			if spf.Properties["smtp.mailfrom"] != "bounce@mail.shop.test" || sig.Properties["header.d"] != "shop.test" ||
+				sig.Properties["header.s"] != "ed" || sig.Properties["header.b"] == "" || dm.Properties["policy.dmarc"] != "reject" ||
+				dm.Properties["header.from"] != "shop.test" || dm.Comment != "p=reject" || dm.Reason == "" || !strings.Contains(dm.Reason, " ") {
 				t.Errorf("auth_details = %+v", parsed.AuthDetails)
 			}
 			raw := get(t, n.http, "/api/v1/inboxes/"+in.Address+"/messages/"+m.ID+"/raw", in.Token)

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"strings"
+
+	"github.com/emersion/go-msgauth/authres"
 )
 
 // authDetail is one result of our Authentication-Results header: the method, its
@@ -15,94 +17,166 @@ type authDetail struct {
 }
 
 // authDetails reads the results of the first Authentication-Results field that
-// claims authservID: ours, since the receiver prepends it and removes forged ones.
-// The field is ours, so a small reader of RFC 8601's grammar is enough: resinfos
-// separated by ";", each "method=result" then "reason=..." and "ptype.property=value",
-// values possibly quoted, comments in parentheses.
+// claims authservID (ours: the receiver prepends it and removes forged ones) with
+// go-msgauth's authres.Parse, given the value as authresInput prepares it.
 func authDetails(headers []headerJSON, authservID string) []authDetail {
 	for _, h := range headers {
 		if !strings.EqualFold(h.Name, "Authentication-Results") {
 			continue
 		}
-		parts := splitOutside(h.Value, ';')
-		if len(parts) == 0 || !strings.EqualFold(strings.TrimSpace(firstWord(parts[0])), authservID) {
+		value := authresInput(h.Value)
+		id, results, _ := authres.Parse(value) // on a malformed resinfo: the results before it
+		if !strings.EqualFold(id, authservID) {
 			continue
 		}
 		details := []authDetail{}
-		for _, p := range parts[1:] {
-			if d, ok := parseResinfo(p); ok {
-				details = append(details, d)
+		for _, r := range results {
+			g, ok := r.(*authres.GenericResult)
+			if !ok || !strings.HasPrefix(g.Method, methodMark) {
+				continue // "none"; every other method came marked
 			}
+			d := authDetail{Method: strings.TrimPrefix(g.Method, methodMark), Result: string(g.Value)}
+			for k, v := range g.Params {
+				v = unescapeQuoted(v)
+				switch k {
+				case "reason":
+					d.Reason = v
+					continue
+				case commentKey:
+					d.Comment = strings.TrimSpace(v)
+					continue
+				}
+				if d.Properties == nil {
+					d.Properties = map[string]string{}
+				}
+				d.Properties[k] = v
+			}
+			details = append(details, d)
 		}
 		return details
 	}
 	return []authDetail{}
 }
 
-func firstWord(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexAny(s, " \t("); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
+// methodMark is put before each method so that authres.Parse returns every result as
+// a GenericResult with all its properties: its results for spf, dkim and dmarc keep
+// only some (DKIMResult has no header.s or header.b, DMARCResult no policy.dmarc).
+const methodMark = "x-mayfly-"
 
-func parseResinfo(s string) (authDetail, bool) {
-	var d authDetail
-	for i, tok := range splitOutside(s, ' ') {
-		if strings.HasPrefix(tok, "(") {
-			d.Comment = strings.TrimSpace(strings.Trim(tok, "()"))
-			continue
-		}
-		k, v, ok := strings.Cut(tok, "=")
-		if !ok {
-			continue
-		}
-		v = strings.Trim(v, `"`)
+// commentKey is the property a resinfo's comment is handed to authres.Parse as; the
+// last comment of a resinfo is its comment.
+const commentKey = methodMark + "comment"
+
+// authresInput rewrites an Authentication-Results value (RFC 8601 section 2.2) into
+// what authres.Parse (go-msgauth v0.7.0) reads whole. That parser splits resinfos at
+// every ";" and properties at white space and knows no comments: here a comment
+// becomes a quoted commentKey property of its resinfo (the authserv-id's is
+// dropped), white space, ";", "%" and escapes inside quoted strings are %-escaped
+// (unescapeQuoted undoes it), and each method is marked with methodMark. The patch
+// upstream would be a parser that reads quoted strings and CFWS, and a Params map
+// kept on every result type.
+func authresInput(v string) string {
+	var b strings.Builder
+	var comment strings.Builder
+	depth, quoted, resinfo, methodNext := 0, false, 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
 		switch {
-		case i == 0:
-			d.Method, d.Result = strings.ToLower(k), strings.ToLower(v)
-		case strings.EqualFold(k, "reason"):
-			d.Reason = v
-		default:
-			if d.Properties == nil {
-				d.Properties = map[string]string{}
+		case depth > 0:
+			switch {
+			case c == '\\' && i+1 < len(v):
+				i++
+				comment.WriteByte(v[i])
+				continue
+			case c == '(':
+				depth++
+			case c == ')':
+				depth--
 			}
-			d.Properties[strings.ToLower(k)] = v
+			if depth == 0 {
+				b.WriteByte(' ')
+				if resinfo > 0 {
+					b.WriteString(commentKey + `="`)
+					for _, c := range []byte(comment.String()) {
+						escapeByte(&b, c)
+					}
+					b.WriteString(`" `)
+				}
+			} else {
+				comment.WriteByte(c)
+			}
+		case quoted:
+			switch {
+			case c == '\\' && i+1 < len(v):
+				i++
+				escapeByte(&b, v[i])
+			case c == '"':
+				quoted = false
+				b.WriteByte(c)
+			default:
+				escapeByte(&b, c)
+			}
+		case c == '(':
+			depth = 1
+			comment.Reset()
+		case c == '"':
+			quoted = true
+			b.WriteByte(c)
+		case c == ';':
+			resinfo++
+			methodNext = true
+			b.WriteByte(c)
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			b.WriteByte(' ')
+		default:
+			if methodNext {
+				methodNext = false
+				if rest := v[i:]; strings.IndexByte(rest[:min(len(rest), strings.IndexAny(rest+";", " \t\r\n;("))], '=') > 0 {
+					b.WriteString(methodMark)
+				}
+			}
+			b.WriteByte(c)
 		}
 	}
-	return d, d.Method != ""
+	return b.String()
 }
 
-// splitOutside splits s at sep where sep stands outside quotes and parentheses,
-// dropping empty pieces; folding whitespace counts as a space.
-func splitOutside(s string, sep byte) []string {
-	var out []string
-	depth, quoted, start := 0, false, 0
-	flush := func(end int) {
-		if p := strings.TrimSpace(s[start:end]); p != "" {
-			out = append(out, p)
-		}
+// escapeByte writes a byte of a quoted string so that it splits nothing.
+func escapeByte(b *strings.Builder, c byte) {
+	switch c {
+	case ' ', '\t', ';', '%', '"', '\\', '\r', '\n', '(', ')':
+		b.WriteByte('%')
+		b.WriteByte("0123456789ABCDEF"[c>>4])
+		b.WriteByte("0123456789ABCDEF"[c&15])
+	default:
+		b.WriteByte(c)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if sep == ' ' && (c == '\t' || c == '\r' || c == '\n') {
-			c = ' '
-		}
-		switch {
-		case c == '\\' && quoted:
-			i++
-		case c == '"' && depth == 0:
-			quoted = !quoted
-		case c == '(' && !quoted:
-			depth++
-		case c == ')' && !quoted && depth > 0:
-			depth--
-		case c == sep && !quoted && depth == 0:
-			flush(i)
-			start = i + 1
-		}
+}
+
+// unescapeQuoted gives back the text of a value authresInput escaped; an unquoted
+// value is as written.
+func unescapeQuoted(v string) string {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return strings.Trim(v, `"`)
 	}
-	flush(len(s))
-	return out
+	v = v[1 : len(v)-1]
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]) {
+			b.WriteByte(unhex(v[i+1])<<4 | unhex(v[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
 }

@@ -27,6 +27,21 @@ func TestAuthDetails(t *testing.T) {
 	if got := authDetails(headers[:1], "mx.mayfly.test"); len(got) != 0 {
 		t.Errorf("authDetails of another server's field = %+v, want none", got)
 	}
+
+	// What go-msgauth's authres.Parse alone would lose: a comment in the authserv-id,
+	// a nested comment, an escaped quote, a method it knows with a property its result
+	// type has no field for, a method it does not know.
+	other := "mx.mayfly.test (ours; really) 1; iprev=pass policy.iprev=192.0.2.1 (mail.example.test (v4));\r\n" +
+		"\tarc=none reason=\"a \\\"quoted\\\" word\"; x-custom=neutral x.y=z; none"
+	got = authDetails([]headerJSON{{Name: "Authentication-Results", Value: other}}, "mx.mayfly.test")
+	want = []authDetail{
+		{Method: "iprev", Result: "pass", Properties: map[string]string{"policy.iprev": "192.0.2.1"}, Comment: "mail.example.test (v4)"},
+		{Method: "arc", Result: "none", Reason: `a "quoted" word`},
+		{Method: "x-custom", Result: "neutral", Properties: map[string]string{"x.y": "z"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("authDetails(%q) = %+v\nwant %+v", other, got, want)
+	}
 }
 
 func FuzzAuthDetails(f *testing.F) {

@@ -3,13 +3,12 @@ package mailauth
 import (
 	"context"
 	"errors"
-	"io"
-	"mime"
-	"net/mail"
 	"strings"
 
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 )
 
 // from is the RFC5322.From domain, or why there is none.
@@ -19,30 +18,19 @@ type from struct {
 	reason  string
 }
 
-// addrParser decodes encoded words of any charset as bytes: only the domain
-// matters, and net/mail refuses unknown charsets.
-var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
-	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-}}
-
-// fromDomain applies RFC 7489 section 6.6.1: DMARC needs exactly one From field
-// with exactly one address. No From at all means nothing to evaluate (none); more
-// than one, or one that does not parse, is a permanent error.
-func fromDomain(msg []byte, fields []field) from {
-	var vals []string
-	for _, f := range fields {
-		if strings.EqualFold(f.name, "From") {
-			vals = append(vals, unfold(msg[f.value:f.end]))
-		}
-	}
-	switch len(vals) {
+// fromDomain applies RFC 7489 section 6.6.1 to the header as every view reads it
+// (mailparse): DMARC needs exactly one From field with exactly one address. No From
+// at all means nothing to evaluate (none); more than one, or one that does not
+// parse, is a permanent error.
+func fromDomain(h *mailparse.Message) from {
+	switch h.Header.FieldsByKey("From").Len() {
 	case 0:
 		return from{verdict: None, reason: "no From field"}
 	case 1:
 	default:
 		return from{verdict: PermError, reason: "multiple From fields"}
 	}
-	addrs, err := addrParser.ParseList(vals[0])
+	addrs, err := mailparse.StrictAddressList(h.Header, "From")
 	if err != nil {
 		return from{verdict: PermError, reason: "unparsable From: " + err.Error()}
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
+
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -78,6 +80,9 @@ type Input struct {
 	Helo     string
 	MailFrom string // envelope sender; "" (or "<>") for bounces: SPF then checks postmaster@Helo, RFC 7208 section 2.4
 	Message  []byte // as received, CRLF line ends, already passed through StripOwn
+	// Header is Message as mailparse reads it (ParseFacts or ParseHeader), when the
+	// caller has read it already; nil: Verify reads the header itself.
+	Header *mailparse.Message
 }
 
 // Result is what Verify found.
@@ -100,7 +105,11 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 		in.MailFrom = ""
 	}
 	fields := headerFields(in.Message)
-	from := fromDomain(in.Message, fields)
+	h := in.Header
+	if h == nil {
+		h = mailparse.ParseHeader(in.Message)
+	}
+	from := fromDomain(h)
 	sigs := dkimSignatures(in.Message, fields)
 
 	spfc := make(chan spfOutcome, 1)

@@ -302,6 +302,10 @@ func TestDMARC(t *testing.T) {
 		{"two From addresses", "b@example.test", message("a@example.test, c@example.test", "s", "x\r\n"), PermError, ""},
 		{"no From", "b@example.test", []byte("Subject: s\r\n\r\nx\r\n"), None, ""},
 		{"folded From with encoded name", "b@example.test", message("=?windows-1252?Q?J=F6rg?=\r\n <a@Example.Test>", "s", "x\r\n"), Pass, "reject"},
+		{"From name in a charset nobody knows", "b@example.test", message("=?x-nobody?Q?J=F6rg?= <a@example.test>", "s", "x\r\n"), Pass, "reject"},
+		// mailparse's rule: the header ends at a line that is no field, so the From
+		// after it is body text that no view shows as the sender.
+		{"From after a line that is no field", "b@example.test", []byte("Subject: s\r\nno field here\r\nFrom: a@example.test\r\n\r\nx\r\n"), None, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

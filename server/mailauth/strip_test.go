@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 )
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
@@ -96,7 +98,7 @@ func FuzzHeaderParsers(f *testing.F) {
 				t.Fatalf("bad field %+v in %d bytes", f, len(msg))
 			}
 		}
-		fromDomain(msg, fields)
+		fromDomain(mailparse.ParseHeader(msg))
 		dkimSignatures(msg, fields)
 	})
 }

@@ -1,6 +1,7 @@
 package mailparse
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,5 +64,16 @@ func TestCorpus(t *testing.T) {
 		if m.HasAttachments() != (len(m.Attachments) > 0) {
 			t.Errorf("%s: HasAttachments() = %v with %d attachments", name, m.HasAttachments(), len(m.Attachments))
 		}
+		sameFacts(t, name, m, ParseFacts(raw))
+	}
+}
+
+// sameFacts checks that ParseFacts reads what Parse reads of the listing's facts.
+func sameFacts(t *testing.T, name string, m, f *Message) {
+	t.Helper()
+	if f.HasAttachments() != m.HasAttachments() || f.Subject != m.Subject || !f.Date.Equal(m.Date) ||
+		fmt.Sprint(f.From) != fmt.Sprint(m.From) || fmt.Sprint(f.To) != fmt.Sprint(m.To) || fmt.Sprint(f.ReplyTo) != fmt.Sprint(m.ReplyTo) {
+		t.Errorf("%s: ParseFacts has_attachments %v, subject %q, from %v, to %v, reply-to %v, date %v; Parse %v, %q, %v, %v, %v, %v", name,
+			f.HasAttachments(), f.Subject, f.From, f.To, f.ReplyTo, f.Date, m.HasAttachments(), m.Subject, m.From, m.To, m.ReplyTo, m.Date)
 	}
 }

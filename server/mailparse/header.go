@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"io"
 	"mime"
+	netmail "net/mail"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
@@ -388,14 +390,70 @@ func (m *Message) facts() {
 	m.Cc = addresses(h, "Cc")
 	m.Bcc = addresses(h, "Bcc")
 	m.ReplyTo = addresses(h, "Reply-To")
-	if d, err := h.Date(); err == nil {
-		m.Date = d
-	}
+	m.Date = parseDate(firstValue(m.Header, "Date"))
 	if id, err := h.MessageID(); err == nil {
 		m.MessageID = ValidUTF8(id)
 	}
 	m.InReplyTo, _ = h.MsgIDList("In-Reply-To")
 	m.References, _ = h.MsgIDList("References")
+}
+
+// StrictAddressList reads the address list of the first field key in h by RFC 5322
+// alone, with an error where it breaks the grammar: for a check that refuses a message
+// or judges its sender (DMARC's From domain), rather than shows what it can of it as
+// the header facts do. An encoded word in a charset nobody knows is kept as its
+// bytes: the name does not decide where an address points.
+func StrictAddressList(h textproto.Header, key string) ([]*mail.Address, error) {
+	l, err := strictParser.ParseList(firstValue(h, key))
+	for _, a := range l {
+		a.Name, a.Address = ValidUTF8(a.Name), ValidUTF8(a.Address)
+	}
+	return l, err
+}
+
+var strictParser = netmail.AddressParser{WordDecoder: &mime.WordDecoder{
+	CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
+		if d, err := charset.Reader(cs, r); err == nil {
+			return d, nil
+		}
+		return r, nil
+	},
+}}
+
+// dateLayouts are the shapes nearly every mailer writes (RFC 5322 section 3.3), tried
+// before net/mail's full parser, which builds an error for each layout it rules out.
+var dateLayouts = []string{"Mon, 2 Jan 2006 15:04:05 -0700", "2 Jan 2006 15:04:05 -0700"}
+
+// obsoleteZones are the zone names RFC 5322 section 4.3 still asks readers to know;
+// Go's time.Parse would take them as names of unknown offset.
+var obsoleteZones = map[string]string{
+	"UT": "+0000", "GMT": "+0000", "EST": "-0500", "EDT": "-0400", "CST": "-0600",
+	"CDT": "-0500", "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+}
+
+// parseDate reads a Date value; zero when it does not parse.
+func parseDate(v string) time.Time {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}
+	}
+	if i := strings.IndexByte(v, '('); i > 0 { // a trailing "(UTC)" comment
+		v = strings.TrimSpace(v[:i])
+	}
+	if sp := strings.LastIndexByte(v, ' '); sp > 0 {
+		if offset, ok := obsoleteZones[v[sp+1:]]; ok {
+			v = v[:sp+1] + offset
+		}
+	}
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t
+		}
+	}
+	if t, err := netmail.ParseDate(v); err == nil {
+		return t
+	}
+	return time.Time{}
 }
 
 // addresses reads an address list; where go-message's strict reading fails, each
@@ -411,7 +469,23 @@ func addresses(h mail.Header, key string) []*mail.Address {
 		}
 		return l
 	}
-	v := HeaderText(key, firstValue(h.Header.Header, key))
+	return lenientAddresses(HeaderText(key, firstValue(h.Header.Header, key)))
+}
+
+// Addresses reads an address list written as text, such as a listing's From ("Ann
+// <ann@x.test>, b@y.test", names decoded): strictly where it parses, else piece by
+// piece as the header facts read a broken field. A piece with no address is kept as
+// a name alone.
+func Addresses(v string) []*mail.Address {
+	if l, err := mail.ParseAddressList(v); err == nil {
+		return l
+	}
+	return lenientAddresses(v)
+}
+
+// lenientAddresses keeps each comma-separated piece of v that parses, and a piece
+// that does not as a name, or the address between its last angle brackets.
+func lenientAddresses(v string) []*mail.Address {
 	var out []*mail.Address
 	for _, piece := range splitAddresses(v) {
 		piece = strings.TrimSpace(piece)
@@ -461,4 +535,22 @@ func splitAddresses(s string) []string {
 		out = append(out, s[start:])
 	}
 	return out
+}
+
+// HeaderStart is how many leading bytes of a message belong to no header field by the
+// package rule: a byte order mark, an mbox "From " line, indented lines before the
+// first field (skipped), and the indentation of a first field written indented. A
+// receiver that puts its own fields on top drops these bytes first: left there, they
+// would continue its last field, or end the header block early. 0 when the message
+// has no field after them: they are then its body.
+func HeaderStart(raw []byte) int {
+	fields, _, _ := scanHeader(raw, true)
+	if len(fields) == 0 {
+		return 0
+	}
+	off := offset(raw, fields[0])
+	for off < len(raw) && (raw[off] == ' ' || raw[off] == '\t') {
+		off++
+	}
+	return off
 }

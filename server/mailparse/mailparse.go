@@ -80,6 +80,8 @@ type Message struct {
 	References []string
 
 	raw []byte // the bytes parsed
+
+	hasAttachments bool
 }
 
 // Part is one MIME entity of the tree.
@@ -160,8 +162,10 @@ func (m *Message) HTML() string {
 	return m.HTMLPart.Text()
 }
 
-// HasAttachments is len(m.Attachments) > 0: the listing's has_attachments.
-func (m *Message) HasAttachments() bool { return len(m.Attachments) > 0 }
+// HasAttachments is len(m.Attachments) > 0: the listing's has_attachments. For a
+// message read by ParseFacts it is the same answer, which the walk may have found
+// before it listed the attachment.
+func (m *Message) HasAttachments() bool { return m.hasAttachments }
 
 // Raw is the bytes m was parsed from: the message, or an attached message's bytes.
 func (m *Message) Raw() []byte { return m.raw }
@@ -229,12 +233,40 @@ func Parse(raw []byte) *Message {
 	return w.message(raw, "", 0)
 }
 
+// ParseHeader reads only the header of raw, by the same rule as Parse: Header,
+// HeaderEnd and the header facts (Subject, From, ..., References). Root is nil, there
+// are no bodies and HasAttachments is false: for a reader that needs no body, such as
+// a check of a submitted message's sender.
+func ParseHeader(raw []byte) *Message {
+	fields, _, end := scanHeader(raw, true)
+	m := &Message{Header: buildHeader(fields), HeaderEnd: end, raw: raw}
+	m.facts()
+	return m
+}
+
+// ParseFacts reads what a listing shows of raw, as Parse reads it: the header facts
+// (Subject, From, To, Date...) and HasAttachments. It stops the walk at the first part
+// that is an attachment whatever else the message holds (a leaf that is not text, or
+// is named as a file or disposed as one), so the receiver does not locate every base64
+// line of a 10 MiB mail to learn that it has an attachment. The rest of the Message
+// (Root, TextParts, HTMLPart, Attachments) is what was read up to there: use Parse
+// for the views.
+func ParseFacts(raw []byte) *Message {
+	w := &walker{raw: raw, budget: 8*int64(len(raw)) + 1<<20, facts: true}
+	m := w.message(raw, "", 0)
+	m.hasAttachments = m.hasAttachments || w.settled
+	return m
+}
+
 // walker carries the limits of one Parse across its recursion.
 type walker struct {
 	raw    []byte
 	parts  int
 	budget int64 // bytes the walk may still copy
 	buf    []byte
+
+	facts   bool // ParseFacts: stop once HasAttachments is settled
+	settled bool // an attachment was seen and the walk stopped there
 }
 
 // message parses the bytes of a message (the top one, or one attached at path).
@@ -255,6 +287,8 @@ func (w *walker) entity(h textproto.Header, hdrRaw, body []byte, path string, de
 	p.Path, p.HeaderRaw, p.inAlternative = path, hdrRaw, inAlt
 	w.setBody(p, body)
 	switch {
+	case w.settled:
+		return p // ParseFacts knows what it came for
 	case p.IsMultipart():
 		if depth >= MaxDepth || w.parts >= MaxParts {
 			return p // kept, without children
@@ -300,7 +334,9 @@ func (w *walker) opaque(p *Part) {
 func (w *walker) setBody(p *Part, body []byte) {
 	p.Body = body
 	p.Offset = offset(w.raw, body)
-	p.Lines = bytes.Count(body, []byte("\n"))
+	if !w.facts {
+		p.Lines = bytes.Count(body, []byte("\n"))
+	}
 }
 
 // offset is where sub starts in raw if it is a slice of it; -1 if it is not.
@@ -360,4 +396,5 @@ func (m *Message) choose() {
 		m.Attachments = append(m.Attachments, p)
 	}
 	visit(m.Root)
+	m.hasAttachments = len(m.Attachments) > 0
 }

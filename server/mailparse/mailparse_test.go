@@ -2,6 +2,7 @@ package mailparse
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -437,6 +438,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n--b\r\n\r\ny\r\n--b--\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m := Parse(raw)
+		sameFacts(t, "fuzz input", m, ParseFacts(raw))
 		if m.HeaderEnd < 0 || m.HeaderEnd > len(raw) {
 			t.Fatalf("Parse(%q).HeaderEnd = %d", raw, m.HeaderEnd)
 		}
@@ -626,5 +628,134 @@ func TestSearchTextCutsAtRunes(t *testing.T) {
 	}
 	if got := cutRune([]byte("aé")); string(got) != "aé" {
 		t.Errorf("cutRune(aé) = %q", got)
+	}
+}
+
+// The Date the listing shows: obsolete zone names (RFC 5322 section 4.3) keep their
+// offset, a trailing comment is dropped, an unparsable date is zero.
+func TestDate(t *testing.T) {
+	tests := []struct {
+		name, date string
+		want       time.Time
+	}{
+		{"usual", "Tue, 1 Dec 2026 08:00:00 +0000", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"comment", "Tue, 1 Dec 2026 08:00:00 +0000 (UTC)", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"no weekday", "01 Dec 2026 09:00:00 +0100", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"obsolete zone", "Tue, 1 Dec 2026 03:00:00 EST", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"seconds left out", "Tue, 1 Dec 2026 08:00 +0000", time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+		{"nonsense", "yesterday", time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse([]byte("Date: " + tt.date + "\r\n\r\n"))
+			if !m.Date.Equal(tt.want) {
+				t.Errorf("Parse(Date: %q).Date = %v, want %v", tt.date, m.Date, tt.want)
+			}
+		})
+	}
+}
+
+// HeaderStart: what is dropped before a receiver's own fields go on top leaves a
+// message that Parse reads the same, fields and body.
+func TestHeaderStart(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		want      int
+	}{
+		{"plain", "From: a@x.test\r\nSubject: s\r\n\r\nbody\r\n", 0},
+		{"folded first line", "  not a field\r\nFrom: a@x.test\r\nSubject: s\r\n\r\nbody\r\n", 15},
+		{"two orphan lines", " one\r\n\ttwo\r\nSubject: s\r\n\r\nb\r\n", 12},
+		{"indented field", "  Subject: s\r\nFrom: a@x.test\r\n\r\nb\r\n", 2},
+		{"byte order mark", "\xef\xbb\xbfSubject: s\r\n\r\nb\r\n", 3},
+		{"mbox line", "From a@x.test Mon Nov 23 10:00:00 2026\r\nSubject: s\r\n\r\nb\r\n", 40},
+		{"no field: the body", " just text\r\n\r\nmore\r\n", 0},
+		{"empty", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := HeaderStart([]byte(tt.raw))
+			if got != tt.want {
+				t.Fatalf("HeaderStart(%q) = %d, want %d", tt.raw, got, tt.want)
+			}
+			if got == 0 {
+				return
+			}
+			// Our own field on top of what is left reads as the message did, plus it.
+			before := Parse([]byte(tt.raw))
+			after := Parse([]byte("Received: by mx.test; Mon, 23 Nov 2026 10:00:00 +0000\r\n" + tt.raw[got:]))
+			if after.Subject != before.Subject || after.Text() != before.Text() || len(after.Headers()) != len(before.Headers())+1 {
+				t.Errorf("after dropping %d bytes: subject %q text %q %d fields; before %q %q %d", got,
+					after.Subject, after.Text(), len(after.Headers()), before.Subject, before.Text(), len(before.Headers()))
+			}
+		})
+	}
+}
+
+// ParseFacts stops at the first attachment, and gives Parse's answer where the parts
+// before an attachment use up MaxParts, so that Parse never reaches it.
+func TestParseFacts(t *testing.T) {
+	var many strings.Builder
+	many.WriteString("Subject: many\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n")
+	for range MaxParts + 10 {
+		many.WriteString("--a\r\nContent-Type: text/plain\r\n\r\nx\r\n")
+	}
+	many.WriteString("--a--\r\n--m\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--m--\r\n")
+	big := "Subject: big\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nhello\r\n" +
+		"--m\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\n\r\n" + strings.Repeat("iVBORw0KGgo=\r\n", 1<<16) + "--m--\r\n"
+	tests := []struct {
+		name, raw string
+		want      bool
+	}{
+		{"attachment after the text", big, true},
+		{"attachment past MaxParts", many.String(), false},
+		{"text and html only", "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nt\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>t</p>\r\n--a--\r\n", false},
+		{"second html outside an alternative", "Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>1</p>\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>2</p>\r\n--a--\r\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, f := Parse([]byte(tt.raw)), ParseFacts([]byte(tt.raw))
+			if m.HasAttachments() != tt.want || f.HasAttachments() != tt.want {
+				t.Errorf("HasAttachments: Parse %v, ParseFacts %v; want %v", m.HasAttachments(), f.HasAttachments(), tt.want)
+			}
+			sameFacts(t, tt.name, m, f)
+			if tt.raw == big && len(f.Attachments) != 0 {
+				t.Errorf("ParseFacts listed %d attachments: it read on past the first", len(f.Attachments))
+			}
+		})
+	}
+}
+
+// ParseHeader reads the header facts as Parse does, without the body.
+func TestParseHeader(t *testing.T) {
+	raw := []byte(" stray\r\nFrom: Ann <ann@x.test>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <a@x>\r\nReferences: <r@x> <s@x>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: image/png\r\n\r\nPNG\r\n--b--\r\n")
+	h, m := ParseHeader(raw), Parse(raw)
+	if h.Subject != m.Subject || h.HeaderEnd != m.HeaderEnd || h.MessageID != m.MessageID || fmt.Sprint(h.From) != fmt.Sprint(m.From) ||
+		fmt.Sprint(h.References) != fmt.Sprint(m.References) || h.Header.Len() != m.Header.Len() || h.Root != nil {
+		t.Errorf("ParseHeader = %q %d %q %v %v (%d fields), Parse = %q %d %q %v %v (%d fields)", h.Subject, h.HeaderEnd, h.MessageID, h.From, h.References, h.Header.Len(),
+			m.Subject, m.HeaderEnd, m.MessageID, m.From, m.References, m.Header.Len())
+	}
+	if _, err := StrictAddressList(h.Header, "From"); err != nil {
+		t.Errorf("StrictAddressList(From) = %v", err)
+	}
+	if l, err := StrictAddressList(ParseHeader([]byte("From: <a@x.test> junk\r\n\r\n")).Header, "From"); err == nil {
+		t.Errorf("StrictAddressList(<a@x.test> junk) = %v, want an error", l)
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Ann <ann@x.test>", "ann@x.test"},
+		{"Doe, John <j@x.test>", " j@x.test"},
+		{"Jörg (work) <j@x.test>, <k@y.test>", "j@x.test k@y.test"},
+		{"no address", ""},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, a := range Addresses(tt.in) {
+			got = append(got, a.Address)
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("Addresses(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

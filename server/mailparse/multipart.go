@@ -52,7 +52,7 @@ func (w *walker) multipart(p *Part, depth int) bool {
 // the first close delimiter: a nested multipart that reused its parent's boundary.
 func (w *walker) build(segs []seg, boundary, parent string, depth int, childType string, inAlt bool) []*Part {
 	var out []*Part
-	for i := 0; i < len(segs) && w.parts < MaxParts; i++ {
+	for i := 0; i < len(segs) && w.parts < MaxParts && !w.settled; i++ {
 		s := segs[i]
 		w.parts++
 		path := childPath(parent, len(out)+1)
@@ -101,7 +101,9 @@ func span(raw, first, last []byte) []byte {
 // header by the same rule.
 func (w *walker) split(body []byte, boundary string) []seg {
 	var segs []seg
-	last := -1 // the delimiter the reader last started at
+	last := -1             // the delimiter the reader last started at
+	lines, counted := 0, 0 // line breaks in body[:counted], for ParseFacts
+
 	d := nextDelimiter(body, 0, boundary, false)
 	for d > last && w.parts+len(segs) < MaxParts {
 		last = d
@@ -149,6 +151,16 @@ func (w *walker) split(body []byte, boundary string) []seg {
 					break
 				}
 			}
+			if w.facts && settles(s.fields) {
+				lines += bytes.Count(body[counted:bodyStart], []byte("\n"))
+				counted = bodyStart
+				// Built, this part is an attachment, unless the parts before it use up
+				// MaxParts: each takes a line of its own, an attached message two.
+				if w.parts+2*(lines+len(segs)+1) < MaxParts {
+					w.settled = true
+					return segs
+				}
+			}
 			s.body = w.readBody(part, body[bodyStart:])
 			cur = bodyStart
 			if offset(body, s.body) >= 0 {
@@ -158,6 +170,15 @@ func (w *walker) split(body []byte, boundary string) []seg {
 		}
 	}
 	return segs
+}
+
+// settles reports whether a part with these header fields is an attachment by the
+// package rule wherever it is in the tree: a leaf that is not text (an image, a
+// message/rfc822, an octet-stream), or one named or disposed as a file. A text part
+// without a name depends on what came before it.
+func settles(fields [][]byte) bool {
+	p := newPart(buildHeader(fields), "text/plain")
+	return !p.IsMultipart() && (p.IsAttachment() || !strings.HasPrefix(p.MediaType, "text/"))
 }
 
 // synthHeader is a part's delimiter line and header fields, ended by a blank line,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -369,11 +370,11 @@ func (s *Server) deliver(e *mail.Envelope) string {
 		forRcpt = msgs[0].Envelope.Recipients[0]
 	}
 	received := receivedHeader(e, s.opts.Hostname, txID, forRcpt, start)
-	raw, body, auth := s.compose(e, received, data)
+	raw, auth, facts := s.compose(e, received, data)
 	// raw is a copy: the message as read need not wait for the store write, which
 	// may take StoreTimeout, so a session there holds its message once, not twice.
 	e.Data = bytes.Buffer{}
-	sum := summary.Parse(body)
+	sum := summary.Of(facts)
 	for _, m := range msgs {
 		m.Raw = raw
 		m.Size = int64(len(raw))
@@ -399,12 +400,20 @@ func (s *Server) deliver(e *mail.Envelope) string {
 }
 
 // compose returns the bytes to store: our Authentication-Results header when we verify,
-// our trace header, then the message as it crossed the wire; body is that message
-// within raw. One exact-size slice, shared by every inbox.
-func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw, body []byte, auth storage.AuthResults) {
+// our trace header, then the message as it crossed the wire, less what mailparse says
+// belongs to no header field at its start (an indented first line would otherwise
+// continue our Received field, and take the sender's first field with it). One
+// exact-size slice, shared by every inbox. facts is the message as mailparse reads it
+// for the listing (ParseFacts), read once for the listing and DMARC's From.
+func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw []byte, auth storage.AuthResults, facts *mailparse.Message) {
+	data = data[mailparse.HeaderStart(data):]
+	if len(data) > 0 && (data[0] == ' ' || data[0] == '\t') {
+		// No field at all, and a body that starts indented: the blank line that ends
+		// our fields keeps it a body.
+		received = append(received[:len(received):len(received)], "\r\n"...)
+	}
 	if s.opts.Verifier == nil {
-		raw = wireBytes(received, data)
-		return raw, raw[len(received):], storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"}
+		return wireBytes(received, data), storage.AuthResults{SPF: "none", DKIM: "none", DMARC: "none"}, mailparse.ParseFacts(data)
 	}
 	// RFC 8601 section 5: results claiming to be ours that arrive from outside are forged.
 	msg := mailauth.StripOwn(data, s.opts.Hostname)
@@ -412,12 +421,13 @@ func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw, body []b
 	if !e.MailFrom.NullPath {
 		from = e.MailFrom.String()
 	}
+	facts = mailparse.ParseFacts(msg)
 	res := s.opts.Verifier.Verify(context.Background(), mailauth.Input{
-		RemoteIP: net.ParseIP(e.RemoteIP), Helo: e.Helo, MailFrom: from, Message: msg,
+		RemoteIP: net.ParseIP(e.RemoteIP), Helo: e.Helo, MailFrom: from, Message: msg, Header: facts,
 	})
 	raw = make([]byte, 0, len(res.Header)+len(received)+len(msg))
 	raw = append(append(append(raw, res.Header...), received...), msg...)
-	return raw, raw[len(raw)-len(msg):], res.Verdicts
+	return raw, res.Verdicts, facts
 }
 
 // recipients returns one message per distinct inbox among the envelope's recipients.

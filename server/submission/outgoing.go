@@ -1,25 +1,21 @@
 package submission
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
-	netmail "net/mail"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message"
-	_ "github.com/emersion/go-message/charset" // decode names and subjects in any charset
-	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
+	"github.com/emersion/go-message/textproto" // the header rewritten, each other field's bytes kept
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -233,18 +229,22 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	if i := bareLineEnd(raw); i >= 0 {
 		return nil, summary.Summary{}, fmt.Errorf("a bare CR or LF at byte %d; lines end with CRLF (RFC 5321 section 2.3.8): %w: %w", i, ErrBareLineEnd, errMalformed)
 	}
-	headerLen := headerEnd(raw)
-	header := raw[:headerLen]
-	if !bytes.HasSuffix(header, []byte("\r\n\r\n")) && !bytes.Equal(header, []byte("\r\n")) {
-		// Header fields and no body: the header section still ends with a blank line.
-		header = append(bytes.TrimSuffix(header[:len(header):len(header)], []byte("\r\n")), "\r\n\r\n"...)
+	// Read as every view reads it (mailparse), and refused where that reading would
+	// not be the only one: a header that does not start with a field or is broken off
+	// by a line that is none, rather than ended by a blank line.
+	m := mailparse.ParseHeader(raw)
+	if m.HeaderEnd == len(raw) && len(raw) > 0 && !bytes.HasSuffix(raw, []byte("\r\n")) {
+		// Header fields and no body, the last without its line end.
+		raw = append(raw[:len(raw):len(raw)], "\r\n"...)
+		m = mailparse.ParseHeader(raw)
 	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
-	if err != nil {
-		return nil, summary.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
+	headerLen := m.HeaderEnd
+	ended := bytes.HasSuffix(raw[:headerLen], []byte("\r\n\r\n")) || headerLen == 2 && bytes.HasPrefix(raw, []byte("\r\n"))
+	if mailparse.HeaderStart(raw) != 0 || headerLen < len(raw) && !ended {
+		return nil, summary.Summary{}, fmt.Errorf("header: a line that is no header field before the blank line: %w", errMalformed)
 	}
 	body := raw[headerLen:]
-	mh := mail.Header{Header: message.Header{Header: h}}
+	mh := m.Header
 	if err := checkSender(mh, "From", inbox, true); err != nil {
 		return nil, summary.Summary{}, err
 	}
@@ -260,7 +260,7 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	}
 	var out bytes.Buffer
 	out.Grow(headerLen + 128 + len(body))
-	if err := textproto.WriteHeader(&out, mh.Header.Header); err != nil {
+	if err := textproto.WriteHeader(&out, mh); err != nil {
 		return nil, summary.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
 	}
 	out.Write(body)
@@ -273,7 +273,7 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 }
 
 // checkSender requires field key to hold exactly one address, the inbox's own.
-func checkSender(h mail.Header, key, inbox string, required bool) error {
+func checkSender(h textproto.Header, key, inbox string, required bool) error {
 	n := h.FieldsByKey(key).Len()
 	if n == 0 && !required {
 		return nil
@@ -281,7 +281,7 @@ func checkSender(h mail.Header, key, inbox string, required bool) error {
 	if n != 1 {
 		return fmt.Errorf("the message needs one %s: field, %s: %w", key, inbox, errSender)
 	}
-	list, err := h.AddressList(key)
+	list, err := mailparse.StrictAddressList(h, key)
 	if err != nil || len(list) != 1 {
 		return fmt.Errorf("%s: must be %s alone: %w", key, inbox, errSender)
 	}
@@ -318,18 +318,6 @@ func bareLineEnd(b []byte) int {
 	}
 }
 
-// headerEnd returns the length of raw's header section, its blank line included; all
-// of raw when there is no body.
-func headerEnd(raw []byte) int {
-	if bytes.HasPrefix(raw, []byte("\r\n")) {
-		return 2
-	}
-	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
-		return i + 4
-	}
-	return len(raw)
-}
-
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // newMessageID returns "<random@domain>": 120 random bits make it unique without
@@ -347,14 +335,6 @@ func oneLine(s string) string {
 	}
 	return strings.Join(strings.Fields(s), " ")
 }
-
-// Limits on a MIME walk: the message may have come from anyone's mail client.
-const (
-	maxParts = 1000
-	maxDepth = 50
-)
-
-var errStopWalk = errors.New("stop walk")
 
 // correspondents returns who inbox may write to, by addressKey: the addresses named
 // by its live received mail, where that mail proved them. It is read at send time, so
@@ -427,37 +407,14 @@ func addressKey(addr string) string {
 
 // addressesIn returns the bare addresses in a display string such as the store's
 // Message.From ("Ann <ann@example.org>", "a@b, Bob <c@d>"). Names there are decoded,
-// so they may hold what RFC 5322 would quote; when the list does not parse, the
-// addresses are taken from between angle brackets.
+// so they may hold what RFC 5322 would quote; when the list does not parse, each
+// piece's address is read as mailparse reads a broken field.
 func addressesIn(s string) []string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil
-	}
-	if list, err := netmail.ParseAddressList(s); err == nil {
-		out := make([]string, len(list))
-		for i, a := range list {
-			out[i] = a.Address
-		}
-		return out
-	}
 	var out []string
-	for rest := s; ; {
-		i := strings.IndexByte(rest, '<')
-		if i < 0 {
-			break
+	for _, a := range mailparse.Addresses(strings.TrimSpace(s)) {
+		if addr := strings.TrimSpace(a.Address); addressKey(addr) != "" {
+			out = append(out, addr)
 		}
-		j := strings.IndexByte(rest[i:], '>')
-		if j < 0 {
-			break
-		}
-		if a := strings.TrimSpace(rest[i+1 : i+j]); addressKey(a) != "" {
-			out = append(out, a)
-		}
-		rest = rest[i+j+1:]
-	}
-	if len(out) == 0 && !strings.ContainsAny(s, " <>,") && addressKey(s) != "" {
-		out = append(out, s)
 	}
 	return out
 }

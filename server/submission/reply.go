@@ -1,7 +1,6 @@
 package submission
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,12 +9,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/emersion/go-message"
-	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/mail" // writing the reply
 
 	"github.com/mayfly-mail/mayfly/server/limit"
-	"github.com/mayfly-mail/mayfly/server/mx/summary"
+	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -116,7 +115,7 @@ const maxQuote = 64 << 10
 // threading (RFC 5322 section 3.6.4), and the text above the original's text part
 // quoted with "> ".
 func buildReply(in replyInput) ([]byte, error) {
-	origHeader, origText := readOriginal(in.raw)
+	orig, origText := readOriginal(in.raw)
 
 	var h mail.Header
 	h.SetDate(in.now)
@@ -128,16 +127,12 @@ func buildReply(in replyInput) ([]byte, error) {
 	h.SetAddressList("To", to)
 	h.SetSubject(replySubject(in.orig.Subject))
 	h.AddRaw([]byte("Message-ID: " + newMessageID(in.idDomain) + "\r\n"))
-	if id, err := origHeader.MessageID(); err == nil && id != "" {
-		refs, err := origHeader.MsgIDList("References")
-		if err != nil || len(refs) == 0 {
+	if id := orig.MessageID; id != "" {
+		refs := slices.Clone(orig.References)
+		if len(refs) == 0 && len(orig.InReplyTo) == 1 {
 			// RFC 5322 section 3.6.4: without References, a parent's single
 			// In-Reply-To stands in for them.
-			if irt, err := origHeader.MsgIDList("In-Reply-To"); err == nil && len(irt) == 1 {
-				refs = irt
-			} else {
-				refs = nil
-			}
+			refs = slices.Clone(orig.InReplyTo)
 		}
 		h.SetMsgIDList("In-Reply-To", []string{id})
 		h.SetMsgIDList("References", append(refs, id))
@@ -234,41 +229,18 @@ func quote(text string) string {
 	return b.String()
 }
 
-// readOriginal returns the header of a stored message and its first text/plain part
-// that is not an attachment, decoded, at most maxQuote bytes of it; "" when it has
-// none (an HTML-only message is not quoted).
-func readOriginal(raw []byte) (mail.Header, string) {
-	// An unknown charset or encoding still gives the entity.
-	e, _ := message.Read(bufio.NewReader(bytes.NewReader(raw)))
-	if e == nil {
-		// Not even a header: thread nothing, quote nothing.
-		return mail.Header{}, ""
+// readOriginal reads a stored message as every view reads it (mailparse): its
+// threading facts and its text body, decoded, at most maxQuote bytes of it; "" when
+// it has none (an HTML-only message is not quoted).
+func readOriginal(raw []byte) (*mailparse.Message, string) {
+	m := mailparse.Parse(raw)
+	text := m.Text()
+	if len(text) > maxQuote {
+		n := maxQuote
+		for n > 0 && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		text = text[:n]
 	}
-	h := mail.Header{Header: e.Header}
-	var text string
-	parts := 0
-	// A broken MIME tree past the part found leaves that part quoted, so the
-	// walk's error does not matter.
-	_ = e.Walk(func(path []int, part *message.Entity, err error) error {
-		if parts++; parts > maxParts || len(path) > maxDepth {
-			return errStopWalk
-		}
-		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-			return nil
-		}
-		t, _, _ := part.Header.ContentType()
-		if t == "" && len(path) == 0 {
-			t = "text/plain" // RFC 2045 section 5.2
-		}
-		if t != "text/plain" || summary.IsAttachment(part.Header) || message.IsUnknownEncoding(err) {
-			return nil
-		}
-		b, rerr := io.ReadAll(io.LimitReader(part.Body, maxQuote))
-		if rerr != nil && len(b) == 0 {
-			return nil
-		}
-		text = string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
-		return errStopWalk
-	})
-	return h, text
+	return m, text
 }
