@@ -38,7 +38,8 @@ lint:
 # "context deadline exceeded".
 FUZZTIME ?= 500000x
 fuzz:
-	$(GO) test -run XXX -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./server/mx/summary
+	$(GO) test -run XXX -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./server/mailparse
+	$(GO) test -run XXX -fuzz 'FuzzSummarize$$' -fuzztime $(FUZZTIME) ./server/mailparse
 	cd server/mx/third_party/go-guerrilla && $(GO) test -run XXX -fuzz 'FuzzReadData$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run XXX -fuzz 'FuzzMessage$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	cd server/imapd/third_party/go-imap && $(GO) test -run XXX -fuzz 'FuzzReadIDParams$$' -fuzztime $(FUZZTIME) ./imapserver

@@ -24,7 +24,6 @@ import (
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailparse"
-	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -374,7 +373,7 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	// raw is a copy: the message as read need not wait for the store write, which
 	// may take StoreTimeout, so a session there holds its message once, not twice.
 	e.Data = bytes.Buffer{}
-	sum := summary.Of(facts)
+	sum := facts.Summary()
 	for _, m := range msgs {
 		m.Raw = raw
 		m.Size = int64(len(raw))

@@ -18,7 +18,6 @@ import (
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/server/mailparse"
-	"github.com/mayfly-mail/mayfly/server/mx/summary"
 )
 
 const corpusDir = "../mailparse/testdata/corpus"
@@ -57,7 +56,7 @@ func TestSummaryIsMailparse(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := summary.Of(mailparse.Parse(stored))
+				want := mailparse.Parse(stored).Summary()
 				if m.HasAttachments != want.HasAttachments || m.Subject != want.Subject || m.From != want.From || !m.Date.Equal(want.Date) {
 					t.Errorf("%s: listing has_attachments %v, subject %q, from %q, date %v; mailparse reads %v, %q, %q, %v",
 						filepath.Base(file), m.HasAttachments, m.Subject, m.From, m.Date, want.HasAttachments, want.Subject, want.From, want.Date)
@@ -91,7 +90,7 @@ func TestFoldedFirstHeaderLine(t *testing.T) {
 				m := only(t, st, inbox)
 				stored, _ := st.Raw(t.Context(), m.Inbox, m.ID)
 				p := mailparse.Parse(stored)
-				from := summary.Of(p).From
+				from := p.Summary().From
 				if m.Subject != tt.subject || m.From != tt.from || p.Subject != tt.subject || from != tt.from {
 					t.Errorf("%s: listing subject %q from %q, stored bytes read as %q, %q; want %q, %q", tt.file, m.Subject, m.From, p.Subject, from, tt.subject, tt.from)
 				}

@@ -16,7 +16,6 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/mayfly-mail/mayfly/server/mailparse"
-	"github.com/mayfly-mail/mayfly/server/mx/summary"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -225,9 +224,9 @@ func (s *Server) sign(msg []byte, domain string) ([]byte, error) {
 // display name that holds no address, no Bcc: (RFC 5322 section 3.6.3: it must not
 // reach the recipients), and Date: and Message-ID: added when missing (RFC 6409
 // section 8). Every other field keeps its bytes.
-func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary.Summary, error) {
+func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, mailparse.Summary, error) {
 	if i := bareLineEnd(raw); i >= 0 {
-		return nil, summary.Summary{}, fmt.Errorf("a bare CR or LF at byte %d; lines end with CRLF (RFC 5321 section 2.3.8): %w: %w", i, ErrBareLineEnd, errMalformed)
+		return nil, mailparse.Summary{}, fmt.Errorf("a bare CR or LF at byte %d; lines end with CRLF (RFC 5321 section 2.3.8): %w: %w", i, ErrBareLineEnd, errMalformed)
 	}
 	// Read as every view reads it (mailparse), and refused where that reading would
 	// not be the only one: a header that does not start with a field or is broken off
@@ -241,15 +240,15 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	headerLen := m.HeaderEnd
 	ended := bytes.HasSuffix(raw[:headerLen], []byte("\r\n\r\n")) || headerLen == 2 && bytes.HasPrefix(raw, []byte("\r\n"))
 	if mailparse.HeaderStart(raw) != 0 || headerLen < len(raw) && !ended {
-		return nil, summary.Summary{}, fmt.Errorf("header: a line that is no header field before the blank line: %w", errMalformed)
+		return nil, mailparse.Summary{}, fmt.Errorf("header: a line that is no header field before the blank line: %w", errMalformed)
 	}
 	body := raw[headerLen:]
 	mh := m.Header
 	if err := checkSender(mh, "From", inbox, true); err != nil {
-		return nil, summary.Summary{}, err
+		return nil, mailparse.Summary{}, err
 	}
 	if err := checkSender(mh, "Sender", inbox, false); err != nil {
-		return nil, summary.Summary{}, err
+		return nil, mailparse.Summary{}, err
 	}
 	mh.Del("Bcc")
 	if mh.Get("Date") == "" {
@@ -261,11 +260,11 @@ func prepare(raw []byte, inbox, idDomain string, now time.Time) ([]byte, summary
 	var out bytes.Buffer
 	out.Grow(headerLen + 128 + len(body))
 	if err := textproto.WriteHeader(&out, mh); err != nil {
-		return nil, summary.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
+		return nil, mailparse.Summary{}, fmt.Errorf("header: %v: %w", err, errMalformed)
 	}
 	out.Write(body)
 	// The sent copy's listing, parsed as the receiver parses what arrives.
-	sum := summary.Parse(out.Bytes())
+	sum := mailparse.Summarize(out.Bytes())
 	if sum.Date.IsZero() {
 		sum.Date = now
 	}

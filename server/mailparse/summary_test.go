@@ -1,4 +1,4 @@
-package summary
+package mailparse
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestParseSummary(t *testing.T) {
+func TestSummarize(t *testing.T) {
 	tests := []struct {
 		name string
 		mail string
@@ -44,27 +44,27 @@ func TestParseSummary(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Parse([]byte(tt.mail))
+			got := Summarize([]byte(tt.mail))
 			if got.From != tt.want.From || !slices.Equal(got.To, tt.want.To) || !slices.Equal(got.ReplyTo, tt.want.ReplyTo) || got.Subject != tt.want.Subject ||
 				!got.Date.Equal(tt.want.Date) || got.HasAttachments != tt.want.HasAttachments {
-				t.Errorf("Parse(%q) = %+v, want %+v", tt.mail, got, tt.want)
+				t.Errorf("Summarize(%q) = %+v, want %+v", tt.mail, got, tt.want)
 			}
 		})
 	}
 }
 
 // A CRLF hidden in an encoded word (=0D=0A) must not reach a listing: it is one line.
-func TestParseKeepsOneLine(t *testing.T) {
-	got := Parse([]byte("From: =?UTF-8?Q?Ann=0D=0AEvil?= <a@x.test>\r\nSubject: =?UTF-8?Q?one=0D=0Atwo?=\r\n\r\n"))
+func TestSummaryKeepsOneLine(t *testing.T) {
+	got := Summarize([]byte("From: =?UTF-8?Q?Ann=0D=0AEvil?= <a@x.test>\r\nSubject: =?UTF-8?Q?one=0D=0Atwo?=\r\n\r\n"))
 	if got.Subject != "one two" || got.From != "Ann Evil <a@x.test>" {
 		t.Errorf("Parse = %q, %q; want one line each", got.Subject, got.From)
 	}
 }
 
-// FuzzParse feeds hostile messages to the parser: it must not panic or
+// FuzzSummarize feeds hostile messages to the parser: it must not panic or
 // hang. The seeds are the sample messages in the receiver's testdata.
-func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("../testdata/*.eml")
+func FuzzSummarize(f *testing.F) {
+	files, _ := filepath.Glob("../mx/testdata/*.eml")
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -74,7 +74,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(multipartMail))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		Parse(data)
+		Summarize(data)
 	})
 }
 

@@ -1,4 +1,4 @@
-package summary
+package mailparse
 
 import (
 	"fmt"
@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// BenchmarkParse reads the listing's facts of a plain 10 KiB mail and of a sign-up
+// BenchmarkSummarize reads the listing's facts of a plain 10 KiB mail and of a sign-up
 // mail with base64 attachments at 1 MiB and 10 MiB (the attachments after the text),
 // as the receiver does for each message.
-func BenchmarkParse(b *testing.B) {
+func BenchmarkSummarize(b *testing.B) {
 	plain := "From: Sender <sender@sender.test>\r\nTo: bench@mayfly.test\r\nSubject: =?UTF-8?Q?bench_=C3=A9?=\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\n" +
 		strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tem\r\n", 10<<10/78)
 	msgs := []struct {
@@ -21,7 +21,7 @@ func BenchmarkParse(b *testing.B) {
 			b.SetBytes(int64(len(m.raw)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if s := Parse(m.raw); s.Subject == "" {
+				if s := Summarize(m.raw); s.Subject == "" {
 					b.Fatal("no subject")
 				}
 			}

@@ -1,20 +1,17 @@
-// Package summary is what a listing shows of a message (From, To, Reply-To, Subject,
-// Date, whether it has attachments), read once, as it is stored: by the receiver for
-// mail that arrives and by submission for the copy of a reply. The facts are
-// mailparse's, the reader every view shares, so the listing cannot disagree with the
-// API, IMAP or POP3; this package only formats them as the listing shows them.
-package summary
+package mailparse
 
 import (
 	"strings"
 	"time"
 
 	"github.com/emersion/go-message/mail"
-
-	"github.com/mayfly-mail/mayfly/server/mailparse"
 )
 
-// Summary is what listings show of a message.
+// Summary is what a listing shows of a message (From, To, Reply-To, Subject, Date,
+// whether it has attachments), read once, as it is stored: by the receiver for mail
+// that arrives and by submission for the copy of a reply. It is the facts of the
+// reader every view shares, formatted as the listing shows them, so the listing
+// cannot disagree with the API, IMAP or POP3.
 type Summary struct {
 	From           string
 	To             []string
@@ -24,16 +21,15 @@ type Summary struct {
 	HasAttachments bool
 }
 
-// Parse reads the header fields a listing shows and whether the message has
-// attachments (mailparse.ParseFacts: the walk stops at the first attachment). A
-// malformed message gives what could be parsed and never an error: it is stored
-// either way.
-func Parse(data []byte) Summary {
-	return Of(mailparse.ParseFacts(data))
+// Summarize reads the header fields a listing shows and whether the message has
+// attachments (ParseFacts: the walk stops at the first attachment). A malformed
+// message gives what could be parsed and never an error: it is stored either way.
+func Summarize(data []byte) Summary {
+	return ParseFacts(data).Summary()
 }
 
-// Of is the summary of a message already parsed by mailparse.Parse or ParseFacts.
-func Of(m *mailparse.Message) Summary {
+// Summary is the listing's summary of m, parsed by Parse or ParseFacts.
+func (m *Message) Summary() Summary {
 	s := Summary{
 		Subject:        oneLine(m.Subject),
 		To:             formatList(m.To),
