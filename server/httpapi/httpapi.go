@@ -309,6 +309,7 @@ func (s *Server) routes() *echo.Echo {
 	api := e.Group("/api/v1", timeout(requestTimeout))
 	api.POST("/inboxes", s.createInbox)
 	api.GET("/service", s.service)
+	api.POST("/totp", s.totpCode)
 	inbox := e.Group(inboxRoute, s.authorize)
 	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
 	inbox.GET("/ws", s.websocket)

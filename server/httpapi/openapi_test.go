@@ -94,6 +94,7 @@ var openAPIErrors = map[string][]int{
 	"waitForMessages": {400, 401, 403, 408, 429, 500, 503},
 	"watchInbox":      {400, 401, 403, 429, 500, 503},
 	"getOpenAPI":      {429, 500},
+	"getTOTP":         {400, 408, 413, 429, 500},
 	// Probes and scrapers are not rate limited.
 	"readyz":  {500, 503},
 	"healthz": {500},
@@ -264,6 +265,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	rated := newOpenAPIServer(t, st, Options{RequestRate: limit.Rate{N: 1, Per: time.Hour}, CreateRate: limit.Rate{N: 1, Per: time.Hour}})
 	rated.creates.Allow(client)
 	rated.requests.Allow(rateKey{inbox: box})
+	rated.requests.Allow(rateKey{client: limit.KeyIP(client)})
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 1, Per: time.Hour})
 	failures.Allow(client)
 	throttled := newOpenAPIServer(t, st, Options{LoginFailures: failures})
@@ -322,6 +324,9 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"reply unknown field", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"body": "x"}`, replies, 400},
 		{"reply not offered", "POST", msg + "/reply", "/api/v1/inboxes/{address}/messages/{id}/reply", token, `{"text": "Thanks"}`, s, 501},
 		{"service", "GET", "/api/v1/service", "/api/v1/service", "", "", svc, 200},
+		{"totp", "POST", "/api/v1/totp", "/api/v1/totp", "", `{"otpauth_url": "otpauth://totp/Shop:a@mayfly.test?secret=JBSWY3DPEHPK3PXP&digits=8", "algorithm": "sha256", "time": "2005-03-18T01:58:29Z"}`, s, 200},
+		{"totp bad secret", "POST", "/api/v1/totp", "/api/v1/totp", "", `{"secret": "1"}`, s, 400},
+		{"totp rate limited", "POST", "/api/v1/totp", "/api/v1/totp", "", `{"secret": "JBSWY3DPEHPK3PXP"}`, rated, 429},
 		{"raw", "GET", msg + "/raw", "/api/v1/inboxes/{address}/messages/{id}/raw", token, "", s, 200},
 		{"attachment", "GET", msg + "/attachments/0", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 200},
 		{"no attachment", "GET", msg + "/attachments/7", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 404},
