@@ -65,7 +65,7 @@ func TestOpenAPIValidates(t *testing.T) {
 	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/" {
 		t.Errorf("servers = %v, want one with the relative URL /", doc.Servers)
 	}
-	for _, name := range []string{"Summary", "Message", "Attachment", "Envelope", "Auth", "Error", "CreateInboxRequest", "CreateInboxResponse", "MessageList", "WaitResponse"} {
+	for _, name := range []string{"Summary", "Message", "Attachment", "Envelope", "Auth", "Error", "CreateInboxRequest", "CreatedInbox", "MessageList", "WaitResponse"} {
 		if doc.Components.Schemas[name] == nil {
 			t.Errorf("components/schemas has no %s", name)
 		}
