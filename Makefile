@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz 'FuzzLinks$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzRenderHTML$$' -fuzztime $(FUZZTIME) ./server/httpapi/parse
 	$(GO) test -run XXX -fuzz 'FuzzAuthDetails$$' -fuzztime $(FUZZTIME) ./server/httpapi
+	$(GO) test -run XXX -fuzz 'FuzzTOTP$$' -fuzztime $(FUZZTIME) ./server/httpapi
 	$(GO) test -run XXX -fuzz 'FuzzStripOwn$$' -fuzztime $(FUZZTIME) ./server/mailauth
 	$(GO) test -run XXX -fuzz 'FuzzHeaderParsers$$' -fuzztime $(FUZZTIME) ./server/mailauth
 	$(GO) test -run XXX -fuzz 'FuzzParseAddress$$' -fuzztime $(FUZZTIME) ./storage

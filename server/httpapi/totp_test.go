@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +165,31 @@ func TestTOTPRateLimited(t *testing.T) {
 	if r.status != http.StatusTooManyRequests || errorCode(r.body) != "rate_limited" || r.header.Get("Retry-After") == "" {
 		t.Errorf("third request = %d %s, want 429 rate_limited with Retry-After", r.status, r.body)
 	}
+}
+
+// FuzzTOTP checks that no body makes POST /api/v1/totp panic or answer anything but a
+// code or a 400 (413 past the body limit).
+func FuzzTOTP(f *testing.F) {
+	f.Add(`{"secret": "` + seedSHA1 + `", "digits": 8, "time": "1970-01-01T00:00:59Z"}`)
+	f.Add(`{"otpauth_url": "otpauth://totp/x?secret=` + seedSHA512 + `&algorithm=SHA512&digits=10&period=86400"}`)
+	f.Add(`{"otpauth_url": "otpauth://hotp/x?secret=A&period=-1", "algorithm": "md5"}`)
+	f.Add(`{"secret": "a-b c=", "period": 1, "time": "9999-12-31T23:59:59.999999999Z"}`)
+	st := memstore.New(memstore.Options{})
+	f.Cleanup(func() { st.Close() })
+	s := New(Options{Domains: []string{"mayfly.test"}, Secret: []byte(secret), RequestRate: limit.Rate{N: -1}}, st, slog.New(slog.DiscardHandler))
+	f.Fuzz(func(t *testing.T, body string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/totp", strings.NewReader(body))
+		s.Handler().ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			var got totpResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.Code) != got.Digits || len(got.NextCode) != got.Digits || got.ExpiresIn < 0 || got.ExpiresIn > got.Period {
+				t.Fatalf("POST %q = 200 %s: not a code", body, rec.Body)
+			}
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("POST %q = %d %s", body, rec.Code, rec.Body)
+		}
+	})
 }
