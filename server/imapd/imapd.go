@@ -24,7 +24,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -104,23 +103,12 @@ type Server struct {
 
 // New returns an IMAP server over st; Run serves it.
 func New(opts Options, st store, logger *slog.Logger) *Server {
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
 	if opts.Hostname == "" {
 		opts.Hostname = "mayfly"
 	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
 	if opts.SearchTimeout <= 0 {
 		opts.SearchTimeout = 2 * time.Second
-	}
-	if opts.CommandRate == (limit.Rate{}) {
-		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
 	}
 	if opts.Keys.Tokens == nil {
 		// A nil Tokens would panic in Keys.Opens, and Tokens under an empty secret would
@@ -175,20 +163,7 @@ func capabilities() imap.CapSet {
 // Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then
 // says BYE to every session and waits for them, for at most Options.ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
-	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
-		return errors.New("imaps: a TLS address needs a certificate")
-	}
-	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
-	if err != nil {
-		return fmt.Errorf("imap listen: %w", err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	for i, ln := range lns {
-		if ln != nil {
-			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
-		}
-	}
-	return g.Wait()
+	return limit.Run(ctx, "imap", s.opts.Addr, s.opts.TLSAddr, s.opts.TLS, s.Serve)
 }
 
 // Serve serves IMAP on ln until ctx ends (implicitTLS: every connection starts with a
@@ -201,19 +176,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	}
 	l := newListener(s, ln.Addr(), implicitTLS)
 	s.logger.Info("listening", "addr", ln.Addr().String(), "implicit_tls", implicitTLS, "starttls", !implicitTLS && s.opts.TLS != nil)
-	// A client over its connection limit gets its BYE before any session is made for
-	// it. An IMAPS client would need a TLS handshake to read one, which is the work the
-	// limit saves, so it just sees the connection close.
-	refusal := "* BYE too many connections from your address\r\n"
-	if implicitTLS {
-		refusal = ""
-	}
-	// The PROXY header comes first, so that the limit, and everything after it,
-	// sees the client a trusted proxy relays rather than the proxy; on an IMAPS
-	// listener the TLS handshake follows the header.
-	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.perIP, refusal, func() {
-		s.metrics.refused.WithLabelValues(refusedConnections).Inc()
-	})
+	// A client over its connection limit gets its BYE before any session is made for it.
+	ln = limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.perIP,
+		Refusal:        "* BYE too many connections from your address\r\n",
+		Refused:        func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() },
+	}.Wrap(ln, implicitTLS)
 
 	// imapserver's own accept loops take connections from ours, which has picked for
 	// each whether it may log in without TLS: imapserver decides that per server.
@@ -224,30 +193,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
-	var err error
-	backoff := 5 * time.Millisecond
-	for {
-		raw, aerr := ln.Accept()
-		if aerr == nil {
-			backoff = 5 * time.Millisecond
-			l.accept(raw)
-			continue
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		if errors.Is(aerr, net.ErrClosed) {
-			err = fmt.Errorf("imap accept: %w", aerr)
-			break
-		}
-		// Out of file descriptors and the like: wait for sessions to end.
-		s.logger.Warn("accept", "err", aerr, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
+	err := limit.Accept(ctx, ln, "imap", s.logger, l.accept)
 	l.plainQ.Close()
 	l.strictQ.Close()
 	servers.Wait()
@@ -381,23 +327,15 @@ func (l *listener) drain() {
 			c.Close() // still in its TLS handshake or greeting
 		}
 	}
-	done := make(chan struct{})
-	go func() {
-		l.wg.Wait()
-		close(done)
-	}()
-	timer := time.NewTimer(s.opts.ShutdownTimeout)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		s.logger.Warn("sessions still open after the shutdown timeout; closing them", "timeout", s.opts.ShutdownTimeout)
+	done := limit.Waited(&l.wg)
+	if !limit.Drain(done, s.opts.ShutdownTimeout, s.logger, "sessions still open after the shutdown timeout; closing them", func() {
 		l.cancelBase()
 		l.mu.Lock()
 		for c := range l.conns {
 			c.Conn.Close() // Close itself runs when imapserver lets go of it
 		}
 		l.mu.Unlock()
+	}) {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):

@@ -308,13 +308,13 @@ func Listener(ln net.Listener, c *Conns, refusal string, refused func()) net.Lis
 	if c == nil || c.max <= 0 {
 		return ln
 	}
-	return &listener{Listener: ln, conns: c, refusal: []byte(refusal), refused: refused}
+	return &listener{Listener: ln, conns: c, refusal: refusal, refused: refused}
 }
 
 type listener struct {
 	net.Listener
 	conns   *Conns
-	refusal []byte
+	refusal string
 	refused func()
 }
 
@@ -331,11 +331,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		if l.refused != nil {
 			l.refused()
 		}
-		// A new socket's send buffer is empty, so this write does not wait on the
-		// client; the deadline covers a kernel that thinks otherwise.
-		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		conn.Write(l.refusal)
-		conn.Close()
+		Refuse(conn, l.refusal)
 	}
 }
 

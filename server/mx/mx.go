@@ -154,12 +154,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = 100
 	}
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, nil)
 	if opts.MaxStalledCommands == 0 {
 		opts.MaxStalledCommands = 50
 	}
@@ -171,9 +166,6 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	}
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = 15 * time.Second
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
 	}
 	if opts.RecipientRate == (limit.Rate{}) {
 		opts.RecipientRate = limit.Rate{N: 600, Per: time.Minute}
@@ -207,10 +199,12 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// The PROXY header comes first, so that the limit, SPF and the trace header see
 	// the client a trusted proxy relays rather than the proxy.
-	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address (MAYFLY_MAX_CONNECTIONS_PER_IP)\r\n", s.opts.Hostname)
-	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.conns, refusal, func() {
-		s.metrics.rejected.WithLabelValues(rejectConnections).Inc()
-	})
+	ln = limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.conns,
+		Refusal:        fmt.Sprintf("421 4.7.0 %s too many connections from your address (MAYFLY_MAX_CONNECTIONS_PER_IP)\r\n", s.opts.Hostname),
+		Refused:        func() { s.metrics.rejected.WithLabelValues(rejectConnections).Inc() },
+	}.Wrap(ln, false)
 	domains := make([]string, len(s.opts.Domains))
 	for i, d := range s.opts.Domains {
 		domains[i] = strings.ToLower(d)
@@ -278,11 +272,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(drained)
 		g.Shutdown()
 	}()
-	select {
-	case <-drained:
-	case <-time.After(s.opts.ShutdownTimeout):
-		s.logger.Warn("sessions still open after the shutdown timeout", "timeout", s.opts.ShutdownTimeout)
-	}
+	// go-guerrilla has no way to cut its sessions: past the timeout they are left to
+	// their own Timeout.
+	limit.Drain(drained, s.opts.ShutdownTimeout, s.logger, "sessions still open after the shutdown timeout", func() {})
 	return nil
 }
 

@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -26,7 +25,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -91,7 +89,7 @@ type Server struct {
 	metrics metrics
 	domains map[string]bool
 	// slots holds one token per open session, across listeners.
-	slots chan struct{}
+	slots limit.Slots
 	perIP *limit.Conns // connections open per client, across listeners
 	// loginTimeout is the longest wait for a line before login (Timeout, if shorter,
 	// still applies); tests shorten it.
@@ -110,20 +108,9 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Minute
 	}
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
-	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
-	if opts.CommandRate == (limit.Rate{}) {
-		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
 	}
 	domains := make(map[string]bool, len(opts.Domains))
 	for _, d := range opts.Domains {
@@ -135,7 +122,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		logger:     logger.With("proto", "pop3"),
 		metrics:    newMetrics(opts.Metrics),
 		domains:    domains,
-		slots:      make(chan struct{}, opts.MaxConnections),
+		slots:      limit.NewSlots(opts.MaxConnections),
 		perIP:      limit.NewConns(opts.MaxConnectionsPerIP),
 		isLoopback: limit.IsLoopback,
 		// Before login the client is a program, not a person typing: a minute is
@@ -147,20 +134,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 // Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then
 // drains as Serve does. With neither address set it returns at once.
 func (s *Server) Run(ctx context.Context) error {
-	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
-		return errors.New("pop3: a TLS listener needs a certificate")
-	}
-	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
-	if err != nil {
-		return fmt.Errorf("pop3 listen: %w", err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	for i, ln := range lns {
-		if ln != nil {
-			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
-		}
-	}
-	return g.Wait()
+	return limit.Run(ctx, "pop3", s.opts.Addr, s.opts.TLSAddr, s.opts.TLS, s.Serve)
 }
 
 // Serve serves on ln until ctx ends, then closes ln and tells idle sessions goodbye.
@@ -176,17 +150,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return errors.New("pop3: no token key")
 	}
 	s.logger.Info("listening", "addr", ln.Addr().String(), "tls", implicitTLS, "stls", !implicitTLS && s.opts.TLS != nil)
-	// As in refuse: a POP3S client would need a handshake to read the refusal.
-	refusal := "-ERR [SYS/TEMP] too many connections from your address\r\n"
-	if implicitTLS {
-		refusal = ""
-	}
-	// The PROXY header comes first, so that the limit, and everything after it,
-	// sees the client a trusted proxy relays rather than the proxy; on a POP3S
-	// listener the TLS handshake follows the header.
-	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.perIP, refusal, func() {
-		s.metrics.limited.WithLabelValues(limitedConnections).Inc()
-	})
+	ln = limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.perIP,
+		Refusal:        "-ERR [SYS/TEMP] too many connections from your address\r\n",
+		Refused:        func() { s.metrics.limited.WithLabelValues(limitedConnections).Inc() },
+	}.Wrap(ln, implicitTLS)
 
 	// Store calls outlive ctx so that a QUIT in progress still deletes; they end only
 	// when the drain gives up.
@@ -205,10 +174,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		}
 		ln.Close()
 	}()
-	err := s.accept(ctx, ln, func(c net.Conn) {
-		select {
-		case s.slots <- struct{}{}:
-		default:
+	err := limit.Accept(ctx, ln, "pop3", s.logger, func(c net.Conn) {
+		if !s.slots.Take() {
 			s.refuse(c, implicitTLS)
 			return
 		}
@@ -216,7 +183,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-s.slots }()
+			defer s.slots.Give()
 			defer tr.remove(c)
 			s.serveConn(storeCtx, tr, c, implicitTLS)
 		}()
@@ -225,52 +192,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	<-lnClosed
 
 	tr.shutdown()
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		wg.Wait()
-	}()
-	timer := time.NewTimer(s.opts.ShutdownTimeout)
-	defer timer.Stop()
-	select {
-	case <-drained:
-	case <-timer.C:
-		s.logger.Warn("sessions still busy after the shutdown timeout, closing them", "timeout", s.opts.ShutdownTimeout)
+	drained := limit.Waited(&wg)
+	if !limit.Drain(drained, s.opts.ShutdownTimeout, s.logger, "sessions still busy after the shutdown timeout, closing them", func() {
 		cutStore()
 		tr.closeAll()
+	}) {
 		<-drained
 	}
 	return err
-}
-
-// accept calls serve with each connection of ln until ctx ends (nil) or ln fails (the
-// error). Errors such as running out of file descriptors pass, so it retries them
-// after a pause, as net/http does.
-func (s *Server) accept(ctx context.Context, ln net.Listener, serve func(net.Conn)) error {
-	var pause time.Duration
-	for {
-		c, err := ln.Accept()
-		if err == nil {
-			pause = 0
-			serve(c)
-			continue
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return fmt.Errorf("pop3 accept: %w", err)
-		}
-		pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-		s.logger.Warn("accept", "err", err, "retry_in", pause)
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
 }
 
 // refuse turns a connection away when MaxConnections sessions are open. RFC 2449's
@@ -279,12 +208,11 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, serve func(net.Con
 func (s *Server) refuse(c net.Conn, implicitTLS bool) {
 	s.metrics.refused.Inc()
 	s.logger.Warn("too many sessions, connection refused", "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
-	if !implicitTLS {
-		// A fresh socket's send buffer is empty: this write does not wait on the peer.
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("-ERR [SYS/TEMP] too many connections, try again later\r\n"))
+	line := "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+	if implicitTLS {
+		line = ""
 	}
-	c.Close()
+	limit.Refuse(c, line)
 }
 
 // tracker knows a listener's open connections, so shutdown can reach the idle ones.

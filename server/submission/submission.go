@@ -32,7 +32,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/limit"
@@ -165,7 +164,7 @@ type Server struct {
 	relay    *relay // nil = direct to MX
 	resolver *dnsclient.Resolver
 	consumer string // this node's name in the queue, before the worker's number
-	slots    chan struct{}
+	slots    limit.Slots
 	conns    *limit.Conns // per client, over both listeners
 	now      func() time.Time
 	// preAuthTimeout bounds each command line read before AUTH has succeeded: a client
@@ -240,18 +239,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
 	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
-	}
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
-	if opts.CommandRate == (limit.Rate{}) {
-		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
 	if r := opts.CommandRate; r.N > 0 && r.N < opts.MaxRecipients+10 {
 		// A client may pipeline a whole transaction: MAIL, one RCPT per recipient and
 		// DATA, right after its EHLO and AUTH. Cutting it off halfway would refuse a
@@ -274,7 +262,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		metrics:    newMetrics(opts.Metrics),
 		domains:    make(map[string]bool, len(opts.Domains)),
 		resolver:   opts.Resolver,
-		slots:      make(chan struct{}, opts.MaxConnections),
+		slots:      limit.NewSlots(opts.MaxConnections),
 		conns:      limit.NewConns(opts.MaxConnectionsPerIP),
 		now:        time.Now,
 		isLoopback: limit.IsLoopback,
@@ -308,21 +296,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 // Run listens on Options.Addr and Options.TLSAddr, runs the delivery workers, and
 // serves until ctx ends; then it drains as Serve and RunWorkers do.
 func (s *Server) Run(ctx context.Context) error {
-	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
-		return errors.New("submission: a TLS listener needs a certificate")
-	}
-	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
-	if err != nil {
-		return fmt.Errorf("submission listen: %w", err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	for i, ln := range lns {
-		if ln != nil {
-			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
-		}
-	}
-	g.Go(func() error { return s.RunWorkers(ctx) })
-	return g.Wait()
+	return limit.Run(ctx, "submission", s.opts.Addr, s.opts.TLSAddr, s.opts.TLS, s.Serve, s.RunWorkers)
 }
 
 // Serve serves SMTP submission on ln until ctx ends. Then it closes ln and the idle
@@ -336,15 +310,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return errors.New("submission: a TLS listener needs a certificate")
 	}
 	tr := &tracker{conns: make(map[*trackedConn]bool)}
-	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address\r\n", s.opts.Hostname)
-	if implicitTLS {
-		// A TLS client cannot read a line before its handshake: it sees the close.
-		refusal = ""
-	}
-	// The PROXY header comes first, so that the limit, and everything after it,
-	// sees the client a trusted proxy relays rather than the proxy; on a submissions
-	// listener the TLS handshake (in limitListener) follows the header.
-	perClient := limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.conns, refusal, func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() })
+	// On a submissions listener the TLS handshake (in limitListener) follows.
+	perClient := limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.conns,
+		Refusal:        fmt.Sprintf("421 4.7.0 %s too many connections from your address\r\n", s.opts.Hostname),
+		Refused:        func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() },
+	}.Wrap(ln, implicitTLS)
 	l := &limitListener{Listener: perClient, s: s, tr: tr, implicitTLS: implicitTLS}
 	srv := smtp.NewServer(&backend{s: s, tr: tr})
 	srv.Domain = s.opts.Hostname
@@ -400,9 +372,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.s.slots <- struct{}{}:
-		default:
+		if !l.s.slots.Take() {
 			l.s.refuse(c, l.implicitTLS)
 			continue
 		}
@@ -427,12 +397,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 func (s *Server) refuse(c net.Conn, implicitTLS bool) {
 	s.metrics.full.Inc()
 	s.logger.Warn("too many sessions, connection refused", "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
-	if !implicitTLS {
-		// A fresh socket's send buffer is empty: this write does not wait on the peer.
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		fmt.Fprintf(c, "421 4.7.0 %s too many connections, try again later\r\n", s.opts.Hostname)
+	line := fmt.Sprintf("421 4.7.0 %s too many connections, try again later\r\n", s.opts.Hostname)
+	if implicitTLS {
+		line = ""
 	}
-	c.Close()
+	limit.Refuse(c, line)
 }
 
 // trackedConn is one accepted connection; closing it frees its slot once.
@@ -521,7 +490,7 @@ func (c *trackedConn) Close() error {
 		c.cancel()
 		c.tr.remove(c)
 		c.s.metrics.sessions.Dec()
-		<-c.s.slots
+		c.s.slots.Give()
 	})
 	return c.Conn.Close()
 }
