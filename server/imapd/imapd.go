@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -94,7 +95,7 @@ type Server struct {
 
 	// Knobs the tests turn.
 	loopback      func(net.Addr) bool // plain-text logins without TLS are let through from these
-	authFailDelay time.Duration       // a wrong password waits this long before its NO
+	authFailDelay time.Duration       // a refused login waits this long before its NO
 	opTimeout     time.Duration       // one store call; past it the command gets NO [UNAVAILABLE]
 	retryMax      time.Duration       // the longest wait between attempts to resubscribe
 	loginTimeout  time.Duration       // before login: the longest wait for a command line, and for its end
@@ -110,34 +111,30 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.SearchTimeout <= 0 {
 		opts.SearchTimeout = 2 * time.Second
 	}
-	if opts.Keys.Tokens == nil {
-		// A nil Tokens would panic in Keys.Opens, and Tokens under an empty secret would
-		// be forgeable by anyone: a random secret nobody knows opens nothing.
-		opts.Keys.Tokens = storage.NewTokens(randomSecret())
-	}
-	domains := make(map[string]bool, len(opts.Domains))
-	for _, d := range opts.Domains {
-		domains[strings.ToLower(d)] = true
-	}
 	return &Server{
 		opts:          opts,
 		store:         st,
 		logger:        logger.With("proto", "imap"),
 		metrics:       newMetrics(opts.Metrics),
-		domains:       domains,
+		domains:       gate.Domains(opts.Domains),
+		authFailDelay: gate.Delay,
 		caps:          capabilities(),
 		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
 		envelopes:     newEnvelopeCache(1024),
 		texts:         newTextCache(textCacheSize),
 		parsed:        newParseCache(parseCacheSize),
 		loopback:      limit.IsLoopback,
-		authFailDelay: time.Second,
 		opTimeout:     15 * time.Second,
 		retryMax:      5 * time.Second,
 		loginTimeout:  time.Minute,
 		// RFC 3501 section 5.4: the autologout timer is at least 30 minutes.
 		autologout: 30 * time.Minute,
 	}
+}
+
+// gate is the login gate under the options as they are now.
+func (s *Server) gate() gate.Gate {
+	return gate.Gate{Domains: s.domains, Keys: s.opts.Keys, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
 }
 
 // capabilities are what both IMAP4rev1 and IMAP4rev2 clients are offered once logged

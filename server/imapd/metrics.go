@@ -1,10 +1,6 @@
 package imapd
 
-import (
-	"crypto/rand"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	sessions prometheus.Gauge
@@ -68,10 +64,4 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.sessions, m.logins, m.commands, m.rejected, m.refused)
 	}
 	return m
-}
-
-func randomSecret() []byte {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return b
 }

@@ -20,12 +20,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -94,6 +94,8 @@ type Server struct {
 	// loginTimeout is the longest wait for a line before login (Timeout, if shorter,
 	// still applies); tests shorten it.
 	loginTimeout time.Duration
+	// authFailDelay is how late a refused login is answered; tests shorten it.
+	authFailDelay time.Duration
 	// isLoopback says whether a peer may send a password without TLS: a client on this
 	// machine has no network to be overheard on, and local testing stays easy. Behind
 	// a trusted proxy (Options.TrustedProxies) it is asked about the client the proxy
@@ -112,23 +114,25 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
-	domains := make(map[string]bool, len(opts.Domains))
-	for _, d := range opts.Domains {
-		domains[strings.ToLower(d)] = true
-	}
 	return &Server{
-		opts:       opts,
-		store:      st,
-		logger:     logger.With("proto", "pop3"),
-		metrics:    newMetrics(opts.Metrics),
-		domains:    domains,
-		slots:      limit.NewSlots(opts.MaxConnections),
-		perIP:      limit.NewConns(opts.MaxConnectionsPerIP),
-		isLoopback: limit.IsLoopback,
+		opts:          opts,
+		store:         st,
+		logger:        logger.With("proto", "pop3"),
+		metrics:       newMetrics(opts.Metrics),
+		domains:       gate.Domains(opts.Domains),
+		slots:         limit.NewSlots(opts.MaxConnections),
+		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
+		isLoopback:    limit.IsLoopback,
+		authFailDelay: gate.Delay,
 		// Before login the client is a program, not a person typing: a minute is
 		// room for a slow network.
 		loginTimeout: time.Minute,
 	}
+}
+
+// gate is the login gate under the options as they are now.
+func (s *Server) gate() gate.Gate {
+	return gate.Gate{Domains: s.domains, Keys: s.opts.Keys, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
 }
 
 // Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then

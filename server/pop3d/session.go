@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -436,14 +437,12 @@ func (ss *session) auth(c command) bool {
 
 // login opens the inbox of user if pass opens it and takes the maildrop's snapshot.
 func (ss *session) login(user, pass string) bool {
-	client := limit.Key(ss.raw.RemoteAddr())
-	if ss.srv.opts.LoginFailures.Empty(client) {
+	remote := ss.raw.RemoteAddr()
+	inbox, err := ss.srv.gate().Login(ss.ctx, ss.srv.logger, remote.String(), limit.Key(remote), user, pass)
+	if errors.Is(err, gate.ErrThrottled) {
 		return ss.loginThrottled()
 	}
-	inbox, _, err := storage.ParseAddress(user)
-	if err != nil || !ss.srv.domains[storage.Domain(inbox)] || !ss.srv.opts.Keys.Opens(inbox, pass) {
-		ss.srv.opts.LoginFailures.Allow(client)
-		ss.log.Debug("login failed", "user", user)
+	if err != nil {
 		return ss.loginFailed()
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, storeTimeout)
@@ -490,9 +489,8 @@ func (ss *session) loginFailed() bool {
 // connection's maxLoginFailures as a wrong password does.
 func (ss *session) loginThrottled() bool {
 	ss.srv.metrics.limited.WithLabelValues(limitedLogins).Inc()
-	ss.log.Debug("login refused: too many failed logins from this address")
 	ss.failures++
-	ss.reply("-ERR [SYS/TEMP] too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later")
+	ss.reply("-ERR [SYS/TEMP] " + gate.ErrThrottled.Error())
 	return ss.failures < maxLoginFailures
 }
 

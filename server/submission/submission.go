@@ -26,7 +26,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -176,6 +176,13 @@ type Server struct {
 	// (Options.TrustedProxies) it is asked about the client the proxy names, not the
 	// proxy. Tests replace it to see what a remote client gets.
 	isLoopback func(net.Addr) bool
+	// authFailDelay is how late a refused login is answered; tests shorten it.
+	authFailDelay time.Duration
+}
+
+// gate is the login gate under the options as they are now.
+func (s *Server) gate() gate.Gate {
+	return gate.Gate{Domains: s.domains, Keys: s.opts.Keys, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
 }
 
 // New returns a server over st and q; Run serves it.
@@ -255,22 +262,20 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		}
 	}
 	s := &Server{
-		opts:       opts,
-		store:      st,
-		queue:      q,
-		logger:     logger.With("proto", "submission"),
-		metrics:    newMetrics(opts.Metrics),
-		domains:    make(map[string]bool, len(opts.Domains)),
-		resolver:   opts.Resolver,
-		slots:      limit.NewSlots(opts.MaxConnections),
-		conns:      limit.NewConns(opts.MaxConnectionsPerIP),
-		now:        time.Now,
-		isLoopback: limit.IsLoopback,
+		opts:          opts,
+		store:         st,
+		queue:         q,
+		logger:        logger.With("proto", "submission"),
+		metrics:       newMetrics(opts.Metrics),
+		domains:       gate.Domains(opts.Domains),
+		resolver:      opts.Resolver,
+		slots:         limit.NewSlots(opts.MaxConnections),
+		conns:         limit.NewConns(opts.MaxConnectionsPerIP),
+		authFailDelay: gate.Delay,
+		now:           time.Now,
+		isLoopback:    limit.IsLoopback,
 
 		preAuthTimeout: time.Minute,
-	}
-	for _, d := range opts.Domains {
-		s.domains[strings.ToLower(d)] = true
 	}
 	if opts.Relay != nil {
 		r, err := parseRelay(opts.Relay)

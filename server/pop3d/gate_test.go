@@ -1,0 +1,28 @@
+package pop3d
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mayfly-mail/mayfly/server/gate"
+)
+
+// TestRefusedLoginDelayed: a wrong password is answered gate.Delay late, as IMAP's
+// and submission's are, and a right one at once.
+func TestRefusedLoginDelayed(t *testing.T) {
+	e := newEnv(t, memory(t), setup{})
+	box := "delay@mayfly.test"
+	c := dial(t, e.addr)
+	c.ok("USER " + box)
+	start := time.Now()
+	c.fail("PASS wrong", "[AUTH] invalid user name or password")
+	if took := time.Since(start); took < gate.Delay*9/10 {
+		t.Errorf("a wrong password was answered after %v, want at least %v", took, gate.Delay)
+	}
+	c.ok("USER " + box)
+	start = time.Now()
+	c.ok("PASS " + token(box))
+	if took := time.Since(start); took >= gate.Delay/2 {
+		t.Errorf("the right password was answered after %v, want at once", took)
+	}
+}
