@@ -40,25 +40,19 @@ type Options struct {
 	TLS             *tls.Config   // for STARTTLS and TLSAddr; nil = no STARTTLS, no TLSAddr
 	MaxConnections  int           // open at once, on all listeners; later ones get a BYE; 0 = 1000
 	ShutdownTimeout time.Duration // how long sessions get to go after their BYE; 0 = 10s
-	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
-	// IPv6 /64) may have open at once on both listeners; more get a BYE at once.
-	// 0 = 20; negative = no limit.
+	// MaxConnectionsPerIP caps each client's connections on both listeners
+	// (limit.Front); more get a BYE at once. 0 = 20; negative = no limit.
 	MaxConnectionsPerIP int
 	// CommandRate is how fast one connection's commands are served, in bursts of N or
 	// limit.PaceBurst, whichever is more; past it the client is slowed (limit.Pacer),
 	// and only a flood long past the burst gets a BYE and the connection closes.
 	// Zero = 50 a second; N < 0 = no limit.
 	CommandRate limit.Rate
-	// LoginFailures counts wrong passwords per client, shared with the other servers
-	// that take a token; a client whose bucket is empty is refused before its password
-	// is checked. nil = no limit.
+	// LoginFailures counts refused logins per client, one bucket for every protocol
+	// (gate.Gate.Failures); nil = no limit.
 	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
-	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
-	// they relay. A peer in one must send it, and every per-client rule (connection
-	// and login-failure limits, the loopback exemption for plain-text logins, logs)
-	// then applies to the client it names; a peer in none is its own client, header or
-	// not. nil = no proxies: every peer is its own client.
+	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
+	// header names the client (limit.Front); nil = every peer is its own client.
 	TrustedProxies []netip.Prefix
 	// SearchTimeout is how long one SEARCH may take; past it the command gets NO
 	// [LIMIT] and the client is told to narrow it. 0 = 2s.

@@ -51,10 +51,15 @@ func Run(ctx context.Context, proto, addr, tlsAddr string, tlsConfig *tls.Config
 
 // Front is what every mail listener puts between its socket and its protocol.
 type Front struct {
-	// TrustedProxies are the balancers whose PROXY header names the client
-	// (ProxyListener); nil = every peer is its own client.
+	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
+	// the listener, which send the PROXY protocol header (v1 or v2) naming the client
+	// they relay (ProxyListener). A peer in one must send it, and every per-client
+	// rule (connection and login-failure limits, the loopback exemption for plain-text
+	// logins, logs) then applies to the client it names; a peer in none is its own
+	// client, header or not. nil = no proxies: every peer is its own client.
 	TrustedProxies []netip.Prefix
-	// PerClient caps each client's connections at once (Listener); nil = no cap.
+	// PerClient caps each client's connections at once (Listener), a client being its
+	// IPv4 address or its IPv6 /64 (Key); nil = no cap.
 	PerClient *Conns
 	// Refusal is the protocol's line to a client over PerClient, on a plain listener.
 	Refusal string

@@ -36,7 +36,9 @@ func TestFrontRefusal(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			accepted := make(chan net.Conn, 2)
 			done := make(chan error, 1)
-			go func() { done <- Accept(ctx, ln, "test", slog.New(slog.DiscardHandler), func(c net.Conn) { accepted <- c }) }()
+			go func() {
+				done <- Accept(ctx, ln, "test", slog.New(slog.DiscardHandler), func(c net.Conn) { accepted <- c })
+			}()
 
 			first, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {

@@ -122,23 +122,19 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_smtp_messages_total", Help: "Messages at the end of DATA, by result: stored (250) or failed (451).",
-		}, []string{"result"}),
+		messages: limit.CounterVec(nil, "mayfly_smtp_messages_total", "result", limit.Series{
+			Help: "Messages at the end of DATA, by result: stored (250) or failed (451).", Values: []string{"stored", "failed"},
+		}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_deliveries_total", Help: "Inbox deliveries stored: a message to three inboxes counts three.",
 		}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_smtp_rejected_total", Help: "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
-		}, []string{"reason"}),
+		rejected: limit.CounterVec(nil, "mayfly_smtp_rejected_total", "reason", limit.Series{
+			Help:   "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
+			Values: []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections},
+		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_stored_bytes_total", Help: "Bytes of messages stored, trace header included, once per message.",
 		}),
-	}
-	m.messages.WithLabelValues("stored")
-	m.messages.WithLabelValues("failed")
-	for _, r := range []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections} {
-		m.rejected.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.deliveries, m.rejected, m.bytes)

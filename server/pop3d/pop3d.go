@@ -45,25 +45,20 @@ type Options struct {
 	Timeout         time.Duration
 	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
 	ShutdownTimeout time.Duration // how long sessions may finish their command at shutdown; 0 = 10s
-	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
-	// IPv6 /64) may have open at once on both listeners; more are turned away at once.
-	// 0 = 20; negative = no limit.
+	// MaxConnectionsPerIP caps each client's connections on both listeners
+	// (limit.Front, where a client is an IPv4 address or an IPv6 /64); more are
+	// turned away at once with -ERR [SYS/TEMP]. 0 = 20; negative = no limit.
 	MaxConnectionsPerIP int
 	// CommandRate is how fast one connection's commands are served, in bursts of N or
 	// limit.PaceBurst, whichever is more; past it the client is slowed (limit.Pacer),
 	// and only a flood long past the burst gets -ERR [SYS/TEMP] and the connection
 	// closes. Zero = 50 a second; N < 0 = no limit.
 	CommandRate limit.Rate
-	// LoginFailures counts wrong passwords per client, shared with the other servers
-	// that take a token; a client whose bucket is empty is refused before its password
-	// is checked. nil = no limit.
+	// LoginFailures counts refused logins per client, one bucket for every protocol
+	// (gate.Gate.Failures); nil = no limit.
 	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
-	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
-	// they relay. A peer in one must send it, and every per-client rule (connection
-	// and login-failure limits, the loopback exemption for plain-text logins, logs)
-	// then applies to the client it names; a peer in none is its own client, header or
-	// not. nil = no proxies: every peer is its own client.
+	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
+	// header names the client (limit.Front); nil = every peer is its own client.
 	TrustedProxies []netip.Prefix
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer

@@ -110,17 +110,12 @@ type Options struct {
 	// whole transaction to MaxRecipients sent at once (PIPELINING, RFC 2920), at the
 	// same rate; N < 0 = no limit.
 	CommandRate limit.Rate
-	// LoginFailures counts failed logins per client address, shared with the other
-	// protocols so that guessing tokens gains nothing by switching; a client with no
-	// failure left is answered 454 4.7.0 before its password is checked. nil = no
+	// LoginFailures counts refused logins per client, one bucket for every protocol
+	// (gate.Gate.Failures); a client with none left is answered 454 4.7.0. nil = no
 	// throttle.
 	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
-	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
-	// they relay. A peer in one must send it, and every per-client rule (connection
-	// and login-failure limits, the loopback exemption for plain-text logins, logs)
-	// then applies to the client it names; a peer in none is its own client, header or
-	// not. nil = no proxies: every peer is its own client.
+	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
+	// header names the client (limit.Front); nil = every peer is its own client.
 	TrustedProxies []netip.Prefix
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
