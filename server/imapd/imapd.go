@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,7 +237,10 @@ func newListener(s *Server, addr net.Addr, implicitTLS bool) *listener {
 
 // accept hands a new connection to the imapserver that decides how it may log in.
 func (l *listener) accept(raw net.Conn) {
-	c := &conn{Conn: raw, l: l, refs: 1}
+	// A read timeout is final (limit.FinalRead): imapserver answers a command whose
+	// arguments timed out with a NO and reads on, so a client that sends each line too
+	// slowly would keep its connection for good at the cost of a NO a line.
+	c := &conn{Conn: &limit.FinalRead{Conn: raw}, l: l, refs: 1}
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()
@@ -346,7 +348,6 @@ type conn struct {
 
 	// loggedIn moves the read deadlines from the login timeout to the autologout one.
 	loggedIn atomic.Bool
-	timedOut atomic.Bool // a read deadline has passed: nothing more is read
 
 	// Guarded by l.mu.
 	imap   *imapserver.Conn
@@ -363,20 +364,6 @@ type conn struct {
 // autologout after. TLS passes deadlines down to here.
 func (c *conn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(c.capDeadline(t))
-}
-
-// Read makes a read timeout final. imapserver answers a command whose arguments timed
-// out with a NO and reads on, so a client that sends each line too slowly would keep
-// its connection for good at the cost of a NO a line.
-func (c *conn) Read(b []byte) (int, error) {
-	if c.timedOut.Load() {
-		return 0, os.ErrDeadlineExceeded
-	}
-	n, err := c.Conn.Read(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.timedOut.Store(true)
-	}
-	return n, err
 }
 
 // SetDeadline caps the read half as SetReadDeadline does.

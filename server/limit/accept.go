@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,3 +52,30 @@ func Refuse(c net.Conn, line string) {
 	}
 	c.Close()
 }
+
+// FinalRead is a connection on which a read past its deadline is final: every later
+// read fails at once with os.ErrDeadlineExceeded. Protocol libraries read on after a
+// timeout (imapserver answers a command whose arguments timed out with a NO and reads
+// the next; go-smtp's line reader hands back the bytes a deadline cut off as a line),
+// so a client that sends each line a byte at a time would keep its connection for good
+// under a fresh deadline per line. A server wraps its socket in one and lets the
+// library set deadlines as it does.
+type FinalRead struct {
+	net.Conn
+	timedOut atomic.Bool
+}
+
+// Read reads, or fails at once after a read has passed its deadline.
+func (c *FinalRead) Read(b []byte) (int, error) {
+	if c.timedOut.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n, err := c.Conn.Read(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut.Store(true)
+	}
+	return n, err
+}
+
+// TimedOut reports whether a read has passed its deadline.
+func (c *FinalRead) TimedOut() bool { return c.timedOut.Load() }

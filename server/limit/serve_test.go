@@ -3,9 +3,11 @@ package limit
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -124,5 +126,35 @@ func TestDefaults(t *testing.T) {
 	Defaults(&conns, &per, &shutdown, &rate)
 	if conns != 1000 || per != -1 || shutdown != 10*time.Second || rate != (Rate{N: 50, Per: time.Second}) {
 		t.Errorf("Defaults = %d %d %v %v", conns, per, shutdown, rate)
+	}
+}
+
+// TestFinalRead: after a read passes its deadline, later reads fail at once, even
+// with a new deadline and bytes waiting.
+func TestFinalRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &FinalRead{Conn: raw}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) || !c.TimedOut() {
+		t.Fatalf("a read past its deadline = %v (timed out %v)", err, c.TimedOut())
+	}
+	client.Write([]byte("x"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a read after the timeout = %d, %v, want 0, os.ErrDeadlineExceeded", n, err)
 	}
 }

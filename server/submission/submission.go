@@ -377,7 +377,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		tc := &trackedConn{Conn: c, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Pacer(l.s.opts.Timeout), ctx: ctx, cancel: cancel}
+		tc := &trackedConn{FinalRead: &limit.FinalRead{Conn: c}, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Pacer(l.s.opts.Timeout), ctx: ctx, cancel: cancel}
 		l.s.metrics.sessions.Inc()
 		if !l.tr.add(tc) {
 			tc.Close()
@@ -404,9 +404,14 @@ func (s *Server) refuse(c net.Conn, implicitTLS bool) {
 	limit.Refuse(c, line)
 }
 
-// trackedConn is one accepted connection; closing it frees its slot once.
+// trackedConn is one accepted connection; closing it frees its slot once. A read
+// past its deadline is final (limit.FinalRead): go-smtp reads commands with bufio's
+// ReadLine, which hands back the bytes of a line cut off by the deadline as if they
+// were a whole line and drops the error, so a client dripping a line a byte at a time
+// would have each piece served as a command, under a fresh deadline, for ever. Its
+// piece is still answered; then SetReadDeadline ends the session.
 type trackedConn struct {
-	net.Conn
+	*limit.FinalRead
 	s    *Server
 	tr   *tracker
 	once sync.Once
@@ -418,7 +423,6 @@ type trackedConn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	authed   bool       // a login has succeeded: the full Timeout applies
-	timedOut bool       // a read has passed its deadline: the session is over
 	tls      *tls.Conn  // on an implicit-TLS listener, the layer go-smtp uses
 	smtpConn *smtp.Conn // from the first EHLO on; its Conn follows STARTTLS
 }
@@ -431,7 +435,7 @@ type trackedConn struct {
 // line, so sending it a byte at a time gains nothing. Past CommandRate the read waits
 // here for its turn, so a pipelining client is slowed; only clear abuse is cut.
 func (c *trackedConn) SetReadDeadline(t time.Time) error {
-	if c.timedOut {
+	if c.TimedOut() {
 		// go-smtp answers this with its 421 4.4.2 and ends the session.
 		return os.ErrDeadlineExceeded
 	}
@@ -449,19 +453,6 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 		}
 	}
 	return c.Conn.SetReadDeadline(t)
-}
-
-// Read notes a deadline passed. go-smtp reads commands with bufio's ReadLine, which
-// hands back the bytes of a line cut off by the deadline as if they were a whole line
-// and drops the error, so a client dripping a line a byte at a time would have each
-// piece served as a command, under a fresh deadline, for ever. Its piece is still
-// answered; then SetReadDeadline ends the session.
-func (c *trackedConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.timedOut = true
-	}
-	return n, err
 }
 
 // tooManyCommands answers a client over CommandRate and closes its connection. The
