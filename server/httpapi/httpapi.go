@@ -108,6 +108,10 @@ type store interface {
 	Ping(ctx context.Context) error
 }
 
+// authFailDelay is how late a refused login is answered (the login gate's Delay); a
+// variable for tests, most of which have no second to spare per wrong password.
+var authFailDelay = gate.Delay
+
 // Server serves the API.
 type Server struct {
 	opts    Options
@@ -182,7 +186,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		store:             st,
 		logger:            logger.With("proto", "http"),
 		tokens:            tokensOf(opts.Secret),
-		authFailDelay:     gate.Delay,
+		authFailDelay:     authFailDelay,
 		cache:             newParseCache(opts.ParseCache),
 		parsing:           make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		metrics:           newMetrics(opts.Registry),

@@ -76,6 +76,10 @@ type store interface {
 // a client waiting on a silent server.
 const storeTimeout = 15 * time.Second
 
+// authFailDelay is how late a refused login is answered (the login gate's Delay); a
+// variable for tests, most of which have no second to spare per wrong password.
+var authFailDelay = gate.Delay
+
 // Server serves POP3 over a store.
 type Server struct {
 	opts    Options
@@ -118,7 +122,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		slots:         limit.NewSlots(opts.MaxConnections),
 		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
 		isLoopback:    limit.IsLoopback,
-		authFailDelay: gate.Delay,
+		authFailDelay: authFailDelay,
 		// Before login the client is a program, not a person typing: a minute is
 		// room for a slow network.
 		loginTimeout: time.Minute,

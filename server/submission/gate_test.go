@@ -13,6 +13,8 @@ import (
 // TestRefusedLoginDelayed: a wrong token is answered gate.Delay late, as IMAP's and
 // POP3's are, and a right one at once.
 func TestRefusedLoginDelayed(t *testing.T) {
+	authFailDelay = servedDelay
+	t.Cleanup(func() { authFailDelay = 0 })
 	e := newEnv(t, memory(t), setup{})
 	c := dial(t, e.addr)
 	start := time.Now()
@@ -29,3 +31,9 @@ func TestRefusedLoginDelayed(t *testing.T) {
 		t.Errorf("the right token was answered after %v, want at once", took)
 	}
 }
+
+// servedDelay is authFailDelay as the server has it, before init takes it away: tests
+// answer refused logins at once, but for the test of the delay itself.
+var servedDelay = authFailDelay
+
+func init() { authFailDelay = 0 }

@@ -148,6 +148,10 @@ const (
 // than a client waiting on a silent server.
 const storeTimeout = 15 * time.Second
 
+// authFailDelay is how late a refused login is answered (the login gate's Delay); a
+// variable for tests, most of which have no second to spare per wrong password.
+var authFailDelay = gate.Delay
+
 // Server accepts replies over SMTP and Reply, and delivers them.
 type Server struct {
 	opts     Options
@@ -266,7 +270,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		resolver:      opts.Resolver,
 		slots:         limit.NewSlots(opts.MaxConnections),
 		conns:         limit.NewConns(opts.MaxConnectionsPerIP),
-		authFailDelay: gate.Delay,
+		authFailDelay: authFailDelay,
 		now:           time.Now,
 		isLoopback:    limit.IsLoopback,
 
