@@ -69,3 +69,103 @@ func Defaults(maxConns, perClient *int, shutdown *time.Duration, commands *Rate)
 		*commands = Rate{N: 50, Per: time.Second}
 	}
 }
+
+// Tracker knows a listener's open connections, which of them are busy (in a mail
+// transaction, say), and whether shutdown has begun: so that shutdown reaches the idle
+// ones at once, the busy ones when they finish, and no connection starts after it.
+// Its zero value is ready to use.
+type Tracker[C comparable] struct {
+	mu      sync.Mutex
+	conns   map[C]bool // true while busy
+	closing bool
+}
+
+// Add tracks c, idle, unless shutdown has begun.
+func (t *Tracker[C]) Add(c C) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	if t.conns == nil {
+		t.conns = make(map[C]bool)
+	}
+	t.conns[c] = false
+	return true
+}
+
+// Remove forgets c.
+func (t *Tracker[C]) Remove(c C) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+// Closing reports whether shutdown has begun.
+func (t *Tracker[C]) Closing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closing
+}
+
+// Open runs f unless shutdown has begun, reporting whether it ran. f runs under the
+// tracker's lock, so what it sets (a read deadline for the next wait on the client)
+// cannot overwrite what shutdown sets after Shutdown returns.
+func (t *Tracker[C]) Open(f func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	f()
+	return true
+}
+
+// Begin marks c busy, unless shutdown has begun.
+func (t *Tracker[C]) Begin(c C) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	if _, ok := t.conns[c]; ok {
+		t.conns[c] = true
+	}
+	return true
+}
+
+// End marks c idle again and reports whether shutdown has begun, when the caller
+// closes c, its work done.
+func (t *Tracker[C]) End(c C) (closing bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.conns[c]; ok {
+		t.conns[c] = false
+	}
+	return t.closing
+}
+
+// Shutdown begins shutdown and returns the idle connections, for the caller to close
+// or wake outside the lock (closing one may Remove it).
+func (t *Tracker[C]) Shutdown() (idle []C) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closing = true
+	for c, busy := range t.conns {
+		if !busy {
+			idle = append(idle, c)
+		}
+	}
+	return idle
+}
+
+// All returns every connection tracked, busy or not.
+func (t *Tracker[C]) All() []C {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	all := make([]C, 0, len(t.conns))
+	for c := range t.conns {
+		all = append(all, c)
+	}
+	return all
+}

@@ -158,3 +158,30 @@ func TestFinalRead(t *testing.T) {
 		t.Errorf("a read after the timeout = %d, %v, want 0, os.ErrDeadlineExceeded", n, err)
 	}
 }
+
+// TestTracker: shutdown returns the idle connections, not the busy ones, and after
+// it nothing is added, begun or armed; a busy one ending learns of the shutdown.
+func TestTracker(t *testing.T) {
+	var tr Tracker[string]
+	for _, c := range []string{"idle", "busy"} {
+		if !tr.Add(c) {
+			t.Fatalf("Add(%q) before shutdown = false", c)
+		}
+	}
+	if !tr.Begin("busy") {
+		t.Fatal("Begin before shutdown = false")
+	}
+	if idle := tr.Shutdown(); len(idle) != 1 || idle[0] != "idle" {
+		t.Errorf("Shutdown = %q, want [idle]", idle)
+	}
+	if !tr.Closing() || tr.Add("late") || tr.Begin("idle") || tr.Open(func() { t.Error("Open ran after shutdown") }) {
+		t.Error("the tracker let work start after shutdown")
+	}
+	if !tr.End("busy") {
+		t.Error("End after shutdown = false, want the shutdown reported")
+	}
+	tr.Remove("idle")
+	if all := tr.All(); len(all) != 1 || all[0] != "busy" {
+		t.Errorf("All = %q, want [busy]", all)
+	}
+}

@@ -164,7 +164,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	// when the drain gives up.
 	storeCtx, cutStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer cutStore()
-	tr := &tracker{conns: make(map[net.Conn]struct{})}
+	tr := &tracker{}
 	var wg sync.WaitGroup
 
 	acceptDone := make(chan struct{})
@@ -182,23 +182,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 			s.refuse(c, implicitTLS)
 			return
 		}
-		tr.add(c)
+		tr.Add(c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer s.slots.Give()
-			defer tr.remove(c)
+			defer tr.Remove(c)
 			s.serveConn(storeCtx, tr, c, implicitTLS)
 		}()
 	})
 	close(acceptDone)
 	<-lnClosed
 
-	tr.shutdown()
+	// Wake every session that waits for a command; a session running one sees the
+	// shutdown when it next waits.
+	for _, c := range tr.Shutdown() {
+		c.SetReadDeadline(longAgo)
+	}
 	drained := limit.Waited(&wg)
 	if !limit.Drain(drained, s.opts.ShutdownTimeout, s.logger, "sessions still busy after the shutdown timeout, closing them", func() {
 		cutStore()
-		tr.closeAll()
+		for _, c := range tr.All() {
+			c.Close()
+		}
 	}) {
 		<-drained
 	}
@@ -219,61 +225,7 @@ func (s *Server) refuse(c net.Conn, implicitTLS bool) {
 }
 
 // tracker knows a listener's open connections, so shutdown can reach the idle ones.
-type tracker struct {
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closing bool
-}
-
-func (t *tracker) add(c net.Conn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.conns[c] = struct{}{}
-}
-
-func (t *tracker) remove(c net.Conn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.conns, c)
-}
-
-// arm sets c's read deadline for the next wait on the client, unless the server is
-// shutting down. Under the mutex, so that shutdown's deadline in the past cannot be
-// overwritten by a session setting its own.
-func (t *tracker) arm(c net.Conn, deadline time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	c.SetReadDeadline(deadline)
-	return true
-}
-
-func (t *tracker) isClosing() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closing
-}
+type tracker = limit.Tracker[net.Conn]
 
 // longAgo is a deadline that has passed: it wakes a read that waits on the client.
 var longAgo = time.Unix(1, 0)
-
-// shutdown wakes every session that waits for a command; a session running one sees
-// the shutdown when it next waits.
-func (t *tracker) shutdown() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.closing = true
-	for c := range t.conns {
-		c.SetReadDeadline(longAgo)
-	}
-}
-
-func (t *tracker) closeAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for c := range t.conns {
-		c.Close()
-	}
-}

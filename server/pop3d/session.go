@@ -165,10 +165,16 @@ func (ss *session) timeout() time.Duration {
 	return ss.srv.opts.Timeout
 }
 
+// arm sets the read deadline for the next wait on the client, unless the server is
+// shutting down, whose deadline in the past it must not overwrite.
+func (ss *session) arm(deadline time.Time) bool {
+	return ss.tr.Open(func() { ss.raw.SetReadDeadline(deadline) })
+}
+
 // readLine reads one line of at most maxAuthLine octets, without its line end. A bare
 // LF is taken as a line end: it cannot be anything else in a command.
 func (ss *session) readLine() (string, error) {
-	if !ss.tr.arm(ss.raw, time.Now().Add(ss.timeout())) {
+	if !ss.arm(time.Now().Add(ss.timeout())) {
 		return "", errClosing
 	}
 	line, err := ss.r.ReadSlice('\n')
@@ -190,7 +196,7 @@ func (ss *session) readFailed(err error) {
 	switch {
 	case errors.Is(err, errLineTooLong):
 		ss.goodbye("-ERR line too long")
-	case ss.tr.isClosing():
+	case ss.tr.Closing():
 		// No QUIT, so RFC 1939 section 6: no UPDATE; marked messages stay.
 		ss.goodbye("-ERR server shutting down")
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -341,7 +347,7 @@ func (ss *session) stls(command) bool {
 // startTLS runs the server side of a TLS handshake on the connection and forgets what
 // was said before it (RFC 2595 section 4).
 func (ss *session) startTLS() bool {
-	if !ss.tr.arm(ss.raw, time.Now().Add(min(ss.timeout(), handshakeTimeout))) {
+	if !ss.arm(time.Now().Add(min(ss.timeout(), handshakeTimeout))) {
 		return false
 	}
 	ss.raw.SetWriteDeadline(time.Now().Add(min(ss.srv.opts.Timeout, handshakeTimeout)))

@@ -156,7 +156,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 		ss.s.metrics.messages.WithLabelValues("smtp", resultSender).Inc()
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address <" + printable(from) + "> is not " + ss.inbox + " or one of its +tag forms"}
 	}
-	if !ss.tr.begin(ss.conn) {
+	if !ss.tr.Begin(ss.conn) {
 		return errShuttingDown
 	}
 	ss.from = from
@@ -234,14 +234,14 @@ func smtpError(err error) error {
 }
 
 func (ss *session) Reset() {
-	ss.tr.end(ss.conn)
+	endTransaction(ss.tr, ss.conn)
 	ss.from, ss.rcpts, ss.corr = "", nil, nil
 }
 
 // Logout reads no field the connection's goroutine writes: Server.Close calls it
 // from another.
 func (ss *session) Logout() error {
-	ss.tr.end(ss.conn)
+	endTransaction(ss.tr, ss.conn)
 	return nil
 }
 

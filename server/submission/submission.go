@@ -313,7 +313,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		ln.Close()
 		return errors.New("submission: a TLS listener needs a certificate")
 	}
-	tr := &tracker{conns: make(map[*trackedConn]bool)}
+	tr := &tracker{}
 	// On a submissions listener the TLS handshake (in limitListener) follows.
 	perClient := limit.Front{
 		TrustedProxies: s.opts.TrustedProxies,
@@ -344,7 +344,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return fmt.Errorf("submission serve: %w", err)
 	case <-ctx.Done():
 	}
-	tr.shutdown()
+	for _, c := range tr.Shutdown() {
+		c.Close()
+	}
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
@@ -383,7 +385,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		tc := &trackedConn{FinalRead: &limit.FinalRead{Conn: c}, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Pacer(l.s.opts.Timeout), ctx: ctx, cancel: cancel}
 		l.s.metrics.sessions.Inc()
-		if !l.tr.add(tc) {
+		if !l.tr.Add(tc) {
 			tc.Close()
 			continue
 		}
@@ -483,7 +485,7 @@ func (c *trackedConn) tooManyCommands() {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.cancel()
-		c.tr.remove(c)
+		c.tr.Remove(c)
 		c.s.metrics.sessions.Dec()
 		c.s.slots.Give()
 	})
@@ -492,71 +494,13 @@ func (c *trackedConn) Close() error {
 
 // tracker knows a listener's connections and which are in a mail transaction, so
 // that shutdown closes the idle ones at once and the busy ones when they finish.
-type tracker struct {
-	mu      sync.Mutex
-	conns   map[*trackedConn]bool // true while in a transaction
-	closing bool
-}
+type tracker = limit.Tracker[*trackedConn]
 
-func (t *tracker) add(c *trackedConn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	t.conns[c] = false
-	return true
-}
-
-func (t *tracker) remove(c *trackedConn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.conns, c)
-}
-
-// begin marks c in a transaction, unless the server is shutting down.
-func (t *tracker) begin(c *trackedConn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	if _, ok := t.conns[c]; ok {
-		t.conns[c] = true
-	}
-	return true
-}
-
-// end marks c's transaction over, and closes c if the server is shutting down.
-// go-smtp ends a transaction (Reset) after it has written the reply to DATA, so the
-// client has its answer before the connection goes.
-func (t *tracker) end(c *trackedConn) {
-	if c == nil {
-		return
-	}
-	t.mu.Lock()
-	if _, ok := t.conns[c]; ok {
-		t.conns[c] = false
-	}
-	closing := t.closing
-	t.mu.Unlock()
-	if closing {
-		c.Close()
-	}
-}
-
-// shutdown closes every connection not in a transaction.
-func (t *tracker) shutdown() {
-	t.mu.Lock()
-	t.closing = true
-	var idle []*trackedConn
-	for c, busy := range t.conns {
-		if !busy {
-			idle = append(idle, c)
-		}
-	}
-	t.mu.Unlock()
-	for _, c := range idle {
+// endTransaction marks c's transaction over, and closes c if the server is shutting
+// down. go-smtp ends a transaction (Reset) after it has written the reply to DATA, so
+// the client has its answer before the connection goes.
+func endTransaction(t *tracker, c *trackedConn) {
+	if c != nil && t.End(c) {
 		c.Close()
 	}
 }
