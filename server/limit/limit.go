@@ -8,9 +8,12 @@
 // ProxyListener makes that address the client's, from a trusted proxy's PROXY
 // protocol header, rather than the balancer's.
 //
-// The little the listeners of submission, IMAP and POP3 share besides is here too:
-// opening their plain and implicit-TLS listeners (Listen) and telling a client on this
-// machine (IsLoopback), who may log in without TLS.
+// The listener layer the mail servers (IMAP, POP3, submission, inbound SMTP) share is
+// here too: opening their plain and implicit-TLS listeners (Run, Listen), the wrappers
+// in front of a protocol (Front), one accept loop (Accept), refusals (Refuse, Slots),
+// the slow-client rule (FinalRead), connection tracking and the bounded drain
+// (Tracker, Drain), their connection and login metrics (NewMetrics), and telling a
+// client on this machine (IsLoopback), who may log in without TLS.
 package limit
 
 import (
