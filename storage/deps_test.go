@@ -30,9 +30,10 @@ func TestNoProtocolImports(t *testing.T) {
 
 const module = "github.com/mayfly-mail/mayfly/"
 
-// views are the protocols' packages: each may use the store, the shared limits, the
-// one message parser and the outbound network guard, and no other view.
-var views = []string{"storage", "server/limit", "server/mailparse", "server/netguard"}
+// views are the protocols' packages: each may use the store, the shared limits and
+// listener layer, the login gate, the one message parser and the outbound network
+// guard, and no other view.
+var views = []string{"storage", "server/limit", "server/gate", "server/mailparse", "server/netguard"}
 
 // mayImport is which of this module's packages each package under server/ and
 // storage/ may import (not counting its tests). A package missing here fails the test:
@@ -51,6 +52,7 @@ var mayImport = map[string][]string{
 	"server/dkimkey":          nil,
 	"server/internal/testlib": nil, // test helpers
 	"server/mailauth/dnstest": nil, // test helpers
+	"server/gate":             {"storage", "server/limit"},
 	"server/mailauth":         {"storage", "server/mailparse", "server/dnsclient"},
 	"server/certs":            {"storage"},
 	"server/dnssetup":         {"server/dkimkey", "server/dnsclient"},

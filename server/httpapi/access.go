@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -74,9 +76,9 @@ func (s *Server) authenticate(c echo.Context) (opened bool, err error) {
 	}
 	c.Set(inboxKey, inbox)
 	token := bearer(c.Request())
-	if s.opts.Public {
+	if g := s.gate(); g.Public {
 		// Nothing is guessed here, every inbox being open: no failure to count.
-		return token != "" && (s.isAdminKey(token) || s.tokens.Valid(inbox, token)), nil
+		return token != "" && g.Opens(inbox, token), nil
 	}
 	if key := c.QueryParam(frameKeyParam); token == "" && key != "" && c.Path() == attachmentRoute {
 		// The sandboxed frame's image requests carry the frame's key, not the token,
@@ -95,7 +97,7 @@ func (s *Server) authenticate(c echo.Context) (opened bool, err error) {
 	if token == "" {
 		return false, errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
 	}
-	opens, err := s.checkToken(c, token, func(token string) bool { return s.isAdminKey(token) || s.tokens.Valid(inbox, token) })
+	opens, err := s.checkToken(c, token, func(token string) bool { return s.gate().Opens(inbox, token) })
 	if err != nil {
 		return false, err
 	}
@@ -105,26 +107,30 @@ func (s *Server) authenticate(c echo.Context) (opened bool, err error) {
 	return true, nil
 }
 
-// checkToken reports whether token opens what the request asks for, by opens, and counts
-// a failure against the client. A client out of failures gets the 429 even with the
-// right token: a guesser must not learn which of its guesses would have worked.
+// checkToken reports whether token opens what the request asks for, by opens, at the
+// login gate, which counts a failure against the client. A client out of failures gets
+// the 429 even with the right token: a guesser must not learn which of its guesses
+// would have worked.
 func (s *Server) checkToken(c echo.Context, token string, opens func(string) bool) (bool, error) {
-	key := s.clientKey(c)
-	if s.opts.LoginFailures.Empty(key) {
+	r := c.Request()
+	err := s.gate().Check(r.Context(), s.logger, s.clientIP(r).String(), s.clientKey(c), func() bool { return opens(token) })
+	if errors.Is(err, gate.ErrThrottled) {
 		s.metrics.refused.WithLabelValues("failures").Inc()
 		return false, errorf(http.StatusTooManyRequests, "too_many_failures", "too many wrong tokens from your address (MAYFLY_LOGIN_FAILURES), try later")
 	}
-	if opens(token) {
-		return true, nil
+	if err != nil {
+		s.metrics.authFailures.Inc()
+		return false, nil
 	}
-	s.metrics.authFailures.Inc()
-	s.opts.LoginFailures.Allow(key)
-	return false, nil
+	return true, nil
 }
 
-func (s *Server) isAdminKey(token string) bool {
-	return s.opts.APIKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.APIKey)) == 1
+// gate is the login gate under the options as they are now.
+func (s *Server) gate() gate.Gate {
+	return gate.Gate{Keys: storage.Keys{Tokens: s.tokens, APIKey: s.opts.APIKey}, Public: s.opts.Public, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
 }
+
+func (s *Server) isAdminKey(token string) bool { return s.gate().IsAdminKey(token) }
 
 // operatorOnly guards what only the operator may read (/metrics, which tells who uses
 // the service and how much): it answers loopback peers and the admin key. A loopback

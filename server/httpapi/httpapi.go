@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -106,6 +108,10 @@ type store interface {
 	Ping(ctx context.Context) error
 }
 
+// authFailDelay is how late a refused login is answered (the login gate's Delay); a
+// variable for tests, most of which have no second to spare per wrong password.
+var authFailDelay = gate.Delay
+
 // Server serves the API.
 type Server struct {
 	opts    Options
@@ -125,6 +131,8 @@ type Server struct {
 	reads    *limit.Conns
 	awaiting atomic.Int64  // requests waiting for a read slot, for tests
 	readWait time.Duration // how long a read past MaxReadsPerIP waits for a slot; a variable for tests
+	// authFailDelay is how late a refused token is answered; a variable for tests.
+	authFailDelay time.Duration
 	// readTimeout bounds reading a request, body included, and readHeaderTimeout its
 	// headers; variables for tests.
 	readTimeout       time.Duration
@@ -177,7 +185,8 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		opts:              opts,
 		store:             st,
 		logger:            logger.With("proto", "http"),
-		tokens:            storage.NewTokens(opts.Secret),
+		tokens:            tokensOf(opts.Secret),
+		authFailDelay:     authFailDelay,
 		cache:             newParseCache(opts.ParseCache),
 		parsing:           make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		metrics:           newMetrics(opts.Registry),
@@ -207,6 +216,17 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	}
 	s.echo = s.routes()
 	return s
+}
+
+// tokensOf returns the inbox tokens under secret. Tokens under an empty secret anybody
+// could make, so without one they are under a random secret nobody knows: the tokens
+// this server hands out open, and no other.
+func tokensOf(secret []byte) *storage.Tokens {
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		rand.Read(secret)
+	}
+	return storage.NewTokens(secret)
 }
 
 // Handler returns the API as an http.Handler, for tests and embedding.

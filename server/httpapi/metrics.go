@@ -6,6 +6,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
 type metrics struct {
@@ -35,13 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mayfly_http_auth_failures_total",
 			Help: "Requests refused for a wrong token.",
 		}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_http_refused_total",
-			Help: "Connections and requests refused by a per-client limit: connections at once, request rate, inbox creations, wrong tokens, reads of messages at once.",
-		}, []string{"reason"}),
-	}
-	for _, reason := range []string{"connections", "rate", "create_rate", "failures", "reads"} {
-		m.refused.WithLabelValues(reason) // every reason shows, at 0, before its first refusal
+		refused: limit.CounterVec(nil, "mayfly_http_refused_total", "reason", limit.Series{
+			Help:   "Connections and requests refused by a per-client limit: connections at once, request rate, inbox creations, wrong tokens, reads of messages at once.",
+			Values: []string{"connections", "rate", "create_rate", "failures", "reads"},
+		}),
 	}
 	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures, m.refused)
 	return m

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,8 +23,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -40,25 +39,19 @@ type Options struct {
 	TLS             *tls.Config   // for STARTTLS and TLSAddr; nil = no STARTTLS, no TLSAddr
 	MaxConnections  int           // open at once, on all listeners; later ones get a BYE; 0 = 1000
 	ShutdownTimeout time.Duration // how long sessions get to go after their BYE; 0 = 10s
-	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
-	// IPv6 /64) may have open at once on both listeners; more get a BYE at once.
-	// 0 = 20; negative = no limit.
+	// MaxConnectionsPerIP caps each client's connections on both listeners
+	// (limit.Front); more get a BYE at once. 0 = 20; negative = no limit.
 	MaxConnectionsPerIP int
 	// CommandRate is how fast one connection's commands are served, in bursts of N or
 	// limit.PaceBurst, whichever is more; past it the client is slowed (limit.Pacer),
 	// and only a flood long past the burst gets a BYE and the connection closes.
 	// Zero = 50 a second; N < 0 = no limit.
 	CommandRate limit.Rate
-	// LoginFailures counts wrong passwords per client, shared with the other servers
-	// that take a token; a client whose bucket is empty is refused before its password
-	// is checked. nil = no limit.
+	// LoginFailures counts refused logins per client, one bucket for every protocol
+	// (gate.Gate.Failures); nil = no limit.
 	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
-	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
-	// they relay. A peer in one must send it, and every per-client rule (connection
-	// and login-failure limits, the loopback exemption for plain-text logins, logs)
-	// then applies to the client it names; a peer in none is its own client, header or
-	// not. nil = no proxies: every peer is its own client.
+	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
+	// header names the client (limit.Front); nil = every peer is its own client.
 	TrustedProxies []netip.Prefix
 	// SearchTimeout is how long one SEARCH may take; past it the command gets NO
 	// [LIMIT] and the client is told to narrow it. 0 = 2s.
@@ -95,7 +88,7 @@ type Server struct {
 
 	// Knobs the tests turn.
 	loopback      func(net.Addr) bool // plain-text logins without TLS are let through from these
-	authFailDelay time.Duration       // a wrong password waits this long before its NO
+	authFailDelay time.Duration       // a refused login waits this long before its NO
 	opTimeout     time.Duration       // one store call; past it the command gets NO [UNAVAILABLE]
 	retryMax      time.Duration       // the longest wait between attempts to resubscribe
 	loginTimeout  time.Duration       // before login: the longest wait for a command line, and for its end
@@ -104,52 +97,37 @@ type Server struct {
 
 // New returns an IMAP server over st; Run serves it.
 func New(opts Options, st store, logger *slog.Logger) *Server {
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
 	if opts.Hostname == "" {
 		opts.Hostname = "mayfly"
 	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
 	if opts.SearchTimeout <= 0 {
 		opts.SearchTimeout = 2 * time.Second
-	}
-	if opts.CommandRate == (limit.Rate{}) {
-		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
-	}
-	if opts.Keys.Tokens == nil {
-		// A nil Tokens would panic in Keys.Opens, and Tokens under an empty secret would
-		// be forgeable by anyone: a random secret nobody knows opens nothing.
-		opts.Keys.Tokens = storage.NewTokens(randomSecret())
-	}
-	domains := make(map[string]bool, len(opts.Domains))
-	for _, d := range opts.Domains {
-		domains[strings.ToLower(d)] = true
 	}
 	return &Server{
 		opts:          opts,
 		store:         st,
 		logger:        logger.With("proto", "imap"),
 		metrics:       newMetrics(opts.Metrics),
-		domains:       domains,
+		domains:       gate.Domains(opts.Domains),
+		authFailDelay: gate.Delay,
 		caps:          capabilities(),
 		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
 		envelopes:     newEnvelopeCache(1024),
 		texts:         newTextCache(textCacheSize),
 		parsed:        newParseCache(parseCacheSize),
 		loopback:      limit.IsLoopback,
-		authFailDelay: time.Second,
 		opTimeout:     15 * time.Second,
 		retryMax:      5 * time.Second,
 		loginTimeout:  time.Minute,
 		// RFC 3501 section 5.4: the autologout timer is at least 30 minutes.
 		autologout: 30 * time.Minute,
 	}
+}
+
+// gate is the login gate under the options as they are now.
+func (s *Server) gate() gate.Gate {
+	return gate.Gate{Domains: s.domains, Keys: s.opts.Keys, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
 }
 
 // capabilities are what both IMAP4rev1 and IMAP4rev2 clients are offered once logged
@@ -175,20 +153,7 @@ func capabilities() imap.CapSet {
 // Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then
 // says BYE to every session and waits for them, for at most Options.ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
-	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
-		return errors.New("imaps: a TLS address needs a certificate")
-	}
-	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
-	if err != nil {
-		return fmt.Errorf("imap listen: %w", err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	for i, ln := range lns {
-		if ln != nil {
-			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
-		}
-	}
-	return g.Wait()
+	return limit.Run(ctx, "imap", s.opts.Addr, s.opts.TLSAddr, s.opts.TLS, s.Serve)
 }
 
 // Serve serves IMAP on ln until ctx ends (implicitTLS: every connection starts with a
@@ -201,19 +166,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	}
 	l := newListener(s, ln.Addr(), implicitTLS)
 	s.logger.Info("listening", "addr", ln.Addr().String(), "implicit_tls", implicitTLS, "starttls", !implicitTLS && s.opts.TLS != nil)
-	// A client over its connection limit gets its BYE before any session is made for
-	// it. An IMAPS client would need a TLS handshake to read one, which is the work the
-	// limit saves, so it just sees the connection close.
-	refusal := "* BYE too many connections from your address\r\n"
-	if implicitTLS {
-		refusal = ""
-	}
-	// The PROXY header comes first, so that the limit, and everything after it,
-	// sees the client a trusted proxy relays rather than the proxy; on an IMAPS
-	// listener the TLS handshake follows the header.
-	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.perIP, refusal, func() {
-		s.metrics.refused.WithLabelValues(refusedConnections).Inc()
-	})
+	// A client over its connection limit gets its BYE before any session is made for it.
+	ln = limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.perIP,
+		Refusal:        "* BYE too many connections from your address\r\n",
+		Refused:        func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() },
+	}.Wrap(ln, implicitTLS)
 
 	// imapserver's own accept loops take connections from ours, which has picked for
 	// each whether it may log in without TLS: imapserver decides that per server.
@@ -224,30 +183,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
-	var err error
-	backoff := 5 * time.Millisecond
-	for {
-		raw, aerr := ln.Accept()
-		if aerr == nil {
-			backoff = 5 * time.Millisecond
-			l.accept(raw)
-			continue
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		if errors.Is(aerr, net.ErrClosed) {
-			err = fmt.Errorf("imap accept: %w", aerr)
-			break
-		}
-		// Out of file descriptors and the like: wait for sessions to end.
-		s.logger.Warn("accept", "err", aerr, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
+	err := limit.Accept(ctx, ln, "imap", s.logger, l.accept)
 	l.plainQ.Close()
 	l.strictQ.Close()
 	servers.Wait()
@@ -301,7 +237,10 @@ func newListener(s *Server, addr net.Addr, implicitTLS bool) *listener {
 
 // accept hands a new connection to the imapserver that decides how it may log in.
 func (l *listener) accept(raw net.Conn) {
-	c := &conn{Conn: raw, l: l, refs: 1}
+	// A read timeout is final (limit.FinalRead): imapserver answers a command whose
+	// arguments timed out with a NO and reads on, so a client that sends each line too
+	// slowly would keep its connection for good at the cost of a NO a line.
+	c := &conn{Conn: &limit.FinalRead{Conn: raw}, l: l, refs: 1}
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()
@@ -381,23 +320,15 @@ func (l *listener) drain() {
 			c.Close() // still in its TLS handshake or greeting
 		}
 	}
-	done := make(chan struct{})
-	go func() {
-		l.wg.Wait()
-		close(done)
-	}()
-	timer := time.NewTimer(s.opts.ShutdownTimeout)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		s.logger.Warn("sessions still open after the shutdown timeout; closing them", "timeout", s.opts.ShutdownTimeout)
+	done := limit.Waited(&l.wg)
+	if !limit.Drain(done, s.opts.ShutdownTimeout, s.logger, "sessions still open after the shutdown timeout; closing them", func() {
 		l.cancelBase()
 		l.mu.Lock()
 		for c := range l.conns {
 			c.Conn.Close() // Close itself runs when imapserver lets go of it
 		}
 		l.mu.Unlock()
+	}) {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
@@ -417,7 +348,6 @@ type conn struct {
 
 	// loggedIn moves the read deadlines from the login timeout to the autologout one.
 	loggedIn atomic.Bool
-	timedOut atomic.Bool // a read deadline has passed: nothing more is read
 
 	// Guarded by l.mu.
 	imap   *imapserver.Conn
@@ -434,20 +364,6 @@ type conn struct {
 // autologout after. TLS passes deadlines down to here.
 func (c *conn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(c.capDeadline(t))
-}
-
-// Read makes a read timeout final. imapserver answers a command whose arguments timed
-// out with a NO and reads on, so a client that sends each line too slowly would keep
-// its connection for good at the cost of a NO a line.
-func (c *conn) Read(b []byte) (int, error) {
-	if c.timedOut.Load() {
-		return 0, os.ErrDeadlineExceeded
-	}
-	n, err := c.Conn.Read(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.timedOut.Store(true)
-	}
-	return n, err
 }
 
 // SetDeadline caps the read half as SetReadDeadline does.

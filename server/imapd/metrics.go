@@ -1,9 +1,9 @@
 package imapd
 
 import (
-	"crypto/rand"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
 type metrics struct {
@@ -34,44 +34,15 @@ var commandNames = []string{
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mayfly_imap_sessions",
-			Help: "IMAP sessions open now.",
+	lm := limit.NewMetrics(reg, "imap", "IMAP sessions open now.",
+		[2]string{"mayfly_imap_rejected_connections_total", "IMAP connections turned away with a BYE because MaxConnections were open."},
+		limit.Series{Help: "IMAP clients refused by a per-client limit, by reason: connections (too many open from one address; a BYE, or a close on IMAPS), commands (a connection flooding past the command rate, which slows it first; a BYE), logins (too many failed logins from one address; a NO before the password is checked), searches (a SEARCH with too many keys or past its time; a NO [LIMIT]).", Values: []string{refusedConnections, refusedCommands, refusedLogins, refusedSearches}},
+		limit.Series{Help: "IMAP logins (LOGIN and AUTHENTICATE) by result: ok, or failed (unknown address, foreign domain, wrong token).", Values: []string{"ok", "failed"}})
+	return &metrics{
+		sessions: lm.Sessions, rejected: lm.Full, refused: lm.Refused, logins: lm.Logins,
+		commands: limit.CounterVec(reg, "mayfly_imap_commands_total", "command", limit.Series{
+			Help:   "IMAP commands that reached the session, by command (CAPABILITY, NOOP, LOGOUT, STARTTLS and ENABLE never do).",
+			Values: commandNames,
 		}),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_imap_logins_total",
-			Help: "IMAP logins (LOGIN and AUTHENTICATE) by result: ok, or failed (unknown address, foreign domain, wrong token).",
-		}, []string{"result"}),
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_imap_commands_total",
-			Help: "IMAP commands that reached the session, by command (CAPABILITY, NOOP, LOGOUT, STARTTLS and ENABLE never do).",
-		}, []string{"command"}),
-		rejected: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mayfly_imap_rejected_connections_total",
-			Help: "IMAP connections turned away with a BYE because MaxConnections were open.",
-		}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_imap_refused_total",
-			Help: "IMAP clients refused by a per-client limit, by reason: connections (too many open from one address; a BYE, or a close on IMAPS), commands (a connection flooding past the command rate, which slows it first; a BYE), logins (too many failed logins from one address; a NO before the password is checked), searches (a SEARCH with too many keys or past its time; a NO [LIMIT]).",
-		}, []string{"reason"}),
 	}
-	m.logins.WithLabelValues("ok")
-	m.logins.WithLabelValues("failed")
-	for _, r := range []string{refusedConnections, refusedCommands, refusedLogins, refusedSearches} {
-		m.refused.WithLabelValues(r)
-	}
-	for _, name := range commandNames {
-		m.commands.WithLabelValues(name)
-	}
-	if reg != nil {
-		reg.MustRegister(m.sessions, m.logins, m.commands, m.rejected, m.refused)
-	}
-	return m
-}
-
-func randomSecret() []byte {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return b
 }

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -112,7 +112,7 @@ func (s *session) command(name string) error {
 // succeeds, including NOOP, CHECK, CAPABILITY and ENABLE, which it otherwise answers
 // alone: so every command of a logged-in client is taken here once, but for those that
 // fail in imapserver's own checks (syntax, state) without touching the store. LOGIN is
-// not taken: a connection logs in once, and a wrong password costs authFailDelay.
+// not taken: a connection logs in once, and a wrong password costs the gate's delay.
 func (s *session) take() error {
 	err := s.rate.Wait(s.ctx)
 	if err == nil {
@@ -148,62 +148,35 @@ func (s *session) guard(command string, err *error) {
 }
 
 // Login checks the user and password of LOGIN, and of AUTHENTICATE PLAIN, which
-// imapserver decodes (and whose authorization identity it checks) for us.
+// imapserver decodes (and whose authorization identity it checks) for us, at the
+// login gate.
 func (s *session) Login(username, password string) error {
 	s.count("login")
-	client := limit.Key(s.c.RemoteAddr())
-	if s.srv.opts.LoginFailures.Empty(client) {
-		// Refused before the password is looked at, so a guesser learns nothing, and
-		// the right password waits too: the client's address is what is throttled.
+	inbox, err := s.srv.gate().Login(s.ctx, s.srv.logger, s.c.RemoteAddr().String(), limit.Key(s.c.RemoteAddr()), username, password)
+	if errors.Is(err, gate.ErrThrottled) {
 		s.srv.metrics.refused.WithLabelValues(refusedLogins).Inc()
-		s.logger.Debug("login refused: too many failed logins from this address")
-		s.pause()
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later"}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: err.Error()}
 	}
-	inbox, err := s.srv.authenticate(username, password)
 	if err != nil {
-		s.srv.opts.LoginFailures.Allow(client)
 		s.srv.metrics.logins.WithLabelValues("failed").Inc()
-		s.logger.Debug("login refused", "err", err)
-		s.pause()
 		return imapserver.ErrAuthFailed
 	}
 	s.c.loggedIn.Store(true)
 	s.inbox = inbox
 	s.logger = s.logger.With("inbox", inbox)
 	s.srv.metrics.logins.WithLabelValues("ok").Inc()
-	s.logger.Debug("logged in")
 	return nil
 }
 
-// pause answers a refused login late. Tokens are too long to guess; the pause only
-// keeps a script from trying addresses and keys as fast as the network allows, and it
-// is why LOGIN needs no command rate.
-func (s *session) pause() {
-	select {
-	case <-time.After(s.srv.authFailDelay):
-	case <-s.ctx.Done():
-	}
-}
+var errDenied = errors.New("not an address of ours, or a password that is neither its token nor the admin key")
 
-var (
-	errBadUser       = errors.New("user is not an address")
-	errForeignDomain = errors.New("address is not on one of our domains")
-	errBadPassword   = errors.New("password is neither the inbox's token nor the admin key")
-)
-
-// authenticate returns the inbox that user names if password opens it. The user is
-// the address as a mail client would have it, plus-tag and capitals allowed.
+// authenticate returns the inbox that user names if password opens it, as the gate
+// decides, counting nothing. The user is the address as a mail client would have it,
+// plus-tag and capitals allowed.
 func (s *Server) authenticate(user, password string) (string, error) {
-	inbox, _, err := storage.ParseAddress(user)
-	if err != nil {
-		return "", errBadUser
-	}
-	if !s.domains[storage.Domain(inbox)] {
-		return "", errForeignDomain
-	}
-	if !s.opts.Keys.Opens(inbox, password) {
-		return "", errBadPassword
+	inbox, ok := s.gate().Inbox(user, password)
+	if !ok {
+		return "", errDenied
 	}
 	return inbox, nil
 }

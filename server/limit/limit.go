@@ -8,9 +8,12 @@
 // ProxyListener makes that address the client's, from a trusted proxy's PROXY
 // protocol header, rather than the balancer's.
 //
-// The little the listeners of submission, IMAP and POP3 share besides is here too:
-// opening their plain and implicit-TLS listeners (Listen) and telling a client on this
-// machine (IsLoopback), who may log in without TLS.
+// The listener layer the mail servers (IMAP, POP3, submission, inbound SMTP) share is
+// here too: opening their plain and implicit-TLS listeners (Run, Listen), the wrappers
+// in front of a protocol (Front), one accept loop (Accept), refusals (Refuse, Slots),
+// the slow-client rule (FinalRead), connection tracking and the bounded drain
+// (Tracker, Drain), their connection and login metrics (NewMetrics), and telling a
+// client on this machine (IsLoopback), who may log in without TLS.
 package limit
 
 import (
@@ -308,13 +311,13 @@ func Listener(ln net.Listener, c *Conns, refusal string, refused func()) net.Lis
 	if c == nil || c.max <= 0 {
 		return ln
 	}
-	return &listener{Listener: ln, conns: c, refusal: []byte(refusal), refused: refused}
+	return &listener{Listener: ln, conns: c, refusal: refusal, refused: refused}
 }
 
 type listener struct {
 	net.Listener
 	conns   *Conns
-	refusal []byte
+	refusal string
 	refused func()
 }
 
@@ -331,11 +334,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		if l.refused != nil {
 			l.refused()
 		}
-		// A new socket's send buffer is empty, so this write does not wait on the
-		// client; the deadline covers a kernel that thinks otherwise.
-		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		conn.Write(l.refusal)
-		conn.Close()
+		Refuse(conn, l.refusal)
 	}
 }
 

@@ -122,23 +122,19 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_smtp_messages_total", Help: "Messages at the end of DATA, by result: stored (250) or failed (451).",
-		}, []string{"result"}),
+		messages: limit.CounterVec(nil, "mayfly_smtp_messages_total", "result", limit.Series{
+			Help: "Messages at the end of DATA, by result: stored (250) or failed (451).", Values: []string{"stored", "failed"},
+		}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_deliveries_total", Help: "Inbox deliveries stored: a message to three inboxes counts three.",
 		}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_smtp_rejected_total", Help: "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
-		}, []string{"reason"}),
+		rejected: limit.CounterVec(nil, "mayfly_smtp_rejected_total", "reason", limit.Series{
+			Help:   "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
+			Values: []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections},
+		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_stored_bytes_total", Help: "Bytes of messages stored, trace header included, once per message.",
 		}),
-	}
-	m.messages.WithLabelValues("stored")
-	m.messages.WithLabelValues("failed")
-	for _, r := range []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections} {
-		m.rejected.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.deliveries, m.rejected, m.bytes)
@@ -154,12 +150,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = 100
 	}
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, nil)
 	if opts.MaxStalledCommands == 0 {
 		opts.MaxStalledCommands = 50
 	}
@@ -171,9 +162,6 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	}
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = 15 * time.Second
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
 	}
 	if opts.RecipientRate == (limit.Rate{}) {
 		opts.RecipientRate = limit.Rate{N: 600, Per: time.Minute}
@@ -207,10 +195,12 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// The PROXY header comes first, so that the limit, SPF and the trace header see
 	// the client a trusted proxy relays rather than the proxy.
-	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address (MAYFLY_MAX_CONNECTIONS_PER_IP)\r\n", s.opts.Hostname)
-	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.conns, refusal, func() {
-		s.metrics.rejected.WithLabelValues(rejectConnections).Inc()
-	})
+	ln = limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.conns,
+		Refusal:        fmt.Sprintf("421 4.7.0 %s too many connections from your address (MAYFLY_MAX_CONNECTIONS_PER_IP)\r\n", s.opts.Hostname),
+		Refused:        func() { s.metrics.rejected.WithLabelValues(rejectConnections).Inc() },
+	}.Wrap(ln, false)
 	domains := make([]string, len(s.opts.Domains))
 	for i, d := range s.opts.Domains {
 		domains[i] = strings.ToLower(d)
@@ -278,11 +268,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(drained)
 		g.Shutdown()
 	}()
-	select {
-	case <-drained:
-	case <-time.After(s.opts.ShutdownTimeout):
-		s.logger.Warn("sessions still open after the shutdown timeout", "timeout", s.opts.ShutdownTimeout)
-	}
+	// go-guerrilla has no way to cut its sessions: past the timeout they are left to
+	// their own Timeout.
+	limit.Drain(drained, s.opts.ShutdownTimeout, s.logger, "sessions still open after the shutdown timeout", func() {})
 	return nil
 }
 

@@ -1,6 +1,10 @@
 package pop3d
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
+)
 
 // Login results, the values of mayfly_pop3_logins_total's result label.
 const (
@@ -28,22 +32,18 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
+	lm := limit.NewMetrics(reg, "pop3", "POP3 sessions open now.",
+		[2]string{"mayfly_pop3_connections_refused_total", "Connections turned away because MaxConnections sessions were open."},
+		limit.Series{Help: "POP3 clients refused by a per-client limit, by reason: connections (too many open from one address; -ERR [SYS/TEMP], or a close on POP3S), commands (a connection flooding past the command rate, which slows it first; -ERR [SYS/TEMP] and a close), logins (too many failed logins from one address; -ERR [SYS/TEMP] before the password is checked).", Values: []string{limitedConnections, limitedCommands, limitedLogins}},
+		limit.Series{Help: "Login attempts (USER/PASS and AUTH PLAIN) by result: ok, failed, refused_plaintext (no TLS), unavailable (store down).", Values: []string{loginOK, loginFailed, loginRefusedPlaintext, loginUnavailable}})
+	// Labels come from this fixed list only: a client's typo must not make a series.
+	names := []string{"unknown"}
+	for name := range commands {
+		names = append(names, name)
+	}
 	m := metrics{
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mayfly_pop3_sessions", Help: "POP3 sessions open now.",
-		}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mayfly_pop3_connections_refused_total", Help: "Connections turned away because MaxConnections sessions were open.",
-		}),
-		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_pop3_refused_total", Help: "POP3 clients refused by a per-client limit, by reason: connections (too many open from one address; -ERR [SYS/TEMP], or a close on POP3S), commands (a connection flooding past the command rate, which slows it first; -ERR [SYS/TEMP] and a close), logins (too many failed logins from one address; -ERR [SYS/TEMP] before the password is checked).",
-		}, []string{"reason"}),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_pop3_logins_total", Help: "Login attempts (USER/PASS and AUTH PLAIN) by result: ok, failed, refused_plaintext (no TLS), unavailable (store down).",
-		}, []string{"result"}),
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_pop3_commands_total", Help: "Commands received, by name; anything not a POP3 command counts as unknown.",
-		}, []string{"command"}),
+		sessions: lm.Sessions, refused: lm.Full, limited: lm.Refused, logins: lm.Logins,
+		commands: limit.CounterVec(reg, "mayfly_pop3_commands_total", "command", limit.Series{Help: "Commands received, by name; anything not a POP3 command counts as unknown.", Values: names}),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_pop3_sent_bytes_total", Help: "Message octets sent by RETR and TOP, as LIST counts them (before byte-stuffing).",
 		}),
@@ -51,19 +51,8 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_pop3_deleted_total", Help: "Messages deleted from the store at QUIT.",
 		}),
 	}
-	for _, r := range []string{loginOK, loginFailed, loginRefusedPlaintext, loginUnavailable} {
-		m.logins.WithLabelValues(r)
-	}
-	for _, r := range []string{limitedConnections, limitedCommands, limitedLogins} {
-		m.limited.WithLabelValues(r)
-	}
-	// Labels come from this fixed list only: a client's typo must not make a series.
-	for name := range commands {
-		m.commands.WithLabelValues(name)
-	}
-	m.commands.WithLabelValues("unknown")
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.refused, m.limited, m.logins, m.commands, m.sent, m.deleted)
+		reg.MustRegister(m.sent, m.deleted)
 	}
 	return m
 }

@@ -295,7 +295,7 @@ func FuzzSession(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.serveConn(context.Background(), &tracker{conns: map[net.Conn]struct{}{}}, server, false)
+			s.serveConn(context.Background(), &tracker{}, server, false)
 		}()
 		read := make(chan struct{})
 		go func() {

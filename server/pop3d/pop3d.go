@@ -17,17 +17,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -47,25 +45,20 @@ type Options struct {
 	Timeout         time.Duration
 	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
 	ShutdownTimeout time.Duration // how long sessions may finish their command at shutdown; 0 = 10s
-	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
-	// IPv6 /64) may have open at once on both listeners; more are turned away at once.
-	// 0 = 20; negative = no limit.
+	// MaxConnectionsPerIP caps each client's connections on both listeners
+	// (limit.Front, where a client is an IPv4 address or an IPv6 /64); more are
+	// turned away at once with -ERR [SYS/TEMP]. 0 = 20; negative = no limit.
 	MaxConnectionsPerIP int
 	// CommandRate is how fast one connection's commands are served, in bursts of N or
 	// limit.PaceBurst, whichever is more; past it the client is slowed (limit.Pacer),
 	// and only a flood long past the burst gets -ERR [SYS/TEMP] and the connection
 	// closes. Zero = 50 a second; N < 0 = no limit.
 	CommandRate limit.Rate
-	// LoginFailures counts wrong passwords per client, shared with the other servers
-	// that take a token; a client whose bucket is empty is refused before its password
-	// is checked. nil = no limit.
+	// LoginFailures counts refused logins per client, one bucket for every protocol
+	// (gate.Gate.Failures); nil = no limit.
 	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
-	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
-	// they relay. A peer in one must send it, and every per-client rule (connection
-	// and login-failure limits, the loopback exemption for plain-text logins, logs)
-	// then applies to the client it names; a peer in none is its own client, header or
-	// not. nil = no proxies: every peer is its own client.
+	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
+	// header names the client (limit.Front); nil = every peer is its own client.
 	TrustedProxies []netip.Prefix
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
@@ -83,6 +76,10 @@ type store interface {
 // a client waiting on a silent server.
 const storeTimeout = 15 * time.Second
 
+// authFailDelay is how late a refused login is answered (the login gate's Delay); a
+// variable for tests, most of which have no second to spare per wrong password.
+var authFailDelay = gate.Delay
+
 // Server serves POP3 over a store.
 type Server struct {
 	opts    Options
@@ -91,11 +88,13 @@ type Server struct {
 	metrics metrics
 	domains map[string]bool
 	// slots holds one token per open session, across listeners.
-	slots chan struct{}
+	slots limit.Slots
 	perIP *limit.Conns // connections open per client, across listeners
 	// loginTimeout is the longest wait for a line before login (Timeout, if shorter,
 	// still applies); tests shorten it.
 	loginTimeout time.Duration
+	// authFailDelay is how late a refused login is answered; tests shorten it.
+	authFailDelay time.Duration
 	// isLoopback says whether a peer may send a password without TLS: a client on this
 	// machine has no network to be overheard on, and local testing stays easy. Behind
 	// a trusted proxy (Options.TrustedProxies) it is asked about the client the proxy
@@ -110,57 +109,35 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Minute
 	}
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
-	if opts.CommandRate == (limit.Rate{}) {
-		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
-	}
-	domains := make(map[string]bool, len(opts.Domains))
-	for _, d := range opts.Domains {
-		domains[strings.ToLower(d)] = true
-	}
 	return &Server{
-		opts:       opts,
-		store:      st,
-		logger:     logger.With("proto", "pop3"),
-		metrics:    newMetrics(opts.Metrics),
-		domains:    domains,
-		slots:      make(chan struct{}, opts.MaxConnections),
-		perIP:      limit.NewConns(opts.MaxConnectionsPerIP),
-		isLoopback: limit.IsLoopback,
+		opts:          opts,
+		store:         st,
+		logger:        logger.With("proto", "pop3"),
+		metrics:       newMetrics(opts.Metrics),
+		domains:       gate.Domains(opts.Domains),
+		slots:         limit.NewSlots(opts.MaxConnections),
+		perIP:         limit.NewConns(opts.MaxConnectionsPerIP),
+		isLoopback:    limit.IsLoopback,
+		authFailDelay: authFailDelay,
 		// Before login the client is a program, not a person typing: a minute is
 		// room for a slow network.
 		loginTimeout: time.Minute,
 	}
 }
 
+// gate is the login gate under the options as they are now.
+func (s *Server) gate() gate.Gate {
+	return gate.Gate{Domains: s.domains, Keys: s.opts.Keys, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
+}
+
 // Run listens on Options.Addr and Options.TLSAddr and serves until ctx ends, then
 // drains as Serve does. With neither address set it returns at once.
 func (s *Server) Run(ctx context.Context) error {
-	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
-		return errors.New("pop3: a TLS listener needs a certificate")
-	}
-	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
-	if err != nil {
-		return fmt.Errorf("pop3 listen: %w", err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	for i, ln := range lns {
-		if ln != nil {
-			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
-		}
-	}
-	return g.Wait()
+	return limit.Run(ctx, "pop3", s.opts.Addr, s.opts.TLSAddr, s.opts.TLS, s.Serve)
 }
 
 // Serve serves on ln until ctx ends, then closes ln and tells idle sessions goodbye.
@@ -176,23 +153,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return errors.New("pop3: no token key")
 	}
 	s.logger.Info("listening", "addr", ln.Addr().String(), "tls", implicitTLS, "stls", !implicitTLS && s.opts.TLS != nil)
-	// As in refuse: a POP3S client would need a handshake to read the refusal.
-	refusal := "-ERR [SYS/TEMP] too many connections from your address\r\n"
-	if implicitTLS {
-		refusal = ""
-	}
-	// The PROXY header comes first, so that the limit, and everything after it,
-	// sees the client a trusted proxy relays rather than the proxy; on a POP3S
-	// listener the TLS handshake follows the header.
-	ln = limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.perIP, refusal, func() {
-		s.metrics.limited.WithLabelValues(limitedConnections).Inc()
-	})
+	ln = limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.perIP,
+		Refusal:        "-ERR [SYS/TEMP] too many connections from your address\r\n",
+		Refused:        func() { s.metrics.limited.WithLabelValues(limitedConnections).Inc() },
+	}.Wrap(ln, implicitTLS)
 
 	// Store calls outlive ctx so that a QUIT in progress still deletes; they end only
 	// when the drain gives up.
 	storeCtx, cutStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer cutStore()
-	tr := &tracker{conns: make(map[net.Conn]struct{})}
+	tr := &tracker{}
 	var wg sync.WaitGroup
 
 	acceptDone := make(chan struct{})
@@ -205,72 +177,38 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		}
 		ln.Close()
 	}()
-	err := s.accept(ctx, ln, func(c net.Conn) {
-		select {
-		case s.slots <- struct{}{}:
-		default:
+	err := limit.Accept(ctx, ln, "pop3", s.logger, func(c net.Conn) {
+		if !s.slots.Take() {
 			s.refuse(c, implicitTLS)
 			return
 		}
-		tr.add(c)
+		tr.Add(c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-s.slots }()
-			defer tr.remove(c)
+			defer s.slots.Give()
+			defer tr.Remove(c)
 			s.serveConn(storeCtx, tr, c, implicitTLS)
 		}()
 	})
 	close(acceptDone)
 	<-lnClosed
 
-	tr.shutdown()
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		wg.Wait()
-	}()
-	timer := time.NewTimer(s.opts.ShutdownTimeout)
-	defer timer.Stop()
-	select {
-	case <-drained:
-	case <-timer.C:
-		s.logger.Warn("sessions still busy after the shutdown timeout, closing them", "timeout", s.opts.ShutdownTimeout)
+	// Wake every session that waits for a command; a session running one sees the
+	// shutdown when it next waits.
+	for _, c := range tr.Shutdown() {
+		c.SetReadDeadline(longAgo)
+	}
+	drained := limit.Waited(&wg)
+	if !limit.Drain(drained, s.opts.ShutdownTimeout, s.logger, "sessions still busy after the shutdown timeout, closing them", func() {
 		cutStore()
-		tr.closeAll()
+		for _, c := range tr.All() {
+			c.Close()
+		}
+	}) {
 		<-drained
 	}
 	return err
-}
-
-// accept calls serve with each connection of ln until ctx ends (nil) or ln fails (the
-// error). Errors such as running out of file descriptors pass, so it retries them
-// after a pause, as net/http does.
-func (s *Server) accept(ctx context.Context, ln net.Listener, serve func(net.Conn)) error {
-	var pause time.Duration
-	for {
-		c, err := ln.Accept()
-		if err == nil {
-			pause = 0
-			serve(c)
-			continue
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return fmt.Errorf("pop3 accept: %w", err)
-		}
-		pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-		s.logger.Warn("accept", "err", err, "retry_in", pause)
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
 }
 
 // refuse turns a connection away when MaxConnections sessions are open. RFC 2449's
@@ -279,70 +217,15 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, serve func(net.Con
 func (s *Server) refuse(c net.Conn, implicitTLS bool) {
 	s.metrics.refused.Inc()
 	s.logger.Warn("too many sessions, connection refused", "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
-	if !implicitTLS {
-		// A fresh socket's send buffer is empty: this write does not wait on the peer.
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("-ERR [SYS/TEMP] too many connections, try again later\r\n"))
+	line := "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+	if implicitTLS {
+		line = ""
 	}
-	c.Close()
+	limit.Refuse(c, line)
 }
 
 // tracker knows a listener's open connections, so shutdown can reach the idle ones.
-type tracker struct {
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closing bool
-}
-
-func (t *tracker) add(c net.Conn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.conns[c] = struct{}{}
-}
-
-func (t *tracker) remove(c net.Conn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.conns, c)
-}
-
-// arm sets c's read deadline for the next wait on the client, unless the server is
-// shutting down. Under the mutex, so that shutdown's deadline in the past cannot be
-// overwritten by a session setting its own.
-func (t *tracker) arm(c net.Conn, deadline time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	c.SetReadDeadline(deadline)
-	return true
-}
-
-func (t *tracker) isClosing() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closing
-}
+type tracker = limit.Tracker[net.Conn]
 
 // longAgo is a deadline that has passed: it wakes a read that waits on the client.
 var longAgo = time.Unix(1, 0)
-
-// shutdown wakes every session that waits for a command; a session running one sees
-// the shutdown when it next waits.
-func (t *tracker) shutdown() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.closing = true
-	for c := range t.conns {
-		c.SetReadDeadline(longAgo)
-	}
-}
-
-func (t *tracker) closeAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for c := range t.conns {
-		c.Close()
-	}
-}

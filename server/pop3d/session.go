@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -164,10 +165,16 @@ func (ss *session) timeout() time.Duration {
 	return ss.srv.opts.Timeout
 }
 
+// arm sets the read deadline for the next wait on the client, unless the server is
+// shutting down, whose deadline in the past it must not overwrite.
+func (ss *session) arm(deadline time.Time) bool {
+	return ss.tr.Open(func() { ss.raw.SetReadDeadline(deadline) })
+}
+
 // readLine reads one line of at most maxAuthLine octets, without its line end. A bare
 // LF is taken as a line end: it cannot be anything else in a command.
 func (ss *session) readLine() (string, error) {
-	if !ss.tr.arm(ss.raw, time.Now().Add(ss.timeout())) {
+	if !ss.arm(time.Now().Add(ss.timeout())) {
 		return "", errClosing
 	}
 	line, err := ss.r.ReadSlice('\n')
@@ -189,7 +196,7 @@ func (ss *session) readFailed(err error) {
 	switch {
 	case errors.Is(err, errLineTooLong):
 		ss.goodbye("-ERR line too long")
-	case ss.tr.isClosing():
+	case ss.tr.Closing():
 		// No QUIT, so RFC 1939 section 6: no UPDATE; marked messages stay.
 		ss.goodbye("-ERR server shutting down")
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -340,7 +347,7 @@ func (ss *session) stls(command) bool {
 // startTLS runs the server side of a TLS handshake on the connection and forgets what
 // was said before it (RFC 2595 section 4).
 func (ss *session) startTLS() bool {
-	if !ss.tr.arm(ss.raw, time.Now().Add(min(ss.timeout(), handshakeTimeout))) {
+	if !ss.arm(time.Now().Add(min(ss.timeout(), handshakeTimeout))) {
 		return false
 	}
 	ss.raw.SetWriteDeadline(time.Now().Add(min(ss.srv.opts.Timeout, handshakeTimeout)))
@@ -436,14 +443,12 @@ func (ss *session) auth(c command) bool {
 
 // login opens the inbox of user if pass opens it and takes the maildrop's snapshot.
 func (ss *session) login(user, pass string) bool {
-	client := limit.Key(ss.raw.RemoteAddr())
-	if ss.srv.opts.LoginFailures.Empty(client) {
+	remote := ss.raw.RemoteAddr()
+	inbox, err := ss.srv.gate().Login(ss.ctx, ss.srv.logger, remote.String(), limit.Key(remote), user, pass)
+	if errors.Is(err, gate.ErrThrottled) {
 		return ss.loginThrottled()
 	}
-	inbox, _, err := storage.ParseAddress(user)
-	if err != nil || !ss.srv.domains[storage.Domain(inbox)] || !ss.srv.opts.Keys.Opens(inbox, pass) {
-		ss.srv.opts.LoginFailures.Allow(client)
-		ss.log.Debug("login failed", "user", user)
+	if err != nil {
 		return ss.loginFailed()
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, storeTimeout)
@@ -490,9 +495,8 @@ func (ss *session) loginFailed() bool {
 // connection's maxLoginFailures as a wrong password does.
 func (ss *session) loginThrottled() bool {
 	ss.srv.metrics.limited.WithLabelValues(limitedLogins).Inc()
-	ss.log.Debug("login refused: too many failed logins from this address")
 	ss.failures++
-	ss.reply("-ERR [SYS/TEMP] too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later")
+	ss.reply("-ERR [SYS/TEMP] " + gate.ErrThrottled.Error())
 	return ss.failures < maxLoginFailures
 }
 

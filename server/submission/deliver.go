@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/netguard"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -36,23 +37,13 @@ func (s *Server) RunWorkers(ctx context.Context) error {
 		wg.Go(func() { s.work(ctx, hard, consumer) })
 	}
 	s.logger.Info("delivering", "workers", s.opts.Workers, "relay", s.relay != nil)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		wg.Wait()
-	}()
+	done := limit.Waited(&wg)
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 	}
-	timer := time.NewTimer(s.opts.ShutdownTimeout)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		s.logger.Warn("deliveries still running after the shutdown timeout, cutting them; their jobs wait out the lease", "timeout", s.opts.ShutdownTimeout)
-		cut()
+	if !limit.Drain(done, s.opts.ShutdownTimeout, s.logger, "deliveries still running after the shutdown timeout, cutting them; their jobs wait out the lease", cut) {
 		<-done
 	}
 	return nil

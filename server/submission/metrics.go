@@ -1,6 +1,10 @@
 package submission
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mayfly-mail/mayfly/server/limit"
+)
 
 // Login results, the values of mayfly_submission_logins_total's result label.
 const (
@@ -47,25 +51,19 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
+	lm := limit.NewMetrics(reg, "submission", "Submission connections open now, on both listeners.",
+		[2]string{"mayfly_submission_connections_refused_total", "Connections turned away because MaxConnections were open."},
+		limit.Series{Help: "Submission clients refused by a per-client limit, by reason: connections (too many open from one address; 421, or a close on the TLS listener), commands (a connection flooding past the command rate, which slows it first; 421 and a close), logins (too many failed logins from one address; 454 before the password is checked).", Values: []string{refusedConnections, refusedCommands, refusedLogins}},
+		limit.Series{Help: "AUTH attempts by result: ok, failed, refused_plaintext (no TLS from a remote peer).", Values: []string{loginOK, loginFailed, loginRefusedPlaintext}})
 	m := metrics{
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mayfly_submission_sessions", Help: "Submission connections open now, on both listeners.",
-		}),
-		full: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mayfly_submission_connections_refused_total", Help: "Connections turned away because MaxConnections were open.",
-		}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_submission_refused_total", Help: "Submission clients refused by a per-client limit, by reason: connections (too many open from one address; 421, or a close on the TLS listener), commands (a connection flooding past the command rate, which slows it first; 421 and a close), logins (too many failed logins from one address; 454 before the password is checked).",
-		}, []string{"reason"}),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_submission_logins_total", Help: "AUTH attempts by result: ok, failed, refused_plaintext (no TLS from a remote peer).",
-		}, []string{"result"}),
+		sessions: lm.Sessions, full: lm.Full, refused: lm.Refused, logins: lm.Logins,
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mayfly_submission_messages_total", Help: "Messages submitted over SMTP or the HTTP reply route, by result: accepted, or the reason for refusing (a refused recipient counts once).",
 		}, []string{"via", "result"}),
-		delivery: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mayfly_outbound_deliveries_total", Help: "Delivery attempts per recipient, by result: delivered, deferred (temporary failure, retried) or bounced (permanent, or given up).",
-		}, []string{"result"}),
+		delivery: limit.CounterVec(nil, "mayfly_outbound_deliveries_total", "result", limit.Series{
+			Help:   "Delivery attempts per recipient, by result: delivered, deferred (temporary failure, retried) or bounced (permanent, or given up).",
+			Values: []string{deliveryDelivered, deliveryDeferred, deliveryBounced},
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mayfly_outbound_delivery_latency_seconds",
 			Help:    "Time from a message entering the queue to a recipient's server accepting it, retries included.",
@@ -75,22 +73,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_outbound_bounces_total", Help: "Delivery status notifications put into inboxes.",
 		}),
 	}
-	for _, r := range []string{loginOK, loginFailed, loginRefusedPlaintext} {
-		m.logins.WithLabelValues(r)
-	}
-	for _, r := range []string{refusedConnections, refusedCommands, refusedLogins} {
-		m.refused.WithLabelValues(r)
-	}
 	for _, via := range []string{"smtp", "http"} {
 		for _, r := range []string{resultAccepted, resultNotCorrespondent, resultSendLimit, resultTooLarge, resultSender, resultMalformed, resultFailed} {
 			m.messages.WithLabelValues(via, r)
 		}
 	}
-	for _, r := range []string{deliveryDelivered, deliveryDeferred, deliveryBounced} {
-		m.delivery.WithLabelValues(r)
-	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.full, m.refused, m.logins, m.messages, m.delivery, m.latency, m.dsns)
+		reg.MustRegister(m.messages, m.delivery, m.latency, m.dsns)
 	}
 	return m
 }

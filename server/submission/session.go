@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -71,7 +72,7 @@ var (
 	errTemporary          = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 	errBadAddress         = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	// RFC 4954 section 6: 454 4.7.0 is a temporary authentication failure.
-	errLoginsThrottled = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many failed logins from your address (MAYFLY_LOGIN_FAILURES), try later"}
+	errLoginsThrottled = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: gate.ErrThrottled.Error()}
 )
 
 // authAllowed says whether a password may cross this connection: over TLS, or from
@@ -108,18 +109,18 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 // authorization identity other than the user would be acting as someone else, which
 // nobody may. A client out of LoginFailures is refused before anything is checked.
 func (ss *session) login(identity, user, password string) error {
-	failures := ss.s.opts.LoginFailures
-	if failures.Empty(ss.client) {
+	var inbox string
+	err := ss.s.gate().Check(ss.ctx(), ss.s.logger, ss.remote, ss.client, func() bool {
+		var ok bool
+		inbox, ok = ss.s.gate().Inbox(user, password)
+		return ok && (identity == "" || sameInbox(identity, user))
+	})
+	if errors.Is(err, gate.ErrThrottled) {
 		ss.s.metrics.refused.WithLabelValues(refusedLogins).Inc()
-		ss.s.logger.Info("login refused, too many failures", "remote", ss.remote)
 		return errLoginsThrottled
 	}
-	inbox, _, err := storage.ParseAddress(user)
-	if err != nil || (identity != "" && !sameInbox(identity, user)) ||
-		!ss.s.domains[storage.Domain(inbox)] || !ss.s.opts.Keys.Opens(inbox, password) {
-		failures.Allow(ss.client)
+	if err != nil {
 		ss.s.metrics.logins.WithLabelValues(loginFailed).Inc()
-		ss.s.logger.Info("login failed", "remote", ss.remote)
 		return smtp.ErrAuthFailed
 	}
 	ss.s.metrics.logins.WithLabelValues(loginOK).Inc()
@@ -129,6 +130,14 @@ func (ss *session) login(identity, user, password string) error {
 		ss.conn.authed = true
 	}
 	return nil
+}
+
+// ctx ends when the connection closes, which ends a refused login's delay.
+func (ss *session) ctx() context.Context {
+	if ss.conn == nil {
+		return context.Background()
+	}
+	return ss.conn.ctx
 }
 
 func sameInbox(a, b string) bool {
@@ -147,7 +156,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 		ss.s.metrics.messages.WithLabelValues("smtp", resultSender).Inc()
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address <" + printable(from) + "> is not " + ss.inbox + " or one of its +tag forms"}
 	}
-	if !ss.tr.begin(ss.conn) {
+	if !ss.tr.Begin(ss.conn) {
 		return errShuttingDown
 	}
 	ss.from = from
@@ -225,14 +234,14 @@ func smtpError(err error) error {
 }
 
 func (ss *session) Reset() {
-	ss.tr.end(ss.conn)
+	endTransaction(ss.tr, ss.conn)
 	ss.from, ss.rcpts, ss.corr = "", nil, nil
 }
 
 // Logout reads no field the connection's goroutine writes: Server.Close calls it
 // from another.
 func (ss *session) Logout() error {
-	ss.tr.end(ss.conn)
+	endTransaction(ss.tr, ss.conn)
 	return nil
 }
 

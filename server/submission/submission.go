@@ -26,15 +26,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -111,17 +110,12 @@ type Options struct {
 	// whole transaction to MaxRecipients sent at once (PIPELINING, RFC 2920), at the
 	// same rate; N < 0 = no limit.
 	CommandRate limit.Rate
-	// LoginFailures counts failed logins per client address, shared with the other
-	// protocols so that guessing tokens gains nothing by switching; a client with no
-	// failure left is answered 454 4.7.0 before its password is checked. nil = no
+	// LoginFailures counts refused logins per client, one bucket for every protocol
+	// (gate.Gate.Failures); a client with none left is answered 454 4.7.0. nil = no
 	// throttle.
 	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
-	// the listeners, which send the PROXY protocol header (v1 or v2) naming the client
-	// they relay. A peer in one must send it, and every per-client rule (connection
-	// and login-failure limits, the loopback exemption for plain-text logins, logs)
-	// then applies to the client it names; a peer in none is its own client, header or
-	// not. nil = no proxies: every peer is its own client.
+	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
+	// header names the client (limit.Front); nil = every peer is its own client.
 	TrustedProxies []netip.Prefix
 	// Metrics receives the server's metrics; nil = not exported.
 	Metrics prometheus.Registerer
@@ -154,6 +148,10 @@ const (
 // than a client waiting on a silent server.
 const storeTimeout = 15 * time.Second
 
+// authFailDelay is how late a refused login is answered (the login gate's Delay); a
+// variable for tests, most of which have no second to spare per wrong password.
+var authFailDelay = gate.Delay
+
 // Server accepts replies over SMTP and Reply, and delivers them.
 type Server struct {
 	opts     Options
@@ -165,7 +163,7 @@ type Server struct {
 	relay    *relay // nil = direct to MX
 	resolver *dnsclient.Resolver
 	consumer string // this node's name in the queue, before the worker's number
-	slots    chan struct{}
+	slots    limit.Slots
 	conns    *limit.Conns // per client, over both listeners
 	now      func() time.Time
 	// preAuthTimeout bounds each command line read before AUTH has succeeded: a client
@@ -177,6 +175,13 @@ type Server struct {
 	// (Options.TrustedProxies) it is asked about the client the proxy names, not the
 	// proxy. Tests replace it to see what a remote client gets.
 	isLoopback func(net.Addr) bool
+	// authFailDelay is how late a refused login is answered; tests shorten it.
+	authFailDelay time.Duration
+}
+
+// gate is the login gate under the options as they are now.
+func (s *Server) gate() gate.Gate {
+	return gate.Gate{Domains: s.domains, Keys: s.opts.Keys, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
 }
 
 // New returns a server over st and q; Run serves it.
@@ -240,18 +245,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
 	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
-	}
-	if opts.MaxConnections <= 0 {
-		opts.MaxConnections = 1000
-	}
-	if opts.MaxConnectionsPerIP == 0 {
-		opts.MaxConnectionsPerIP = 20
-	}
-	if opts.CommandRate == (limit.Rate{}) {
-		opts.CommandRate = limit.Rate{N: 50, Per: time.Second}
-	}
+	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
 	if r := opts.CommandRate; r.N > 0 && r.N < opts.MaxRecipients+10 {
 		// A client may pipeline a whole transaction: MAIL, one RCPT per recipient and
 		// DATA, right after its EHLO and AUTH. Cutting it off halfway would refuse a
@@ -267,22 +261,20 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 		}
 	}
 	s := &Server{
-		opts:       opts,
-		store:      st,
-		queue:      q,
-		logger:     logger.With("proto", "submission"),
-		metrics:    newMetrics(opts.Metrics),
-		domains:    make(map[string]bool, len(opts.Domains)),
-		resolver:   opts.Resolver,
-		slots:      make(chan struct{}, opts.MaxConnections),
-		conns:      limit.NewConns(opts.MaxConnectionsPerIP),
-		now:        time.Now,
-		isLoopback: limit.IsLoopback,
+		opts:          opts,
+		store:         st,
+		queue:         q,
+		logger:        logger.With("proto", "submission"),
+		metrics:       newMetrics(opts.Metrics),
+		domains:       gate.Domains(opts.Domains),
+		resolver:      opts.Resolver,
+		slots:         limit.NewSlots(opts.MaxConnections),
+		conns:         limit.NewConns(opts.MaxConnectionsPerIP),
+		authFailDelay: authFailDelay,
+		now:           time.Now,
+		isLoopback:    limit.IsLoopback,
 
 		preAuthTimeout: time.Minute,
-	}
-	for _, d := range opts.Domains {
-		s.domains[strings.ToLower(d)] = true
 	}
 	if opts.Relay != nil {
 		r, err := parseRelay(opts.Relay)
@@ -308,21 +300,7 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 // Run listens on Options.Addr and Options.TLSAddr, runs the delivery workers, and
 // serves until ctx ends; then it drains as Serve and RunWorkers do.
 func (s *Server) Run(ctx context.Context) error {
-	if s.opts.TLSAddr != "" && s.opts.TLS == nil {
-		return errors.New("submission: a TLS listener needs a certificate")
-	}
-	lns, err := limit.Listen(s.opts.Addr, s.opts.TLSAddr)
-	if err != nil {
-		return fmt.Errorf("submission listen: %w", err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	for i, ln := range lns {
-		if ln != nil {
-			g.Go(func() error { return s.Serve(ctx, ln, i == 1) })
-		}
-	}
-	g.Go(func() error { return s.RunWorkers(ctx) })
-	return g.Wait()
+	return limit.Run(ctx, "submission", s.opts.Addr, s.opts.TLSAddr, s.opts.TLS, s.Serve, s.RunWorkers)
 }
 
 // Serve serves SMTP submission on ln until ctx ends. Then it closes ln and the idle
@@ -335,16 +313,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		ln.Close()
 		return errors.New("submission: a TLS listener needs a certificate")
 	}
-	tr := &tracker{conns: make(map[*trackedConn]bool)}
-	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address\r\n", s.opts.Hostname)
-	if implicitTLS {
-		// A TLS client cannot read a line before its handshake: it sees the close.
-		refusal = ""
-	}
-	// The PROXY header comes first, so that the limit, and everything after it,
-	// sees the client a trusted proxy relays rather than the proxy; on a submissions
-	// listener the TLS handshake (in limitListener) follows the header.
-	perClient := limit.Listener(limit.ProxyListener(ln, s.opts.TrustedProxies), s.conns, refusal, func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() })
+	tr := &tracker{}
+	// On a submissions listener the TLS handshake (in limitListener) follows.
+	perClient := limit.Front{
+		TrustedProxies: s.opts.TrustedProxies,
+		PerClient:      s.conns,
+		Refusal:        fmt.Sprintf("421 4.7.0 %s too many connections from your address\r\n", s.opts.Hostname),
+		Refused:        func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() },
+	}.Wrap(ln, implicitTLS)
 	l := &limitListener{Listener: perClient, s: s, tr: tr, implicitTLS: implicitTLS}
 	srv := smtp.NewServer(&backend{s: s, tr: tr})
 	srv.Domain = s.opts.Hostname
@@ -368,7 +344,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return fmt.Errorf("submission serve: %w", err)
 	case <-ctx.Done():
 	}
-	tr.shutdown()
+	for _, c := range tr.Shutdown() {
+		c.Close()
+	}
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
@@ -400,16 +378,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.s.slots <- struct{}{}:
-		default:
+		if !l.s.slots.Take() {
 			l.s.refuse(c, l.implicitTLS)
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		tc := &trackedConn{Conn: c, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Pacer(l.s.opts.Timeout), ctx: ctx, cancel: cancel}
+		tc := &trackedConn{FinalRead: &limit.FinalRead{Conn: c}, s: l.s, tr: l.tr, commands: l.s.opts.CommandRate.Pacer(l.s.opts.Timeout), ctx: ctx, cancel: cancel}
 		l.s.metrics.sessions.Inc()
-		if !l.tr.add(tc) {
+		if !l.tr.Add(tc) {
 			tc.Close()
 			continue
 		}
@@ -427,17 +403,21 @@ func (l *limitListener) Accept() (net.Conn, error) {
 func (s *Server) refuse(c net.Conn, implicitTLS bool) {
 	s.metrics.full.Inc()
 	s.logger.Warn("too many sessions, connection refused", "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
-	if !implicitTLS {
-		// A fresh socket's send buffer is empty: this write does not wait on the peer.
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		fmt.Fprintf(c, "421 4.7.0 %s too many connections, try again later\r\n", s.opts.Hostname)
+	line := fmt.Sprintf("421 4.7.0 %s too many connections, try again later\r\n", s.opts.Hostname)
+	if implicitTLS {
+		line = ""
 	}
-	c.Close()
+	limit.Refuse(c, line)
 }
 
-// trackedConn is one accepted connection; closing it frees its slot once.
+// trackedConn is one accepted connection; closing it frees its slot once. A read
+// past its deadline is final (limit.FinalRead): go-smtp reads commands with bufio's
+// ReadLine, which hands back the bytes of a line cut off by the deadline as if they
+// were a whole line and drops the error, so a client dripping a line a byte at a time
+// would have each piece served as a command, under a fresh deadline, for ever. Its
+// piece is still answered; then SetReadDeadline ends the session.
 type trackedConn struct {
-	net.Conn
+	*limit.FinalRead
 	s    *Server
 	tr   *tracker
 	once sync.Once
@@ -449,7 +429,6 @@ type trackedConn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	authed   bool       // a login has succeeded: the full Timeout applies
-	timedOut bool       // a read has passed its deadline: the session is over
 	tls      *tls.Conn  // on an implicit-TLS listener, the layer go-smtp uses
 	smtpConn *smtp.Conn // from the first EHLO on; its Conn follows STARTTLS
 }
@@ -462,7 +441,7 @@ type trackedConn struct {
 // line, so sending it a byte at a time gains nothing. Past CommandRate the read waits
 // here for its turn, so a pipelining client is slowed; only clear abuse is cut.
 func (c *trackedConn) SetReadDeadline(t time.Time) error {
-	if c.timedOut {
+	if c.TimedOut() {
 		// go-smtp answers this with its 421 4.4.2 and ends the session.
 		return os.ErrDeadlineExceeded
 	}
@@ -480,19 +459,6 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 		}
 	}
 	return c.Conn.SetReadDeadline(t)
-}
-
-// Read notes a deadline passed. go-smtp reads commands with bufio's ReadLine, which
-// hands back the bytes of a line cut off by the deadline as if they were a whole line
-// and drops the error, so a client dripping a line a byte at a time would have each
-// piece served as a command, under a fresh deadline, for ever. Its piece is still
-// answered; then SetReadDeadline ends the session.
-func (c *trackedConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.timedOut = true
-	}
-	return n, err
 }
 
 // tooManyCommands answers a client over CommandRate and closes its connection. The
@@ -519,80 +485,22 @@ func (c *trackedConn) tooManyCommands() {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.cancel()
-		c.tr.remove(c)
+		c.tr.Remove(c)
 		c.s.metrics.sessions.Dec()
-		<-c.s.slots
+		c.s.slots.Give()
 	})
 	return c.Conn.Close()
 }
 
 // tracker knows a listener's connections and which are in a mail transaction, so
 // that shutdown closes the idle ones at once and the busy ones when they finish.
-type tracker struct {
-	mu      sync.Mutex
-	conns   map[*trackedConn]bool // true while in a transaction
-	closing bool
-}
+type tracker = limit.Tracker[*trackedConn]
 
-func (t *tracker) add(c *trackedConn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	t.conns[c] = false
-	return true
-}
-
-func (t *tracker) remove(c *trackedConn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.conns, c)
-}
-
-// begin marks c in a transaction, unless the server is shutting down.
-func (t *tracker) begin(c *trackedConn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	if _, ok := t.conns[c]; ok {
-		t.conns[c] = true
-	}
-	return true
-}
-
-// end marks c's transaction over, and closes c if the server is shutting down.
-// go-smtp ends a transaction (Reset) after it has written the reply to DATA, so the
-// client has its answer before the connection goes.
-func (t *tracker) end(c *trackedConn) {
-	if c == nil {
-		return
-	}
-	t.mu.Lock()
-	if _, ok := t.conns[c]; ok {
-		t.conns[c] = false
-	}
-	closing := t.closing
-	t.mu.Unlock()
-	if closing {
-		c.Close()
-	}
-}
-
-// shutdown closes every connection not in a transaction.
-func (t *tracker) shutdown() {
-	t.mu.Lock()
-	t.closing = true
-	var idle []*trackedConn
-	for c, busy := range t.conns {
-		if !busy {
-			idle = append(idle, c)
-		}
-	}
-	t.mu.Unlock()
-	for _, c := range idle {
+// endTransaction marks c's transaction over, and closes c if the server is shutting
+// down. go-smtp ends a transaction (Reset) after it has written the reply to DATA, so
+// the client has its answer before the connection goes.
+func endTransaction(t *tracker, c *trackedConn) {
+	if c != nil && t.End(c) {
 		c.Close()
 	}
 }
