@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 )
 
 // BenchmarkParse parses a sign-up mail (text and HTML alternatives) with base64
@@ -11,7 +13,7 @@ import (
 // the API does.
 func BenchmarkParse(b *testing.B) {
 	for _, size := range []int{10 << 10, 1 << 20, 10 << 20} {
-		raw := benchMessage(size)
+		raw := testlib.BenchMessage(size)
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
@@ -29,7 +31,7 @@ func BenchmarkParse(b *testing.B) {
 // BenchmarkAttachment reads one attachment of a parsed 10 MiB message, as the API
 // serves it: no second walk.
 func BenchmarkAttachment(b *testing.B) {
-	m := Parse(benchMessage(10 << 20))
+	m := Parse(testlib.BenchMessage(10 << 20))
 	a := m.Attachments[0]
 	b.SetBytes(a.DecodedSize())
 	b.ReportAllocs()

@@ -7,15 +7,16 @@ import (
 
 	"github.com/flashmob/go-guerrilla/mail"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
 // BenchmarkDeliverMIME is BenchmarkDeliver on a sign-up mail with attachments
-// (benchMessage) at 10 KiB, 1 MiB and 10 MiB: the summary's walk of a MIME tree is
+// (testlib.BenchMessage) at 10 KiB, 1 MiB and 10 MiB: the summary's walk of a MIME tree is
 // what a plain-text body does not measure.
 func BenchmarkDeliverMIME(b *testing.B) {
 	for _, size := range []int{10 << 10, 1 << 20, 10 << 20} {
-		raw := benchMessage(size)
+		raw := testlib.BenchMessage(size)
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			st := memstore.New(memstore.Options{MemoryLimit: 256 << 20})
 			defer st.Close()

@@ -1,7 +1,7 @@
-package mx
+package testlib
 
-// This file is a copy of server/mailparse/benchmsg_test.go: the receiver measured on
-// the same messages (docs/benchmarks.md, "Parsing (issue 15)", "Ingest").
+// BenchMessage is the one corpus the parser, the old API parser and the receiver are
+// measured on (docs/benchmarks.md, "Parsing (issue 15)", "Ingest").
 
 import (
 	"encoding/base64"
@@ -10,10 +10,10 @@ import (
 	"strings"
 )
 
-// benchMessage is a sign-up mail of about size bytes: a multipart/mixed of a
+// BenchMessage is a sign-up mail of about size bytes: a multipart/mixed of a
 // multipart/alternative (quoted-printable text and HTML) and base64 attachments that
 // make up the rest.
-func benchMessage(size int) []byte {
+func BenchMessage(size int) []byte {
 	var b strings.Builder
 	b.WriteString("Return-Path: <bounce@example.com>\r\n" +
 		"Received: from mail.example.com (mail.example.com [192.0.2.1])\r\n\tby mx.mayfly.test with ESMTPS id 4f2a; Mon, 23 Nov 2026 12:00:00 +0000\r\n" +

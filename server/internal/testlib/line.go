@@ -1,0 +1,122 @@
+package testlib
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Conn is a client of a line-based protocol (SMTP, POP3, IMAP) that reads the server
+// byte by byte as a strict client would: every line must end in CRLF.
+type Conn struct {
+	T    testing.TB
+	Conn net.Conn
+	R    *bufio.Reader
+}
+
+// Dial connects to addr; it reads nothing.
+func Dial(t testing.TB, addr string) *Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewConn(t, conn)
+}
+
+// NewConn is a client on conn, closed when the test ends.
+func NewConn(t testing.TB, conn net.Conn) *Conn {
+	t.Cleanup(func() { conn.Close() })
+	// A safety net against a hung server, not a synchronisation.
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	return &Conn{T: t, Conn: conn, R: bufio.NewReader(conn)}
+}
+
+// Send writes line and CRLF.
+func (c *Conn) Send(line string) {
+	c.T.Helper()
+	if _, err := io.WriteString(c.Conn, line+"\r\n"); err != nil {
+		c.T.Fatalf("send %q: %v", line, err)
+	}
+}
+
+// Line reads one line, which must end in CRLF, and returns it without.
+func (c *Conn) Line() string {
+	c.T.Helper()
+	l, err := c.R.ReadString('\n')
+	if err != nil {
+		c.T.Fatalf("read: %v (after %q)", err, l)
+	}
+	if !strings.HasSuffix(l, "\r\n") {
+		c.T.Fatalf("line %q does not end in CRLF", l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// Cmd sends line and reads one line.
+func (c *Conn) Cmd(line string) string {
+	c.T.Helper()
+	c.Send(line)
+	return c.Line()
+}
+
+// Multi reads the rest of a dot-terminated response (POP3, SMTP DATA) and undoes the
+// byte-stuffing: what it returns, CRLFs included, is what the server meant to send.
+func (c *Conn) Multi() []byte {
+	c.T.Helper()
+	var out bytes.Buffer
+	for {
+		l := c.Line()
+		if l == "." {
+			return out.Bytes()
+		}
+		out.WriteString(strings.TrimPrefix(l, "."))
+		out.WriteString("\r\n")
+	}
+}
+
+// Lines reads the rest of a dot-terminated response as lines.
+func (c *Conn) Lines() []string {
+	c.T.Helper()
+	b := c.Multi()
+	if len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
+}
+
+// Reply reads an SMTP reply, every line of a multi-line one ("250-a", "250 b").
+func (c *Conn) Reply() []string {
+	c.T.Helper()
+	var out []string
+	for {
+		l := c.Line()
+		out = append(out, l)
+		if len(l) < 4 || l[3] != '-' {
+			return out
+		}
+	}
+}
+
+// StartTLS runs the client side of the handshake after the server agreed to it.
+func (c *Conn) StartTLS(cfg *tls.Config) {
+	c.T.Helper()
+	tc := tls.Client(c.Conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.T.Fatalf("TLS handshake: %v", err)
+	}
+	c.Conn, c.R = tc, bufio.NewReader(tc)
+}
+
+// Closed requires the server to have closed the connection.
+func (c *Conn) Closed() {
+	c.T.Helper()
+	if l, err := c.R.ReadString('\n'); err == nil {
+		c.T.Fatalf("read %q, want the connection closed", l)
+	}
+}

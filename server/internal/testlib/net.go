@@ -1,0 +1,84 @@
+package testlib
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// Listen listens on a free loopback port until the test ends.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// FreePort returns a loopback address that was free a moment ago, for a server that
+// insists on listening itself; Listen is the race-free choice where it can be used.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Serve runs serve(ctx, ln) on a free loopback port and returns the address; at the
+// end of the test, or at the first call of stop, it ends ctx and requires serve to
+// return nil within the safety-net deadline.
+func Serve(t testing.TB, serve func(ctx context.Context, ln net.Listener) error) (addr string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve = %v, want nil", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("Serve did not return after its context ended")
+		}
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+// LoopbackProxies trusts every test connection as a proxy's, which must then send a
+// PROXY header.
+var LoopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// Proxied connects to addr as a proxy relaying a client at src does: a PROXY v1
+// header naming port as the destination first, then whatever the client sends.
+func Proxied(t testing.TB, addr, src string, port int) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := fmt.Fprintf(conn, "PROXY TCP4 %s 127.0.0.1 5555 %d\r\n", src, port); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
