@@ -3,12 +3,9 @@ package pop3d
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -37,11 +34,7 @@ func curl(t *testing.T, path string, args ...string) ([]byte, error) {
 // and POP3S.
 func TestCurl(t *testing.T) {
 	path := testlib.Curl(t)
-	cert, _ := testCert()
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := testlib.CAFile(t)
 	for name, open := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)

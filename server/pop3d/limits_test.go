@@ -1,7 +1,6 @@
 package pop3d
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
@@ -21,10 +21,10 @@ import (
 // wait, and returns the lines. A connection still open at the end fails the test.
 func untilClosed(t *testing.T, c *client, wait time.Duration) []string {
 	t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(wait))
+	c.Conn.SetReadDeadline(time.Now().Add(wait))
 	var lines []string
 	for {
-		l, err := c.r.ReadString('\n')
+		l, err := c.R.ReadString('\n')
 		if l != "" {
 			lines = append(lines, strings.TrimSpace(l))
 		}
@@ -42,12 +42,7 @@ func untilClosed(t *testing.T, c *client, wait time.Duration) []string {
 // rawDial connects without reading a greeting.
 func rawDial(t *testing.T, addr string) *client {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return &client{Client: testlib.Dial(t, addr), t: t}
 }
 
 func limited(e *env, reason string) float64 {
@@ -85,9 +80,9 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c := rawDial(t, e.addr)
-		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		l, _ := c.r.ReadString('\n')
-		c.conn.Close()
+		c.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, _ := c.R.ReadString('\n')
+		c.Conn.Close()
 		if strings.HasPrefix(l, "+OK") {
 			break
 		}
@@ -115,17 +110,17 @@ func TestCommandRatePacesFlood(t *testing.T) {
 	go func() {
 		batch := strings.Repeat("NOOP\r\n", 100)
 		for {
-			if _, err := io.WriteString(flood.conn, batch); err != nil {
+			if _, err := io.WriteString(flood.Conn, batch); err != nil {
 				return // closed by the server, or by the test's end
 			}
 		}
 	}()
 	start := time.Now()
-	flood.conn.SetDeadline(start.Add(90 * time.Second))
+	flood.Conn.SetDeadline(start.Add(90 * time.Second))
 	answered := 0
 	var last []string
 	for {
-		l, err := flood.r.ReadString('\n')
+		l, err := flood.R.ReadString('\n')
 		if l == "+OK\r\n" {
 			answered++
 		} else if l != "" {
@@ -212,7 +207,7 @@ func TestSlowClient(t *testing.T) {
 		other := dial(t, e.addr)
 		other.login(box, token(box))
 		c := dial(t, e.addr)
-		io.WriteString(c.conn, "USER bo")
+		io.WriteString(c.Conn, "USER bo")
 		start := time.Now()
 		if got := untilClosed(t, c, wait); len(got) != 1 || got[0] != autologout {
 			t.Errorf("a partial line read %q, want %s", got, autologout)
@@ -230,7 +225,7 @@ func TestSlowClient(t *testing.T) {
 		dripped := make(chan struct{})
 		go func() {
 			defer close(dripped)
-			if _, err := io.WriteString(c.conn, "USER "); err != nil {
+			if _, err := io.WriteString(c.Conn, "USER "); err != nil {
 				return
 			}
 			tick := time.NewTicker(loginTimeout / 10)
@@ -241,7 +236,7 @@ func TestSlowClient(t *testing.T) {
 					return
 				case <-tick.C:
 				}
-				if _, err := c.conn.Write([]byte("x")); err != nil {
+				if _, err := c.Conn.Write([]byte("x")); err != nil {
 					return
 				}
 			}

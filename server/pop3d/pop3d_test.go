@@ -1,7 +1,6 @@
 package pop3d
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
@@ -248,7 +248,7 @@ func testDeleDrop(t *testing.T, st fullStore) {
 	c := dial(t, e.addr)
 	c.login(box, token(box))
 	c.ok("DELE 1")
-	c.conn.Close()
+	c.Conn.Close()
 	// Deletions happen at QUIT only; none came, so a new session sees the message.
 	c = dial(t, e.addr)
 	c.login(box, token(box))
@@ -776,7 +776,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c2 := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c2 := &client{Client: testlib.NewClient(t, conn), t: t}
 	if got := c2.line(); !strings.HasPrefix(got, "-ERR [SYS/TEMP] ") {
 		t.Errorf("second connection got %q, want -ERR [SYS/TEMP]", got)
 	}

@@ -11,34 +11,34 @@ import (
 	"time"
 )
 
-// Conn is a client of a line-based protocol (SMTP, POP3, IMAP) that reads the server
+// Client is a client of a line-based protocol (SMTP, POP3, IMAP) that reads the server
 // byte by byte as a strict client would: every line must end in CRLF.
-type Conn struct {
+type Client struct {
 	T    testing.TB
 	Conn net.Conn
 	R    *bufio.Reader
 }
 
 // Dial connects to addr; it reads nothing.
-func Dial(t testing.TB, addr string) *Conn {
+func Dial(t testing.TB, addr string) *Client {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewConn(t, conn)
+	return NewClient(t, conn)
 }
 
-// NewConn is a client on conn, closed when the test ends.
-func NewConn(t testing.TB, conn net.Conn) *Conn {
+// NewClient is a client on conn, closed when the test ends.
+func NewClient(t testing.TB, conn net.Conn) *Client {
 	t.Cleanup(func() { conn.Close() })
 	// A safety net against a hung server, not a synchronisation.
 	conn.SetDeadline(time.Now().Add(time.Minute))
-	return &Conn{T: t, Conn: conn, R: bufio.NewReader(conn)}
+	return &Client{T: t, Conn: conn, R: bufio.NewReader(conn)}
 }
 
 // Send writes line and CRLF.
-func (c *Conn) Send(line string) {
+func (c *Client) Send(line string) {
 	c.T.Helper()
 	if _, err := io.WriteString(c.Conn, line+"\r\n"); err != nil {
 		c.T.Fatalf("send %q: %v", line, err)
@@ -46,7 +46,7 @@ func (c *Conn) Send(line string) {
 }
 
 // Line reads one line, which must end in CRLF, and returns it without.
-func (c *Conn) Line() string {
+func (c *Client) Line() string {
 	c.T.Helper()
 	l, err := c.R.ReadString('\n')
 	if err != nil {
@@ -59,7 +59,7 @@ func (c *Conn) Line() string {
 }
 
 // Cmd sends line and reads one line.
-func (c *Conn) Cmd(line string) string {
+func (c *Client) Cmd(line string) string {
 	c.T.Helper()
 	c.Send(line)
 	return c.Line()
@@ -67,7 +67,7 @@ func (c *Conn) Cmd(line string) string {
 
 // Multi reads the rest of a dot-terminated response (POP3, SMTP DATA) and undoes the
 // byte-stuffing: what it returns, CRLFs included, is what the server meant to send.
-func (c *Conn) Multi() []byte {
+func (c *Client) Multi() []byte {
 	c.T.Helper()
 	var out bytes.Buffer
 	for {
@@ -81,7 +81,7 @@ func (c *Conn) Multi() []byte {
 }
 
 // Lines reads the rest of a dot-terminated response as lines.
-func (c *Conn) Lines() []string {
+func (c *Client) Lines() []string {
 	c.T.Helper()
 	b := c.Multi()
 	if len(b) == 0 {
@@ -91,7 +91,7 @@ func (c *Conn) Lines() []string {
 }
 
 // Reply reads an SMTP reply, every line of a multi-line one ("250-a", "250 b").
-func (c *Conn) Reply() []string {
+func (c *Client) Reply() []string {
 	c.T.Helper()
 	var out []string
 	for {
@@ -104,7 +104,7 @@ func (c *Conn) Reply() []string {
 }
 
 // StartTLS runs the client side of the handshake after the server agreed to it.
-func (c *Conn) StartTLS(cfg *tls.Config) {
+func (c *Client) StartTLS(cfg *tls.Config) {
 	c.T.Helper()
 	tc := tls.Client(c.Conn, cfg)
 	if err := tc.Handshake(); err != nil {
@@ -114,7 +114,7 @@ func (c *Conn) StartTLS(cfg *tls.Config) {
 }
 
 // Closed requires the server to have closed the connection.
-func (c *Conn) Closed() {
+func (c *Client) Closed() {
 	c.T.Helper()
 	if l, err := c.R.ReadString('\n'); err == nil {
 		c.T.Fatalf("read %q, want the connection closed", l)
