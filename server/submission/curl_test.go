@@ -3,7 +3,6 @@ package submission
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,11 +33,7 @@ func curl(t *testing.T, path string, args ...string) error {
 func TestCurl(t *testing.T) {
 	path := testlib.Curl(t)
 	dir := t.TempDir()
-	cert, _ := testCert()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := testlib.CAFile(t)
 	// As a user writes it: LF line ends, no Date, no Message-ID. curl sends them as
 	// they are unless told --crlf, and bare LFs are refused.
 	file := filepath.Join(dir, "reply.eml")

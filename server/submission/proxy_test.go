@@ -2,7 +2,6 @@ package submission
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -10,33 +9,21 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
-// loopbackProxies trusts every test connection as a proxy's, which must then send a
-// PROXY header.
-var loopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+var loopbackProxies = testlib.LoopbackProxies
 
-// proxied connects to addr as a proxy relaying a client at src does: a PROXY v1
-// header first, then whatever the client sends.
+// proxied connects to addr as a proxy relaying a client at src does.
 func proxied(t *testing.T, addr, src string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := fmt.Fprintf(conn, "PROXY TCP4 %s 127.0.0.1 5555 587\r\n", src); err != nil {
-		t.Fatal(err)
-	}
-	return conn
+	return testlib.Proxied(t, addr, src, 587)
 }
 
 // dialProxied is an SMTP client at src behind the proxy, after EHLO; how says how it
@@ -63,23 +50,7 @@ func dialProxied(t *testing.T, addr, src, how string) *smtp.Client {
 	return c
 }
 
-// syncBuffer is a log destination the server's goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = testlib.SyncBuffer
 
 // TestProxiedClients: behind a trusted proxy, each client is the one its PROXY header
 // names: wrong tokens count against it alone, its logs name it, and a proxy on
