@@ -12,27 +12,16 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
-// loopbackProxies trusts every test connection as a proxy's, which must then send a
-// PROXY header.
-var loopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+var loopbackProxies = testlib.LoopbackProxies
 
-// proxied connects to addr as a proxy relaying a client at src does: a PROXY v1
-// header first, then whatever the client sends.
+// proxied connects to addr as a proxy relaying a client at src does.
 func proxied(t *testing.T, addr, src string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := fmt.Fprintf(conn, "PROXY TCP4 %s 127.0.0.1 5555 143\r\n", src); err != nil {
-		t.Fatal(err)
-	}
-	return conn
+	return testlib.Proxied(t, addr, src, 143)
 }
 
 // dialProxied is an IMAP client at src behind the proxy; how says how it gets TLS:
