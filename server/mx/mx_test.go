@@ -8,31 +8,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger(t testing.TB) *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // start runs a receiver on a free loopback port until the test ends.
 func start(t testing.TB, opts Options, st store) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if opts.Hostname == "" {
 		opts.Hostname = "mx.mayfly.test"
 	}
@@ -40,31 +33,12 @@ func start(t testing.TB, opts Options, st store) string {
 		opts.Domains = []string{"mayfly.test", "Other.Example"}
 	}
 	srv := New(opts, st, testLogger(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	addr, _ := testlib.Serve(t, srv.Serve)
 	// Connections wait in the listener's backlog until go-guerrilla accepts them.
-	return ln.Addr().String()
+	return addr
 }
 
-func dial(t *testing.T, addr string) *smtp.Client {
-	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func dial(t *testing.T, addr string) *smtp.Client { return testlib.DialSMTP(t, addr) }
 
 func wantCode(t *testing.T, what string, err error, code int, enhanced smtp.EnhancedCode) {
 	t.Helper()
@@ -276,11 +250,7 @@ func TestStoreFailureIs451(t *testing.T) {
 func TestStartTLS(t *testing.T) {
 	st := memstore.New(memstore.Options{})
 	defer st.Close()
-	cert, err := selfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := start(t, Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, st)
+	addr := start(t, Options{TLS: testlib.ServerTLS()}, st)
 	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatalf("STARTTLS: %v", err)
@@ -370,22 +340,4 @@ func TestHostileClients(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on, for a server that binds by
-// address rather than taking a listener. The port is below Linux's ephemeral range
-// (32768 and up), so that between this check and the server's bind neither a client
-// socket's local port nor another test's port-0 listener can take it; both come from
-// that range.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
-		if err != nil {
-			continue // taken: another try
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free loopback port between 10000 and 32000 in 100 tries")
-	return ""
-}
+var freeAddr = testlib.FreePort

@@ -541,18 +541,7 @@ func letter(from, to, subject, body string) []byte {
 }
 
 // dial connects a client to a plain listener, greeted.
-func dial(t testing.TB, addr string) *smtp.Client {
-	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatalf("EHLO: %v", err)
-	}
-	return c
-}
+func dial(t testing.TB, addr string) *smtp.Client { return testlib.DialSMTP(t, addr) }
 
 // login dials and authenticates as user with password.
 func login(t testing.TB, addr, user, password string) *smtp.Client {

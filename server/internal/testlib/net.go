@@ -3,8 +3,10 @@ package testlib
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -20,16 +22,24 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// FreePort returns a loopback address that was free a moment ago, for a server that
-// insists on listening itself; Listen is the race-free choice where it can be used.
+// FreePort returns a loopback address nothing listens on, for a server that binds by
+// address rather than taking a listener. The port is below Linux's ephemeral range
+// (32768 and up), so that between this check and the server's bind neither a client
+// socket's local port nor another test's port-0 listener can take it; both come from
+// that range.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
+		if err != nil {
+			continue // taken: another try
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port between 10000 and 32000 in 100 tries")
+	return ""
 }
 
 // Serve runs serve(ctx, ln) on a free loopback port and returns the address; at the
