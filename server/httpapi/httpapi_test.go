@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
-	"github.com/mayfly-mail/mayfly/storage/redisstore"
-	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // fullStore is what the tests need: the API's view plus Put to deliver mail.
@@ -30,26 +29,7 @@ type fullStore interface {
 // stores lists the stores the API tests run on: memory always, Redis when
 // MAYFLY_TEST_REDIS_URL is set (make test sets it; under CI its absence fails).
 func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
-	m := map[string]func(t testing.TB) fullStore{
-		"memory": func(t testing.TB) fullStore {
-			st := memstore.New(memstore.Options{})
-			t.Cleanup(func() { st.Close() })
-			return st
-		},
-	}
-	url := storetest.RedisURL(t)
-	if url == "" {
-		return m
-	}
-	m["redis"] = func(t testing.TB) fullStore {
-		st, err := redisstore.New(t.Context(), redisstore.Options{URL: url, Prefix: fmt.Sprintf("mayflytest:http:%d:", time.Now().UnixNano())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	return m
+	return testlib.Stores[fullStore](t, testlib.StoreOptions{Name: "http"})
 }
 
 const secret = "0123456789abcdef0123456789abcdef"
@@ -79,21 +59,8 @@ func newEnvWith(t testing.TB, st fullStore, opts Options, before func(*Server)) 
 	if before != nil {
 		before(srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	t.Cleanup(stop)
-	return &env{t: t, store: st, srv: srv, base: "http://" + ln.Addr().String(), stop: stop}
+	addr, stop := testlib.Serve(t, srv.Serve)
+	return &env{t: t, store: st, srv: srv, base: "http://" + addr, stop: stop}
 }
 
 type response struct {

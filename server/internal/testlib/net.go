@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -54,12 +55,8 @@ func Serve(t testing.TB, serve func(ctx context.Context, ln net.Listener) error)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, ln) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
+	// Once: a test may stop the server from another goroutine while Cleanup does too.
+	stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -69,7 +66,7 @@ func Serve(t testing.TB, serve func(ctx context.Context, ln net.Listener) error)
 		case <-time.After(20 * time.Second):
 			t.Errorf("Serve did not return after its context ended")
 		}
-	}
+	})
 	t.Cleanup(stop)
 	return ln.Addr().String(), stop
 }
