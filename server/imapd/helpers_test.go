@@ -89,7 +89,7 @@ func startServer(t testing.TB, st store, implicitTLS bool, mods ...serverOption)
 
 func serverTLS(t testing.TB) *tls.Config { return testlib.ServerTLS() }
 
-func clientTLS() *tls.Config { return testlib.ClientTLS("imap.mayfly.test") }
+func clientTLS() *tls.Config { return testlib.ClientTLS("127.0.0.1") }
 
 // updates collects what a server says unprompted, for tests that wait for it.
 type updates struct {
