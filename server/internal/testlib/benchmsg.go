@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"testing"
 )
 
 // BenchMessage is a sign-up mail of about size bytes: a multipart/mixed of a
@@ -61,4 +62,20 @@ func BenchMessage(size int) []byte {
 // benchText repeats line up to about n bytes.
 func benchText(n int, line string) string {
 	return strings.Repeat(line, max(n/len(line), 1))
+}
+
+// BenchSizes are the sizes of BenchMessage the benchmarks measure.
+var BenchSizes = []int{10 << 10, 1 << 20, 10 << 20}
+
+// BenchEach runs fn on BenchMessage at each of BenchSizes, as sub-benchmarks named by
+// the size in KiB that report bytes per second and allocations.
+func BenchEach(b *testing.B, fn func(b *testing.B, raw []byte)) {
+	for _, size := range BenchSizes {
+		raw := BenchMessage(size)
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			fn(b, raw)
+		})
+	}
 }
