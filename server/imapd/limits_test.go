@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -297,31 +298,11 @@ func TestSlowClient(t *testing.T) {
 	t.Run("a byte at a time", func(t *testing.T) {
 		srv := slowServer(t, loginTimeout, time.Minute)
 		r := dialRaw(t, srv.addr)
-		stop := make(chan struct{})
-		dripped := make(chan struct{})
-		go func() {
-			defer close(dripped)
-			if _, err := io.WriteString(r.c, "a1 LOGIN "); err != nil {
-				return
-			}
-			tick := time.NewTicker(loginTimeout / 10)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				if _, err := r.c.Write([]byte("x")); err != nil {
-					return
-				}
-			}
-		}()
+		stop := testlib.Drip(r.c, "a1 LOGIN ", loginTimeout/10)
 		// The line keeps growing, so only a deadline per line, not per read, ends it.
 		r.c.SetReadDeadline(time.Now().Add(wait))
 		first, err := r.br.ReadString('\n')
-		close(stop)
-		<-dripped
+		stop()
 		if err != nil && !errors.Is(err, io.EOF) && !isReset(err) {
 			t.Fatalf("a line sent a byte each %v still open after %v: %v", loginTimeout/10, wait, err)
 		}

@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bufio"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,30 +16,15 @@ import (
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
-var loopbackProxies = testlib.LoopbackProxies
-
-// proxied connects to addr as a proxy relaying a client at src does.
-func proxied(t *testing.T, addr, src string) net.Conn {
-	return testlib.Proxied(t, addr, src, 143)
-}
-
 // dialProxied is an IMAP client at src behind the proxy; how says how it gets TLS:
 // "" none, "starttls", or "implicit" (IMAPS, the handshake after the header).
 func dialProxied(t *testing.T, addr, src, how string) *imapclient.Client {
 	t.Helper()
-	conn := proxied(t, addr, src)
-	var c *imapclient.Client
-	switch how {
-	case "":
-		c = imapclient.New(conn, nil)
-	case "starttls":
-		var err error
-		if c, err = imapclient.NewStartTLS(conn, &imapclient.Options{TLSConfig: clientTLS()}); err != nil {
-			t.Fatalf("STARTTLS as %s: %v", src, err)
-		}
-	case "implicit":
-		c = imapclient.New(tls.Client(conn, clientTLS()), nil)
-	}
+	c := testlib.ProxiedClient(t, addr, src, 143, how,
+		func(conn net.Conn) *imapclient.Client { return imapclient.New(conn, nil) },
+		func(conn net.Conn) (*imapclient.Client, error) {
+			return imapclient.NewStartTLS(conn, &imapclient.Options{TLSConfig: clientTLS()})
+		})
 	t.Cleanup(func() { c.Close() })
 	if err := c.WaitGreeting(); err != nil {
 		t.Fatalf("greeting as %s: %v", src, err)
@@ -57,7 +41,7 @@ func TestProxiedClients(t *testing.T) {
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	// s.loopback stays the real check: the proxy is on loopback, the clients are not.
 	proxy := func(o *Options, _ *Server) {
-		o.TrustedProxies = loopbackProxies
+		o.TrustedProxies = testlib.LoopbackProxies
 		o.LoginFailures = failures
 	}
 	srv := startServer(t, st, false, proxy)

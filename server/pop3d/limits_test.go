@@ -221,30 +221,10 @@ func TestSlowClient(t *testing.T) {
 	t.Run("a byte at a time", func(t *testing.T) {
 		e := newEnv(t, memory(t), setup{loginTimeout: loginTimeout})
 		c := dial(t, e.addr)
-		stop := make(chan struct{})
-		dripped := make(chan struct{})
-		go func() {
-			defer close(dripped)
-			if _, err := io.WriteString(c.Conn, "USER "); err != nil {
-				return
-			}
-			tick := time.NewTicker(loginTimeout / 10)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				if _, err := c.Conn.Write([]byte("x")); err != nil {
-					return
-				}
-			}
-		}()
+		stop := testlib.Drip(c.Conn, "USER ", loginTimeout/10)
 		// The line keeps growing, so only a deadline per line, not per read, ends it.
 		got := untilClosed(t, c, wait)
-		close(stop)
-		<-dripped
+		stop()
 		if len(got) != 1 || got[0] != autologout {
 			t.Errorf("a line sent a byte at a time read %q, want %s", got, autologout)
 		}

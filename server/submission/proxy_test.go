@@ -2,7 +2,6 @@ package submission
 
 import (
 	"bufio"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,30 +18,12 @@ import (
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
-var loopbackProxies = testlib.LoopbackProxies
-
-// proxied connects to addr as a proxy relaying a client at src does.
-func proxied(t *testing.T, addr, src string) net.Conn {
-	return testlib.Proxied(t, addr, src, 587)
-}
-
 // dialProxied is an SMTP client at src behind the proxy, after EHLO; how says how it
 // gets TLS: "" none, "starttls", or "implicit" (the handshake after the header).
 func dialProxied(t *testing.T, addr, src, how string) *smtp.Client {
 	t.Helper()
-	conn := proxied(t, addr, src)
-	var c *smtp.Client
-	switch how {
-	case "":
-		c = smtp.NewClient(conn)
-	case "starttls":
-		var err error
-		if c, err = smtp.NewClientStartTLS(conn, clientTLS()); err != nil {
-			t.Fatalf("STARTTLS as %s: %v", src, err)
-		}
-	case "implicit":
-		c = smtp.NewClient(tls.Client(conn, clientTLS()))
-	}
+	c := testlib.ProxiedClient(t, addr, src, 587, how, smtp.NewClient,
+		func(conn net.Conn) (*smtp.Client, error) { return smtp.NewClientStartTLS(conn, clientTLS()) })
 	t.Cleanup(func() { c.Close() })
 	if err := c.Hello("client.test"); err != nil {
 		t.Fatalf("EHLO as %s: %v", src, err)
@@ -62,7 +43,7 @@ func TestProxiedClients(t *testing.T) {
 	var logs syncBuffer
 	// isLoopback stays the real check: the proxy is on loopback, the clients are not.
 	e := newEnv(t, st, setup{
-		opts:   Options{TrustedProxies: loopbackProxies, LoginFailures: failures},
+		opts:   Options{TrustedProxies: testlib.LoopbackProxies, LoginFailures: failures},
 		logger: slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	const guesser, other = "203.0.113.7", "203.0.113.8"

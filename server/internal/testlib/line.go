@@ -120,3 +120,31 @@ func (c *Client) Closed() {
 		c.T.Fatalf("read %q, want the connection closed", l)
 	}
 }
+
+// Drip writes prefix to w, then a byte "x" every interval, as a slow client keeping a
+// line open does, until a write fails or stop is called; stop waits for the writer.
+func Drip(w io.Writer, prefix string, every time.Duration) (stop func()) {
+	done, dripped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(dripped)
+		if _, err := io.WriteString(w, prefix); err != nil {
+			return
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-dripped
+	}
+}

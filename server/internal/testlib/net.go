@@ -2,6 +2,7 @@ package testlib
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -88,4 +89,24 @@ func Proxied(t testing.TB, addr, src string, port int) net.Conn {
 		t.Fatal(err)
 	}
 	return conn
+}
+
+// ProxiedClient is a client at src behind a trusted proxy on port: Proxied, then how
+// says how the client gets TLS: "" none (plain makes the client), "implicit" (plain
+// makes it after the handshake that follows the header) or "starttls" (startTLS
+// makes it, the protocol's own upgrade).
+func ProxiedClient[C any](t testing.TB, addr, src string, port int, how string, plain func(net.Conn) C, startTLS func(net.Conn) (C, error)) C {
+	t.Helper()
+	conn := Proxied(t, addr, src, port)
+	switch how {
+	case "implicit":
+		return plain(tls.Client(conn, ClientTLS("127.0.0.1")))
+	case "starttls":
+		c, err := startTLS(conn)
+		if err != nil {
+			t.Fatalf("STARTTLS as %s: %v", src, err)
+		}
+		return c
+	}
+	return plain(conn)
 }
