@@ -282,8 +282,7 @@ func (downStore) List(context.Context, string, storage.Page) ([]storage.Message,
 func (downStore) Ping(context.Context) error { return fmt.Errorf("ping: %w", storage.ErrUnavailable) }
 
 func TestStoreDownIs503(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, downStore{st}, Options{})
 	in := e.create("")
 	wantError(t, e.do("GET", "/api/v1/inboxes/"+in.Address+"/messages", in.Token, nil), 503)
@@ -294,8 +293,7 @@ func TestStoreDownIs503(t *testing.T) {
 }
 
 func TestPublicAndAdminKey(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	public := newEnv(t, st, Options{Public: true})
 	if r := public.do("GET", "/api/v1/inboxes/anyone@mayfly.test/messages", "", nil); r.status != 200 {
 		t.Errorf("public mode without a token = %d %s, want 200", r.status, r.body)
@@ -309,8 +307,7 @@ func TestPublicAndAdminKey(t *testing.T) {
 }
 
 func TestCreateInbox(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{MaxTTL: 48 * time.Hour})
 	seen := map[string]bool{}
 	for range 20 {
@@ -378,8 +375,7 @@ func TestManyWaitersAllWake(t *testing.T) {
 }
 
 func TestWaitFilters(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{})
 	in := e.create("")
 	first := e.deliver(in.Address, "From: Alice <alice@a.test>\r\nSubject: Welcome\r\n\r\nhi\r\n")
@@ -414,8 +410,7 @@ func TestWaitFilters(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
 	req, _ := http.NewRequest("OPTIONS", e.base+"/api/v1/inboxes", nil)
 	req.Header.Set("Origin", "https://tests.example")
@@ -442,8 +437,7 @@ func TestCORS(t *testing.T) {
 // TestWaitAtShutdownIs503: a wait cut short by SIGTERM is answered 503, so the client
 // asks another node, and is not logged as the server's error.
 func TestWaitAtShutdownIs503(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	srv := New(Options{Domains: []string{"mayfly.test"}, Secret: []byte(secret)}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

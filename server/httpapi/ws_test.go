@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -63,8 +64,7 @@ func TestWebSocketEvents(t *testing.T) {
 }
 
 func TestWebSocketRefusals(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
 	in := e.create("")
 	other := e.create("")
@@ -98,8 +98,7 @@ func TestWebSocketRefusals(t *testing.T) {
 // that does: the reader gets every event while the other falls behind, and the server
 // drops the one that fell behind.
 func TestSlowWebSocketBlocksNobody(t *testing.T) {
-	st := memstore.New(memstore.Options{MaxMessages: 10000, MemoryLimit: 1 << 30})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{MaxMessages: 10000, MemoryLimit: 1 << 30})
 	e := newEnv(t, st, Options{})
 	in := e.create("")
 	// The client that never reads has a small receive buffer, so the server's writes to

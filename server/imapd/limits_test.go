@@ -67,8 +67,7 @@ func refused(srv *testServer, reason string) float64 {
 }
 
 func TestMaxConnectionsPerIP(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false, func(o *Options, s *Server) {
 		o.MaxConnectionsPerIP = 3
 		s.perIP = limit.NewConns(o.MaxConnectionsPerIP)
@@ -156,8 +155,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 // cut, until it has flooded for long enough to be clear abuse; then it is told BYE.
 // Another connection of the same client goes on.
 func TestCommandRatePacesFlood(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false)
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
@@ -268,8 +266,7 @@ func TestPipelinedFetchOfFullInbox(t *testing.T) {
 // slowServer has a short login timeout, and an autologout long enough for a test that
 // waits past the login timeout after logging in.
 func slowServer(t *testing.T, loginTimeout, autologout time.Duration) *testServer {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	return startServer(t, st, false, func(_ *Options, s *Server) {
 		s.loginTimeout = loginTimeout
 		s.autologout = autologout
@@ -340,8 +337,7 @@ func TestSlowClient(t *testing.T) {
 }
 
 func TestLoginFailuresPerIP(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	srv := startServer(t, st, false, func(o *Options, _ *Server) { o.LoginFailures = failures })
 	inbox, token := newInbox()

@@ -36,8 +36,7 @@ func dialProxied(t *testing.T, addr, src, how string) *imapclient.Client {
 // names: wrong tokens count against it alone, and a proxy on loopback does not make a
 // remote client local enough to log in without TLS.
 func TestProxiedClients(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	// s.loopback stays the real check: the proxy is on loopback, the clients are not.
 	proxy := func(o *Options, _ *Server) {

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
@@ -399,8 +400,7 @@ func (s olderStateStore) Mailbox(ctx context.Context, inbox string) (storage.Mai
 // TestUIDNextWithOlderState: without the store's highest UIDs, UIDNEXT is still above
 // every UID the mailbox holds.
 func TestUIDNextWithOlderState(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	inbox, _ := newInbox()
 	r := put(t, st, inbox, "question", nil)
 	s := putSent(t, st, inbox, "Re: question")

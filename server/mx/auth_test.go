@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -39,8 +40,7 @@ func TestAuthenticationEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	srv := start(t, Options{Verifier: v}, st)
 
 	const mail = "From: Shop <noreply@shop.test>\r\nTo: buyer@mayfly.test\r\nSubject: Your receipt\r\n" +

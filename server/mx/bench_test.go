@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/flashmob/go-guerrilla/mail"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -32,8 +33,7 @@ func BenchmarkDeliver(b *testing.B) {
 // benchDeliver measures deliver of raw to one inbox of a memory store that holds
 // memoryLimit bytes.
 func benchDeliver(b *testing.B, raw []byte, memoryLimit int64) {
-	st := memstore.New(memstore.Options{MemoryLimit: memoryLimit})
-	defer st.Close()
+	st := testlib.Memory(b, memstore.Options{MemoryLimit: memoryLimit})
 	s := New(Options{Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}}, st, testLogger(nil))
 	e := mail.NewEnvelope("127.0.0.1", 1)
 	e.Helo, e.ESMTP = "client.test", true
@@ -53,8 +53,7 @@ func benchDeliver(b *testing.B, raw []byte, memoryLimit int64) {
 func BenchmarkReceive(b *testing.B) {
 	for _, size := range []int{10 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			st := memstore.New(memstore.Options{MemoryLimit: 256 << 20})
-			defer st.Close()
+			st := testlib.Memory(b, memstore.Options{MemoryLimit: 256 << 20})
 			addr := start(b, Options{
 				MaxMessageSize: 4 << 20,
 				RecipientRate:  limit.Rate{N: -1},

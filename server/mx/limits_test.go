@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -54,8 +55,7 @@ func wantRefusal(t *testing.T, what string, err error, want string) {
 // at RCPT, while a transaction it had accepted before still completes, and so do the
 // recipients the flooding session had accepted.
 func TestRecipientRate(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	reg := prometheus.NewRegistry()
 	addr := start(t, Options{RecipientRate: limit.Rate{N: 3, Per: time.Hour}, Metrics: reg}, st)
 
@@ -144,8 +144,7 @@ func TestReceiveRate(t *testing.T) {
 // command timeout has run out since our last reply: go-guerrilla sets the deadline
 // when it replies, not per byte read. A client that keeps talking meanwhile is served.
 func TestSlowClient(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	const timeout = time.Second // go-guerrilla counts whole seconds
 	addr := start(t, Options{Timeout: timeout}, st)
 	active := dial(t, addr)

@@ -172,8 +172,7 @@ func only(t *testing.T, st storage.Store, inbox string) *storage.Message {
 }
 
 func TestOneRecipientNamedInTrace(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	c := dial(t, start(t, Options{}, st))
 	if err := c.SendMail("", []string{"solo+x@mayfly.test"}, strings.NewReader("Subject: bounce\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
@@ -189,8 +188,7 @@ func TestOneRecipientNamedInTrace(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{MaxMessageSize: 4096, MaxRecipients: 3}, st)
 
 	c := dial(t, addr)
@@ -248,8 +246,7 @@ func TestStoreFailureIs451(t *testing.T) {
 }
 
 func TestStartTLS(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{TLS: testlib.ServerTLS()}, st)
 	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
@@ -299,8 +296,7 @@ func TestPanicIs451NotACrash(t *testing.T) {
 // TestHostileClients sends what broken or malicious clients send; each gets an error
 // reply or a closed connection, and the receiver goes on serving.
 func TestHostileClients(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{Timeout: 2 * time.Second}, st)
 	tests := []struct {
 		name  string

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -101,8 +102,7 @@ func TestSmuggling(t *testing.T) {
 // TestDataEnd: CRLF "." CRLF ends DATA, and a sloppy client's LF-only lines are
 // still taken (as CRLF), with dots unstuffed only at the start of a CRLF line.
 func TestDataEnd(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	conn, r, _ := rawDial(t, start(t, Options{}, st), "", 220)
 	command(t, conn, r, "HELO client.test", 250)
 	command(t, conn, r, "MAIL FROM:<lf@sender.test>", 250)
@@ -121,8 +121,7 @@ func TestDataEnd(t *testing.T) {
 // TestConnectionsPerIP: the 21st connection from one address is refused, naming the
 // setting, while another address connects; a closed connection frees its slot.
 func TestConnectionsPerIP(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	reg := prometheus.NewRegistry()
 	addr := start(t, Options{Metrics: reg}, st)
 	var conns []net.Conn
@@ -164,8 +163,7 @@ func TestConnectionsPerIP(t *testing.T) {
 // TestStalledSession: a NOOP/RSET loop is cut with 421 after MaxStalledCommands, while
 // another client delivers; a DATA starts the count again.
 func TestStalledSession(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{}, st)
 
 	loop, r, _ := rawDial(t, addr, "", 220)
@@ -300,8 +298,7 @@ func TestDataMemory(t *testing.T) {
 // TestProxyHeader: behind a trusted load balancer the client is the one its PROXY
 // header names, for the trace header, SPF and the per-client limits.
 func TestProxyHeader(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxConnectionsPerIP: 1}, st)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
