@@ -31,15 +31,7 @@ func TestAuthenticationEndToEnd(t *testing.T) {
 	}
 	// The envelope sender's domain passes SPF but is not aligned with From, so DMARC
 	// rests on DKIM alone and a broken signature must fail it.
-	addr := dnstest.TXTServer(t, map[string]string{
-		"bounces.test.":            "v=spf1 ip4:127.0.0.0/8 -all",
-		"s1._domainkey.shop.test.": "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub),
-		"_dmarc.shop.test.":        "v=DMARC1; p=reject",
-	})
-	v, err := mailauth.New(mailauth.Options{AuthservID: "mx.mayfly.test", DNS: addr, QueryTimeout: time.Second, Budget: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := shopVerifier(t, "k=rsa; p="+base64.StdEncoding.EncodeToString(pub))
 	st := testlib.Memory(t, memstore.Options{})
 	srv := start(t, Options{Verifier: v}, st)
 
@@ -80,4 +72,21 @@ func TestAuthenticationEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shopVerifier checks mail against a test zone in which bounces.test passes SPF from
+// loopback, shop.test publishes the DKIM key dkimKey ("k=... p=...") under the
+// selector s1, and shop.test's DMARC policy is reject.
+func shopVerifier(t *testing.T, dkimKey string) *mailauth.Verifier {
+	t.Helper()
+	addr := dnstest.TXTServer(t, map[string]string{
+		"bounces.test.":            "v=spf1 ip4:127.0.0.0/8 -all",
+		"s1._domainkey.shop.test.": "v=DKIM1; " + dkimKey,
+		"_dmarc.shop.test.":        "v=DMARC1; p=reject",
+	})
+	v, err := mailauth.New(mailauth.Options{AuthservID: "mx.mayfly.test", DNS: addr, QueryTimeout: time.Second, Budget: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -10,13 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
-	"github.com/mayfly-mail/mayfly/server/mailauth"
-	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/server/mailparse"
 )
 
@@ -109,15 +106,7 @@ func TestFoldedFirstLineDKIM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := dnstest.TXTServer(t, map[string]string{
-		"bounces.test.":            "v=spf1 ip4:127.0.0.0/8 -all",
-		"s1._domainkey.shop.test.": "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub),
-		"_dmarc.shop.test.":        "v=DMARC1; p=reject",
-	})
-	v, err := mailauth.New(mailauth.Options{AuthservID: "mx.mayfly.test", DNS: addr, QueryTimeout: time.Second, Budget: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := shopVerifier(t, "k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
 	for name, open := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
