@@ -78,9 +78,18 @@ func (r response) json(t testing.TB, v any) {
 
 func (e *env) do(method, path, token string, body io.Reader) response {
 	e.t.Helper()
+	return e.doWith(method, path, token, nil, body)
+}
+
+// doWith is do with extra request headers.
+func (e *env) doWith(method, path, token string, h http.Header, body io.Reader) response {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.base+path, body)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if h != nil {
+		req.Header = h.Clone()
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -215,16 +224,7 @@ func TestQAFlowAndReads(t *testing.T) {
 // needs before it delivers mail "after the wait started".
 func waitForWaiters(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if int(gaugeValue(s.metrics.waiters)) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters open after 10s, want %d", int(gaugeValue(s.metrics.waiters)), n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the gauge, with a deadline
-	}
+	testlib.WaitFor(t, fmt.Sprintf("%d waiters open", n), func() bool { return int(gaugeValue(s.metrics.waiters)) >= n })
 }
 
 func TestErrors(t *testing.T) {

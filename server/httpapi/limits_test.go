@@ -143,24 +143,7 @@ func TestTrustedProxyConnectionsUncounted(t *testing.T) {
 // getWith is env.do for a GET with extra headers.
 func (e *env) getWith(path, token string, h http.Header) response {
 	e.t.Helper()
-	req, err := http.NewRequest("GET", e.base+path, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header = h.Clone()
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{resp.StatusCode, resp.Header, b}
+	return e.doWith("GET", path, token, h, nil)
 }
 
 func TestRequestFlood(t *testing.T) {

@@ -16,6 +16,18 @@ import (
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
+// openWS creates an inbox and opens its WebSocket, counted by the server.
+func (e *env) openWS(t *testing.T) (createResponse, *websocket.Conn) {
+	t.Helper()
+	in := e.create("")
+	c, _, err := e.dialWS(t, in.Address, in.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForSockets(t, e.srv, 1)
+	return in, c
+}
+
 func (e *env) dialWS(t *testing.T, address, token string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	u := "ws" + strings.TrimPrefix(e.base, "http") + "/api/v1/inboxes/" + address + "/ws"
@@ -43,12 +55,7 @@ func TestWebSocketEvents(t *testing.T) {
 	for name, open := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, open(t), Options{})
-			in := e.create("")
-			c, _, err := e.dialWS(t, in.Address, in.Token, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitForSockets(t, e.srv, 1)
+			in, c := e.openWS(t)
 			m := e.deliver(in.Address, "From: a@x.test\r\nSubject: live\r\n\r\nhi\r\n")
 			if ev := readEvent(t, c); ev.Type != "message" || ev.Message == nil || ev.Message.ID != m.ID || ev.Message.Subject != "live" {
 				t.Errorf("first event = %+v, want the new message", ev)
@@ -143,13 +150,7 @@ func TestSlowWebSocketBlocksNobody(t *testing.T) {
 
 func waitForSockets(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for int(gaugeValue(s.metrics.websockets)) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d WebSockets open after 10s, want %d", int(gaugeValue(s.metrics.websockets)), n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the gauge, with a deadline
-	}
+	testlib.WaitFor(t, fmt.Sprintf("%d WebSockets open", n), func() bool { return int(gaugeValue(s.metrics.websockets)) >= n })
 }
 
 // At shutdown the session's context and its event feed end together; the client must
@@ -159,12 +160,7 @@ func TestWebSocketShutdownSaysGoingAway(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for i := range 20 {
 				e := newEnv(t, open(t), Options{})
-				in := e.create("")
-				c, _, err := e.dialWS(t, in.Address, in.Token, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				waitForSockets(t, e.srv, 1)
+				_, c := e.openWS(t)
 				go e.stop()
 				c.SetReadDeadline(time.Now().Add(10 * time.Second))
 				if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
