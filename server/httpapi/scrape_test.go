@@ -116,12 +116,5 @@ func TestMetricsServer(t *testing.T) {
 		t.Errorf("metrics listener = %d %.200s, want the API's metrics", resp.StatusCode, body)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve after its context ended = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("metrics listener did not stop within 10s")
-	}
+	testlib.Returned(t, done, 10*time.Second, "Serve of the metrics listener after its context ended")
 }

@@ -110,12 +110,6 @@ func TestShutdownDrains(t *testing.T) {
 			t.Fatalf("an idle client after shutdown: %q, want 421 or closed", got)
 		}
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of shutdown with a 5s shutdown timeout")
-	}
+	// Within 10s of shutdown with a 5s shutdown timeout.
+	testlib.Returned(t, done, 10*time.Second, "Run")
 }

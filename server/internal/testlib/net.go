@@ -59,14 +59,7 @@ func Serve(t testing.TB, serve func(ctx context.Context, ln net.Listener) error)
 	// Once: a test may stop the server from another goroutine while Cleanup does too.
 	stop = sync.OnceFunc(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve = %v, want nil", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Serve did not return after its context ended")
-		}
+		Returned(t, done, 20*time.Second, "Serve after its context ended")
 	})
 	t.Cleanup(stop)
 	return ln.Addr().String(), stop

@@ -39,3 +39,17 @@ func Next[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
 		return zero
 	}
 }
+
+// Returned waits up to d for the error a Run or Serve sends on done when it returns,
+// and requires it to be nil; what names the call in the failure.
+func Returned(t testing.TB, done <-chan error, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s = %v, want nil", what, err)
+		}
+	case <-time.After(d):
+		t.Errorf("%s did not return within %v", what, d)
+	}
+}
