@@ -32,6 +32,16 @@ func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
 	return testlib.Stores[fullStore](t, testlib.StoreOptions{Name: "http"})
 }
 
+// eachEnv runs fn as a subtest on every store, with a server on it and a fresh inbox.
+func eachEnv(t *testing.T, opts Options, fn func(t *testing.T, e *env, box createResponse)) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, open(t), opts)
+			fn(t, e, e.create(""))
+		})
+	}
+}
+
 const secret = "0123456789abcdef0123456789abcdef"
 
 // env is one API server on a free loopback port and a client for it.
