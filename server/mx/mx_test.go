@@ -62,84 +62,81 @@ func send(c *smtp.Client, body string) error {
 const multipartMail = testlib.MultipartMail
 
 func TestReceive(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			addr := start(t, Options{TTL: 30 * time.Minute, MaxMessageSize: 64 << 10}, st)
-			c := dial(t, addr)
-			if err := c.Mail("sender@sender.test", nil); err != nil {
-				t.Fatal(err)
+	eachStore(t, func(t *testing.T, st storage.Store) {
+		addr := start(t, Options{TTL: 30 * time.Minute, MaxMessageSize: 64 << 10}, st)
+		c := dial(t, addr)
+		if err := c.Mail("sender@sender.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, rcpt := range []string{"a@mayfly.test", "B+News@Mayfly.TEST", "c@other.example", "A@MAYFLY.test"} {
+			if err := c.Rcpt(rcpt, nil); err != nil {
+				t.Fatalf("Rcpt(%q): %v", rcpt, err)
 			}
-			for _, rcpt := range []string{"a@mayfly.test", "B+News@Mayfly.TEST", "c@other.example", "A@MAYFLY.test"} {
-				if err := c.Rcpt(rcpt, nil); err != nil {
-					t.Fatalf("Rcpt(%q): %v", rcpt, err)
-				}
-			}
-			wantCode(t, "Rcpt on a foreign domain", c.Rcpt("x@foreign.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
-			wantCode(t, "Rcpt on a subdomain", c.Rcpt("x@sub.mayfly.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
-			before := time.Now()
-			if err := send(c, multipartMail); err != nil {
-				t.Fatalf("DATA: %v", err)
-			}
-			ctx := t.Context()
+		}
+		wantCode(t, "Rcpt on a foreign domain", c.Rcpt("x@foreign.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
+		wantCode(t, "Rcpt on a subdomain", c.Rcpt("x@sub.mayfly.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
+		before := time.Now()
+		if err := send(c, multipartMail); err != nil {
+			t.Fatalf("DATA: %v", err)
+		}
+		ctx := t.Context()
 
-			a := only(t, st, "a@mayfly.test")
-			b := only(t, st, "b@mayfly.test")
-			other := only(t, st, "c@other.example")
-			if !slices.Equal(a.Envelope.Recipients, []string{"a@mayfly.test", "A@MAYFLY.test"}) {
-				t.Errorf("a's envelope recipients = %q, want both spellings", a.Envelope.Recipients)
+		a := only(t, st, "a@mayfly.test")
+		b := only(t, st, "b@mayfly.test")
+		other := only(t, st, "c@other.example")
+		if !slices.Equal(a.Envelope.Recipients, []string{"a@mayfly.test", "A@MAYFLY.test"}) {
+			t.Errorf("a's envelope recipients = %q, want both spellings", a.Envelope.Recipients)
+		}
+		if b.Tag != "News" || !slices.Equal(b.Envelope.Recipients, []string{"B+News@Mayfly.TEST"}) {
+			t.Errorf("b: tag %q, recipients %q; want tag News", b.Tag, b.Envelope.Recipients)
+		}
+		if other.Tag != "" {
+			t.Errorf("c's tag = %q, want none", other.Tag)
+		}
+		for _, m := range []*storage.Message{a, b, other} {
+			if m.Envelope.From != "sender@sender.test" || m.Envelope.RemoteIP != "127.0.0.1" || m.Envelope.Helo != "client.test" {
+				t.Errorf("%s: envelope %+v", m.Inbox, m.Envelope)
 			}
-			if b.Tag != "News" || !slices.Equal(b.Envelope.Recipients, []string{"B+News@Mayfly.TEST"}) {
-				t.Errorf("b: tag %q, recipients %q; want tag News", b.Tag, b.Envelope.Recipients)
+			if m.Subject != "Café au lait" || m.From != "Zoé <zoe@sender.test>" || !m.HasAttachments {
+				t.Errorf("%s: subject %q, from %q, attachments %v", m.Inbox, m.Subject, m.From, m.HasAttachments)
 			}
-			if other.Tag != "" {
-				t.Errorf("c's tag = %q, want none", other.Tag)
+			if !slices.Equal(m.To, []string{"a@mayfly.test", "Bee <b+news@mayfly.test>"}) {
+				t.Errorf("%s: To %q", m.Inbox, m.To)
 			}
-			for _, m := range []*storage.Message{a, b, other} {
-				if m.Envelope.From != "sender@sender.test" || m.Envelope.RemoteIP != "127.0.0.1" || m.Envelope.Helo != "client.test" {
-					t.Errorf("%s: envelope %+v", m.Inbox, m.Envelope)
-				}
-				if m.Subject != "Café au lait" || m.From != "Zoé <zoe@sender.test>" || !m.HasAttachments {
-					t.Errorf("%s: subject %q, from %q, attachments %v", m.Inbox, m.Subject, m.From, m.HasAttachments)
-				}
-				if !slices.Equal(m.To, []string{"a@mayfly.test", "Bee <b+news@mayfly.test>"}) {
-					t.Errorf("%s: To %q", m.Inbox, m.To)
-				}
-				if want := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC); !m.Date.Equal(want) {
-					t.Errorf("%s: Date %v, want %v", m.Inbox, m.Date, want)
-				}
-				if m.Received.Before(before.Add(-time.Second)) || m.Expires.Sub(m.Received) < 30*time.Minute-time.Millisecond || m.Expires.Sub(m.Received) > 30*time.Minute+time.Millisecond {
-					t.Errorf("%s: received %v, expires %v; want a 30m lifetime", m.Inbox, m.Received, m.Expires)
-				}
-				raw, err := st.Raw(ctx, m.Inbox, m.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.HasSuffix(raw, []byte(multipartMail)) {
-					t.Errorf("%s: stored bytes do not end with the message as sent:\n%s", m.Inbox, raw)
-				}
-				trace := string(raw[:len(raw)-len(multipartMail)])
-				if !strings.HasPrefix(trace, "Received: from client.test ([127.0.0.1])\r\n\tby mx.mayfly.test (Mayfly) with ESMTP id ") ||
-					strings.Contains(trace, "for <") || strings.Count(trace, "\r\n") != 2 {
-					t.Errorf("%s: trace header %q", m.Inbox, trace)
-				}
-				if m.Size != int64(len(raw)) {
-					t.Errorf("%s: Size %d, want %d", m.Inbox, m.Size, len(raw))
-				}
+			if want := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC); !m.Date.Equal(want) {
+				t.Errorf("%s: Date %v, want %v", m.Inbox, m.Date, want)
 			}
+			if m.Received.Before(before.Add(-time.Second)) || m.Expires.Sub(m.Received) < 30*time.Minute-time.Millisecond || m.Expires.Sub(m.Received) > 30*time.Minute+time.Millisecond {
+				t.Errorf("%s: received %v, expires %v; want a 30m lifetime", m.Inbox, m.Received, m.Expires)
+			}
+			raw, err := st.Raw(ctx, m.Inbox, m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasSuffix(raw, []byte(multipartMail)) {
+				t.Errorf("%s: stored bytes do not end with the message as sent:\n%s", m.Inbox, raw)
+			}
+			trace := string(raw[:len(raw)-len(multipartMail)])
+			if !strings.HasPrefix(trace, "Received: from client.test ([127.0.0.1])\r\n\tby mx.mayfly.test (Mayfly) with ESMTP id ") ||
+				strings.Contains(trace, "for <") || strings.Count(trace, "\r\n") != 2 {
+				t.Errorf("%s: trace header %q", m.Inbox, trace)
+			}
+			if m.Size != int64(len(raw)) {
+				t.Errorf("%s: Size %d, want %d", m.Inbox, m.Size, len(raw))
+			}
+		}
 
-			// An oversized message on the same connection is refused and not stored.
-			if err := c.Mail("sender@sender.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Rcpt("a@mayfly.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 1000)
-			wantCode(t, "DATA over the limit", send(c, big), 552, smtp.EnhancedCode{5, 3, 4})
-			only(t, st, "a@mayfly.test")
-		})
-	}
+		// An oversized message on the same connection is refused and not stored.
+		if err := c.Mail("sender@sender.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("a@mayfly.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 1000)
+		wantCode(t, "DATA over the limit", send(c, big), 552, smtp.EnhancedCode{5, 3, 4})
+		only(t, st, "a@mayfly.test")
+	})
 }
 
 // only returns the one message of inbox, failing unless there is exactly one.

@@ -13,3 +13,8 @@ import (
 func stores(t *testing.T) map[string]func(t testing.TB) storage.Store {
 	return testlib.Stores[storage.Store](t, testlib.StoreOptions{Name: "mx", SweepEvery: 50 * time.Millisecond, RedisOnly: true})
 }
+
+// eachStore runs fn as a subtest on every store of stores.
+func eachStore(t *testing.T, fn func(t *testing.T, st storage.Store)) {
+	testlib.EachStore(t, stores(t), fn)
+}

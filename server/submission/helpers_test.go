@@ -65,6 +65,11 @@ func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
 	return testlib.Stores[fullStore](t, testlib.StoreOptions{Name: "submission", Clean: []string{box}})
 }
 
+// eachStore runs fn as a subtest on every store of stores.
+func eachStore(t *testing.T, fn func(t *testing.T, st fullStore)) {
+	testlib.EachStore(t, stores(t), fn)
+}
+
 func memory(t testing.TB) fullStore { return testlib.Memory(t, memstore.Options{}) }
 
 func redisPrefix() string {

@@ -102,3 +102,10 @@ func Stores[S any](t testing.TB, o StoreOptions) map[string]func(t testing.TB) S
 	}
 	return m
 }
+
+// EachStore runs fn as a subtest on each store of stores, as Stores makes them.
+func EachStore[S any](t *testing.T, stores map[string]func(t testing.TB) S, fn func(t *testing.T, st S)) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
+	}
+}
