@@ -131,23 +131,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 
 	// A connection that ends gives its slot back.
 	idle.c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", srv.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		l, _ := bufio.NewReader(c).ReadString('\n')
-		c.Close()
-		if strings.HasPrefix(l, "* OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a connection closed, a new one still reads %q", l)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testlib.WaitGreeting(t, srv.addr, "* OK")
 }
 
 // TestCommandRatePacesFlood floods a connection with NOOPs, pipelined, on the

@@ -142,22 +142,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	}
 
 	conns[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		line, _ := bufio.NewReader(conn).ReadString('\n')
-		conn.Close()
-		if strings.HasPrefix(line, "220 ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slot not freed after a close: %q", line)
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the server to see the close, with a deadline
-	}
+	testlib.WaitGreeting(t, addr, "220 ")
 }
 
 // TestStalledSession: a NOOP/RSET loop is cut with 421 after MaxStalledCommands, while

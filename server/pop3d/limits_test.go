@@ -77,20 +77,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	// A connection that ends gives its slot back.
 	quitting.ok("QUIT")
 	quitting.closed()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c := rawDial(t, e.addr)
-		c.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		l, _ := c.R.ReadString('\n')
-		c.Conn.Close()
-		if strings.HasPrefix(l, "+OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a connection quit, a new one still reads %q", l)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testlib.WaitGreeting(t, e.addr, "+OK")
 }
 
 // TestCommandRatePacesFlood floods a connection with NOOPs, pipelined, on the

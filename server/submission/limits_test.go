@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
@@ -23,14 +24,8 @@ import (
 // closes without one.
 func greeting(t testing.TB, addr string) string {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	line, err := testlib.Greeting(t, addr)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatalf("reading the greeting: %v", err)
 	}
 	return line

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -147,4 +148,32 @@ func Drip(w io.Writer, prefix string, every time.Duration) (stop func()) {
 		close(done)
 		<-dripped
 	}
+}
+
+// Greeting connects to addr and returns the first line the server sends, "" when it
+// closes without one; err is a failure to read other than the close.
+func Greeting(t testing.TB, addr string) (line string, err error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A safety net against a hung server, not a synchronisation.
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	line, err = bufio.NewReader(conn).ReadString('\n')
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return line, err
+}
+
+// WaitGreeting polls new connections to addr until one is greeted with a line that
+// starts with prefix, as when a server frees a slot some time after a client closed.
+func WaitGreeting(t testing.TB, addr, prefix string) {
+	t.Helper()
+	WaitFor(t, "a connection greeted with "+prefix, func() bool {
+		l, _ := Greeting(t, addr)
+		return strings.HasPrefix(l, prefix)
+	})
 }
