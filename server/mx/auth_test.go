@@ -2,6 +2,7 @@ package mx
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -35,12 +36,7 @@ func TestAuthenticationEndToEnd(t *testing.T) {
 	st := testlib.Memory(t, memstore.Options{})
 	srv := start(t, Options{Verifier: v}, st)
 
-	const mail = "From: Shop <noreply@shop.test>\r\nTo: buyer@mayfly.test\r\nSubject: Your receipt\r\n" +
-		"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@shop.test>\r\n\r\nThank you for your order.\r\n"
-	var signed bytes.Buffer
-	if err := dkim.Sign(&signed, strings.NewReader(mail), &dkim.SignOptions{Domain: "shop.test", Selector: "s1", Signer: key}); err != nil {
-		t.Fatal(err)
-	}
+	signed := signedReceipt(t, key)
 	// Someone upstream forged a result in our name: it must not survive.
 	forged := "Authentication-Results: MX.Mayfly.Test; dkim=pass header.d=shop.test\r\n" + signed.String()
 	tampered := strings.Replace(signed.String(), "Thank you", "Thank YOU", 1)
@@ -89,4 +85,17 @@ func shopVerifier(t *testing.T, dkimKey string) *mailauth.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// signedReceipt is shop.test's receipt to buyer@mayfly.test, signed by key under the
+// selector s1.
+func signedReceipt(t *testing.T, key crypto.Signer) *bytes.Buffer {
+	t.Helper()
+	const mail = "From: Shop <noreply@shop.test>\r\nTo: buyer@mayfly.test\r\nSubject: Your receipt\r\n" +
+		"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@shop.test>\r\n\r\nThank you for your order.\r\n"
+	var signed bytes.Buffer
+	if err := dkim.Sign(&signed, strings.NewReader(mail), &dkim.SignOptions{Domain: "shop.test", Selector: "s1", Signer: key}); err != nil {
+		t.Fatal(err)
+	}
+	return &signed
 }

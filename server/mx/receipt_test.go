@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-msgauth/dkim"
-
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -104,12 +102,7 @@ func TestFoldedFirstLineDKIM(t *testing.T) {
 	v := shopVerifier(t, "k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
 	eachStore(t, func(t *testing.T, st storage.Store) {
 		srv := start(t, Options{Verifier: v}, st)
-		const mail = "From: Shop <noreply@shop.test>\r\nTo: buyer@mayfly.test\r\nSubject: Your receipt\r\n" +
-			"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@shop.test>\r\n\r\nThank you for your order.\r\n"
-		var signed bytes.Buffer
-		if err := dkim.Sign(&signed, strings.NewReader(mail), &dkim.SignOptions{Domain: "shop.test", Selector: "s1", Signer: key}); err != nil {
-			t.Fatal(err)
-		}
+		signed := signedReceipt(t, key)
 		body := " a stray folded line\r\n" + signed.String()
 		if err := dial(t, srv).SendMail("bounces@bounces.test", []string{"buyer@mayfly.test"}, strings.NewReader(body)); err != nil {
 			t.Fatal(err)

@@ -210,25 +210,30 @@ func readReport(t testing.TB, st fullStore, m storage.Message) report {
 	if err != nil || mt != "multipart/report" || params["report-type"] != "delivery-status" {
 		t.Fatalf("bounce Content-Type %q %v", mt, params)
 	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	var parts []string
-	var types []string
+	types, parts := readParts(t, msg.Body, params["boundary"])
+	if len(parts) != 3 || !strings.HasPrefix(types[0], "text/plain") || types[1] != "message/delivery-status" || types[2] != "text/rfc822-headers" {
+		t.Fatalf("bounce parts %q", types)
+	}
+	return report{human: parts[0], status: parts[1], headers: parts[2]}
+}
+
+// readParts returns the Content-Type and the decoded body of each part of a multipart
+// body.
+func readParts(t testing.TB, body io.Reader, boundary string) (types, parts []string) {
+	t.Helper()
+	mr := multipart.NewReader(body, boundary)
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			break
+			return types, parts
 		}
 		if err != nil {
-			t.Fatalf("bounce part: %v", err)
+			t.Fatalf("part: %v", err)
 		}
 		b, _ := io.ReadAll(p)
 		parts = append(parts, string(b))
 		types = append(types, p.Header.Get("Content-Type"))
 	}
-	if len(parts) != 3 || !strings.HasPrefix(types[0], "text/plain") || types[1] != "message/delivery-status" || types[2] != "text/rfc822-headers" {
-		t.Fatalf("bounce parts %q", types)
-	}
-	return report{human: parts[0], status: parts[1], headers: parts[2]}
 }
 
 // TestDeliverBounce: a sink answering 550 makes one bounce in the inbox, which says

@@ -75,18 +75,10 @@ func TestReply(t *testing.T) {
 		if mt != "multipart/alternative" {
 			t.Fatalf("Content-Type %q, want multipart/alternative", mt)
 		}
-		mr := multipart.NewReader(msg.Body, params["boundary"])
+		types, parts := readParts(t, msg.Body, params["boundary"]) // multipart decodes quoted-printable itself
 		var got []string
-		for {
-			p, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(p) // multipart decodes quoted-printable itself
-			got = append(got, p.Header.Get("Content-Type")+": "+string(b))
+		for i := range types {
+			got = append(got, types[i]+": "+parts[i])
 		}
 		if len(got) != 2 || !strings.HasPrefix(got[0], "text/plain; charset=utf-8: Thanks again\r\n\r\nOn ") || got[1] != "text/html; charset=utf-8: "+html {
 			t.Errorf("parts %q", got)
