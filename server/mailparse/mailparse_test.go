@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
+
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 )
 
 // summary is what a test checks of a parse: the text and HTML bodies and the
@@ -422,18 +424,7 @@ func TestLimits(t *testing.T) {
 // old parser's fuzz inputs (testdata/fuzz/FuzzParse): it must not panic or hang, and
 // what it returns must hold together.
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.eml")
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	for _, body := range []string{"QUJD\r\nRA", "QUJDR", "-_-_\r\n  QQ==\r\n-- \r\nfooter", "", "===", "Q\tU\rJ\nD"} {
-		f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n" +
-			"Content-Transfer-Encoding: base64\r\n\r\n" + body + "\r\n--b--\r\n"))
-	}
+	testlib.AddMailSeeds(f)
 	f.Add([]byte(" folded\r\nSubject: s\r\n\r\n"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n--b\r\n\r\ny\r\n--b--\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {

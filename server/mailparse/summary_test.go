@@ -1,8 +1,6 @@
 package mailparse
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -66,14 +64,7 @@ func TestSummaryKeepsOneLine(t *testing.T) {
 // FuzzSummarize feeds hostile messages to the parser: it must not panic or
 // hang. The seeds are the sample messages in the receiver's testdata.
 func FuzzSummarize(f *testing.F) {
-	files, _ := filepath.Glob("../mx/testdata/*.eml")
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testlib.AddFiles(f, "../mx/testdata/*.eml")
 	f.Add([]byte(multipartMail))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		Summarize(data)
