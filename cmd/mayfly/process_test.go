@@ -105,10 +105,7 @@ func (p *process) stop(t *testing.T) {
 // TestWebSocketAcrossProcesses runs two mayfly processes on one Redis: a WebSocket
 // client of process B receives the mail that process A received.
 func TestWebSocketAcrossProcesses(t *testing.T) {
-	redis, ok := storeVariants(t)["redis"]
-	if !ok {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
+	redis := redisFlags(t)
 	a := startProcess(t, redis...)
 	b := startProcess(t, redis...)
 	in := createInbox(t, b.http, "")
