@@ -150,6 +150,18 @@ func storeVariants(t *testing.T) map[string][]string {
 	return variants
 }
 
+// nextEvent reads the next event of a WebSocket, waiting 10s at most: its type and the
+// subject of its message.
+func nextEvent(ws *websocket.Conn) (typ, subject string, err error) {
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ev struct {
+		Type    string
+		Message struct{ Subject string }
+	}
+	err = ws.ReadJSON(&ev)
+	return ev.Type, ev.Message.Subject, err
+}
+
 // redisFlags are the flags of a node on the test Redis, or a skip without one.
 func redisFlags(t *testing.T) []string {
 	t.Helper()
@@ -417,13 +429,8 @@ func TestWebSocketAcrossNodes(t *testing.T) {
 	defer ws.Close()
 	waitMetric(t, b.http, "mayfly_http_websockets 1")
 	a.send(t, in.Address, signupMail)
-	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var ev struct {
-		Type    string
-		Message struct{ Subject string }
-	}
-	if err := ws.ReadJSON(&ev); err != nil || ev.Type != "message" || ev.Message.Subject != "Confirm your account" {
-		t.Fatalf("event on node B = %+v, %v; want the mail node A received", ev, err)
+	if typ, subject, err := nextEvent(ws); err != nil || typ != "message" || subject != "Confirm your account" {
+		t.Fatalf("event on node B = %s %q, %v; want the mail node A received", typ, subject, err)
 	}
 	b.stop(t)
 	_, _, err = ws.ReadMessage()

@@ -118,13 +118,8 @@ func TestWebSocketAcrossProcesses(t *testing.T) {
 	defer ws.Close()
 	waitMetric(t, b.http, "mayfly_http_websockets 1")
 	(&node{smtp: a.smtp}).send(t, in.Address, signupMail)
-	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var ev struct {
-		Type    string
-		Message struct{ Subject string }
-	}
-	if err := ws.ReadJSON(&ev); err != nil || ev.Type != "message" || ev.Message.Subject != "Confirm your account" {
-		t.Fatalf("event on process B = %+v, %v; want the mail process A received", ev, err)
+	if typ, subject, err := nextEvent(ws); err != nil || typ != "message" || subject != "Confirm your account" {
+		t.Fatalf("event on process B = %s %q, %v; want the mail process A received", typ, subject, err)
 	}
 	b.stop(t)
 	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
