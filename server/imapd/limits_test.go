@@ -89,8 +89,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
-	working := dialRaw(t, srv.addr)
-	working.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	working := loginRaw(t, srv.addr, inbox, token)
 	working.ok("SELECT INBOX")
 	idle := dialRaw(t, srv.addr)
 	secure, err := tls.Dial("tcp", tlsLn.Addr().String(), clientTLS())
@@ -143,11 +142,9 @@ func TestCommandRatePacesFlood(t *testing.T) {
 	srv := startServer(t, st, false)
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
-	other := dialRaw(t, srv.addr)
-	other.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	other := loginRaw(t, srv.addr, inbox, token)
 
-	flood := dialRaw(t, srv.addr)
-	flood.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	flood := loginRaw(t, srv.addr, inbox, token)
 	flood.ok("SELECT INBOX")
 	answered, elapsed, lines := floodNoop(t, flood.c, flood.br)
 	t.Logf("%d NOOPs answered in %v before the cut", answered, elapsed)
@@ -265,8 +262,7 @@ func TestSlowClient(t *testing.T) {
 	t.Run("partial line", func(t *testing.T) {
 		srv := slowServer(t, loginTimeout, time.Minute)
 		inbox, token := newInbox()
-		other := dialRaw(t, srv.addr)
-		other.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+		other := loginRaw(t, srv.addr, inbox, token)
 		r := dialRaw(t, srv.addr)
 		fmt.Fprintf(r.c, "a1 LOGIN")
 		_, took := untilClosed(t, r.c, r.br, wait)
@@ -299,8 +295,7 @@ func TestSlowClient(t *testing.T) {
 		const autologout = 2 * time.Second
 		srv := slowServer(t, loginTimeout, autologout)
 		inbox, token := newInbox()
-		r := dialRaw(t, srv.addr)
-		r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+		r := loginRaw(t, srv.addr, inbox, token)
 		r.ok("SELECT INBOX")
 		// IDLE outlasts the login timeout: once logged in, autologout applies.
 		fmt.Fprintf(r.c, "i1 IDLE\r\n")
@@ -327,8 +322,7 @@ func TestLoginFailuresPerIP(t *testing.T) {
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
 	// Logged in before the guessing starts, from the same address.
-	working := dialRaw(t, srv.addr)
-	working.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	working := loginRaw(t, srv.addr, inbox, token)
 	working.ok("SELECT INBOX")
 
 	guesser := dialRaw(t, srv.addr)

@@ -242,6 +242,14 @@ type rawConn struct {
 	n  int
 }
 
+// loginRaw dials addr and logs in as inbox.
+func loginRaw(t *testing.T, addr, inbox, token string) *rawConn {
+	t.Helper()
+	r := dialRaw(t, addr)
+	r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	return r
+}
+
 func dialRaw(t *testing.T, addr string) *rawConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -325,8 +333,7 @@ func TestRawProtocol(t *testing.T) {
 	inbox, token := newInbox()
 	a := put(t, st, inbox, "alpha", nil)
 	b := put(t, st, inbox, "beta", readFile(t, "testdata/invoice.eml"))
-	r := dialRaw(t, srv.addr)
-	r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	r := loginRaw(t, srv.addr, inbox, token)
 	r.ok("SELECT INBOX")
 
 	tests := []struct {
@@ -398,8 +405,7 @@ func TestShutdown(t *testing.T) {
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
 
-	idler := dialRaw(t, srv.addr)
-	idler.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	idler := loginRaw(t, srv.addr, inbox, token)
 	idler.ok("SELECT INBOX")
 	fmt.Fprintf(idler.c, "i1 IDLE\r\n")
 	idler.line()
