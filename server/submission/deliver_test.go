@@ -100,9 +100,7 @@ func TestDeliver(t *testing.T) {
 				if n := testutil.CollectAndCount(e.srv.metrics.latency); n != 1 {
 					t.Errorf("latency histogram has %d series, want 1", n)
 				}
-				e.stopWorkers()
-				queueEmpty(t, st)
-				k.none(t)
+				e.drained(t, st, k)
 			})
 		}
 	}
@@ -130,15 +128,8 @@ func TestDeliverDomains(t *testing.T) {
 	if want := []string{"ann@sender.test", "bob@other.test", "x@amx.test"}; !slices.Equal(got, want) {
 		t.Errorf("sessions carried %q, want %q", got, want)
 	}
-	waitFor(t, "a bounce", func() bool { return len(bounces(t, st, box)) > 0 })
-	e.stopWorkers()
-	queueEmpty(t, st)
+	report := readReport(t, st, e.oneBounce(t, st))
 	k.none(t)
-	bs := bounces(t, st, box)
-	if len(bs) != 1 {
-		t.Fatalf("%d bounces, want 1", len(bs))
-	}
-	report := readReport(t, st, bs[0])
 	for _, want := range []string{
 		"Final-Recipient: rfc822; n@nullmx.test", "Status: 5.1.10", "Diagnostic-Code: smtp; 556 5.1.10 nullmx.test accepts no mail (null MX)",
 		"Final-Recipient: rfc822; x@nosuch.test", "Status: 5.1.2",
@@ -171,9 +162,7 @@ func TestDeliverRetry(t *testing.T) {
 		waitFor(t, "the delivery to be counted", func() bool {
 			return testutil.ToFloat64(e.srv.metrics.delivery.WithLabelValues(deliveryDelivered)) == 1
 		})
-		e.stopWorkers()
-		queueEmpty(t, st)
-		k.none(t)
+		e.drained(t, st, k)
 		if got := testutil.ToFloat64(e.srv.metrics.delivery.WithLabelValues(deliveryDeferred)); got != 1 {
 			t.Errorf("deferred = %v, want 1", got)
 		}
@@ -217,6 +206,28 @@ func readReport(t testing.TB, st fullStore, m storage.Message) report {
 	return report{human: parts[0], status: parts[1], headers: parts[2]}
 }
 
+// drained stops the workers and requires the queue empty and nothing more at k.
+func (e *env) drained(t testing.TB, q storage.Queue, k *sink) {
+	t.Helper()
+	e.stopWorkers()
+	queueEmpty(t, q)
+	k.none(t)
+}
+
+// oneBounce waits for a bounce in box, stops the workers, requires the queue empty
+// and the bounce alone, and returns it.
+func (e *env) oneBounce(t testing.TB, st fullStore) storage.Message {
+	t.Helper()
+	waitFor(t, "a bounce", func() bool { return len(bounces(t, st, box)) > 0 })
+	e.stopWorkers()
+	queueEmpty(t, st)
+	bs := bounces(t, st, box)
+	if len(bs) != 1 {
+		t.Fatalf("%d bounces, want 1", len(bs))
+	}
+	return bs[0]
+}
+
 // readParts returns the Content-Type and the decoded body of each part of a multipart
 // body.
 func readParts(t testing.TB, body io.Reader, boundary string) (types, parts []string) {
@@ -248,14 +259,7 @@ func TestDeliverBounce(t *testing.T) {
 		if err := send(c, box, []string{ann}, letter(box, ann, "Hello Ann", "are you there?")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a bounce", func() bool { return len(bounces(t, st, box)) > 0 })
-		e.stopWorkers()
-		queueEmpty(t, st)
-		bs := bounces(t, st, box)
-		if len(bs) != 1 {
-			t.Fatalf("%d bounces, want 1", len(bs))
-		}
-		r := readReport(t, st, bs[0])
+		r := readReport(t, st, e.oneBounce(t, st))
 		for _, want := range []string{
 			"Reporting-MTA: dns; mail.mayfly.test", "Final-Recipient: rfc822; ann@sender.test", "Action: failed",
 			"Status: 5.1.1", "Remote-MTA: dns; mx.sender.test", "Diagnostic-Code: smtp; 550 5.1.1 no such user here",
