@@ -40,6 +40,16 @@ func eachBackend(t *testing.T, fn func(t *testing.T, st storage.Store, node func
 	}
 }
 
+// eachServer runs fn as a subtest on every backend, with a server on the store and a
+// fresh inbox.
+func eachServer(t *testing.T, fn func(t *testing.T, st storage.Store, srv *testServer, inbox string)) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		fn(t, st, srv, inbox)
+	})
+}
+
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

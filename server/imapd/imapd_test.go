@@ -145,9 +145,7 @@ func capList(caps imap.CapSet) []string {
 }
 
 func TestMailbox(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		var msgs []*storage.Message
 		for _, s := range []string{"one", "two", "three"} {
 			msgs = append(msgs, put(t, st, inbox, s, nil))

@@ -209,9 +209,7 @@ func floodNoop(t *testing.T, c net.Conn, br *bufio.Reader) (answered int, elapse
 // UID FETCH each, all sent before the first answer is read, as mbsync does, on the
 // default CommandRate: every one is answered, and the connection stays open.
 func TestPipelinedFetchOfFullInbox(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		const n = 200
 		for i := range n {
 			put(t, st, inbox, fmt.Sprintf("message %d", i), nil)

@@ -62,9 +62,7 @@ func uidList(msgs ...*storage.Message) []imap.UID {
 }
 
 func TestSentMailbox(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		// Interleaved, as replies go out between arrivals.
 		r1 := put(t, st, inbox, "question", nil)
 		s1 := putSent(t, st, inbox, "Re: question")
