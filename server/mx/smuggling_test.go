@@ -285,25 +285,15 @@ func TestDataMemory(t *testing.T) {
 func TestProxyHeader(t *testing.T) {
 	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxConnectionsPerIP: 1}, st)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testlib.Proxied(t, addr, "203.0.113.7", 25)
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "PROXY TCP4 203.0.113.7 127.0.0.1 40000 25\r\n")
 	r := textproto.NewReader(bufio.NewReader(conn))
 	if _, msg, err := r.ReadResponse(220); err != nil {
 		t.Fatalf("banner: %q, %v", msg, err)
 	}
 	// The proxy's own address is not the client's: another client through it connects.
-	other, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := testlib.Proxied(t, addr, "203.0.113.8", 25)
 	other.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(other, "PROXY TCP4 203.0.113.8 127.0.0.1 40001 25\r\n")
 	if _, msg, err := textproto.NewReader(bufio.NewReader(other)).ReadResponse(220); err != nil {
 		t.Fatalf("second client through the proxy: %q, %v", msg, err)
 	}

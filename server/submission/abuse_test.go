@@ -227,12 +227,7 @@ func TestCorrespondentsNeedProof(t *testing.T) {
 // returns the reply to the end of DATA.
 func rawSession(t *testing.T, addr string, body string) string {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn := testlib.Dial(t, addr).Conn
 	tp := textproto.NewConn(conn)
 	step := func(code int, format string, args ...any) {
 		t.Helper()
