@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,15 @@ func ids(t testing.TB, st fullStore, inbox string) []string {
 }
 
 var testLogger = testlib.Logger
+
+// wantIDs requires box to hold exactly the messages want, oldest first; when says at
+// which point of the test, for the failure.
+func wantIDs(t testing.TB, st fullStore, when string, want ...string) {
+	t.Helper()
+	if got := ids(t, st, box); !slices.Equal(got, want) {
+		t.Errorf("%s: the store has %q, want %q", when, got, want)
+	}
+}
 
 // testCert is the test certificate and the pool that trusts it.
 var testCert = testlib.Cert

@@ -216,9 +216,7 @@ func testDeleQuit(t *testing.T, st fullStore) {
 		t.Errorf("QUIT = %q", got)
 	}
 	c.closed()
-	if got, want := ids(t, st, box), []string{m1.ID}; !slices.Equal(got, want) {
-		t.Errorf("after QUIT the store has %q, want %q", got, want)
-	}
+	wantIDs(t, st, "after QUIT", m1.ID)
 	if got := testutil.ToFloat64(e.srv.metrics.deleted); got != 2 {
 		t.Errorf("deleted = %v, want 2", got)
 	}
@@ -237,9 +235,7 @@ func testDeleRset(t *testing.T, st fullStore) {
 	c.multi()
 	c.ok("QUIT")
 	c.closed()
-	if got, want := ids(t, st, box), []string{m1.ID}; !slices.Equal(got, want) {
-		t.Errorf("after RSET and QUIT the store has %q, want %q", got, want)
-	}
+	wantIDs(t, st, "after RSET and QUIT", m1.ID)
 }
 
 func testDeleDrop(t *testing.T, st fullStore) {
@@ -256,9 +252,7 @@ func testDeleDrop(t *testing.T, st fullStore) {
 		t.Errorf("STAT = %q, want %q", got, want)
 	}
 	c.ok("QUIT")
-	if got, want := ids(t, st, box), []string{m1.ID}; !slices.Equal(got, want) {
-		t.Errorf("the store has %q, want %q", got, want)
-	}
+	wantIDs(t, st, "at the end", m1.ID)
 }
 
 // testGone deletes a message behind the session's back, as expiry or IMAP would.
@@ -332,9 +326,7 @@ func testSent(t *testing.T, st fullStore) {
 	c.ok("DELE 2")
 	c.ok("QUIT")
 	c.closed()
-	if got, want := ids(t, st, box), []string{sent.ID}; !slices.Equal(got, want) {
-		t.Errorf("the store has %q, want only the sent copy %q", got, want)
-	}
+	wantIDs(t, st, "at the end", sent.ID)
 }
 
 func testSeen(t *testing.T, st fullStore) {
@@ -805,9 +797,7 @@ func TestShutdown(t *testing.T) {
 		}
 		c.closed()
 	}
-	if got, want := ids(t, st, box), []string{m.ID}; !slices.Equal(got, want) {
-		t.Errorf("the store has %q, want %q: no QUIT, no deletion", got, want)
-	}
+	wantIDs(t, st, "at the end: no QUIT, no deletion", m.ID)
 	if got := testutil.ToFloat64(e.srv.metrics.sessions); got != 0 {
 		t.Errorf("sessions = %v after shutdown, want 0", got)
 	}
