@@ -28,10 +28,7 @@ const namesMail = "Subject: names\r\nContent-Type: multipart/mixed; boundary=b\r
 // (issue 14 item 6).
 func TestAttachmentNames(t *testing.T) {
 	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
-		m := e.deliver(box.Address, namesMail)
-		path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
-		var msg messageJSON
-		e.do("GET", path, box.Token, nil).json(t, &msg)
+		path, msg := e.readDelivered(t, box, namesMail)
 		var names []string
 		for _, a := range msg.Attachments {
 			names = append(names, a.Filename)

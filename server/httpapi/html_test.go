@@ -22,11 +22,7 @@ var newsletter = "From: News <news@shop.test>\r\nTo: x@mayfly.test\r\nSubject: O
 
 func TestHTMLBody(t *testing.T) {
 	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
-		m := e.deliver(box.Address, newsletter)
-		path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
-
-		var parsed messageJSON
-		e.do("GET", path, box.Token, nil).json(t, &parsed)
+		path, parsed := e.readDelivered(t, box, newsletter)
 		if parsed.RemoteContent != 2 {
 			t.Errorf("remote_content = %d, want 2 (the pixel and the stylesheet)", parsed.RemoteContent)
 		}

@@ -147,6 +147,16 @@ func (e *env) deliver(inbox, raw string) *storage.Message {
 	return m
 }
 
+// readDelivered delivers raw to box and reads the message back as the API shows it;
+// path is the message's.
+func (e *env) readDelivered(t testing.TB, box createResponse, raw string) (path string, msg messageJSON) {
+	t.Helper()
+	m := e.deliver(box.Address, raw)
+	path = "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
+	e.do("GET", path, box.Token, nil).json(t, &msg)
+	return path, msg
+}
+
 func headerValue(raw, name string) string {
 	for _, line := range strings.Split(raw, "\r\n") {
 		if v, ok := strings.CutPrefix(line, name+": "); ok {

@@ -22,10 +22,7 @@ const readerMail = "  continued from nothing\r\n" +
 
 func TestMessageReadThroughMailparse(t *testing.T) {
 	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
-		m := e.deliver(box.Address, readerMail)
-		path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
-		var msg messageJSON
-		e.do("GET", path, box.Token, nil).json(t, &msg)
+		path, msg := e.readDelivered(t, box, readerMail)
 		var subject string
 		for _, h := range msg.Headers {
 			if h.Name == "Subject" {
