@@ -1,6 +1,7 @@
 package pop3d
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -247,6 +248,20 @@ func (c *client) starttls(pool *x509.CertPool) {
 	c.t.Helper()
 	c.ok("STLS")
 	c.StartTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+}
+
+// retrOverTLS logs in on a session already in TLS, which refuses STLS, reads message
+// 1, which must be plainMsg, and quits.
+func (c *client) retrOverTLS() {
+	c.t.Helper()
+	c.fail("STLS", "already using TLS")
+	c.login(box, token(box))
+	c.ok("RETR 1")
+	if got := c.multi(); !bytes.Equal(got, plainMsg) {
+		c.t.Errorf("RETR over TLS = %q", got)
+	}
+	c.ok("QUIT")
+	c.closed()
 }
 
 // capa returns the CAPA list.

@@ -621,14 +621,7 @@ func TestPlaintextRefused(t *testing.T) {
 	if got := c.capa(); !slices.Contains(got, "USER") || !slices.Contains(got, "SASL PLAIN") || slices.Contains(got, "STLS") {
 		t.Errorf("CAPA after STLS = %q, want USER and SASL PLAIN, no STLS", got)
 	}
-	c.fail("STLS", "already using TLS")
-	c.login(box, token(box))
-	c.ok("RETR 1")
-	if got := c.multi(); !bytes.Equal(got, plainMsg) {
-		t.Errorf("RETR over TLS = %q", got)
-	}
-	c.ok("QUIT")
-	c.closed()
+	c.retrOverTLS()
 
 	// Without a certificate there is no STLS to point to.
 	e = newEnv(t, st, setup{remote: true, noTLS: true})
@@ -673,14 +666,7 @@ func TestSTLS(t *testing.T) {
 	})
 	t.Run("POP3S", func(t *testing.T) {
 		c := dialTLS(t, e.tlsAddr, e.pool)
-		c.fail("STLS", "already using TLS")
-		c.login(box, token(box))
-		c.ok("RETR 1")
-		if got := c.multi(); !bytes.Equal(got, plainMsg) {
-			t.Errorf("RETR = %q", got)
-		}
-		c.ok("QUIT")
-		c.closed()
+		c.retrOverTLS()
 	})
 }
 
