@@ -390,24 +390,13 @@ func TestSearchText(t *testing.T) {
 
 // TestLimits checks MaxParts, MaxDepth and the bytes the walk may copy.
 func TestLimits(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
-	for range MaxParts + 500 {
-		b.WriteString("--b\r\nContent-Type: image/png\r\n\r\nx\r\n")
-	}
-	b.WriteString("--b--\r\n")
-	if m := Parse([]byte(b.String())); len(m.Attachments) != MaxParts-1 {
+	if m := Parse(testlib.WideMail(MaxParts + 500)); len(m.Attachments) != MaxParts-1 {
 		t.Errorf("Parse(%d parts) has %d attachments, want %d", MaxParts+500, len(m.Attachments), MaxParts-1)
 	}
 
 	// Every level of a deep nesting holds the whole megabyte below it: read level by
 	// level it is 50 MiB of copying; the budget ends it.
-	b.Reset()
-	for i := range MaxDepth {
-		b.WriteString("Content-Type: multipart/mixed; boundary=b" + strings.Repeat("x", i) + "\r\n\r\n--b" + strings.Repeat("x", i) + "\r\n")
-	}
-	b.WriteString("Content-Type: image/png\r\n\r\n" + strings.Repeat("x", 1<<20) + "\r\n")
-	raw := []byte(b.String())
+	raw := testlib.DeepMail(MaxDepth, strings.Repeat("x", 1<<20))
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	m := Parse(raw)

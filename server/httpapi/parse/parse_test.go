@@ -250,23 +250,12 @@ func TestMessageMalformed(t *testing.T) {
 
 // TestMessageLimits checks that the walk stops at maxParts and maxDepth.
 func TestMessageLimits(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
-	for range maxParts + 500 {
-		b.WriteString("--b\r\nContent-Type: image/png\r\n\r\nx\r\n")
-	}
-	b.WriteString("--b--\r\n")
-	p, _ := Message([]byte(b.String()))
+	p, _ := Message(testlib.WideMail(maxParts + 500))
 	if len(p.Attachments) != maxParts-1 {
 		t.Errorf("Message(%d parts) has %d attachments, want %d (the root counts as a part)", maxParts+500, len(p.Attachments), maxParts-1)
 	}
 
-	b.Reset()
-	for i := range maxDepth + 20 {
-		b.WriteString("Content-Type: multipart/mixed; boundary=b" + strings.Repeat("x", i) + "\r\n\r\n--b" + strings.Repeat("x", i) + "\r\n")
-	}
-	b.WriteString("Content-Type: image/png\r\n\r\ndeep\r\n")
-	p, _ = Message([]byte(b.String()))
+	p, _ = Message(testlib.DeepMail(maxDepth+20, "deep"))
 	if len(p.Attachments) != 0 {
 		t.Errorf("Message(%d levels deep) has %d attachments, want 0 past depth %d", maxDepth+20, len(p.Attachments), maxDepth)
 	}

@@ -3,6 +3,7 @@ package testlib
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +55,27 @@ func AddFiles(f *testing.F, pattern string) {
 		}
 		f.Add(b)
 	}
+}
+
+// WideMail is a multipart/mixed message of n image parts, for the parsers' limit on
+// parts.
+func WideMail(n int) []byte {
+	var b strings.Builder
+	b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for range n {
+		b.WriteString("--b\r\nContent-Type: image/png\r\n\r\nx\r\n")
+	}
+	b.WriteString("--b--\r\n")
+	return []byte(b.String())
+}
+
+// DeepMail is depth multipart/mixed parts, each the only part of the one above, around
+// an image part with body, for the parsers' limit on depth.
+func DeepMail(depth int, body string) []byte {
+	var b strings.Builder
+	for i := range depth {
+		b.WriteString("Content-Type: multipart/mixed; boundary=b" + strings.Repeat("x", i) + "\r\n\r\n--b" + strings.Repeat("x", i) + "\r\n")
+	}
+	b.WriteString("Content-Type: image/png\r\n\r\n" + body + "\r\n")
+	return []byte(b.String())
 }
