@@ -247,10 +247,7 @@ func TestQAFlowAndReads(t *testing.T) {
 
 // waitForWaiters polls the waiters gauge until n waits are open: the event a test
 // needs before it delivers mail "after the wait started".
-func waitForWaiters(t *testing.T, s *Server, n int) {
-	t.Helper()
-	testlib.WaitFor(t, fmt.Sprintf("%d waiters open", n), func() bool { return int(gaugeValue(s.metrics.waiters)) >= n })
-}
+func waitForWaiters(t *testing.T, s *Server, n int) { waitForGauge(t, s.metrics.waiters, n, "waiters") }
 
 func TestErrors(t *testing.T) {
 	for name, open := range stores(t) {

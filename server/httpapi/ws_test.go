@@ -149,8 +149,7 @@ func TestSlowWebSocketBlocksNobody(t *testing.T) {
 }
 
 func waitForSockets(t *testing.T, s *Server, n int) {
-	t.Helper()
-	testlib.WaitFor(t, fmt.Sprintf("%d WebSockets open", n), func() bool { return int(gaugeValue(s.metrics.websockets)) >= n })
+	waitForGauge(t, s.metrics.websockets, n, "WebSockets")
 }
 
 // At shutdown the session's context and its event feed end together; the client must
