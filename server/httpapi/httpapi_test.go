@@ -32,19 +32,12 @@ func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
 	return testlib.Stores[fullStore](t, testlib.StoreOptions{Name: "http"})
 }
 
-// eachStore runs fn as a subtest on every store of stores.
-func eachStore(t *testing.T, fn func(t *testing.T, st fullStore)) {
-	testlib.EachStore(t, stores(t), fn)
-}
-
 // eachEnv runs fn as a subtest on every store, with a server on it and a fresh inbox.
 func eachEnv(t *testing.T, opts Options, fn func(t *testing.T, e *env, box createResponse)) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, open(t), opts)
-			fn(t, e, e.create(""))
-		})
-	}
+	testlib.EachStore(t, stores(t), func(t *testing.T, st fullStore) {
+		e := newEnv(t, st, opts)
+		fn(t, e, e.create(""))
+	})
 }
 
 const secret = "0123456789abcdef0123456789abcdef"

@@ -95,9 +95,6 @@ var testLogger = testlib.Logger
 
 func ctxFor(t testing.TB) context.Context { return testlib.Ctx(t, 30*time.Second) }
 
-// testCert is the test certificate and the pool that trusts it.
-var testCert = testlib.Cert
-
 func serverTLS() *tls.Config { return testlib.ServerTLS() }
 
 func clientTLS() *tls.Config { return testlib.ClientTLS("127.0.0.1") }
