@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +177,40 @@ func WaitGreeting(t testing.TB, addr, prefix string) {
 		l, _ := Greeting(t, addr)
 		return strings.HasPrefix(l, prefix)
 	})
+}
+
+// DialGreeted connects to addr and reads the greeting, which must start with prefix.
+func DialGreeted(t testing.TB, addr, prefix string) *Client {
+	t.Helper()
+	c := Dial(t, addr)
+	if line, err := c.R.ReadString('\n'); err != nil || !strings.HasPrefix(line, prefix) {
+		t.Fatalf("greeting %q, %v", line, err)
+	}
+	return c
+}
+
+// Trickle sends line over and over a byte every 50ms, as a slow client does, until the
+// server answers or closes the connection, and returns what it answered ("" for the
+// close); tick runs before each byte. A client still connected 10s after start fails
+// the test.
+func (c *Client) Trickle(start time.Time, line string, tick func()) string {
+	c.T.Helper()
+	for i := 0; ; i++ {
+		if time.Since(start) > 10*time.Second {
+			c.T.Fatalf("a client sending a byte every 50ms was still connected after %v", time.Since(start))
+		}
+		if tick != nil {
+			tick()
+		}
+		if _, err := c.Conn.Write([]byte{line[i%len(line)]}); err != nil {
+			return "" // closed, and the write noticed first
+		}
+		// The client's own read deadline paces the bytes.
+		c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		l, err := c.R.ReadString('\n')
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		return l
+	}
 }
