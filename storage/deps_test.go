@@ -50,13 +50,15 @@ var mayImport = map[string][]string{
 	"server/netguard":         nil,
 	"server/dnsclient":        nil,
 	"server/dkimkey":          nil,
-	"server/internal/testlib": nil, // test helpers
 	"server/mailauth/dnstest": nil, // test helpers
 	"server/gate":             {"storage", "server/limit"},
 	"server/mailauth":         {"storage", "server/mailparse", "server/dnsclient"},
 	"server/certs":            {"storage"},
 	"server/dnssetup":         {"server/dkimkey", "server/dnsclient"},
 	"server/inboxtoken":       {"storage", "storage/redisstore"},
+
+	// test helpers: the stores under test and the one certificate maker
+	"server/internal/testlib": {"storage", "storage/memstore", "storage/redisstore", "storage/storetest", "server/certs"},
 
 	"server/imapd":         views,
 	"server/pop3d":         views,

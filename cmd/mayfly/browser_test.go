@@ -20,6 +20,21 @@ import (
 
 // browser starts a headless Chromium for the test, with the flags that keep it off
 // the network: it must talk to the loopback server only.
+// firstScreen opens n's page and returns the address it shows once it has one.
+func firstScreen(t *testing.T, ctx context.Context, n *node) string {
+	t.Helper()
+	var ok bool
+	var address string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate("http://"+n.http+"/"),
+		chromedp.Poll(`document.querySelector("#address") && document.querySelector("#address").textContent.includes("@")`, &ok),
+		chromedp.Text("#address", &address),
+	); err != nil {
+		t.Fatalf("first screen: %v", err)
+	}
+	return address
+}
+
 func browser(t testing.TB) context.Context {
 	t.Helper()
 	path := cmpOr(os.Getenv("MAYFLY_CHROMIUM"), "/usr/bin/chromium")
@@ -246,13 +261,11 @@ func newPixelServer(t *testing.T) *pixelServer {
 // through another node on the same Redis meanwhile, starts the first again where it
 // was, and expects the page to reconnect and show the mail by itself.
 func TestPageReconnectsAfterRestart(t *testing.T) {
-	redis, ok := storeVariants(t)["redis"]
-	if !ok {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
+	redis := redisFlags(t)
 	a := startNode(t, redis...)
 	b := startNode(t, redis...)
 	ctx := browser(t)
+	var ok bool
 	var address, conn string
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate("http://"+a.http+"/"),
@@ -333,16 +346,8 @@ func TestPageReplies(t *testing.T) {
 	// Replies go to senders that proved themselves; nothing here is verified.
 	n := startNode(t, "-relay", "smtp://"+sink.addr, "-verify", "false")
 	ctx := browser(t)
+	address := strings.TrimSpace(firstScreen(t, ctx, n))
 	var ok bool
-	var address string
-	if err := chromedp.Run(ctx,
-		chromedp.Navigate("http://"+n.http+"/"),
-		chromedp.Poll(`document.querySelector("#address") && document.querySelector("#address").textContent.includes("@")`, &ok),
-		chromedp.Text("#address", &address),
-	); err != nil {
-		t.Fatalf("first screen: %v", err)
-	}
-	address = strings.TrimSpace(address)
 	n.sendAs(t, "alice@sender.test", address, "From: Alice <alice@sender.test>\r\nSubject: Question\r\nMessage-ID: <q1@sender.test>\r\n\r\nAre you there?\r\n")
 	var status, to string
 	if err := chromedp.Run(ctx,

@@ -159,13 +159,8 @@ func TestRedisOutage(t *testing.T) {
 		}
 		defer ws.Close()
 		n.sendAs(t, "s@sender.test", watch.Address, "Subject: after the outage\r\n\r\nsecond\r\n")
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var ev struct {
-			Type    string
-			Message struct{ Subject string }
-		}
-		if err := ws.ReadJSON(&ev); err != nil || ev.Type != "message" || ev.Message.Subject != "after the outage" {
-			t.Errorf("reconnected WebSocket got %+v, %v; want the new message", ev, err)
+		if typ, subject, err := nextEvent(ws); err != nil || typ != "message" || subject != "after the outage" {
+			t.Errorf("reconnected WebSocket got %s %q, %v; want the new message", typ, subject, err)
 		}
 
 		// The IMAP session from before the outage hears of the new message (its view

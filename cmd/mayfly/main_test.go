@@ -150,6 +150,35 @@ func storeVariants(t *testing.T) map[string][]string {
 	return variants
 }
 
+// nextEvent reads the next event of a WebSocket, waiting 10s at most: its type and the
+// subject of its message.
+func nextEvent(ws *websocket.Conn) (typ, subject string, err error) {
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ev struct {
+		Type    string
+		Message struct{ Subject string }
+	}
+	err = ws.ReadJSON(&ev)
+	return ev.Type, ev.Message.Subject, err
+}
+
+// redisFlags are the flags of a node on the test Redis, or a skip without one.
+func redisFlags(t *testing.T) []string {
+	t.Helper()
+	redis, ok := storeVariants(t)["redis"]
+	if !ok {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	return redis
+}
+
+// twoNodes are two nodes on one Redis, or a skip without one.
+func twoNodes(t *testing.T) (a, b *node) {
+	t.Helper()
+	redis := redisFlags(t)
+	return startNode(t, redis...), startNode(t, redis...)
+}
+
 func TestServe(t *testing.T) {
 	for name, extra := range storeVariants(t) {
 		t.Run(name, func(t *testing.T) {
@@ -304,12 +333,7 @@ func TestQAInThreeCalls(t *testing.T) {
 // TestWaitWakesAcrossNodes: two nodes on one Redis; the wait is on one, the mail
 // arrives at the other.
 func TestWaitWakesAcrossNodes(t *testing.T) {
-	redis, ok := storeVariants(t)["redis"]
-	if !ok {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
-	a := startNode(t, redis...)
-	b := startNode(t, redis...)
+	a, b := twoNodes(t)
 	in := createInbox(t, b.http, "")
 	waited := startWait(b.http, in, "timeout=20s")
 	waitMetric(t, b.http, "mayfly_http_waiters 1")
@@ -396,12 +420,7 @@ func TestTopLevelHelp(t *testing.T) {
 // TestWebSocketAcrossNodes: two nodes on one Redis; a WebSocket client on node B sees
 // the mail node A received, and is told "going away" when B shuts down.
 func TestWebSocketAcrossNodes(t *testing.T) {
-	redis, ok := storeVariants(t)["redis"]
-	if !ok {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
-	a := startNode(t, redis...)
-	b := startNode(t, redis...)
+	a, b := twoNodes(t)
 	in := createInbox(t, b.http, "")
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.http+"/api/v1/inboxes/"+in.Address+"/ws?token="+in.Token, nil)
 	if err != nil {
@@ -410,13 +429,8 @@ func TestWebSocketAcrossNodes(t *testing.T) {
 	defer ws.Close()
 	waitMetric(t, b.http, "mayfly_http_websockets 1")
 	a.send(t, in.Address, signupMail)
-	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var ev struct {
-		Type    string
-		Message struct{ Subject string }
-	}
-	if err := ws.ReadJSON(&ev); err != nil || ev.Type != "message" || ev.Message.Subject != "Confirm your account" {
-		t.Fatalf("event on node B = %+v, %v; want the mail node A received", ev, err)
+	if typ, subject, err := nextEvent(ws); err != nil || typ != "message" || subject != "Confirm your account" {
+		t.Fatalf("event on node B = %s %q, %v; want the mail node A received", typ, subject, err)
 	}
 	b.stop(t)
 	_, _, err = ws.ReadMessage()

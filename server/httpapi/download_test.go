@@ -27,65 +27,58 @@ const namesMail = "Subject: names\r\nContent-Type: multipart/mixed; boundary=b\r
 // (curl -OJ saved "résumé.pdf" as "0"), and unnamed parts get names from their type
 // (issue 14 item 6).
 func TestAttachmentNames(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, open(t), Options{})
-			box := e.create("")
-			m := e.deliver(box.Address, namesMail)
-			path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
-			var msg messageJSON
-			e.do("GET", path, box.Token, nil).json(t, &msg)
-			var names []string
-			for _, a := range msg.Attachments {
-				names = append(names, a.Filename)
+	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
+		path, msg := e.readDelivered(t, box, namesMail)
+		var names []string
+		for _, a := range msg.Attachments {
+			names = append(names, a.Filename)
+		}
+		if want := []string{"résumé.pdf", "invite.ics", "attachment-2.png"}; !slices.Equal(names, want) {
+			t.Fatalf("attachments[].filename = %q, want %q", names, want)
+		}
+		for i, want := range []string{"r_sum_.pdf", "invite.ics", "attachment-2.png"} {
+			r := e.do("GET", fmt.Sprintf("%s/attachments/%d", path, i), box.Token, nil)
+			v := r.header.Get("Content-Disposition")
+			if r.status != 200 {
+				t.Fatalf("attachment %d: %d %s", i, r.status, r.body)
 			}
-			if want := []string{"résumé.pdf", "invite.ics", "attachment-2.png"}; !slices.Equal(names, want) {
-				t.Fatalf("attachments[].filename = %q, want %q", names, want)
+			// What curl -OJ and wget read: filename= alone.
+			plain, _, _ := strings.Cut(v, "; filename*=")
+			if _, params, err := mime.ParseMediaType(plain); err != nil || params["filename"] != want {
+				t.Errorf("attachment %d: Content-Disposition %q: filename= %q, %v; want %q", i, v, params["filename"], err, want)
 			}
-			for i, want := range []string{"r_sum_.pdf", "invite.ics", "attachment-2.png"} {
-				r := e.do("GET", fmt.Sprintf("%s/attachments/%d", path, i), box.Token, nil)
-				v := r.header.Get("Content-Disposition")
-				if r.status != 200 {
-					t.Fatalf("attachment %d: %d %s", i, r.status, r.body)
-				}
-				// What curl -OJ and wget read: filename= alone.
-				plain, _, _ := strings.Cut(v, "; filename*=")
-				if _, params, err := mime.ParseMediaType(plain); err != nil || params["filename"] != want {
-					t.Errorf("attachment %d: Content-Disposition %q: filename= %q, %v; want %q", i, v, params["filename"], err, want)
-				}
-				// What a browser reads: filename*= when there is one.
-				if _, params, err := mime.ParseMediaType(v); err != nil || params["filename"] != names[i] {
-					t.Errorf("attachment %d: Content-Disposition %q reads as %q, %v; want %q", i, v, params["filename"], err, names[i])
-				}
+			// What a browser reads: filename*= when there is one.
+			if _, params, err := mime.ParseMediaType(v); err != nil || params["filename"] != names[i] {
+				t.Errorf("attachment %d: Content-Disposition %q reads as %q, %v; want %q", i, v, params["filename"], err, names[i])
 			}
+		}
 
-			// The real thing, when curl is here: -OJ saves under the ASCII name.
-			curl := testlib.Curl(t)
-			for i, want := range []string{"r_sum_.pdf", "invite.ics", "attachment-2.png"} {
-				dir := t.TempDir()
-				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-				cmd := exec.CommandContext(ctx, curl, "--silent", "--show-error", "--max-time", "20", "-OJ",
-					"-H", "Authorization: Bearer "+box.Token, fmt.Sprintf("%s%s/attachments/%d", e.base, path, i))
-				cmd.Dir = dir
-				var stderr bytes.Buffer
-				cmd.Stderr = &stderr
-				err := cmd.Run()
-				cancel()
-				if err != nil {
-					t.Fatalf("curl -OJ attachment %d: %v: %s", i, err, stderr.Bytes())
-				}
-				files, err := os.ReadDir(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(files) != 1 || files[0].Name() != want {
-					var got []string
-					for _, f := range files {
-						got = append(got, f.Name())
-					}
-					t.Errorf("curl -OJ attachment %d saved %q, want %q", i, got, want)
-				}
+		// The real thing, when curl is here: -OJ saves under the ASCII name.
+		curl := testlib.Curl(t)
+		for i, want := range []string{"r_sum_.pdf", "invite.ics", "attachment-2.png"} {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			cmd := exec.CommandContext(ctx, curl, "--silent", "--show-error", "--max-time", "20", "-OJ",
+				"-H", "Authorization: Bearer "+box.Token, fmt.Sprintf("%s%s/attachments/%d", e.base, path, i))
+			cmd.Dir = dir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			cancel()
+			if err != nil {
+				t.Fatalf("curl -OJ attachment %d: %v: %s", i, err, stderr.Bytes())
 			}
-		})
-	}
+			files, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != 1 || files[0].Name() != want {
+				var got []string
+				for _, f := range files {
+					got = append(got, f.Name())
+				}
+				t.Errorf("curl -OJ attachment %d saved %q, want %q", i, got, want)
+			}
+		}
+	})
 }

@@ -21,66 +21,58 @@ var newsletter = "From: News <news@shop.test>\r\nTo: x@mayfly.test\r\nSubject: O
 	base64.StdEncoding.EncodeToString([]byte("\x89PNG\r\n\x1a\nlogo")) + "\r\n--r--\r\n"
 
 func TestHTMLBody(t *testing.T) {
-	for name, newStore := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, newStore(t), Options{})
-			box := e.create("")
-			m := e.deliver(box.Address, newsletter)
-			path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
+	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
+		path, parsed := e.readDelivered(t, box, newsletter)
+		if parsed.RemoteContent != 2 {
+			t.Errorf("remote_content = %d, want 2 (the pixel and the stylesheet)", parsed.RemoteContent)
+		}
 
-			var parsed messageJSON
-			e.do("GET", path, box.Token, nil).json(t, &parsed)
-			if parsed.RemoteContent != 2 {
-				t.Errorf("remote_content = %d, want 2 (the pixel and the stylesheet)", parsed.RemoteContent)
+		r := e.do("GET", path+"/html?token="+box.Token, "", nil)
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("html: %d %q %s", r.status, r.header.Get("Content-Type"), r.body)
+		}
+		csp := r.header.Get("Content-Security-Policy")
+		for _, want := range []string{"sandbox allow-popups allow-popups-to-escape-sandbox;", "default-src 'none'", "img-src 'self' data:;"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("CSP %q lacks %q", csp, want)
 			}
+		}
+		for _, never := range []string{"allow-scripts", "allow-same-origin", "script-src", "http:"} {
+			if strings.Contains(csp, never) {
+				t.Errorf("CSP %q has %q", csp, never)
+			}
+		}
+		// The cid: image is a URL relative to the document's, carrying the frame's
+		// key and not the inbox token; the key fetches the image, as an image.
+		img := regexp.MustCompile(`src="(attachments/0\?k=[A-Za-z0-9_-]{22})"`).FindSubmatch(r.body)
+		if img == nil || strings.Contains(string(r.body), "cid:") || strings.Contains(string(r.body), box.Token) {
+			t.Fatalf("cid: image not referred to by a keyed URL, or the token in the document:\n%s", r.body)
+		}
+		imgURL := path + "/" + string(img[1])
+		ir := e.do("GET", imgURL, "", nil)
+		if ir.status != 200 || string(ir.body) != "\x89PNG\r\n\x1a\nlogo" || ir.header.Get("Content-Type") != "image/png" || ir.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s = %d %q %q %q, want the PNG, image/png, nosniff", imgURL, ir.status, ir.header.Get("Content-Type"), ir.header.Get("X-Content-Type-Options"), ir.body)
+		}
+		wantError(t, e.do("GET", path+"/attachments/0?k=AAAAAAAAAAAAAAAAAAAAAA", "", nil), 403)
+		// The key opens this message's images only: not another message's, not the
+		// inbox, not the raw message.
+		other := e.deliver(box.Address, newsletter)
+		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+other.ID+"/"+string(img[1]), "", nil), 403)
+		wantError(t, e.do("GET", path+"/raw?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
+		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
+		if !strings.HasPrefix(string(r.body), htmlPrologue) {
+			t.Errorf("body does not start with the no-referrer, new-tab prologue:\n%s", r.body)
+		}
 
-			r := e.do("GET", path+"/html?token="+box.Token, "", nil)
-			if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
-				t.Fatalf("html: %d %q %s", r.status, r.header.Get("Content-Type"), r.body)
-			}
-			csp := r.header.Get("Content-Security-Policy")
-			for _, want := range []string{"sandbox allow-popups allow-popups-to-escape-sandbox;", "default-src 'none'", "img-src 'self' data:;"} {
-				if !strings.Contains(csp, want) {
-					t.Errorf("CSP %q lacks %q", csp, want)
-				}
-			}
-			for _, never := range []string{"allow-scripts", "allow-same-origin", "script-src", "http:"} {
-				if strings.Contains(csp, never) {
-					t.Errorf("CSP %q has %q", csp, never)
-				}
-			}
-			// The cid: image is a URL relative to the document's, carrying the frame's
-			// key and not the inbox token; the key fetches the image, as an image.
-			img := regexp.MustCompile(`src="(attachments/0\?k=[A-Za-z0-9_-]{22})"`).FindSubmatch(r.body)
-			if img == nil || strings.Contains(string(r.body), "cid:") || strings.Contains(string(r.body), box.Token) {
-				t.Fatalf("cid: image not referred to by a keyed URL, or the token in the document:\n%s", r.body)
-			}
-			imgURL := path + "/" + string(img[1])
-			ir := e.do("GET", imgURL, "", nil)
-			if ir.status != 200 || string(ir.body) != "\x89PNG\r\n\x1a\nlogo" || ir.header.Get("Content-Type") != "image/png" || ir.header.Get("X-Content-Type-Options") != "nosniff" {
-				t.Errorf("GET %s = %d %q %q %q, want the PNG, image/png, nosniff", imgURL, ir.status, ir.header.Get("Content-Type"), ir.header.Get("X-Content-Type-Options"), ir.body)
-			}
-			wantError(t, e.do("GET", path+"/attachments/0?k=AAAAAAAAAAAAAAAAAAAAAA", "", nil), 403)
-			// The key opens this message's images only: not another message's, not the
-			// inbox, not the raw message.
-			other := e.deliver(box.Address, newsletter)
-			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+other.ID+"/"+string(img[1]), "", nil), 403)
-			wantError(t, e.do("GET", path+"/raw?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
-			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
-			if !strings.HasPrefix(string(r.body), htmlPrologue) {
-				t.Errorf("body does not start with the no-referrer, new-tab prologue:\n%s", r.body)
-			}
+		r = e.do("GET", path+"/html?images=1", box.Token, nil)
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: http: https:") || strings.Contains(csp, "allow-scripts") || !strings.HasPrefix(csp, "sandbox ") {
+			t.Errorf("images=1: CSP %q, want remote images allowed and the sandbox kept", csp)
+		}
 
-			r = e.do("GET", path+"/html?images=1", box.Token, nil)
-			if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: http: https:") || strings.Contains(csp, "allow-scripts") || !strings.HasPrefix(csp, "sandbox ") {
-				t.Errorf("images=1: CSP %q, want remote images allowed and the sandbox kept", csp)
-			}
-
-			wantError(t, e.do("GET", path+"/html", "", nil), 401)
-			plain := e.deliver(box.Address, "Subject: plain\r\n\r\nno html here\r\n")
-			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+plain.ID+"/html", box.Token, nil), 404)
-		})
-	}
+		wantError(t, e.do("GET", path+"/html", "", nil), 401)
+		plain := e.deliver(box.Address, "Subject: plain\r\n\r\nno html here\r\n")
+		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+plain.ID+"/html", box.Token, nil), 404)
+	})
 }
 
 // TestHTMLKeyOpensInlineImagesOnly: a non-image part, or an image without a
@@ -115,27 +107,23 @@ func TestHTMLKeyOpensInlineImagesOnly(t *testing.T) {
 // it as data: URLs; now each reference is a short URL, and the document stays within
 // a small multiple of the message however many references there are.
 func TestHTMLBounded(t *testing.T) {
-	for name, newStore := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, newStore(t), Options{})
-			box := e.create("")
-			image := base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 20<<10)...))
-			raw := "Subject: logos\r\nContent-Type: multipart/related; boundary=r\r\n\r\n" +
-				"--r\r\nContent-Type: text/html\r\n\r\n" + strings.Repeat(`<img src="cid:l">`, 1000) + "\r\n" +
-				"--r\r\nContent-Type: image/png\r\nContent-ID: <l>\r\nContent-Transfer-Encoding: base64\r\n\r\n" + image + "\r\n--r--\r\n"
-			m := e.deliver(box.Address, raw)
-			r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/html", box.Token, nil)
-			if r.status != 200 {
-				t.Fatalf("html: %d %s", r.status, r.body)
-			}
-			if n := strings.Count(string(r.body), `<img src="attachments/0?k=`); n != 1000 {
-				t.Errorf("%d references by URL, want 1000", n)
-			}
-			if len(r.body) > 3*len(raw) {
-				t.Errorf("document of %d bytes for a message of %d, want at most 3 times", len(r.body), len(raw))
-			}
-		})
-	}
+	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
+		image := base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 20<<10)...))
+		raw := "Subject: logos\r\nContent-Type: multipart/related; boundary=r\r\n\r\n" +
+			"--r\r\nContent-Type: text/html\r\n\r\n" + strings.Repeat(`<img src="cid:l">`, 1000) + "\r\n" +
+			"--r\r\nContent-Type: image/png\r\nContent-ID: <l>\r\nContent-Transfer-Encoding: base64\r\n\r\n" + image + "\r\n--r--\r\n"
+		m := e.deliver(box.Address, raw)
+		r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/html", box.Token, nil)
+		if r.status != 200 {
+			t.Fatalf("html: %d %s", r.status, r.body)
+		}
+		if n := strings.Count(string(r.body), `<img src="attachments/0?k=`); n != 1000 {
+			t.Errorf("%d references by URL, want 1000", n)
+		}
+		if len(r.body) > 3*len(raw) {
+			t.Errorf("document of %d bytes for a message of %d, want at most 3 times", len(r.body), len(raw))
+		}
+	})
 }
 
 // TestHTMLReferencesBounded: a body that is nothing but short references ("cid:a",

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
-	"github.com/mayfly-mail/mayfly/storage/redisstore"
-	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // fullStore is what the tests need: the API's view plus Put to deliver mail.
@@ -30,26 +29,15 @@ type fullStore interface {
 // stores lists the stores the API tests run on: memory always, Redis when
 // MAYFLY_TEST_REDIS_URL is set (make test sets it; under CI its absence fails).
 func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
-	m := map[string]func(t testing.TB) fullStore{
-		"memory": func(t testing.TB) fullStore {
-			st := memstore.New(memstore.Options{})
-			t.Cleanup(func() { st.Close() })
-			return st
-		},
-	}
-	url := storetest.RedisURL(t)
-	if url == "" {
-		return m
-	}
-	m["redis"] = func(t testing.TB) fullStore {
-		st, err := redisstore.New(t.Context(), redisstore.Options{URL: url, Prefix: fmt.Sprintf("mayflytest:http:%d:", time.Now().UnixNano())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	return m
+	return testlib.Stores[fullStore](t, testlib.StoreOptions{Name: "http"})
+}
+
+// eachEnv runs fn as a subtest on every store, with a server on it and a fresh inbox.
+func eachEnv(t *testing.T, opts Options, fn func(t *testing.T, e *env, box createResponse)) {
+	testlib.EachStore(t, stores(t), func(t *testing.T, st fullStore) {
+		e := newEnv(t, st, opts)
+		fn(t, e, e.create(""))
+	})
 }
 
 const secret = "0123456789abcdef0123456789abcdef"
@@ -79,21 +67,8 @@ func newEnvWith(t testing.TB, st fullStore, opts Options, before func(*Server)) 
 	if before != nil {
 		before(srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	t.Cleanup(stop)
-	return &env{t: t, store: st, srv: srv, base: "http://" + ln.Addr().String(), stop: stop}
+	addr, stop := testlib.Serve(t, srv.Serve)
+	return &env{t: t, store: st, srv: srv, base: "http://" + addr, stop: stop}
 }
 
 type response struct {
@@ -111,9 +86,18 @@ func (r response) json(t testing.TB, v any) {
 
 func (e *env) do(method, path, token string, body io.Reader) response {
 	e.t.Helper()
+	return e.doWith(method, path, token, nil, body)
+}
+
+// doWith is do with extra request headers.
+func (e *env) doWith(method, path, token string, h http.Header, body io.Reader) response {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.base+path, body)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if h != nil {
+		req.Header = h.Clone()
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -154,6 +138,16 @@ func (e *env) deliver(inbox, raw string) *storage.Message {
 		e.t.Fatal(err)
 	}
 	return m
+}
+
+// readDelivered delivers raw to box and reads the message back as the API shows it;
+// path is the message's.
+func (e *env) readDelivered(t testing.TB, box createResponse, raw string) (path string, msg messageJSON) {
+	t.Helper()
+	m := e.deliver(box.Address, raw)
+	path = "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
+	e.do("GET", path, box.Token, nil).json(t, &msg)
+	return path, msg
 }
 
 func headerValue(raw, name string) string {
@@ -246,19 +240,7 @@ func TestQAFlowAndReads(t *testing.T) {
 
 // waitForWaiters polls the waiters gauge until n waits are open: the event a test
 // needs before it delivers mail "after the wait started".
-func waitForWaiters(t *testing.T, s *Server, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if int(gaugeValue(s.metrics.waiters)) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters open after 10s, want %d", int(gaugeValue(s.metrics.waiters)), n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the gauge, with a deadline
-	}
-}
+func waitForWaiters(t *testing.T, s *Server, n int) { waitForGauge(t, s.metrics.waiters, n, "waiters") }
 
 func TestErrors(t *testing.T) {
 	for name, open := range stores(t) {
@@ -315,8 +297,7 @@ func (downStore) List(context.Context, string, storage.Page) ([]storage.Message,
 func (downStore) Ping(context.Context) error { return fmt.Errorf("ping: %w", storage.ErrUnavailable) }
 
 func TestStoreDownIs503(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, downStore{st}, Options{})
 	in := e.create("")
 	wantError(t, e.do("GET", "/api/v1/inboxes/"+in.Address+"/messages", in.Token, nil), 503)
@@ -327,8 +308,7 @@ func TestStoreDownIs503(t *testing.T) {
 }
 
 func TestPublicAndAdminKey(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	public := newEnv(t, st, Options{Public: true})
 	if r := public.do("GET", "/api/v1/inboxes/anyone@mayfly.test/messages", "", nil); r.status != 200 {
 		t.Errorf("public mode without a token = %d %s, want 200", r.status, r.body)
@@ -342,8 +322,7 @@ func TestPublicAndAdminKey(t *testing.T) {
 }
 
 func TestCreateInbox(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{MaxTTL: 48 * time.Hour})
 	seen := map[string]bool{}
 	for range 20 {
@@ -411,8 +390,7 @@ func TestManyWaitersAllWake(t *testing.T) {
 }
 
 func TestWaitFilters(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{})
 	in := e.create("")
 	first := e.deliver(in.Address, "From: Alice <alice@a.test>\r\nSubject: Welcome\r\n\r\nhi\r\n")
@@ -447,8 +425,7 @@ func TestWaitFilters(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
 	req, _ := http.NewRequest("OPTIONS", e.base+"/api/v1/inboxes", nil)
 	req.Header.Set("Origin", "https://tests.example")
@@ -475,8 +452,7 @@ func TestCORS(t *testing.T) {
 // TestWaitAtShutdownIs503: a wait cut short by SIGTERM is answered 503, so the client
 // asks another node, and is not logged as the server's error.
 func TestWaitAtShutdownIs503(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	srv := New(Options{Domains: []string{"mayfly.test"}, Secret: []byte(secret)}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -80,8 +81,7 @@ func refused(s *Server, reason string) int {
 }
 
 func TestTooManyConnections(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{MaxConnectionsPerIP: 2})
 	first, second := e.dialRaw(t), e.dialRaw(t)
 	for i, c := range []*rawConn{first, second} {
@@ -131,8 +131,7 @@ func TestTooManyConnections(t *testing.T) {
 // TestTrustedProxyConnectionsUncounted: behind a load balancer every client arrives from
 // its address, so the balancer must not count as one client.
 func TestTrustedProxyConnectionsUncounted(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{MaxConnectionsPerIP: 1, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	for i := range 3 {
 		if resp, body, err := e.dialRaw(t).get("/api/v1/service"); err != nil || resp.StatusCode != 200 {
@@ -144,29 +143,11 @@ func TestTrustedProxyConnectionsUncounted(t *testing.T) {
 // getWith is env.do for a GET with extra headers.
 func (e *env) getWith(path, token string, h http.Header) response {
 	e.t.Helper()
-	req, err := http.NewRequest("GET", e.base+path, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header = h.Clone()
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{resp.StatusCode, resp.Header, b}
+	return e.doWith("GET", path, token, h, nil)
 }
 
 func TestRequestFlood(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	// The test's clients are told apart by the X-Forwarded-For of a trusted proxy.
 	e := newEnv(t, st, Options{RequestRate: limit.Rate{N: 5, Per: time.Hour}, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, APIKey: "admin-key-123456"})
 	in := e.create("")
@@ -251,8 +232,7 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestWrongTokenFlood(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	e := newEnv(t, st, Options{LoginFailures: failures})
 	in, other := e.create(""), e.create("")
@@ -290,8 +270,7 @@ func TestWrongTokenFlood(t *testing.T) {
 }
 
 func TestSlowClients(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	const readTimeout = 500 * time.Millisecond
 	e := newEnvWith(t, st, Options{}, func(s *Server) { s.readTimeout, s.readHeaderTimeout = readTimeout, readTimeout })
 	in := e.create("") // a request sent at once is unaffected
@@ -373,8 +352,7 @@ func TestSlowClients(t *testing.T) {
 // create_rate_limited with a Retry-After, naming the setting, while the same client's
 // other requests, and other clients' creations, go on.
 func TestCreateRate(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{CreateRate: limit.Rate{N: 3, Per: time.Hour}, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	create := func(client string) response {
 		req, err := http.NewRequest("POST", e.base+"/api/v1/inboxes", nil)

@@ -28,101 +28,93 @@ func bigMail(subject string, n int) string {
 // through the API, its inbox deleted, or expired leaves it at once (it stayed).
 func TestParseCacheBounded(t *testing.T) {
 	const max = 1 << 20
-	for name, newStore := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, newStore(t), Options{ParseCache: max, RequestRate: limit.Rate{N: -1}})
-			box := e.create("")
-			var ids []string
-			for i := range 20 {
-				m := e.deliver(box.Address, bigMail(fmt.Sprint(i), 200<<10))
-				ids = append(ids, m.ID)
-				if r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID, box.Token, nil); r.status != 200 {
-					t.Fatalf("read %d: %d %s", i, r.status, r.body)
-				}
-				if n := e.srv.cache.bytes(); n > max {
-					t.Fatalf("after %d reads the cache holds %d bytes, want at most %d", i+1, n, max)
-				}
+	eachEnv(t, Options{ParseCache: max, RequestRate: limit.Rate{N: -1}}, func(t *testing.T, e *env, box createResponse) {
+		var ids []string
+		for i := range 20 {
+			m := e.deliver(box.Address, bigMail(fmt.Sprint(i), 200<<10))
+			ids = append(ids, m.ID)
+			if r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID, box.Token, nil); r.status != 200 {
+				t.Fatalf("read %d: %d %s", i, r.status, r.body)
 			}
-			if n := e.srv.cache.bytes(); n < max/2 {
-				t.Errorf("the cache holds %d bytes, want it used", n)
+			if n := e.srv.cache.bytes(); n > max {
+				t.Fatalf("after %d reads the cache holds %d bytes, want at most %d", i+1, n, max)
 			}
-			last := ids[len(ids)-1]
-			if _, ok := e.srv.cache.get(box.Address, last); !ok {
-				t.Fatalf("the last message read is not cached")
-			}
-			if r := e.do("DELETE", "/api/v1/inboxes/"+box.Address+"/messages/"+last, box.Token, nil); r.status != 204 {
-				t.Fatalf("delete: %d", r.status)
-			}
-			if _, ok := e.srv.cache.get(box.Address, last); ok {
-				t.Errorf("a message deleted through the API is still cached")
-			}
+		}
+		if n := e.srv.cache.bytes(); n < max/2 {
+			t.Errorf("the cache holds %d bytes, want it used", n)
+		}
+		last := ids[len(ids)-1]
+		if _, ok := e.srv.cache.get(box.Address, last); !ok {
+			t.Fatalf("the last message read is not cached")
+		}
+		if r := e.do("DELETE", "/api/v1/inboxes/"+box.Address+"/messages/"+last, box.Token, nil); r.status != 204 {
+			t.Fatalf("delete: %d", r.status)
+		}
+		if _, ok := e.srv.cache.get(box.Address, last); ok {
+			t.Errorf("a message deleted through the API is still cached")
+		}
 
-			// Deleted behind the API's back (IMAP, another node): the store is asked
-			// first, so the cached parse is never answered.
-			prev := ids[len(ids)-2]
-			if _, ok := e.srv.cache.get(box.Address, prev); !ok {
-				t.Fatalf("message %s not cached", prev)
-			}
-			if err := e.store.Delete(context.Background(), box.Address, prev); err != nil {
-				t.Fatal(err)
-			}
-			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+prev, box.Token, nil), 404)
-			wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+prev+"/html", box.Token, nil), 404)
+		// Deleted behind the API's back (IMAP, another node): the store is asked
+		// first, so the cached parse is never answered.
+		prev := ids[len(ids)-2]
+		if _, ok := e.srv.cache.get(box.Address, prev); !ok {
+			t.Fatalf("message %s not cached", prev)
+		}
+		if err := e.store.Delete(context.Background(), box.Address, prev); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+prev, box.Token, nil), 404)
+		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+prev+"/html", box.Token, nil), 404)
 
-			// An expired entry is not served and goes.
-			m := e.deliver(box.Address, bigMail("soon gone", 10))
-			e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID, box.Token, nil)
-			e.srv.cache.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-			if _, ok := e.srv.cache.get(box.Address, m.ID); ok {
-				t.Errorf("an expired message is still cached")
-			}
-			e.srv.cache.now = time.Now
+		// An expired entry is not served and goes.
+		m := e.deliver(box.Address, bigMail("soon gone", 10))
+		e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID, box.Token, nil)
+		e.srv.cache.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+		if _, ok := e.srv.cache.get(box.Address, m.ID); ok {
+			t.Errorf("an expired message is still cached")
+		}
+		e.srv.cache.now = time.Now
 
-			e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+ids[len(ids)-3], box.Token, nil)
-			if r := e.do("DELETE", "/api/v1/inboxes/"+box.Address, box.Token, nil); r.status != 200 {
-				t.Fatalf("delete inbox: %d", r.status)
-			}
-			if n := e.srv.cache.bytes(); n != 0 {
-				t.Errorf("the cache holds %d bytes after its only inbox was deleted", n)
-			}
-		})
-	}
+		e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+ids[len(ids)-3], box.Token, nil)
+		if r := e.do("DELETE", "/api/v1/inboxes/"+box.Address, box.Token, nil); r.status != 200 {
+			t.Fatalf("delete inbox: %d", r.status)
+		}
+		if n := e.srv.cache.bytes(); n != 0 {
+			t.Errorf("the cache holds %d bytes after its only inbox was deleted", n)
+		}
+	})
 }
 
 // TestJSONCapped: a 10 MiB HTML body of "<" was a 114 MiB answer (the HTML and its
 // rendering as text, each escaped six-fold); now text and html stop at 1 MiB each,
 // unescaped, with truncated set, and the html route still has it all.
 func TestJSONCapped(t *testing.T) {
-	for name, newStore := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, newStore(t), Options{})
-			box := e.create("")
-			body := strings.Repeat("<", 10<<20)
-			m := e.deliver(box.Address, "Subject: lt\r\nContent-Type: text/html\r\n\r\n"+body)
-			path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
-			r := e.do("GET", path, box.Token, nil)
-			if r.status != 200 {
-				t.Fatalf("GET: %d", r.status)
-			}
-			if len(r.body) > 2<<20+64<<10 {
-				t.Errorf("answer of %d bytes, want about 2 MiB", len(r.body))
-			}
-			var got messageJSON
-			r.json(t, &got)
-			if !got.Truncated || len(got.HTML) != 1<<20 || len(got.Text) != 1<<20 {
-				t.Errorf("truncated = %v, html %d bytes, text %d bytes; want true, 1 MiB, 1 MiB", got.Truncated, len(got.HTML), len(got.Text))
-			}
-			if h := e.do("GET", path+"/html", box.Token, nil); len(h.body) != len(htmlPrologue)+len(body) {
-				t.Errorf("html route: %d bytes, want the whole body", len(h.body))
-			}
+	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
+		body := strings.Repeat("<", 10<<20)
+		m := e.deliver(box.Address, "Subject: lt\r\nContent-Type: text/html\r\n\r\n"+body)
+		path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
+		r := e.do("GET", path, box.Token, nil)
+		if r.status != 200 {
+			t.Fatalf("GET: %d", r.status)
+		}
+		if len(r.body) > 2<<20+64<<10 {
+			t.Errorf("answer of %d bytes, want about 2 MiB", len(r.body))
+		}
+		var got messageJSON
+		r.json(t, &got)
+		if !got.Truncated || len(got.HTML) != 1<<20 || len(got.Text) != 1<<20 {
+			t.Errorf("truncated = %v, html %d bytes, text %d bytes; want true, 1 MiB, 1 MiB", got.Truncated, len(got.HTML), len(got.Text))
+		}
+		if h := e.do("GET", path+"/html", box.Token, nil); len(h.body) != len(htmlPrologue)+len(body) {
+			t.Errorf("html route: %d bytes, want the whole body", len(h.body))
+		}
 
-			small := e.deliver(box.Address, signup)
-			e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+small.ID, box.Token, nil).json(t, &got)
-			if got.Truncated || !strings.Contains(got.HTML, "<p>Your verification code") {
-				t.Errorf("a small message: truncated = %v, html %q", got.Truncated, got.HTML)
-			}
-		})
-	}
+		small := e.deliver(box.Address, signup)
+		e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+small.ID, box.Token, nil).json(t, &got)
+		if got.Truncated || !strings.Contains(got.HTML, "<p>Your verification code") {
+			t.Errorf("a small message: truncated = %v, html %q", got.Truncated, got.HTML)
+		}
+	})
 }
 
 // TestWaitAndListBounded: a wait for many large messages shares one budget, so its

@@ -21,43 +21,36 @@ const readerMail = "  continued from nothing\r\n" +
 	"--b\r\nContent-Type: text/plain\r\n\r\nUnsubscribe: https://lists.example.com/u\r\n--b--\r\n"
 
 func TestMessageReadThroughMailparse(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, open(t), Options{})
-			box := e.create("")
-			m := e.deliver(box.Address, readerMail)
-			path := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID
-			var msg messageJSON
-			e.do("GET", path, box.Token, nil).json(t, &msg)
-			var subject string
-			for _, h := range msg.Headers {
-				if h.Name == "Subject" {
-					subject = h.Value
-				}
+	eachEnv(t, Options{}, func(t *testing.T, e *env, box createResponse) {
+		path, msg := e.readDelivered(t, box, readerMail)
+		var subject string
+		for _, h := range msg.Headers {
+			if h.Name == "Subject" {
+				subject = h.Value
 			}
-			if subject != "Your code" {
-				t.Errorf("headers: Subject = %q, want %q (%+v)", subject, "Your code", msg.Headers)
-			}
-			if want := "Your code is 482917.\nUnsubscribe: https://lists.example.com/u"; msg.Text != want {
-				t.Errorf("text = %q, want %q", msg.Text, want)
-			}
-			if want := "<p>Your code is <b>482917</b>.</p>"; msg.HTML != want {
-				t.Errorf("html = %q, want %q", msg.HTML, want)
-			}
-			var names []string
-			for _, a := range msg.Attachments {
-				names = append(names, a.Filename)
-			}
-			if !slices.Equal(names, []string{"receipt.pdf"}) {
-				t.Fatalf("attachments = %+v, want receipt.pdf alone", msg.Attachments)
-			}
-			r := e.do("GET", fmt.Sprintf("%s/attachments/0", path), box.Token, nil)
-			if r.status != 200 || string(r.body) != "%PDF-1.4\n" {
-				t.Errorf("attachment 0: %d %q, want %q", r.status, r.body, "%PDF-1.4\n")
-			}
-			if !slices.Contains(msg.Links, "https://lists.example.com/u") {
-				t.Errorf("links = %q, want the footer's", msg.Links)
-			}
-		})
-	}
+		}
+		if subject != "Your code" {
+			t.Errorf("headers: Subject = %q, want %q (%+v)", subject, "Your code", msg.Headers)
+		}
+		if want := "Your code is 482917.\nUnsubscribe: https://lists.example.com/u"; msg.Text != want {
+			t.Errorf("text = %q, want %q", msg.Text, want)
+		}
+		if want := "<p>Your code is <b>482917</b>.</p>"; msg.HTML != want {
+			t.Errorf("html = %q, want %q", msg.HTML, want)
+		}
+		var names []string
+		for _, a := range msg.Attachments {
+			names = append(names, a.Filename)
+		}
+		if !slices.Equal(names, []string{"receipt.pdf"}) {
+			t.Fatalf("attachments = %+v, want receipt.pdf alone", msg.Attachments)
+		}
+		r := e.do("GET", fmt.Sprintf("%s/attachments/0", path), box.Token, nil)
+		if r.status != 200 || string(r.body) != "%PDF-1.4\n" {
+			t.Errorf("attachment 0: %d %q, want %q", r.status, r.body, "%PDF-1.4\n")
+		}
+		if !slices.Contains(msg.Links, "https://lists.example.com/u") {
+			t.Errorf("links = %q, want the footer's", msg.Links)
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -20,8 +21,7 @@ import (
 // TestMetricsOperatorOnly: on the API's listener /metrics is the operator's, who is on
 // loopback or holds the admin key; the rest of the internet learns nothing from it.
 func TestMetricsOperatorOnly(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	const key = "admin-key-123456"
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	// 127.0.0.2 is a trusted proxy, so its X-Forwarded-For says who the client is; the
@@ -73,8 +73,7 @@ func TestMetricsOperatorOnly(t *testing.T) {
 // TestMetricsLocalProxy: a reverse proxy on the same host that is not configured as a
 // trusted proxy connects from loopback, but forwards for someone else.
 func TestMetricsLocalProxy(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{})
 	for _, h := range []http.Header{
 		{"X-Forwarded-For": {"203.0.113.9"}},
@@ -93,8 +92,7 @@ func TestMetricsLocalProxy(t *testing.T) {
 // TestMetricsServer: with MAYFLY_METRICS_ADDR the metrics have a listener of their own
 // and the API's has none.
 func TestMetricsServer(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	reg := prometheus.NewRegistry()
 	e := newEnv(t, st, Options{Registry: reg, MetricsAddr: "127.0.0.1:1"})
 	if r := e.getWith("/metrics", "", nil); r.status != http.StatusNotFound {
@@ -118,12 +116,5 @@ func TestMetricsServer(t *testing.T) {
 		t.Errorf("metrics listener = %d %.200s, want the API's metrics", resp.StatusCode, body)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve after its context ended = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("metrics listener did not stop within 10s")
-	}
+	testlib.Returned(t, done, 10*time.Second, "Serve of the metrics listener after its context ended")
 }

@@ -11,9 +11,22 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
+
+// openWS creates an inbox and opens its WebSocket, counted by the server.
+func (e *env) openWS(t *testing.T) (createResponse, *websocket.Conn) {
+	t.Helper()
+	in := e.create("")
+	c, _, err := e.dialWS(t, in.Address, in.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForSockets(t, e.srv, 1)
+	return in, c
+}
 
 func (e *env) dialWS(t *testing.T, address, token string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
@@ -42,12 +55,7 @@ func TestWebSocketEvents(t *testing.T) {
 	for name, open := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, open(t), Options{})
-			in := e.create("")
-			c, _, err := e.dialWS(t, in.Address, in.Token, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitForSockets(t, e.srv, 1)
+			in, c := e.openWS(t)
 			m := e.deliver(in.Address, "From: a@x.test\r\nSubject: live\r\n\r\nhi\r\n")
 			if ev := readEvent(t, c); ev.Type != "message" || ev.Message == nil || ev.Message.ID != m.ID || ev.Message.Subject != "live" {
 				t.Errorf("first event = %+v, want the new message", ev)
@@ -63,8 +71,7 @@ func TestWebSocketEvents(t *testing.T) {
 }
 
 func TestWebSocketRefusals(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
 	in := e.create("")
 	other := e.create("")
@@ -98,8 +105,7 @@ func TestWebSocketRefusals(t *testing.T) {
 // that does: the reader gets every event while the other falls behind, and the server
 // drops the one that fell behind.
 func TestSlowWebSocketBlocksNobody(t *testing.T) {
-	st := memstore.New(memstore.Options{MaxMessages: 10000, MemoryLimit: 1 << 30})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{MaxMessages: 10000, MemoryLimit: 1 << 30})
 	e := newEnv(t, st, Options{})
 	in := e.create("")
 	// The client that never reads has a small receive buffer, so the server's writes to
@@ -143,14 +149,7 @@ func TestSlowWebSocketBlocksNobody(t *testing.T) {
 }
 
 func waitForSockets(t *testing.T, s *Server, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for int(gaugeValue(s.metrics.websockets)) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d WebSockets open after 10s, want %d", int(gaugeValue(s.metrics.websockets)), n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the gauge, with a deadline
-	}
+	waitForGauge(t, s.metrics.websockets, n, "WebSockets")
 }
 
 // At shutdown the session's context and its event feed end together; the client must
@@ -160,12 +159,7 @@ func TestWebSocketShutdownSaysGoingAway(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for i := range 20 {
 				e := newEnv(t, open(t), Options{})
-				in := e.create("")
-				c, _, err := e.dialWS(t, in.Address, in.Token, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				waitForSockets(t, e.srv, 1)
+				_, c := e.openWS(t)
 				go e.stop()
 				c.SetReadDeadline(time.Now().Add(10 * time.Second))
 				if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {

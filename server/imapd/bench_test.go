@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"fmt"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"slices"
 	"testing"
 	"time"
@@ -58,7 +59,9 @@ func BenchmarkFetchEnvelope200(b *testing.B) {
 	}
 }
 
-func benchFetchEnvelope(b *testing.B, mk func(*testing.B) (storage.Store, storage.Store), raw []byte, cold bool) {
+// inbox200 starts a server on a store of mk, puts 200 copies of raw into an inbox and
+// returns a client that has it selected, with the benchmark's timer reset.
+func inbox200(b *testing.B, mk func(*testing.B) (storage.Store, storage.Store), raw []byte) (*testServer, *imapclient.Client) {
 	st, _ := mk(b)
 	srv := startServer(b, st, false, noCommandRate)
 	inbox, _ := newInbox()
@@ -67,6 +70,11 @@ func benchFetchEnvelope(b *testing.B, mk func(*testing.B) (storage.Store, storag
 	}
 	c, _ := open(b, srv.addr, inbox, nil)
 	b.ResetTimer()
+	return srv, c
+}
+
+func benchFetchEnvelope(b *testing.B, mk func(*testing.B) (storage.Store, storage.Store), raw []byte, cold bool) {
+	srv, c := inbox200(b, mk, raw)
 	for b.Loop() {
 		if cold {
 			srv.envelopes.reset()
@@ -94,14 +102,7 @@ func BenchmarkFetchStructure200(b *testing.B) {
 		for item, options := range items {
 			for _, cold := range []bool{false, true} {
 				b.Run(fmt.Sprintf("%s/%s/cold=%v", name, item, cold), func(b *testing.B) {
-					st, _ := mk(b)
-					srv := startServer(b, st, false, noCommandRate)
-					inbox, _ := newInbox()
-					for i := range 200 {
-						put(b, st, inbox, fmt.Sprintf("m%d", i), raw)
-					}
-					c, _ := open(b, srv.addr, inbox, nil)
-					b.ResetTimer()
+					srv, c := inbox200(b, mk, raw)
 					for b.Loop() {
 						if cold {
 							srv.parsed.reset()

@@ -26,9 +26,7 @@ func wantGone(t *testing.T, st storage.Store, inbox string, m *storage.Message, 
 // TestTrashMove: Thunderbird and Apple Mail delete by UID MOVE to the \Trash mailbox.
 // Trash is listed with \Trash, is always empty, and a move there deletes.
 func TestTrashMove(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		r1 := put(t, st, inbox, "one", nil)
 		r2 := put(t, st, inbox, "two", nil)
 		r3 := put(t, st, inbox, "three", nil)
@@ -105,9 +103,7 @@ func TestTrashMove(t *testing.T) {
 
 // TestTrashExamine: a mailbox opened read-only cannot lose messages to Trash.
 func TestTrashExamine(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		m := put(t, st, inbox, "keep", nil)
 		c := login(t, srv.addr, inbox, nil)
 		if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
@@ -150,9 +146,7 @@ func appendTo(c *imapclient.Client, mailbox, msg string) (*imap.AppendData, erro
 // APPEND is answered OK with that copy's UID and nothing is stored; any other APPEND to
 // Sent is refused.
 func TestAppendSentCopy(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		const client = "From: " + "me@example.org\r\nTo: ann@sender.test\r\nSubject: Re: hello\r\n" +
 			"Message-ID: <reply.1@example.org>\r\nDate: Mon, 7 Dec 2026 03:00:00 +0000\r\n\r\nthanks\r\n"
 		put(t, st, inbox, "hello", []byte("From: ann@sender.test\r\nMessage-ID: <hello.1@sender.test>\r\nSubject: hello\r\n\r\nhi\r\n"))

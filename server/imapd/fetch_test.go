@@ -29,9 +29,7 @@ func invoicePDF(t *testing.T, raw []byte) []byte {
 func TestFetch(t *testing.T) {
 	raw := readFile(t, "testdata/invoice.eml")
 	pdf := invoicePDF(t, raw)
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		plain := put(t, st, inbox, "plain", nil)
 		invoice := put(t, st, inbox, "invoice", raw)
 		c, _ := open(t, srv.addr, inbox, nil)
@@ -147,9 +145,7 @@ func TestFetch(t *testing.T) {
 }
 
 func TestStoreFlags(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		a := put(t, st, inbox, "a", nil)
 		b := put(t, st, inbox, "b", nil)
 		c, _ := open(t, srv.addr, inbox, nil)
@@ -211,9 +207,7 @@ func TestStoreFlags(t *testing.T) {
 }
 
 func TestExpunge(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		var msgs []*storage.Message
 		for _, s := range []string{"a", "b", "c", "d"} {
 			msgs = append(msgs, put(t, st, inbox, s, nil))

@@ -2,18 +2,11 @@ package imapd
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,9 +15,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
-	"github.com/mayfly-mail/mayfly/storage/memstore"
-	"github.com/mayfly-mail/mayfly/storage/redisstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -35,47 +27,27 @@ const (
 
 var testTokens = storage.NewTokens([]byte("imapd test secret"))
 
-// backend is a store under test: open returns the store the server uses; node opens
-// another Mayfly node on the same data (for memory, the same store).
-type backend struct {
-	name string
-	open func(t *testing.T) (st storage.Store, node func() storage.Store)
-}
-
-// backends lists the stores an end-to-end test runs on: always memory, and Redis when
-// MAYFLY_TEST_REDIS_URL is set (make test sets it; under CI its absence fails).
-func backends(t *testing.T) []backend {
-	b := []backend{{"memory", func(t *testing.T) (storage.Store, func() storage.Store) {
-		st := memstore.New(memstore.Options{SweepEvery: 20 * time.Millisecond})
-		t.Cleanup(func() { st.Close() })
-		return st, func() storage.Store { return st }
-	}}}
-	url := storetest.RedisURL(t)
-	if url == "" {
-		return b
-	}
-	return append(b, backend{"redis", func(t *testing.T) (storage.Store, func() storage.Store) {
-		prefix := fmt.Sprintf("mayflytest:imap:%d:", time.Now().UnixNano())
-		node := func() storage.Store {
-			st, err := redisstore.New(t.Context(), redisstore.Options{URL: url, Prefix: prefix, SweepEvery: 20 * time.Millisecond})
-			if err != nil {
-				t.Fatalf("redisstore.New: %v", err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
-		}
-		return node(), node
-	}})
-}
-
-// eachBackend runs fn as a subtest on every backend.
+// eachBackend runs fn as a subtest on every store an end-to-end test runs on: always
+// memory, and Redis when MAYFLY_TEST_REDIS_URL is set (make test sets it; under CI its
+// absence fails). node opens another Mayfly node on the same data (for memory, the
+// same store).
 func eachBackend(t *testing.T, fn func(t *testing.T, st storage.Store, node func() storage.Store)) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			st, node := b.open(t)
-			fn(t, st, node)
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "imap", SweepEvery: 20 * time.Millisecond}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st, node := b.Open(t)
+			fn(t, st, func() storage.Store { return node() })
 		})
 	}
+}
+
+// eachServer runs fn as a subtest on every backend, with a server on the store and a
+// fresh inbox.
+func eachServer(t *testing.T, fn func(t *testing.T, st storage.Store, srv *testServer, inbox string)) {
+	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
+		srv := startServer(t, st, false)
+		inbox, _ := newInbox()
+		fn(t, st, srv, inbox)
+	})
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -119,71 +91,15 @@ func startServer(t testing.TB, st store, implicitTLS bool, mods ...serverOption)
 	for _, m := range mods {
 		m(&srv.opts, srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, implicitTLS) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve = %v, want nil", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Serve did not return after its context ended")
-		}
-	}
-	t.Cleanup(stop)
-	return &testServer{Server: srv, addr: ln.Addr().String(), reg: reg, stop: stop}
+	addr, stop := testlib.Serve(t, func(ctx context.Context, ln net.Listener) error {
+		return srv.Serve(ctx, ln, implicitTLS)
+	})
+	return &testServer{Server: srv, addr: addr, reg: reg, stop: stop}
 }
 
-// testCert is a self-signed certificate for imap.mayfly.test, made once per test binary.
-var testCert = sync.OnceValues(selfSigned)
+func serverTLS(t testing.TB) *tls.Config { return testlib.ServerTLS() }
 
-func serverTLS(t testing.TB) *tls.Config {
-	t.Helper()
-	cert, err := testCert()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}
-}
-
-func clientTLS() *tls.Config {
-	pool := x509.NewCertPool()
-	cert, _ := testCert()
-	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
-	pool.AddCert(leaf)
-	return &tls.Config{RootCAs: pool, ServerName: "imap.mayfly.test"}
-}
-
-func selfSigned() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "imap.mayfly.test"},
-		DNSNames:     []string{"imap.mayfly.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
+func clientTLS() *tls.Config { return testlib.ClientTLS("127.0.0.1") }
 
 // updates collects what a server says unprompted, for tests that wait for it.
 type updates struct {
@@ -219,14 +135,7 @@ func (u *updates) handler() *imapclient.UnilateralDataHandler {
 // next waits for a value on ch for at most d.
 func next[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(d):
-		t.Fatalf("no %s within %v", what, d)
-		var zero T
-		return zero
-	}
+	return testlib.Next(t, ch, d, what)
 }
 
 // dial connects without TLS (the test server counts 127.0.0.1 as loopback).
@@ -261,11 +170,7 @@ func open(t testing.TB, addr, inbox string, u *updates) (*imapclient.Client, *im
 	return c, data
 }
 
-func ctxFor(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxFor(t testing.TB) context.Context { return testlib.Ctx(t, 20*time.Second) }
 
 // put stores a message with raw as its bytes.
 func put(t testing.TB, st storage.Store, inbox, subject string, raw []byte) *storage.Message {

@@ -107,9 +107,7 @@ func TestIdle(t *testing.T) {
 
 // TestIdleExpiry lets the store's own sweeper expire a message under an IDLE client.
 func TestIdleExpiry(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		put(t, st, inbox, "stays", nil)
 		u := newUpdates()
 		c, _ := open(t, srv.addr, inbox, u)

@@ -11,13 +11,13 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
 func TestLogin(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false)
 	inbox, token := newInbox()
 	other, otherToken := newInbox()
@@ -76,8 +76,7 @@ func checkLogin(t *testing.T, c *imapclient.Client, err error, ok bool) {
 // A connection from elsewhere must not send a password in clear text: LOGINDISABLED
 // before STARTTLS (RFC 9051 section 6.2.3), and a login after it.
 func TestPlainTextNeedsTLS(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false, func(_ *Options, s *Server) {
 		s.loopback = func(net.Addr) bool { return false }
 	})
@@ -112,8 +111,7 @@ func TestPlainTextNeedsTLS(t *testing.T) {
 }
 
 func TestImplicitTLS(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, true, func(_ *Options, s *Server) {
 		s.loopback = func(net.Addr) bool { return false }
 	})
@@ -147,9 +145,7 @@ func capList(caps imap.CapSet) []string {
 }
 
 func TestMailbox(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		var msgs []*storage.Message
 		for _, s := range []string{"one", "two", "three"} {
 			msgs = append(msgs, put(t, st, inbox, s, nil))

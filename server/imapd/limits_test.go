@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -66,8 +67,7 @@ func refused(srv *testServer, reason string) float64 {
 }
 
 func TestMaxConnectionsPerIP(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false, func(o *Options, s *Server) {
 		o.MaxConnectionsPerIP = 3
 		s.perIP = limit.NewConns(o.MaxConnectionsPerIP)
@@ -89,8 +89,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
-	working := dialRaw(t, srv.addr)
-	working.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	working := loginRaw(t, srv.addr, inbox, token)
 	working.ok("SELECT INBOX")
 	idle := dialRaw(t, srv.addr)
 	secure, err := tls.Dial("tcp", tlsLn.Addr().String(), clientTLS())
@@ -131,23 +130,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 
 	// A connection that ends gives its slot back.
 	idle.c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", srv.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		l, _ := bufio.NewReader(c).ReadString('\n')
-		c.Close()
-		if strings.HasPrefix(l, "* OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a connection closed, a new one still reads %q", l)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testlib.WaitGreeting(t, srv.addr, "* OK")
 }
 
 // TestCommandRatePacesFlood floods a connection with NOOPs, pipelined, on the
@@ -155,16 +138,13 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 // cut, until it has flooded for long enough to be clear abuse; then it is told BYE.
 // Another connection of the same client goes on.
 func TestCommandRatePacesFlood(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false)
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
-	other := dialRaw(t, srv.addr)
-	other.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	other := loginRaw(t, srv.addr, inbox, token)
 
-	flood := dialRaw(t, srv.addr)
-	flood.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	flood := loginRaw(t, srv.addr, inbox, token)
 	flood.ok("SELECT INBOX")
 	answered, elapsed, lines := floodNoop(t, flood.c, flood.br)
 	t.Logf("%d NOOPs answered in %v before the cut", answered, elapsed)
@@ -229,9 +209,7 @@ func floodNoop(t *testing.T, c net.Conn, br *bufio.Reader) (answered int, elapse
 // UID FETCH each, all sent before the first answer is read, as mbsync does, on the
 // default CommandRate: every one is answered, and the connection stays open.
 func TestPipelinedFetchOfFullInbox(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		const n = 200
 		for i := range n {
 			put(t, st, inbox, fmt.Sprintf("message %d", i), nil)
@@ -267,8 +245,7 @@ func TestPipelinedFetchOfFullInbox(t *testing.T) {
 // slowServer has a short login timeout, and an autologout long enough for a test that
 // waits past the login timeout after logging in.
 func slowServer(t *testing.T, loginTimeout, autologout time.Duration) *testServer {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	return startServer(t, st, false, func(_ *Options, s *Server) {
 		s.loginTimeout = loginTimeout
 		s.autologout = autologout
@@ -283,8 +260,7 @@ func TestSlowClient(t *testing.T) {
 	t.Run("partial line", func(t *testing.T) {
 		srv := slowServer(t, loginTimeout, time.Minute)
 		inbox, token := newInbox()
-		other := dialRaw(t, srv.addr)
-		other.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+		other := loginRaw(t, srv.addr, inbox, token)
 		r := dialRaw(t, srv.addr)
 		fmt.Fprintf(r.c, "a1 LOGIN")
 		_, took := untilClosed(t, r.c, r.br, wait)
@@ -297,31 +273,11 @@ func TestSlowClient(t *testing.T) {
 	t.Run("a byte at a time", func(t *testing.T) {
 		srv := slowServer(t, loginTimeout, time.Minute)
 		r := dialRaw(t, srv.addr)
-		stop := make(chan struct{})
-		dripped := make(chan struct{})
-		go func() {
-			defer close(dripped)
-			if _, err := io.WriteString(r.c, "a1 LOGIN "); err != nil {
-				return
-			}
-			tick := time.NewTicker(loginTimeout / 10)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				if _, err := r.c.Write([]byte("x")); err != nil {
-					return
-				}
-			}
-		}()
+		stop := testlib.Drip(r.c, "a1 LOGIN ", loginTimeout/10)
 		// The line keeps growing, so only a deadline per line, not per read, ends it.
 		r.c.SetReadDeadline(time.Now().Add(wait))
 		first, err := r.br.ReadString('\n')
-		close(stop)
-		<-dripped
+		stop()
 		if err != nil && !errors.Is(err, io.EOF) && !isReset(err) {
 			t.Fatalf("a line sent a byte each %v still open after %v: %v", loginTimeout/10, wait, err)
 		}
@@ -337,8 +293,7 @@ func TestSlowClient(t *testing.T) {
 		const autologout = 2 * time.Second
 		srv := slowServer(t, loginTimeout, autologout)
 		inbox, token := newInbox()
-		r := dialRaw(t, srv.addr)
-		r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+		r := loginRaw(t, srv.addr, inbox, token)
 		r.ok("SELECT INBOX")
 		// IDLE outlasts the login timeout: once logged in, autologout applies.
 		fmt.Fprintf(r.c, "i1 IDLE\r\n")
@@ -359,15 +314,13 @@ func TestSlowClient(t *testing.T) {
 }
 
 func TestLoginFailuresPerIP(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	srv := startServer(t, st, false, func(o *Options, _ *Server) { o.LoginFailures = failures })
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
 	// Logged in before the guessing starts, from the same address.
-	working := dialRaw(t, srv.addr)
-	working.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	working := loginRaw(t, srv.addr, inbox, token)
 	working.ok("SELECT INBOX")
 
 	guesser := dialRaw(t, srv.addr)

@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bufio"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,46 +11,20 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
-
-// loopbackProxies trusts every test connection as a proxy's, which must then send a
-// PROXY header.
-var loopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-
-// proxied connects to addr as a proxy relaying a client at src does: a PROXY v1
-// header first, then whatever the client sends.
-func proxied(t *testing.T, addr, src string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := fmt.Fprintf(conn, "PROXY TCP4 %s 127.0.0.1 5555 143\r\n", src); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
 
 // dialProxied is an IMAP client at src behind the proxy; how says how it gets TLS:
 // "" none, "starttls", or "implicit" (IMAPS, the handshake after the header).
 func dialProxied(t *testing.T, addr, src, how string) *imapclient.Client {
 	t.Helper()
-	conn := proxied(t, addr, src)
-	var c *imapclient.Client
-	switch how {
-	case "":
-		c = imapclient.New(conn, nil)
-	case "starttls":
-		var err error
-		if c, err = imapclient.NewStartTLS(conn, &imapclient.Options{TLSConfig: clientTLS()}); err != nil {
-			t.Fatalf("STARTTLS as %s: %v", src, err)
-		}
-	case "implicit":
-		c = imapclient.New(tls.Client(conn, clientTLS()), nil)
-	}
+	c := testlib.ProxiedClient(t, addr, src, 143, how,
+		func(conn net.Conn) *imapclient.Client { return imapclient.New(conn, nil) },
+		func(conn net.Conn) (*imapclient.Client, error) {
+			return imapclient.NewStartTLS(conn, &imapclient.Options{TLSConfig: clientTLS()})
+		})
 	t.Cleanup(func() { c.Close() })
 	if err := c.WaitGreeting(); err != nil {
 		t.Fatalf("greeting as %s: %v", src, err)
@@ -63,12 +36,11 @@ func dialProxied(t *testing.T, addr, src, how string) *imapclient.Client {
 // names: wrong tokens count against it alone, and a proxy on loopback does not make a
 // remote client local enough to log in without TLS.
 func TestProxiedClients(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	// s.loopback stays the real check: the proxy is on loopback, the clients are not.
 	proxy := func(o *Options, _ *Server) {
-		o.TrustedProxies = loopbackProxies
+		o.TrustedProxies = testlib.LoopbackProxies
 		o.LoginFailures = failures
 	}
 	srv := startServer(t, st, false, proxy)

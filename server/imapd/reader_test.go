@@ -65,9 +65,7 @@ func shape(bs imap.BodyStructure) string {
 }
 
 func TestReadsAsMailparse(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		noBlank := put(t, st, inbox, "no blank", []byte(noBlankLine))
 		wrong := put(t, st, inbox, "wrong boundary", []byte(wrongBoundary))
 		reused := put(t, st, inbox, "reused boundary", []byte(reusedBoundary))

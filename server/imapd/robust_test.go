@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -179,8 +180,7 @@ func (f *failingStore) Subscribe(ctx context.Context, inbox string) (<-chan stor
 
 // A store that is down gives NO [UNAVAILABLE] and leaves the session usable.
 func TestStoreUnavailable(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	f := &failingStore{Store: st}
 	srv := startServer(t, f, false, func(_ *Options, s *Server) { s.opTimeout = 200 * time.Millisecond })
 	inbox, token := newInbox()
@@ -240,6 +240,14 @@ type rawConn struct {
 	c  net.Conn
 	br *bufio.Reader
 	n  int
+}
+
+// loginRaw dials addr and logs in as inbox.
+func loginRaw(t *testing.T, addr, inbox, token string) *rawConn {
+	t.Helper()
+	r := dialRaw(t, addr)
+	r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	return r
 }
 
 func dialRaw(t *testing.T, addr string) *rawConn {
@@ -320,14 +328,12 @@ func ioReadFull(br *bufio.Reader, buf []byte) (int, error) {
 // TestRawProtocol covers what imapclient cannot send or drops from its answers, and
 // requests that have crashed IMAP servers.
 func TestRawProtocol(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false)
 	inbox, token := newInbox()
 	a := put(t, st, inbox, "alpha", nil)
 	b := put(t, st, inbox, "beta", readFile(t, "testdata/invoice.eml"))
-	r := dialRaw(t, srv.addr)
-	r.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	r := loginRaw(t, srv.addr, inbox, token)
 	r.ok("SELECT INBOX")
 
 	tests := []struct {
@@ -394,14 +400,12 @@ func TestRawProtocol(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false)
 	inbox, token := newInbox()
 	put(t, st, inbox, "a", nil)
 
-	idler := dialRaw(t, srv.addr)
-	idler.ok(fmt.Sprintf("LOGIN %s %s", inbox, token))
+	idler := loginRaw(t, srv.addr, inbox, token)
 	idler.ok("SELECT INBOX")
 	fmt.Fprintf(idler.c, "i1 IDLE\r\n")
 	idler.line()
@@ -430,8 +434,7 @@ func TestShutdown(t *testing.T) {
 // A client that never finishes its TLS handshake cannot hold up shutdown past
 // ShutdownTimeout.
 func TestShutdownTimeout(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, true, func(o *Options, _ *Server) { o.ShutdownTimeout = 100 * time.Millisecond })
 	silent, err := net.Dial("tcp", srv.addr)
 	if err != nil {
@@ -453,8 +456,7 @@ func TestShutdownTimeout(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false, func(o *Options, _ *Server) { o.MaxConnections = 1 })
 	first := dialRaw(t, srv.addr)
 	c, err := net.Dial("tcp", srv.addr)
@@ -473,8 +475,7 @@ func TestMaxConnections(t *testing.T) {
 }
 
 func TestCommandMetrics(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	srv := startServer(t, st, false)
 	inbox, _ := newInbox()
 	put(t, st, inbox, "a", nil)

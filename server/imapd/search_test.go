@@ -17,9 +17,7 @@ func TestSearch(t *testing.T) {
 	resetRaw := []byte("From: Bob <bob@other.test>\r\nTo: box@mayfly.test\r\nSubject: Reset your password\r\n" +
 		"Content-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
 		"<p>Gr=FC=DFe, click <a href=3D\"https://x.test/reset\">here</a></p>\r\n")
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		welcome := put(t, st, inbox, "welcome", nil)
 		invoice := put(t, st, inbox, "invoice", invoiceRaw)
 		reset := put(t, st, inbox, "reset", resetRaw)
@@ -135,9 +133,7 @@ func TestSearchRev2(t *testing.T) {
 // once, whatever the number of searches, keys and sessions, and that what they find
 // does not change with it.
 func TestSearchTextReused(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		for i := range 3 {
 			put(t, st, inbox, fmt.Sprintf("Subject number %d", i), nil)
 		}
@@ -167,9 +163,7 @@ func TestSearchTextReused(t *testing.T) {
 // TestSearchTextBounded checks that text past maxSearchText is not searched, and what
 // comes before it is.
 func TestSearchTextBounded(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		raw := "Subject: long\r\n\r\nearly-word " + strings.Repeat("x", maxSearchText) + " late-word\r\n"
 		put(t, st, inbox, "long", []byte(raw))
 		c, _ := open(t, srv.addr, inbox, nil)

@@ -15,9 +15,7 @@ import (
 // (\Seen) in Sent, whether it was there at SELECT or arrived while selected
 // (issue 14 item 4: both stores reset the flags on Put).
 func TestSentCopySeen(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		putSeen := func(subject string) {
 			m := storetest.NewMessage(inbox, subject)
 			m.Sent, m.Flags = true, storage.FlagSeen

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
@@ -61,9 +62,7 @@ func uidList(msgs ...*storage.Message) []imap.UID {
 }
 
 func TestSentMailbox(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st storage.Store, _ func() storage.Store) {
-		srv := startServer(t, st, false)
-		inbox, _ := newInbox()
+	eachServer(t, func(t *testing.T, st storage.Store, srv *testServer, inbox string) {
 		// Interleaved, as replies go out between arrivals.
 		r1 := put(t, st, inbox, "question", nil)
 		s1 := putSent(t, st, inbox, "Re: question")
@@ -399,8 +398,7 @@ func (s olderStateStore) Mailbox(ctx context.Context, inbox string) (storage.Mai
 // TestUIDNextWithOlderState: without the store's highest UIDs, UIDNEXT is still above
 // every UID the mailbox holds.
 func TestUIDNextWithOlderState(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
+	st := testlib.Memory(t, memstore.Options{})
 	inbox, _ := newInbox()
 	r := put(t, st, inbox, "question", nil)
 	s := putSent(t, st, inbox, "Re: question")

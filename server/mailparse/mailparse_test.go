@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
+
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 )
 
 // summary is what a test checks of a parse: the text and HTML bodies and the
@@ -388,24 +390,13 @@ func TestSearchText(t *testing.T) {
 
 // TestLimits checks MaxParts, MaxDepth and the bytes the walk may copy.
 func TestLimits(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
-	for range MaxParts + 500 {
-		b.WriteString("--b\r\nContent-Type: image/png\r\n\r\nx\r\n")
-	}
-	b.WriteString("--b--\r\n")
-	if m := Parse([]byte(b.String())); len(m.Attachments) != MaxParts-1 {
+	if m := Parse(testlib.WideMail(MaxParts + 500)); len(m.Attachments) != MaxParts-1 {
 		t.Errorf("Parse(%d parts) has %d attachments, want %d", MaxParts+500, len(m.Attachments), MaxParts-1)
 	}
 
 	// Every level of a deep nesting holds the whole megabyte below it: read level by
 	// level it is 50 MiB of copying; the budget ends it.
-	b.Reset()
-	for i := range MaxDepth {
-		b.WriteString("Content-Type: multipart/mixed; boundary=b" + strings.Repeat("x", i) + "\r\n\r\n--b" + strings.Repeat("x", i) + "\r\n")
-	}
-	b.WriteString("Content-Type: image/png\r\n\r\n" + strings.Repeat("x", 1<<20) + "\r\n")
-	raw := []byte(b.String())
+	raw := testlib.DeepMail(MaxDepth, strings.Repeat("x", 1<<20))
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	m := Parse(raw)
@@ -422,18 +413,7 @@ func TestLimits(t *testing.T) {
 // old parser's fuzz inputs (testdata/fuzz/FuzzParse): it must not panic or hang, and
 // what it returns must hold together.
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.eml")
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	for _, body := range []string{"QUJD\r\nRA", "QUJDR", "-_-_\r\n  QQ==\r\n-- \r\nfooter", "", "===", "Q\tU\rJ\nD"} {
-		f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n" +
-			"Content-Transfer-Encoding: base64\r\n\r\n" + body + "\r\n--b--\r\n"))
-	}
+	testlib.AddMailSeeds(f)
 	f.Add([]byte(" folded\r\nSubject: s\r\n\r\n"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n--b\r\n\r\ny\r\n--b--\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {

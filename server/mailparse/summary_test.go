@@ -1,11 +1,11 @@
 package mailparse
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 )
 
 func TestSummarize(t *testing.T) {
@@ -64,38 +64,11 @@ func TestSummaryKeepsOneLine(t *testing.T) {
 // FuzzSummarize feeds hostile messages to the parser: it must not panic or
 // hang. The seeds are the sample messages in the receiver's testdata.
 func FuzzSummarize(f *testing.F) {
-	files, _ := filepath.Glob("../mx/testdata/*.eml")
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testlib.AddFiles(f, "../mx/testdata/*.eml")
 	f.Add([]byte(multipartMail))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		Summarize(data)
 	})
 }
 
-// multipartMail is a seed, as the receiver's tests send it.
-const multipartMail = "From: =?UTF-8?Q?Zo=C3=A9?= <zoe@sender.test>\r\n" +
-	"To: a@mayfly.test, \"Bee\" <b+news@mayfly.test>\r\n" +
-	"Subject: =?ISO-8859-1?Q?Caf=E9_au_lait?=\r\n" +
-	"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n" +
-	"MIME-Version: 1.0\r\n" +
-	"Content-Type: multipart/mixed; boundary=XX\r\n" +
-	"\r\n" +
-	"--XX\r\n" +
-	"Content-Type: text/plain; charset=utf-8\r\n" +
-	"\r\n" +
-	"Hello.\r\n" +
-	".a line that starts with a dot\r\n" +
-	"..and one with two\r\n" +
-	"--XX\r\n" +
-	"Content-Type: application/pdf; name=\"invoice.pdf\"\r\n" +
-	"Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n" +
-	"Content-Transfer-Encoding: base64\r\n" +
-	"\r\n" +
-	"JVBERi0xLjQK\r\n" +
-	"--XX--\r\n"
+const multipartMail = testlib.MultipartMail

@@ -2,6 +2,7 @@ package mx
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -30,25 +32,11 @@ func TestAuthenticationEndToEnd(t *testing.T) {
 	}
 	// The envelope sender's domain passes SPF but is not aligned with From, so DMARC
 	// rests on DKIM alone and a broken signature must fail it.
-	addr := dnstest.TXTServer(t, map[string]string{
-		"bounces.test.":            "v=spf1 ip4:127.0.0.0/8 -all",
-		"s1._domainkey.shop.test.": "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub),
-		"_dmarc.shop.test.":        "v=DMARC1; p=reject",
-	})
-	v, err := mailauth.New(mailauth.Options{AuthservID: "mx.mayfly.test", DNS: addr, QueryTimeout: time.Second, Budget: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	v := shopVerifier(t, "k=rsa; p="+base64.StdEncoding.EncodeToString(pub))
+	st := testlib.Memory(t, memstore.Options{})
 	srv := start(t, Options{Verifier: v}, st)
 
-	const mail = "From: Shop <noreply@shop.test>\r\nTo: buyer@mayfly.test\r\nSubject: Your receipt\r\n" +
-		"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@shop.test>\r\n\r\nThank you for your order.\r\n"
-	var signed bytes.Buffer
-	if err := dkim.Sign(&signed, strings.NewReader(mail), &dkim.SignOptions{Domain: "shop.test", Selector: "s1", Signer: key}); err != nil {
-		t.Fatal(err)
-	}
+	signed := signedReceipt(t, key)
 	// Someone upstream forged a result in our name: it must not survive.
 	forged := "Authentication-Results: MX.Mayfly.Test; dkim=pass header.d=shop.test\r\n" + signed.String()
 	tampered := strings.Replace(signed.String(), "Thank you", "Thank YOU", 1)
@@ -80,4 +68,34 @@ func TestAuthenticationEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shopVerifier checks mail against a test zone in which bounces.test passes SPF from
+// loopback, shop.test publishes the DKIM key dkimKey ("k=... p=...") under the
+// selector s1, and shop.test's DMARC policy is reject.
+func shopVerifier(t *testing.T, dkimKey string) *mailauth.Verifier {
+	t.Helper()
+	addr := dnstest.TXTServer(t, map[string]string{
+		"bounces.test.":            "v=spf1 ip4:127.0.0.0/8 -all",
+		"s1._domainkey.shop.test.": "v=DKIM1; " + dkimKey,
+		"_dmarc.shop.test.":        "v=DMARC1; p=reject",
+	})
+	v, err := mailauth.New(mailauth.Options{AuthservID: "mx.mayfly.test", DNS: addr, QueryTimeout: time.Second, Budget: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// signedReceipt is shop.test's receipt to buyer@mayfly.test, signed by key under the
+// selector s1.
+func signedReceipt(t *testing.T, key crypto.Signer) *bytes.Buffer {
+	t.Helper()
+	const mail = "From: Shop <noreply@shop.test>\r\nTo: buyer@mayfly.test\r\nSubject: Your receipt\r\n" +
+		"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@shop.test>\r\n\r\nThank you for your order.\r\n"
+	var signed bytes.Buffer
+	if err := dkim.Sign(&signed, strings.NewReader(mail), &dkim.SignOptions{Domain: "shop.test", Selector: "s1", Signer: key}); err != nil {
+		t.Fatal(err)
+	}
+	return &signed
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/flashmob/go-guerrilla/mail"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -17,13 +18,6 @@ import (
 func BenchmarkDeliver(b *testing.B) {
 	for _, size := range []int{1 << 10, 10 << 10, 100 << 10} {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			st := memstore.New(memstore.Options{MemoryLimit: 64 << 20})
-			defer st.Close()
-			s := New(Options{Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}}, st, testLogger(nil))
-			e := mail.NewEnvelope("127.0.0.1", 1)
-			e.Helo, e.ESMTP = "client.test", true
-			e.MailFrom = mail.Address{User: "sender", Host: "sender.test"}
-			e.RcptTo = []mail.Address{{User: "bench", Host: "mayfly.test"}}
 			var body bytes.Buffer
 			body.WriteString("From: Sender <sender@sender.test>\r\nTo: bench@mayfly.test\r\nSubject: =?UTF-8?Q?bench_=C3=A9?=\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\n")
 			for body.Len() < size {
@@ -31,13 +25,25 @@ func BenchmarkDeliver(b *testing.B) {
 			}
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
-			for b.Loop() {
-				e.Data = *bytes.NewBuffer(body.Bytes()) // deliver lets it go
-				if reply := s.deliver(e); reply[0] != '2' {
-					b.Fatal(reply)
-				}
-			}
+			benchDeliver(b, body.Bytes(), 64<<20)
 		})
+	}
+}
+
+// benchDeliver measures deliver of raw to one inbox of a memory store that holds
+// memoryLimit bytes.
+func benchDeliver(b *testing.B, raw []byte, memoryLimit int64) {
+	st := testlib.Memory(b, memstore.Options{MemoryLimit: memoryLimit})
+	s := New(Options{Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}}, st, testLogger(nil))
+	e := mail.NewEnvelope("127.0.0.1", 1)
+	e.Helo, e.ESMTP = "client.test", true
+	e.MailFrom = mail.Address{User: "sender", Host: "sender.test"}
+	e.RcptTo = []mail.Address{{User: "bench", Host: "mayfly.test"}}
+	for b.Loop() {
+		e.Data = *bytes.NewBuffer(raw) // deliver lets it go
+		if reply := s.deliver(e); reply[0] != '2' {
+			b.Fatal(reply)
+		}
 	}
 }
 
@@ -47,8 +53,7 @@ func BenchmarkDeliver(b *testing.B) {
 func BenchmarkReceive(b *testing.B) {
 	for _, size := range []int{10 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			st := memstore.New(memstore.Options{MemoryLimit: 256 << 20})
-			defer st.Close()
+			st := testlib.Memory(b, memstore.Options{MemoryLimit: 256 << 20})
 			addr := start(b, Options{
 				MaxMessageSize: 4 << 20,
 				RecipientRate:  limit.Rate{N: -1},

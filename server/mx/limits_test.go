@@ -1,18 +1,15 @@
 package mx
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -54,8 +51,7 @@ func wantRefusal(t *testing.T, what string, err error, want string) {
 // at RCPT, while a transaction it had accepted before still completes, and so do the
 // recipients the flooding session had accepted.
 func TestRecipientRate(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	reg := prometheus.NewRegistry()
 	addr := start(t, Options{RecipientRate: limit.Rate{N: 3, Per: time.Hour}, Metrics: reg}, st)
 
@@ -144,8 +140,7 @@ func TestReceiveRate(t *testing.T) {
 // command timeout has run out since our last reply: go-guerrilla sets the deadline
 // when it replies, not per byte read. A client that keeps talking meanwhile is served.
 func TestSlowClient(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	const timeout = time.Second // go-guerrilla counts whole seconds
 	addr := start(t, Options{Timeout: timeout}, st)
 	active := dial(t, addr)
@@ -153,38 +148,15 @@ func TestSlowClient(t *testing.T) {
 	// Before the dial: the server's deadline starts after it accepts, and may run out
 	// a little before the client has read the greeting.
 	start := time.Now()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 ") {
-		t.Fatalf("greeting %q, %v", line, err)
-	}
-	partial := "EHLO slow.client.test"
-	for i := 0; ; i++ {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("a client sending a byte every 50ms was still connected after %v", time.Since(start))
-		}
+	slow := testlib.DialGreeted(t, addr, "220 ")
+	line := slow.Trickle(start, "EHLO slow.client.test", func() {
 		// RSET, not NOOP: go-guerrilla answers NOOP with 200, which go-smtp rejects.
 		if err := active.Reset(); err != nil {
 			t.Fatalf("RSET of a client that keeps talking: %v", err)
 		}
-		if _, err := conn.Write([]byte{partial[i%len(partial)]}); err != nil {
-			break // closed, and the write noticed first
-		}
-		// The client's own read deadline paces the bytes.
-		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		line, err := r.ReadString('\n')
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			continue
-		}
-		if line != "" {
-			t.Fatalf("slow client was answered %q, want the connection closed", line)
-		}
-		break // EOF or reset: closed
+	})
+	if line != "" {
+		t.Fatalf("slow client was answered %q, want the connection closed", line)
 	}
 	cut := time.Since(start)
 	if cut < timeout {

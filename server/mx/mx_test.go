@@ -8,31 +8,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger(t testing.TB) *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // start runs a receiver on a free loopback port until the test ends.
 func start(t testing.TB, opts Options, st store) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if opts.Hostname == "" {
 		opts.Hostname = "mx.mayfly.test"
 	}
@@ -40,31 +33,12 @@ func start(t testing.TB, opts Options, st store) string {
 		opts.Domains = []string{"mayfly.test", "Other.Example"}
 	}
 	srv := New(opts, st, testLogger(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	addr, _ := testlib.Serve(t, srv.Serve)
 	// Connections wait in the listener's backlog until go-guerrilla accepts them.
-	return ln.Addr().String()
+	return addr
 }
 
-func dial(t *testing.T, addr string) *smtp.Client {
-	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func dial(t *testing.T, addr string) *smtp.Client { return testlib.DialSMTP(t, addr) }
 
 func wantCode(t *testing.T, what string, err error, code int, enhanced smtp.EnhancedCode) {
 	t.Helper()
@@ -85,106 +59,84 @@ func send(c *smtp.Client, body string) error {
 	return w.Close()
 }
 
-const multipartMail = "From: =?UTF-8?Q?Zo=C3=A9?= <zoe@sender.test>\r\n" +
-	"To: a@mayfly.test, \"Bee\" <b+news@mayfly.test>\r\n" +
-	"Subject: =?ISO-8859-1?Q?Caf=E9_au_lait?=\r\n" +
-	"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n" +
-	"MIME-Version: 1.0\r\n" +
-	"Content-Type: multipart/mixed; boundary=XX\r\n" +
-	"\r\n" +
-	"--XX\r\n" +
-	"Content-Type: text/plain; charset=utf-8\r\n" +
-	"\r\n" +
-	"Hello.\r\n" +
-	".a line that starts with a dot\r\n" +
-	"..and one with two\r\n" +
-	"--XX\r\n" +
-	"Content-Type: application/pdf; name=\"invoice.pdf\"\r\n" +
-	"Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n" +
-	"Content-Transfer-Encoding: base64\r\n" +
-	"\r\n" +
-	"JVBERi0xLjQK\r\n" +
-	"--XX--\r\n"
+const multipartMail = testlib.MultipartMail
 
 func TestReceive(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			addr := start(t, Options{TTL: 30 * time.Minute, MaxMessageSize: 64 << 10}, st)
-			c := dial(t, addr)
-			if err := c.Mail("sender@sender.test", nil); err != nil {
-				t.Fatal(err)
+	eachStore(t, func(t *testing.T, st storage.Store) {
+		addr := start(t, Options{TTL: 30 * time.Minute, MaxMessageSize: 64 << 10}, st)
+		c := dial(t, addr)
+		if err := c.Mail("sender@sender.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, rcpt := range []string{"a@mayfly.test", "B+News@Mayfly.TEST", "c@other.example", "A@MAYFLY.test"} {
+			if err := c.Rcpt(rcpt, nil); err != nil {
+				t.Fatalf("Rcpt(%q): %v", rcpt, err)
 			}
-			for _, rcpt := range []string{"a@mayfly.test", "B+News@Mayfly.TEST", "c@other.example", "A@MAYFLY.test"} {
-				if err := c.Rcpt(rcpt, nil); err != nil {
-					t.Fatalf("Rcpt(%q): %v", rcpt, err)
-				}
-			}
-			wantCode(t, "Rcpt on a foreign domain", c.Rcpt("x@foreign.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
-			wantCode(t, "Rcpt on a subdomain", c.Rcpt("x@sub.mayfly.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
-			before := time.Now()
-			if err := send(c, multipartMail); err != nil {
-				t.Fatalf("DATA: %v", err)
-			}
-			ctx := t.Context()
+		}
+		wantCode(t, "Rcpt on a foreign domain", c.Rcpt("x@foreign.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
+		wantCode(t, "Rcpt on a subdomain", c.Rcpt("x@sub.mayfly.test", nil), 550, smtp.EnhancedCode{5, 7, 1})
+		before := time.Now()
+		if err := send(c, multipartMail); err != nil {
+			t.Fatalf("DATA: %v", err)
+		}
+		ctx := t.Context()
 
-			a := only(t, st, "a@mayfly.test")
-			b := only(t, st, "b@mayfly.test")
-			other := only(t, st, "c@other.example")
-			if !slices.Equal(a.Envelope.Recipients, []string{"a@mayfly.test", "A@MAYFLY.test"}) {
-				t.Errorf("a's envelope recipients = %q, want both spellings", a.Envelope.Recipients)
+		a := only(t, st, "a@mayfly.test")
+		b := only(t, st, "b@mayfly.test")
+		other := only(t, st, "c@other.example")
+		if !slices.Equal(a.Envelope.Recipients, []string{"a@mayfly.test", "A@MAYFLY.test"}) {
+			t.Errorf("a's envelope recipients = %q, want both spellings", a.Envelope.Recipients)
+		}
+		if b.Tag != "News" || !slices.Equal(b.Envelope.Recipients, []string{"B+News@Mayfly.TEST"}) {
+			t.Errorf("b: tag %q, recipients %q; want tag News", b.Tag, b.Envelope.Recipients)
+		}
+		if other.Tag != "" {
+			t.Errorf("c's tag = %q, want none", other.Tag)
+		}
+		for _, m := range []*storage.Message{a, b, other} {
+			if m.Envelope.From != "sender@sender.test" || m.Envelope.RemoteIP != "127.0.0.1" || m.Envelope.Helo != "client.test" {
+				t.Errorf("%s: envelope %+v", m.Inbox, m.Envelope)
 			}
-			if b.Tag != "News" || !slices.Equal(b.Envelope.Recipients, []string{"B+News@Mayfly.TEST"}) {
-				t.Errorf("b: tag %q, recipients %q; want tag News", b.Tag, b.Envelope.Recipients)
+			if m.Subject != "Café au lait" || m.From != "Zoé <zoe@sender.test>" || !m.HasAttachments {
+				t.Errorf("%s: subject %q, from %q, attachments %v", m.Inbox, m.Subject, m.From, m.HasAttachments)
 			}
-			if other.Tag != "" {
-				t.Errorf("c's tag = %q, want none", other.Tag)
+			if !slices.Equal(m.To, []string{"a@mayfly.test", "Bee <b+news@mayfly.test>"}) {
+				t.Errorf("%s: To %q", m.Inbox, m.To)
 			}
-			for _, m := range []*storage.Message{a, b, other} {
-				if m.Envelope.From != "sender@sender.test" || m.Envelope.RemoteIP != "127.0.0.1" || m.Envelope.Helo != "client.test" {
-					t.Errorf("%s: envelope %+v", m.Inbox, m.Envelope)
-				}
-				if m.Subject != "Café au lait" || m.From != "Zoé <zoe@sender.test>" || !m.HasAttachments {
-					t.Errorf("%s: subject %q, from %q, attachments %v", m.Inbox, m.Subject, m.From, m.HasAttachments)
-				}
-				if !slices.Equal(m.To, []string{"a@mayfly.test", "Bee <b+news@mayfly.test>"}) {
-					t.Errorf("%s: To %q", m.Inbox, m.To)
-				}
-				if want := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC); !m.Date.Equal(want) {
-					t.Errorf("%s: Date %v, want %v", m.Inbox, m.Date, want)
-				}
-				if m.Received.Before(before.Add(-time.Second)) || m.Expires.Sub(m.Received) < 30*time.Minute-time.Millisecond || m.Expires.Sub(m.Received) > 30*time.Minute+time.Millisecond {
-					t.Errorf("%s: received %v, expires %v; want a 30m lifetime", m.Inbox, m.Received, m.Expires)
-				}
-				raw, err := st.Raw(ctx, m.Inbox, m.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.HasSuffix(raw, []byte(multipartMail)) {
-					t.Errorf("%s: stored bytes do not end with the message as sent:\n%s", m.Inbox, raw)
-				}
-				trace := string(raw[:len(raw)-len(multipartMail)])
-				if !strings.HasPrefix(trace, "Received: from client.test ([127.0.0.1])\r\n\tby mx.mayfly.test (Mayfly) with ESMTP id ") ||
-					strings.Contains(trace, "for <") || strings.Count(trace, "\r\n") != 2 {
-					t.Errorf("%s: trace header %q", m.Inbox, trace)
-				}
-				if m.Size != int64(len(raw)) {
-					t.Errorf("%s: Size %d, want %d", m.Inbox, m.Size, len(raw))
-				}
+			if want := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC); !m.Date.Equal(want) {
+				t.Errorf("%s: Date %v, want %v", m.Inbox, m.Date, want)
 			}
+			if m.Received.Before(before.Add(-time.Second)) || m.Expires.Sub(m.Received) < 30*time.Minute-time.Millisecond || m.Expires.Sub(m.Received) > 30*time.Minute+time.Millisecond {
+				t.Errorf("%s: received %v, expires %v; want a 30m lifetime", m.Inbox, m.Received, m.Expires)
+			}
+			raw, err := st.Raw(ctx, m.Inbox, m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasSuffix(raw, []byte(multipartMail)) {
+				t.Errorf("%s: stored bytes do not end with the message as sent:\n%s", m.Inbox, raw)
+			}
+			trace := string(raw[:len(raw)-len(multipartMail)])
+			if !strings.HasPrefix(trace, "Received: from client.test ([127.0.0.1])\r\n\tby mx.mayfly.test (Mayfly) with ESMTP id ") ||
+				strings.Contains(trace, "for <") || strings.Count(trace, "\r\n") != 2 {
+				t.Errorf("%s: trace header %q", m.Inbox, trace)
+			}
+			if m.Size != int64(len(raw)) {
+				t.Errorf("%s: Size %d, want %d", m.Inbox, m.Size, len(raw))
+			}
+		}
 
-			// An oversized message on the same connection is refused and not stored.
-			if err := c.Mail("sender@sender.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Rcpt("a@mayfly.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 1000)
-			wantCode(t, "DATA over the limit", send(c, big), 552, smtp.EnhancedCode{5, 3, 4})
-			only(t, st, "a@mayfly.test")
-		})
-	}
+		// An oversized message on the same connection is refused and not stored.
+		if err := c.Mail("sender@sender.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("a@mayfly.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 1000)
+		wantCode(t, "DATA over the limit", send(c, big), 552, smtp.EnhancedCode{5, 3, 4})
+		only(t, st, "a@mayfly.test")
+	})
 }
 
 // only returns the one message of inbox, failing unless there is exactly one.
@@ -198,8 +150,7 @@ func only(t *testing.T, st storage.Store, inbox string) *storage.Message {
 }
 
 func TestOneRecipientNamedInTrace(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	c := dial(t, start(t, Options{}, st))
 	if err := c.SendMail("", []string{"solo+x@mayfly.test"}, strings.NewReader("Subject: bounce\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
@@ -215,8 +166,7 @@ func TestOneRecipientNamedInTrace(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{MaxMessageSize: 4096, MaxRecipients: 3}, st)
 
 	c := dial(t, addr)
@@ -274,13 +224,8 @@ func TestStoreFailureIs451(t *testing.T) {
 }
 
 func TestStartTLS(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
-	cert, err := selfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := start(t, Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, st)
+	st := testlib.Memory(t, memstore.Options{})
+	addr := start(t, Options{TLS: testlib.ServerTLS()}, st)
 	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatalf("STARTTLS: %v", err)
@@ -329,8 +274,7 @@ func TestPanicIs451NotACrash(t *testing.T) {
 // TestHostileClients sends what broken or malicious clients send; each gets an error
 // reply or a closed connection, and the receiver goes on serving.
 func TestHostileClients(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{Timeout: 2 * time.Second}, st)
 	tests := []struct {
 		name  string
@@ -370,22 +314,4 @@ func TestHostileClients(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on, for a server that binds by
-// address rather than taking a listener. The port is below Linux's ephemeral range
-// (32768 and up), so that between this check and the server's bind neither a client
-// socket's local port nor another test's port-0 listener can take it; both come from
-// that range.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
-		if err != nil {
-			continue // taken: another try
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free loopback port between 10000 and 32000 in 100 tries")
-	return ""
-}
+var freeAddr = testlib.FreePort

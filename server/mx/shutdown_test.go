@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -15,8 +16,7 @@ import (
 // DATA finish with its 250 (the mail stored), tells an idle client 421 and closes it,
 // and returns within the shutdown timeout.
 func TestShutdownDrains(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := freeAddr(t)
 	srv := New(Options{Addr: addr, Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}, ShutdownTimeout: 5 * time.Second}, st, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,12 +110,6 @@ func TestShutdownDrains(t *testing.T) {
 			t.Fatalf("an idle client after shutdown: %q, want 421 or closed", got)
 		}
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of shutdown with a 5s shutdown timeout")
-	}
+	// Within 10s of shutdown with a 5s shutdown timeout.
+	testlib.Returned(t, done, 10*time.Second, "Run")
 }

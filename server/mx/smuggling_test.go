@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -101,8 +102,7 @@ func TestSmuggling(t *testing.T) {
 // TestDataEnd: CRLF "." CRLF ends DATA, and a sloppy client's LF-only lines are
 // still taken (as CRLF), with dots unstuffed only at the start of a CRLF line.
 func TestDataEnd(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	conn, r, _ := rawDial(t, start(t, Options{}, st), "", 220)
 	command(t, conn, r, "HELO client.test", 250)
 	command(t, conn, r, "MAIL FROM:<lf@sender.test>", 250)
@@ -121,8 +121,7 @@ func TestDataEnd(t *testing.T) {
 // TestConnectionsPerIP: the 21st connection from one address is refused, naming the
 // setting, while another address connects; a closed connection frees its slot.
 func TestConnectionsPerIP(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	reg := prometheus.NewRegistry()
 	addr := start(t, Options{Metrics: reg}, st)
 	var conns []net.Conn
@@ -143,29 +142,13 @@ func TestConnectionsPerIP(t *testing.T) {
 	}
 
 	conns[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		line, _ := bufio.NewReader(conn).ReadString('\n')
-		conn.Close()
-		if strings.HasPrefix(line, "220 ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slot not freed after a close: %q", line)
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the server to see the close, with a deadline
-	}
+	testlib.WaitGreeting(t, addr, "220 ")
 }
 
 // TestStalledSession: a NOOP/RSET loop is cut with 421 after MaxStalledCommands, while
 // another client delivers; a DATA starts the count again.
 func TestStalledSession(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{}, st)
 
 	loop, r, _ := rawDial(t, addr, "", 220)
@@ -300,28 +283,17 @@ func TestDataMemory(t *testing.T) {
 // TestProxyHeader: behind a trusted load balancer the client is the one its PROXY
 // header names, for the trace header, SPF and the per-client limits.
 func TestProxyHeader(t *testing.T) {
-	st := memstore.New(memstore.Options{})
-	defer st.Close()
+	st := testlib.Memory(t, memstore.Options{})
 	addr := start(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxConnectionsPerIP: 1}, st)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testlib.Proxied(t, addr, "203.0.113.7", 25)
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "PROXY TCP4 203.0.113.7 127.0.0.1 40000 25\r\n")
 	r := textproto.NewReader(bufio.NewReader(conn))
 	if _, msg, err := r.ReadResponse(220); err != nil {
 		t.Fatalf("banner: %q, %v", msg, err)
 	}
 	// The proxy's own address is not the client's: another client through it connects.
-	other, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := testlib.Proxied(t, addr, "203.0.113.8", 25)
 	other.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(other, "PROXY TCP4 203.0.113.8 127.0.0.1 40001 25\r\n")
 	if _, msg, err := textproto.NewReader(bufio.NewReader(other)).ReadResponse(220); err != nil {
 		t.Fatalf("second client through the proxy: %q, %v", msg, err)
 	}

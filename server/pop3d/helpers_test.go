@@ -1,31 +1,22 @@
 package pop3d
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"fmt"
-	"io"
-	"log/slog"
-	"math/big"
 	"net"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
-	"github.com/mayfly-mail/mayfly/storage/redisstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -49,40 +40,16 @@ type fullStore interface {
 // stores lists the stores the tests run on: memory always, Redis when
 // MAYFLY_TEST_REDIS_URL is set (make test sets it; under CI its absence fails).
 func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
-	m := map[string]func(t testing.TB) fullStore{
-		"memory": func(t testing.TB) fullStore {
-			st := memstore.New(memstore.Options{})
-			t.Cleanup(func() { st.Close() })
-			return st
-		},
-	}
-	url := storetest.RedisURL(t)
-	if url == "" {
-		return m
-	}
-	m["redis"] = func(t testing.TB) fullStore {
-		prefix := fmt.Sprintf("mayflytest:pop3:%d:", time.Now().UnixNano())
-		st, err := redisstore.New(t.Context(), redisstore.Options{URL: url, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			st.DeleteInbox(ctx, box)
-			st.Close()
-		})
-		return st
-	}
-	return m
+	return testlib.Stores[fullStore](t, testlib.StoreOptions{Name: "pop3", Clean: []string{box}})
+}
+
+// eachStore runs fn as a subtest on every store of stores.
+func eachStore(t *testing.T, fn func(t *testing.T, st fullStore)) {
+	testlib.EachStore(t, stores(t), fn)
 }
 
 // memory returns a memory store for the tests that are about the protocol, not the store.
-func memory(t testing.TB) fullStore {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
-	return st
-}
+func memory(t testing.TB) fullStore { return testlib.Memory(t, memstore.Options{}) }
 
 // put stores raw in inbox and returns the stored message.
 func put(t testing.TB, st fullStore, inbox string, raw []byte) *storage.Message {
@@ -113,38 +80,19 @@ func ids(t testing.TB, st fullStore, inbox string) []string {
 	return out
 }
 
-// testLogger writes to the test's output, shown with -v or on failure.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+var testLogger = testlib.Logger
+
+// wantIDs requires box to hold exactly the messages want, oldest first; when says at
+// which point of the test, for the failure.
+func wantIDs(t testing.TB, st fullStore, when string, want ...string) {
+	t.Helper()
+	if got := ids(t, st, box); !slices.Equal(got, want) {
+		t.Errorf("%s: the store has %q, want %q", when, got, want)
+	}
 }
 
-// testCert is a self-signed certificate for 127.0.0.1 and the pool that trusts it.
-var testCert = sync.OnceValues(func() (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "pop3.mayfly.test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-})
+// testCert is the test certificate and the pool that trusts it.
+var testCert = testlib.Cert
 
 // setup says how newEnv starts the server.
 type setup struct {
@@ -196,10 +144,7 @@ func newEnv(t testing.TB, st fullStore, su setup) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	serve := func(implicit bool) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := testlib.Listen(t)
 		go func() { e.done <- e.srv.Serve(ctx, ln, implicit) }()
 		return ln.Addr().String()
 	}
@@ -231,19 +176,14 @@ func (e *env) stop(n int) {
 
 // client is a POP3 client that reads the protocol byte by byte as a strict client would.
 type client struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
+	*testlib.Client
+	t testing.TB
 }
 
 // dial connects to addr and reads the greeting.
 func dial(t testing.TB, addr string) *client {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return start(t, conn)
+	return greeted(t, testlib.Dial(t, addr))
 }
 
 // dialTLS connects to a POP3S listener and reads the greeting.
@@ -258,41 +198,24 @@ func dialTLS(t testing.TB, addr string, pool *x509.CertPool) *client {
 
 func start(t testing.TB, conn net.Conn) *client {
 	t.Helper()
-	t.Cleanup(func() { conn.Close() })
-	// A safety net against a hung server, not a synchronisation.
-	conn.SetDeadline(time.Now().Add(time.Minute))
-	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return greeted(t, testlib.NewClient(t, conn))
+}
+
+func greeted(t testing.TB, conn *testlib.Client) *client {
+	t.Helper()
+	c := &client{Client: conn, t: t}
 	if g := c.line(); !strings.HasPrefix(g, "+OK ") {
 		t.Fatalf("greeting = %q, want +OK", g)
 	}
 	return c
 }
 
-func (c *client) send(line string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
-		c.t.Fatalf("send %q: %v", line, err)
-	}
-}
-
-// line reads one response line, which must end in CRLF, and returns it without.
-func (c *client) line() string {
-	c.t.Helper()
-	l, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (after %q)", err, l)
-	}
-	if !strings.HasSuffix(l, "\r\n") {
-		c.t.Fatalf("line %q does not end in CRLF", l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-func (c *client) cmd(line string) string {
-	c.t.Helper()
-	c.send(line)
-	return c.line()
-}
+func (c *client) send(line string)       { c.t.Helper(); c.Send(line) }
+func (c *client) line() string           { c.t.Helper(); return c.Line() }
+func (c *client) cmd(line string) string { c.t.Helper(); return c.Cmd(line) }
+func (c *client) multi() []byte          { c.t.Helper(); return c.Multi() }
+func (c *client) lines() []string        { c.t.Helper(); return c.Lines() }
+func (c *client) closed()                { c.t.Helper(); c.Closed() }
 
 // ok sends line and requires +OK.
 func (c *client) ok(line string) string {
@@ -314,31 +237,6 @@ func (c *client) fail(line, want string) string {
 	return r
 }
 
-// multi reads the rest of a multi-line response and undoes the byte-stuffing: what it
-// returns, CRLFs included, is what the server meant to send.
-func (c *client) multi() []byte {
-	c.t.Helper()
-	var out bytes.Buffer
-	for {
-		l := c.line()
-		if l == "." {
-			return out.Bytes()
-		}
-		out.WriteString(strings.TrimPrefix(l, "."))
-		out.WriteString("\r\n")
-	}
-}
-
-// lines reads the rest of a multi-line response as lines.
-func (c *client) lines() []string {
-	c.t.Helper()
-	b := c.multi()
-	if len(b) == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
-}
-
 func (c *client) login(user, pass string) {
 	c.t.Helper()
 	c.ok("USER " + user)
@@ -349,19 +247,21 @@ func (c *client) login(user, pass string) {
 func (c *client) starttls(pool *x509.CertPool) {
 	c.t.Helper()
 	c.ok("STLS")
-	tc := tls.Client(c.conn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatalf("TLS handshake: %v", err)
-	}
-	c.conn, c.r = tc, bufio.NewReader(tc)
+	c.StartTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 }
 
-// closed requires the server to have closed the connection.
-func (c *client) closed() {
+// retrOverTLS logs in on a session already in TLS, which refuses STLS, reads message
+// 1, which must be plainMsg, and quits.
+func (c *client) retrOverTLS() {
 	c.t.Helper()
-	if l, err := c.r.ReadString('\n'); err == nil {
-		c.t.Fatalf("read %q, want the connection closed", l)
+	c.fail("STLS", "already using TLS")
+	c.login(box, token(box))
+	c.ok("RETR 1")
+	if got := c.multi(); !bytes.Equal(got, plainMsg) {
+		c.t.Errorf("RETR over TLS = %q", got)
 	}
+	c.ok("QUIT")
+	c.closed()
 }
 
 // capa returns the CAPA list.

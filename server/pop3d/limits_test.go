@@ -1,7 +1,6 @@
 package pop3d
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
@@ -21,10 +21,10 @@ import (
 // wait, and returns the lines. A connection still open at the end fails the test.
 func untilClosed(t *testing.T, c *client, wait time.Duration) []string {
 	t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(wait))
+	c.Conn.SetReadDeadline(time.Now().Add(wait))
 	var lines []string
 	for {
-		l, err := c.r.ReadString('\n')
+		l, err := c.R.ReadString('\n')
 		if l != "" {
 			lines = append(lines, strings.TrimSpace(l))
 		}
@@ -42,12 +42,7 @@ func untilClosed(t *testing.T, c *client, wait time.Duration) []string {
 // rawDial connects without reading a greeting.
 func rawDial(t *testing.T, addr string) *client {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return &client{Client: testlib.Dial(t, addr), t: t}
 }
 
 func limited(e *env, reason string) float64 {
@@ -82,20 +77,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	// A connection that ends gives its slot back.
 	quitting.ok("QUIT")
 	quitting.closed()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c := rawDial(t, e.addr)
-		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		l, _ := c.r.ReadString('\n')
-		c.conn.Close()
-		if strings.HasPrefix(l, "+OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a connection quit, a new one still reads %q", l)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testlib.WaitGreeting(t, e.addr, "+OK")
 }
 
 // TestCommandRatePacesFlood floods a connection with NOOPs, pipelined, on the
@@ -115,17 +97,17 @@ func TestCommandRatePacesFlood(t *testing.T) {
 	go func() {
 		batch := strings.Repeat("NOOP\r\n", 100)
 		for {
-			if _, err := io.WriteString(flood.conn, batch); err != nil {
+			if _, err := io.WriteString(flood.Conn, batch); err != nil {
 				return // closed by the server, or by the test's end
 			}
 		}
 	}()
 	start := time.Now()
-	flood.conn.SetDeadline(start.Add(90 * time.Second))
+	flood.Conn.SetDeadline(start.Add(90 * time.Second))
 	answered := 0
 	var last []string
 	for {
-		l, err := flood.r.ReadString('\n')
+		l, err := flood.R.ReadString('\n')
 		if l == "+OK\r\n" {
 			answered++
 		} else if l != "" {
@@ -212,7 +194,7 @@ func TestSlowClient(t *testing.T) {
 		other := dial(t, e.addr)
 		other.login(box, token(box))
 		c := dial(t, e.addr)
-		io.WriteString(c.conn, "USER bo")
+		io.WriteString(c.Conn, "USER bo")
 		start := time.Now()
 		if got := untilClosed(t, c, wait); len(got) != 1 || got[0] != autologout {
 			t.Errorf("a partial line read %q, want %s", got, autologout)
@@ -226,30 +208,10 @@ func TestSlowClient(t *testing.T) {
 	t.Run("a byte at a time", func(t *testing.T) {
 		e := newEnv(t, memory(t), setup{loginTimeout: loginTimeout})
 		c := dial(t, e.addr)
-		stop := make(chan struct{})
-		dripped := make(chan struct{})
-		go func() {
-			defer close(dripped)
-			if _, err := io.WriteString(c.conn, "USER "); err != nil {
-				return
-			}
-			tick := time.NewTicker(loginTimeout / 10)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				if _, err := c.conn.Write([]byte("x")); err != nil {
-					return
-				}
-			}
-		}()
+		stop := testlib.Drip(c.Conn, "USER ", loginTimeout/10)
 		// The line keeps growing, so only a deadline per line, not per read, ends it.
 		got := untilClosed(t, c, wait)
-		close(stop)
-		<-dripped
+		stop()
 		if len(got) != 1 || got[0] != autologout {
 			t.Errorf("a line sent a byte at a time read %q, want %s", got, autologout)
 		}

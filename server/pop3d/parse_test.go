@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailparse"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -278,8 +279,7 @@ func FuzzSession(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, script []byte) {
-		st := memstore.New(memstore.Options{})
-		defer st.Close()
+		st := testlib.Memory(t, memstore.Options{})
 		put(t, st, box, plainMsg)
 		put(t, st, box, dotted)
 		catcher := &problemCatcher{}

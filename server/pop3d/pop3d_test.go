@@ -1,7 +1,6 @@
 package pop3d
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
@@ -216,9 +216,7 @@ func testDeleQuit(t *testing.T, st fullStore) {
 		t.Errorf("QUIT = %q", got)
 	}
 	c.closed()
-	if got, want := ids(t, st, box), []string{m1.ID}; !slices.Equal(got, want) {
-		t.Errorf("after QUIT the store has %q, want %q", got, want)
-	}
+	wantIDs(t, st, "after QUIT", m1.ID)
 	if got := testutil.ToFloat64(e.srv.metrics.deleted); got != 2 {
 		t.Errorf("deleted = %v, want 2", got)
 	}
@@ -237,9 +235,7 @@ func testDeleRset(t *testing.T, st fullStore) {
 	c.multi()
 	c.ok("QUIT")
 	c.closed()
-	if got, want := ids(t, st, box), []string{m1.ID}; !slices.Equal(got, want) {
-		t.Errorf("after RSET and QUIT the store has %q, want %q", got, want)
-	}
+	wantIDs(t, st, "after RSET and QUIT", m1.ID)
 }
 
 func testDeleDrop(t *testing.T, st fullStore) {
@@ -248,7 +244,7 @@ func testDeleDrop(t *testing.T, st fullStore) {
 	c := dial(t, e.addr)
 	c.login(box, token(box))
 	c.ok("DELE 1")
-	c.conn.Close()
+	c.Conn.Close()
 	// Deletions happen at QUIT only; none came, so a new session sees the message.
 	c = dial(t, e.addr)
 	c.login(box, token(box))
@@ -256,9 +252,7 @@ func testDeleDrop(t *testing.T, st fullStore) {
 		t.Errorf("STAT = %q, want %q", got, want)
 	}
 	c.ok("QUIT")
-	if got, want := ids(t, st, box), []string{m1.ID}; !slices.Equal(got, want) {
-		t.Errorf("the store has %q, want %q", got, want)
-	}
+	wantIDs(t, st, "at the end", m1.ID)
 }
 
 // testGone deletes a message behind the session's back, as expiry or IMAP would.
@@ -332,9 +326,7 @@ func testSent(t *testing.T, st fullStore) {
 	c.ok("DELE 2")
 	c.ok("QUIT")
 	c.closed()
-	if got, want := ids(t, st, box), []string{sent.ID}; !slices.Equal(got, want) {
-		t.Errorf("the store has %q, want only the sent copy %q", got, want)
-	}
+	wantIDs(t, st, "at the end", sent.ID)
 }
 
 func testSeen(t *testing.T, st fullStore) {
@@ -629,14 +621,7 @@ func TestPlaintextRefused(t *testing.T) {
 	if got := c.capa(); !slices.Contains(got, "USER") || !slices.Contains(got, "SASL PLAIN") || slices.Contains(got, "STLS") {
 		t.Errorf("CAPA after STLS = %q, want USER and SASL PLAIN, no STLS", got)
 	}
-	c.fail("STLS", "already using TLS")
-	c.login(box, token(box))
-	c.ok("RETR 1")
-	if got := c.multi(); !bytes.Equal(got, plainMsg) {
-		t.Errorf("RETR over TLS = %q", got)
-	}
-	c.ok("QUIT")
-	c.closed()
+	c.retrOverTLS()
 
 	// Without a certificate there is no STLS to point to.
 	e = newEnv(t, st, setup{remote: true, noTLS: true})
@@ -681,14 +666,7 @@ func TestSTLS(t *testing.T) {
 	})
 	t.Run("POP3S", func(t *testing.T) {
 		c := dialTLS(t, e.tlsAddr, e.pool)
-		c.fail("STLS", "already using TLS")
-		c.login(box, token(box))
-		c.ok("RETR 1")
-		if got := c.multi(); !bytes.Equal(got, plainMsg) {
-			t.Errorf("RETR = %q", got)
-		}
-		c.ok("QUIT")
-		c.closed()
+		c.retrOverTLS()
 	})
 }
 
@@ -776,7 +754,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c2 := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c2 := &client{Client: testlib.NewClient(t, conn), t: t}
 	if got := c2.line(); !strings.HasPrefix(got, "-ERR [SYS/TEMP] ") {
 		t.Errorf("second connection got %q, want -ERR [SYS/TEMP]", got)
 	}
@@ -805,9 +783,7 @@ func TestShutdown(t *testing.T) {
 		}
 		c.closed()
 	}
-	if got, want := ids(t, st, box), []string{m.ID}; !slices.Equal(got, want) {
-		t.Errorf("the store has %q, want %q: no QUIT, no deletion", got, want)
-	}
+	wantIDs(t, st, "at the end: no QUIT, no deletion", m.ID)
 	if got := testutil.ToFloat64(e.srv.metrics.sessions); got != 0 {
 		t.Errorf("sessions = %v after shutdown, want 0", got)
 	}

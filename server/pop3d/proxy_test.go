@@ -3,43 +3,23 @@ package pop3d
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
-// loopbackProxies trusts every test connection as a proxy's, which must then send a
-// PROXY header.
-var loopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-
-// proxied connects to addr as a proxy relaying a client at src does: a PROXY v1
-// header first, then whatever the client sends.
-func proxied(t *testing.T, addr, src string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := fmt.Fprintf(conn, "PROXY TCP4 %s 127.0.0.1 5555 110\r\n", src); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
 func dialProxied(t *testing.T, addr, src string) *client {
 	t.Helper()
-	return start(t, proxied(t, addr, src))
+	return start(t, testlib.Proxied(t, addr, src, 110))
 }
 
 // dialProxiedTLS is dialProxied to a POP3S listener: the handshake follows the header.
 func dialProxiedTLS(t *testing.T, addr, src string, pool *x509.CertPool) *client {
 	t.Helper()
-	return start(t, tls.Client(proxied(t, addr, src), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}))
+	return start(t, tls.Client(testlib.Proxied(t, addr, src, 110), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}))
 }
 
 // TestProxiedClients: behind a trusted proxy, each client is the one its PROXY header
@@ -50,7 +30,7 @@ func TestProxiedClients(t *testing.T) {
 	put(t, st, box, plainMsg)
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	// isLoopback stays the real one: the proxy's address is loopback, the clients' not.
-	e := newEnv(t, st, setup{opts: Options{TrustedProxies: loopbackProxies, LoginFailures: failures}})
+	e := newEnv(t, st, setup{opts: Options{TrustedProxies: testlib.LoopbackProxies, LoginFailures: failures}})
 	const guesser, other = "203.0.113.7", "203.0.113.8"
 
 	c := dialProxied(t, e.addr, guesser)

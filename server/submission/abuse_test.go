@@ -12,7 +12,6 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/storage"
@@ -227,12 +227,7 @@ func TestCorrespondentsNeedProof(t *testing.T) {
 // returns the reply to the end of DATA.
 func rawSession(t *testing.T, addr string, body string) string {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn := testlib.Dial(t, addr).Conn
 	tp := textproto.NewConn(conn)
 	step := func(code int, format string, args ...any) {
 		t.Helper()
@@ -429,23 +424,7 @@ func redisURL(t *testing.T) string {
 	return url
 }
 
-// syncBuf is a bytes.Buffer for a logger that several goroutines write.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuf) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuf) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
+type syncBuf = testlib.SyncBuffer
 
 // TestClientSendLimitByPrefix: the per-client count takes an IPv6 client by its /64,
 // as every per-client limit does, and an IPv4 client by its address.

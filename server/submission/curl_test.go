@@ -3,7 +3,6 @@ package submission
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,48 +33,41 @@ func curl(t *testing.T, path string, args ...string) error {
 func TestCurl(t *testing.T) {
 	path := testlib.Curl(t)
 	dir := t.TempDir()
-	cert, _ := testCert()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := testlib.CAFile(t)
 	// As a user writes it: LF line ends, no Date, no Message-ID. curl sends them as
 	// they are unless told --crlf, and bare LFs are refused.
 	file := filepath.Join(dir, "reply.eml")
 	if err := os.WriteFile(file, []byte("From: Box <box@mayfly.test>\nTo: Ann <ann@sender.test>\nSubject: Re: Welcome aboard\n\n.leading dot\nSent with curl.\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			received(t, st, box, "", "Ann <"+ann+">")
-			k := newSink(t, sinkOptions{})
-			for _, remote := range []bool{false, true} {
-				e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", SendLimit: SendLimit{N: -1}}, remote: remote})
-				e.startWorkers()
-				args := []string{"--url", "smtp://" + e.addr, "--mail-from", box, "--mail-rcpt", ann, "--upload-file", file, "--crlf", "--user", box + ":" + token(box)}
-				if remote {
-					if err := curl(t, path, args...); err == nil {
-						t.Error("curl logged in without TLS from a remote address")
-					}
-					args = append(args, "--ssl-reqd", "--cacert", caFile)
+	eachStore(t, func(t *testing.T, st fullStore) {
+		received(t, st, box, "", "Ann <"+ann+">")
+		k := newSink(t, sinkOptions{})
+		for _, remote := range []bool{false, true} {
+			e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", SendLimit: SendLimit{N: -1}}, remote: remote})
+			e.startWorkers()
+			args := []string{"--url", "smtp://" + e.addr, "--mail-from", box, "--mail-rcpt", ann, "--upload-file", file, "--crlf", "--user", box + ":" + token(box)}
+			if remote {
+				if err := curl(t, path, args...); err == nil {
+					t.Error("curl logged in without TLS from a remote address")
 				}
-				if err := curl(t, path, args...); err != nil {
-					t.Fatal(err)
-				}
-				m := k.next(t)
-				if m.from != box || len(m.to) != 1 || m.to[0] != ann {
-					t.Errorf("sink got MAIL FROM %q RCPT TO %q", m.from, m.to)
-				}
-				body := string(m.data)
-				for _, want := range []string{"\r\nDate: ", "\r\nMessage-ID: <", "Subject: Re: Welcome aboard\r\n", "\r\n\r\n.leading dot\r\nSent with curl.\r\n"} {
-					if !strings.Contains(body, want) {
-						t.Errorf("delivered message lacks %q:\n%s", want, body)
-					}
-				}
-				verifyDKIM(t, m.data, e.dns)
-				e.stop()
+				args = append(args, "--ssl-reqd", "--cacert", caFile)
 			}
-		})
-	}
+			if err := curl(t, path, args...); err != nil {
+				t.Fatal(err)
+			}
+			m := k.next(t)
+			if m.from != box || len(m.to) != 1 || m.to[0] != ann {
+				t.Errorf("sink got MAIL FROM %q RCPT TO %q", m.from, m.to)
+			}
+			body := string(m.data)
+			for _, want := range []string{"\r\nDate: ", "\r\nMessage-ID: <", "Subject: Re: Welcome aboard\r\n", "\r\n\r\n.leading dot\r\nSent with curl.\r\n"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("delivered message lacks %q:\n%s", want, body)
+				}
+			}
+			verifyDKIM(t, m.data, e.dns)
+			e.stop()
+		}
+	})
 }

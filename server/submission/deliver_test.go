@@ -100,9 +100,7 @@ func TestDeliver(t *testing.T) {
 				if n := testutil.CollectAndCount(e.srv.metrics.latency); n != 1 {
 					t.Errorf("latency histogram has %d series, want 1", n)
 				}
-				e.stopWorkers()
-				queueEmpty(t, st)
-				k.none(t)
+				e.drained(t, st, k)
 			})
 		}
 	}
@@ -130,15 +128,8 @@ func TestDeliverDomains(t *testing.T) {
 	if want := []string{"ann@sender.test", "bob@other.test", "x@amx.test"}; !slices.Equal(got, want) {
 		t.Errorf("sessions carried %q, want %q", got, want)
 	}
-	waitFor(t, "a bounce", func() bool { return len(bounces(t, st, box)) > 0 })
-	e.stopWorkers()
-	queueEmpty(t, st)
+	report := readReport(t, st, e.oneBounce(t, st))
 	k.none(t)
-	bs := bounces(t, st, box)
-	if len(bs) != 1 {
-		t.Fatalf("%d bounces, want 1", len(bs))
-	}
-	report := readReport(t, st, bs[0])
 	for _, want := range []string{
 		"Final-Recipient: rfc822; n@nullmx.test", "Status: 5.1.10", "Diagnostic-Code: smtp; 556 5.1.10 nullmx.test accepts no mail (null MX)",
 		"Final-Recipient: rfc822; x@nosuch.test", "Status: 5.1.2",
@@ -158,32 +149,27 @@ func TestDeliverDomains(t *testing.T) {
 // TestDeliverRetry: a sink that answers 451 and then 250 gets the message once, and
 // the job is done.
 func TestDeliverRetry(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			received(t, st, box, "", ann)
-			k := newSink(t, sinkOptions{dataReplies: []*smtp.SMTPError{{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}})
-			e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port}})
-			e.startWorkers()
-			c := login(t, e.addr, box, token(box))
-			if err := send(c, box, []string{ann}, letter(box, ann, "retry", "again")); err != nil {
-				t.Fatal(err)
-			}
-			k.next(t)
-			waitFor(t, "the delivery to be counted", func() bool {
-				return testutil.ToFloat64(e.srv.metrics.delivery.WithLabelValues(deliveryDelivered)) == 1
-			})
-			e.stopWorkers()
-			queueEmpty(t, st)
-			k.none(t)
-			if got := testutil.ToFloat64(e.srv.metrics.delivery.WithLabelValues(deliveryDeferred)); got != 1 {
-				t.Errorf("deferred = %v, want 1", got)
-			}
-			if n := len(bounces(t, st, box)); n != 0 {
-				t.Errorf("%d bounces, want none", n)
-			}
+	eachStore(t, func(t *testing.T, st fullStore) {
+		received(t, st, box, "", ann)
+		k := newSink(t, sinkOptions{dataReplies: []*smtp.SMTPError{{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}})
+		e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port}})
+		e.startWorkers()
+		c := login(t, e.addr, box, token(box))
+		if err := send(c, box, []string{ann}, letter(box, ann, "retry", "again")); err != nil {
+			t.Fatal(err)
+		}
+		k.next(t)
+		waitFor(t, "the delivery to be counted", func() bool {
+			return testutil.ToFloat64(e.srv.metrics.delivery.WithLabelValues(deliveryDelivered)) == 1
 		})
-	}
+		e.drained(t, st, k)
+		if got := testutil.ToFloat64(e.srv.metrics.delivery.WithLabelValues(deliveryDeferred)); got != 1 {
+			t.Errorf("deferred = %v, want 1", got)
+		}
+		if n := len(bounces(t, st, box)); n != 0 {
+			t.Errorf("%d bounces, want none", n)
+		}
+	})
 }
 
 // report is a bounce taken apart.
@@ -213,71 +199,88 @@ func readReport(t testing.TB, st fullStore, m storage.Message) report {
 	if err != nil || mt != "multipart/report" || params["report-type"] != "delivery-status" {
 		t.Fatalf("bounce Content-Type %q %v", mt, params)
 	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	var parts []string
-	var types []string
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("bounce part: %v", err)
-		}
-		b, _ := io.ReadAll(p)
-		parts = append(parts, string(b))
-		types = append(types, p.Header.Get("Content-Type"))
-	}
+	types, parts := readParts(t, msg.Body, params["boundary"])
 	if len(parts) != 3 || !strings.HasPrefix(types[0], "text/plain") || types[1] != "message/delivery-status" || types[2] != "text/rfc822-headers" {
 		t.Fatalf("bounce parts %q", types)
 	}
 	return report{human: parts[0], status: parts[1], headers: parts[2]}
 }
 
+// drained stops the workers and requires the queue empty and nothing more at k.
+func (e *env) drained(t testing.TB, q storage.Queue, k *sink) {
+	t.Helper()
+	e.stopWorkers()
+	queueEmpty(t, q)
+	k.none(t)
+}
+
+// oneBounce waits for a bounce in box, stops the workers, requires the queue empty
+// and the bounce alone, and returns it.
+func (e *env) oneBounce(t testing.TB, st fullStore) storage.Message {
+	t.Helper()
+	waitFor(t, "a bounce", func() bool { return len(bounces(t, st, box)) > 0 })
+	e.stopWorkers()
+	queueEmpty(t, st)
+	bs := bounces(t, st, box)
+	if len(bs) != 1 {
+		t.Fatalf("%d bounces, want 1", len(bs))
+	}
+	return bs[0]
+}
+
+// readParts returns the Content-Type and the decoded body of each part of a multipart
+// body.
+func readParts(t testing.TB, body io.Reader, boundary string) (types, parts []string) {
+	t.Helper()
+	mr := multipart.NewReader(body, boundary)
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return types, parts
+		}
+		if err != nil {
+			t.Fatalf("part: %v", err)
+		}
+		b, _ := io.ReadAll(p)
+		parts = append(parts, string(b))
+		types = append(types, p.Header.Get("Content-Type"))
+	}
+}
+
 // TestDeliverBounce: a sink answering 550 makes one bounce in the inbox, which says
 // who, why, and what was sent; the bounce's sender is no correspondent.
 func TestDeliverBounce(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			received(t, st, box, "", ann)
-			k := newSink(t, sinkOptions{rcptReply: map[string]*smtp.SMTPError{ann: {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}}})
-			e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port}})
-			e.startWorkers()
-			c := login(t, e.addr, box, token(box))
-			if err := send(c, box, []string{ann}, letter(box, ann, "Hello Ann", "are you there?")); err != nil {
-				t.Fatal(err)
+	eachStore(t, func(t *testing.T, st fullStore) {
+		received(t, st, box, "", ann)
+		k := newSink(t, sinkOptions{rcptReply: map[string]*smtp.SMTPError{ann: {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}}})
+		e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port}})
+		e.startWorkers()
+		c := login(t, e.addr, box, token(box))
+		if err := send(c, box, []string{ann}, letter(box, ann, "Hello Ann", "are you there?")); err != nil {
+			t.Fatal(err)
+		}
+		r := readReport(t, st, e.oneBounce(t, st))
+		for _, want := range []string{
+			"Reporting-MTA: dns; mail.mayfly.test", "Final-Recipient: rfc822; ann@sender.test", "Action: failed",
+			"Status: 5.1.1", "Remote-MTA: dns; mx.sender.test", "Diagnostic-Code: smtp; 550 5.1.1 no such user here",
+		} {
+			if !strings.Contains(r.status, want) {
+				t.Errorf("delivery status lacks %q:\n%s", want, r.status)
 			}
-			waitFor(t, "a bounce", func() bool { return len(bounces(t, st, box)) > 0 })
-			e.stopWorkers()
-			queueEmpty(t, st)
-			bs := bounces(t, st, box)
-			if len(bs) != 1 {
-				t.Fatalf("%d bounces, want 1", len(bs))
-			}
-			r := readReport(t, st, bs[0])
-			for _, want := range []string{
-				"Reporting-MTA: dns; mail.mayfly.test", "Final-Recipient: rfc822; ann@sender.test", "Action: failed",
-				"Status: 5.1.1", "Remote-MTA: dns; mx.sender.test", "Diagnostic-Code: smtp; 550 5.1.1 no such user here",
-			} {
-				if !strings.Contains(r.status, want) {
-					t.Errorf("delivery status lacks %q:\n%s", want, r.status)
-				}
-			}
-			if !strings.Contains(r.human, "<ann@sender.test>: host mx.sender.test said: 550 5.1.1 no such user here") {
-				t.Errorf("human part:\n%s", r.human)
-			}
-			if !strings.Contains(r.headers, "Subject: Hello Ann") || strings.Contains(r.headers, "are you there") {
-				t.Errorf("returned header:\n%s", r.headers)
-			}
-			// Replying to the bounce goes nowhere.
-			c = login(t, e.addr, box, token(box))
-			if err := c.Mail(box, nil); err != nil {
-				t.Fatal(err)
-			}
-			wantCode(t, "RCPT TO our MAILER-DAEMON", c.Rcpt("MAILER-DAEMON@mayfly.test", nil), 550, smtp.EnhancedCode{5, 7, 1}, "has not written")
-		})
-	}
+		}
+		if !strings.Contains(r.human, "<ann@sender.test>: host mx.sender.test said: 550 5.1.1 no such user here") {
+			t.Errorf("human part:\n%s", r.human)
+		}
+		if !strings.Contains(r.headers, "Subject: Hello Ann") || strings.Contains(r.headers, "are you there") {
+			t.Errorf("returned header:\n%s", r.headers)
+		}
+		// Replying to the bounce goes nowhere.
+		c = login(t, e.addr, box, token(box))
+		if err := c.Mail(box, nil); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "RCPT TO our MAILER-DAEMON", c.Rcpt("MAILER-DAEMON@mayfly.test", nil), 550, smtp.EnhancedCode{5, 7, 1}, "has not written")
+	})
 }
 
 // TestDeliverExpiry: a recipient deferred until the message expires is bounced with

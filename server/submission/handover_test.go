@@ -53,9 +53,7 @@ func TestHandover(t *testing.T) {
 	waitFor(t, "B to count the delivery", func() bool {
 		return testutil.ToFloat64(b.srv.metrics.delivery.WithLabelValues(deliveryDelivered)) == 1
 	})
-	b.stopWorkers()
-	queueEmpty(t, stB)
-	k.none(t)
+	b.drained(t, stB, k)
 	if got := testutil.ToFloat64(a.srv.metrics.delivery.WithLabelValues(deliveryDelivered)); got != 0 {
 		t.Errorf("node A counted %v deliveries, want 0", got)
 	}

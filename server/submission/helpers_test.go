@@ -4,20 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"net/url"
@@ -32,11 +28,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
-	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 const (
@@ -66,25 +62,21 @@ type fullStore interface {
 // stores lists the stores the tests run on: memory always, Redis when
 // MAYFLY_TEST_REDIS_URL is set (its absence fails under MAYFLY_REQUIRE_REDIS or CI).
 func stores(t testing.TB) map[string]func(t testing.TB) fullStore {
-	m := map[string]func(t testing.TB) fullStore{"memory": memory}
-	url := storetest.RedisURL(t)
-	if url == "" {
-		return m
-	}
-	m["redis"] = func(t testing.TB) fullStore { return redisStore(t, url, redisPrefix()) }
-	return m
+	return testlib.Stores[fullStore](t, testlib.StoreOptions{Name: "submission", Clean: []string{box}})
 }
 
-func memory(t testing.TB) fullStore {
-	st := memstore.New(memstore.Options{})
-	t.Cleanup(func() { st.Close() })
-	return st
+// eachStore runs fn as a subtest on every store of stores.
+func eachStore(t *testing.T, fn func(t *testing.T, st fullStore)) {
+	testlib.EachStore(t, stores(t), fn)
 }
+
+func memory(t testing.TB) fullStore { return testlib.Memory(t, memstore.Options{}) }
 
 func redisPrefix() string {
 	return fmt.Sprintf("mayflytest:submission:%d:", time.Now().UnixNano())
 }
 
+// redisStore is one node on the Redis data under prefix, for the tests of two nodes.
 func redisStore(t testing.TB, url, prefix string) fullStore {
 	st, err := redisstore.New(context.Background(), redisstore.Options{URL: url, Prefix: prefix})
 	if err != nil {
@@ -99,54 +91,13 @@ func redisStore(t testing.TB, url, prefix string) fullStore {
 	return st
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+var testLogger = testlib.Logger
 
-func ctxFor(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxFor(t testing.TB) context.Context { return testlib.Ctx(t, 30*time.Second) }
 
-// testCert is a self-signed certificate for 127.0.0.1 and the pool that trusts it.
-var testCert = sync.OnceValues(func() (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "mail.mayfly.test"},
-		DNSNames:     []string{"mail.mayfly.test", "localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-})
+func serverTLS() *tls.Config { return testlib.ServerTLS() }
 
-func serverTLS() *tls.Config {
-	cert, _ := testCert()
-	return &tls.Config{Certificates: []tls.Certificate{cert}}
-}
-
-func clientTLS() *tls.Config {
-	_, pool := testCert()
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-}
+func clientTLS() *tls.Config { return testlib.ClientTLS("127.0.0.1") }
 
 // DKIM keys, made once: RSA keys take a while.
 var (
@@ -269,10 +220,7 @@ type sink struct {
 
 func newSink(t testing.TB, o sinkOptions) *sink {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testlib.Listen(t)
 	k := &sink{
 		addr: ln.Addr().String(),
 		port: ln.Addr().(*net.TCPAddr).Port,
@@ -491,10 +439,7 @@ func newEnv(t testing.TB, st fullStore, su setup) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	serve := func(implicit bool) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := testlib.Listen(t)
 		go func() { e.done <- srv.Serve(ctx, ln, implicit) }()
 		return ln.Addr().String()
 	}
@@ -598,18 +543,7 @@ func letter(from, to, subject, body string) []byte {
 }
 
 // dial connects a client to a plain listener, greeted.
-func dial(t testing.TB, addr string) *smtp.Client {
-	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatalf("EHLO: %v", err)
-	}
-	return c
-}
+func dial(t testing.TB, addr string) *smtp.Client { return testlib.DialSMTP(t, addr) }
 
 // login dials and authenticates as user with password.
 func login(t testing.TB, addr, user, password string) *smtp.Client {
@@ -673,17 +607,7 @@ func list(t testing.TB, st fullStore, inbox string) []storage.Message {
 	return l
 }
 
-// waitFor polls cond until it holds; the deadline is a safety net.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 30s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = testlib.WaitFor
 
 // bounces returns inbox's delivery status notifications.
 func bounces(t testing.TB, st fullStore, inbox string) []storage.Message {

@@ -1,13 +1,10 @@
 package submission
 
 import (
-	"bufio"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
 
@@ -23,14 +21,8 @@ import (
 // closes without one.
 func greeting(t testing.TB, addr string) string {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	line, err := testlib.Greeting(t, addr)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatalf("reading the greeting: %v", err)
 	}
 	return line
@@ -181,34 +173,9 @@ func TestSlowClientBeforeLogin(t *testing.T) {
 	// Before the dial: the server's deadline starts after it accepts, and may run out
 	// a little before the client has read the greeting.
 	start := time.Now()
-	conn, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 ") {
-		t.Fatalf("greeting %q, %v", line, err)
-	}
-	partial := "EHLO slow.client.test"
-	var reply string
-	for i := 0; ; i++ {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("a client sending a byte every 50ms was still connected after %v", time.Since(start))
-		}
-		if _, err := conn.Write([]byte{partial[i%len(partial)]}); err != nil {
-			break // cut off, and the write noticed first
-		}
-		// The client's own read deadline paces the bytes.
-		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		line, err := r.ReadString('\n')
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			continue
-		}
-		reply = line
-		break
-	}
+	slow := testlib.DialGreeted(t, e.addr, "220 ")
+	reply := slow.Trickle(start, "EHLO slow.client.test", nil)
+	conn, r := slow.Conn, slow.R
 	cut := time.Since(start)
 	// go-smtp takes the bytes it had when the deadline passed for a line, and answers
 	// them, before its 421.

@@ -119,9 +119,7 @@ func TestOpportunisticFallback(t *testing.T) {
 	if m.tls || len(m.to) != 1 {
 		t.Errorf("sink got the message to %q with TLS %v, want once in the clear", m.to, m.tls)
 	}
-	e.stopWorkers()
-	queueEmpty(t, st)
-	k.none(t)
+	e.drained(t, st, k)
 }
 
 func TestIsLoopbackAddr(t *testing.T) {

@@ -2,60 +2,28 @@ package submission
 
 import (
 	"bufio"
-	"bytes"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
 )
-
-// loopbackProxies trusts every test connection as a proxy's, which must then send a
-// PROXY header.
-var loopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-
-// proxied connects to addr as a proxy relaying a client at src does: a PROXY v1
-// header first, then whatever the client sends.
-func proxied(t *testing.T, addr, src string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := fmt.Fprintf(conn, "PROXY TCP4 %s 127.0.0.1 5555 587\r\n", src); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
 
 // dialProxied is an SMTP client at src behind the proxy, after EHLO; how says how it
 // gets TLS: "" none, "starttls", or "implicit" (the handshake after the header).
 func dialProxied(t *testing.T, addr, src, how string) *smtp.Client {
 	t.Helper()
-	conn := proxied(t, addr, src)
-	var c *smtp.Client
-	switch how {
-	case "":
-		c = smtp.NewClient(conn)
-	case "starttls":
-		var err error
-		if c, err = smtp.NewClientStartTLS(conn, clientTLS()); err != nil {
-			t.Fatalf("STARTTLS as %s: %v", src, err)
-		}
-	case "implicit":
-		c = smtp.NewClient(tls.Client(conn, clientTLS()))
-	}
+	c := testlib.ProxiedClient(t, addr, src, 587, how, smtp.NewClient,
+		func(conn net.Conn) (*smtp.Client, error) { return smtp.NewClientStartTLS(conn, clientTLS()) })
 	t.Cleanup(func() { c.Close() })
 	if err := c.Hello("client.test"); err != nil {
 		t.Fatalf("EHLO as %s: %v", src, err)
@@ -63,23 +31,7 @@ func dialProxied(t *testing.T, addr, src, how string) *smtp.Client {
 	return c
 }
 
-// syncBuffer is a log destination the server's goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = testlib.SyncBuffer
 
 // TestProxiedClients: behind a trusted proxy, each client is the one its PROXY header
 // names: wrong tokens count against it alone, its logs name it, and a proxy on
@@ -91,7 +43,7 @@ func TestProxiedClients(t *testing.T) {
 	var logs syncBuffer
 	// isLoopback stays the real check: the proxy is on loopback, the clients are not.
 	e := newEnv(t, st, setup{
-		opts:   Options{TrustedProxies: loopbackProxies, LoginFailures: failures},
+		opts:   Options{TrustedProxies: testlib.LoopbackProxies, LoginFailures: failures},
 		logger: slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	const guesser, other = "203.0.113.7", "203.0.113.8"

@@ -18,86 +18,75 @@ import (
 // TestReply sends a reply through Reply: threaded, quoted, to the Reply-To address,
 // and delivered to the sink with the same signing and sent copy as submission.
 func TestReply(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			orig := received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", "help@sender.test")
-			k := newSink(t, sinkOptions{})
-			e := newEnv(t, st, setup{opts: Options{Relay: relayURL(t, k, "", ""), DKIM: rsaKey()}})
-			e.startWorkers()
+	eachStore(t, func(t *testing.T, st fullStore) {
+		orig := received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", "help@sender.test")
+		k := newSink(t, sinkOptions{})
+		e := newEnv(t, st, setup{opts: Options{Relay: relayURL(t, k, "", ""), DKIM: rsaKey()}})
+		e.startWorkers()
 
-			sent, err := e.srv.Reply(ctxFor(t), testClient, "Box@Mayfly.test", orig.ID, "Thanks, got it.", "")
-			if err != nil {
-				t.Fatalf("Reply: %v", err)
+		sent, err := e.srv.Reply(ctxFor(t), testClient, "Box@Mayfly.test", orig.ID, "Thanks, got it.", "")
+		if err != nil {
+			t.Fatalf("Reply: %v", err)
+		}
+		if !sent.Sent || sent.ID == "" || sent.Subject != "Re: Welcome aboard" || !slices.Equal(sent.To, []string{"help@sender.test"}) || sent.Raw != nil {
+			t.Errorf("Reply returned %+v", sent)
+		}
+		m := k.next(t)
+		if m.from != box || !slices.Equal(m.to, []string{"help@sender.test"}) {
+			t.Errorf("sink got MAIL FROM %q RCPT TO %q", m.from, m.to)
+		}
+		verifyDKIM(t, m.data, e.dns)
+		msg, err := mail.ReadMessage(bytes.NewReader(m.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := msg.Header
+		for key, want := range map[string]string{
+			"From":        "<box@mayfly.test>",
+			"To":          "<help@sender.test>",
+			"Subject":     "Re: Welcome aboard",
+			"In-Reply-To": "<orig-1@sender.test>",
+			"References":  "<root@sender.test> <orig-1@sender.test>",
+		} {
+			if got := h.Get(key); got != want {
+				t.Errorf("%s: %q, want %q", key, got, want)
 			}
-			if !sent.Sent || sent.ID == "" || sent.Subject != "Re: Welcome aboard" || !slices.Equal(sent.To, []string{"help@sender.test"}) || sent.Raw != nil {
-				t.Errorf("Reply returned %+v", sent)
-			}
-			m := k.next(t)
-			if m.from != box || !slices.Equal(m.to, []string{"help@sender.test"}) {
-				t.Errorf("sink got MAIL FROM %q RCPT TO %q", m.from, m.to)
-			}
-			verifyDKIM(t, m.data, e.dns)
-			msg, err := mail.ReadMessage(bytes.NewReader(m.data))
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := msg.Header
-			for key, want := range map[string]string{
-				"From":        "<box@mayfly.test>",
-				"To":          "<help@sender.test>",
-				"Subject":     "Re: Welcome aboard",
-				"In-Reply-To": "<orig-1@sender.test>",
-				"References":  "<root@sender.test> <orig-1@sender.test>",
-			} {
-				if got := h.Get(key); got != want {
-					t.Errorf("%s: %q, want %q", key, got, want)
-				}
-			}
-			if !strings.HasSuffix(h.Get("Message-Id"), "@mayfly.test>") {
-				t.Errorf("Message-ID %q", h.Get("Message-Id"))
-			}
-			text := decodedBody(t, h.Get("Content-Type"), h.Get("Content-Transfer-Encoding"), msg.Body)
-			want := "Thanks, got it.\r\n\r\nOn Mon, 2 Jun 2025 10:00 +0000, Ann <ann@sender.test> wrote:\r\n> Hello there,\r\n> your code is 123456.\r\n>\r\n>> an old quote\r\n"
-			if text != want {
-				t.Errorf("reply text:\n%q\nwant\n%q", text, want)
-			}
+		}
+		if !strings.HasSuffix(h.Get("Message-Id"), "@mayfly.test>") {
+			t.Errorf("Message-ID %q", h.Get("Message-Id"))
+		}
+		text := decodedBody(t, h.Get("Content-Type"), h.Get("Content-Transfer-Encoding"), msg.Body)
+		want := "Thanks, got it.\r\n\r\nOn Mon, 2 Jun 2025 10:00 +0000, Ann <ann@sender.test> wrote:\r\n> Hello there,\r\n> your code is 123456.\r\n>\r\n>> an old quote\r\n"
+		if text != want {
+			t.Errorf("reply text:\n%q\nwant\n%q", text, want)
+		}
 
-			// A second reply, with HTML, is multipart/alternative; its subject stays.
-			html := "<p>Thanks <b>again</b></p>"
-			if _, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "Thanks again", html); err != nil {
-				t.Fatalf("Reply with HTML: %v", err)
-			}
-			m = k.next(t)
-			msg, err = mail.ReadMessage(bytes.NewReader(m.data))
-			if err != nil {
-				t.Fatal(err)
-			}
-			mt, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-			if mt != "multipart/alternative" {
-				t.Fatalf("Content-Type %q, want multipart/alternative", mt)
-			}
-			mr := multipart.NewReader(msg.Body, params["boundary"])
-			var got []string
-			for {
-				p, err := mr.NextPart()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, _ := io.ReadAll(p) // multipart decodes quoted-printable itself
-				got = append(got, p.Header.Get("Content-Type")+": "+string(b))
-			}
-			if len(got) != 2 || !strings.HasPrefix(got[0], "text/plain; charset=utf-8: Thanks again\r\n\r\nOn ") || got[1] != "text/html; charset=utf-8: "+html {
-				t.Errorf("parts %q", got)
-			}
-			if n := len(sentCopies(t, st, box)); n != 2 {
-				t.Errorf("%d sent copies, want 2", n)
-			}
-		})
-	}
+		// A second reply, with HTML, is multipart/alternative; its subject stays.
+		html := "<p>Thanks <b>again</b></p>"
+		if _, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "Thanks again", html); err != nil {
+			t.Fatalf("Reply with HTML: %v", err)
+		}
+		m = k.next(t)
+		msg, err = mail.ReadMessage(bytes.NewReader(m.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+		if mt != "multipart/alternative" {
+			t.Fatalf("Content-Type %q, want multipart/alternative", mt)
+		}
+		types, parts := readParts(t, msg.Body, params["boundary"]) // multipart decodes quoted-printable itself
+		var got []string
+		for i := range types {
+			got = append(got, types[i]+": "+parts[i])
+		}
+		if len(got) != 2 || !strings.HasPrefix(got[0], "text/plain; charset=utf-8: Thanks again\r\n\r\nOn ") || got[1] != "text/html; charset=utf-8: "+html {
+			t.Errorf("parts %q", got)
+		}
+		if n := len(sentCopies(t, st, box)); n != 2 {
+			t.Errorf("%d sent copies, want 2", n)
+		}
+	})
 }
 
 // decodedBody reads a single-part body in its transfer encoding.
@@ -221,45 +210,42 @@ func TestBuildReply(t *testing.T) {
 // the store afterwards (Get and List, what the API and IMAP show), not only in the
 // answer to the reply (issue 14 item 4).
 func TestSentCopySeen(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			orig := received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", "help@sender.test")
-			k := newSink(t, sinkOptions{})
-			e := newEnv(t, st, setup{opts: Options{Relay: relayURL(t, k, "", "")}})
-			e.startWorkers()
+	eachStore(t, func(t *testing.T, st fullStore) {
+		orig := received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", "help@sender.test")
+		k := newSink(t, sinkOptions{})
+		e := newEnv(t, st, setup{opts: Options{Relay: relayURL(t, k, "", "")}})
+		e.startWorkers()
 
-			c := login(t, e.addr, box, token(box))
-			if err := send(c, box, []string{ann}, letter(box, ann, "over smtp", "hello")); err != nil {
+		c := login(t, e.addr, box, token(box))
+		if err := send(c, box, []string{ann}, letter(box, ann, "over smtp", "hello")); err != nil {
+			t.Fatal(err)
+		}
+		reply, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "Thanks.", "")
+		if err != nil {
+			t.Fatalf("Reply: %v", err)
+		}
+		if reply.Flags&storage.FlagSeen == 0 {
+			t.Errorf("Reply answered flags %b, want seen", reply.Flags)
+		}
+		sent := sentCopies(t, st, box)
+		if len(sent) != 2 {
+			t.Fatalf("%d sent copies, want 2", len(sent))
+		}
+		for _, m := range sent {
+			if m.Flags != storage.FlagSeen {
+				t.Errorf("List: sent copy %q flags %b, want seen", m.Subject, m.Flags)
+			}
+			got, err := st.Get(ctxFor(t), box, m.ID)
+			if err != nil {
 				t.Fatal(err)
 			}
-			reply, err := e.srv.Reply(ctxFor(t), testClient, box, orig.ID, "Thanks.", "")
-			if err != nil {
-				t.Fatalf("Reply: %v", err)
+			if got.Flags != storage.FlagSeen {
+				t.Errorf("Get: sent copy %q flags %b, want seen", got.Subject, got.Flags)
 			}
-			if reply.Flags&storage.FlagSeen == 0 {
-				t.Errorf("Reply answered flags %b, want seen", reply.Flags)
-			}
-			sent := sentCopies(t, st, box)
-			if len(sent) != 2 {
-				t.Fatalf("%d sent copies, want 2", len(sent))
-			}
-			for _, m := range sent {
-				if m.Flags != storage.FlagSeen {
-					t.Errorf("List: sent copy %q flags %b, want seen", m.Subject, m.Flags)
-				}
-				got, err := st.Get(ctxFor(t), box, m.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got.Flags != storage.FlagSeen {
-					t.Errorf("Get: sent copy %q flags %b, want seen", got.Subject, got.Flags)
-				}
-			}
-			// The mail received stays unseen.
-			if got, err := st.Get(ctxFor(t), box, orig.ID); err != nil || got.Flags != 0 {
-				t.Errorf("Get: received message flags %v, %v; want none", got, err)
-			}
-		})
-	}
+		}
+		// The mail received stays unseen.
+		if got, err := st.Get(ctxFor(t), box, orig.ID); err != nil || got.Flags != 0 {
+			t.Errorf("Get: received message flags %v, %v; want none", got, err)
+		}
+	})
 }

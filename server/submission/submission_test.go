@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -113,83 +114,77 @@ func TestLogin(t *testing.T) {
 
 // TestPolicy refuses what a throwaway address may not send, and says why.
 func TestPolicy(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", "Help <help@sender.test>")
-			e := newEnv(t, st, setup{opts: Options{SendLimit: SendLimit{N: -1}}})
+	eachStore(t, func(t *testing.T, st fullStore) {
+		received(t, st, box, "bounce@sender.test", "Ann <"+ann+">", "Help <help@sender.test>")
+		e := newEnv(t, st, setup{opts: Options{SendLimit: SendLimit{N: -1}}})
 
-			c := login(t, e.addr, box, token(box))
-			wantCode(t, "MAIL FROM another inbox", c.Mail("other@mayfly.test", nil), 553, smtp.EnhancedCode{5, 7, 1}, "is not box@mayfly.test")
-			wantCode(t, "MAIL FROM a stranger", c.Mail(eve, nil), 553, smtp.EnhancedCode{5, 7, 1}, "")
-			wantCode(t, "MAIL FROM <>", c.Mail("", nil), 553, smtp.EnhancedCode{5, 7, 1}, "")
+		c := login(t, e.addr, box, token(box))
+		wantCode(t, "MAIL FROM another inbox", c.Mail("other@mayfly.test", nil), 553, smtp.EnhancedCode{5, 7, 1}, "is not box@mayfly.test")
+		wantCode(t, "MAIL FROM a stranger", c.Mail(eve, nil), 553, smtp.EnhancedCode{5, 7, 1}, "")
+		wantCode(t, "MAIL FROM <>", c.Mail("", nil), 553, smtp.EnhancedCode{5, 7, 1}, "")
 
-			if err := c.Mail("Box+Shop@mayfly.test", nil); err != nil {
-				t.Fatalf("MAIL FROM a tag form: %v", err)
+		if err := c.Mail("Box+Shop@mayfly.test", nil); err != nil {
+			t.Fatalf("MAIL FROM a tag form: %v", err)
+		}
+		err := c.Rcpt(eve, nil)
+		wantCode(t, "RCPT TO a stranger", err, 550, smtp.EnhancedCode{5, 7, 1}, eve+" has not written to this inbox; a throwaway address may only reply")
+		// Every correspondent: envelope sender, From, Reply-To; any case.
+		for _, r := range []string{"bounce@sender.test", "ANN@Sender.Test", "help@sender.test"} {
+			if err := c.Rcpt(r, nil); err != nil {
+				t.Fatalf("RCPT TO correspondent %s: %v", r, err)
 			}
-			err := c.Rcpt(eve, nil)
-			wantCode(t, "RCPT TO a stranger", err, 550, smtp.EnhancedCode{5, 7, 1}, eve+" has not written to this inbox; a throwaway address may only reply")
-			// Every correspondent: envelope sender, From, Reply-To; any case.
-			for _, r := range []string{"bounce@sender.test", "ANN@Sender.Test", "help@sender.test"} {
-				if err := c.Rcpt(r, nil); err != nil {
-					t.Fatalf("RCPT TO correspondent %s: %v", r, err)
-				}
-			}
-			if err := c.Reset(); err != nil {
-				t.Fatal(err)
-			}
+		}
+		if err := c.Reset(); err != nil {
+			t.Fatal(err)
+		}
 
-			tests := []struct {
-				name string
-				msg  string
-				code int
-				enh  smtp.EnhancedCode
-				want string
-			}{
-				{"from another address", "From: <eve@elsewhere.test>\r\nTo: <ann@sender.test>\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "eve@elsewhere.test is not box@mayfly.test"},
-				{"from another inbox of ours", "From: other@mayfly.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "is not box@mayfly.test"},
-				{"two from addresses", "From: box@mayfly.test, ann@sender.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "alone"},
-				{"two from fields", "From: box@mayfly.test\r\nFrom: box@mayfly.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "one From"},
-				{"no from", "Subject: hi\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "one From"},
-				{"sender of another", "From: box@mayfly.test\r\nSender: eve@elsewhere.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "Sender"},
-				{"broken header", "From box@mayfly.test\r\nbroken\r\n\r\nhi\r\n", 554, smtp.EnhancedCode{5, 6, 0}, "header"},
-			}
-			for _, tt := range tests {
-				t.Run(tt.name, func(t *testing.T) {
-					err := send(c, box, []string{ann}, []byte(tt.msg))
-					wantCode(t, "DATA", err, tt.code, tt.enh, tt.want)
-				})
-			}
-			if n := len(sentCopies(t, st, box)); n != 0 {
-				t.Errorf("%d sent copies of refused messages", n)
-			}
-			if got := testutil.ToFloat64(e.srv.metrics.messages.WithLabelValues("smtp", resultNotCorrespondent)); got != 1 {
-				t.Errorf("not_correspondent = %v, want 1", got)
-			}
-		})
-	}
+		tests := []struct {
+			name string
+			msg  string
+			code int
+			enh  smtp.EnhancedCode
+			want string
+		}{
+			{"from another address", "From: <eve@elsewhere.test>\r\nTo: <ann@sender.test>\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "eve@elsewhere.test is not box@mayfly.test"},
+			{"from another inbox of ours", "From: other@mayfly.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "is not box@mayfly.test"},
+			{"two from addresses", "From: box@mayfly.test, ann@sender.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "alone"},
+			{"two from fields", "From: box@mayfly.test\r\nFrom: box@mayfly.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "one From"},
+			{"no from", "Subject: hi\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "one From"},
+			{"sender of another", "From: box@mayfly.test\r\nSender: eve@elsewhere.test\r\n\r\nhi\r\n", 550, smtp.EnhancedCode{5, 7, 1}, "Sender"},
+			{"broken header", "From box@mayfly.test\r\nbroken\r\n\r\nhi\r\n", 554, smtp.EnhancedCode{5, 6, 0}, "header"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := send(c, box, []string{ann}, []byte(tt.msg))
+				wantCode(t, "DATA", err, tt.code, tt.enh, tt.want)
+			})
+		}
+		if n := len(sentCopies(t, st, box)); n != 0 {
+			t.Errorf("%d sent copies of refused messages", n)
+		}
+		if got := testutil.ToFloat64(e.srv.metrics.messages.WithLabelValues("smtp", resultNotCorrespondent)); got != 1 {
+			t.Errorf("not_correspondent = %v, want 1", got)
+		}
+	})
 }
 
 // TestSendLimit: the N+1st message of a window gets 450 4.7.1.
 func TestSendLimit(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			received(t, st, box, "bounce@sender.test", ann)
-			e := newEnv(t, st, setup{opts: Options{SendLimit: SendLimit{N: 2, Per: time.Hour}}})
-			c := login(t, e.addr, box, token(box))
-			for i := range 2 {
-				if err := send(c, box, []string{ann}, letter(box, ann, "hi", "one of two")); err != nil {
-					t.Fatalf("message %d: %v", i+1, err)
-				}
+	eachStore(t, func(t *testing.T, st fullStore) {
+		received(t, st, box, "bounce@sender.test", ann)
+		e := newEnv(t, st, setup{opts: Options{SendLimit: SendLimit{N: 2, Per: time.Hour}}})
+		c := login(t, e.addr, box, token(box))
+		for i := range 2 {
+			if err := send(c, box, []string{ann}, letter(box, ann, "hi", "one of two")); err != nil {
+				t.Fatalf("message %d: %v", i+1, err)
 			}
-			err := send(c, box, []string{ann}, letter(box, ann, "hi", "one too many"))
-			wantCode(t, "third message", err, 450, smtp.EnhancedCode{4, 7, 1}, "may send to at most 2 recipients per hour (MAYFLY_SEND_LIMIT)")
-			if n := len(sentCopies(t, st, box)); n != 2 {
-				t.Errorf("%d sent copies, want 2", n)
-			}
-		})
-	}
+		}
+		err := send(c, box, []string{ann}, letter(box, ann, "hi", "one too many"))
+		wantCode(t, "third message", err, 450, smtp.EnhancedCode{4, 7, 1}, "may send to at most 2 recipients per hour (MAYFLY_SEND_LIMIT)")
+		if n := len(sentCopies(t, st, box)); n != 2 {
+			t.Errorf("%d sent copies, want 2", n)
+		}
+	})
 }
 
 // TestSize: SIZE is advertised, and a larger message gets 552 5.3.4, whether declared
@@ -216,55 +211,52 @@ func TestSize(t *testing.T) {
 // TestSentCopy: an accepted message is stored with the inbox's mail as sent, signed,
 // with the Date and Message-ID it lacked, without its Bcc, and queued.
 func TestSentCopy(t *testing.T) {
-	for name, open := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			st := open(t)
-			received(t, st, box, "bounce@sender.test", ann)
-			e := newEnv(t, st, setup{opts: Options{DKIM: rsaKey()}})
-			c := login(t, e.addr, box, token(box))
-			msg := "From: Box <box+news@mayfly.test>\nTo: Ann <ann@sender.test>\nBcc: bounce@sender.test\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n\nhello\n"
-			if err := send(c, "box+news@mayfly.test", []string{ann, "bounce@sender.test"}, []byte(msg)); err != nil {
-				t.Fatal(err)
+	eachStore(t, func(t *testing.T, st fullStore) {
+		received(t, st, box, "bounce@sender.test", ann)
+		e := newEnv(t, st, setup{opts: Options{DKIM: rsaKey()}})
+		c := login(t, e.addr, box, token(box))
+		msg := "From: Box <box+news@mayfly.test>\nTo: Ann <ann@sender.test>\nBcc: bounce@sender.test\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n\nhello\n"
+		if err := send(c, "box+news@mayfly.test", []string{ann, "bounce@sender.test"}, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		sent := sentCopies(t, st, box)
+		if len(sent) != 1 {
+			t.Fatalf("%d sent copies, want 1", len(sent))
+		}
+		m := sent[0]
+		if m.From != "Box <box+news@mayfly.test>" || len(m.To) != 1 || m.To[0] != "Ann <ann@sender.test>" || m.Subject != "Grüße" || m.Tag != "news" {
+			t.Errorf("sent copy From %q To %q Subject %q Tag %q", m.From, m.To, m.Subject, m.Tag)
+		}
+		if m.Envelope.From != "box+news@mayfly.test" || strings.Join(m.Envelope.Recipients, ",") != ann+",bounce@sender.test" {
+			t.Errorf("sent copy envelope %+v", m.Envelope)
+		}
+		if m.Date.IsZero() || m.Received.IsZero() || !m.Expires.After(m.Received) {
+			t.Errorf("sent copy Date %v Received %v Expires %v", m.Date, m.Received, m.Expires)
+		}
+		raw, err := st.Raw(ctxFor(t), box, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(raw)) != m.Size {
+			t.Errorf("Size %d, raw %d bytes", m.Size, len(raw))
+		}
+		for _, want := range []string{"DKIM-Signature: ", "\r\nDate: ", "\r\nMessage-ID: <", "@mayfly.test>\r\n", "\r\n\r\nhello\r\n"} {
+			if !bytes.Contains(raw, []byte(want)) {
+				t.Errorf("sent copy lacks %q:\n%s", want, raw)
 			}
-			sent := sentCopies(t, st, box)
-			if len(sent) != 1 {
-				t.Fatalf("%d sent copies, want 1", len(sent))
-			}
-			m := sent[0]
-			if m.From != "Box <box+news@mayfly.test>" || len(m.To) != 1 || m.To[0] != "Ann <ann@sender.test>" || m.Subject != "Grüße" || m.Tag != "news" {
-				t.Errorf("sent copy From %q To %q Subject %q Tag %q", m.From, m.To, m.Subject, m.Tag)
-			}
-			if m.Envelope.From != "box+news@mayfly.test" || strings.Join(m.Envelope.Recipients, ",") != ann+",bounce@sender.test" {
-				t.Errorf("sent copy envelope %+v", m.Envelope)
-			}
-			if m.Date.IsZero() || m.Received.IsZero() || !m.Expires.After(m.Received) {
-				t.Errorf("sent copy Date %v Received %v Expires %v", m.Date, m.Received, m.Expires)
-			}
-			raw, err := st.Raw(ctxFor(t), box, m.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if int64(len(raw)) != m.Size {
-				t.Errorf("Size %d, raw %d bytes", m.Size, len(raw))
-			}
-			for _, want := range []string{"DKIM-Signature: ", "\r\nDate: ", "\r\nMessage-ID: <", "@mayfly.test>\r\n", "\r\n\r\nhello\r\n"} {
-				if !bytes.Contains(raw, []byte(want)) {
-					t.Errorf("sent copy lacks %q:\n%s", want, raw)
-				}
-			}
-			if bytes.Contains(raw, []byte("Bcc:")) || bytes.Contains(raw, []byte("\n\n")) {
-				t.Errorf("sent copy kept Bcc or a bare LF:\n%s", raw)
-			}
+		}
+		if bytes.Contains(raw, []byte("Bcc:")) || bytes.Contains(raw, []byte("\n\n")) {
+			t.Errorf("sent copy kept Bcc or a bare LF:\n%s", raw)
+		}
 
-			job, err := st.Next(ctxFor(t), "test", time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if job.Inbox != box || job.From != "box+news@mayfly.test" || len(job.To) != 2 || !bytes.Equal(job.Raw, raw) || !job.Expires.Equal(m.Expires) {
-				t.Errorf("job %+v, want the sent copy's bytes and expiry", job)
-			}
-		})
-	}
+		job, err := st.Next(ctxFor(t), "test", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.Inbox != box || job.From != "box+news@mayfly.test" || len(job.To) != 2 || !bytes.Equal(job.Raw, raw) || !job.Expires.Equal(m.Expires) {
+			t.Errorf("job %+v, want the sent copy's bytes and expiry", job)
+		}
+	})
 }
 
 // sentCopies returns the sent messages of inbox.
@@ -456,12 +448,5 @@ func TestRunStops(t *testing.T) {
 	cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v, want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after its context ended")
-	}
+	testlib.Returned(t, done, 30*time.Second, "Run after its context ended")
 }

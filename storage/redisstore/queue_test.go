@@ -36,11 +36,7 @@ func BenchmarkQueue(b *testing.B) {
 // TestQueueNodeStops: a node stopped mid-queue leaves its job to be finished by another
 // node.
 func TestQueueNodeStops(t *testing.T) {
-	prefix := testPrefix(t)
-	a := openStore(t, prefix, Options{})
-	defer a.Close()
-	b := openStore(t, prefix, Options{})
-	defer b.Close()
+	a, b := twoNodes(t)
 	ctx := ctxFor(t)
 
 	j := storetest.NewJob("node stops")
@@ -77,11 +73,7 @@ func TestQueueNodeStops(t *testing.T) {
 // TestQueueRetryAcrossNodes: a job one node retries for later is taken by another node
 // when due, with what the first changed.
 func TestQueueRetryAcrossNodes(t *testing.T) {
-	prefix := testPrefix(t)
-	a := openStore(t, prefix, Options{})
-	defer a.Close()
-	b := openStore(t, prefix, Options{})
-	defer b.Close()
+	a, b := twoNodes(t)
 	ctx := ctxFor(t)
 
 	j := storetest.NewJob("across")

@@ -74,6 +74,32 @@ func openStore(tb testing.TB, prefix string, o Options) *Store {
 	return st
 }
 
+// twoNodes opens two stores, as two Mayfly nodes, on one prefix of the test Redis;
+// they close when the test ends.
+func twoNodes(t testing.TB) (a, b *Store) {
+	t.Helper()
+	prefix := testPrefix(t)
+	a, b = openStore(t, prefix, Options{}), openStore(t, prefix, Options{})
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	return a, b
+}
+
+// storeAndAdmin opens a store on a fresh prefix and a client that reads its keys;
+// both close when the test ends.
+func storeAndAdmin(t testing.TB) (prefix string, st *Store, c redis.UniversalClient) {
+	t.Helper()
+	prefix = testPrefix(t)
+	st, c = openStore(t, prefix, Options{}), adminClient(t)
+	t.Cleanup(func() {
+		st.Close()
+		c.Close()
+	})
+	return prefix, st, c
+}
+
 // testLogger shows the stores' warnings, and go-redis's, with -v only: the tests that
 // cut connections cause many.
 func testLogger() *slog.Logger {
@@ -402,11 +428,7 @@ func TestEventsAfterReconnect(t *testing.T) {
 }
 
 func TestEventsAcrossNodes(t *testing.T) {
-	prefix := testPrefix(t)
-	a := openStore(t, prefix, Options{})
-	defer a.Close()
-	b := openStore(t, prefix, Options{})
-	defer b.Close()
+	a, b := twoNodes(t)
 	ctx := ctxFor(t)
 	inbox := "nodes@mayfly.test"
 	onA, err := a.Subscribe(ctx, inbox)
@@ -520,12 +542,8 @@ func tagOf(key string) string {
 }
 
 func TestKeysHaveTTLAndOneTag(t *testing.T) {
-	prefix := testPrefix(t)
-	st := openStore(t, prefix, Options{})
-	defer st.Close()
+	prefix, st, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
-	c := adminClient(t)
-	defer c.Close()
 
 	for _, inbox := range []string{"plain@mayfly.test", "}odd{%7D@mayfly.test"} {
 		m := storetest.NewMessage(inbox, "ttl")
@@ -803,12 +821,8 @@ func messageAt(inbox string, received time.Time, ttl time.Duration) *storage.Mes
 }
 
 func TestInboxTTLKeys(t *testing.T) {
-	prefix := testPrefix(t)
-	st := openStore(t, prefix, Options{})
-	defer st.Close()
+	_, st, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
-	c := adminClient(t)
-	defer c.Close()
 	inbox := "long@mayfly.test"
 	k := st.keys(inbox)
 	const ttl = 30 * time.Hour
@@ -962,12 +976,8 @@ func TestPutScriptExpiry(t *testing.T) {
 // whose correction of the entry has not landed yet) leaves the message alone and is
 // put back at the message's expiry.
 func TestSweepEarlyEntry(t *testing.T) {
-	prefix := testPrefix(t)
-	st := openStore(t, prefix, Options{})
-	defer st.Close()
+	prefix, st, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
-	c := adminClient(t)
-	defer c.Close()
 	inbox := "early@mayfly.test"
 	events, err := st.Subscribe(ctx, inbox)
 	if err != nil {

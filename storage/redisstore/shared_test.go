@@ -10,11 +10,7 @@ import (
 
 // TestSharedValues: a value one node puts, another reads, replaces and deletes.
 func TestSharedValues(t *testing.T) {
-	prefix := testPrefix(t)
-	a := openStore(t, prefix, Options{})
-	defer a.Close()
-	b := openStore(t, prefix, Options{})
-	defer b.Close()
+	a, b := twoNodes(t)
 	ctx := ctxFor(t)
 
 	if _, err := b.GetShared(ctx, "acme:mx.test"); !errors.Is(err, storage.ErrNotFound) {

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -248,23 +250,12 @@ func TestMessageMalformed(t *testing.T) {
 
 // TestMessageLimits checks that the walk stops at maxParts and maxDepth.
 func TestMessageLimits(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
-	for range maxParts + 500 {
-		b.WriteString("--b\r\nContent-Type: image/png\r\n\r\nx\r\n")
-	}
-	b.WriteString("--b--\r\n")
-	p, _ := Message([]byte(b.String()))
+	p, _ := Message(testlib.WideMail(maxParts + 500))
 	if len(p.Attachments) != maxParts-1 {
 		t.Errorf("Message(%d parts) has %d attachments, want %d (the root counts as a part)", maxParts+500, len(p.Attachments), maxParts-1)
 	}
 
-	b.Reset()
-	for i := range maxDepth + 20 {
-		b.WriteString("Content-Type: multipart/mixed; boundary=b" + strings.Repeat("x", i) + "\r\n\r\n--b" + strings.Repeat("x", i) + "\r\n")
-	}
-	b.WriteString("Content-Type: image/png\r\n\r\ndeep\r\n")
-	p, _ = Message([]byte(b.String()))
+	p, _ = Message(testlib.DeepMail(maxDepth+20, "deep"))
 	if len(p.Attachments) != 0 {
 		t.Errorf("Message(%d levels deep) has %d attachments, want 0 past depth %d", maxDepth+20, len(p.Attachments), maxDepth)
 	}
@@ -315,20 +306,7 @@ func TestAttachment(t *testing.T) {
 // FuzzMessage feeds hostile messages to the parser, seeded with the sample mail: it
 // must not panic or hang, and what it returns must hold together.
 func FuzzMessage(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.eml")
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	// base64 attachments that AttachmentReader decodes as it reads: a lone last
-	// sextet, the URL-safe alphabet, junk after the padding, indentation.
-	for _, body := range []string{"QUJD\r\nRA", "QUJDR", "-_-_\r\n  QQ==\r\n-- \r\nfooter", "", "===", "Q\tU\rJ\nD"} {
-		f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n" +
-			"Content-Transfer-Encoding: base64\r\n\r\n" + body + "\r\n--b--\r\n"))
-	}
+	testlib.AddMailSeeds(f) // AttachmentReader decodes base64 as it reads
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p, err := Message(raw)
 		if err != nil {

@@ -1,19 +1,20 @@
-package mx
+package testlib
 
-// This file is a copy of server/mailparse/benchmsg_test.go: the receiver measured on
-// the same messages (docs/benchmarks.md, "Parsing (issue 15)", "Ingest").
+// BenchMessage is the one corpus the parser, the old API parser and the receiver are
+// measured on (docs/benchmarks.md, "Parsing (issue 15)", "Ingest").
 
 import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"testing"
 )
 
-// benchMessage is a sign-up mail of about size bytes: a multipart/mixed of a
+// BenchMessage is a sign-up mail of about size bytes: a multipart/mixed of a
 // multipart/alternative (quoted-printable text and HTML) and base64 attachments that
 // make up the rest.
-func benchMessage(size int) []byte {
+func BenchMessage(size int) []byte {
 	var b strings.Builder
 	b.WriteString("Return-Path: <bounce@example.com>\r\n" +
 		"Received: from mail.example.com (mail.example.com [192.0.2.1])\r\n\tby mx.mayfly.test with ESMTPS id 4f2a; Mon, 23 Nov 2026 12:00:00 +0000\r\n" +
@@ -61,4 +62,20 @@ func benchMessage(size int) []byte {
 // benchText repeats line up to about n bytes.
 func benchText(n int, line string) string {
 	return strings.Repeat(line, max(n/len(line), 1))
+}
+
+// BenchSizes are the sizes of BenchMessage the benchmarks measure.
+var BenchSizes = []int{10 << 10, 1 << 20, 10 << 20}
+
+// BenchEach runs fn on BenchMessage at each of BenchSizes, as sub-benchmarks named by
+// the size in KiB that report bytes per second and allocations.
+func BenchEach(b *testing.B, fn func(b *testing.B, raw []byte)) {
+	for _, size := range BenchSizes {
+		raw := BenchMessage(size)
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			fn(b, raw)
+		})
+	}
 }
