@@ -227,66 +227,64 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		verifier = v
 	}
 
-	servers := []server{
-		mx.New(mx.Options{
-			Addr:            cfg.SMTPAddr,
-			Hostname:        cfg.Hostname,
-			Domains:         cfg.Domains,
-			MaxMessageSize:  cfg.MaxMessageSize,
-			MaxConnections:  cfg.SMTPMaxConnections,
-			Timeout:         cfg.SMTPTimeout,
-			TTL:             cfg.TTL,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-			TLS:             smtpTLS,
-			Metrics:         registry,
-			Verifier:        verifier,
-			RecipientRate:   limit.Rate(cfg.RecipientRate),
-			ReceiveRate:     limit.Rate(cfg.ReceiveRate),
-
-			// 0 in the config is no limit; in Options, the default.
-			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
-			MaxStalledCommands:  perClient(cfg.SMTPMaxStalledCommands),
-			TrustedProxies:      cfg.TrustedProxies,
-		}, st, logger),
-	}
-	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}
 	// One count of failed logins for every protocol, so a guesser gains nothing by
 	// moving from IMAP to POP3 to HTTP.
 	failures := limit.NewBuckets[netip.Addr](limit.Rate(cfg.LoginFailures))
+	// The limits every mail listener shares; 0 in the config is no limit, in
+	// Options the default.
+	front := limit.Options{
+		MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
+		ShutdownTimeout:     cfg.ShutdownTimeout,
+		CommandRate:         limit.Rate(cfg.CommandRate),
+		LoginFailures:       failures,
+		TrustedProxies:      cfg.TrustedProxies,
+		Metrics:             registry,
+	}
+	inbound := front // CommandRate and LoginFailures do not apply to inbound SMTP
+	inbound.MaxConnections = cfg.SMTPMaxConnections
+	servers := []server{
+		mx.New(mx.Options{
+			Addr:           cfg.SMTPAddr,
+			Hostname:       cfg.Hostname,
+			Domains:        cfg.Domains,
+			MaxMessageSize: cfg.MaxMessageSize,
+			Timeout:        cfg.SMTPTimeout,
+			TTL:            cfg.TTL,
+			TLS:            smtpTLS,
+			Verifier:       verifier,
+			RecipientRate:  limit.Rate(cfg.RecipientRate),
+			ReceiveRate:    limit.Rate(cfg.ReceiveRate),
+			Options:        inbound,
+
+			// 0 in the config is no limit; in Options, the default.
+			MaxStalledCommands: perClient(cfg.SMTPMaxStalledCommands),
+		}, st, logger),
+	}
+	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}
 	if cfg.IMAPAddr != "" || cfg.IMAPSAddr != "" {
 		servers = append(servers, imapd.New(imapd.Options{
-			Addr:                cfg.IMAPAddr,
-			TLSAddr:             cfg.IMAPSAddr,
-			Hostname:            cfg.Hostname,
-			Domains:             cfg.Domains,
-			Keys:                keys,
-			TLS:                 tlsConfig,
-			ShutdownTimeout:     cfg.ShutdownTimeout,
-			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
-			CommandRate:         limit.Rate(cfg.CommandRate),
-			LoginFailures:       failures,
-			TrustedProxies:      cfg.TrustedProxies,
-			SearchTimeout:       cfg.IMAPSearchTimeout,
-			Metrics:             registry,
+			Addr:          cfg.IMAPAddr,
+			TLSAddr:       cfg.IMAPSAddr,
+			Hostname:      cfg.Hostname,
+			Domains:       cfg.Domains,
+			Keys:          keys,
+			TLS:           tlsConfig,
+			SearchTimeout: cfg.IMAPSearchTimeout,
+			Options:       front,
 		}, st, logger))
 	}
 	if cfg.POP3Addr != "" || cfg.POP3SAddr != "" {
 		servers = append(servers, pop3d.New(pop3d.Options{
-			Addr:                cfg.POP3Addr,
-			TLSAddr:             cfg.POP3SAddr,
-			Hostname:            cfg.Hostname,
-			Domains:             cfg.Domains,
-			Keys:                keys,
-			TLS:                 tlsConfig,
-			ShutdownTimeout:     cfg.ShutdownTimeout,
-			MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
-			CommandRate:         limit.Rate(cfg.CommandRate),
-			LoginFailures:       failures,
-			TrustedProxies:      cfg.TrustedProxies,
-			Metrics:             registry,
+			Addr:     cfg.POP3Addr,
+			TLSAddr:  cfg.POP3SAddr,
+			Hostname: cfg.Hostname,
+			Domains:  cfg.Domains,
+			Keys:     keys,
+			TLS:      tlsConfig,
+			Options:  front,
 		}, st, logger))
 	}
-	sub, err := newSubmission(cfg, keys, failures, tlsConfig, st, queue, res, registry, logger)
+	sub, err := newSubmission(cfg, keys, front, tlsConfig, st, queue, res, logger)
 	if err != nil {
 		return err
 	}

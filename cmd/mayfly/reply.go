@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mayfly-mail/mayfly/server/dkimkey"
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
@@ -23,7 +21,7 @@ import (
 // newSubmission makes the outbound side: the submission listeners, and the queue
 // workers that deliver replies whether they came over SMTP or the HTTP API, so it runs
 // even with both listeners off.
-func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.Addr], tlsConfig *tls.Config, st storage.Store, queue storage.Queue, res *dnsclient.Resolver, reg prometheus.Registerer, logger *slog.Logger) (*submission.Server, error) {
+func newSubmission(cfg Config, keys storage.Keys, front limit.Options, tlsConfig *tls.Config, st storage.Store, queue storage.Queue, res *dnsclient.Resolver, logger *slog.Logger) (*submission.Server, error) {
 	if queue == nil {
 		return nil, fmt.Errorf("submission: the %T store keeps no outgoing queue", st)
 	}
@@ -35,31 +33,26 @@ func newSubmission(cfg Config, keys storage.Keys, failures *limit.Buckets[netip.
 		}
 	}
 	return submission.New(submission.Options{
-		Addr:                cfg.SubmissionAddr,
-		TLSAddr:             cfg.SubmissionsAddr,
-		Hostname:            cfg.Hostname,
-		Domains:             cfg.Domains,
-		Keys:                keys,
-		TLS:                 tlsConfig,
-		MaxMessageSize:      cfg.MaxMessageSize,
-		MaxRecipients:       cfg.MaxReplyRcpts,
-		SendLimit:           submission.SendLimit(cfg.SendLimit),
-		ClientSendLimit:     submission.SendLimit(cfg.ClientSendLimit),
-		OutboundRate:        submission.SendLimit(cfg.OutboundRate),
-		Unverified:          !cfg.Verify,
-		AllowPrivate:        cfg.AllowPrivate,
-		TTL:                 cfg.TTL,
-		DKIM:                signer,
-		DKIMSelector:        cfg.DKIMSelector,
-		Relay:               cfg.Relay,
-		OutboundPort:        cfg.OutboundPort,
-		Resolver:            res,
-		ShutdownTimeout:     cfg.ShutdownTimeout,
-		Metrics:             reg,
-		MaxConnectionsPerIP: perClient(cfg.MaxConnectionsPerIP),
-		CommandRate:         limit.Rate(cfg.CommandRate),
-		LoginFailures:       failures,
-		TrustedProxies:      cfg.TrustedProxies,
+		Addr:            cfg.SubmissionAddr,
+		TLSAddr:         cfg.SubmissionsAddr,
+		Hostname:        cfg.Hostname,
+		Domains:         cfg.Domains,
+		Keys:            keys,
+		TLS:             tlsConfig,
+		MaxMessageSize:  cfg.MaxMessageSize,
+		MaxRecipients:   cfg.MaxReplyRcpts,
+		SendLimit:       submission.SendLimit(cfg.SendLimit),
+		ClientSendLimit: submission.SendLimit(cfg.ClientSendLimit),
+		OutboundRate:    submission.SendLimit(cfg.OutboundRate),
+		Unverified:      !cfg.Verify,
+		AllowPrivate:    cfg.AllowPrivate,
+		TTL:             cfg.TTL,
+		DKIM:            signer,
+		DKIMSelector:    cfg.DKIMSelector,
+		Relay:           cfg.Relay,
+		OutboundPort:    cfg.OutboundPort,
+		Resolver:        res,
+		Options:         front,
 	}, st, queue, logger)
 }
 

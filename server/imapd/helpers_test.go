@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
@@ -79,12 +80,11 @@ func startServer(t testing.TB, st store, implicitTLS bool, mods ...serverOption)
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts := Options{
-		Hostname:        "imap.mayfly.test",
-		Domains:         []string{testDomain},
-		Keys:            storage.Keys{Tokens: testTokens, APIKey: adminKey},
-		TLS:             serverTLS(t),
-		ShutdownTimeout: 5 * time.Second,
-		Metrics:         reg,
+		Hostname: "imap.mayfly.test",
+		Domains:  []string{testDomain},
+		Keys:     storage.Keys{Tokens: testTokens, APIKey: adminKey},
+		TLS:      serverTLS(t),
+		Options:  limit.Options{ShutdownTimeout: 5 * time.Second, Metrics: reg},
 	}
 	srv := New(opts, st, testLogger(t))
 	srv.authFailDelay = 0

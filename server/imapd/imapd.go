@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
@@ -31,33 +29,18 @@ import (
 
 // Options configure the IMAP server. Zero values mean the documented defaults.
 type Options struct {
-	Addr            string        // listener with STARTTLS; "" = off
-	TLSAddr         string        // listener with implicit TLS (IMAPS, 993); "" = off
-	Hostname        string        // named in the shutdown BYE
-	Domains         []string      // a user on another domain never logs in
-	Keys            storage.Keys  // what opens an inbox: its token or the admin key
-	TLS             *tls.Config   // for STARTTLS and TLSAddr; nil = no STARTTLS, no TLSAddr
-	MaxConnections  int           // open at once, on all listeners; later ones get a BYE; 0 = 1000
-	ShutdownTimeout time.Duration // how long sessions get to go after their BYE; 0 = 10s
-	// MaxConnectionsPerIP caps each client's connections on both listeners
-	// (limit.Front); more get a BYE at once. 0 = 20; negative = no limit.
-	MaxConnectionsPerIP int
-	// CommandRate is how fast one connection's commands are served, in bursts of N or
-	// limit.PaceBurst, whichever is more; past it the client is slowed (limit.Pacer),
-	// and only a flood long past the burst gets a BYE and the connection closes.
-	// Zero = 50 a second; N < 0 = no limit.
-	CommandRate limit.Rate
-	// LoginFailures counts refused logins per client, one bucket for every protocol
-	// (gate.Gate.Failures); nil = no limit.
-	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
-	// header names the client (limit.Front); nil = every peer is its own client.
-	TrustedProxies []netip.Prefix
+	Addr     string       // listener with STARTTLS; "" = off
+	TLSAddr  string       // listener with implicit TLS (IMAPS, 993); "" = off
+	Hostname string       // named in the shutdown BYE
+	Domains  []string     // a user on another domain never logs in
+	Keys     storage.Keys // what opens an inbox: its token or the admin key
+	TLS      *tls.Config  // for STARTTLS and TLSAddr; nil = no STARTTLS, no TLSAddr
 	// SearchTimeout is how long one SEARCH may take; past it the command gets NO
 	// [LIMIT] and the client is told to narrow it. 0 = 2s.
 	SearchTimeout time.Duration
-	// Metrics receives the server's metrics; nil = not exported.
-	Metrics prometheus.Registerer
+	// Options are the connection limits, drain, proxies and metrics every mail
+	// listener has; a session refused by them, or told to go at shutdown, gets a BYE.
+	limit.Options
 }
 
 // store is what the IMAP view needs of storage.Store.
@@ -97,7 +80,7 @@ type Server struct {
 
 // New returns an IMAP server over st; Run serves it.
 func New(opts Options, st store, logger *slog.Logger) *Server {
-	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
+	opts.Defaults()
 	if opts.Hostname == "" {
 		opts.Hostname = "mayfly"
 	}

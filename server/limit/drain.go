@@ -52,24 +52,6 @@ func Drain(done <-chan struct{}, timeout time.Duration, logger *slog.Logger, msg
 	}
 }
 
-// Defaults fills the zero values of the options every mail listener has, each
-// pointer nil where a server has no such option: 1000 sessions at once, 20 per
-// client, 10 seconds of drain and 50 commands a second.
-func Defaults(maxConns, perClient *int, shutdown *time.Duration, commands *Rate) {
-	if maxConns != nil && *maxConns <= 0 {
-		*maxConns = 1000
-	}
-	if perClient != nil && *perClient == 0 {
-		*perClient = 20
-	}
-	if shutdown != nil && *shutdown <= 0 {
-		*shutdown = 10 * time.Second
-	}
-	if commands != nil && *commands == (Rate{}) {
-		*commands = Rate{N: 50, Per: time.Second}
-	}
-}
-
 // Tracker knows a listener's open connections, which of them are busy (in a mail
 // transaction, say), and whether shutdown has begun: so that shutdown reaches the idle
 // ones at once, the busy ones when they finish, and no connection starts after it.

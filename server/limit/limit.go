@@ -9,7 +9,7 @@
 // protocol header, rather than the balancer's.
 //
 // The listener layer the mail servers (IMAP, POP3, submission, inbound SMTP) share is
-// here too: opening their plain and implicit-TLS listeners (Run, Listen), the wrappers
+// here too: the settings each embeds (Options), opening their plain and implicit-TLS listeners (Run, Listen), the wrappers
 // in front of a protocol (Front), one accept loop (Accept), refusals (Refuse, Slots),
 // the slow-client rule (FinalRead), connection tracking and the bounded drain
 // (Tracker, Drain), their connection and login metrics (NewMetrics), and telling a

@@ -118,14 +118,21 @@ func TestSlots(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	var (
-		conns, per = 0, -1
-		shutdown   time.Duration
-		rate       Rate
-	)
-	Defaults(&conns, &per, &shutdown, &rate)
-	if conns != 1000 || per != -1 || shutdown != 10*time.Second || rate != (Rate{N: 50, Per: time.Second}) {
-		t.Errorf("Defaults = %d %d %v %v", conns, per, shutdown, rate)
+	o := Options{MaxConnectionsPerIP: -1}
+	o.Defaults()
+	if o.MaxConnections != 1000 || o.MaxConnectionsPerIP != -1 || o.ShutdownTimeout != 10*time.Second || o.CommandRate != (Rate{N: 50, Per: time.Second}) {
+		t.Errorf("Defaults = %+v", o)
+	}
+	o = Options{MaxConnections: -5, ShutdownTimeout: -time.Second, CommandRate: Rate{N: -1}}
+	o.Defaults()
+	if o.MaxConnections != 1000 || o.ShutdownTimeout != 10*time.Second || o.CommandRate != (Rate{N: -1}) {
+		t.Errorf("Defaults on negatives = %+v", o)
+	}
+	n, s := int64(7), ""
+	Default(&n, 3)
+	DefaultIfZero(&s, "x")
+	if n != 7 || s != "x" {
+		t.Errorf("Default kept %d, DefaultIfZero set %q", n, s)
 	}
 }
 

@@ -53,7 +53,7 @@ func wantRefusal(t *testing.T, what string, err error, want string) {
 func TestRecipientRate(t *testing.T) {
 	st := testlib.Memory(t, memstore.Options{})
 	reg := prometheus.NewRegistry()
-	addr := start(t, Options{RecipientRate: limit.Rate{N: 3, Per: time.Hour}, Metrics: reg}, st)
+	addr := start(t, Options{RecipientRate: limit.Rate{N: 3, Per: time.Hour}, Options: limit.Options{Metrics: reg}}, st)
 
 	early := dial(t, addr)
 	if err := early.Mail("s@sender.test", nil); err != nil {
@@ -101,7 +101,7 @@ func TestReceiveRate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
 			reg := prometheus.NewRegistry()
-			addr := start(t, Options{ReceiveRate: limit.Rate{N: 2, Per: time.Hour}, Metrics: reg}, st)
+			addr := start(t, Options{ReceiveRate: limit.Rate{N: 2, Per: time.Hour}, Options: limit.Options{Metrics: reg}}, st)
 			c := dial(t, addr)
 			for i := range 2 {
 				if err := c.Mail("s@sender.test", nil); err != nil {

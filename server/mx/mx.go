@@ -34,12 +34,6 @@ type Options struct {
 	Domains        []string // accepted recipient domains; anything else is refused at RCPT
 	MaxMessageSize int64    // advertised as SIZE and enforced; 0 = 10MiB
 	MaxRecipients  int      // per message; 0 = 100
-	MaxConnections int      // sessions at once, later ones wait in the backlog; 0 = 1000
-	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
-	// IPv6 /64) may have open at once, so that one sender cannot hold every one of
-	// MaxConnections; more are answered 421 4.7.0 and closed. 0 = 20, negative = no
-	// limit.
-	MaxConnectionsPerIP int
 	// MaxStalledCommands is how many commands in a row may make no progress (all but
 	// an accepted DATA, accepted recipients not counted: MAIL, NOOP, RSET, HELO, VRFY,
 	// HELP, refused recipients...) before the session is answered 421 4.7.0 and closed: every
@@ -47,12 +41,6 @@ type Options struct {
 	// ever. 0 = 50, more than a real sender's retries within a session; negative =
 	// no limit.
 	MaxStalledCommands int
-	// TrustedProxies are the networks of the TCP proxies (load balancers) in front of
-	// the listener, which send the PROXY protocol header (v1 or v2) naming the client
-	// they relay. A peer in one must send it, and the per-client limits, SPF and the
-	// trace header then see the client it names; a peer in none is its own client.
-	// nil = no proxies.
-	TrustedProxies []netip.Prefix
 	// Timeout is per command, from our reply to the client's next line, and for the
 	// whole DATA transfer: a client that sends a line a byte at a time is cut off
 	// when it runs out. 0 = 5m.
@@ -70,16 +58,20 @@ type Options struct {
 	// minute, bursts of 120: more than a test suite hammering one inbox needs, and a
 	// flood cannot cycle an inbox's MaxMessages (200 in the store's default) in one
 	// burst. N < 0 = no limit.
-	ReceiveRate     limit.Rate
-	TTL             time.Duration // how long a message lives; 0 = 1h
-	StoreTimeout    time.Duration // how long a store write may take before 451; 0 = 15s
-	ShutdownTimeout time.Duration // how long in-flight sessions may finish; 0 = 10s
-	TLS             *tls.Config   // offered with STARTTLS; nil = no STARTTLS
-	// Metrics receives the receiver's counters; nil = not exported.
-	Metrics prometheus.Registerer
+	ReceiveRate  limit.Rate
+	TTL          time.Duration // how long a message lives; 0 = 1h
+	StoreTimeout time.Duration // how long a store write may take before 451; 0 = 15s
+	TLS          *tls.Config   // offered with STARTTLS; nil = no STARTTLS
 	// Verifier tags each message with SPF, DKIM and DMARC verdicts and prepends its
 	// Authentication-Results header; nil = no verification, verdicts "none".
 	Verifier verifier
+	// Options are the connection limits, drain, proxies and metrics every mail
+	// listener has, with two differences: sessions over MaxConnections wait in the
+	// backlog rather than being refused, and CommandRate and LoginFailures do not
+	// apply (no login here; MaxStalledCommands and RecipientRate pace a sender). A
+	// trusted proxy's client is also the one SPF and the trace header see, and
+	// MaxConnectionsPerIP keeps one sender from holding every one of MaxConnections.
+	limit.Options
 }
 
 // verifier is what the receiver needs of mailauth.Verifier.
@@ -144,31 +136,15 @@ func newMetrics(reg prometheus.Registerer) metrics {
 
 // New returns a receiver; Run serves it.
 func New(opts Options, st store, logger *slog.Logger) *Server {
-	if opts.MaxMessageSize <= 0 {
-		opts.MaxMessageSize = 10 << 20
-	}
-	if opts.MaxRecipients <= 0 {
-		opts.MaxRecipients = 100
-	}
-	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, nil)
-	if opts.MaxStalledCommands == 0 {
-		opts.MaxStalledCommands = 50
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Minute
-	}
-	if opts.TTL <= 0 {
-		opts.TTL = time.Hour
-	}
-	if opts.StoreTimeout <= 0 {
-		opts.StoreTimeout = 15 * time.Second
-	}
-	if opts.RecipientRate == (limit.Rate{}) {
-		opts.RecipientRate = limit.Rate{N: 600, Per: time.Minute}
-	}
-	if opts.ReceiveRate == (limit.Rate{}) {
-		opts.ReceiveRate = limit.Rate{N: 120, Per: time.Minute}
-	}
+	limit.Default(&opts.MaxMessageSize, 10<<20)
+	limit.Default(&opts.MaxRecipients, 100)
+	limit.DefaultIfZero(&opts.MaxStalledCommands, 50)
+	limit.Default(&opts.Timeout, 5*time.Minute)
+	limit.Default(&opts.TTL, time.Hour)
+	limit.Default(&opts.StoreTimeout, 15*time.Second)
+	limit.DefaultIfZero(&opts.RecipientRate, limit.Rate{N: 600, Per: time.Minute})
+	limit.DefaultIfZero(&opts.ReceiveRate, limit.Rate{N: 120, Per: time.Minute})
+	opts.Defaults()
 	return &Server{
 		opts:    opts,
 		store:   st,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestShutdownDrains(t *testing.T) {
 	st := testlib.Memory(t, memstore.Options{})
 	addr := freeAddr(t)
-	srv := New(Options{Addr: addr, Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}, ShutdownTimeout: 5 * time.Second}, st, testLogger(t))
+	srv := New(Options{Addr: addr, Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}, Options: limit.Options{ShutdownTimeout: 5 * time.Second}}, st, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

@@ -123,7 +123,7 @@ func TestDataEnd(t *testing.T) {
 func TestConnectionsPerIP(t *testing.T) {
 	st := testlib.Memory(t, memstore.Options{})
 	reg := prometheus.NewRegistry()
-	addr := start(t, Options{Metrics: reg}, st)
+	addr := start(t, Options{Options: limit.Options{Metrics: reg}}, st)
 	var conns []net.Conn
 	for range 20 {
 		conn, _, _ := rawDial(t, addr, "127.0.0.1", 220)
@@ -284,7 +284,7 @@ func TestDataMemory(t *testing.T) {
 // header names, for the trace header, SPF and the per-client limits.
 func TestProxyHeader(t *testing.T) {
 	st := testlib.Memory(t, memstore.Options{})
-	addr := start(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxConnectionsPerIP: 1}, st)
+	addr := start(t, Options{Options: limit.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, MaxConnectionsPerIP: 1}}, st)
 	conn := testlib.Proxied(t, addr, "203.0.113.7", 25)
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	r := textproto.NewReader(bufio.NewReader(conn))

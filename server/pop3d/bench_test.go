@@ -35,7 +35,7 @@ func BenchmarkRETR(b *testing.B) {
 			st := open(b)
 			put(b, st, box, raw)
 			// RETR as fast as the benchmark can, past any CommandRate.
-			e := newEnv(b, st, setup{noTLS: true, opts: Options{CommandRate: limit.Rate{N: -1}}})
+			e := newEnv(b, st, setup{noTLS: true, opts: Options{Options: limit.Options{CommandRate: limit.Rate{N: -1}}}})
 			conn, err := net.Dial("tcp", e.addr)
 			if err != nil {
 				b.Fatal(err)

@@ -52,7 +52,7 @@ func limited(e *env, reason string) float64 {
 func TestMaxConnectionsPerIP(t *testing.T) {
 	st := memory(t)
 	put(t, st, box, plainMsg)
-	e := newEnv(t, st, setup{opts: Options{MaxConnectionsPerIP: 3}})
+	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{MaxConnectionsPerIP: 3}}})
 	working := dial(t, e.addr)
 	working.login(box, token(box))
 	quitting := dial(t, e.addr)
@@ -238,7 +238,7 @@ func TestLoginFailuresPerIP(t *testing.T) {
 	st := memory(t)
 	put(t, st, box, plainMsg)
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
-	e := newEnv(t, st, setup{opts: Options{LoginFailures: failures}})
+	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{LoginFailures: failures}}})
 	// Logged in before the guessing starts, from the same address.
 	working := dial(t, e.addr)
 	working.login(box, token(box))

@@ -19,11 +19,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
@@ -42,26 +39,11 @@ type Options struct {
 	TLS *tls.Config
 	// Timeout is how long a session may sit idle before a command; 0 = 10m, the least
 	// RFC 1939 section 3 allows for its autologout timer.
-	Timeout         time.Duration
-	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
-	ShutdownTimeout time.Duration // how long sessions may finish their command at shutdown; 0 = 10s
-	// MaxConnectionsPerIP caps each client's connections on both listeners
-	// (limit.Front, where a client is an IPv4 address or an IPv6 /64); more are
-	// turned away at once with -ERR [SYS/TEMP]. 0 = 20; negative = no limit.
-	MaxConnectionsPerIP int
-	// CommandRate is how fast one connection's commands are served, in bursts of N or
-	// limit.PaceBurst, whichever is more; past it the client is slowed (limit.Pacer),
-	// and only a flood long past the burst gets -ERR [SYS/TEMP] and the connection
-	// closes. Zero = 50 a second; N < 0 = no limit.
-	CommandRate limit.Rate
-	// LoginFailures counts refused logins per client, one bucket for every protocol
-	// (gate.Gate.Failures); nil = no limit.
-	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
-	// header names the client (limit.Front); nil = every peer is its own client.
-	TrustedProxies []netip.Prefix
-	// Metrics receives the server's metrics; nil = not exported.
-	Metrics prometheus.Registerer
+	Timeout time.Duration
+	// Options are the connection limits, drain, proxies and metrics every mail
+	// listener has; a refusal is -ERR [SYS/TEMP], and at shutdown a session may
+	// finish its command.
+	limit.Options
 }
 
 // store is what the POP3 view needs of storage.Store.
@@ -106,10 +88,8 @@ type Server struct {
 
 // New returns a POP3 server over st; Run or Serve serves it.
 func New(opts Options, st store, logger *slog.Logger) *Server {
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Minute
-	}
-	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
+	limit.Default(&opts.Timeout, 10*time.Minute)
+	opts.Defaults()
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
@@ -747,7 +748,7 @@ func TestAutologout(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	e := newEnv(t, memory(t), setup{opts: Options{MaxConnections: 1}})
+	e := newEnv(t, memory(t), setup{opts: Options{Options: limit.Options{MaxConnections: 1}}})
 	c1 := dial(t, e.addr) // holds the one slot: its greeting came, so it was accepted
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
@@ -795,7 +796,7 @@ func TestShutdownTimeout(t *testing.T) {
 	st := memory(t)
 	big := bytes.Repeat([]byte("0123456789012345678901234567890123456789012345678901234567890123456789\r\n"), 1<<19) // 36 MiB
 	put(t, st, box, big)
-	e := newEnv(t, st, setup{noTLS: true, opts: Options{ShutdownTimeout: 50 * time.Millisecond}})
+	e := newEnv(t, st, setup{noTLS: true, opts: Options{Options: limit.Options{ShutdownTimeout: 50 * time.Millisecond}}})
 	c := dial(t, e.addr)
 	c.login(box, token(box))
 	c.ok("RETR 1") // the server is now writing far more than the socket buffers hold

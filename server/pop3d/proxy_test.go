@@ -30,7 +30,7 @@ func TestProxiedClients(t *testing.T) {
 	put(t, st, box, plainMsg)
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	// isLoopback stays the real one: the proxy's address is loopback, the clients' not.
-	e := newEnv(t, st, setup{opts: Options{TrustedProxies: testlib.LoopbackProxies, LoginFailures: failures}})
+	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{TrustedProxies: testlib.LoopbackProxies, LoginFailures: failures}}})
 	const guesser, other = "203.0.113.7", "203.0.113.8"
 
 	c := dialProxied(t, e.addr, guesser)

@@ -25,7 +25,7 @@ func BenchmarkSubmit(b *testing.B) {
 	e := newEnv(b, st, setup{
 		// The send limits count every reply (per inbox, client and service) but are
 		// never reached.
-		opts: Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", CommandRate: limit.Rate{N: -1},
+		opts: Options{OutboundPort: k.port, DKIM: edKey(), DKIMSelector: "ed", Options: limit.Options{CommandRate: limit.Rate{N: -1}},
 			SendLimit: unreachable, ClientSendLimit: unreachable, OutboundRate: unreachable},
 		logger: slog.New(slog.DiscardHandler),
 	})

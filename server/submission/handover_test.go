@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -25,7 +26,7 @@ func TestHandover(t *testing.T) {
 	defer close(hold)
 	k := newSink(t, sinkOptions{hold: hold})
 	const lease = 2 * time.Second
-	opts := Options{Relay: relayURL(t, k, "", ""), Workers: 1, Lease: lease, ShutdownTimeout: 50 * time.Millisecond}
+	opts := Options{Relay: relayURL(t, k, "", ""), Workers: 1, Lease: lease, Options: limit.Options{ShutdownTimeout: 50 * time.Millisecond}}
 	a := newEnv(t, stA, setup{opts: opts})
 	b := newEnv(t, stB, setup{opts: opts})
 

@@ -33,7 +33,7 @@ func greeting(t testing.TB, addr string) string {
 func TestMaxConnectionsPerIP(t *testing.T) {
 	st := memory(t)
 	received(t, st, box, "", ann)
-	e := newEnv(t, st, setup{opts: Options{MaxConnectionsPerIP: 2}})
+	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{MaxConnectionsPerIP: 2}}})
 	busy := login(t, e.addr, box, token(box))
 	idle := dial(t, e.addr)
 
@@ -137,7 +137,7 @@ func TestCommandRateTakesAPipelinedTransaction(t *testing.T) {
 func testPipelinedTransaction(t *testing.T, rate limit.Rate) {
 	st := memory(t)
 	received(t, st, box, "", ann)
-	e := newEnv(t, st, setup{opts: Options{CommandRate: rate}})
+	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{CommandRate: rate}}})
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestLoginFailures(t *testing.T) {
 	st := memory(t)
 	received(t, st, box, "", ann)
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
-	e := newEnv(t, st, setup{opts: Options{LoginFailures: failures}})
+	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{LoginFailures: failures}}})
 	before := login(t, e.addr, box, token(box))
 
 	c := dial(t, e.addr)

@@ -43,7 +43,7 @@ func TestProxiedClients(t *testing.T) {
 	var logs syncBuffer
 	// isLoopback stays the real check: the proxy is on loopback, the clients are not.
 	e := newEnv(t, st, setup{
-		opts:   Options{TrustedProxies: testlib.LoopbackProxies, LoginFailures: failures},
+		opts:   Options{Options: limit.Options{TrustedProxies: testlib.LoopbackProxies, LoginFailures: failures}},
 		logger: slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	const guesser, other = "203.0.113.7", "203.0.113.8"

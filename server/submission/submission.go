@@ -23,14 +23,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/gate"
@@ -95,30 +93,15 @@ type Options struct {
 	// Lease is how long a worker holds a job before another node may take it; 0 = 5m.
 	Lease time.Duration
 	// Backoff is the first retry's delay, doubled per attempt up to an hour; 0 = 1m.
-	Backoff         time.Duration
-	Timeout         time.Duration // per SMTP command, in and out (RFC 5321 section 4.5.3.2); 0 = 5m
-	ShutdownTimeout time.Duration // how long transactions and deliveries may finish at shutdown; 0 = 10s
-	MaxConnections  int           // sessions at once, on both listeners; more are turned away; 0 = 1000
-	// MaxConnectionsPerIP is how many connections one client (its IPv4 address, or its
-	// IPv6 /64) may have open at once, on both listeners together; more are answered
-	// 421 4.7.0 and closed; 0 = 20, negative = no limit.
-	MaxConnectionsPerIP int
-	// CommandRate is how fast one connection's command lines (AUTH responses
-	// included, message data not) are served; past it the client is slowed
-	// (limit.Pacer), and only a flood long past the burst is answered 421 4.7.0 and
-	// disconnected. Zero = 50 a second. The burst is limit.PaceBurst, and at least one
-	// whole transaction to MaxRecipients sent at once (PIPELINING, RFC 2920), at the
-	// same rate; N < 0 = no limit.
-	CommandRate limit.Rate
-	// LoginFailures counts refused logins per client, one bucket for every protocol
-	// (gate.Gate.Failures); a client with none left is answered 454 4.7.0. nil = no
-	// throttle.
-	LoginFailures *limit.Buckets[netip.Addr]
-	// TrustedProxies are the load balancers in front of the listeners, whose PROXY
-	// header names the client (limit.Front); nil = every peer is its own client.
-	TrustedProxies []netip.Prefix
-	// Metrics receives the server's metrics; nil = not exported.
-	Metrics prometheus.Registerer
+	Backoff time.Duration
+	Timeout time.Duration // per SMTP command, in and out (RFC 5321 section 4.5.3.2); 0 = 5m
+	// Options are the connection limits, drain, proxies and metrics every mail
+	// listener has. Here a refusal is 421 4.7.0, a client out of LoginFailures is
+	// answered 454 4.7.0, ShutdownTimeout covers deliveries in flight too, and
+	// CommandRate counts command lines (AUTH responses included, message data not)
+	// with a burst of at least one whole transaction to MaxRecipients sent at once
+	// (PIPELINING, RFC 2920), at the same rate.
+	limit.Options
 }
 
 // SendLimit is a number of recipients per window; windows start at multiples of Per
@@ -195,15 +178,9 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 	if q == nil {
 		return nil, errors.New("submission: no queue")
 	}
-	if opts.Hostname == "" {
-		opts.Hostname = "localhost"
-	}
-	if opts.MaxMessageSize <= 0 {
-		opts.MaxMessageSize = 10 << 20
-	}
-	if opts.MaxRecipients <= 0 {
-		opts.MaxRecipients = 10
-	}
+	limit.DefaultIfZero(&opts.Hostname, "localhost")
+	limit.Default(&opts.MaxMessageSize, 10<<20)
+	limit.Default(&opts.MaxRecipients, 10)
 	for _, l := range []struct {
 		l   *SendLimit
 		def SendLimit
@@ -219,33 +196,19 @@ func New(opts Options, st store, q storage.Queue, logger *slog.Logger) (*Server,
 			return nil, fmt.Errorf("submission: send limit %d per %v", l.l.N, l.l.Per)
 		}
 	}
-	if opts.TTL <= 0 {
-		opts.TTL = time.Hour
-	}
-	if opts.DKIMSelector == "" {
-		opts.DKIMSelector = "mayfly"
-	}
+	limit.Default(&opts.TTL, time.Hour)
+	limit.DefaultIfZero(&opts.DKIMSelector, "mayfly")
 	switch opts.DKIM.(type) {
 	case nil, *rsa.PrivateKey, ed25519.PrivateKey:
 	default:
 		return nil, fmt.Errorf("submission: DKIM key %T: want RSA or Ed25519", opts.DKIM)
 	}
-	if opts.OutboundPort <= 0 {
-		opts.OutboundPort = 25
-	}
-	if opts.Workers == 0 {
-		opts.Workers = 4
-	}
-	if opts.Lease <= 0 {
-		opts.Lease = 5 * time.Minute
-	}
-	if opts.Backoff <= 0 {
-		opts.Backoff = time.Minute
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Minute
-	}
-	limit.Defaults(&opts.MaxConnections, &opts.MaxConnectionsPerIP, &opts.ShutdownTimeout, &opts.CommandRate)
+	limit.Default(&opts.OutboundPort, 25)
+	limit.DefaultIfZero(&opts.Workers, 4)
+	limit.Default(&opts.Lease, 5*time.Minute)
+	limit.Default(&opts.Backoff, time.Minute)
+	limit.Default(&opts.Timeout, 5*time.Minute)
+	opts.Defaults()
 	if r := opts.CommandRate; r.N > 0 && r.N < opts.MaxRecipients+10 {
 		// A client may pipeline a whole transaction: MAIL, one RCPT per recipient and
 		// DATA, right after its EHLO and AUTH. Cutting it off halfway would refuse a

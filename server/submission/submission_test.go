@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -318,7 +319,7 @@ func TestShutdown(t *testing.T) {
 
 // TestMaxConnections turns the connection over the limit away with 421.
 func TestMaxConnections(t *testing.T) {
-	e := newEnv(t, memory(t), setup{opts: Options{MaxConnections: 1}})
+	e := newEnv(t, memory(t), setup{opts: Options{Options: limit.Options{MaxConnections: 1}}})
 	dial(t, e.addr)
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
