@@ -150,12 +150,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	l := newListener(s, ln.Addr(), implicitTLS)
 	s.logger.Info("listening", "addr", ln.Addr().String(), "implicit_tls", implicitTLS, "starttls", !implicitTLS && s.opts.TLS != nil)
 	// A client over its connection limit gets its BYE before any session is made for it.
-	ln = limit.Front{
-		TrustedProxies: s.opts.TrustedProxies,
-		PerClient:      s.perIP,
-		Refusal:        "* BYE too many connections from your address\r\n",
-		Refused:        func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() },
-	}.Wrap(ln, implicitTLS)
+	ln = s.opts.Front(s.perIP, "* BYE too many connections from your address\r\n",
+		func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() }).Wrap(ln, implicitTLS)
 
 	// imapserver's own accept loops take connections from ours, which has picked for
 	// each whether it may log in without TLS: imapserver decides that per server.

@@ -66,3 +66,10 @@ func DefaultIfZero[T comparable](p *T, v T) {
 		*p = v
 	}
 }
+
+// Front is what a server with o puts in front of its listeners: o's trusted proxies,
+// and perClient's cap, refusal being the protocol's line to a client over it and
+// refused counting one.
+func (o *Options) Front(perClient *Conns, refusal string, refused func()) Front {
+	return Front{TrustedProxies: o.TrustedProxies, PerClient: perClient, Refusal: refusal, Refused: refused}
+}

@@ -171,12 +171,8 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// The PROXY header comes first, so that the limit, SPF and the trace header see
 	// the client a trusted proxy relays rather than the proxy.
-	ln = limit.Front{
-		TrustedProxies: s.opts.TrustedProxies,
-		PerClient:      s.conns,
-		Refusal:        fmt.Sprintf("421 4.7.0 %s too many connections from your address (MAYFLY_MAX_CONNECTIONS_PER_IP)\r\n", s.opts.Hostname),
-		Refused:        func() { s.metrics.rejected.WithLabelValues(rejectConnections).Inc() },
-	}.Wrap(ln, false)
+	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address (MAYFLY_MAX_CONNECTIONS_PER_IP)\r\n", s.opts.Hostname)
+	ln = s.opts.Front(s.conns, refusal, func() { s.metrics.rejected.WithLabelValues(rejectConnections).Inc() }).Wrap(ln, false)
 	domains := make([]string, len(s.opts.Domains))
 	for i, d := range s.opts.Domains {
 		domains[i] = strings.ToLower(d)

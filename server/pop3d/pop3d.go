@@ -133,12 +133,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		return errors.New("pop3: no token key")
 	}
 	s.logger.Info("listening", "addr", ln.Addr().String(), "tls", implicitTLS, "stls", !implicitTLS && s.opts.TLS != nil)
-	ln = limit.Front{
-		TrustedProxies: s.opts.TrustedProxies,
-		PerClient:      s.perIP,
-		Refusal:        "-ERR [SYS/TEMP] too many connections from your address\r\n",
-		Refused:        func() { s.metrics.limited.WithLabelValues(limitedConnections).Inc() },
-	}.Wrap(ln, implicitTLS)
+	ln = s.opts.Front(s.perIP, "-ERR [SYS/TEMP] too many connections from your address\r\n",
+		func() { s.metrics.limited.WithLabelValues(limitedConnections).Inc() }).Wrap(ln, implicitTLS)
 
 	// Store calls outlive ctx so that a QUIT in progress still deletes; they end only
 	// when the drain gives up.

@@ -278,12 +278,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 	}
 	tr := &tracker{}
 	// On a submissions listener the TLS handshake (in limitListener) follows.
-	perClient := limit.Front{
-		TrustedProxies: s.opts.TrustedProxies,
-		PerClient:      s.conns,
-		Refusal:        fmt.Sprintf("421 4.7.0 %s too many connections from your address\r\n", s.opts.Hostname),
-		Refused:        func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() },
-	}.Wrap(ln, implicitTLS)
+	refusal := fmt.Sprintf("421 4.7.0 %s too many connections from your address\r\n", s.opts.Hostname)
+	perClient := s.opts.Front(s.conns, refusal, func() { s.metrics.refused.WithLabelValues(refusedConnections).Inc() }).Wrap(ln, implicitTLS)
 	l := &limitListener{Listener: perClient, s: s, tr: tr, implicitTLS: implicitTLS}
 	srv := smtp.NewServer(&backend{s: s, tr: tr})
 	srv.Domain = s.opts.Hostname
