@@ -45,7 +45,7 @@ func (o *Options) Defaults() {
 	DefaultIfZero(&o.CommandRate, Rate{N: 50, Per: time.Second})
 }
 
-// number is what an option that is off or defaulted below one can be.
+// number is what Default fills: a count, a size or a duration.
 type number interface {
 	~int | ~int64
 }
