@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 

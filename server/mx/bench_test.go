@@ -8,8 +8,8 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/flashmob/go-guerrilla/mail"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 

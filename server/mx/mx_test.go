@@ -16,7 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"

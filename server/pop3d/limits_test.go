@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // untilClosed reads what the server says until it closes the connection, for at most

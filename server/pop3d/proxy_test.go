@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 func dialProxied(t *testing.T, addr, src string) *client {

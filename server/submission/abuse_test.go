@@ -19,9 +19,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )

@@ -14,8 +14,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // dialProxied is an SMTP client at src behind the proxy, after EHLO; how says how it

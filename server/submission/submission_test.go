@@ -17,7 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
