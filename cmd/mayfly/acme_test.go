@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -74,10 +75,10 @@ func startPebble(t *testing.T, host, httpAddr string) *pebble {
 // serves the same certificate from acme-dir at once, with no new order.
 func TestACMECertificate(t *testing.T) {
 	const host = "mx.acme.test"
-	httpAddr := freeAddr(t)
+	httpAddr := testlib.FreePort(t)
 	acmeCA := startPebble(t, host, httpAddr)
 
-	imaps, dir := freeAddr(t), t.TempDir()
+	imaps, dir := testlib.FreePort(t), t.TempDir()
 	args := []string{"-imaps-addr", imaps, "-acme-email", "ops@acme.test", "-acme-hosts", host,
 		"-acme-dir", dir, "-acme-url", acmeCA.directory, "-acme-ca", acmeCA.serverCA}
 	trusted := &tls.Config{ServerName: host, RootCAs: acmeCA.roots}
@@ -182,11 +183,11 @@ func TestACMEAcrossNodes(t *testing.T) {
 	t.Cleanup(forget)
 
 	const host = "mx.acme.test"
-	httpA := freeAddr(t)
+	httpA := testlib.FreePort(t)
 	acmeCA := startPebble(t, host, httpA)
 	common := []string{"-redis-url", url, "-acme-email", "ops@acme.test", "-acme-hosts", host,
 		"-acme-url", acmeCA.directory, "-acme-ca", acmeCA.serverCA}
-	imapsB := freeAddr(t)
+	imapsB := testlib.FreePort(t)
 	startProcessOn(t, httpA, append(common, "-acme-dir", t.TempDir())...)
 	b := startProcess(t, append(common, "-imaps-addr", imapsB, "-acme-dir", "/proc/no-such-dir")...)
 	t.Cleanup(func() {

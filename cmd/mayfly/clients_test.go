@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -260,7 +261,7 @@ func TestClients(t *testing.T) {
 	// Beyond the listeners' ports, the certificate and where DNS and mail go out (this
 	// machine only), the defaults.
 	// The one listener added to the defaults, IMAP over implicit TLS, for offlineimap3.
-	imaps := freeAddr(t)
+	imaps := testlib.FreePort(t)
 	n := startNode(t, append([]string{"-tls-cert", certFile, "-tls-key", keyFile, "-imaps-addr", imaps, "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
 	// The filler takes jobs from the same queue, so it sends them to the same relay.
 	filler := startNode(t, append([]string{"-receive-rate", "off", "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
