@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 )
@@ -172,22 +171,4 @@ func silentDNS(t testing.TB) string {
 	}()
 	t.Cleanup(func() { pc.Close(); <-done })
 	return pc.LocalAddr().String()
-}
-
-// fakeClock is the cache's clock under the test's control.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

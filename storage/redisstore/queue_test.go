@@ -182,26 +182,7 @@ func TestQueueRedisGoesAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := st.Next(ctx, "b", time.Minute)
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		t.Fatalf("Next on an empty queue returned %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-
-	p.close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, storage.ErrUnavailable) {
-			t.Errorf("waiting Next with Redis gone: %v, want ErrUnavailable", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next still waiting 10s after Redis went away")
-	}
+	storetest.NextEnds(t, ctx, st, 100*time.Millisecond, 10*time.Second, "after Redis went away", p.close)
 	start := time.Now()
 	if err := st.Enqueue(ctx, storetest.NewJob("lost")); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Enqueue with Redis gone: %v, want ErrUnavailable", err)

@@ -497,3 +497,29 @@ func BenchQueue(b *testing.B, newQueue func(b *testing.B) storage.Queue) {
 		})
 	}
 }
+
+// NextEnds checks that a Next waiting on q's empty queue "b" keeps waiting for at least
+// pause, and that once end has run it returns ErrUnavailable within d: a store that
+// goes away must not leave a worker blocked for good. what names the going away.
+func NextEnds(t *testing.T, ctx context.Context, q storage.Queue, pause, d time.Duration, what string, end func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := q.Next(ctx, "b", time.Minute)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		t.Fatalf("Next on an empty queue returned %v", err)
+	case <-time.After(pause):
+	}
+	end()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("waiting Next %s: %v, want ErrUnavailable", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("Next still waiting %v %s", d, what)
+	}
+}
