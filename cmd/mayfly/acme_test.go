@@ -27,7 +27,6 @@ import (
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/server/testlib"
-	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // pebble is an ACME CA (Let's Encrypt's test server, Pebble) in this test's process:
@@ -157,10 +156,7 @@ func waitForCertificate(t *testing.T, what string, handshake func() (*x509.Certi
 // (B: the CA validates on A's HTTP port only) still gets a certificate, with no
 // directory of its own (B's acme-dir cannot be made).
 func TestACMEAcrossNodes(t *testing.T) {
-	url := storetest.RedisURL(t)
-	if url == "" {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
+	url := redisURL(t)
 	// The shared ACME state of an earlier run holds certificates of an earlier CA.
 	opts, err := redis.ParseURL(url)
 	if err != nil {

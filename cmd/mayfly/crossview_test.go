@@ -59,11 +59,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -322,20 +320,7 @@ func sendRaw(t *testing.T, addr, rcpt string, raw []byte) {
 
 func apiGet(t *testing.T, httpAddr string, in inboxJSON, route string, v any) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+httpAddr+"/api/v1/inboxes/"+in.Address+route, nil)
-	req.Header.Set("Authorization", "Bearer "+in.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s = %d %.300s", route, resp.StatusCode, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v", route, err)
-	}
+	getJSON(t, httpAddr, "/api/v1/inboxes/"+in.Address+route, in.Token, v)
 }
 
 // imapView is what IMAP shows of the message.

@@ -122,14 +122,20 @@ func nextEvent(ws *websocket.Conn) (typ, subject string, err error) {
 	return ev.Type, ev.Message.Subject, err
 }
 
+// redisURL is the test Redis, or a skip without one.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	url := testlib.RedisURL(t)
+	if url == "" {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	return url
+}
+
 // redisFlags are the flags of a node on the test Redis, or a skip without one.
 func redisFlags(t *testing.T) []string {
 	t.Helper()
-	redis, ok := storeVariants(t)["redis"]
-	if !ok {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
-	return redis
+	return []string{"-redis-url", redisURL(t)}
 }
 
 // twoNodes are two nodes on one Redis, or a skip without one.
