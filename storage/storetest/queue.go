@@ -58,7 +58,8 @@ func NewJob(subject string) *storage.Job {
 	}
 }
 
-func enqueue(t *testing.T, q storage.Queue, jobs ...*storage.Job) {
+// Enqueue enqueues jobs, failing t unless each gets its ID and Created time.
+func Enqueue(t testing.TB, q storage.Queue, jobs ...*storage.Job) {
 	t.Helper()
 	for _, j := range jobs {
 		if err := q.Enqueue(ctxFor(t), j); err != nil {
@@ -70,8 +71,8 @@ func enqueue(t *testing.T, q storage.Queue, jobs ...*storage.Job) {
 	}
 }
 
-// next takes a job, failing t if none comes within 10s.
-func next(t *testing.T, q storage.Queue, consumer string, lease time.Duration) *storage.Job {
+// NextJob takes a job, failing t if none comes within 10s.
+func NextJob(t testing.TB, q storage.Queue, consumer string, lease time.Duration) *storage.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -129,13 +130,13 @@ func retry(t *testing.T, q storage.Queue, j *storage.Job, at time.Time) {
 func testQueueRoundTrip(t *testing.T, q storage.Queue) {
 	j := NewJob("round trip")
 	want := *j
-	enqueue(t, q, j)
+	Enqueue(t, q, j)
 	if time.Since(j.Created) > time.Minute || time.Until(j.Created) > time.Second {
 		t.Errorf("Created = %v, want about now", j.Created)
 	}
 	want.ID, want.Created = j.ID, j.Created
 
-	got := next(t, q, "a", time.Minute)
+	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
 	done(t, q, got)
 	nothingFor(t, q, "a", time.Minute, 200*time.Millisecond)
@@ -144,11 +145,11 @@ func testQueueRoundTrip(t *testing.T, q storage.Queue) {
 	created := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	j2 := NewJob("created before")
 	j2.Created = created
-	enqueue(t, q, j2)
+	Enqueue(t, q, j2)
 	if !j2.Created.Equal(created) || j2.ID == j.ID {
 		t.Errorf("Enqueue set Created %v, ID %q; want Created kept at %v and a new ID", j2.Created, j2.ID, created)
 	}
-	got = next(t, q, "a", time.Minute)
+	got = NextJob(t, q, "a", time.Minute)
 	if got.ID != j2.ID || !sameTime(got.Created, created) {
 		t.Errorf("Next = %s created %v, want %s created %v", got.ID, got.Created, j2.ID, created)
 	}
@@ -159,12 +160,12 @@ func testQueueFIFO(t *testing.T, q storage.Queue) {
 	var ids []string
 	for i := range 5 {
 		j := NewJob(fmt.Sprint(i))
-		enqueue(t, q, j)
+		Enqueue(t, q, j)
 		ids = append(ids, j.ID)
 	}
 	var got []string
 	for range ids {
-		j := next(t, q, "a", time.Minute)
+		j := NextJob(t, q, "a", time.Minute)
 		got = append(got, j.ID)
 		done(t, q, j)
 	}
@@ -203,7 +204,7 @@ func testQueueWaits(t *testing.T, q storage.Queue) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		j := NewJob(fmt.Sprint(round))
-		enqueue(t, q, j)
+		Enqueue(t, q, j)
 		select {
 		case r := <-ch:
 			if r.err != nil {
@@ -221,14 +222,14 @@ func testQueueWaits(t *testing.T, q storage.Queue) {
 
 func testQueueRetryLater(t *testing.T, q storage.Queue) {
 	j := NewJob("later")
-	enqueue(t, q, j)
-	got := next(t, q, "a", time.Minute)
+	Enqueue(t, q, j)
+	got := NextJob(t, q, "a", time.Minute)
 	at := time.Now().Add(300 * time.Millisecond)
 	got.Attempts++
 	retry(t, q, got, at)
 	// Redis judges what is due by its own clock; on this host that is ours.
 	nothingFor(t, q, "a", time.Minute, time.Until(at)-50*time.Millisecond)
-	again := next(t, q, "b", time.Minute)
+	again := NextJob(t, q, "b", time.Minute)
 	if now := time.Now(); now.Before(at) {
 		t.Errorf("job retried for %v came at %v, %v early", at, now, at.Sub(now))
 	}
@@ -242,23 +243,23 @@ func testQueueRetryLater(t *testing.T, q storage.Queue) {
 // jobs.
 func testQueueRetryNow(t *testing.T, q storage.Queue) {
 	first, second := NewJob("first"), NewJob("second")
-	enqueue(t, q, first)
-	got := next(t, q, "a", time.Minute)
+	Enqueue(t, q, first)
+	got := NextJob(t, q, "a", time.Minute)
 	retry(t, q, got, time.Now().Add(-time.Minute))
 	start := time.Now()
-	again := next(t, q, "a", time.Minute)
+	again := NextJob(t, q, "a", time.Minute)
 	if again.ID != first.ID {
 		t.Errorf("Next = %s, want the retried %s", again.ID, first.ID)
 	}
 	if d := time.Since(start); d > wakeWithin {
 		t.Errorf("a job retried for the past came after %v, want at once", d)
 	}
-	enqueue(t, q, second)
+	Enqueue(t, q, second)
 	retry(t, q, again, time.Time{})
 	// Both are due; which comes first is the store's choice, but both come.
 	seen := map[string]bool{}
 	for range 2 {
-		j := next(t, q, "a", time.Minute)
+		j := NextJob(t, q, "a", time.Minute)
 		seen[j.ID] = true
 		done(t, q, j)
 	}
@@ -269,11 +270,11 @@ func testQueueRetryNow(t *testing.T, q storage.Queue) {
 
 func testQueueRetryKeepsFields(t *testing.T, q storage.Queue) {
 	j := NewJob("fields")
-	enqueue(t, q, j)
+	Enqueue(t, q, j)
 	want := *j
 	want.To = slices.Clone(j.To)
 	for attempt := 1; attempt <= 3; attempt++ {
-		got := next(t, q, "a", time.Minute)
+		got := NextJob(t, q, "a", time.Minute)
 		checkJob(t, got, &want)
 		// As a sender does: the recipients that took it are done with.
 		got.To = got.To[1:]
@@ -283,7 +284,7 @@ func testQueueRetryKeepsFields(t *testing.T, q storage.Queue) {
 		want.To, want.Attempts, want.LastError = slices.Clone(got.To), got.Attempts, got.LastError
 		retry(t, q, got, time.Now())
 	}
-	got := next(t, q, "a", time.Minute)
+	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
 	done(t, q, got)
 }
@@ -293,12 +294,12 @@ func testQueueRetryKeepsFields(t *testing.T, q storage.Queue) {
 func testQueueLeaseExpires(t *testing.T, q storage.Queue) {
 	const lease = 300 * time.Millisecond
 	j := NewJob("lease")
-	enqueue(t, q, j)
-	a := next(t, q, "a", time.Minute)
+	Enqueue(t, q, j)
+	a := NextJob(t, q, "a", time.Minute)
 	a.Attempts, a.LastError = 1, "421 busy"
 	retry(t, q, a, time.Now())
 	taken := time.Now() // before Next: the lease starts within it
-	a = next(t, q, "a", lease)
+	a = NextJob(t, q, "a", lease)
 	want := *a
 	want.To = slices.Clone(a.To)
 	// a's own changes, never given back, are not the queue's.
@@ -307,7 +308,7 @@ func testQueueLeaseExpires(t *testing.T, q storage.Queue) {
 
 	// b's own lease is longer: a's is the one that counts.
 	nothingFor(t, q, "b", time.Minute, lease/2)
-	b := next(t, q, "b", time.Minute)
+	b := NextJob(t, q, "b", time.Minute)
 	if d := time.Since(taken); d < lease {
 		t.Errorf("b got the job %v after a took it, before a's lease of %v ran out", d, lease)
 	}
@@ -325,16 +326,16 @@ func testQueueLeaseExpires(t *testing.T, q storage.Queue) {
 // testQueueLongerLease: a consumer that waits with a short lease does not take a job
 // another holds with a longer one.
 func testQueueLongerLease(t *testing.T, q storage.Queue) {
-	enqueue(t, q, NewJob("long"))
-	a := next(t, q, "a", time.Minute)
+	Enqueue(t, q, NewJob("long"))
+	a := NextJob(t, q, "a", time.Minute)
 	nothingFor(t, q, "b", 100*time.Millisecond, 500*time.Millisecond)
 	done(t, q, a)
 }
 
 func testQueueDoneIsFinal(t *testing.T, q storage.Queue) {
 	const lease = 200 * time.Millisecond
-	enqueue(t, q, NewJob("done"))
-	j := next(t, q, "a", lease)
+	Enqueue(t, q, NewJob("done"))
+	j := NextJob(t, q, "a", lease)
 	done(t, q, j)
 	nothingFor(t, q, "b", lease, 3*lease)
 	// Done again, as a consumer unsure whether the first went through would.
@@ -352,12 +353,12 @@ func testQueueLargeRaw(t *testing.T, q storage.Queue) {
 	j.Raw[len(j.Raw)-2], j.Raw[len(j.Raw)-1] = '\r', '\n'
 	want := *j
 	want.Raw = bytes.Clone(j.Raw)
-	enqueue(t, q, j)
+	Enqueue(t, q, j)
 	want.ID, want.Created = j.ID, j.Created
-	got := next(t, q, "a", time.Minute)
+	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
 	retry(t, q, got, time.Now())
-	got = next(t, q, "a", time.Minute)
+	got = NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
 	done(t, q, got)
 }
@@ -391,13 +392,13 @@ func testQueueCancel(t *testing.T, q storage.Queue) {
 	}
 
 	// A job enqueued now is not lost to the cancelled wait.
-	enqueue(t, q, NewJob("after cancel"))
-	j := next(t, q, "b", time.Minute)
+	Enqueue(t, q, NewJob("after cancel"))
+	j := NextJob(t, q, "b", time.Minute)
 	done(t, q, j)
 }
 
 func testQueueBadLease(t *testing.T, q storage.Queue) {
-	enqueue(t, q, NewJob("bad lease"))
+	Enqueue(t, q, NewJob("bad lease"))
 	for _, lease := range []time.Duration{0, -time.Second} {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		j, err := q.Next(ctx, "a", lease)
@@ -406,7 +407,7 @@ func testQueueBadLease(t *testing.T, q storage.Queue) {
 			t.Errorf("Next(lease %v) = %v, %v; want an error at once", lease, j, err)
 		}
 	}
-	j := next(t, q, "a", time.Minute)
+	j := NextJob(t, q, "a", time.Minute)
 	done(t, q, j)
 }
 
