@@ -59,6 +59,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"mime"
@@ -506,30 +507,19 @@ func lenientQP(in []byte) []byte {
 			text, end = text[:len(text)-1], nil // a soft line break
 		}
 		for i := 0; i < len(text); i++ {
-			if text[i] == '=' && i+2 < len(text) && isHex(text[i+1]) && isHex(text[i+2]) {
-				out = append(out, unhex(text[i+1])<<4|unhex(text[i+2]))
-				i += 2
-				continue
+			var b [1]byte
+			if text[i] == '=' && i+2 < len(text) {
+				if _, err := hex.Decode(b[:], text[i+1:i+3]); err == nil {
+					out = append(out, b[0])
+					i += 2
+					continue
+				}
 			}
 			out = append(out, text[i])
 		}
 		out = append(out, end...)
 	}
 	return out
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' || 'a' <= c && c <= 'f'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }
 
 func (v *imapView) search(t *testing.T, word string) bool {

@@ -113,7 +113,8 @@ func checkJob(t *testing.T, got, want *storage.Job) {
 	}
 }
 
-func done(t *testing.T, q storage.Queue, j *storage.Job) {
+// Done marks j done, or fails t.
+func Done(t testing.TB, q storage.Queue, j *storage.Job) {
 	t.Helper()
 	if err := q.Done(ctxFor(t), j); err != nil {
 		t.Fatalf("Done(%s): %v", j.ID, err)
@@ -138,7 +139,7 @@ func testQueueRoundTrip(t *testing.T, q storage.Queue) {
 
 	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
-	done(t, q, got)
+	Done(t, q, got)
 	nothingFor(t, q, "a", time.Minute, 200*time.Millisecond)
 
 	// Created set by the caller stays; IDs differ.
@@ -153,7 +154,7 @@ func testQueueRoundTrip(t *testing.T, q storage.Queue) {
 	if got.ID != j2.ID || !sameTime(got.Created, created) {
 		t.Errorf("Next = %s created %v, want %s created %v", got.ID, got.Created, j2.ID, created)
 	}
-	done(t, q, got)
+	Done(t, q, got)
 }
 
 func testQueueFIFO(t *testing.T, q storage.Queue) {
@@ -167,7 +168,7 @@ func testQueueFIFO(t *testing.T, q storage.Queue) {
 	for range ids {
 		j := NextJob(t, q, "a", time.Minute)
 		got = append(got, j.ID)
-		done(t, q, j)
+		Done(t, q, j)
 	}
 	if !slices.Equal(got, ids) {
 		t.Errorf("Next order = %q, want the order of Enqueue %q", got, ids)
@@ -213,7 +214,7 @@ func testQueueWaits(t *testing.T, q storage.Queue) {
 			if r.job.ID != j.ID {
 				t.Errorf("round %d: Next = %s, want %s", round, r.job.ID, j.ID)
 			}
-			done(t, q, r.job)
+			Done(t, q, r.job)
 		case <-time.After(wakeWithin):
 			t.Fatalf("round %d: Next still waiting %v after Enqueue", round, wakeWithin)
 		}
@@ -236,7 +237,7 @@ func testQueueRetryLater(t *testing.T, q storage.Queue) {
 	if again.ID != j.ID || again.Attempts != 1 {
 		t.Errorf("Next = %s attempt %d, want %s attempt 1", again.ID, again.Attempts, j.ID)
 	}
-	done(t, q, again)
+	Done(t, q, again)
 }
 
 // testQueueRetryNow: a job retried for now (or the past) is due at once, before later
@@ -261,7 +262,7 @@ func testQueueRetryNow(t *testing.T, q storage.Queue) {
 	for range 2 {
 		j := NextJob(t, q, "a", time.Minute)
 		seen[j.ID] = true
-		done(t, q, j)
+		Done(t, q, j)
 	}
 	if !seen[first.ID] || !seen[second.ID] {
 		t.Errorf("after Retry and Enqueue got %v, want %s and %s", seen, first.ID, second.ID)
@@ -286,7 +287,7 @@ func testQueueRetryKeepsFields(t *testing.T, q storage.Queue) {
 	}
 	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
-	done(t, q, got)
+	Done(t, q, got)
 }
 
 // testQueueLeaseExpires: a job whose consumer took it and went quiet comes back, as it
@@ -319,7 +320,7 @@ func testQueueLeaseExpires(t *testing.T, q storage.Queue) {
 		t.Errorf("Retry by a after b took the job = nil, want an error: the lease was lost")
 	}
 	nothingFor(t, q, "c", time.Minute, 200*time.Millisecond)
-	done(t, q, b)
+	Done(t, q, b)
 	nothingFor(t, q, "c", lease, 2*lease)
 }
 
@@ -329,14 +330,14 @@ func testQueueLongerLease(t *testing.T, q storage.Queue) {
 	Enqueue(t, q, NewJob("long"))
 	a := NextJob(t, q, "a", time.Minute)
 	nothingFor(t, q, "b", 100*time.Millisecond, 500*time.Millisecond)
-	done(t, q, a)
+	Done(t, q, a)
 }
 
 func testQueueDoneIsFinal(t *testing.T, q storage.Queue) {
 	const lease = 200 * time.Millisecond
 	Enqueue(t, q, NewJob("done"))
 	j := NextJob(t, q, "a", lease)
-	done(t, q, j)
+	Done(t, q, j)
 	nothingFor(t, q, "b", lease, 3*lease)
 	// Done again, as a consumer unsure whether the first went through would.
 	if err := q.Done(ctxFor(t), j); err != nil {
@@ -360,7 +361,7 @@ func testQueueLargeRaw(t *testing.T, q storage.Queue) {
 	retry(t, q, got, time.Now())
 	got = NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
-	done(t, q, got)
+	Done(t, q, got)
 }
 
 func testQueueCancel(t *testing.T, q storage.Queue) {
@@ -394,7 +395,7 @@ func testQueueCancel(t *testing.T, q storage.Queue) {
 	// A job enqueued now is not lost to the cancelled wait.
 	Enqueue(t, q, NewJob("after cancel"))
 	j := NextJob(t, q, "b", time.Minute)
-	done(t, q, j)
+	Done(t, q, j)
 }
 
 func testQueueBadLease(t *testing.T, q storage.Queue) {
@@ -408,7 +409,7 @@ func testQueueBadLease(t *testing.T, q storage.Queue) {
 		}
 	}
 	j := NextJob(t, q, "a", time.Minute)
-	done(t, q, j)
+	Done(t, q, j)
 }
 
 // testQueueConcurrent: consumers racing for jobs enqueued while they wait each get
