@@ -424,26 +424,32 @@ func TestWaitFilters(t *testing.T) {
 	wantError(t, e.do("GET", "/api/v1/inboxes/"+in.Address+"/wait?timeout=300ms&dkim=pass", in.Token, nil), 408)
 }
 
-func TestCORS(t *testing.T) {
-	st := testlib.Memory(t, memstore.Options{})
-	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
-	req, _ := http.NewRequest("OPTIONS", e.base+"/api/v1/inboxes", nil)
-	req.Header.Set("Origin", "https://tests.example")
-	req.Header.Set("Access-Control-Request-Method", "POST")
+// fromOrigin sends method to url as a page at origin does, asking as a preflight for
+// reqMethod, and returns the response with its body closed.
+func fromOrigin(t *testing.T, method, url, origin, reqMethod string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", reqMethod)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	return resp
+}
+
+func TestCORS(t *testing.T) {
+	st := testlib.Memory(t, memstore.Options{})
+	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
+	resp := fromOrigin(t, "OPTIONS", e.base+"/api/v1/inboxes", "https://tests.example", "POST")
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://tests.example" {
 		t.Errorf("preflight from an allowed origin: Allow-Origin %q", got)
 	}
-	req.Header.Set("Origin", "https://evil.example")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp = fromOrigin(t, "OPTIONS", e.base+"/api/v1/inboxes", "https://evil.example", "POST")
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("preflight from another origin: Allow-Origin %q, want none", got)
 	}
