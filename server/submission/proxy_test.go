@@ -102,8 +102,3 @@ func TestProxiedClients(t *testing.T) {
 	// any greeting. (One that sends nothing is closed when the header is overdue.)
 	t.Run("no header", func(t *testing.T) { testlib.NoHeaderClosed(t, e.addr, "EHLO client.test") })
 }
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
-}
