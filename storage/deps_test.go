@@ -58,7 +58,7 @@ var mayImport = map[string][]string{
 	"server/inboxtoken":       {"storage", "storage/redisstore"},
 
 	// test helpers: the stores under test and the one certificate maker
-	"server/internal/testlib": {"storage", "storage/memstore", "storage/redisstore", "storage/storetest", "server/certs"},
+	"server/testlib": {"storage", "storage/memstore", "storage/redisstore", "storage/storetest", "server/certs"},
 
 	"server/imapd":         views,
 	"server/pop3d":         views,

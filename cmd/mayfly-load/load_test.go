@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // sink is a minimal SMTP server for the tests: it answers in the usual order, records
@@ -50,10 +52,7 @@ type sunkMessage struct {
 // newSink starts a sink on a loopback port; the test's cleanup stops it.
 func newSink(t *testing.T, knobs sinkKnobs) *sink {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
+	ln := testlib.Listen(t)
 	s := &sink{t: t, ln: ln, knobs: knobs, steps: map[string]int{}}
 	s.wg.Go(s.accept)
 	t.Cleanup(func() {
@@ -384,15 +383,7 @@ func TestRunCountsErrors(t *testing.T) {
 }
 
 func TestRunNetErrors(t *testing.T) {
-	// A listener closed at once leaves a port nobody listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-
-	cfg := testConfig(addr)
+	cfg := testConfig(testlib.FreePort(t))
 	cfg.N = 5
 	rep, err := run(t.Context(), cfg)
 	if err != nil {

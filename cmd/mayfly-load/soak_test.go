@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/imapd"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/server/pop3d"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -72,14 +72,7 @@ func startMayfly(t *testing.T, leakEvery int) mayfly {
 	domains := []string{"soak.test"}
 	secret := []byte("soak test secret")
 	keys := storage.Keys{Tokens: storage.NewTokens(secret)}
-	listen := func() net.Listener {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ln
-	}
-	httpLn, imapLn, pop3Ln, smtpLn := listen(), listen(), listen(), listen()
+	httpLn, imapLn, pop3Ln, smtpLn := testlib.Listen(t), testlib.Listen(t), testlib.Listen(t), testlib.Listen(t)
 	smtpAddr := smtpLn.Addr().String()
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -26,7 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
-	"github.com/mayfly-mail/mayfly/storage/storetest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // pebble is an ACME CA (Let's Encrypt's test server, Pebble) in this test's process:
@@ -74,10 +74,10 @@ func startPebble(t *testing.T, host, httpAddr string) *pebble {
 // serves the same certificate from acme-dir at once, with no new order.
 func TestACMECertificate(t *testing.T) {
 	const host = "mx.acme.test"
-	httpAddr := freeAddr(t)
+	httpAddr := testlib.FreePort(t)
 	acmeCA := startPebble(t, host, httpAddr)
 
-	imaps, dir := freeAddr(t), t.TempDir()
+	imaps, dir := testlib.FreePort(t), t.TempDir()
 	args := []string{"-imaps-addr", imaps, "-acme-email", "ops@acme.test", "-acme-hosts", host,
 		"-acme-dir", dir, "-acme-url", acmeCA.directory, "-acme-ca", acmeCA.serverCA}
 	trusted := &tls.Config{ServerName: host, RootCAs: acmeCA.roots}
@@ -156,10 +156,7 @@ func waitForCertificate(t *testing.T, what string, handshake func() (*x509.Certi
 // (B: the CA validates on A's HTTP port only) still gets a certificate, with no
 // directory of its own (B's acme-dir cannot be made).
 func TestACMEAcrossNodes(t *testing.T) {
-	url := storetest.RedisURL(t)
-	if url == "" {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
+	url := redisURL(t)
 	// The shared ACME state of an earlier run holds certificates of an earlier CA.
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -182,11 +179,11 @@ func TestACMEAcrossNodes(t *testing.T) {
 	t.Cleanup(forget)
 
 	const host = "mx.acme.test"
-	httpA := freeAddr(t)
+	httpA := testlib.FreePort(t)
 	acmeCA := startPebble(t, host, httpA)
 	common := []string{"-redis-url", url, "-acme-email", "ops@acme.test", "-acme-hosts", host,
 		"-acme-url", acmeCA.directory, "-acme-ca", acmeCA.serverCA}
-	imapsB := freeAddr(t)
+	imapsB := testlib.FreePort(t)
 	startProcessOn(t, httpA, append(common, "-acme-dir", t.TempDir())...)
 	b := startProcess(t, append(common, "-imaps-addr", imapsB, "-acme-dir", "/proc/no-such-dir")...)
 	t.Cleanup(func() {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/certs"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // writeCertificate writes a self-signed pair for name to certFile and keyFile.
@@ -140,7 +141,7 @@ func TestCertificateReloadsOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeCertificate(t, "first.serve.test", certFile, keyFile)
-	pop3 := freeAddr(t)
+	pop3 := testlib.FreePort(t)
 	p := startProcess(t, "-pop3-addr", pop3, "-tls-cert", certFile, "-tls-key", keyFile)
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.log.String(), "proto=pop3 addr="+pop3); {
 		if time.Now().After(deadline) {

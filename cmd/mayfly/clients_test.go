@@ -22,7 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
-	"github.com/mayfly-mail/mayfly/storage/storetest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // The client compatibility tests drive mail clients nobody here wrote against a
@@ -124,45 +124,42 @@ func writePrivateCA(t *testing.T) (caFile, certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	// issue makes a key and a certificate of tmpl for it, valid from an hour ago for a
+	// day, signed by parentKey as parent, or by itself when parent is nil.
+	issue := func(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key, der
 	}
-	caTmpl := &x509.Certificate{
+	caKey, caDER := issue(&x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "Mayfly test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, nil, nil)
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	key, der := issue(&x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "localhost"},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, ca, caKey)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
@@ -240,14 +237,10 @@ func maildirSubjects(t *testing.T, folder string) int {
 // defaults, takes 120 a minute for one inbox; the clients talk only to the server
 // under test.
 func TestClients(t *testing.T) {
-	redisURL := storetest.RedisURL(t)
-	if redisURL == "" {
-		t.Skip("the inbox is filled through a second node on one Redis: set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
-	// A database of its own: the outgoing queue is one stream per database, and a job
-	// another test's node left there would reach this test's relay, or this test's
-	// reply another node.
-	u, err := url.Parse(redisURL)
+	// The inbox is filled through a second node on one Redis. A database of its own:
+	// the outgoing queue is one stream per database, and a job another test's node left
+	// there would reach this test's relay, or this test's reply another node.
+	u, err := url.Parse(redisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +253,7 @@ func TestClients(t *testing.T) {
 	// Beyond the listeners' ports, the certificate and where DNS and mail go out (this
 	// machine only), the defaults.
 	// The one listener added to the defaults, IMAP over implicit TLS, for offlineimap3.
-	imaps := freeAddr(t)
+	imaps := testlib.FreePort(t)
 	n := startNode(t, append([]string{"-tls-cert", certFile, "-tls-key", keyFile, "-imaps-addr", imaps, "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)
 	// The filler takes jobs from the same queue, so it sends them to the same relay.
 	filler := startNode(t, append([]string{"-receive-rate", "off", "-relay", "smtp://" + sink.addr, "-dns", dnsAddr}, redis...)...)

@@ -59,11 +59,10 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"mime"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -322,20 +321,7 @@ func sendRaw(t *testing.T, addr, rcpt string, raw []byte) {
 
 func apiGet(t *testing.T, httpAddr string, in inboxJSON, route string, v any) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+httpAddr+"/api/v1/inboxes/"+in.Address+route, nil)
-	req.Header.Set("Authorization", "Bearer "+in.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s = %d %.300s", route, resp.StatusCode, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v", route, err)
-	}
+	getJSON(t, httpAddr, "/api/v1/inboxes/"+in.Address+route, in.Token, v)
 }
 
 // imapView is what IMAP shows of the message.
@@ -521,30 +507,19 @@ func lenientQP(in []byte) []byte {
 			text, end = text[:len(text)-1], nil // a soft line break
 		}
 		for i := 0; i < len(text); i++ {
-			if text[i] == '=' && i+2 < len(text) && isHex(text[i+1]) && isHex(text[i+2]) {
-				out = append(out, unhex(text[i+1])<<4|unhex(text[i+2]))
-				i += 2
-				continue
+			var b [1]byte
+			if text[i] == '=' && i+2 < len(text) {
+				if _, err := hex.Decode(b[:], text[i+1:i+3]); err == nil {
+					out = append(out, b[0])
+					i += 2
+					continue
+				}
 			}
 			out = append(out, text[i])
 		}
 		out = append(out, end...)
 	}
 	return out
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' || 'a' <= c && c <= 'f'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }
 
 func (v *imapView) search(t *testing.T, word string) bool {

@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/gorilla/websocket"
 
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
@@ -235,14 +236,14 @@ func redisServerBinary(t *testing.T) string {
 // the same port and directory.
 type redisServer struct {
 	bin, addr, dir string
-	log            *syncBuffer
+	log            *testlib.SyncBuffer
 	cmd            *exec.Cmd
 	exited         chan error
 }
 
 func startRedis(t *testing.T, bin string) *redisServer {
 	t.Helper()
-	r := &redisServer{bin: bin, addr: freeAddr(t), dir: t.TempDir(), log: &syncBuffer{}}
+	r := &redisServer{bin: bin, addr: testlib.FreePort(t), dir: t.TempDir(), log: &testlib.SyncBuffer{}}
 	r.start(t)
 	t.Cleanup(func() { r.kill(t) }) // after the node's cleanup, which stops it first
 	return r

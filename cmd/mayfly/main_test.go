@@ -7,65 +7,25 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/gorilla/websocket"
 
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
-
-// syncBuffer is a bytes.Buffer the service's logger and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// freeAddr returns a loopback address nothing listens on, for a server that binds by
-// address rather than taking a listener. The port is below Linux's ephemeral range
-// (32768 and up), so that between this check and the server's bind neither a client
-// socket's local port nor another test's port-0 listener can take it; both come from
-// that range.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
-		if err != nil {
-			continue // taken: another try
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free loopback port between 10000 and 32000 in 100 tries")
-	return ""
-}
 
 // node is one `mayfly serve` run in-process on free loopback ports.
 type node struct {
 	smtp, http             string
 	imap, pop3, submission string
-	log                    *syncBuffer
+	log                    *testlib.SyncBuffer
 	done                   chan error
 	cancel                 context.CancelFunc
 }
@@ -74,14 +34,14 @@ type node struct {
 // listeners are up.
 func startNode(t testing.TB, extra ...string) *node {
 	t.Helper()
-	return startNodeOn(t, freeAddr(t), freeAddr(t), extra...)
+	return startNodeOn(t, testlib.FreePort(t), testlib.FreePort(t), extra...)
 }
 
 // startNodeOn starts a node on given SMTP and HTTP addresses: a restarted node comes
 // back where its clients were.
 func startNodeOn(t testing.TB, smtpAddr, httpAddr string, extra ...string) *node {
 	t.Helper()
-	n := &node{smtp: smtpAddr, http: httpAddr, imap: freeAddr(t), pop3: freeAddr(t), submission: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
+	n := &node{smtp: smtpAddr, http: httpAddr, imap: testlib.FreePort(t), pop3: testlib.FreePort(t), submission: testlib.FreePort(t), log: &testlib.SyncBuffer{}, done: make(chan error, 1)}
 	// The verifier asks a loopback port where nothing listens: tests send no traffic
 	// off this machine, and every DNS answer is a quick temperror.
 	// IMAP, POP3 and submission on ports of their own, so nodes never collide.
@@ -162,14 +122,20 @@ func nextEvent(ws *websocket.Conn) (typ, subject string, err error) {
 	return ev.Type, ev.Message.Subject, err
 }
 
+// redisURL is the test Redis, or a skip without one.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	url := testlib.RedisURL(t)
+	if url == "" {
+		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
+	}
+	return url
+}
+
 // redisFlags are the flags of a node on the test Redis, or a skip without one.
 func redisFlags(t *testing.T) []string {
 	t.Helper()
-	redis, ok := storeVariants(t)["redis"]
-	if !ok {
-		t.Skip("set MAYFLY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it (make test does)")
-	}
-	return redis
+	return []string{"-redis-url", redisURL(t)}
 }
 
 // twoNodes are two nodes on one Redis, or a skip without one.
@@ -387,7 +353,7 @@ func TestTokenFromServer(t *testing.T) {
 		t.Errorf("token of a random-shaped address = %v, want the server's refusal and MAYFLY_SECRET named", err)
 	}
 
-	t.Setenv("MAYFLY_URL", "http://"+freeAddr(t))
+	t.Setenv("MAYFLY_URL", "http://"+testlib.FreePort(t))
 	err = command(context.Background(), []string{"token", "box@serve.test"}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "MAYFLY_URL") || !strings.Contains(err.Error(), "MAYFLY_SECRET") {
 		t.Errorf("token with no server listening = %v, want an error naming MAYFLY_URL and MAYFLY_SECRET", err)
@@ -452,7 +418,7 @@ func metricsHave(httpAddr, want string) bool {
 // TestMetricsAddr: with -metrics-addr the metrics move to their own listener, whole
 // (the store's series too), and the API's listener has none.
 func TestMetricsAddr(t *testing.T) {
-	metricsAddr := freeAddr(t)
+	metricsAddr := testlib.FreePort(t)
 	n := startNode(t, "-metrics-addr", metricsAddr)
 	deadline := time.Now().Add(10 * time.Second)
 	for !metricsHave(metricsAddr, "mayfly_store_memory_limit_bytes") {

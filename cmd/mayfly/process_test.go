@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // TestMain lets a test start this binary as the real mayfly in a process of its own
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 // process is a mayfly serving in a child process.
 type process struct {
 	smtp, http string
-	log        *syncBuffer // the child's log, as it comes
+	log        *testlib.SyncBuffer // the child's log, as it comes
 	cmd        *exec.Cmd
 	exited     chan error
 	stopOnce   sync.Once
@@ -38,13 +40,13 @@ type process struct {
 // the test.
 func startProcess(t *testing.T, extra ...string) *process {
 	t.Helper()
-	return startProcessOn(t, freeAddr(t), extra...)
+	return startProcessOn(t, testlib.FreePort(t), extra...)
 }
 
 // startProcessOn is startProcess with the HTTP listener on httpAddr.
 func startProcessOn(t *testing.T, httpAddr string, extra ...string) *process {
 	t.Helper()
-	p := &process{smtp: freeAddr(t), http: httpAddr, exited: make(chan error, 1), log: &syncBuffer{}}
+	p := &process{smtp: testlib.FreePort(t), http: httpAddr, exited: make(chan error, 1), log: &testlib.SyncBuffer{}}
 	args := append([]string{"serve", "-smtp-addr", p.smtp, "-http-addr", p.http, "-imap-addr", "", "-pop3-addr", "", "-submission-addr", "",
 		"-domains", "serve.test", "-hostname", "mx.serve.test", "-dns", "127.0.0.1:1"}, extra...)
 	p.cmd = exec.Command(os.Args[0], args...)

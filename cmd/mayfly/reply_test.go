@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"io"
 	"net"
 	"net/http"
@@ -60,13 +61,7 @@ func newRelaySink(t testing.TB) *relaySink {
 // next returns the next message the sink took, failing the test after 30s.
 func (k *relaySink) next(t testing.TB) relayed {
 	t.Helper()
-	select {
-	case m := <-k.msgs:
-		return m
-	case <-time.After(30 * time.Second):
-		t.Fatal("nothing reached the relay within 30s")
-		return relayed{}
-	}
+	return testlib.Next(t, k.msgs, 30*time.Second, "message at the relay")
 }
 
 type relaySession struct {

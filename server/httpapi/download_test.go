@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // namesMail has a UTF-8 file name, an unnamed invitation and an unnamed image.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -351,13 +351,7 @@ func TestCreateInbox(t *testing.T) {
 		t.Errorf("the chosen inbox again, without ttl = %+v, want its ttl of 90m still reported", again)
 	}
 	// Browsers escape "@"; any case of "Bearer" is the scheme.
-	req, _ := http.NewRequest("GET", e.base+"/api/v1/inboxes/qa.team_1%40other.test/messages", nil)
-	req.Header.Set("Authorization", "bearer "+chosen.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := request(t, "GET", e.base+"/api/v1/inboxes/qa.team_1%40other.test/messages", "Authorization", "bearer "+chosen.Token)
 	if resp.StatusCode != 200 {
 		t.Errorf("escaped address with a lower-case bearer = %d, want 200", resp.StatusCode)
 	}
@@ -424,26 +418,40 @@ func TestWaitFilters(t *testing.T) {
 	wantError(t, e.do("GET", "/api/v1/inboxes/"+in.Address+"/wait?timeout=300ms&dkim=pass", in.Token, nil), 408)
 }
 
-func TestCORS(t *testing.T) {
-	st := testlib.Memory(t, memstore.Options{})
-	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
-	req, _ := http.NewRequest("OPTIONS", e.base+"/api/v1/inboxes", nil)
-	req.Header.Set("Origin", "https://tests.example")
-	req.Header.Set("Access-Control-Request-Method", "POST")
+// request sends method to url with no body and the header's name and value pairs, and
+// returns the response with its body closed.
+func request(t *testing.T, method, url string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	return resp
+}
+
+// fromOrigin sends method to url as a page at origin does, asking as a preflight for
+// reqMethod.
+func fromOrigin(t *testing.T, method, url, origin, reqMethod string) *http.Response {
+	t.Helper()
+	return request(t, method, url, "Origin", origin, "Access-Control-Request-Method", reqMethod)
+}
+
+func TestCORS(t *testing.T) {
+	st := testlib.Memory(t, memstore.Options{})
+	e := newEnv(t, st, Options{CORSOrigins: []string{"https://tests.example"}})
+	resp := fromOrigin(t, "OPTIONS", e.base+"/api/v1/inboxes", "https://tests.example", "POST")
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://tests.example" {
 		t.Errorf("preflight from an allowed origin: Allow-Origin %q", got)
 	}
-	req.Header.Set("Origin", "https://evil.example")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp = fromOrigin(t, "OPTIONS", e.base+"/api/v1/inboxes", "https://evil.example", "POST")
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("preflight from another origin: Allow-Origin %q, want none", got)
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -293,13 +293,19 @@ func TestSlowClients(t *testing.T) {
 		})
 		return &wg
 	}
-
-	t.Run("body", func(t *testing.T) {
+	// trickled is a new connection that trickles; at the test's end it is closed and
+	// the writer waited for.
+	trickled := func(t *testing.T, head, drip string) (*rawConn, time.Time) {
 		c := e.dialRaw(t)
 		start := time.Now()
-		wg := trickle(c, "POST /api/v1/inboxes HTTP/1.1\r\nHost: mayfly.test\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", " ")
-		defer wg.Wait()
-		defer c.Close()
+		wg := trickle(c, head, drip)
+		t.Cleanup(wg.Wait)
+		t.Cleanup(func() { c.Close() })
+		return c, start
+	}
+
+	t.Run("body", func(t *testing.T) {
+		c, start := trickled(t, "POST /api/v1/inboxes HTTP/1.1\r\nHost: mayfly.test\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", " ")
 		resp, body, err := c.read()
 		if err != nil || resp.StatusCode != http.StatusRequestTimeout || errorCode(body) != "timeout" {
 			t.Fatalf("trickled body = %v %s %v, want 408 timeout", resp, body, err)
@@ -312,11 +318,7 @@ func TestSlowClients(t *testing.T) {
 		}
 	})
 	t.Run("headers", func(t *testing.T) {
-		c := e.dialRaw(t)
-		start := time.Now()
-		wg := trickle(c, "GET /healthz HTTP/1.1\r\nHost: mayfly.test\r\n", "X")
-		defer wg.Wait()
-		defer c.Close()
+		c, start := trickled(t, "GET /healthz HTTP/1.1\r\nHost: mayfly.test\r\n", "X")
 		if !c.closed() {
 			t.Fatal("the connection of trickled headers is still open")
 		}

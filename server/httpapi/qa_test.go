@@ -310,18 +310,7 @@ func TestRateCountsEveryRequestOnce(t *testing.T) {
 			e := newEnv(t, st, Options{RequestRate: limit.Rate{N: 2, Per: time.Hour}, CORSOrigins: []string{"https://app.test"}})
 			var got []int
 			for range 3 {
-				req, err := http.NewRequest(method, e.base+path, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				req.Header.Set("Origin", "https://app.test")
-				req.Header.Set("Access-Control-Request-Method", "GET")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				got = append(got, resp.StatusCode)
+				got = append(got, fromOrigin(t, method, e.base+path, "https://app.test", "GET").StatusCode)
 			}
 			if got[0] == http.StatusTooManyRequests || got[1] == http.StatusTooManyRequests || got[2] != http.StatusTooManyRequests {
 				t.Errorf("%s %s three times with a rate of 2 = %v, want the third alone refused with 429", method, path, got)

@@ -230,15 +230,7 @@ func TestReadsPerClient(t *testing.T) {
 	m := e.deliver(box.Address, signup)
 	raw := "/api/v1/inboxes/" + box.Address + "/messages/" + m.ID + "/raw"
 	get := func(client string) *http.Response {
-		req, _ := http.NewRequest("GET", e.base+raw, nil)
-		req.Header.Set("Authorization", "Bearer "+box.Token)
-		req.Header.Set("X-Forwarded-For", client)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+		return request(t, "GET", e.base+raw, "Authorization", "Bearer "+box.Token, "X-Forwarded-For", client)
 	}
 	var wg sync.WaitGroup
 	for range 2 {

@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,8 +10,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -106,15 +105,5 @@ func TestProxiedClients(t *testing.T) {
 
 	// From a trusted proxy's address, a connection without a header is closed before
 	// any greeting. (One that sends nothing is closed when the header is overdue.)
-	t.Run("no header", func(t *testing.T) {
-		conn, err := net.Dial("tcp", srv.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		fmt.Fprintf(conn, "a1 CAPABILITY\r\n")
-		if lines, _ := untilClosed(t, conn, bufio.NewReader(conn), 5*time.Second); len(lines) != 0 {
-			t.Errorf("a trusted peer without a PROXY header got %q, want the connection closed", lines)
-		}
-	})
+	t.Run("no header", func(t *testing.T) { testlib.NoHeaderClosed(t, srv.addr, "a1 CAPABILITY") })
 }

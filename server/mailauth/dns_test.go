@@ -5,9 +5,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 )
 
 // testDNS is an authoritative-looking DNS server on loopback, serving a zone
@@ -29,32 +30,8 @@ func newTestDNS(t testing.TB, records ...string) *testDNS {
 	for _, r := range records {
 		s.add(t, r)
 	}
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	// TCP on the UDP port, for the truncation retry; a port taken for TCP
-	// only is retried with another.
-	for range 10 {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = pc.LocalAddr().String()
-	udp := &dns.Server{PacketConn: pc, Handler: s}
-	tcp := &dns.Server{Listener: ln, Handler: s}
-	for _, srv := range []*dns.Server{udp, tcp} {
-		go srv.ActivateAndServe() //nolint:errcheck // ends with Shutdown
-		t.Cleanup(func() { srv.Shutdown() })
-	}
+	// TCP on the UDP port too, for the truncation retry.
+	s.addr = dnstest.Serve(t, true, s.ServeDNS)
 	return s
 }
 
@@ -172,22 +149,4 @@ func silentDNS(t testing.TB) string {
 	}()
 	t.Cleanup(func() { pc.Close(); <-done })
 	return pc.LocalAddr().String()
-}
-
-// fakeClock is the cache's clock under the test's control.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -437,7 +437,7 @@ func TestCache(t *testing.T) {
 	)
 	publishKey(t, s, "ed", "example.test", k.ed)
 	reg := prometheus.NewRegistry()
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testlib.NewClock(time.Unix(1_800_000_000, 0))
 	res, err := dnsclient.New(dnsclient.Options{Server: s.addr, Metrics: reg, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +474,7 @@ func TestCache(t *testing.T) {
 		if n := s.count("nothing.example.test", dns.TypeTXT); n != 1 {
 			t.Errorf("%d queries for a cached NXDOMAIN, want 1", n)
 		}
-		clock.Advance(31 * time.Second) // past the SOA minimum of 30
+		clock.Add(31 * time.Second) // past the SOA minimum of 30
 		v.res.LookupTXT(ctx, "nothing.example.test")
 		if n := s.count("nothing.example.test", dns.TypeTXT); n != 2 {
 			t.Errorf("%d queries after the negative TTL, want 2", n)
@@ -482,7 +482,7 @@ func TestCache(t *testing.T) {
 	})
 	t.Run("TTL expiry refetches", func(t *testing.T) {
 		before := s.count("example.test", dns.TypeTXT)
-		clock.Advance(2 * time.Second) // the SPF record's TTL is 1s
+		clock.Add(2 * time.Second) // the SPF record's TTL is 1s
 		v.Verify(context.Background(), in)
 		if n := s.count("example.test", dns.TypeTXT); n != before+1 {
 			t.Errorf("%d queries for the expired record, want %d", n, before+1)

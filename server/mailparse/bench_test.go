@@ -4,7 +4,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // BenchmarkParse parses a sign-up mail (text and HTML alternatives) with base64

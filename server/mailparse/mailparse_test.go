@@ -16,7 +16,7 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // summary is what a test checks of a parse: the text and HTML bodies and the

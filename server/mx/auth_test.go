@@ -13,9 +13,9 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/emersion/go-smtp"
 	"github.com/flashmob/go-guerrilla/mail"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -59,14 +58,7 @@ func BenchmarkReceive(b *testing.B) {
 				RecipientRate:  limit.Rate{N: -1},
 				ReceiveRate:    limit.Rate{N: -1},
 			}, st)
-			c, err := smtp.Dial(addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.Hello("client.test"); err != nil {
-				b.Fatal(err)
-			}
+			c := testlib.DialSMTP(b, addr)
 			var body bytes.Buffer
 			body.WriteString("From: Sender <sender@sender.test>\r\nTo: bench@mayfly.test\r\nSubject: bench\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\n")
 			for body.Len() < size {

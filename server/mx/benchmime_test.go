@@ -3,7 +3,7 @@ package mx
 import (
 	"testing"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // BenchmarkDeliverMIME is BenchmarkDeliver on a sign-up mail with attachments

@@ -16,7 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -149,14 +149,24 @@ func only(t *testing.T, st storage.Store, inbox string) *storage.Message {
 	return &list[0]
 }
 
+// onlyRaw is only's message and the bytes the store keeps of it.
+func onlyRaw(t *testing.T, st storage.Store, inbox string) (*storage.Message, []byte) {
+	t.Helper()
+	m := only(t, st, inbox)
+	raw, err := st.Raw(t.Context(), m.Inbox, m.ID)
+	if err != nil {
+		t.Fatalf("Raw(%s): %v", m.ID, err)
+	}
+	return m, raw
+}
+
 func TestOneRecipientNamedInTrace(t *testing.T) {
 	st := testlib.Memory(t, memstore.Options{})
 	c := dial(t, start(t, Options{}, st))
 	if err := c.SendMail("", []string{"solo+x@mayfly.test"}, strings.NewReader("Subject: bounce\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	m := only(t, st, "solo@mayfly.test")
-	raw, _ := st.Raw(t.Context(), m.Inbox, m.ID)
+	m, raw := onlyRaw(t, st, "solo@mayfly.test")
 	if !bytes.Contains(raw, []byte("\r\n\tfor <solo+x@mayfly.test>; ")) {
 		t.Errorf("trace of a single-recipient message has no for clause:\n%s", raw)
 	}
@@ -237,8 +247,7 @@ func TestStartTLS(t *testing.T) {
 	if err := c.SendMail("s@sender.test", []string{"tls@mayfly.test"}, strings.NewReader("Subject: secret\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	m := only(t, st, "tls@mayfly.test")
-	raw, _ := st.Raw(t.Context(), m.Inbox, m.ID)
+	_, raw := onlyRaw(t, st, "tls@mayfly.test")
 	if !bytes.Contains(raw, []byte(" with ESMTPS id ")) {
 		t.Errorf("trace header does not say ESMTPS:\n%s", raw)
 	}

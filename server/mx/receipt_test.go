@@ -78,8 +78,7 @@ func TestFoldedFirstHeaderLine(t *testing.T) {
 			if err := dial(t, addr).SendMail("sender@sender.test", []string{inbox}, strings.NewReader(dotSafe(raw))); err != nil {
 				t.Fatal(err)
 			}
-			m := only(t, st, inbox)
-			stored, _ := st.Raw(t.Context(), m.Inbox, m.ID)
+			m, stored := onlyRaw(t, st, inbox)
 			p := mailparse.Parse(stored)
 			from := p.Summary().From
 			if m.Subject != tt.subject || m.From != tt.from || p.Subject != tt.subject || from != tt.from {

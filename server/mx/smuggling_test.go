@@ -16,8 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -89,8 +89,7 @@ func TestSmuggling(t *testing.T) {
 				if len(replies) != 2 || !strings.Contains(replies[0], "queued") {
 					t.Errorf("replies after the content: %q, want one 250 and the 221", replies)
 				}
-				m := only(t, st, "victim@mayfly.test")
-				raw, _ := st.Raw(t.Context(), m.Inbox, m.ID)
+				m, raw := onlyRaw(t, st, "victim@mayfly.test")
 				if m.Envelope.From != "alice@sender.test" || !bytes.Contains(raw, []byte("MAIL FROM:<ceo@bank.test>\r\n")) || !bytes.Contains(raw, []byte("\r\nsmuggled\r\n")) {
 					t.Errorf("stored from %q:\n%s\nwant alice's message with the smuggled one inside", m.Envelope.From, raw)
 				}
@@ -109,8 +108,7 @@ func TestDataEnd(t *testing.T) {
 	command(t, conn, r, "RCPT TO:<lf@mayfly.test>", 250)
 	command(t, conn, r, "DATA", 354)
 	command(t, conn, r, "From: lf@sender.test\nSubject: lf only\n\nline one\n.not stuffed\r\n..stuffed\nlast\r\n.", 250)
-	m := only(t, st, "lf@mayfly.test")
-	raw, _ := st.Raw(t.Context(), m.Inbox, m.ID)
+	m, raw := onlyRaw(t, st, "lf@mayfly.test")
 	want := "From: lf@sender.test\r\nSubject: lf only\r\n\r\nline one\r\n.not stuffed\r\n.stuffed\r\nlast\r\n"
 	if !bytes.HasSuffix(raw, []byte(want)) || m.Subject != "lf only" {
 		t.Errorf("stored %q (subject %q), want it to end %q", raw, m.Subject, want)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
@@ -181,6 +181,14 @@ type client struct {
 }
 
 // dial connects to addr and reads the greeting.
+// loggedIn is a client of e's plain listener, logged in to box.
+func (e *env) loggedIn(t testing.TB) *client {
+	t.Helper()
+	c := dial(t, e.addr)
+	c.login(box, token(box))
+	return c
+}
+
 func dial(t testing.TB, addr string) *client {
 	t.Helper()
 	return greeted(t, testlib.Dial(t, addr))

@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // untilClosed reads what the server says until it closes the connection, for at most
@@ -53,8 +53,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	st := memory(t)
 	put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{MaxConnectionsPerIP: 3}}})
-	working := dial(t, e.addr)
-	working.login(box, token(box))
+	working := e.loggedIn(t)
 	quitting := dial(t, e.addr)
 	// A POP3S connection from the same address: one count for both listeners.
 	secure := dialTLS(t, e.tlsAddr, e.pool)
@@ -88,11 +87,9 @@ func TestCommandRatePacesFlood(t *testing.T) {
 	st := memory(t)
 	put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{})
-	other := dial(t, e.addr)
-	other.login(box, token(box))
+	other := e.loggedIn(t)
 
-	flood := dial(t, e.addr)
-	flood.login(box, token(box))
+	flood := e.loggedIn(t)
 	flood.fail("XYZZY", "unknown command")
 	go func() {
 		batch := strings.Repeat("NOOP\r\n", 100)
@@ -158,8 +155,7 @@ func TestRetrFullMaildrop(t *testing.T) {
 				put(t, st, box, plainMsg)
 			}
 			e := newEnv(t, st, setup{})
-			c := dial(t, e.addr)
-			c.login(box, token(box))
+			c := e.loggedIn(t)
 			if got := c.ok("STAT"); !strings.HasPrefix(got, fmt.Sprintf("+OK %d ", n)) {
 				t.Fatalf("STAT = %q, want %d messages", got, n)
 			}
@@ -191,8 +187,7 @@ func TestSlowClient(t *testing.T) {
 
 	t.Run("partial line", func(t *testing.T) {
 		e := newEnv(t, memory(t), setup{loginTimeout: loginTimeout})
-		other := dial(t, e.addr)
-		other.login(box, token(box))
+		other := e.loggedIn(t)
 		c := dial(t, e.addr)
 		io.WriteString(c.Conn, "USER bo")
 		start := time.Now()
@@ -220,8 +215,7 @@ func TestSlowClient(t *testing.T) {
 	t.Run("after login", func(t *testing.T) {
 		const timeout = 2 * time.Second
 		e := newEnv(t, memory(t), setup{loginTimeout: loginTimeout, opts: Options{Timeout: timeout}})
-		c := dial(t, e.addr)
-		c.login(box, token(box))
+		c := e.loggedIn(t)
 		time.Sleep(3 * loginTimeout) // time passing is what is tested
 		c.ok("STAT")
 		start := time.Now()
@@ -240,8 +234,7 @@ func TestLoginFailuresPerIP(t *testing.T) {
 	failures := limit.NewBuckets[netip.Addr](limit.Rate{N: 3, Per: time.Hour})
 	e := newEnv(t, st, setup{opts: Options{Options: limit.Options{LoginFailures: failures}}})
 	// Logged in before the guessing starts, from the same address.
-	working := dial(t, e.addr)
-	working.login(box, token(box))
+	working := e.loggedIn(t)
 
 	// Three wrong tokens from the address, over two connections (one alone closes after
 	// maxLoginFailures).

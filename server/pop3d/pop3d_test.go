@@ -15,8 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
@@ -61,8 +61,7 @@ func testTransaction(t *testing.T, st fullStore) {
 	m2 := put(t, st, box, dotted)
 	put(t, st, "other@mayfly.test", plainMsg) // not in this maildrop
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 
 	want := int64(len(plainMsg) + len(dotted))
 	if got := c.ok("STAT"); got != fmt.Sprintf("+OK 2 %d", want) {
@@ -133,8 +132,7 @@ func testDotStuffing(t *testing.T, st fullStore) {
 		put(t, st, box, []byte(tt.raw))
 	}
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	c.ok("LIST")
 	sizes := c.lines()
 	for i, tt := range tests {
@@ -163,8 +161,7 @@ func testTop(t *testing.T, st fullStore) {
 	// continuation, as every view reads it (mailparse.Message.HeaderEnd).
 	put(t, st, box, []byte("From: a@sender.test\r\nSubject: hasty\r\nThis starts the body.\r\nsecond\r\n"))
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	head := "From: Ann <ann@sender.test>\r\nTo: box@mayfly.test\r\nSubject: hello\r\n\r\n"
 	tests := []struct {
 		cmd, want string
@@ -191,8 +188,7 @@ func testDeleQuit(t *testing.T, st fullStore) {
 	m2 := put(t, st, box, dotted)
 	m3 := put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	c.ok("DELE 2")
 	c.fail("DELE 2", "message 2 already deleted")
 	c.fail("RETR 2", "message 2 already deleted")
@@ -226,8 +222,7 @@ func testDeleQuit(t *testing.T, st fullStore) {
 func testDeleRset(t *testing.T, st fullStore) {
 	m1 := put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	c.ok("DELE 1")
 	if got := c.ok("RSET"); got != "+OK maildrop has 1 messages" {
 		t.Errorf("RSET = %q", got)
@@ -242,13 +237,11 @@ func testDeleRset(t *testing.T, st fullStore) {
 func testDeleDrop(t *testing.T, st fullStore) {
 	m1 := put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	c.ok("DELE 1")
 	c.Conn.Close()
 	// Deletions happen at QUIT only; none came, so a new session sees the message.
-	c = dial(t, e.addr)
-	c.login(box, token(box))
+	c = e.loggedIn(t)
 	if got, want := c.ok("STAT"), fmt.Sprintf("+OK 1 %d", len(plainMsg)); got != want {
 		t.Errorf("STAT = %q, want %q", got, want)
 	}
@@ -261,8 +254,7 @@ func testGone(t *testing.T, st fullStore) {
 	m1 := put(t, st, box, plainMsg)
 	m2 := put(t, st, box, dotted)
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	if err := st.Delete(t.Context(), box, m1.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -288,16 +280,14 @@ func testGone(t *testing.T, st fullStore) {
 func testSnapshot(t *testing.T, st fullStore) {
 	put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	put(t, st, box, dotted)
 	if got, want := c.ok("STAT"), fmt.Sprintf("+OK 1 %d", len(plainMsg)); got != want {
 		t.Errorf("STAT = %q, want %q", got, want)
 	}
 	c.fail("RETR 2", "no such message")
 	c.ok("QUIT")
-	c = dial(t, e.addr)
-	c.login(box, token(box))
+	c = e.loggedIn(t)
 	if got := c.ok("STAT"); !strings.HasPrefix(got, "+OK 2 ") {
 		t.Errorf("next session STAT = %q, want 2 messages", got)
 	}
@@ -313,8 +303,7 @@ func testSent(t *testing.T, st fullStore) {
 	}
 	m3 := put(t, st, box, dotted)
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	c.ok("UIDL")
 	if got, want := c.lines(), []string{"1 " + m1.ID, "2 " + m3.ID}; !slices.Equal(got, want) {
 		t.Errorf("UIDL = %q, want %q", got, want)
@@ -334,8 +323,7 @@ func testSeen(t *testing.T, st fullStore) {
 	put(t, st, box, plainMsg)
 	put(t, st, box, dotted)
 	e := newEnv(t, st, setup{})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	c.ok("TOP 1 1")
 	c.multi()
 	c.ok("RETR 2")
@@ -360,8 +348,7 @@ func testUIDLStable(t *testing.T, st fullStore) {
 	put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{})
 	uidls := func() []string {
-		c := dial(t, e.addr)
-		c.login(box, token(box))
+		c := e.loggedIn(t)
 		c.ok("UIDL")
 		l := c.lines()
 		c.ok("DELE 1")
@@ -715,8 +702,7 @@ func TestStoreUnavailable(t *testing.T) {
 
 	st = &brokenStore{fullStore: mem, rawErr: errors.New("something else")}
 	e = newEnv(t, st, setup{})
-	c = dial(t, e.addr)
-	c.login(box, token(box))
+	c = e.loggedIn(t)
 	c.fail("STAT", "[SYS/TEMP] ")
 	c.fail("LIST", "[SYS/TEMP] ")
 	c.fail("LIST 1", "[SYS/TEMP] ")
@@ -726,8 +712,7 @@ func TestStoreUnavailable(t *testing.T) {
 
 	st = &brokenStore{fullStore: mem, deleteErr: down}
 	e = newEnv(t, st, setup{})
-	c = dial(t, e.addr)
-	c.login(box, token(box))
+	c = e.loggedIn(t)
 	c.ok("DELE 1")
 	c.fail("QUIT", "[SYS/TEMP] some deleted messages not removed")
 	c.closed()
@@ -738,8 +723,7 @@ func TestStoreUnavailable(t *testing.T) {
 
 func TestAutologout(t *testing.T) {
 	e := newEnv(t, memory(t), setup{opts: Options{Timeout: 50 * time.Millisecond}})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	// No command: the server gives up waiting.
 	if got := c.line(); got != "-ERR autologout: idle for too long" {
 		t.Errorf("idle session got %q", got)
@@ -773,8 +757,7 @@ func TestShutdown(t *testing.T) {
 	m := put(t, st, box, plainMsg)
 	e := newEnv(t, st, setup{})
 	fresh := dial(t, e.addr)
-	loggedIn := dial(t, e.addr)
-	loggedIn.login(box, token(box))
+	loggedIn := e.loggedIn(t)
 	loggedIn.ok("DELE 1")
 	overTLS := dialTLS(t, e.tlsAddr, e.pool)
 	e.stop(2)
@@ -797,8 +780,7 @@ func TestShutdownTimeout(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789012345678901234567890123456789012345678901234567890123456789\r\n"), 1<<19) // 36 MiB
 	put(t, st, box, big)
 	e := newEnv(t, st, setup{noTLS: true, opts: Options{Options: limit.Options{ShutdownTimeout: 50 * time.Millisecond}}})
-	c := dial(t, e.addr)
-	c.login(box, token(box))
+	c := e.loggedIn(t)
 	c.ok("RETR 1") // the server is now writing far more than the socket buffers hold
 	e.stop(1)      // returns only once the session is cut
 	if got := testutil.ToFloat64(e.srv.metrics.sessions); got != 0 {

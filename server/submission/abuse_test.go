@@ -19,9 +19,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
@@ -320,12 +320,25 @@ func TestNoPrivateMX(t *testing.T) {
 	st := memory(t)
 	received(t, st, box, "", "Ann <"+ann+">")
 	k := newSink(t, sinkOptions{})
-	e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port, SendLimit: SendLimit{N: -1}}, publicOnly: true})
-	e.startWorkers()
-	c := login(t, e.addr, box, token(box))
-	if err := send(c, box, []string{ann}, letter(box, ann, "Re: hi", "to a private MX")); err != nil {
-		t.Fatal(err)
+	// reply sends a reply with body through e's workers.
+	reply := func(e *env, body string) {
+		t.Helper()
+		e.startWorkers()
+		c := login(t, e.addr, box, token(box))
+		if err := send(c, box, []string{ann}, letter(box, ann, "Re: hi", body)); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// relayed is reply, and requires the sink to get it.
+	relayed := func(e *env, body string) {
+		t.Helper()
+		reply(e, body)
+		if m := k.next(t); !bytes.Contains(m.data, []byte(body)) {
+			t.Errorf("the sink got:\n%s", m.data)
+		}
+	}
+	e := newEnv(t, st, setup{opts: Options{OutboundPort: k.port, SendLimit: SendLimit{N: -1}}, publicOnly: true})
+	reply(e, "to a private MX")
 	waitFor(t, "a bounce", func() bool { return len(bounces(t, st, box)) == 1 })
 	raw, err := st.Raw(ctxFor(t), box, bounces(t, st, box)[0].ID)
 	if err != nil {
@@ -340,25 +353,11 @@ func TestNoPrivateMX(t *testing.T) {
 	e.stop()
 
 	e = newEnv(t, st, setup{opts: Options{OutboundPort: k.port, SendLimit: SendLimit{N: -1}}})
-	e.startWorkers()
-	c = login(t, e.addr, box, token(box))
-	if err := send(c, box, []string{ann}, letter(box, ann, "Re: hi", "allowed")); err != nil {
-		t.Fatal(err)
-	}
-	if m := k.next(t); !bytes.Contains(m.data, []byte("allowed")) {
-		t.Errorf("the sink got:\n%s", m.data)
-	}
+	relayed(e, "allowed")
 	e.stop()
 
 	e = newEnv(t, st, setup{opts: Options{Relay: relayURL(t, k, "", ""), SendLimit: SendLimit{N: -1}}, publicOnly: true})
-	e.startWorkers()
-	c = login(t, e.addr, box, token(box))
-	if err := send(c, box, []string{ann}, letter(box, ann, "Re: hi", "by the relay")); err != nil {
-		t.Fatal(err)
-	}
-	if m := k.next(t); !bytes.Contains(m.data, []byte("by the relay")) {
-		t.Errorf("the sink got:\n%s", m.data)
-	}
+	relayed(e, "by the relay")
 }
 
 // TestSharedSendLimits: two servers on one Redis share the per-inbox, per-client and

@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // TestDeliverSharesDNSClient: the MX lookup and the MX host's address lookup of a

@@ -28,8 +28,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
@@ -271,13 +271,7 @@ func (k *sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 // next returns the next message the sink took; the deadline is a safety net.
 func (k *sink) next(t testing.TB) sunk {
 	t.Helper()
-	select {
-	case m := <-k.msgs:
-		return m
-	case <-time.After(30 * time.Second):
-		t.Fatal("the sink got no message in 30s")
-	}
-	return sunk{}
+	return testlib.Next(t, k.msgs, 30*time.Second, "message at the sink")
 }
 
 // none requires the sink to have taken nothing more.

@@ -1,7 +1,6 @@
 package submission
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,8 +13,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // dialProxied is an SMTP client at src behind the proxy, after EHLO; how says how it
@@ -101,21 +100,5 @@ func TestProxiedClients(t *testing.T) {
 
 	// From a trusted proxy's address, a connection without a header is closed before
 	// any greeting. (One that sends nothing is closed when the header is overdue.)
-	t.Run("no header", func(t *testing.T) {
-		conn, err := net.Dial("tcp", e.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		fmt.Fprintf(conn, "EHLO client.test\r\n")
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if line, err := bufio.NewReader(conn).ReadString('\n'); line != "" || isTimeout(err) {
-			t.Errorf("a trusted peer without a PROXY header got %q, %v; want the connection closed", line, err)
-		}
-	})
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
+	t.Run("no header", func(t *testing.T) { testlib.NoHeaderClosed(t, e.addr, "EHLO client.test") })
 }

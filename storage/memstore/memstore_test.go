@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,26 +24,8 @@ func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, newStore)
 }
 
-// clock is a settable time source for the sweeper.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestSweepWithClock(t *testing.T) {
-	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	// A sweep interval far beyond the test: only the explicit Sweep calls run.
 	st := New(Options{Now: c.Now, SweepEvery: time.Hour})
 	defer st.Close()
@@ -157,7 +138,7 @@ func BenchmarkMemoryPer10KiB(b *testing.B) {
 }
 
 func TestInboxTTLWithClock(t *testing.T) {
-	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	st := New(Options{Now: c.Now, SweepEvery: time.Hour})
 	defer st.Close()
 	ctx := context.Background()
@@ -348,7 +329,7 @@ func TestMemoryLimitKeepsWatchedInboxes(t *testing.T) {
 // TestSendCountersCounted: CountSend's counters (one per client address a flood may
 // bring) are memory too, counted with the metadata until their window ends.
 func TestSendCountersCounted(t *testing.T) {
-	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	st := New(Options{Now: c.Now, SweepEvery: time.Hour})
 	defer st.Close()
 	ctx := context.Background()

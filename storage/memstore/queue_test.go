@@ -27,25 +27,7 @@ func BenchmarkQueue(b *testing.B) {
 func TestQueueCloseEndsNext(t *testing.T) {
 	st := New(Options{})
 	defer st.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := st.Next(context.Background(), "a", time.Minute)
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		t.Fatalf("Next on an empty queue returned %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	st.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, storage.ErrUnavailable) {
-			t.Errorf("Next when the store closed: %v, want ErrUnavailable", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Next still waiting 5s after Close")
-	}
+	storetest.NextEnds(t, context.Background(), st, 50*time.Millisecond, 5*time.Second, "after Close", func() { st.Close() })
 	if _, err := st.Next(context.Background(), "a", time.Minute); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Next after Close: %v, want ErrUnavailable", err)
 	}

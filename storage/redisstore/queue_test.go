@@ -40,9 +40,7 @@ func TestQueueNodeStops(t *testing.T) {
 	ctx := ctxFor(t)
 
 	j := storetest.NewJob("node stops")
-	if err := a.Enqueue(ctx, j); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Enqueue(t, a, j)
 	const lease = 300 * time.Millisecond
 	taken := time.Now()
 	got, err := a.Next(ctx, "node-a", lease)
@@ -77,22 +75,14 @@ func TestQueueRetryAcrossNodes(t *testing.T) {
 	ctx := ctxFor(t)
 
 	j := storetest.NewJob("across")
-	if err := a.Enqueue(ctx, j); err != nil {
-		t.Fatal(err)
-	}
-	got, err := a.Next(ctx, "node-a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	storetest.Enqueue(t, a, j)
+	got := storetest.NextJob(t, a, "node-a", time.Minute)
 	got.Attempts, got.LastError, got.To = 1, "451 later", got.To[:1]
 	at := time.Now().Add(300 * time.Millisecond)
 	if err := a.Retry(ctx, got, at); err != nil {
 		t.Fatal(err)
 	}
-	again, err := b.Next(ctx, "node-b", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := storetest.NextJob(t, b, "node-b", time.Minute)
 	if time.Now().Before(at) {
 		t.Errorf("b got the job before it was due at %v", at)
 	}
@@ -140,31 +130,19 @@ func TestQueueStreamDeleted(t *testing.T) {
 	st := openQueue(t)
 	ctx := ctxFor(t)
 	j := storetest.NewJob("before")
-	if err := st.Enqueue(ctx, j); err != nil {
-		t.Fatal(err)
-	}
-	got, err := st.Next(ctx, "a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Done(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Enqueue(t, st, j)
+	storetest.Done(t, st, storetest.NextJob(t, st, "a", time.Minute))
 	stream, delayed := st.queueKeys()
 	if err := st.client.Del(ctx, stream, delayed).Err(); err != nil {
 		t.Fatal(err)
 	}
 	j = storetest.NewJob("after")
-	if err := st.Enqueue(ctx, j); err != nil {
-		t.Fatal(err)
+	storetest.Enqueue(t, st, j)
+	got := storetest.NextJob(t, st, "a", time.Minute)
+	if got.ID != j.ID {
+		t.Fatalf("Next after the stream was deleted = job %s; want job %s", got.ID, j.ID)
 	}
-	got, err = st.Next(ctx, "a", time.Minute)
-	if err != nil || got.ID != j.ID {
-		t.Fatalf("Next after the stream was deleted = %v, %v; want job %s", got, err, j.ID)
-	}
-	if err := st.Done(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Done(t, st, got)
 }
 
 // TestQueueRedisGoesAway: with Redis gone, queue calls fail with ErrUnavailable within
@@ -175,33 +153,9 @@ func TestQueueRedisGoesAway(t *testing.T) {
 	defer st.Close()
 	ctx := ctxFor(t)
 	j := storetest.NewJob("gone")
-	if err := st.Enqueue(ctx, j); err != nil {
-		t.Fatal(err)
-	}
-	leased, err := st.Next(ctx, "a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := st.Next(ctx, "b", time.Minute)
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		t.Fatalf("Next on an empty queue returned %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-
-	p.close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, storage.ErrUnavailable) {
-			t.Errorf("waiting Next with Redis gone: %v, want ErrUnavailable", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next still waiting 10s after Redis went away")
-	}
+	storetest.Enqueue(t, st, j)
+	leased := storetest.NextJob(t, st, "a", time.Minute)
+	storetest.NextEnds(t, ctx, st, 100*time.Millisecond, 10*time.Second, "after Redis went away", p.close)
 	start := time.Now()
 	if err := st.Enqueue(ctx, storetest.NewJob("lost")); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Enqueue with Redis gone: %v, want ErrUnavailable", err)
@@ -285,9 +239,7 @@ func TestQueueWaitersLeavePoolFree(t *testing.T) {
 	want := map[string]bool{}
 	for i := range consumers {
 		j := storetest.NewJob(fmt.Sprint(i))
-		if err := st.Enqueue(ctx, j); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Enqueue(t, st, j)
 		want[j.ID] = true
 	}
 	for range consumers {
@@ -315,16 +267,12 @@ func TestQueueBadEntry(t *testing.T) {
 		}
 	}
 	j := storetest.NewJob("good")
-	if err := st.Enqueue(ctx, j); err != nil {
-		t.Fatal(err)
+	storetest.Enqueue(t, st, j)
+	got := storetest.NextJob(t, st, "a", time.Minute)
+	if got.ID != j.ID {
+		t.Fatalf("Next = job %s; want job %s", got.ID, j.ID)
 	}
-	got, err := st.Next(ctx, "a", time.Minute)
-	if err != nil || got.ID != j.ID {
-		t.Fatalf("Next = %v, %v; want job %s", got, err, j.ID)
-	}
-	if err := st.Done(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Done(t, st, got)
 	if n, err := st.client.XLen(ctx, stream).Result(); err != nil || n != 0 {
 		t.Errorf("stream holds %d entries (%v) after the good job was done, want 0", n, err)
 	}
@@ -339,21 +287,14 @@ func TestQueuePrunesIdleConsumers(t *testing.T) {
 	defer a.Close()
 	for _, n := range []string{"gone-1", "gone-2"} {
 		j := storetest.NewJob(n)
-		if err := a.Enqueue(ctx, j); err != nil {
-			t.Fatal(err)
-		}
-		got, err := a.Next(ctx, n, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
+		storetest.Enqueue(t, a, j)
+		got := storetest.NextJob(t, a, n, time.Minute)
 		if err := a.Done(ctx, got); err != nil {
 			t.Fatal(err)
 		}
 	}
 	held := storetest.NewJob("held")
-	if err := a.Enqueue(ctx, held); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Enqueue(t, a, held)
 	if _, err := a.Next(ctx, "holder", time.Minute); err != nil {
 		t.Fatal(err)
 	}

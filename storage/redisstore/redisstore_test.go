@@ -343,10 +343,7 @@ func TestRedisGoesAway(t *testing.T) {
 	defer st.Close()
 	ctx := ctxFor(t)
 	inbox := "gone@mayfly.test"
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := storetest.Subscribe(t, ctx, st, inbox)
 	if err := st.Put(ctx, storetest.NewMessage(inbox, "before")); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +351,7 @@ func TestRedisGoesAway(t *testing.T) {
 
 	p.close()
 	start := time.Now()
-	err = st.Put(ctx, storetest.NewMessage(inbox, "after"))
+	err := st.Put(ctx, storetest.NewMessage(inbox, "after"))
 	if !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Put with Redis gone: %v, want ErrUnavailable", err)
 	}
@@ -387,10 +384,7 @@ func TestEventsAfterReconnect(t *testing.T) {
 	defer other.Close()
 	ctx := ctxFor(t)
 	inbox := "reconnect@mayfly.test"
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := storetest.Subscribe(t, ctx, st, inbox)
 
 	p.drop()
 	select {
@@ -415,9 +409,7 @@ func TestEventsAfterReconnect(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if events, err = st.Subscribe(ctx, inbox); err != nil {
-		t.Fatalf("Subscribe once Ping succeeds: %v", err)
-	}
+	events = storetest.Subscribe(t, ctx, st, inbox) // once Ping succeeds
 	m := storetest.NewMessage(inbox, "after reconnect")
 	if err := other.Put(ctx, m); err != nil {
 		t.Fatal(err)
@@ -431,14 +423,8 @@ func TestEventsAcrossNodes(t *testing.T) {
 	a, b := twoNodes(t)
 	ctx := ctxFor(t)
 	inbox := "nodes@mayfly.test"
-	onA, err := a.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	onB, err := b.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	onA := storetest.Subscribe(t, ctx, a, inbox)
+	onB := storetest.Subscribe(t, ctx, b, inbox)
 
 	m := storetest.NewMessage(inbox, "from node a")
 	if err := a.Put(ctx, m); err != nil {
@@ -979,10 +965,7 @@ func TestSweepEarlyEntry(t *testing.T) {
 	prefix, st, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
 	inbox := "early@mayfly.test"
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := storetest.Subscribe(t, ctx, st, inbox)
 	m := storetest.NewMessage(inbox, "early")
 	if err := st.Put(ctx, m); err != nil {
 		t.Fatal(err)

@@ -58,7 +58,8 @@ func NewJob(subject string) *storage.Job {
 	}
 }
 
-func enqueue(t *testing.T, q storage.Queue, jobs ...*storage.Job) {
+// Enqueue enqueues jobs, failing t unless each gets its ID and Created time.
+func Enqueue(t testing.TB, q storage.Queue, jobs ...*storage.Job) {
 	t.Helper()
 	for _, j := range jobs {
 		if err := q.Enqueue(ctxFor(t), j); err != nil {
@@ -70,8 +71,8 @@ func enqueue(t *testing.T, q storage.Queue, jobs ...*storage.Job) {
 	}
 }
 
-// next takes a job, failing t if none comes within 10s.
-func next(t *testing.T, q storage.Queue, consumer string, lease time.Duration) *storage.Job {
+// NextJob takes a job, failing t if none comes within 10s.
+func NextJob(t testing.TB, q storage.Queue, consumer string, lease time.Duration) *storage.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -112,7 +113,8 @@ func checkJob(t *testing.T, got, want *storage.Job) {
 	}
 }
 
-func done(t *testing.T, q storage.Queue, j *storage.Job) {
+// Done marks j done, or fails t.
+func Done(t testing.TB, q storage.Queue, j *storage.Job) {
 	t.Helper()
 	if err := q.Done(ctxFor(t), j); err != nil {
 		t.Fatalf("Done(%s): %v", j.ID, err)
@@ -129,44 +131,44 @@ func retry(t *testing.T, q storage.Queue, j *storage.Job, at time.Time) {
 func testQueueRoundTrip(t *testing.T, q storage.Queue) {
 	j := NewJob("round trip")
 	want := *j
-	enqueue(t, q, j)
+	Enqueue(t, q, j)
 	if time.Since(j.Created) > time.Minute || time.Until(j.Created) > time.Second {
 		t.Errorf("Created = %v, want about now", j.Created)
 	}
 	want.ID, want.Created = j.ID, j.Created
 
-	got := next(t, q, "a", time.Minute)
+	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
-	done(t, q, got)
+	Done(t, q, got)
 	nothingFor(t, q, "a", time.Minute, 200*time.Millisecond)
 
 	// Created set by the caller stays; IDs differ.
 	created := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	j2 := NewJob("created before")
 	j2.Created = created
-	enqueue(t, q, j2)
+	Enqueue(t, q, j2)
 	if !j2.Created.Equal(created) || j2.ID == j.ID {
 		t.Errorf("Enqueue set Created %v, ID %q; want Created kept at %v and a new ID", j2.Created, j2.ID, created)
 	}
-	got = next(t, q, "a", time.Minute)
+	got = NextJob(t, q, "a", time.Minute)
 	if got.ID != j2.ID || !sameTime(got.Created, created) {
 		t.Errorf("Next = %s created %v, want %s created %v", got.ID, got.Created, j2.ID, created)
 	}
-	done(t, q, got)
+	Done(t, q, got)
 }
 
 func testQueueFIFO(t *testing.T, q storage.Queue) {
 	var ids []string
 	for i := range 5 {
 		j := NewJob(fmt.Sprint(i))
-		enqueue(t, q, j)
+		Enqueue(t, q, j)
 		ids = append(ids, j.ID)
 	}
 	var got []string
 	for range ids {
-		j := next(t, q, "a", time.Minute)
+		j := NextJob(t, q, "a", time.Minute)
 		got = append(got, j.ID)
-		done(t, q, j)
+		Done(t, q, j)
 	}
 	if !slices.Equal(got, ids) {
 		t.Errorf("Next order = %q, want the order of Enqueue %q", got, ids)
@@ -203,7 +205,7 @@ func testQueueWaits(t *testing.T, q storage.Queue) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		j := NewJob(fmt.Sprint(round))
-		enqueue(t, q, j)
+		Enqueue(t, q, j)
 		select {
 		case r := <-ch:
 			if r.err != nil {
@@ -212,7 +214,7 @@ func testQueueWaits(t *testing.T, q storage.Queue) {
 			if r.job.ID != j.ID {
 				t.Errorf("round %d: Next = %s, want %s", round, r.job.ID, j.ID)
 			}
-			done(t, q, r.job)
+			Done(t, q, r.job)
 		case <-time.After(wakeWithin):
 			t.Fatalf("round %d: Next still waiting %v after Enqueue", round, wakeWithin)
 		}
@@ -221,46 +223,46 @@ func testQueueWaits(t *testing.T, q storage.Queue) {
 
 func testQueueRetryLater(t *testing.T, q storage.Queue) {
 	j := NewJob("later")
-	enqueue(t, q, j)
-	got := next(t, q, "a", time.Minute)
+	Enqueue(t, q, j)
+	got := NextJob(t, q, "a", time.Minute)
 	at := time.Now().Add(300 * time.Millisecond)
 	got.Attempts++
 	retry(t, q, got, at)
 	// Redis judges what is due by its own clock; on this host that is ours.
 	nothingFor(t, q, "a", time.Minute, time.Until(at)-50*time.Millisecond)
-	again := next(t, q, "b", time.Minute)
+	again := NextJob(t, q, "b", time.Minute)
 	if now := time.Now(); now.Before(at) {
 		t.Errorf("job retried for %v came at %v, %v early", at, now, at.Sub(now))
 	}
 	if again.ID != j.ID || again.Attempts != 1 {
 		t.Errorf("Next = %s attempt %d, want %s attempt 1", again.ID, again.Attempts, j.ID)
 	}
-	done(t, q, again)
+	Done(t, q, again)
 }
 
 // testQueueRetryNow: a job retried for now (or the past) is due at once, before later
 // jobs.
 func testQueueRetryNow(t *testing.T, q storage.Queue) {
 	first, second := NewJob("first"), NewJob("second")
-	enqueue(t, q, first)
-	got := next(t, q, "a", time.Minute)
+	Enqueue(t, q, first)
+	got := NextJob(t, q, "a", time.Minute)
 	retry(t, q, got, time.Now().Add(-time.Minute))
 	start := time.Now()
-	again := next(t, q, "a", time.Minute)
+	again := NextJob(t, q, "a", time.Minute)
 	if again.ID != first.ID {
 		t.Errorf("Next = %s, want the retried %s", again.ID, first.ID)
 	}
 	if d := time.Since(start); d > wakeWithin {
 		t.Errorf("a job retried for the past came after %v, want at once", d)
 	}
-	enqueue(t, q, second)
+	Enqueue(t, q, second)
 	retry(t, q, again, time.Time{})
 	// Both are due; which comes first is the store's choice, but both come.
 	seen := map[string]bool{}
 	for range 2 {
-		j := next(t, q, "a", time.Minute)
+		j := NextJob(t, q, "a", time.Minute)
 		seen[j.ID] = true
-		done(t, q, j)
+		Done(t, q, j)
 	}
 	if !seen[first.ID] || !seen[second.ID] {
 		t.Errorf("after Retry and Enqueue got %v, want %s and %s", seen, first.ID, second.ID)
@@ -269,11 +271,11 @@ func testQueueRetryNow(t *testing.T, q storage.Queue) {
 
 func testQueueRetryKeepsFields(t *testing.T, q storage.Queue) {
 	j := NewJob("fields")
-	enqueue(t, q, j)
+	Enqueue(t, q, j)
 	want := *j
 	want.To = slices.Clone(j.To)
 	for attempt := 1; attempt <= 3; attempt++ {
-		got := next(t, q, "a", time.Minute)
+		got := NextJob(t, q, "a", time.Minute)
 		checkJob(t, got, &want)
 		// As a sender does: the recipients that took it are done with.
 		got.To = got.To[1:]
@@ -283,9 +285,9 @@ func testQueueRetryKeepsFields(t *testing.T, q storage.Queue) {
 		want.To, want.Attempts, want.LastError = slices.Clone(got.To), got.Attempts, got.LastError
 		retry(t, q, got, time.Now())
 	}
-	got := next(t, q, "a", time.Minute)
+	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
-	done(t, q, got)
+	Done(t, q, got)
 }
 
 // testQueueLeaseExpires: a job whose consumer took it and went quiet comes back, as it
@@ -293,12 +295,12 @@ func testQueueRetryKeepsFields(t *testing.T, q storage.Queue) {
 func testQueueLeaseExpires(t *testing.T, q storage.Queue) {
 	const lease = 300 * time.Millisecond
 	j := NewJob("lease")
-	enqueue(t, q, j)
-	a := next(t, q, "a", time.Minute)
+	Enqueue(t, q, j)
+	a := NextJob(t, q, "a", time.Minute)
 	a.Attempts, a.LastError = 1, "421 busy"
 	retry(t, q, a, time.Now())
 	taken := time.Now() // before Next: the lease starts within it
-	a = next(t, q, "a", lease)
+	a = NextJob(t, q, "a", lease)
 	want := *a
 	want.To = slices.Clone(a.To)
 	// a's own changes, never given back, are not the queue's.
@@ -307,7 +309,7 @@ func testQueueLeaseExpires(t *testing.T, q storage.Queue) {
 
 	// b's own lease is longer: a's is the one that counts.
 	nothingFor(t, q, "b", time.Minute, lease/2)
-	b := next(t, q, "b", time.Minute)
+	b := NextJob(t, q, "b", time.Minute)
 	if d := time.Since(taken); d < lease {
 		t.Errorf("b got the job %v after a took it, before a's lease of %v ran out", d, lease)
 	}
@@ -318,24 +320,24 @@ func testQueueLeaseExpires(t *testing.T, q storage.Queue) {
 		t.Errorf("Retry by a after b took the job = nil, want an error: the lease was lost")
 	}
 	nothingFor(t, q, "c", time.Minute, 200*time.Millisecond)
-	done(t, q, b)
+	Done(t, q, b)
 	nothingFor(t, q, "c", lease, 2*lease)
 }
 
 // testQueueLongerLease: a consumer that waits with a short lease does not take a job
 // another holds with a longer one.
 func testQueueLongerLease(t *testing.T, q storage.Queue) {
-	enqueue(t, q, NewJob("long"))
-	a := next(t, q, "a", time.Minute)
+	Enqueue(t, q, NewJob("long"))
+	a := NextJob(t, q, "a", time.Minute)
 	nothingFor(t, q, "b", 100*time.Millisecond, 500*time.Millisecond)
-	done(t, q, a)
+	Done(t, q, a)
 }
 
 func testQueueDoneIsFinal(t *testing.T, q storage.Queue) {
 	const lease = 200 * time.Millisecond
-	enqueue(t, q, NewJob("done"))
-	j := next(t, q, "a", lease)
-	done(t, q, j)
+	Enqueue(t, q, NewJob("done"))
+	j := NextJob(t, q, "a", lease)
+	Done(t, q, j)
 	nothingFor(t, q, "b", lease, 3*lease)
 	// Done again, as a consumer unsure whether the first went through would.
 	if err := q.Done(ctxFor(t), j); err != nil {
@@ -352,14 +354,14 @@ func testQueueLargeRaw(t *testing.T, q storage.Queue) {
 	j.Raw[len(j.Raw)-2], j.Raw[len(j.Raw)-1] = '\r', '\n'
 	want := *j
 	want.Raw = bytes.Clone(j.Raw)
-	enqueue(t, q, j)
+	Enqueue(t, q, j)
 	want.ID, want.Created = j.ID, j.Created
-	got := next(t, q, "a", time.Minute)
+	got := NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
 	retry(t, q, got, time.Now())
-	got = next(t, q, "a", time.Minute)
+	got = NextJob(t, q, "a", time.Minute)
 	checkJob(t, got, &want)
-	done(t, q, got)
+	Done(t, q, got)
 }
 
 func testQueueCancel(t *testing.T, q storage.Queue) {
@@ -391,13 +393,13 @@ func testQueueCancel(t *testing.T, q storage.Queue) {
 	}
 
 	// A job enqueued now is not lost to the cancelled wait.
-	enqueue(t, q, NewJob("after cancel"))
-	j := next(t, q, "b", time.Minute)
-	done(t, q, j)
+	Enqueue(t, q, NewJob("after cancel"))
+	j := NextJob(t, q, "b", time.Minute)
+	Done(t, q, j)
 }
 
 func testQueueBadLease(t *testing.T, q storage.Queue) {
-	enqueue(t, q, NewJob("bad lease"))
+	Enqueue(t, q, NewJob("bad lease"))
 	for _, lease := range []time.Duration{0, -time.Second} {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		j, err := q.Next(ctx, "a", lease)
@@ -406,8 +408,8 @@ func testQueueBadLease(t *testing.T, q storage.Queue) {
 			t.Errorf("Next(lease %v) = %v, %v; want an error at once", lease, j, err)
 		}
 	}
-	j := next(t, q, "a", time.Minute)
-	done(t, q, j)
+	j := NextJob(t, q, "a", time.Minute)
+	Done(t, q, j)
 }
 
 // testQueueConcurrent: consumers racing for jobs enqueued while they wait each get
@@ -495,5 +497,31 @@ func BenchQueue(b *testing.B, newQueue func(b *testing.B) storage.Queue) {
 				}
 			}
 		})
+	}
+}
+
+// NextEnds checks that a Next waiting on q's empty queue "b" keeps waiting for at least
+// pause, and that once end has run it returns ErrUnavailable within d: a store that
+// goes away must not leave a worker blocked for good. what names the going away.
+func NextEnds(t *testing.T, ctx context.Context, q storage.Queue, pause, d time.Duration, what string, end func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := q.Next(ctx, "b", time.Minute)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		t.Fatalf("Next on an empty queue returned %v", err)
+	case <-time.After(pause):
+	}
+	end()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("waiting Next %s: %v, want ErrUnavailable", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("Next still waiting %v %s", d, what)
 	}
 }

@@ -72,7 +72,7 @@ func open(t *testing.T, newStore NewStore, o Options) storage.Store {
 	return st
 }
 
-func ctxFor(t *testing.T) context.Context {
+func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -319,10 +319,7 @@ func testFlags(t *testing.T, newStore NewStore) {
 	ctx := ctxFor(t)
 	inbox := inboxFor(t)
 	m := putN(t, st, inbox, 1)[0]
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := Subscribe(t, ctx, st, inbox)
 	steps := []struct {
 		add, remove, want storage.Flags
 	}{
@@ -350,6 +347,16 @@ func testFlags(t *testing.T, newStore NewStore) {
 	}
 }
 
+// Subscribe subscribes to inbox's events until ctx ends, or fails t.
+func Subscribe(t testing.TB, ctx context.Context, st storage.Store, inbox string) <-chan storage.Event {
+	t.Helper()
+	events, err := st.Subscribe(ctx, inbox)
+	if err != nil {
+		t.Fatalf("Subscribe(%s): %v", inbox, err)
+	}
+	return events
+}
+
 // Next returns the next event of a subscription, failing t if none comes within 10s
 // or the channel closes.
 func Next(t testing.TB, events <-chan storage.Event) storage.Event {
@@ -371,10 +378,7 @@ func testDelete(t *testing.T, newStore NewStore) {
 	ctx := ctxFor(t)
 	inbox := inboxFor(t)
 	msgs := putN(t, st, inbox, 3)
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := Subscribe(t, ctx, st, inbox)
 	if err := st.Delete(ctx, inbox, msgs[1].ID); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
@@ -408,10 +412,7 @@ func testDeleteInbox(t *testing.T, newStore NewStore) {
 	inbox := inboxFor(t)
 	msgs := putN(t, st, inbox, 3)
 	other := putN(t, st, "neighbour-"+inbox, 1)[0]
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := Subscribe(t, ctx, st, inbox)
 	n, err := st.DeleteInbox(ctx, inbox)
 	if err != nil || n != 3 {
 		t.Fatalf("DeleteInbox = %d, %v; want 3", n, err)
@@ -512,10 +513,7 @@ func testExpiry(t *testing.T, newStore NewStore) {
 	st := open(t, newStore, Options{})
 	ctx := ctxFor(t)
 	inbox := inboxFor(t)
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := Subscribe(t, ctx, st, inbox)
 	keep := NewMessage(inbox, "keep")
 	put(t, st, keep)
 	short := NewMessage(inbox, "short")
@@ -565,14 +563,8 @@ func testInboxTTL(t *testing.T, newStore NewStore) {
 	if mb, err := st.Mailbox(ctx, other); err != nil || mb.TTL != 0 {
 		t.Errorf("Mailbox of an inbox without a TTL = %+v, %v; want TTL 0", mb, err)
 	}
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherEvents, err := st.Subscribe(ctx, other)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := Subscribe(t, ctx, st, inbox)
+	otherEvents := Subscribe(t, ctx, st, other)
 	// wantTTL checks that m, as Put left it and as stored, expires ttl after it arrived.
 	wantTTL := func(m *storage.Message) {
 		t.Helper()
@@ -697,10 +689,7 @@ func testCap(t *testing.T, newStore NewStore) {
 	st := open(t, newStore, Options{MaxMessages: 3})
 	ctx := ctxFor(t)
 	inbox := inboxFor(t)
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := Subscribe(t, ctx, st, inbox)
 	msgs := putN(t, st, inbox, 5)
 	list, err := st.List(ctx, inbox, storage.Page{})
 	if err != nil {
@@ -740,10 +729,7 @@ func testEventsToEverySubscriber(t *testing.T, newStore NewStore) {
 		}
 		subs = append(subs, ch)
 	}
-	others, err := st.Subscribe(ctx, "other-"+inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	others := Subscribe(t, ctx, st, "other-"+inbox)
 	m := putN(t, st, inbox, 1)[0]
 	for i, ch := range subs {
 		e := Next(t, ch)
@@ -765,10 +751,7 @@ func testEventsToEverySubscriber(t *testing.T, newStore NewStore) {
 func testSubscriptionEnds(t *testing.T, newStore NewStore) {
 	st := open(t, newStore, Options{})
 	ctx, cancel := context.WithCancel(ctxFor(t))
-	ch, err := st.Subscribe(ctx, inboxFor(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := Subscribe(t, ctx, st, inboxFor(t))
 	cancel()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -903,10 +886,7 @@ func testPutKeepsFlags(t *testing.T, newStore NewStore) {
 	st := open(t, newStore, Options{})
 	ctx := ctxFor(t)
 	inbox := inboxFor(t)
-	events, err := st.Subscribe(ctx, inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := Subscribe(t, ctx, st, inbox)
 	tests := []struct {
 		name  string
 		flags storage.Flags

@@ -3,7 +3,7 @@ package parse
 import (
 	"testing"
 
-	"github.com/mayfly-mail/mayfly/server/internal/testlib"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // BenchmarkMessageSizes is Message on server/mailparse's benchmark mail at 10 KiB,

@@ -14,7 +14,7 @@ import (
 // not exist; other types of a known name have no data.
 func TXTServer(tb testing.TB, txt map[string]string) string {
 	tb.Helper()
-	return serve(tb, false, func(w dns.ResponseWriter, r *dns.Msg) {
+	return Serve(tb, false, func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		if len(r.Question) != 1 {
@@ -48,7 +48,7 @@ func ZoneServer(tb testing.TB, rrs []dns.RR) string {
 		name := dns.CanonicalName(rr.Header().Name)
 		z[name] = append(z[name], rr)
 	}
-	return serve(tb, true, func(w dns.ResponseWriter, r *dns.Msg) {
+	return Serve(tb, true, func(w dns.ResponseWriter, r *dns.Msg) {
 		m := z.answer(r)
 		size := dns.MinMsgSize
 		if opt := r.IsEdns0(); opt != nil {
@@ -137,9 +137,9 @@ func (z zone) soa(name string) dns.RR {
 	}
 }
 
-// serve runs handler on a loopback UDP port, and on the same TCP port when tcp is
-// set, until the test ends.
-func serve(tb testing.TB, tcp bool, handler dns.HandlerFunc) string {
+// Serve runs handler on a loopback UDP port, and on the same TCP port when tcp is
+// set, until the test ends, and returns the address.
+func Serve(tb testing.TB, tcp bool, handler dns.HandlerFunc) string {
 	tb.Helper()
 	var (
 		pc  net.PacketConn

@@ -1,5 +1,7 @@
-// Package testlib holds what the servers' tests share: one place for the checks that
-// every package's tests would otherwise write again.
+// Package testlib holds what the tests of cmd/, server/ and storage/ share: servers on
+// free ports, a test CA, protocol clients, the stores under test and waits with a
+// deadline, written once instead of in every package's tests. Only tests import it; it
+// sits outside internal/ so that cmd/ and storage/ tests can, as storage/storetest does.
 package testlib
 
 import (

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // Ctx is a context that ends after d or with the test, a safety net against a hung
@@ -53,3 +55,10 @@ func Returned(t testing.TB, done <-chan error, d time.Duration, what string) {
 		t.Errorf("%s did not return within %v", what, d)
 	}
 }
+
+// Clock is a time source the test moves by hand (storetest.Clock, which storage's own
+// tests use).
+type Clock = storetest.Clock
+
+// NewClock is a Clock that reads now until the test moves it.
+func NewClock(now time.Time) *Clock { return storetest.NewClock(now) }

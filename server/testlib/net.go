@@ -3,12 +3,15 @@ package testlib
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,4 +105,22 @@ func ProxiedClient[C any](t testing.TB, addr, src string, port int, how string, 
 		return c
 	}
 	return plain(conn)
+}
+
+// NoHeaderClosed connects to addr from a trusted proxy's address without a PROXY header,
+// sends line, and requires the connection closed within 5 seconds with nothing read:
+// no greeting, no reply.
+func NoHeaderClosed(t testing.TB, addr, line string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "%s\r\n", line)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(conn)
+	if len(got) != 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Errorf("a trusted peer without a PROXY header got %q, %v; want the connection closed", got, err)
+	}
 }
