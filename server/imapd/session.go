@@ -460,11 +460,7 @@ func (s *session) Status(name string, options *imap.StatusOptions) (data *imap.S
 func (s *session) status(mb mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	ctx, cancel := s.opCtx()
 	defer cancel()
-	box, err := s.srv.store.Mailbox(ctx, s.inbox)
-	if err != nil {
-		return nil, err
-	}
-	list, err := s.srv.store.List(ctx, s.inbox, storage.Page{})
+	box, list, err := s.listing(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -568,16 +564,23 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	return nil, cannot("Sent keeps its own copy of every reply sent through this server and takes no other mail; turn off saving a copy of sent mail")
 }
 
+// listing reads the inbox's UID state and its whole list, which STATUS and the
+// sent-copy match both count from.
+func (s *session) listing(ctx context.Context) (storage.Mailbox, []storage.Message, error) {
+	box, err := s.srv.store.Mailbox(ctx, s.inbox)
+	if err != nil {
+		return storage.Mailbox{}, nil, err
+	}
+	list, err := s.srv.store.List(ctx, s.inbox, storage.Page{})
+	return box, list, err
+}
+
 // sentCopy returns the APPENDUID of the newest sent copy with Message-ID id among the
 // last appendCopies, or nil when none has it.
 func (s *session) sentCopy(id string) (*imap.AppendData, error) {
 	ctx, cancel := s.opCtx()
 	defer cancel()
-	box, err := s.srv.store.Mailbox(ctx, s.inbox)
-	if err != nil {
-		return nil, err
-	}
-	list, err := s.srv.store.List(ctx, s.inbox, storage.Page{})
+	box, list, err := s.listing(ctx)
 	if err != nil {
 		return nil, err
 	}
