@@ -56,13 +56,21 @@ type messageJSON struct {
 	HTML        string           `json:"html"`
 	Attachments []attachmentJSON `json:"attachments"`
 	Links       []string         `json:"links"`
-	Codes       []string         `json:"codes"`
+	// LinkDetails are Links with the text each shows, in the same order: an
+	// anchor's rendered content, "" for a URL written in text.
+	LinkDetails []linkJSON `json:"link_details"`
+	Codes       []string   `json:"codes"`
 	// AuthDetails are the results behind the summary's auth verdicts: per method,
 	// its domains, selectors, reasons and policy, from our Authentication-Results field.
 	AuthDetails []authDetail `json:"auth_details"`
 	// RemoteContent counts what the HTML would load from other hosts (tracking
 	// pixels among them); the html route blocks it unless asked with images=1.
 	RemoteContent int `json:"remote_content"`
+}
+
+type linkJSON struct {
+	URL  string `json:"url"`
+	Text string `json:"text"`
 }
 
 type headerJSON struct {
@@ -279,6 +287,7 @@ func (s *Server) toMessageJSON(m *storage.Message, p *parse.Parsed, b *budget) *
 		Headers:       make([]headerJSON, 0, len(p.Headers)),
 		Attachments:   make([]attachmentJSON, len(p.Attachments)),
 		Links:         []string{},
+		LinkDetails:   []linkJSON{},
 		Codes:         nonNil(p.Codes),
 		RemoteContent: p.RemoteContent,
 	}
@@ -302,13 +311,16 @@ func (s *Server) toMessageJSON(m *storage.Message, p *parse.Parsed, b *budget) *
 	}
 	b.left -= min(limit, b.left) - hb.left
 	lb := budget{left: min(limit, b.left)}
-	for _, l := range p.Links {
-		if len(l) > lb.left {
+	// A link and its details come together or not at all, so the two lists keep one
+	// order and length.
+	for _, l := range p.LinkDetails {
+		if 2*len(l.URL)+len(l.Text) > lb.left {
 			cutLinks = true
 			break
 		}
-		lb.left -= len(l)
-		out.Links = append(out.Links, l)
+		lb.left -= 2*len(l.URL) + len(l.Text)
+		out.Links = append(out.Links, l.URL)
+		out.LinkDetails = append(out.LinkDetails, linkJSON{URL: l.URL, Text: l.Text})
 	}
 	b.left -= min(limit, b.left) - lb.left
 	out.Truncated = out.Truncated || cutText || cutHTML || cutHeaders || cutLinks

@@ -11,10 +11,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mayfly-mail/mayfly/server/httpapi/parse"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
 const defaultWait = 30 * time.Second
+
+// maxCount is the most messages one wait answers.
+const maxCount = 1000
 
 // waitFilter is what a waiter is waiting for. Text filters match case-insensitively as
 // substrings; results match exactly; since means "received after".
@@ -23,6 +27,33 @@ type waitFilter struct {
 	spf, dkim, dmarc       string
 	since                  time.Time
 	sinceID                string
+	// body and link need the message parsed: body is in the text or the HTML
+	// rendered as text, link in a link's URL; every has must hold.
+	body, link string
+	has        []string
+}
+
+// hasKinds are the values of has=.
+var hasKinds = []string{"code", "link", "attachment"}
+
+// parsedNeeded reports whether matching reads the message itself, not only its summary.
+func (f *waitFilter) parsedNeeded() bool {
+	return f.body != "" || f.link != "" || len(f.has) > 0
+}
+
+// matchParsed is the part of the match that needs the parsed message.
+func (f *waitFilter) matchParsed(p *parse.Parsed) bool {
+	for _, h := range f.has {
+		if h == "code" && len(p.Codes) == 0 || h == "link" && len(p.Links) == 0 || h == "attachment" && len(p.Attachments) == 0 {
+			return false
+		}
+	}
+	if f.link != "" && !slices.ContainsFunc(p.Links, func(u string) bool { return contains(u, f.link) }) {
+		return false
+	}
+	// The text is the HTML rendered when there is no text part; when there are both,
+	// the HTML may say what the text does not.
+	return f.body == "" || contains(p.Text, f.body) || p.HTML != "" && contains(parse.Render(p.HTML), f.body)
 }
 
 func (f *waitFilter) match(m *storage.Message) bool {
@@ -54,6 +85,19 @@ func (s *Server) parseWait(c echo.Context) (waitFilter, int, time.Duration, erro
 		spf:     strings.ToLower(q.Get("spf")),
 		dkim:    strings.ToLower(q.Get("dkim")),
 		dmarc:   strings.ToLower(q.Get("dmarc")),
+		body:    strings.ToLower(q.Get("body")),
+		link:    strings.ToLower(q.Get("link")),
+	}
+	for _, v := range q["has"] {
+		for h := range strings.SplitSeq(v, ",") {
+			h = strings.ToLower(strings.TrimSpace(h))
+			if !slices.Contains(hasKinds, h) {
+				return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "has=%q: want code, link or attachment", v)
+			}
+			if !slices.Contains(f.has, h) {
+				f.has = append(f.has, h)
+			}
+		}
 	}
 	if since := q.Get("since"); since != "" {
 		if t, err := time.Parse(time.RFC3339Nano, since); err == nil {
@@ -72,8 +116,8 @@ func (s *Server) parseWait(c echo.Context) (waitFilter, int, time.Duration, erro
 	count := 1
 	if v := q.Get("count"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "count=%q: want a whole number from 1 to 1000", v)
+		if err != nil || n < 1 || n > maxCount {
+			return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "count=%q: want a whole number from 1 to %d", v, maxCount)
 		}
 		count = n
 	}
@@ -95,10 +139,23 @@ func (s *Server) parseWait(c echo.Context) (waitFilter, int, time.Duration, erro
 // wait answers GET .../wait: the first count messages that match, oldest first, as
 // soon as they are there — at once when they already are, else on the store's events,
 // which reach every node. 408 when the timeout passes first.
+//
+// With expect=none it asserts the opposite: 204 when nothing matched within the
+// timeout, 409 with every match found as soon as there is one.
 func (s *Server) wait(c echo.Context) error {
 	f, count, timeout, err := s.parseWait(c)
 	if err != nil {
 		return err
+	}
+	none := false
+	switch v := c.QueryParam("expect"); v {
+	case "":
+	case "none":
+		// count is not asked for here: one match fails the assertion, and the answer
+		// shows all there are then, up to the most count may ask for.
+		none, count = true, 1
+	default:
+		return errorf(http.StatusBadRequest, "bad_parameter", "expect=%q: want none, or leave expect out", v)
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
 	defer cancel()
@@ -108,11 +165,23 @@ func (s *Server) wait(c echo.Context) error {
 
 	var found []*storage.Message
 	seen := map[string]bool{}
-	add := func(m *storage.Message) {
-		if !seen[m.ID] && f.match(m) {
-			seen[m.ID] = true
-			found = append(found, m)
+	add := func(m *storage.Message) error {
+		if seen[m.ID] || !f.match(m) {
+			return nil
 		}
+		if f.parsedNeeded() {
+			p, err := s.parsed(ctx, m)
+			if err != nil {
+				return err
+			}
+			if !f.matchParsed(p) {
+				seen[m.ID] = true // parsed once: a later event for it need not parse again
+				return nil
+			}
+		}
+		seen[m.ID] = true
+		found = append(found, m)
+		return nil
 	}
 	for len(found) < count {
 		// Subscribe before listing, so a message arriving in between is in one or the other.
@@ -128,7 +197,12 @@ func (s *Server) wait(c echo.Context) error {
 			return err
 		}
 		for i := len(list) - 1; i >= 0; i-- {
-			add(&list[i])
+			if err := add(&list[i]); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return err
+			}
 		}
 		delivered := false
 		for len(found) < count {
@@ -138,7 +212,12 @@ func (s *Server) wait(c echo.Context) error {
 			}
 			delivered = true
 			if e.Type == storage.EventAdded && e.Message != nil {
-				add(e.Message)
+				if err := add(e.Message); err != nil {
+					if ctx.Err() != nil {
+						break
+					}
+					return err
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -156,7 +235,14 @@ func (s *Server) wait(c echo.Context) error {
 		if c.Request().Context().Err() != nil {
 			return c.Request().Context().Err()
 		}
+		if none {
+			return c.NoContent(http.StatusNoContent)
+		}
 		return errorf(http.StatusRequestTimeout, "timeout", "%d of %d matching messages within %s", len(found), count, timeout)
+	}
+	status := http.StatusOK
+	if none {
+		status, count = http.StatusConflict, min(len(found), maxCount)
 	}
 	slices.SortFunc(found, func(a, b *storage.Message) int { return int(int64(a.UID) - int64(b.UID)) })
 	out := struct {
@@ -177,5 +263,5 @@ func (s *Server) wait(c echo.Context) error {
 		}
 		out.Messages = append(out.Messages, s.toMessageJSON(m, p, &b))
 	}
-	return writeJSON(c, http.StatusOK, out)
+	return writeJSON(c, status, out)
 }

@@ -30,10 +30,38 @@ var hidden = map[string]bool{
 // breaks, table cells side by side, entities decoded, invisible content dropped) and
 // the href of every <a> and <area>, entity-decoded, in document order.
 func renderHTML(s string) (string, []string) {
+	text, anchors := renderAnchors(s)
+	hrefs := make([]string, len(anchors))
+	for i, a := range anchors {
+		hrefs[i] = a.href
+	}
+	return text, hrefs
+}
+
+// anchor is an <a> or <area> href with the text it shows: what the rendering holds
+// between the tag and its end (or the next <a>, which ends an unclosed one as a
+// browser's parser does), spaces collapsed. An <area> shows none.
+type anchor struct {
+	href, text string
+}
+
+// maxAnchorText bounds one anchor's text: a link around a whole newsletter is still a
+// link, and its text must not copy the body into every answer once more.
+const maxAnchorText = 200
+
+// renderAnchors is renderHTML with each href's anchor text.
+func renderAnchors(s string) (string, []anchor) {
 	z := newTokenizer(s)
 	var r renderer
 	r.sb.Grow(len(s) / 3)
-	var hrefs []string
+	var anchors []anchor
+	open, openAt := -1, 0 // the <a> whose text is being read, and where it began in r.sb
+	closeAnchor := func() {
+		if open >= 0 {
+			anchors[open].text = anchorText(r.sb.String()[openAt:])
+			open = -1
+		}
+	}
 	skip := "" // the hidden element being skipped
 	skipDepth := 0
 	pre := 0
@@ -41,7 +69,8 @@ func renderHTML(s string) (string, []string) {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
-			return r.String(), hrefs
+			closeAnchor()
+			return r.String(), anchors
 		case html.TextToken:
 			if skip == "" {
 				r.text(z.Text(), pre > 0)
@@ -59,11 +88,17 @@ func renderHTML(s string) (string, []string) {
 				skip, skipDepth = string(tag), 1
 				continue
 			}
+			if string(tag) == "a" {
+				closeAnchor()
+			}
 			if (string(tag) == "a" || string(tag) == "area") && hasAttr {
 				for {
 					k, v, more := z.TagAttr()
 					if string(k) == "href" {
-						hrefs = append(hrefs, string(v))
+						anchors = append(anchors, anchor{href: string(v)})
+						if string(tag) == "a" && tt == html.StartTagToken {
+							open, openAt = len(anchors)-1, r.sb.Len()
+						}
 					}
 					if !more {
 						break
@@ -90,6 +125,8 @@ func renderHTML(s string) (string, []string) {
 				continue
 			}
 			switch string(tag) {
+			case "a":
+				closeAnchor()
 			case "td", "th":
 				r.space()
 			case "pre":
@@ -100,6 +137,23 @@ func renderHTML(s string) (string, []string) {
 			}
 		}
 	}
+}
+
+// anchorText is the rendered text of an anchor on one line, cut to maxAnchorText
+// bytes on a character boundary.
+func anchorText(s string) string {
+	if len(s) > 4*maxAnchorText {
+		s = s[:4*maxAnchorText] // Fields below need no more than this to fill the cap
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxAnchorText {
+		cut := maxAnchorText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = strings.TrimRightFunc(s[:cut], unicode.IsSpace)
+	}
+	return s
 }
 
 // renderer assembles rendered text, collapsing white space the way a browser does.

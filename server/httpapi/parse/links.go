@@ -14,27 +14,58 @@ import (
 // data:, cid: and mid: links and fragment-only links ("#top") are left out; other
 // hrefs (mailto:, relative ones) are kept as written.
 func Links(text, html string) []string {
-	var hrefs []string
-	if html != "" {
-		_, hrefs = renderHTML(html)
-	}
-	return links(hrefs, text)
+	return urls(LinkDetails(text, html))
 }
 
-func links(hrefs []string, text string) []string {
-	var out []string
-	seen := map[string]bool{}
-	add := func(u string) {
-		if u != "" && !seen[u] {
-			seen[u] = true
-			out = append(out, u)
-		}
+// Link is a link with the text it shows: an anchor's rendered content, "" for a URL
+// written in text and for an <area>.
+type Link struct {
+	URL  string
+	Text string
+}
+
+// LinkDetails is Links with each link's text. A URL given by several anchors takes
+// the text of the first that shows any.
+func LinkDetails(text, html string) []Link {
+	var anchors []anchor
+	if html != "" {
+		_, anchors = renderAnchors(html)
 	}
-	for _, h := range hrefs {
-		add(cleanHref(h))
+	return links(anchors, text)
+}
+
+func urls(ls []Link) []string {
+	if ls == nil {
+		return nil
+	}
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.URL
+	}
+	return out
+}
+
+func links(anchors []anchor, text string) []Link {
+	var out []Link
+	seen := map[string]int{}
+	add := func(u, text string) {
+		if u == "" {
+			return
+		}
+		if i, ok := seen[u]; ok {
+			if out[i].Text == "" {
+				out[i].Text = text
+			}
+			return
+		}
+		seen[u] = len(out)
+		out = append(out, Link{URL: u, Text: text})
+	}
+	for _, a := range anchors {
+		add(cleanHref(a.href), a.text)
 	}
 	for _, m := range textURLs(text) {
-		add(m.url)
+		add(m.url, "")
 	}
 	return out
 }
@@ -210,4 +241,11 @@ func indexFold(s, lower string) int {
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// Render is an HTML body as plain text, the rendering Message makes the text from
+// when a message has no text part.
+func Render(html string) string {
+	text, _ := renderHTML(html)
+	return text
 }

@@ -26,6 +26,7 @@ type Parsed struct {
 	HTML        string           // the text/html body decoded to UTF-8, as sent (not sanitized: the UI isolates it)
 	Attachments []AttachmentInfo // attachments and inline parts with a file name or Content-ID, in tree order
 	Links       []string         // see Links
+	LinkDetails []Link           // Links with their text, in the same order
 	Codes       []string         // see Codes
 	// RemoteContent is how many things the HTML would fetch from elsewhere when shown
 	// (see RemoteContent).
@@ -86,10 +87,10 @@ func Message(raw []byte) (*Parsed, error) {
 
 	p.Text = normalizeEOL(m.Text())
 	var rendered string
-	var hrefs []string
+	var anchors []anchor
 	if m.HTMLPart != nil {
 		p.HTML = m.HTML()
-		rendered, hrefs = renderHTML(p.HTML)
+		rendered, anchors = renderAnchors(p.HTML)
 		p.RemoteContent = RemoteContent(p.HTML)
 	}
 	textIsHTML := false
@@ -105,7 +106,8 @@ func Message(raw []byte) (*Parsed, error) {
 		p.spans[i] = bodySpan{off: a.Offset, n: len(a.Body), encoding: a.Encoding}
 	}
 
-	p.Links = links(hrefs, p.Text)
+	p.LinkDetails = links(anchors, p.Text)
+	p.Links = urls(p.LinkDetails)
 	if textIsHTML {
 		rendered = "" // the same text: scanning it twice finds nothing new
 	}
