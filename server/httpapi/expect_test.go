@@ -101,14 +101,23 @@ func TestWaitContentFilters(t *testing.T) {
 
 func TestLinkDetails(t *testing.T) {
 	eachEnv(t, Options{}, func(t *testing.T, e *env, in createResponse) {
-		_, m := e.readDelivered(t, in, signup)
-		if fmt.Sprint(m.Links) != "[https://shop.test/confirm?u=1&t=abc]" ||
-			fmt.Sprint(m.LinkDetails) != "[{https://shop.test/confirm?u=1&t=abc Confirm}]" {
-			t.Errorf("signup: links %q, details %+v, want the confirm link with its text", m.Links, m.LinkDetails)
+		read := func(raw string) (links []string, details string) {
+			t.Helper()
+			m := e.deliver(in.Address, raw)
+			var got struct {
+				Links       []string
+				LinkDetails []struct{ URL, Text string } `json:"link_details"`
+			}
+			e.do("GET", "/api/v1/inboxes/"+in.Address+"/messages/"+m.ID, in.Token, nil).json(t, &got)
+			return got.Links, fmt.Sprint(got.LinkDetails)
 		}
-		_, m = e.readDelivered(t, in, "Subject: Plain\r\n\r\nGo to https://plain.test/page.\r\n")
-		if fmt.Sprint(m.Links) != "[https://plain.test/page]" || fmt.Sprint(m.LinkDetails) != "[{https://plain.test/page }]" {
-			t.Errorf("plain: links %q, details %+v, want the URL with no text", m.Links, m.LinkDetails)
+		if links, details := read(signup); fmt.Sprint(links) != "[https://shop.test/confirm?u=1&t=abc]" ||
+			details != "[{https://shop.test/confirm?u=1&t=abc Confirm}]" {
+			t.Errorf("signup: links %q, details %s, want the confirm link with its text", links, details)
+		}
+		if links, details := read("Subject: Plain\r\n\r\nGo to https://plain.test/page.\r\n"); fmt.Sprint(links) != "[https://plain.test/page]" ||
+			details != "[{https://plain.test/page }]" {
+			t.Errorf("plain: links %q, details %s, want the URL with no text", links, details)
 		}
 	})
 }

@@ -119,3 +119,34 @@ func FuzzLinks(f *testing.F) {
 		}
 	})
 }
+
+func TestLinkDetails(t *testing.T) {
+	long := strings.Repeat("é", 300)
+	tests := []struct {
+		name, text, html string
+		want             []Link
+	}{
+		{"markup inside", "", `<p>Please <a href="https://a.test/x">confirm <b>your</b>
+			address</a> now</p>`, []Link{{"https://a.test/x", "confirm your address"}}},
+		{"unclosed anchor ends at the next", "", `<a href="https://a.test/1">one<a href="https://a.test/2">two`,
+			[]Link{{"https://a.test/1", "one"}, {"https://a.test/2", "two"}}},
+		{"image link, then the same URL with text", "", `<a href="https://a.test/x"><img src="cid:l"></a> <a href="https://a.test/x">Open</a>`,
+			[]Link{{"https://a.test/x", "Open"}}},
+		{"area shows no text", "", `<map><area href="https://a.test/m" alt="Map"></map>`, []Link{{"https://a.test/m", ""}}},
+		{"hidden text is no text", "", `<a href="https://a.test/s"><style>p{}</style>Go</a>`, []Link{{"https://a.test/s", "Go"}}},
+		{"bare URL in text", "see https://a.test/t.", "", []Link{{"https://a.test/t", ""}}},
+		{"long text cut on a character", "", `<a href="https://a.test/l">` + long + `</a>`,
+			[]Link{{"https://a.test/l", strings.Repeat("é", maxAnchorText/2)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := LinkDetails(tt.text, tt.html)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("LinkDetails = %q, want %q", got, tt.want)
+			}
+			if urls := Links(tt.text, tt.html); len(urls) != len(got) {
+				t.Errorf("Links = %q, not one per detail", urls)
+			}
+		})
+	}
+}
