@@ -459,7 +459,14 @@ func TestCORS(t *testing.T) {
 
 // TestWaitAtShutdownIs503: a wait cut short by SIGTERM is answered 503, so the client
 // asks another node, and is not logged as the server's error.
+// A negative wait cut short must not answer 204 either: that would pass the test.
 func TestWaitAtShutdownIs503(t *testing.T) {
+	for _, query := range []string{"", "&expect=none"} {
+		t.Run("wait"+query, func(t *testing.T) { waitAtShutdown(t, query) })
+	}
+}
+
+func waitAtShutdown(t *testing.T, query string) {
 	st := testlib.Memory(t, memstore.Options{})
 	srv := New(Options{Domains: []string{"mayfly.test"}, Secret: []byte(secret)}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -472,7 +479,7 @@ func TestWaitAtShutdownIs503(t *testing.T) {
 	e := &env{t: t, store: st, srv: srv, base: "http://" + ln.Addr().String()}
 	in := e.create("")
 	answer := make(chan response, 1)
-	go func() { answer <- e.do("GET", "/api/v1/inboxes/"+in.Address+"/wait?timeout=60s", in.Token, nil) }()
+	go func() { answer <- e.do("GET", "/api/v1/inboxes/"+in.Address+"/wait?timeout=60s"+query, in.Token, nil) }()
 	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(srv.metrics.waiters) != 1; {
 		if time.Now().After(deadline) {
 			t.Fatal("the wait never started")
