@@ -336,3 +336,39 @@ func TestAttachmentNotCopiedPerRead(t *testing.T) {
 		t.Errorf("a read of a 4 MiB attachment allocated %d bytes, want under 1 MiB", alloc)
 	}
 }
+
+// TestWaitContentFilterTakesReadSlot: a wait filtering on the body parses the inbox's
+// mail, and each parse is a read under MAYFLY_HTTP_MAX_READS_PER_IP like any other.
+func TestWaitContentFilterTakesReadSlot(t *testing.T) {
+	st := &gatedStore{fullStore: stores(t)["memory"](t), entered: make(chan struct{}, 16), gate: make(chan struct{})}
+	e := newEnv(t, st, Options{MaxReadsPerIP: 1})
+	box := e.create("")
+	m := e.deliver(box.Address, signup)
+	held := make(chan int, 1)
+	go func() {
+		held <- e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID+"/raw", box.Token, nil).status
+	}()
+	<-st.entered // the client's one slot is taken
+	waited := make(chan response, 1)
+	go func() {
+		waited <- e.do("GET", "/api/v1/inboxes/"+box.Address+"/wait?timeout=10s&body=verification", box.Token, nil)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); e.srv.awaiting.Load() == 0; {
+		select {
+		case r := <-waited:
+			t.Fatalf("the wait parsed past the read limit: %d %s", r.status, r.body)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the wait never waited for a read slot")
+		}
+		time.Sleep(time.Millisecond) // polling a counter, with a deadline
+	}
+	close(st.gate)
+	if status := <-held; status != 200 {
+		t.Errorf("the held read: %d", status)
+	}
+	if r := <-waited; r.status != 200 {
+		t.Errorf("the wait once the slot was free: %d %s", r.status, r.body)
+	}
+}

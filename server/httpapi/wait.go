@@ -170,7 +170,15 @@ func (s *Server) wait(c echo.Context) error {
 			return nil
 		}
 		if f.parsedNeeded() {
+			// Reading a message to match it is a read like any other, under the
+			// client's MAYFLY_HTTP_MAX_READS_PER_IP: a wait over a full inbox must not
+			// parse it past that limit.
+			release, err := s.awaitRead(c)
+			if err != nil {
+				return err
+			}
 			p, err := s.parsed(ctx, m)
+			release()
 			if err != nil {
 				return err
 			}
