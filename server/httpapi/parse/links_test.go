@@ -112,9 +112,19 @@ func TestRenderHTML(t *testing.T) {
 func FuzzLinks(f *testing.F) {
 	f.Add("see https://x.test/a_(b)). <https://x.test/\n c>", `<a href="https://x.test/&amp;">x</a><area href=" #x">`)
 	f.Fuzz(func(t *testing.T, text, html string) {
-		for _, l := range Links(text, html) {
+		links := Links(text, html)
+		for _, l := range links {
 			if l == "" || !utf8.ValidString(l) || strings.TrimSpace(l) != l {
 				t.Errorf("Links(%q, %q) has %q", text, html, l)
+			}
+		}
+		details := LinkDetails(text, html)
+		if !slices.Equal(urls(details), links) {
+			t.Errorf("LinkDetails(%q, %q) = %q, not the links %q", text, html, details, links)
+		}
+		for _, d := range details {
+			if len(d.Text) > maxAnchorText || !utf8.ValidString(d.Text) || strings.TrimSpace(d.Text) != d.Text {
+				t.Errorf("LinkDetails(%q, %q) has text %q", text, html, d.Text)
 			}
 		}
 	})
