@@ -160,6 +160,10 @@ func (c *cached) size() int64 {
 	for _, s := range p.Links {
 		n += int64(entryOverhead + len(s))
 	}
+	// The details' URLs are the same strings as Links; their texts are not.
+	for _, l := range p.LinkDetails {
+		n += int64(entryOverhead + len(l.Text))
+	}
 	for _, s := range p.Codes {
 		n += int64(entryOverhead + len(s))
 	}

@@ -36,3 +36,17 @@ func TestParseCacheLRU(t *testing.T) {
 		t.Errorf("dropInbox(a@x) took b@x's entry or left bytes: %d", pc.bytes())
 	}
 }
+
+// TestCacheSizeCountsLinkText: an anchor's text is held beside its URL, and a message
+// of many long-texted links must weigh what it holds.
+func TestCacheSizeCountsLinkText(t *testing.T) {
+	p, err := parse.Message([]byte("Content-Type: text/html\r\n\r\n" +
+		strings.Repeat(`<a href="https://a.test/">`+strings.Repeat("words ", 30)+`</a>`, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := &cached{p: &parse.Parsed{Text: p.Text, HTML: p.HTML, Links: p.Links}}
+	if got, want := (&cached{p: p}).size(), without.size()+int64(len(p.LinkDetails[0].Text)); got < want {
+		t.Errorf("size() = %d, want at least %d with the link's text", got, want)
+	}
+}
