@@ -149,7 +149,7 @@ const entryOverhead = 64
 // size estimates the memory c holds: its strings, and a little for every item.
 func (c *cached) size() int64 {
 	p := c.p
-	n := int64(4*entryOverhead + len(p.Text) + len(p.HTML))
+	n := int64(4*entryOverhead + len(p.Text) + len(p.HTML) + len(p.HTMLText))
 	n += int64(len(c.raw))
 	for _, h := range p.Headers {
 		n += int64(entryOverhead + len(h.Name) + len(h.Value))

@@ -53,7 +53,7 @@ func (f *waitFilter) matchParsed(p *parse.Parsed) bool {
 	}
 	// The text is the HTML rendered when there is no text part; when there are both,
 	// the HTML may say what the text does not.
-	return f.body == "" || contains(p.Text, f.body) || p.HTML != "" && contains(parse.Render(p.HTML), f.body)
+	return f.body == "" || contains(p.Text, f.body) || contains(p.HTMLText, f.body)
 }
 
 func (f *waitFilter) match(m *storage.Message) bool {

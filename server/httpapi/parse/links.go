@@ -242,10 +242,3 @@ func indexFold(s, lower string) int {
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
-
-// Render is an HTML body as plain text, the rendering Message makes the text from
-// when a message has no text part.
-func Render(html string) string {
-	text, _ := renderHTML(html)
-	return text
-}

@@ -21,9 +21,13 @@ import (
 
 // Parsed is a message as the API shows it.
 type Parsed struct {
-	Headers     []Header         // every header field in order, names as written, text values decoded from RFC 2047
-	Text        string           // the text/plain body decoded to UTF-8 with LF line ends; the HTML rendered as text when there is none
-	HTML        string           // the text/html body decoded to UTF-8, as sent (not sanitized: the UI isolates it)
+	Headers []Header // every header field in order, names as written, text values decoded from RFC 2047
+	Text    string   // the text/plain body decoded to UTF-8 with LF line ends; the HTML rendered as text when there is none
+	HTML    string   // the text/html body decoded to UTF-8, as sent (not sanitized: the UI isolates it)
+	// HTMLText is the HTML rendered as text when the message also has a text body
+	// (else Text is that rendering and HTMLText is empty): a wait's body filter reads
+	// it, as the HTML may say what the text does not.
+	HTMLText    string
 	Attachments []AttachmentInfo // attachments and inline parts with a file name or Content-ID, in tree order
 	Links       []string         // see Links
 	LinkDetails []Link           // Links with their text, in the same order
@@ -111,6 +115,7 @@ func Message(raw []byte) (*Parsed, error) {
 	if textIsHTML {
 		rendered = "" // the same text: scanning it twice finds nothing new
 	}
+	p.HTMLText = rendered
 	p.Codes = codes(subject, p.Text, rendered)
 	return p, nil
 }
