@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 func TestDNSStub(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
+	// Below the ephemeral range: a port-0 UDP socket of a test running beside this one
+	// (another DNS server, whose empty answers came back here) cannot take it.
+	addr := testlib.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serveDNSStub(ctx, addr, "Sender.Test") }()

@@ -321,7 +321,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		servers = append(servers, httpapi.NewMetricsServer(cfg.MetricsAddr, registry, cfg.ShutdownTimeout, logger))
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { cert.Watch(ctx); return nil })
+	watch := cert.Watch(ctx)
+	g.Go(func() error { watch(); return nil })
 	if cfg.RedisURL == "" {
 		g.Go(func() error { memstore.TuneGC(ctx); return nil })
 	}

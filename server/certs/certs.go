@@ -130,13 +130,20 @@ func (c *Certificate) reload(why string) {
 	c.logger.Info("tls certificate reloaded", "why", why, "cert", c.certFile)
 }
 
-// Watch reloads on SIGHUP and on a change of the files, or follows ACME, until ctx
-// ends. SIGHUP is taken whatever the source, so that `systemctl reload` never stops
-// the process (SIGHUP's default action).
-func (c *Certificate) Watch(ctx context.Context) {
+// Watch takes SIGHUP at once and returns the loop that reloads on it and on a change
+// of the files, or follows ACME, until ctx ends. SIGHUP is taken whatever the source,
+// so that `systemctl reload` never stops the process (SIGHUP's default action): taken
+// before the listeners open, as one sent once they are up must not kill it.
+func (c *Certificate) Watch(ctx context.Context) (run func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	return func() {
+		defer signal.Stop(hup)
+		c.watch(ctx, hup)
+	}
+}
+
+func (c *Certificate) watch(ctx context.Context, hup <-chan os.Signal) {
 	if c.acme != nil {
 		c.followACME(ctx, hup)
 		return
