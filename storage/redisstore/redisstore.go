@@ -700,7 +700,8 @@ func (s *Store) SetInbox(ctx context.Context, inbox string, set storage.InboxSet
 		if m.Received.IsZero() {
 			continue
 		}
-		exp := m.Received.Add(time.Duration(ms) * time.Millisecond)
+		// As putScript reckons it, so that mail already on time is left alone.
+		exp := time.UnixMilli(expiryMillis(m.Received)).Add(time.Duration(ms) * time.Millisecond)
 		if exp.Equal(m.Expires) {
 			continue
 		}

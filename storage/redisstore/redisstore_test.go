@@ -1041,3 +1041,36 @@ func TestSettingsKeys(t *testing.T) {
 		t.Errorf("fa0 after the faults were cleared: %v, %v; want it gone", n, err)
 	}
 }
+
+// TestSetInboxLeavesTimelyMail checks that SetInbox with the TTL mail was put with
+// rewrites none of it (a PATCH of burn_after_read alone sends the TTL again).
+func TestSetInboxLeavesTimelyMail(t *testing.T) {
+	_, st, c := storeAndAdmin(t)
+	ctx := ctxFor(t)
+	inbox := "timely@mayfly.test"
+	set := storage.InboxSettings{TTL: 10 * time.Minute}
+	if err := st.SetInbox(ctx, inbox, set); err != nil {
+		t.Fatal(err)
+	}
+	m := storetest.NewMessage(inbox, "timely")
+	if err := st.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.HGet(ctx, st.keys(inbox).msg(m.ID), "meta").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &roundTrips{}
+	st.client.AddHook(hook)
+	set.BurnAfterRead = true
+	if err := st.SetInbox(ctx, inbox, set); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := c.HGet(ctx, st.keys(inbox).msg(m.ID), "meta").Result(); err != nil || after != before {
+		t.Errorf("meta after SetInbox with the same TTL changed: %v", err)
+	}
+	// The settings script and the read of the mail's metadata; no rewrite.
+	if n := hook.n.Load(); n != 2 {
+		t.Errorf("SetInbox with the same TTL took %d round trips, want 2", n)
+	}
+}
