@@ -108,6 +108,12 @@ func (s *Server) createInbox(c echo.Context) error {
 		if err := s.store.SetInbox(ctx, inbox, set); err != nil {
 			return err
 		}
+		if len(faults) > 0 {
+			// Faults equal to those set keep their attempts (storage.Store.SetInbox): show them.
+			if set, err = s.store.Settings(ctx, inbox); err != nil {
+				return err
+			}
+		}
 	}
 	ttl = cmp.Or(set.TTL, s.opts.TTL)
 	return c.JSON(http.StatusCreated, createResponse{

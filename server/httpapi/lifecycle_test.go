@@ -61,6 +61,11 @@ func TestInboxLifecycle(t *testing.T) {
 			t.Errorf("create again with a ttl = %+v; want the faults kept", again)
 		}
 
+		// ... and with the same faults, keeps the counts too.
+		again = e.create(`{"local": "` + local + `", "faults": [{"stage": "rcpt", "code": 451, "message": "4.7.1 greylisted", "times": 2}, {"stage": "data", "delay": "1500ms"}]}`)
+		if len(again.Faults) != 2 || again.Faults[0].Attempts != 1 || *again.Faults[0].Remaining != 1 {
+			t.Errorf("create again with the same faults = %+v; want the count kept", again.Faults)
+		}
 		old := e.deliver(box.Address, "Subject: first\r\n\r\nhi\r\n")
 		newer := e.deliver(box.Address, "Subject: second\r\n\r\nhi\r\n")
 		if r := e.patch(base+"/messages/"+old.ID, box.Token, `{"seen": true}`); r.status != 200 {
