@@ -324,3 +324,32 @@ func TestBurnAfterReadHTTP(t *testing.T) {
 		}
 	})
 }
+
+// FuzzParseFaults: whatever a client sends, parseFaults refuses it or returns faults the
+// receiver can put into an SMTP reply as they are.
+func FuzzParseFaults(f *testing.F) {
+	f.Add(`[{"stage": "rcpt", "code": 451, "times": 1}]`)
+	f.Add(`[{"stage": "data", "code": 0, "delay": "2s", "message": "slow"}]`)
+	f.Add(`[{"stage": "connect", "code": 554, "delay": 1e-9}]`)
+	f.Add(`null`)
+	f.Fuzz(func(t *testing.T, body string) {
+		faults, err := parseFaults(json.RawMessage(body))
+		if err != nil {
+			return
+		}
+		if len(faults) > maxFaults {
+			t.Fatalf("%d faults accepted", len(faults))
+		}
+		for _, ft := range faults {
+			if ft.Code != 0 && (ft.Code < 400 || ft.Code > 599) || ft.Code == 0 && ft.Delay == 0 ||
+				ft.Delay < 0 || ft.Delay > maxFaultDelay || ft.Times < 0 || ft.Times > maxFaultTimes || len(ft.Message) > maxFaultMessage {
+				t.Fatalf("accepted %+v from %q", ft, body)
+			}
+			for _, c := range []byte(ft.Message) {
+				if c < ' ' || c > '~' {
+					t.Fatalf("accepted message %q", ft.Message)
+				}
+			}
+		}
+	})
+}
