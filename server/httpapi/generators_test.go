@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
@@ -42,23 +43,6 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 	return string(out)
 }
 
-// copyFiles copies the named files of generators into dir, keeping their paths.
-func copyFiles(t *testing.T, dir string, names ...string) {
-	t.Helper()
-	for _, name := range names {
-		b, err := os.ReadFile(filepath.Join(generators, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestOpenAPIGenerators checks that openapi.json makes working clients with the two
 // generators people reach for: oapi-codegen's Go client must build, pass go vet and
 // talk to a real server, and openapi-typescript's types must type-check with tsc.
@@ -73,7 +57,7 @@ func TestOpenAPIGenerators(t *testing.T) {
 
 	t.Run("oapi-codegen", func(t *testing.T) {
 		dir := t.TempDir()
-		copyFiles(t, dir, "go.mod", "go.sum", "oapi-codegen.yaml", "mayflyapi/doc.go", "mayflyapi/client_test.go")
+		testlib.CopyFiles(t, generators, dir, "go.mod", "go.sum", "oapi-codegen.yaml", "mayflyapi/doc.go", "mayflyapi/client_test.go")
 		// The copy is a module of its own: no workspace, and whatever flags the caller set
 		// for the main module do not apply to it.
 		env := []string{"GOWORK=off", "GOFLAGS=-mod=readonly"}
@@ -102,7 +86,7 @@ func TestOpenAPIGenerators(t *testing.T) {
 
 	t.Run("openapi-typescript", func(t *testing.T) {
 		dir := t.TempDir()
-		copyFiles(t, dir, "check.ts", "tsconfig.json")
+		testlib.CopyFiles(t, generators, dir, "check.ts", "tsconfig.json")
 		bin, err := filepath.Abs(filepath.Join(generators, "node_modules", ".bin"))
 		if err != nil {
 			t.Fatal(err)
