@@ -334,6 +334,9 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		fs.Usage()
 		return exitf(ExitError, "mayfly wait takes one ADDRESS, got %q", operands)
 	}
+	if *asJSON && link.filter != "" {
+		link.print = false // --link=S --json: the filter, and the whole answer
+	}
 	outputs := 0
 	for _, b := range []bool{*code, link.print, *asJSON} {
 		if b {
