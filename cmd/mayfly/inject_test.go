@@ -91,7 +91,9 @@ func TestInjectThroughReceiver(t *testing.T) {
 				ID, From, Subject string
 				UID               uint32
 				Auth              struct{ SPF, DKIM, DMARC string }
-				Envelope          struct{ RemoteIP string `json:"remote_ip"` }
+				Envelope          struct {
+					RemoteIP string `json:"remote_ip"`
+				}
 			}
 			if err := json.Unmarshal(body, &sum); err != nil || sum.ID == "" || sum.UID != 1 || sum.Subject != "Injected code" ||
 				sum.From != "App <app@shop.test>" || sum.Auth.SPF != "none" || sum.Auth.DMARC != "none" || sum.Envelope.RemoteIP != "127.0.0.1" {
@@ -199,7 +201,9 @@ func TestInjectVerifiesDKIM(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := createInbox(t, n.http, "")
 			status, body := inject(t, n.http, in, "message/rfc822", []byte(tt.body))
-			var sum struct{ Auth struct{ SPF, DKIM, DMARC string } }
+			var sum struct {
+				Auth struct{ SPF, DKIM, DMARC string }
+			}
 			if json.Unmarshal(body, &sum); status != 201 || sum.Auth.DKIM != tt.dkim || sum.Auth.SPF != "none" || sum.Auth.DMARC != "none" {
 				t.Errorf("inject = %d %s, want dkim=%s, spf and dmarc none", status, body, tt.dkim)
 			}
