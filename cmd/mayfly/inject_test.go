@@ -123,6 +123,13 @@ func TestInjectThroughReceiver(t *testing.T) {
 			if v.subject != "Injected code" {
 				t.Errorf("IMAP subject = %q, want the injected message's", v.subject)
 			}
+
+			// A message may be as large as the receiver takes, past the 64 KiB of every
+			// other request body.
+			big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 20000)
+			if status, body := inject(t, n.http, in, "message/rfc822", []byte(big)); status != http.StatusCreated {
+				t.Errorf("inject of %d bytes = %d %.300s, want 201", len(big), status, body)
+			}
 		})
 	}
 }
