@@ -6,14 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/gorilla/websocket"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 )
@@ -35,28 +34,8 @@ func inject(t *testing.T, httpAddr string, in inboxJSON, contentType string, raw
 	return resp.StatusCode, b
 }
 
-// waitersOpen polls /metrics (loopback may read it) until n waits are open.
-func waitersOpen(t *testing.T, httpAddr string, n int) {
-	t.Helper()
-	want := fmt.Sprintf("\nmayfly_http_waiters %d\n", n)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get("http://" + httpAddr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), want) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in /metrics within 10s", strings.TrimSpace(want))
-		}
-		time.Sleep(10 * time.Millisecond) // polling, with a deadline
-	}
-}
-
 // TestInjectThroughReceiver: a message POSTed to .../messages, on both stores, reaches
-// a wait that started before it, the listing, the raw source with our trace and
+// a wait that started before it, a WebSocket's events, the listing, the raw source with our trace and
 // Authentication-Results fields saying it came over HTTP, and IMAP.
 func TestInjectThroughReceiver(t *testing.T) {
 	for name, flags := range storeVariants(t) {
@@ -80,7 +59,13 @@ func TestInjectThroughReceiver(t *testing.T) {
 				b, _ := io.ReadAll(resp.Body)
 				done <- waited{resp.StatusCode, b}
 			}()
-			waitersOpen(t, n.http, 1)
+			ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.http+"/api/v1/inboxes/"+in.Address+"/ws?token="+in.Token, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			waitMetric(t, n.http, "mayfly_http_waiters 1")
+			waitMetric(t, n.http, "mayfly_http_websockets 1")
 
 			raw := "From: App <app@shop.test>\nTo: " + in.Address + "\nSubject: Injected code\n\nYour code is 482917\n"
 			status, body := inject(t, n.http, in, "message/rfc822", []byte(raw))
@@ -100,6 +85,9 @@ func TestInjectThroughReceiver(t *testing.T) {
 				t.Errorf("inject answer = %+v (%v), want the summary of the message", sum, err)
 			}
 
+			if typ, subject, err := nextEvent(ws); err != nil || typ != "message" || subject != "Injected code" {
+				t.Errorf("WebSocket event = %s %q, %v; want the injected message", typ, subject, err)
+			}
 			w := <-done
 			var got struct {
 				Messages []struct {
