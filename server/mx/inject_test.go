@@ -3,12 +3,15 @@ package mx
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
 // TestInject: without a verifier an injected message still says how it came, takes
@@ -54,5 +57,27 @@ func TestInject(t *testing.T) {
 		if _, err := srv.Inject(ctx, "other@mayfly.test", "192.0.2.1", []byte("Subject: x\n\nx\n")); err != nil {
 			t.Errorf("another inbox = %v, want it stored: the rate is per inbox", err)
 		}
+	})
+}
+
+// FuzzInject: whatever bytes are posted, Inject stores them after our two fields or
+// refuses them, and never panics.
+func FuzzInject(f *testing.F) {
+	testlib.AddMailSeeds(f)
+	for _, s := range []string{"", " indented\r\n\r\nbody", "\x00\xff", "Subject: x", "\r\n\r\n", "From: <\r\n\t>\r\n\r\n"} {
+		f.Add([]byte(s))
+	}
+	st := testlib.Memory(f, memstore.Options{})
+	srv := New(Options{Hostname: "mx.mayfly.test", Domains: []string{"mayfly.test"}, ReceiveRate: limit.Rate{N: -1}}, st, slog.New(slog.DiscardHandler))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := srv.Inject(context.Background(), "fuzz@mayfly.test", "192.0.2.1", raw)
+		if err != nil {
+			return
+		}
+		got, err := st.Raw(context.Background(), "fuzz@mayfly.test", m.ID)
+		if err != nil || !strings.HasPrefix(string(got), "Authentication-Results: mx.mayfly.test;") || !strings.Contains(string(got), "with HTTP id ") {
+			t.Errorf("stored %q, %v", got, err)
+		}
+		st.Delete(context.Background(), "fuzz@mayfly.test", m.ID)
 	})
 }
