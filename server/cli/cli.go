@@ -391,7 +391,9 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	case status == http.StatusNoContent:
 		return nil // --expect-none, and nothing came
 	case status == http.StatusRequestTimeout:
-		return apiErrorAs(ExitTimeout, status, answer)
+		// The server's message counts what its last wait found, within that wait.
+		e := apiError(status, answer)
+		return exitf(ExitTimeout, "nothing matched within --timeout %s: %s", *timeout, e.Message)
 	case status != http.StatusOK && status != http.StatusConflict:
 		return apiError(status, answer)
 	}
@@ -406,13 +408,6 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		return exitf(ExitTimeout, "mail came that should not have (--expect-none): %d message(s)", len(out.Messages))
 	}
 	return nil
-}
-
-// apiErrorAs is apiError with another exit status.
-func apiErrorAs(code, status int, body []byte) *Exit {
-	e := apiError(status, body)
-	e.Code = code
-	return e
 }
 
 // waitFor waits up to total, in requests of at most maxServerWait each. A request that

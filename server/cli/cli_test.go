@@ -230,6 +230,7 @@ func TestWaitExitStatuses(t *testing.T) {
 		}{
 			{"found", env, []string{"--subject", "code"}, 0, "Your code is 123456", ""},
 			{"timeout", env, []string{"--subject", "never", "--timeout", "300ms"}, 1, "", "0 of 1 matching messages"},
+			{"since now", env, []string{"--since", "now", "--subject", "code", "--timeout", "300ms"}, 1, "", "nothing matched within --timeout 300ms"},
 			{"expect none, none came", env, []string{"--subject", "never", "--timeout", "300ms", "--expect-none"}, 0, "", ""},
 			{"expect none, one came", env, []string{"--subject", "code", "--timeout", "5s", "--none"}, 1, "Your code is 123456", "should not have"},
 			{"bad token", map[string]string{"MAYFLY_INBOX": addr, "MAYFLY_TOKEN": "nope"}, nil, 2, "", "that token does not open"},
