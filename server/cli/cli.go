@@ -310,7 +310,20 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	fs.Var(&link, "link", "print only the first link's URL (and wait for a message with one); --link=SUBSTRING: only a link whose URL has it (use =)")
 	code := fs.Bool("code", false, "print only the first one-time code (and wait for a message with one)")
 	count := fs.Int("count", 1, "how many matching messages to wait for, 1 to 1000")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait; past the server's 120s it waits again, as often as needed")
+	timeout := new(time.Duration)
+	*timeout = 30 * time.Second
+	fs.Func("timeout", "how long to wait, a Go duration (30s, 5m) or seconds; past the server's 120s it waits again, as often as needed (default 30s)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			secs, serr := strconv.ParseFloat(v, 64)
+			if serr != nil || secs > 1e9 {
+				return errors.New("want a duration such as 30s, or seconds")
+			}
+			d = time.Duration(secs * float64(time.Second))
+		}
+		*timeout = d
+		return nil
+	})
 	var none bool
 	fs.BoolVar(&none, "expect-none", false, "assert that no matching mail comes within --timeout: exit 0 when none did, 1 (and print it) when some did")
 	fs.BoolVar(&none, "none", false, "the same as --expect-none")

@@ -230,6 +230,8 @@ func TestWaitExitStatuses(t *testing.T) {
 		}{
 			{"found", env, []string{"--subject", "code"}, 0, "Your code is 123456", ""},
 			{"timeout", env, []string{"--subject", "never", "--timeout", "300ms"}, 1, "", "0 of 1 matching messages"},
+			{"timeout in seconds", env, []string{"--subject", "never", "--timeout", "0.3"}, 1, "", "within --timeout 300ms"},
+			{"bad timeout", env, []string{"--timeout", "soon"}, 2, "", "want a duration"},
 			{"since now", env, []string{"--since", "now", "--subject", "code", "--timeout", "300ms"}, 1, "", "nothing matched within --timeout 300ms"},
 			{"expect none, none came", env, []string{"--subject", "never", "--timeout", "300ms", "--expect-none"}, 0, "", ""},
 			{"expect none, one came", env, []string{"--subject", "code", "--timeout", "5s", "--none"}, 1, "Your code is 123456", "should not have"},
