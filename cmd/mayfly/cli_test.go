@@ -76,6 +76,20 @@ mayfly wait --code --timeout 30s`)
 			}
 		})
 	}
+	// Ctrl-C: the wait stops at once, with the status shells give SIGINT.
+	wait := exec.CommandContext(ctx, filepath.Join(dir, "mayfly"), "wait", in.Address, "--token", in.Token, "--subject", "never", "--timeout", "60s")
+	wait.Env = append(os.Environ(), "MAYFLY_URL=http://"+n.http)
+	if err := wait.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, n.http, "mayfly_http_waiters 1")
+	start := time.Now()
+	wait.Process.Signal(os.Interrupt)
+	if err := wait.Wait(); wait.ProcessState.ExitCode() != 130 || time.Since(start) > 10*time.Second {
+		t.Errorf("mayfly wait after SIGINT = %v after %s, want status 130 at once", err, time.Since(start))
+	}
+	waitMetric(t, n.http, "mayfly_http_waiters 0")
+
 	if bash, err := exec.LookPath("bash"); err == nil {
 		out, err := shell(ctx, bash, `{ read -r addr; read -r token; } < <(mayfly inbox); mayfly wait "$addr" --token "$token" --timeout 100ms --expect-none && echo "$addr"`).Output()
 		if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "@serve.test") {
