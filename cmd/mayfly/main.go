@@ -3,6 +3,8 @@
 //
 //	mayfly [serve] [flags]   run the service (the default)
 //	mayfly token ADDRESS     print the inbox token of ADDRESS
+//	mayfly inbox             create an inbox on a running server; print its address and token
+//	mayfly wait [ADDRESS]    wait for mail in an inbox of a running server
 //	mayfly dns -domain D -ip IP [-check]   print (or check) the DNS records to publish
 //	mayfly version           print the version
 //
@@ -30,6 +32,7 @@ import (
 
 	"github.com/mayfly-mail/mayfly/frontend"
 	"github.com/mayfly-mail/mayfly/server/certs"
+	"github.com/mayfly-mail/mayfly/server/cli"
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/dnssetup"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
@@ -49,7 +52,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := command(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	var exit *cli.Exit
 	switch {
+	case errors.As(err, &exit):
+		if exit.Message != "" {
+			fmt.Fprintln(os.Stderr, "mayfly:", exit.Message)
+		}
+		os.Exit(exit.Code)
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
 	case errors.As(err, new(usageError)):
@@ -96,6 +105,10 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		src := inboxtoken.Source{Secret: cfg.Secret, RedisURL: cfg.RedisURL, ServerURL: serverURL}
 		return fromUsage(inboxtoken.Print(ctx, src, args[0], stdout))
+	case "inbox":
+		return cli.Inbox(ctx, args, os.LookupEnv, stdout, stderr)
+	case "wait":
+		return cli.Wait(ctx, args, os.LookupEnv, stdout, stderr)
 	case "dns":
 		return fromUsage(dnssetup.Command(ctx, args, os.LookupEnv, stdout, stderr))
 	case "version":
@@ -133,6 +146,12 @@ Usage:
                            or the secret Redis shares (MAYFLY_REDIS_URL), or else asked of
                            the running server at MAYFLY_URL (default `+defaultServerURL+`),
                            whose memory store makes a new secret each time it starts
+  mayfly inbox [--local L] [--domain D] [--ttl 30m] [--json | --env]
+                           create an inbox on the server at MAYFLY_URL; print its address
+                           and token, one a line (docs/qa.md, "The command line")
+  mayfly wait [ADDRESS] [--subject S] [--code | --link[=S] | --json] [--timeout 30s] ...
+                           wait for mail in ADDRESS (default $MAYFLY_INBOX, token
+                           $MAYFLY_TOKEN); exit 0 found, 1 timed out, 2 error; -h for the flags
   mayfly dns -domain D -ip IP [-host H] [-dkim-key FILE] [-check]
                            print the DNS records to publish (MX, A, SPF, DKIM, DMARC,
                            PTR), or check what the resolver answers; -h for the flags
@@ -260,6 +279,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			MaxStalledCommands: perClient(cfg.SMTPMaxStalledCommands),
 		}, st, logger),
 	}
+	receiver := servers[0].(*mx.Server) // POST .../messages stores through it
 	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}
 	if cfg.IMAPAddr != "" || cfg.IMAPSAddr != "" {
 		servers = append(servers, imapd.New(imapd.Options{
@@ -307,6 +327,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			MaxMessageSize:      cfg.MaxMessageSize,
 			MailClients:         mailClients(cfg),
 			Replier:             replier{sub},
+			Injector:            injector{receiver},
 			MaxConnectionsPerIP: perClient(cfg.HTTPMaxConnectionsPerIP),
 			MaxReadsPerIP:       perClient(cfg.HTTPMaxReadsPerIP),
 			ParseCache:          cfg.ParseCache,
@@ -369,7 +390,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.St
 
 // defaultServerURL is where the CLI finds a server when MAYFLY_URL is unset: the
 // default HTTP listener.
-const defaultServerURL = "http://127.0.0.1:8025"
+const defaultServerURL = cli.DefaultURL
 
 // logConfig logs the settings once at start, secrets reduced to whether they are set.
 func logConfig(cfg Config, logger *slog.Logger) {

@@ -14,6 +14,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/dnsclient"
 	"github.com/mayfly-mail/mayfly/server/httpapi"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/server/submission"
 	"github.com/mayfly-mail/mayfly/storage"
 )
@@ -72,6 +73,21 @@ func (r replier) Reply(ctx context.Context, client netip.Addr, inbox, id, text, 
 		return nil, httpapi.Refusal(http.StatusTooManyRequests, "send_limit", err.Error())
 	case errors.Is(err, submission.ErrTooLarge):
 		return nil, httpapi.Refusal(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	}
+	return m, err
+}
+
+// injector gives the HTTP inject route the receiver's refusals in HTTP terms.
+type injector struct{ mx *mx.Server }
+
+func (i injector) Inject(ctx context.Context, inbox, remoteIP string, raw []byte) (*storage.Message, error) {
+	m, err := i.mx.Inject(ctx, inbox, remoteIP, raw)
+	var r *mx.InjectRefusal
+	switch {
+	case errors.As(err, &r) && r.TooLarge():
+		return nil, httpapi.Refusal(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	case errors.As(err, &r):
+		return nil, httpapi.Refusal(http.StatusTooManyRequests, "receive_rate_limited", err.Error())
 	}
 	return m, err
 }

@@ -57,6 +57,9 @@ type Options struct {
 	MailClients []Endpoint
 	// Replier sends replies for POST .../reply; nil = the route answers 501.
 	Replier replier
+	// Injector stores the messages of POST .../messages through the receiver; nil =
+	// the route answers 501.
+	Injector injector
 
 	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
 	// IPv6 /64) may hold at once; more are answered 429 too_many_connections and closed.
@@ -306,7 +309,7 @@ func (s *Server) routes() *echo.Echo {
 	}))
 	e.Use(s.metrics.middleware)
 	e.Use(s.limitRate)
-	e.Use(middleware.BodyLimit(strconv.Itoa(maxBody)))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: strconv.Itoa(maxBody), Skipper: skipBodyLimit}))
 	// echo reads no origins as "any origin"; ours reads them as none.
 	if len(s.opts.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
@@ -342,6 +345,7 @@ func (s *Server) routes() *echo.Echo {
 	inbox.GET(strings.TrimPrefix(attachmentRoute, inboxRoute), s.getAttachment, timeout(requestTimeout), s.limitReads)
 	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
 	inbox.POST("/messages/:id/reply", s.reply, timeout(requestTimeout))
+	inbox.POST(injectRoute, s.inject, timeout(requestTimeout))
 	inbox.DELETE("", s.deleteInbox, timeout(requestTimeout))
 	inbox.GET("", s.getInbox, timeout(requestTimeout))
 	inbox.PATCH("", s.patchInbox, timeout(requestTimeout))

@@ -98,6 +98,7 @@ var openAPIErrors = map[string][]int{
 	"watchInbox":      {400, 401, 403, 429, 500, 503},
 	"getOpenAPI":      {429, 500},
 	"getTOTP":         {400, 408, 413, 429, 500},
+	"injectMessage":   {400, 401, 403, 408, 413, 415, 429, 500, 501, 503},
 	// Probes and scrapers are not rate limited.
 	"readyz":  {500, 503},
 	"healthz": {500},

@@ -83,6 +83,10 @@ type Input struct {
 	// Header is Message as mailparse reads it (ParseFacts or ParseHeader), when the
 	// caller has read it already; nil: Verify reads the header itself.
 	Header *mailparse.Message
+	// Injected says the message came over HTTP (POST .../messages), not SMTP: there is
+	// no client address, HELO or MAIL FROM to check, so SPF and DMARC are none with a
+	// comment saying why, and DKIM, which needs only the content, is verified for real.
+	Injected bool
 }
 
 // Result is what Verify found.
@@ -115,10 +119,14 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 	spfc := make(chan spfOutcome, 1)
 	dkimc := make(chan dkimOutcome, 1)
 	dmarcc := make(chan policy, 1)
-	go func() {
-		defer recoverTo(spfc, func(r any) spfOutcome { return spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
-		spfc <- v.checkSPF(ctx, in)
-	}()
+	if in.Injected {
+		spfc <- spfOutcome{verdict: None}
+	} else {
+		go func() {
+			defer recoverTo(spfc, func(r any) spfOutcome { return spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
+			spfc <- v.checkSPF(ctx, in)
+		}()
+	}
 	if len(sigs) > 0 {
 		dkimSigs := slices.Clone(sigs) // the goroutine fills in its own copy
 		go func() {
@@ -126,7 +134,9 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 			dkimc <- v.checkDKIM(ctx, in.Message, dkimSigs)
 		}()
 	}
-	if from.domain != "" {
+	if in.Injected {
+		dmarcc <- policy{verdict: None}
+	} else if from.domain != "" {
 		go func() {
 			defer recoverTo(dmarcc, func(r any) policy { return policy{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
 			dmarcc <- v.lookupPolicy(ctx, from.domain)
@@ -142,7 +152,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 		d.sigs[i].result, d.sigs[i].reason = TempError, "time budget exhausted"
 	}
 	var p *policy
-	if from.domain == "" {
+	if from.domain == "" && !in.Injected {
 		p = &policy{verdict: from.verdict, reason: from.reason}
 	}
 	// Unsigned mail is most mail: no need to hand the whole message to the DKIM library.
@@ -198,12 +208,17 @@ func (v *Verifier) header(in Input, s spfOutcome, d dkimOutcome, dm dmarcOutcome
 	}
 
 	sr := &authres.SPFResult{Value: authres.ResultValue(s.verdict), Reason: cleanReason(s.reason)}
-	if in.MailFrom != "" {
+	switch {
+	case in.Injected:
+		// No SMTP client, so no identity to name: only why there is no result.
+		add(sr, injectedComment)
+	case in.MailFrom != "":
 		sr.From = in.MailFrom
-	} else {
+		add(sr, "")
+	default:
 		sr.Helo = in.Helo // RFC 7208 section 2.4: the HELO identity was checked
+		add(sr, "")
 	}
-	add(sr, "")
 
 	if len(d.sigs) == 0 {
 		add(&authres.DKIMResult{Value: authres.ResultValue(d.verdict)}, "")
@@ -230,9 +245,25 @@ func (v *Verifier) header(in Input, s spfOutcome, d dkimOutcome, dm dmarcOutcome
 			comment += fmt.Sprintf(" pct=%d", *dm.policy.Percent)
 		}
 	}
+	if in.Injected {
+		comment = injectedComment
+	}
 	add(&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(dm.verdict), Params: params}, comment)
 
 	return []byte("Authentication-Results: " + v.authservID + ";\r\n\t" + strings.Join(lines, ";\r\n\t") + "\r\n")
+}
+
+// injectedComment marks the results of a message injected over HTTP.
+const injectedComment = "injected over HTTP"
+
+// Injected is the Result of a message injected over HTTP when nothing is verified
+// (MAYFLY_VERIFY off): every verdict none, and a header saying why.
+func Injected(authservID string) Result {
+	v := &Verifier{authservID: authservID}
+	return Result{
+		Verdicts: storage.AuthResults{SPF: None, DKIM: None, DMARC: None},
+		Header:   v.header(Input{Injected: true}, spfOutcome{verdict: None}, dkimOutcome{verdict: None}, dmarcOutcome{verdict: None}, ""),
+	}
 }
 
 // cleanReason keeps a library's error text from breaking the header: authres
