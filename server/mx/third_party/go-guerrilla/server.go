@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"github.com/sirupsen/logrus"
 	"io"
@@ -508,12 +509,17 @@ func (s *server) handleClient(client *client) {
 					client.sendResponse(err)
 					break
 				} else if client.parser.NullPath {
-					// bounce has empty from address
-					client.MailFrom = mail.Address{}
+					// bounce has empty from address; NullPath keeps it a transaction
+					client.MailFrom = mail.Address{NullPath: true}
 				}
 				client.sendResponse(r.SuccessMailCmd)
 
 			case cmdRCPT.match(cmd):
+				if !client.isInTransaction() {
+					// RFC 5321 section 4.1.4: RCPT comes after MAIL.
+					client.sendResponse(r.FailNoSenderDataCmd)
+					break
+				}
 				if len(client.RcptTo) > rfc5321.LimitRecipients {
 					client.sendResponse(r.ErrorTooManyRecipients)
 					break
@@ -530,7 +536,17 @@ func (s *server) handleClient(client *client) {
 				} else {
 					client.PushRcpt(to)
 					rcptError := s.backend().ValidateRcpt(client.Envelope)
-					if rcptError != nil {
+					var reply *backends.RcptReply
+					if errors.As(rcptError, &reply) {
+						client.PopRcpt()
+						client.sendResponse(reply.Reply)
+						if reply.Reset {
+							client.resetTransaction()
+						}
+						if reply.Close {
+							client.kill()
+						}
+					} else if rcptError != nil {
 						client.PopRcpt()
 						client.sendResponse(r.FailRcptCmd, " ", rcptError.Error())
 					} else {
