@@ -91,9 +91,43 @@ type Mailbox struct {
 	// a UIDNEXT that moves only when mail of its kind comes (RFC 3501 section 2.3.1.1).
 	LastReceived, LastSent uint32
 	Messages               int
-	// TTL is how long mail put into the inbox lives, as set by SetInboxTTL; 0 when none
-	// is set and the receiver's default applies.
-	TTL time.Duration
+}
+
+// Fault makes the receiver answer an inbox's mail with an SMTP error, a delay or both,
+// so that a sender's retry logic can be tested (POST /api/v1/inboxes "faults").
+type Fault struct {
+	Stage   string        // "connect", "mail", "rcpt" or "data"
+	Code    int           // SMTP reply code, 400-599; 0 = no refusal, only Delay
+	Message string        // reply text after the code; empty = a default naming the fault
+	Times   int           // attempts answered so, then passed; 0 = every attempt
+	Delay   time.Duration // waited before the reply
+	// Attempts is how many attempts have reached this fault so far (FaultAttempt):
+	// filled by Settings, ignored by SetInbox.
+	Attempts int
+}
+
+// InboxSettings is what an inbox keeps besides its mail: set when it is created,
+// changed with PATCH /api/v1/inboxes/{address}.
+type InboxSettings struct {
+	TTL           time.Duration // how long its mail lives; 0 = the receiver's default
+	BurnAfterRead bool          // a message is deleted once it is seen (SetFlags adds FlagSeen)
+	Faults        []Fault
+}
+
+// SameFaults reports whether a and b declare the same faults, Attempts aside: SetInbox
+// restarts the attempt counters only when they differ.
+func SameFaults(a, b []Fault) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		x.Attempts, y.Attempts = 0, 0
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // EventType says what happened to a message.
@@ -136,7 +170,7 @@ type Store interface {
 	// Put stores every message or none. Messages may share one Raw slice (one delivery
 	// to several inboxes); the store keeps it once where it can. Put sets ID and UID,
 	// and keeps the Flags set (a sent copy is stored seen).
-	// A message keeps its Expires unless its inbox has a TTL (see SetInboxTTL): then it
+	// A message keeps its Expires unless its inbox has a TTL (see SetInbox): then it
 	// expires at Received plus that TTL instead (now plus the TTL when Received is zero),
 	// and Put sets Expires to that, so the caller sees when the message will go.
 	Put(ctx context.Context, msgs ...*Message) error
@@ -146,22 +180,37 @@ type Store interface {
 	Get(ctx context.Context, inbox, id string) (*Message, error)
 	// Raw returns the bytes of one message exactly as stored.
 	Raw(ctx context.Context, inbox, id string) ([]byte, error)
-	// SetFlags adds then removes flags and returns the flags now set.
+	// SetFlags adds then removes flags and returns the flags now set. Adding FlagSeen to
+	// a message of a BurnAfterRead inbox deletes the message instead (an EventDeleted, as
+	// Delete reports) and returns the flags with FlagSeen set: one place, so that every
+	// view (IMAP FETCH BODY[], POP3 RETR, the HTTP API) burns a read message the same way.
 	SetFlags(ctx context.Context, inbox, id string, add, remove Flags) (Flags, error)
 	Delete(ctx context.Context, inbox, id string) error
 	// DeleteInbox deletes every message of an inbox and returns how many there were.
 	DeleteInbox(ctx context.Context, inbox string) (int, error)
-	// Mailbox returns the UIDVALIDITY, next UID, message count and TTL of an inbox.
+	// Mailbox returns the UIDVALIDITY, next UID and message count of an inbox.
 	Mailbox(ctx context.Context, inbox string) (Mailbox, error)
-	// SetInboxTTL sets how long mail put into inbox from now on lives, overriding the
-	// Expires its receiver sets; messages already stored keep their expiry. A ttl of
-	// zero or less removes the setting, so the receiver's default applies again. The
-	// inbox's state is made if it is new (an inbox is created before any mail comes), and
-	// the setting is kept as long as the inbox's UID state: a grace period past the expiry
-	// of its last message, and at least the ttl plus that grace after the last
-	// SetInboxTTL or Mailbox call. The store does not bound ttl; the caller does
-	// (MAYFLY_MAX_TTL).
-	SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error
+	// SetInbox replaces the settings of inbox. Its TTL applies to mail put from now on,
+	// overriding the Expires its receiver sets, and to the mail already there: each
+	// stored message then expires at its Received plus the TTL, earlier or later than
+	// before. A TTL of zero or less removes the setting: the receiver's default applies
+	// to later mail, stored mail keeps its expiry. The fault attempt counters restart at
+	// 0 when the faults differ from the ones set (SameFaults), and are kept otherwise.
+	// The inbox's state is made if it is new (an inbox is created before any mail
+	// comes), and the settings are kept as long as the inbox's UID state: a grace period
+	// past the expiry of its last message, and at least the TTL plus that grace after
+	// the last SetInbox or Mailbox call. The store does not bound the settings; the
+	// caller does (MAYFLY_MAX_TTL, the API's checks of faults).
+	SetInbox(ctx context.Context, inbox string, s InboxSettings) error
+	// Settings returns the settings of inbox, each fault with its Attempts. It only
+	// reads: an unknown inbox gives the zero value and no error, and makes no state.
+	// It is cheap (the receiver calls it at every RCPT): a map read, one round trip.
+	Settings(ctx context.Context, inbox string) (InboxSettings, error)
+	// FaultAttempt counts one attempt at fault number fault (an index into the
+	// current Faults of inbox) and returns the count, this one included; atomic across
+	// the nodes sharing the store. A fault the inbox does not have (its faults changed
+	// since they were read, or it has none) gives an error wrapping ErrNotFound.
+	FaultAttempt(ctx context.Context, inbox string, fault int) (int, error)
 	// Subscribe reports the events of an inbox until ctx ends, then closes the channel.
 	// It never slows Put: a subscriber that falls behind gets its channel closed
 	// early and must List again.

@@ -103,7 +103,9 @@ type store interface {
 	Delete(ctx context.Context, inbox, id string) error
 	DeleteInbox(ctx context.Context, inbox string) (int, error)
 	Mailbox(ctx context.Context, inbox string) (storage.Mailbox, error)
-	SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error
+	SetInbox(ctx context.Context, inbox string, set storage.InboxSettings) error
+	Settings(ctx context.Context, inbox string) (storage.InboxSettings, error)
+	SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error)
 	Subscribe(ctx context.Context, inbox string) (<-chan storage.Event, error)
 	Ping(ctx context.Context) error
 }

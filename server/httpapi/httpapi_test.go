@@ -338,7 +338,7 @@ func TestCreateInbox(t *testing.T) {
 	if chosen.Address != "qa.team_1@other.test" || chosen.ExpiresIn != 5400 || chosen.TTL != "1h30m0s" {
 		t.Errorf("chosen = %+v", chosen)
 	}
-	if mb, err := st.Mailbox(context.Background(), chosen.Address); err != nil || mb.TTL != 90*time.Minute {
+	if mb, err := st.Settings(context.Background(), chosen.Address); err != nil || mb.TTL != 90*time.Minute {
 		t.Errorf("the store's TTL of the chosen inbox = %v, %v; want 90m", mb.TTL, err)
 	}
 	if tok := storage.NewTokens([]byte(secret)).Token(chosen.Address); tok != chosen.Token {

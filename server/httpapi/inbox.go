@@ -74,18 +74,24 @@ func (s *Server) createInbox(c echo.Context) error {
 	}
 	inbox := local + "@" + domain
 	if ttl > 0 {
-		if err := s.store.SetInboxTTL(c.Request().Context(), inbox, ttl); err != nil {
+		// A chosen inbox keeps the other settings it was created with.
+		set, err := s.store.Settings(c.Request().Context(), inbox)
+		if err != nil {
+			return err
+		}
+		set.TTL = ttl
+		if err := s.store.SetInbox(c.Request().Context(), inbox, set); err != nil {
 			return err
 		}
 	} else if req.Local == "" {
 		ttl = s.opts.TTL // a new random inbox: the default
 	} else {
 		// A chosen inbox may have been created before with its own ttl, still in force.
-		mb, err := s.store.Mailbox(c.Request().Context(), inbox)
+		set, err := s.store.Settings(c.Request().Context(), inbox)
 		if err != nil {
 			return err
 		}
-		ttl = cmp.Or(mb.TTL, s.opts.TTL)
+		ttl = cmp.Or(set.TTL, s.opts.TTL)
 	}
 	return c.JSON(http.StatusCreated, createResponse{
 		Address:   inbox,

@@ -28,7 +28,7 @@ type Options struct {
 	MemoryLimit int64
 }
 
-// mailboxGrace is how long an inbox's UID state (and its TTL) outlives its last message,
+// mailboxGrace is how long an inbox's UID state (and its settings) outlives its last message,
 // so an IMAP client that selected an emptied inbox keeps a valid UIDVALIDITY.
 const mailboxGrace = 24 * time.Hour
 
@@ -61,7 +61,10 @@ type mailbox struct {
 	lastReceived, lastSent uint32   // see storage.Mailbox
 	entries                []*entry // ascending UID
 	keepUntil              time.Time
-	ttl                    time.Duration // of mail put from now on; 0 = the Expires the receiver set
+	// settings are SetInbox's, with the faults' attempt counts; settings.TTL is that of
+	// mail put from now on, 0 = the Expires the receiver set.
+	settings     storage.InboxSettings
+	settingsCost int64 // settingsCost(settings), as counted in Store.metaBytes
 
 	name       string
 	prev, next *mailbox // in Store.empty while entries is empty
@@ -118,6 +121,15 @@ func metaCost(m *storage.Message) int64 {
 
 func mailboxCost(name string) int64 {
 	return mailboxOverhead + int64(len(name)) + stringSlack
+}
+
+// settingsCost estimates the bytes an inbox's faults take beyond its mailbox struct.
+func settingsCost(set storage.InboxSettings) int64 {
+	n := int64(0)
+	for _, f := range set.Faults {
+		n += int64(unsafe.Sizeof(f)) + int64(len(f.Stage)+len(f.Message)) + 2*stringSlack
+	}
+	return n
 }
 
 // counterCost estimates the bytes one of CountSend's counters takes: its map entry,
@@ -283,7 +295,7 @@ func (s *Store) evictableLocked(keep *mailbox) *mailbox {
 func (s *Store) dropMailboxLocked(mb *mailbox) {
 	s.empty.remove(mb)
 	delete(s.mailboxes, mb.name)
-	s.metaBytes -= mailboxCost(mb.name)
+	s.metaBytes -= mailboxCost(mb.name) + mb.settingsCost
 }
 
 // Put stores every message. It keeps Raw without copying it, so the caller must not
@@ -307,12 +319,12 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		b.refs++
 
 		mb := s.mailboxLocked(m.Inbox, now)
-		if mb.ttl > 0 {
+		if ttl := mb.settings.TTL; ttl > 0 {
 			from := m.Received
 			if from.IsZero() {
 				from = now
 			}
-			m.Expires = from.Add(mb.ttl)
+			m.Expires = from.Add(ttl)
 		}
 		m.UID = mb.uidNext
 		mb.uidNext++
@@ -446,13 +458,19 @@ func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
 	return e.raw.data, nil
 }
 
-// SetFlags adds then removes flags.
+// SetFlags adds then removes flags; adding FlagSeen in a burn-after-read inbox deletes
+// the message (see storage.Store).
 func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.liveLocked(inbox, id)
 	if err != nil {
 		return 0, err
+	}
+	if mb := s.mailboxes[inbox]; add&storage.FlagSeen != 0 && mb != nil && mb.settings.BurnAfterRead {
+		flags := (e.meta.Flags|add)&^remove | storage.FlagSeen
+		s.dropLocked(e, storage.EventDeleted)
+		return flags, nil
 	}
 	e.meta.Flags = (e.meta.Flags | add) &^ remove
 	s.hub.Publish(storage.Event{Type: storage.EventFlags, Inbox: inbox, ID: id, UID: e.meta.UID, Flags: e.meta.Flags})
@@ -501,28 +519,80 @@ func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, err
 		}
 	}
 	return storage.Mailbox{UIDValidity: mb.uidValidity, UIDNext: mb.uidNext,
-		LastReceived: mb.lastReceived, LastSent: mb.lastSent, Messages: live, TTL: mb.ttl}, nil
+		LastReceived: mb.lastReceived, LastSent: mb.lastSent, Messages: live}, nil
 }
 
-// SetInboxTTL sets the TTL of mail put into inbox from now on, making its state if the
-// inbox is new; ttl <= 0 removes it.
-func (s *Store) SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error {
+// SetInbox replaces inbox's settings, making its state if the inbox is new, and moves
+// the expiry of its stored mail to the new TTL (see storage.Store).
+func (s *Store) SetInbox(ctx context.Context, inbox string, set storage.InboxSettings) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	set.TTL = max(set.TTL, 0)
+	set.Faults = slices.Clone(set.Faults)
 	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mb := s.mailboxLocked(inbox, now)
-	mb.ttl = max(ttl, 0)
+	same := storage.SameFaults(mb.settings.Faults, set.Faults)
+	for i := range set.Faults {
+		set.Faults[i].Attempts = 0
+		if same {
+			set.Faults[i].Attempts = mb.settings.Faults[i].Attempts
+		}
+	}
+	if set.TTL > 0 {
+		for _, e := range mb.entries {
+			if e.meta.Received.IsZero() {
+				continue
+			}
+			exp := e.meta.Received.Add(set.TTL)
+			if exp.Equal(e.meta.Expires) {
+				continue
+			}
+			e.meta.Expires = exp
+			heap.Fix(&s.expiry, e.heapIndex)
+			if until := exp.Add(mailboxGrace); until.After(mb.keepUntil) {
+				mb.keepUntil = until
+			}
+		}
+	}
+	cost := settingsCost(set)
+	s.metaBytes += cost - mb.settingsCost
+	mb.settings, mb.settingsCost = set, cost
 	mb.keepLocked(now)
 	s.shrinkLocked(mb)
 	return nil
 }
 
-// keepLocked keeps mb's state, and so its TTL, for its TTL and the grace after now.
+// Settings returns inbox's settings; an unknown inbox has the zero value.
+func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettings, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mailboxes[inbox]
+	if mb == nil {
+		return storage.InboxSettings{}, nil
+	}
+	set := mb.settings
+	set.Faults = slices.Clone(set.Faults)
+	return set, nil
+}
+
+// FaultAttempt counts one attempt at fault number fault of inbox.
+func (s *Store) FaultAttempt(ctx context.Context, inbox string, fault int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mailboxes[inbox]
+	if mb == nil || fault < 0 || fault >= len(mb.settings.Faults) {
+		return 0, fmt.Errorf("fault %d of %s: %w", fault, inbox, storage.ErrNotFound)
+	}
+	mb.settings.Faults[fault].Attempts++
+	return mb.settings.Faults[fault].Attempts, nil
+}
+
+// keepLocked keeps mb's state, and so its settings, for its TTL and the grace after now.
 func (mb *mailbox) keepLocked(now time.Time) {
-	if until := now.Add(mb.ttl + mailboxGrace); until.After(mb.keepUntil) {
+	if until := now.Add(mb.settings.TTL + mailboxGrace); until.After(mb.keepUntil) {
 		mb.keepUntil = until
 	}
 }

@@ -144,7 +144,7 @@ func TestInboxTTLWithClock(t *testing.T) {
 	ctx := context.Background()
 	inbox := "box@mayfly.test"
 	const ttl = 30 * time.Hour
-	if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{TTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
 	m := storetest.NewMessage(inbox, "no received")
@@ -162,18 +162,27 @@ func TestInboxTTLWithClock(t *testing.T) {
 	// An emptied inbox keeps its state, and so its TTL, for the TTL and the grace.
 	c.Add(ttl + mailboxGrace - time.Minute)
 	st.sweepMailboxes()
-	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != ttl {
+	if _, err := st.Mailbox(ctx, inbox); err != nil {
+		t.Fatal(err)
+	}
+	if mb, err := st.Settings(ctx, inbox); err != nil || mb.TTL != ttl {
 		t.Errorf("Mailbox %v after the TTL was set = %+v, %v; want TTL %v", ttl+mailboxGrace-time.Minute, mb, err, ttl)
 	}
 	// Mailbox kept it as long again.
 	c.Add(ttl + mailboxGrace - time.Minute)
 	st.sweepMailboxes()
-	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != ttl {
+	if _, err := st.Mailbox(ctx, inbox); err != nil {
+		t.Fatal(err)
+	}
+	if mb, err := st.Settings(ctx, inbox); err != nil || mb.TTL != ttl {
 		t.Errorf("Mailbox as long after the last Mailbox = %+v, %v; want TTL %v", mb, err, ttl)
 	}
 	c.Add(ttl + mailboxGrace + time.Minute)
 	st.sweepMailboxes()
-	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != 0 {
+	if _, err := st.Mailbox(ctx, inbox); err != nil {
+		t.Fatal(err)
+	}
+	if mb, err := st.Settings(ctx, inbox); err != nil || mb.TTL != 0 {
 		t.Errorf("Mailbox after the TTL and the grace passed unused = %+v, %v; want a new inbox, TTL 0", mb, err)
 	}
 }
@@ -219,7 +228,7 @@ func TestMemoryCountsInboxesAndMetadata(t *testing.T) {
 		defer st.Close()
 		grew := heapAfter(func() {
 			for _, name := range names {
-				st.SetInboxTTL(ctx, name, time.Hour)
+				st.SetInbox(ctx, name, storage.InboxSettings{TTL: time.Hour})
 			}
 		})
 		counted := st.Memory().MetadataBytes
@@ -257,7 +266,7 @@ func TestMemoryCountsInboxesAndMetadata(t *testing.T) {
 		}
 		grew := heapAfter(func() {
 			for _, name := range names {
-				st.SetInboxTTL(ctx, name, time.Hour)
+				st.SetInbox(ctx, name, storage.InboxSettings{TTL: time.Hour})
 			}
 		})
 		m := st.Memory()
@@ -311,10 +320,10 @@ func TestMemoryLimitKeepsWatchedInboxes(t *testing.T) {
 	st.Subscribe(ctx, "watched@mayfly.test")
 	for i := range 10_000 {
 		name := fmt.Sprintf("flood%d@mayfly.test", i)
-		if err := st.SetInboxTTL(ctx, name, time.Hour); err != nil {
+		if err := st.SetInbox(ctx, name, storage.InboxSettings{TTL: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
-		if mb, _ := st.Mailbox(ctx, name); mb.TTL != time.Hour {
+		if mb, _ := st.Settings(ctx, name); mb.TTL != time.Hour {
 			t.Fatalf("inbox %s lost its TTL as it was set: %+v", name, mb)
 		}
 	}
@@ -349,5 +358,37 @@ func TestSendCountersCounted(t *testing.T) {
 	st.sweepMailboxes()
 	if m := st.Memory().MetadataBytes; m != 0 {
 		t.Errorf("after their window ended the counters still count %d bytes, want 0", m)
+	}
+}
+
+// TestSettingsMakeNoState checks that reading an unknown inbox's settings, as the
+// receiver does at every RCPT, holds no memory for it.
+func TestSettingsMakeNoState(t *testing.T) {
+	st := New(Options{SweepEvery: time.Hour})
+	defer st.Close()
+	ctx := context.Background()
+	for i := range 100 {
+		inbox := fmt.Sprintf("unknown%d@mayfly.test", i)
+		if set, err := st.Settings(ctx, inbox); err != nil || set.Faults != nil || set.TTL != 0 {
+			t.Fatalf("Settings(%s) = %+v, %v", inbox, set, err)
+		}
+		if _, err := st.FaultAttempt(ctx, inbox, 0); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("FaultAttempt(%s) = %v, want ErrNotFound", inbox, err)
+		}
+	}
+	if m := st.Memory(); m.Inboxes != 0 || m.MetadataBytes != 0 {
+		t.Errorf("Memory after reading unknown inboxes' settings = %+v, want nothing held", m)
+	}
+	// Faults count against the memory limit, and are given back with the inbox.
+	faults := []storage.Fault{{Stage: "rcpt", Code: 451, Message: "greylisted, try again later", Times: 1}}
+	if err := st.SetInbox(ctx, "faulty@mayfly.test", storage.InboxSettings{Faults: faults}); err != nil {
+		t.Fatal(err)
+	}
+	with := st.Memory().MetadataBytes
+	if err := st.SetInbox(ctx, "faulty@mayfly.test", storage.InboxSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	if without := st.Memory().MetadataBytes; without >= with || without != mailboxCost("faulty@mayfly.test") {
+		t.Errorf("metadata bytes with a fault %d, without %d; want the mailbox's %d alone", with, without, mailboxCost("faulty@mayfly.test"))
 	}
 }

@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -220,6 +222,44 @@ func expiryMillis(t time.Time) int64 {
 		ms++
 	}
 	return ms
+}
+
+// storedFault is how the state's faults field keeps one storage.Fault, Attempts aside.
+type storedFault struct {
+	Stage   string `json:"s"`
+	Code    int    `json:"c,omitempty"`
+	Message string `json:"m,omitempty"`
+	Times   int    `json:"t,omitempty"`
+	Delay   int64  `json:"d,omitempty"` // ns
+}
+
+// encodeFaults is the state's faults field: "" for none. The encoding is
+// deterministic, so the settings script compares faults by comparing strings.
+func encodeFaults(faults []storage.Fault) (string, error) {
+	if len(faults) == 0 {
+		return "", nil
+	}
+	list := make([]storedFault, len(faults))
+	for i, f := range faults {
+		list[i] = storedFault{Stage: f.Stage, Code: f.Code, Message: f.Message, Times: f.Times, Delay: int64(f.Delay)}
+	}
+	b, err := json.Marshal(list)
+	return string(b), err
+}
+
+func decodeFaults(data string) ([]storage.Fault, error) {
+	if data == "" {
+		return nil, nil
+	}
+	var list []storedFault
+	if err := json.Unmarshal([]byte(data), &list); err != nil {
+		return nil, fmt.Errorf("faults: %w", err)
+	}
+	faults := make([]storage.Fault, len(list))
+	for i, f := range list {
+		faults[i] = storage.Fault{Stage: f.Stage, Code: f.Code, Message: f.Message, Times: f.Times, Delay: time.Duration(f.Delay)}
+	}
+	return faults, nil
 }
 
 var errBadEvent = errors.New("malformed event")

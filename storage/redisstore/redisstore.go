@@ -5,8 +5,10 @@
 // Keys, with the default prefix "mayfly:":
 //
 //	mayfly:{<inbox>}:state   HASH validity (UIDVALIDITY: unix seconds at creation), next (the next UID),
-//	                         ttl (ms, the inbox's TTL of mail put into it, see SetInboxTTL; absent = none),
-//	                         lastr, lasts (the highest UID given to received mail, to sent copies)
+//	                         ttl (ms, the inbox's TTL of its mail, see SetInbox; absent = none),
+//	                         lastr, lasts (the highest UID given to received mail, to sent copies),
+//	                         burn (1: burn after read; absent = not), faults (see encodeFaults; absent =
+//	                         none), nf (how many), fa0, fa1, ... (attempts at each, see FaultAttempt)
 //	mayfly:{<inbox>}:uids    ZSET member message ID, score UID
 //	mayfly:{<inbox>}:m:<id>  HASH meta (see encodeMeta), uid, flags, exp (unix ms), raw (the exact bytes)
 //	mayfly:expiry            ZSET member inbox "\n" ID, score expiry (unix ms): the sweepers' work list
@@ -19,7 +21,7 @@
 // one Lua script on one hash slot, atomic, also on a Cluster. Every inbox key has a TTL:
 // a message's hash expires with the message, state and uids 24 hours after the inbox's
 // last message, so UIDs are never reused while the UIDVALIDITY stays. The state also
-// lives at least the inbox's TTL plus those 24 hours after the last SetInboxTTL or
+// lives at least the inbox's TTL plus those 24 hours after the last SetInbox or
 // Mailbox call, so an inbox's TTL is kept as long as the inbox is in use.
 //
 // It needs Redis 7.0 or later (PEXPIREAT ... GT, SET ... NX GET). Redis must not evict
@@ -294,7 +296,7 @@ func (s *Store) pipeline(ctx context.Context, calls []*call, more func(redis.Pip
 // ID, UID and, when zero, Size. Messages sharing one Raw slice are sent from it without
 // copying, but stored once per inbox: inboxes on different slots cannot share a key.
 //
-// A message put into an inbox with a TTL (SetInboxTTL) gets its expiry from the script,
+// A message put into an inbox with a TTL (SetInbox) gets its expiry from the script,
 // which alone can read the TTL atomically with the put; Put then sets its Expires and,
 // in a second round trip, moves its expiry index entry there: the index is on another
 // slot, so the script cannot. Puts into inboxes without a TTL take one round trip.
@@ -549,14 +551,20 @@ func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
 // only when they change.
 func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
 	k := s.keys(inbox)
-	n, err := setFlagsScript.Run(ctx, s.client, []string{k.msg(id)}, int(add), int(remove), inbox, id, s.channel).Int64()
+	n, err := setFlagsScript.Run(ctx, s.client, []string{k.msg(id), k.state, k.uids}, int(add), int(remove), inbox, id, s.channel, int(storage.FlagSeen)).Int64()
 	if err != nil {
 		return 0, unavailable("set flags of "+id, err)
 	}
 	if n < 0 {
 		return 0, notFound("set flags of", inbox, id)
 	}
-	return storage.Flags(n), nil
+	if n >= 256 { // burned after read
+		// Only tidiness, as in DeleteInbox: a sweeper that meets the entry finds nothing to do.
+		if err := s.client.ZRem(ctx, s.expiryKey, expiryMember(inbox, id)).Err(); err != nil {
+			s.log.Debug("burn after read: expiry index", "inbox", inbox, "err", err)
+		}
+	}
+	return storage.Flags(n & 0xff), nil
 }
 
 // Delete deletes one message.
@@ -627,30 +635,128 @@ func (s *Store) Mailbox(ctx context.Context, inbox string) (storage.Mailbox, err
 		UIDValidity:  uint32(res[0]),
 		UIDNext:      uint32(res[1]),
 		Messages:     int(res[2]),
-		TTL:          time.Duration(res[3]) * time.Millisecond,
 		LastReceived: uint32(res[4]),
 		LastSent:     uint32(res[5]),
 	}, nil
 }
 
-// SetInboxTTL sets the TTL of the mail put into an inbox from now on, in whole
-// milliseconds (at least one), or removes it when ttl <= 0; it makes the inbox's state
-// if it is new. The state is kept at least ttl plus the 24-hour grace from now.
-func (s *Store) SetInboxTTL(ctx context.Context, inbox string, ttl time.Duration) error {
+// SetInbox replaces an inbox's settings (the TTL in whole milliseconds, at least one),
+// making its state if it is new; the state is kept at least the TTL plus the 24-hour
+// grace from now. With a TTL, the stored mail then moves to it: the settings script
+// returns the inbox's message IDs, one pipelined read gets their metadata, and one
+// pipelined round trip moves each message's hash (retimeScript, which gives way to a
+// later SetInbox) and its expiry index entry. The entry is only ever moved earlier
+// (ZADD LT): one left early comes due before its message, and the sweeper puts it back
+// at the message's expiry (see expireScript), so a race between two SetInbox calls
+// can leave no message unswept.
+func (s *Store) SetInbox(ctx context.Context, inbox string, set storage.InboxSettings) error {
 	if inbox == "" || strings.ContainsAny(inbox, "\r\n") {
-		return fmt.Errorf("set ttl of %q: %w", inbox, storage.ErrBadAddress)
+		return fmt.Errorf("set inbox %q: %w", inbox, storage.ErrBadAddress)
 	}
 	var ms int64
-	if ttl > 0 {
-		ms = max(ttl.Milliseconds(), 1)
+	if set.TTL > 0 {
+		ms = max(set.TTL.Milliseconds(), 1)
+	}
+	burn := 0
+	if set.BurnAfterRead {
+		burn = 1
+	}
+	faults, err := encodeFaults(set.Faults)
+	if err != nil {
+		return fmt.Errorf("set inbox %s: %w", inbox, err)
 	}
 	k := s.keys(inbox)
 	now := time.Now()
 	keep := now.Add(grace).UnixMilli() + ms
-	if err := setTTLScript.Run(ctx, s.client, []string{k.state}, now.Unix(), ms, keep).Err(); err != nil {
-		return unavailable("set ttl of "+inbox, err)
+	ids, err := setInboxScript.Run(ctx, s.client, []string{k.state, k.uids}, now.Unix(), ms, keep, burn, faults, len(set.Faults)).StringSlice()
+	if err != nil {
+		return unavailable("set inbox "+inbox, err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	metas := make([]*redis.SliceCmd, len(ids))
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			metas[i] = p.HMGet(ctx, k.msg(id), "meta")
+		}
+		return nil
+	})
+	var calls []*call
+	var entries []redis.Z
+	for i, id := range ids {
+		v, err := metas[i].Result()
+		if err != nil {
+			return unavailable("set inbox "+inbox+": read its mail", err)
+		}
+		data, ok := v[0].(string)
+		if !ok {
+			continue // gone since
+		}
+		var m storage.Message
+		if err := decodeMeta(data, &m); err != nil {
+			return fmt.Errorf("set inbox %s: message %s: %w", inbox, id, err)
+		}
+		if m.Received.IsZero() {
+			continue
+		}
+		exp := m.Received.Add(time.Duration(ms) * time.Millisecond)
+		if exp.Equal(m.Expires) {
+			continue
+		}
+		m.Expires = exp
+		at := expiryMillis(exp)
+		calls = append(calls, &call{script: retimeScript, keys: []string{k.state, k.msg(id)}, args: []any{ms, at, encodeMeta(&m)}})
+		entries = append(entries, redis.Z{Score: float64(at), Member: expiryMember(inbox, id)})
+	}
+	if len(calls) == 0 {
+		return nil
+	}
+	var index *redis.IntCmd
+	s.pipeline(ctx, calls, func(p redis.Pipeliner) {
+		index = p.ZAddLT(ctx, s.expiryKey, entries...)
+	})
+	for _, c := range calls {
+		if err := c.cmd.Err(); err != nil {
+			return unavailable("set inbox "+inbox+": move its mail's expiry", err)
+		}
+	}
+	if err := index.Err(); err != nil {
+		return unavailable("set inbox "+inbox+": expiry index", err)
 	}
 	return nil
+}
+
+// Settings reads an inbox's settings with one HGETALL of its state, which makes nothing.
+func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettings, error) {
+	f, err := s.client.HGetAll(ctx, s.keys(inbox).state).Result()
+	if err != nil {
+		return storage.InboxSettings{}, unavailable("settings of "+inbox, err)
+	}
+	var set storage.InboxSettings
+	if ms, err := strconv.ParseInt(f["ttl"], 10, 64); err == nil && ms > 0 {
+		set.TTL = time.Duration(ms) * time.Millisecond
+	}
+	set.BurnAfterRead = f["burn"] == "1"
+	if set.Faults, err = decodeFaults(f["faults"]); err != nil {
+		return storage.InboxSettings{}, fmt.Errorf("settings of %s: %w", inbox, err)
+	}
+	for i := range set.Faults {
+		set.Faults[i].Attempts, _ = strconv.Atoi(f["fa"+strconv.Itoa(i)])
+	}
+	return set, nil
+}
+
+// FaultAttempt counts one attempt at a fault of an inbox in its state (faultAttemptScript).
+func (s *Store) FaultAttempt(ctx context.Context, inbox string, fault int) (int, error) {
+	n, err := faultAttemptScript.Run(ctx, s.client, []string{s.keys(inbox).state}, fault).Int()
+	if err != nil {
+		return 0, unavailable("fault attempt of "+inbox, err)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("fault %d of %s: %w", fault, inbox, storage.ErrNotFound)
+	}
+	return n, nil
 }
 
 // Subscribe reports the events of an inbox, from every node, until ctx ends. Events

@@ -736,14 +736,14 @@ func TestInboxTTLRoundTrips(t *testing.T) {
 	ctx := ctxFor(t)
 	c := adminClient(t)
 	defer c.Close()
-	if err := st.SetInboxTTL(ctx, "ttl@mayfly.test", 10*time.Minute); err != nil {
+	if err := st.SetInbox(ctx, "ttl@mayfly.test", storage.InboxSettings{TTL: 10 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetInboxTTL(ctx, "ttl2@mayfly.test", 20*time.Minute); err != nil {
+	if err := st.SetInbox(ctx, "ttl2@mayfly.test", storage.InboxSettings{TTL: 20 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	same := messageAt("same@mayfly.test", time.Now(), 10*time.Minute)
-	if err := st.SetInboxTTL(ctx, same.Inbox, 10*time.Minute); err != nil {
+	if err := st.SetInbox(ctx, same.Inbox, storage.InboxSettings{TTL: 10 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	hook := &roundTrips{}
@@ -813,14 +813,14 @@ func TestInboxTTLKeys(t *testing.T) {
 	k := st.keys(inbox)
 	const ttl = 30 * time.Hour
 
-	if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{TTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := c.HGet(ctx, k.state, "ttl").Result(); err != nil || v != "108000000" {
 		t.Errorf("ttl field = %q, %v; want 108000000 (ms)", v, err)
 	}
 	if pttl, err := c.PTTL(ctx, k.state).Result(); err != nil || pttl < ttl+grace-5*time.Second || pttl > ttl+grace {
-		t.Errorf("PTTL of the state after SetInboxTTL(%v) = %v, %v; want the TTL plus %v", ttl, pttl, err, grace)
+		t.Errorf("PTTL of the state after SetInbox(%v) = %v, %v; want the TTL plus %v", ttl, pttl, err, grace)
 	}
 	m := storetest.NewMessage(inbox, "long")
 	if err := st.Put(ctx, m); err != nil {
@@ -838,30 +838,33 @@ func TestInboxTTLKeys(t *testing.T) {
 			t.Errorf("PTTL %s = %v, %v; want past the message's expiry plus %v", key, pttl, err, grace)
 		}
 	}
-	// An inbox only looked at keeps its TTL as long as SetInboxTTL does.
+	// An inbox only looked at keeps its TTL as long as SetInbox does.
 	looked := "looked-at@mayfly.test"
-	if err := st.SetInboxTTL(ctx, looked, ttl); err != nil {
+	if err := st.SetInbox(ctx, looked, storage.InboxSettings{TTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.PExpire(ctx, st.keys(looked).state, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if mb, err := st.Mailbox(ctx, looked); err != nil || mb.TTL != ttl {
+	if _, err := st.Mailbox(ctx, looked); err != nil {
+		t.Fatal(err)
+	}
+	if mb, err := st.Settings(ctx, looked); err != nil || mb.TTL != ttl {
 		t.Errorf("Mailbox = %+v, %v; want TTL %v", mb, err, ttl)
 	}
 	if pttl, err := c.PTTL(ctx, st.keys(looked).state).Result(); err != nil || pttl < ttl+grace-5*time.Second || pttl > ttl+grace {
 		t.Errorf("PTTL of the state after Mailbox = %v, %v; want the TTL plus %v", pttl, err, grace)
 	}
 
-	if err := st.SetInboxTTL(ctx, inbox, -time.Second); err != nil {
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{TTL: -time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := c.HExists(ctx, k.state, "ttl").Result(); err != nil || ok {
-		t.Errorf("ttl field after SetInboxTTL(-1s): %v, %v; want it gone", ok, err)
+		t.Errorf("ttl field after SetInbox(-1s): %v, %v; want it gone", ok, err)
 	}
 	for _, bad := range []string{"", "a\r\nb@mayfly.test"} {
-		if err := st.SetInboxTTL(ctx, bad, ttl); !errors.Is(err, storage.ErrBadAddress) {
-			t.Errorf("SetInboxTTL(%q) = %v, want ErrBadAddress", bad, err)
+		if err := st.SetInbox(ctx, bad, storage.InboxSettings{TTL: ttl}); !errors.Is(err, storage.ErrBadAddress) {
+			t.Errorf("SetInbox(%q) = %v, want ErrBadAddress", bad, err)
 		}
 	}
 }
@@ -876,7 +879,7 @@ func TestPutScriptExpiry(t *testing.T) {
 	defer c.Close()
 	for _, ttl := range []time.Duration{1234 * time.Millisecond, 36 * time.Hour, 50 * 365 * 24 * time.Hour} {
 		inbox := fmt.Sprintf("ttl-%d@mayfly.test", ttl.Milliseconds())
-		if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
+		if err := st.SetInbox(ctx, inbox, storage.InboxSettings{TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
 		for _, received := range []time.Time{time.Now(), time.Unix(1e9, 999_999_999), {}} {
@@ -922,7 +925,7 @@ func TestPutScriptExpiry(t *testing.T) {
 
 	// The same ID again stores nothing and answers as the first time.
 	inbox := "again@mayfly.test"
-	if err := st.SetInboxTTL(ctx, inbox, time.Minute); err != nil {
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	k := st.keys(inbox)
@@ -998,5 +1001,43 @@ func TestSweepEarlyEntry(t *testing.T) {
 	case e := <-events:
 		t.Errorf("event %+v, want none", e)
 	default:
+	}
+}
+
+// TestSettingsKeys checks that reading settings makes no key (the receiver reads them at
+// every RCPT, for any address), and that the settings live in the inbox's state hash.
+func TestSettingsKeys(t *testing.T) {
+	_, st, c := storeAndAdmin(t)
+	ctx := ctxFor(t)
+	inbox := "unknown@mayfly.test"
+	k := st.keys(inbox)
+	if _, err := st.Settings(ctx, inbox); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.FaultAttempt(ctx, inbox, 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("FaultAttempt of an unknown inbox = %v, want ErrNotFound", err)
+	}
+	if n, err := c.Exists(ctx, k.state, k.uids).Result(); err != nil || n != 0 {
+		t.Errorf("keys after Settings and FaultAttempt of an unknown inbox: %d, %v; want none", n, err)
+	}
+	set := storage.InboxSettings{BurnAfterRead: true, Faults: []storage.Fault{{Stage: "rcpt", Code: 451, Times: 1}}}
+	if err := st.SetInbox(ctx, inbox, set); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.FaultAttempt(ctx, inbox, 0); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.HMGet(ctx, k.state, "burn", "nf", "fa0").Result()
+	if err != nil || v[0] != "1" || v[1] != "1" || v[2] != "1" {
+		t.Errorf("state fields burn, nf, fa0 = %v, %v; want 1, 1, 1", v, err)
+	}
+	if pttl, err := c.PTTL(ctx, k.state).Result(); err != nil || pttl < grace-5*time.Second || pttl > grace {
+		t.Errorf("PTTL of the state = %v, %v; want about %v", pttl, err, grace)
+	}
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.HExists(ctx, k.state, "fa0").Result(); err != nil || n {
+		t.Errorf("fa0 after the faults were cleared: %v, %v; want it gone", n, err)
 	}
 }

@@ -13,7 +13,7 @@ import "github.com/redis/go-redis/v9"
 
 // putScript stores one message in one inbox and returns its UID, or {UID, expiry (unix
 // ms)} when the expiry is not ARGV[4]. The expiry is ARGV[4], the one the receiver set,
-// unless the inbox has a TTL (the state's ttl field, see setTTLScript): then it is
+// unless the inbox has a TTL (the state's ttl field, see setInboxScript): then it is
 // ARGV[11] plus that TTL, and the script writes it into the metadata in place of the
 // receiver's, so the stored hash, its TTL and the added event all say the same. The
 // caller, which wrote ARGV[4] to the expiry index in the same round trip, corrects that
@@ -95,30 +95,90 @@ end
 return uid
 `)
 
-// setTTLScript sets or, when ARGV[2] is 0, removes the TTL of the mail put into an inbox
-// from now on, making the inbox's state if it is new, and keeps the state at least
-// until ARGV[3]. It returns 1.
-// KEYS: 1 state. ARGV: 1 now (unix s), 2 TTL (ms), 3 keep until (unix ms).
-var setTTLScript = redis.NewScript(`
-if redis.call('HSETNX', KEYS[1], 'validity', ARGV[1]) == 1 then
-	redis.call('HSET', KEYS[1], 'next', 1)
+// setInboxScript replaces an inbox's settings (the state's ttl, burn and faults fields;
+// see SetInbox), making the inbox's state if it is new, and keeps the state at least
+// until ARGV[3]. The faults' attempt counters (fa0, fa1, ...) restart when the encoded
+// faults differ from those stored: the encoding is deterministic, so equal strings are
+// equal faults. With a TTL it keeps the uids set until ARGV[3] too, as the messages it
+// lists may now live that long, and returns their IDs for the caller to move their
+// expiry (retimeScript); otherwise an empty table.
+// KEYS: 1 state, 2 uids. ARGV: 1 now (unix s), 2 TTL (ms, 0 = none), 3 keep until (unix
+// ms), 4 burn after read (1 or 0), 5 the encoded faults ("" = none), 6 how many faults.
+var setInboxScript = redis.NewScript(`
+local state, uids = KEYS[1], KEYS[2]
+if redis.call('HSETNX', state, 'validity', ARGV[1]) == 1 then
+	redis.call('HSET', state, 'next', 1)
 end
 if tonumber(ARGV[2]) > 0 then
-	redis.call('HSET', KEYS[1], 'ttl', ARGV[2])
+	redis.call('HSET', state, 'ttl', ARGV[2])
 else
-	redis.call('HDEL', KEYS[1], 'ttl')
+	redis.call('HDEL', state, 'ttl')
 end
-if redis.call('PTTL', KEYS[1]) == -1 then
-	redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+if ARGV[4] == '1' then
+	redis.call('HSET', state, 'burn', 1)
 else
-	redis.call('PEXPIREAT', KEYS[1], ARGV[3], 'GT')
+	redis.call('HDEL', state, 'burn')
 end
+local old = redis.call('HGET', state, 'faults') or ''
+if old ~= ARGV[5] then
+	local n = tonumber(redis.call('HGET', state, 'nf')) or 0
+	for i = 0, n - 1 do
+		redis.call('HDEL', state, 'fa' .. i)
+	end
+	if ARGV[5] == '' then
+		redis.call('HDEL', state, 'faults', 'nf')
+	else
+		redis.call('HSET', state, 'faults', ARGV[5], 'nf', ARGV[6])
+	end
+end
+if redis.call('PTTL', state) == -1 then
+	redis.call('PEXPIREAT', state, ARGV[3])
+else
+	redis.call('PEXPIREAT', state, ARGV[3], 'GT')
+end
+if tonumber(ARGV[2]) == 0 then
+	return {}
+end
+if redis.call('PTTL', uids) >= 0 then
+	redis.call('PEXPIREAT', uids, ARGV[3], 'GT')
+end
+return redis.call('ZRANGE', uids, 0, -1)
+`)
+
+// retimeScript moves one stored message's expiry to the one its inbox's TTL now gives,
+// unless the TTL changed again since the caller read it (the later SetInbox moves it
+// then). It returns 1 when it moved it, else 0. An expiry already past drops the hash
+// at once; the sweeper then reports the message expired (expireScript).
+// KEYS: 1 state, 2 the message's hash. ARGV: 1 the TTL (ms) the expiry follows, 2 the
+// expiry (unix ms), 3 the metadata with that expiry.
+var retimeScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'ttl') ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then
+	return 0
+end
+redis.call('HSET', KEYS[2], 'meta', ARGV[3], 'exp', ARGV[2])
+redis.call('PEXPIREAT', KEYS[2], ARGV[2])
 return 1
 `)
 
+// faultAttemptScript counts one attempt at fault ARGV[1] (from 0) of an inbox and
+// returns the count, or -1 when the inbox has no such fault: counting only what exists
+// keeps the state from being made, without a TTL, by a counter.
+// KEYS: 1 state. ARGV: 1 the fault's index.
+var faultAttemptScript = redis.NewScript(`
+local n = tonumber(redis.call('HGET', KEYS[1], 'nf')) or 0
+local i = tonumber(ARGV[1])
+if i < 0 or i >= n then
+	return -1
+end
+return redis.call('HINCRBY', KEYS[1], 'fa' .. i, 1)
+`)
+
 // setFlagsScript sets (old | add) &^ remove and returns the flags now set, or -1 when
-// there is no such message.
-// KEYS: 1 the message's hash. ARGV: 1 add, 2 remove, 3 inbox, 4 id, 5 event channel.
+// there is no such message. Adding the seen flag (ARGV[6]) in a burn-after-read inbox
+// (the state's burn field) deletes the message instead, as deleteScript does, and
+// returns the flags with seen set, plus 256 to tell the caller it burned.
+// KEYS: 1 the message's hash, 2 state, 3 uids. ARGV: 1 add, 2 remove, 3 inbox, 4 id,
+// 5 event channel, 6 the seen flag.
 var setFlagsScript = redis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'flags', 'uid')
 if not v[1] then
@@ -126,6 +186,13 @@ if not v[1] then
 end
 local old = tonumber(v[1])
 local new = bit.band(bit.bor(old, tonumber(ARGV[1])), bit.bnot(tonumber(ARGV[2])))
+local seen = tonumber(ARGV[6])
+if bit.band(tonumber(ARGV[1]), seen) ~= 0 and redis.call('HGET', KEYS[2], 'burn') == '1' then
+	redis.call('ZREM', KEYS[3], ARGV[4])
+	redis.call('DEL', KEYS[1])
+	redis.call('PUBLISH', ARGV[5], 'd\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n0\n')
+	return bit.bor(new, seen) + 256
+end
 if new ~= old then
 	redis.call('HSET', KEYS[1], 'flags', new)
 	redis.call('PUBLISH', ARGV[5], 'f\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n' .. new .. '\n')
@@ -258,4 +325,4 @@ end
 return due
 `)
 
-var scripts = []*redis.Script{putScript, setTTLScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript}
+var scripts = []*redis.Script{putScript, setInboxScript, retimeScript, faultAttemptScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript}

@@ -82,6 +82,21 @@ func (s *timedStore) Mailbox(ctx context.Context, inbox string) (_ storage.Mailb
 	return s.Store.Mailbox(ctx, inbox)
 }
 
+func (s *timedStore) SetInbox(ctx context.Context, inbox string, set storage.InboxSettings) (err error) {
+	defer s.timer("set_inbox", &err)()
+	return s.Store.SetInbox(ctx, inbox, set)
+}
+
+func (s *timedStore) Settings(ctx context.Context, inbox string) (_ storage.InboxSettings, err error) {
+	defer s.timer("settings", &err)()
+	return s.Store.Settings(ctx, inbox)
+}
+
+func (s *timedStore) FaultAttempt(ctx context.Context, inbox string, fault int) (_ int, err error) {
+	defer s.timer("fault_attempt", &err)()
+	return s.Store.FaultAttempt(ctx, inbox, fault)
+}
+
 // Register adds to reg what the memory store holds (it counts as it goes, so reading
 // it is cheap); st of another kind adds nothing.
 func Register(reg prometheus.Registerer, st storage.Store, memoryLimit int64) {

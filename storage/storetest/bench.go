@@ -31,14 +31,14 @@ func Bench(b *testing.B, newStore NewStore) {
 			}
 		})
 	}
-	// Mail for inboxes with their own TTL (SetInboxTTL), which the store applies.
+	// Mail for inboxes with their own TTL (SetInbox), which the store applies.
 	b.Run("Put/10KiB-inbox-TTL", func(b *testing.B) {
 		st := newStore(b, Options{MaxMessages: 200})
 		defer st.Close()
 		raw := make([]byte, 10<<10)
 		ctx := context.Background()
 		for i := range 100 {
-			if err := st.SetInboxTTL(ctx, fmt.Sprintf("bench-ttl%d@mayfly.test", i), 10*time.Minute); err != nil {
+			if err := st.SetInbox(ctx, fmt.Sprintf("bench-ttl%d@mayfly.test", i), storage.InboxSettings{TTL: 10 * time.Minute}); err != nil {
 				b.Fatal(err)
 			}
 		}

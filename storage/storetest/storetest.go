@@ -50,6 +50,11 @@ func Run(t *testing.T, newStore NewStore, persistent bool) {
 		{"SentCopy", testSentCopy},
 		{"PutKeepsFlags", testPutKeepsFlags},
 		{"CountSend", testCountSend},
+		{"SettingsRoundTrip", testSettingsRoundTrip},
+		{"FaultCounters", testFaultCounters},
+		{"FaultAttemptConcurrent", testFaultAttemptConcurrent},
+		{"TTLMovesStoredMail", testTTLMovesStoredMail},
+		{"BurnAfterRead", testBurnAfterRead},
 	}
 	if persistent {
 		tests = append(tests, struct {
@@ -554,14 +559,17 @@ func testInboxTTL(t *testing.T, newStore NewStore) {
 	const ttl = 2 * time.Second
 
 	// Set before any mail, as the API does when it creates an inbox.
-	if err := st.SetInboxTTL(ctx, inbox, ttl); err != nil {
-		t.Fatalf("SetInboxTTL: %v", err)
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{TTL: ttl}); err != nil {
+		t.Fatalf("SetInbox: %v", err)
 	}
-	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != ttl || mb.UIDValidity == 0 || mb.Messages != 0 {
-		t.Errorf("Mailbox after SetInboxTTL(%v) = %+v, %v; want that TTL, a UIDValidity and no messages", ttl, mb, err)
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.UIDValidity == 0 || mb.Messages != 0 {
+		t.Errorf("Mailbox after SetInbox(TTL %v) = %+v, %v; want a UIDValidity and no messages", ttl, mb, err)
 	}
-	if mb, err := st.Mailbox(ctx, other); err != nil || mb.TTL != 0 {
-		t.Errorf("Mailbox of an inbox without a TTL = %+v, %v; want TTL 0", mb, err)
+	if set, err := st.Settings(ctx, inbox); err != nil || set.TTL != ttl {
+		t.Errorf("Settings after SetInbox(TTL %v) = %+v, %v; want that TTL", ttl, set, err)
+	}
+	if set, err := st.Settings(ctx, other); err != nil || set.TTL != 0 {
+		t.Errorf("Settings of an inbox without a TTL = %+v, %v; want TTL 0", set, err)
 	}
 	events := Subscribe(t, ctx, st, inbox)
 	otherEvents := Subscribe(t, ctx, st, other)
@@ -617,22 +625,25 @@ func testInboxTTL(t *testing.T, newStore NewStore) {
 	wantOwn(copies[2], sharedUntil)
 
 	// Removing the TTL restores the receiver's expiry for later mail only.
-	if err := st.SetInboxTTL(ctx, inbox, 0); err != nil {
-		t.Fatalf("SetInboxTTL(0): %v", err)
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{}); err != nil {
+		t.Fatalf("SetInbox(TTL 0): %v", err)
 	}
-	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.TTL != 0 || mb.Messages != 2 {
-		t.Errorf("Mailbox after SetInboxTTL(0) = %+v, %v; want TTL 0 and 2 messages", mb, err)
+	if set, err := st.Settings(ctx, inbox); err != nil || set.TTL != 0 {
+		t.Errorf("Settings after SetInbox(TTL 0) = %+v, %v; want TTL 0", set, err)
+	}
+	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.Messages != 2 {
+		t.Errorf("Mailbox after SetInbox(TTL 0) = %+v, %v; want 2 messages", mb, err)
 	}
 	after := NewMessage(inbox, "after reset")
 	afterUntil := after.Expires
 	put(t, st, after)
 	wantOwn(after, afterUntil)
 
-	// A TTL set on an inbox with mail leaves that mail's expiry alone.
+	// Removing a TTL leaves the stored mail's expiry alone.
 	old := NewMessage(earlier, "before the ttl")
 	oldUntil := old.Expires
 	put(t, st, old)
-	if err := st.SetInboxTTL(ctx, earlier, ttl); err != nil {
+	if err := st.SetInbox(ctx, earlier, storage.InboxSettings{}); err != nil {
 		t.Fatal(err)
 	}
 	wantOwn(old, oldUntil)
