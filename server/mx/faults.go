@@ -136,7 +136,14 @@ func (b *backend) faultsAtRcpt(e *mail.Envelope, inbox string) backends.RcptErro
 			return &backends.RcptReply{Reply: "421 4.3.2 " + headerSafe(s.opts.Hostname) + " shutting down, try again later", Close: true}
 		}
 		if reply != "" {
-			return &backends.RcptReply{Reply: reply, Reset: stage == stageMail, Close: stage == stageConnect}
+			r := &backends.RcptReply{Reply: reply, Close: stage == stageConnect}
+			if stage == stageMail {
+				// A pipelining sender's next RCPTs were of the transaction reset: a
+				// 503 (RCPT without MAIL) would refuse those other inboxes for good.
+				r.Reset = true
+				r.ResetRcpt = fmt.Sprintf("452 4.5.3 transaction reset by the faults of <%s> (its faults setting), send to this recipient in a new one", headerSafe(inbox))
+			}
+			return r
 		}
 	}
 	if isolate {

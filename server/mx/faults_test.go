@@ -105,8 +105,13 @@ func TestFaultStages(t *testing.T) {
 						}
 						c = dial(t, addr)
 					case stageMail:
-						// The MAIL was forgotten: a RCPT must follow a new one.
-						wantReply(t, "RCPT after the reset", c.Rcpt(faulty, nil), 503, "5.5.1")
+						// The MAIL was forgotten: a RCPT must follow a new one, and one a
+						// pipelining sender sent in the same transaction is retried.
+						wantReply(t, "RCPT after the reset", c.Rcpt(clean, nil), 452, "4.5.3 transaction reset by the faults of <"+faulty+">")
+						if err := c.Reset(); err != nil {
+							t.Fatal(err)
+						}
+						wantReply(t, "RCPT without MAIL", c.Rcpt(clean, nil), 503, "5.5.1")
 					case stageRcpt:
 						// Other recipients of the transaction are unaffected.
 						if err := c.Rcpt(clean, nil); err != nil {

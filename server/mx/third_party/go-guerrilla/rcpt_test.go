@@ -24,6 +24,8 @@ func (rcptBackend) ValidateRcpt(e *mail.Envelope) backends.RcptError {
 		return &backends.RcptReply{Reply: "550 5.7.1 refused"}
 	case "reset":
 		return &backends.RcptReply{Reply: "451 4.7.1 start over", Reset: true}
+	case "reset-pipelined":
+		return &backends.RcptReply{Reply: "451 4.7.1 start over", Reset: true, ResetRcpt: "452 4.5.3 in a new transaction"}
 	case "closed":
 		return &backends.RcptReply{Reply: "421 4.7.0 closing", Close: true}
 	}
@@ -104,6 +106,18 @@ func TestRcptReply(t *testing.T) {
 	step("RSET", "250 ")
 	// A null sender (a bounce) begins a transaction too.
 	step("MAIL FROM:<>", "250 ")
+	step("RCPT TO:<a@test>", "250 ")
+	step("RSET", "250 ")
+	step("MAIL FROM:<s@client.test>", "250 ")
+	// RCPTs pipelined after a reset read ResetRcpt until the next MAIL or RSET.
+	step("RCPT TO:<reset-pipelined@test>", "451 4.7.1 start over")
+	step("RCPT TO:<a@test>", "452 4.5.3 in a new transaction")
+	step("RCPT TO:<b@test>", "452 4.5.3 in a new transaction")
+	step("RSET", "250 ")
+	step("RCPT TO:<a@test>", "503 5.5.1 ")
+	step("MAIL FROM:<s@client.test>", "250 ")
+	step("RCPT TO:<reset-pipelined@test>", "451 4.7.1 start over")
+	step("MAIL FROM:<s@client.test>", "250 ")
 	step("RCPT TO:<a@test>", "250 ")
 	step("RSET", "250 ")
 	step("MAIL FROM:<s@client.test>", "250 ")

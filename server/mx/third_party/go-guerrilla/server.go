@@ -407,6 +407,9 @@ func (s *server) handleClient(client *client) {
 	}
 	r := response.Canned
 	stalled := 0 // commands since the last DATA, accepted recipients aside
+	// The reply to a RCPT after a backend's RcptReply reset the transaction, until the
+	// next MAIL or RSET: a pipelining client sent it in the transaction that was reset.
+	afterReset := ""
 	for client.isAlive() {
 		switch client.state {
 		case ClientGreeting:
@@ -499,6 +502,7 @@ func (s *server) handleClient(client *client) {
 				}
 				client.sendResponse(r.SuccessMailCmd)
 			case cmdMAIL.match(cmd):
+				afterReset = ""
 				if client.isInTransaction() {
 					client.sendResponse(r.FailNestedMailCmd)
 					break
@@ -517,7 +521,11 @@ func (s *server) handleClient(client *client) {
 			case cmdRCPT.match(cmd):
 				if !client.isInTransaction() {
 					// RFC 5321 section 4.1.4: RCPT comes after MAIL.
-					client.sendResponse(r.FailNoSenderDataCmd)
+					if afterReset != "" {
+						client.sendResponse(afterReset)
+					} else {
+						client.sendResponse(r.FailNoSenderDataCmd)
+					}
 					break
 				}
 				if len(client.RcptTo) > rfc5321.LimitRecipients {
@@ -542,6 +550,7 @@ func (s *server) handleClient(client *client) {
 						client.sendResponse(reply.Reply)
 						if reply.Reset {
 							client.resetTransaction()
+							afterReset = reply.ResetRcpt
 						}
 						if reply.Close {
 							client.kill()
@@ -556,6 +565,7 @@ func (s *server) handleClient(client *client) {
 				}
 
 			case cmdRSET.match(cmd):
+				afterReset = ""
 				client.resetTransaction()
 				client.sendResponse(r.SuccessResetCmd)
 

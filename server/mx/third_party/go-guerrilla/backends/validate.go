@@ -27,6 +27,12 @@ type RcptReply struct {
 	// Reset forgets the transaction after the reply, as RSET would: the sender must
 	// give MAIL again before another RCPT.
 	Reset bool
+	// ResetRcpt, when Reset, answers each RCPT that follows before the next MAIL or
+	// RSET in place of the 503 for a RCPT without MAIL: a pipelining client sent them
+	// in the transaction that was reset (RFC 2920), and a 503 would refuse those
+	// recipients for good. Without a code of its own, a 4xx such as "452 4.5.3 ..."
+	// has the client send to them in a new transaction.
+	ResetRcpt string
 	// Close closes the connection after the reply (which should then be a 421,
 	// RFC 5321 section 3.8).
 	Close bool
