@@ -311,7 +311,7 @@ func (s *Server) routes() *echo.Echo {
 	if len(s.opts.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  s.opts.CORSOrigins,
-			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:  []string{"Authorization", "Content-Type"},
 			ExposeHeaders: []string{"Content-Disposition"},
 			MaxAge:        3600,
@@ -343,6 +343,9 @@ func (s *Server) routes() *echo.Echo {
 	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
 	inbox.POST("/messages/:id/reply", s.reply, timeout(requestTimeout))
 	inbox.DELETE("", s.deleteInbox, timeout(requestTimeout))
+	inbox.GET("", s.getInbox, timeout(requestTimeout))
+	inbox.PATCH("", s.patchInbox, timeout(requestTimeout))
+	inbox.PATCH("/messages/:id", s.patchMessage, timeout(requestTimeout))
 	if s.opts.Frontend != nil {
 		files := http.FileServer(http.FS(s.opts.Frontend))
 		e.GET("/*", func(c echo.Context) error {

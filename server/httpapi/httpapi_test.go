@@ -24,6 +24,7 @@ import (
 type fullStore interface {
 	store
 	Put(ctx context.Context, msgs ...*storage.Message) error
+	FaultAttempt(ctx context.Context, inbox string, fault int) (int, error) // the receiver's, item 5
 }
 
 // stores lists the stores the API tests run on: memory always, Redis when

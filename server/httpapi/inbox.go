@@ -16,12 +16,16 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/mayfly-mail/mayfly/storage"
 )
 
 type createRequest struct {
-	Local  string          `json:"local"`
-	Domain string          `json:"domain"`
-	TTL    json.RawMessage `json:"ttl"` // "30m", or seconds
+	Local         string          `json:"local"`
+	Domain        string          `json:"domain"`
+	TTL           json.RawMessage `json:"ttl"` // "30m", or seconds
+	BurnAfterRead *bool           `json:"burn_after_read"`
+	Faults        json.RawMessage `json:"faults"` // see parseFaults
 }
 
 type createResponse struct {
@@ -29,6 +33,9 @@ type createResponse struct {
 	Token     string `json:"token"`
 	ExpiresIn int64  `json:"expires_in"` // how long mail lives in this inbox, in seconds
 	TTL       string `json:"ttl"`        // the same, as a Go duration
+	// BurnAfterRead and Faults are shown when set.
+	BurnAfterRead bool        `json:"burn_after_read,omitempty"`
+	Faults        []faultJSON `json:"faults,omitempty"`
 }
 
 // suffixLen random base32 characters (50 bits) after two words (15.7 bits) make a name
@@ -48,7 +55,7 @@ func (s *Server) createInbox(c echo.Context) error {
 		dec := json.NewDecoder(strings.NewReader(string(body)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			return errorf(http.StatusBadRequest, "bad_request", "body: want {\"local\", \"domain\", \"ttl\"}: %v", err)
+			return errorf(http.StatusBadRequest, "bad_request", "body: want {\"local\", \"domain\", \"ttl\", \"burn_after_read\", \"faults\"}: %v", err)
 		}
 	}
 	domain := s.opts.Domains[0]
@@ -72,58 +79,78 @@ func (s *Server) createInbox(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	inbox := local + "@" + domain
-	if ttl > 0 {
-		// A chosen inbox keeps the other settings it was created with.
-		set, err := s.store.Settings(c.Request().Context(), inbox)
-		if err != nil {
+	var faults []storage.Fault
+	if req.Faults != nil {
+		if faults, err = parseFaults(req.Faults); err != nil {
 			return err
 		}
-		set.TTL = ttl
-		if err := s.store.SetInbox(c.Request().Context(), inbox, set); err != nil {
-			return err
-		}
-	} else if req.Local == "" {
-		ttl = s.opts.TTL // a new random inbox: the default
-	} else {
-		// A chosen inbox may have been created before with its own ttl, still in force.
-		set, err := s.store.Settings(c.Request().Context(), inbox)
-		if err != nil {
-			return err
-		}
-		ttl = cmp.Or(set.TTL, s.opts.TTL)
 	}
+	inbox := local + "@" + domain
+	ctx := c.Request().Context()
+	var set storage.InboxSettings
+	if req.Local != "" {
+		// A chosen inbox may have been created before: it keeps the settings this
+		// request does not give.
+		if set, err = s.store.Settings(ctx, inbox); err != nil {
+			return err
+		}
+	}
+	if ttl > 0 {
+		set.TTL = ttl
+	}
+	if req.BurnAfterRead != nil {
+		set.BurnAfterRead = *req.BurnAfterRead
+	}
+	if req.Faults != nil {
+		set.Faults = faults
+	}
+	if ttl > 0 || req.BurnAfterRead != nil || req.Faults != nil {
+		if err := s.store.SetInbox(ctx, inbox, set); err != nil {
+			return err
+		}
+	}
+	ttl = cmp.Or(set.TTL, s.opts.TTL)
 	return c.JSON(http.StatusCreated, createResponse{
-		Address:   inbox,
-		Token:     s.tokens.Token(inbox),
-		ExpiresIn: int64(ttl / time.Second),
-		TTL:       ttl.String(),
+		Address:       inbox,
+		Token:         s.tokens.Token(inbox),
+		ExpiresIn:     int64(ttl / time.Second),
+		TTL:           ttl.String(),
+		BurnAfterRead: set.BurnAfterRead,
+		Faults:        toFaultsJSON(set.Faults),
 	})
 }
 
+// parseTTL reads a "ttl" field: 0 when absent or null.
 func (s *Server) parseTTL(raw json.RawMessage) (time.Duration, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, nil
 	}
-	var ttl time.Duration
+	ttl, err := parseDuration(raw, "ttl", "bad_ttl")
+	if err != nil {
+		return 0, err
+	}
+	if ttl < time.Second || ttl > s.opts.MaxTTL {
+		return 0, errorf(http.StatusBadRequest, "bad_ttl", "ttl %s: want between 1s and %s", ttl, s.opts.MaxTTL)
+	}
+	return ttl, nil
+}
+
+// parseDuration reads a duration given as a Go duration string ("30m") or a number of
+// seconds; a refusal names field and carries code. The caller checks the range.
+func parseDuration(raw json.RawMessage, field, code string) (time.Duration, error) {
 	var text string
 	var seconds float64
 	switch {
 	case json.Unmarshal(raw, &text) == nil:
 		d, err := time.ParseDuration(text)
 		if err != nil {
-			return 0, errorf(http.StatusBadRequest, "bad_ttl", "ttl %q: want a duration such as \"30m\" or a number of seconds", text)
+			return 0, errorf(http.StatusBadRequest, code, "%s %q: want a duration such as \"30m\" or a number of seconds", field, text)
 		}
-		ttl = d
-	case json.Unmarshal(raw, &seconds) == nil && seconds < math.MaxInt64/float64(time.Second):
-		ttl = time.Duration(seconds * float64(time.Second))
-	default:
-		return 0, errorf(http.StatusBadRequest, "bad_ttl", "ttl: want a duration such as \"30m\" or a number of seconds")
+		return d, nil
+	case json.Unmarshal(raw, &seconds) == nil && math.Abs(seconds) < math.MaxInt64/float64(time.Second):
+		return time.Duration(seconds * float64(time.Second)), nil
 	}
-	if ttl < time.Second || ttl > s.opts.MaxTTL {
-		return 0, errorf(http.StatusBadRequest, "bad_ttl", "ttl %s: want between 1s and %s", ttl, s.opts.MaxTTL)
-	}
-	return ttl, nil
+	return 0, errorf(http.StatusBadRequest, code, "%s: want a duration such as \"30m\" or a number of seconds", field)
 }
 
 var randomShape = regexp.MustCompile(`^[a-z]+-[a-z]+-[a-z2-7]{10}$`)

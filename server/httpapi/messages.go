@@ -200,7 +200,11 @@ func (s *Server) getMessage(c echo.Context) error {
 		return err
 	}
 	b := s.answerBudget()
-	return writeJSON(c, http.StatusOK, s.toMessageJSON(m, p, &b))
+	out := s.toMessageJSON(m, p, &b)
+	if err := s.burnAfterRead(c, m.Inbox, m.ID); err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // parsed returns m parsed, from the cache, or parsed now once for every request that
@@ -348,6 +352,9 @@ func (s *Server) getRaw(c echo.Context) error {
 	ctx, inbox, id := c.Request().Context(), inboxOf(c), c.Param("id")
 	raw, err := s.store.Raw(ctx, inbox, id)
 	if err != nil {
+		return err
+	}
+	if err := s.burnAfterRead(c, inbox, id); err != nil {
 		return err
 	}
 	download(c, id+".eml")

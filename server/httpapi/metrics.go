@@ -16,6 +16,7 @@ type metrics struct {
 	websockets   prometheus.Gauge
 	authFailures prometheus.Counter
 	refused      *prometheus.CounterVec
+	burned       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,8 +42,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:   "Connections and requests refused by a per-client limit: connections at once, request rate, inbox creations, wrong tokens, reads of messages at once.",
 			Values: []string{"connections", "rate", "create_rate", "failures", "reads"},
 		}),
+		burned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mayfly_http_burned_total",
+			Help: "Messages of burn-after-read inboxes deleted as the API answered them read (IMAP and POP3 burn theirs in the store, uncounted here).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures, m.refused)
+	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures, m.refused, m.burned)
 	return m
 }
 
