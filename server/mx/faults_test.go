@@ -315,9 +315,10 @@ func TestFaultIsolation(t *testing.T) {
 	})
 }
 
-// TestFaultsUnderLoad: 20 senders at once, each delivering to a faulty inbox and a clean
-// one and retrying what was refused: every clean message is stored once and never
-// refused, every faulty one refused exactly its times, then stored once.
+// TestFaultsUnderLoad: 20 senders at once, each delivering one message to a faulty inbox
+// and a clean one in one transaction, as an MTA does, and retrying what was refused or
+// deferred: every clean message is stored once and never refused, every faulty one
+// refused exactly its times, then stored once.
 func TestFaultsUnderLoad(t *testing.T) {
 	const senders = 20
 	eachStore(t, func(t *testing.T, st storage.Store) {
@@ -334,45 +335,14 @@ func TestFaultsUnderLoad(t *testing.T) {
 				code = 554
 			}
 			setFaults(t, st, faulty, storage.Fault{Stage: stages[i%4], Code: code, Times: times})
+			// Half the senders name the faulty inbox first, half the clean one.
+			rcpts := []string{faulty, clean}
+			if (i/4)%2 == 1 {
+				rcpts = []string{clean, faulty}
+			}
 			wg.Go(func() {
-				refused := map[string]int{}
-				pending := []string{faulty, clean}
-				for round := 0; len(pending) > 0; round++ {
-					if round > 10 {
-						errs <- fmt.Errorf("sender %d: %v still pending after 10 rounds", i, pending)
-						return
-					}
-					c, err := smtp.Dial(addr)
-					if err != nil {
-						errs <- err
-						return
-					}
-					if err := c.Hello("client.test"); err != nil {
-						errs <- err
-						c.Close()
-						return
-					}
-					var left []string
-					for j, r := range pending {
-						err := c.SendMail("s@sender.test", []string{r}, strings.NewReader("Subject: load\r\n\r\nx\r\n"))
-						if err == nil {
-							continue
-						}
-						left = append(left, r)
-						if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && se.Code == code {
-							refused[r]++
-						}
-						if c.Reset() != nil {
-							// A connect fault closed the session: the rest next round.
-							left = append(left, pending[j+1:]...)
-							break
-						}
-					}
-					c.Close()
-					pending = left
-				}
-				if refused[faulty] != times || refused[clean] != 0 {
-					errs <- fmt.Errorf("sender %d: refused %v, want %s %d times and %s never", i, refused, faulty, times, clean)
+				if err := mtaSend(addr, rcpts, code, map[string]int{faulty: times, clean: 0}); err != nil {
+					errs <- fmt.Errorf("sender %d: %w", i, err)
 				}
 			})
 		}
@@ -389,6 +359,82 @@ func TestFaultsUnderLoad(t *testing.T) {
 			}
 		}
 	})
+}
+
+// mtaSend delivers one message to rcpts as an MTA does: one transaction for all the
+// recipients still pending, each round in a new session, until every one is accepted
+// (the sessions here are quick: a round is a retry). A recipient answered 452 4.5.3 is
+// sent again in the next round; one answered code (at RCPT, or at the end of DATA for
+// the recipients accepted) counts a refusal. It fails unless each recipient was refused
+// exactly want[rcpt] times.
+func mtaSend(addr string, rcpts []string, code int, want map[string]int) error {
+	refused := map[string]int{}
+	pending := rcpts
+	for round := 0; len(pending) > 0; round++ {
+		if round > 10 {
+			return fmt.Errorf("%v still pending after 10 rounds", pending)
+		}
+		var err error
+		if pending, err = mtaRound(addr, pending, code, refused); err != nil {
+			return err
+		}
+	}
+	for r, n := range want {
+		if refused[r] != n {
+			return fmt.Errorf("refused %v, want %v", refused, want)
+		}
+	}
+	return nil
+}
+
+// mtaRound is one session of mtaSend: it returns the recipients still pending.
+func mtaRound(addr string, pending []string, code int, refused map[string]int) ([]string, error) {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		return nil, err
+	}
+	if err := c.Mail("s@sender.test", nil); err != nil {
+		return nil, err
+	}
+	var accepted, left []string
+	for j, r := range pending {
+		err := c.Rcpt(r, nil)
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+			accepted = append(accepted, r)
+			continue
+		case !errors.As(err, &se):
+			// A connect fault closed the session: the rest next round.
+			return append(append(left, accepted...), pending[j:]...), nil
+		case se.Code == code:
+			refused[r]++
+		case se.Code == 452 && se.EnhancedCode == smtp.EnhancedCode{4, 5, 3}:
+		default:
+			return nil, fmt.Errorf("RCPT %s: %v", r, err)
+		}
+		left = append(left, r)
+	}
+	if len(accepted) == 0 {
+		return left, nil
+	}
+	err = send(c, "Subject: load\r\n\r\nx\r\n")
+	var se *smtp.SMTPError
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && se.Code == code:
+		for _, r := range accepted {
+			refused[r]++
+		}
+		left = append(left, accepted...)
+	default:
+		return nil, fmt.Errorf("DATA to %v: %v", accepted, err)
+	}
+	return left, nil
 }
 
 // TestFaultDelayShutdown: a session held by a long delay does not hold the shutdown: the
