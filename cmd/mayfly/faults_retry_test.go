@@ -114,10 +114,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 	return p
 }
 
-// send queues a message with Postfix's sendmail, as an application would hand it over.
+// send queues a message to the recipients (separated by spaces) with Postfix's
+// sendmail, as an application would hand it over.
 func (p *postfix) send(t *testing.T, from, to, message string) {
 	t.Helper()
-	runClient(t, nil, message, "sendmail", "-C", p.config, "-f", from, to)
+	runClient(t, nil, message, "sendmail", append([]string{"-C", p.config, "-f", from}, strings.Fields(to)...)...)
 }
 
 // log is Postfix's log so far.
@@ -157,6 +158,44 @@ func TestGreylistingRetryingSender(t *testing.T) {
 			getJSON(t, n.http, "/api/v1/inboxes/"+in.Address, in.Token, &inbox)
 			if len(inbox.Faults) != 1 || inbox.Faults[0].Attempts != 1 {
 				t.Errorf("GET inbox faults = %+v, want one with 1 attempt", inbox.Faults)
+			}
+		})
+	}
+}
+
+// TestFaultsSpareOtherInboxesPostfix: Postfix sends one message to an inbox whose faults
+// act on the whole transaction and to a clean inbox, in one pipelined transaction. The
+// clean inbox is deferred with the faulty one (452 4.5.3), never bounced, and both get
+// the message on the retry.
+func TestFaultsSpareOtherInboxesPostfix(t *testing.T) {
+	n := startNode(t)
+	p := startPostfix(t, n.smtp)
+	// Postfix sends a message's recipients in address order: both orders are tried.
+	for _, tc := range []struct{ stage, faulty, clean string }{
+		{"mail", "a-mail-faulty", "z-mail-clean"},
+		{"mail", "z-mail-faulty2", "a-mail-clean2"},
+		{"data", "a-data-faulty", "z-data-clean"},
+		{"data", "z-data-faulty2", "a-data-clean2"},
+		{"connect", "a-connect-faulty", "z-connect-clean"},
+		{"connect", "z-connect-faulty2", "a-connect-clean2"},
+	} {
+		t.Run(tc.faulty, func(t *testing.T) {
+			faulty := createInbox(t, n.http, `{"local": "`+tc.faulty+`", "faults": [{"stage": "`+tc.stage+`", "code": 451, "times": 1}]}`)
+			clean := createInbox(t, n.http, `{"local": "`+tc.clean+`"}`)
+			subject := "both-" + tc.faulty
+			waits := []<-chan waitResult{startWait(n.http, faulty, "timeout=60s&subject="+subject), startWait(n.http, clean, "timeout=60s&subject="+subject)}
+			p.send(t, "app@sender.test", faulty.Address+" "+clean.Address, "From: app@sender.test\nSubject: "+subject+"\n\nhello\n")
+			for i, wait := range waits {
+				if r := <-wait; r.err != nil || r.status != 200 || len(r.messages) != 1 {
+					t.Fatalf("wait %d: %d %v %d messages; Postfix's log:\n%s", i, r.status, r.err, len(r.messages), p.log())
+				}
+			}
+			log := p.log()
+			if strings.Contains(log, "status=bounced") {
+				t.Errorf("Postfix bounced a recipient:\n%s", log)
+			}
+			if !strings.Contains(log, "<"+faulty.Address+"> greylisted by this inbox's faults ("+tc.stage+" stage)") {
+				t.Errorf("Postfix's log has no deferral with the %s fault:\n%s", tc.stage, log)
 			}
 		})
 	}
