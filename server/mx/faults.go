@@ -84,8 +84,10 @@ func isolating(faults []storage.Fault) (isolate, data bool) {
 }
 
 // errFaultStore answers a recipient whose faults could not be read or counted: not
-// accepted silently, as a test relies on its fault being applied.
-func errFaultStore(inbox string) *backends.RcptReply {
+// accepted silently, as a test relies on its fault being applied. While the store is
+// down, this is where most senders are told to retry.
+func (s *Server) errFaultStore(inbox string) *backends.RcptReply {
+	s.metrics.rejected.WithLabelValues(rejectStore).Inc()
 	return &backends.RcptReply{Reply: fmt.Sprintf("451 4.3.0 <%s> temporary storage failure, try again later", headerSafe(inbox))}
 }
 
@@ -106,7 +108,7 @@ func (b *backend) faultsAtRcpt(e *mail.Envelope, inbox string) backends.RcptErro
 	set, err := s.store.Settings(ctx, inbox)
 	if err != nil {
 		s.logger.Error("read inbox settings", "remote", e.RemoteIP, "inbox", inbox, "err", err)
-		return errFaultStore(inbox)
+		return s.errFaultStore(inbox)
 	}
 	if len(set.Faults) == 0 {
 		return nil
@@ -124,7 +126,7 @@ func (b *backend) faultsAtRcpt(e *mail.Envelope, inbox string) backends.RcptErro
 		f, ok, err := s.faultAttempt(ctx, inbox, set.Faults, stage)
 		if err != nil {
 			s.logger.Error("count a fault attempt", "remote", e.RemoteIP, "inbox", inbox, "err", err)
-			return errFaultStore(inbox)
+			return s.errFaultStore(inbox)
 		}
 		if !ok {
 			continue

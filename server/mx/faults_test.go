@@ -484,10 +484,14 @@ func (settingsFailing) Settings(context.Context, string) (storage.InboxSettings,
 // now, not accepted with its faults unapplied.
 func TestFaultSettingsError(t *testing.T) {
 	eachStore(t, func(t *testing.T, st storage.Store) {
-		c := dial(t, start(t, Options{}, settingsFailing{st}))
+		reg := prometheus.NewRegistry()
+		c := dial(t, start(t, Options{Options: limit.Options{Metrics: reg}}, settingsFailing{st}))
 		if err := c.Mail("s@sender.test", nil); err != nil {
 			t.Fatal(err)
 		}
 		wantReply(t, "RCPT", c.Rcpt("x@mayfly.test", nil), 451, "4.3.0")
+		if n := rejected(t, reg, rejectStore); n != 1 {
+			t.Errorf("mayfly_smtp_rejected_total{reason=store} = %v, want 1", n)
+		}
 	})
 }

@@ -106,6 +106,7 @@ const (
 	rejectRecipientRate     = "recipient_rate"      // a client address over RecipientRate
 	rejectReceiveRate       = "receive_rate"        // an inbox over ReceiveRate
 	rejectConnections       = "connections"         // a client over MaxConnectionsPerIP, refused a session
+	rejectStore             = "store"               // the inbox's settings (its faults) could not be read or counted
 )
 
 type metrics struct {
@@ -125,8 +126,8 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_smtp_deliveries_total", Help: "Inbox deliveries stored: a message to three inboxes counts three.",
 		}),
 		rejected: limit.CounterVec(nil, "mayfly_smtp_rejected_total", "reason", limit.Series{
-			Help:   "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
-			Values: []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections},
+			Help:   "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate), store (451 4.3.0: the inbox's settings could not be read); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
+			Values: []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections, rejectStore},
 		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_stored_bytes_total", Help: "Bytes of messages stored, trace header included, once per message.",
