@@ -103,9 +103,7 @@ func (b *backend) faultsAtRcpt(e *mail.Envelope, inbox string) backends.RcptErro
 		return &backends.RcptReply{Reply: fmt.Sprintf("452 4.5.3 <%s> not in this transaction: <%s> has faults (its faults setting) that act on the whole transaction, send to <%[1]s> in another",
 			headerSafe(inbox), headerSafe(tx.alone))}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
-	defer cancel()
-	set, err := s.store.Settings(ctx, inbox)
+	set, err := s.settings(inbox)
 	if err != nil {
 		s.logger.Error("read inbox settings", "remote", e.RemoteIP, "inbox", inbox, "err", err)
 		return s.errFaultStore(inbox)
@@ -123,7 +121,7 @@ func (b *backend) faultsAtRcpt(e *mail.Envelope, inbox string) backends.RcptErro
 		}
 	}
 	for _, stage := range rcptStages {
-		f, ok, err := s.faultAttempt(ctx, inbox, set.Faults, stage)
+		f, ok, err := s.faultAttempt(inbox, set.Faults, stage)
 		if err != nil {
 			s.logger.Error("count a fault attempt", "remote", e.RemoteIP, "inbox", inbox, "err", err)
 			return s.errFaultStore(inbox)
@@ -165,14 +163,12 @@ func (b *backend) faultsAtData(e *mail.Envelope) string {
 		return ""
 	}
 	s := b.s
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
-	defer cancel()
 	// Read again: the faults may have changed since the RCPT, and the counts with them.
-	set, err := s.store.Settings(ctx, tx.alone)
+	set, err := s.settings(tx.alone)
 	if err == nil {
 		var f storage.Fault
 		var ok bool
-		if f, ok, err = s.faultAttempt(ctx, tx.alone, set.Faults, stageData); err == nil && ok {
+		if f, ok, err = s.faultAttempt(tx.alone, set.Faults, stageData); err == nil && ok {
 			// Cut short by a shutdown, the reply is the same: go-guerrilla ends the
 			// session after the end of DATA's reply then.
 			reply, _ := b.apply(e, tx.alone, stageData, f)
@@ -187,15 +183,25 @@ func (b *backend) faultsAtData(e *mail.Envelope) string {
 	return ""
 }
 
+// settings reads inbox's settings within StoreTimeout.
+func (s *Server) settings(inbox string) (storage.InboxSettings, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
+	defer cancel()
+	return s.store.Settings(ctx, inbox)
+}
+
 // faultAttempt counts an attempt at the first of faults of stage that is not used up
 // and returns it; ok is false when none applies. Faults apply in their order, each for
-// its Times attempts (0: every attempt).
-func (s *Server) faultAttempt(ctx context.Context, inbox string, faults []storage.Fault, stage string) (f storage.Fault, ok bool, err error) {
+// its Times attempts (0: every attempt). Each count has StoreTimeout of its own: an
+// earlier stage's delay may have taken longer.
+func (s *Server) faultAttempt(inbox string, faults []storage.Fault, stage string) (f storage.Fault, ok bool, err error) {
 	for i, f := range faults {
 		if f.Stage != stage || !applies(f) {
 			continue
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
 		n, err := s.store.FaultAttempt(ctx, inbox, i)
+		cancel()
 		if err != nil {
 			return f, false, fmt.Errorf("fault attempt %s %d: %w", inbox, i, err)
 		}

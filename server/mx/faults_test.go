@@ -258,6 +258,36 @@ func TestFaultDelay(t *testing.T) {
 	})
 }
 
+// TestFaultDelayThenRefusal: a connect fault that only delays, longer than the store's
+// timeout, then the rcpt stage's refusal, at the same RCPT; and a delay is cut at the
+// session's Timeout.
+func TestFaultDelayThenRefusal(t *testing.T) {
+	eachStore(t, func(t *testing.T, st storage.Store) {
+		const delay = 500 * time.Millisecond
+		addr := start(t, Options{StoreTimeout: delay / 2, Timeout: time.Second}, st)
+		setFaults(t, st, "twice@mayfly.test",
+			storage.Fault{Stage: stageConnect, Delay: delay, Times: 1},
+			storage.Fault{Stage: stageRcpt, Code: 451, Times: 1})
+		setFaults(t, st, "long@mayfly.test", storage.Fault{Stage: stageRcpt, Delay: time.Hour, Times: 1})
+		c := dial(t, addr)
+		if err := c.Mail("s@sender.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		wantReply(t, "RCPT", c.Rcpt("twice@mayfly.test", nil), 451, "4.7.1 <twice@mayfly.test> greylisted by this inbox's faults (rcpt stage)")
+		if took := time.Since(begin); took < delay {
+			t.Errorf("RCPT answered after %v, want at least %v", took, delay)
+		}
+		begin = time.Now()
+		if err := c.Rcpt("long@mayfly.test", nil); err != nil {
+			t.Fatalf("RCPT after a delay cut at Timeout: %v, want 250", err)
+		}
+		if took := time.Since(begin); took < time.Second || took > 10*time.Second {
+			t.Errorf("RCPT with an hour's delay answered after %v, want the Timeout, 1s", took)
+		}
+	})
+}
+
 // TestFaultIsolation: an inbox whose faults act on the whole transaction has it to
 // itself: named after another inbox, or another inbox named after it, the later RCPT is
 // answered 452 4.5.3 and the others' mail is delivered (or refused) as if alone.
