@@ -27,9 +27,10 @@ import (
 // put the right codes where its defaults are wrong for a catch-all MX:
 //   - a foreign domain is refused for good (RFC 5321 section 3.6.2: never a relay),
 //     not with its 454 that invites retries;
-//   - go-guerrilla answers every refusal of ValidateRcpt with FailRcptCmd, a space and
-//     the error's text, so one reply code serves them all, and the error carries the
-//     enhanced code and the words. That code is 452: RFC 5321 section 4.5.3.1.10
+//   - go-guerrilla answers a refusal of ValidateRcpt with FailRcptCmd, a space and
+//     the error's text (but a backends.RcptReply, our patch, which an inbox's faults
+//     use to give their own codes), so one reply code serves them all, and the error
+//     carries the enhanced code and the words. That code is 452: RFC 5321 section 4.5.3.1.10
 //     requires it over the recipient limit, and for a rate limit it means what 450
 //     would, this recipient not now, so the sender delivers to the others and retries
 //     this one later;

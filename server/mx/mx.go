@@ -82,6 +82,9 @@ type verifier interface {
 // store is what the receiver needs of storage.Store.
 type store interface {
 	Put(ctx context.Context, msgs ...*storage.Message) error
+	// Settings and FaultAttempt apply an inbox's faults (faults.go).
+	Settings(ctx context.Context, inbox string) (storage.InboxSettings, error)
+	FaultAttempt(ctx context.Context, inbox string, fault int) (int, error)
 }
 
 // Server receives mail for Options.Domains into a store.
@@ -103,6 +106,7 @@ const (
 	rejectRecipientRate     = "recipient_rate"      // a client address over RecipientRate
 	rejectReceiveRate       = "receive_rate"        // an inbox over ReceiveRate
 	rejectConnections       = "connections"         // a client over MaxConnectionsPerIP, refused a session
+	rejectStore             = "store"               // the inbox's settings (its faults) could not be read or counted
 )
 
 type metrics struct {
@@ -110,6 +114,7 @@ type metrics struct {
 	deliveries prometheus.Counter     // one per inbox a message was stored in
 	rejected   *prometheus.CounterVec // recipients refused by reason
 	bytes      prometheus.Counter
+	faults     *prometheus.CounterVec // by stage and class (faults.go)
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -121,15 +126,16 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name: "mayfly_smtp_deliveries_total", Help: "Inbox deliveries stored: a message to three inboxes counts three.",
 		}),
 		rejected: limit.CounterVec(nil, "mayfly_smtp_rejected_total", "reason", limit.Series{
-			Help:   "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
-			Values: []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections},
+			Help:   "Recipients refused by our checks, by reason: too_many_recipients (in one message), recipient_rate (a client address over its rate), receive_rate (an inbox over its rate), store (451 4.3.0: the inbox's settings could not be read); and connections refused because their client had MaxConnectionsPerIP open (reason connections). Foreign domains and oversized DATA are refused inside go-guerrilla and not counted.",
+			Values: []string{rejectTooManyRecipients, rejectRecipientRate, rejectReceiveRate, rejectConnections, rejectStore},
 		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_smtp_stored_bytes_total", Help: "Bytes of messages stored, trace header included, once per message.",
 		}),
+		faults: newFaultsMetric(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.deliveries, m.rejected, m.bytes)
+		reg.MustRegister(m.messages, m.deliveries, m.rejected, m.bytes, m.faults)
 	}
 	return m
 }
@@ -218,7 +224,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g, err := guerrilla.New(&guerrilla.AppConfig{
 		Servers:      []guerrilla.ServerConfig{sc},
 		AllowedHosts: domains,
-	}, &backend{s}, glog)
+	}, &backend{s: s, stop: ctx.Done()}, glog)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("smtp: %w", err)
@@ -250,7 +256,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // session's goroutine calls Process itself, so the path from the end of DATA to the
 // 250 is the parse and one store write.
 type backend struct {
-	s *Server
+	s    *Server
+	stop <-chan struct{} // closed when the server shuts down: cuts a fault's delay short
 }
 
 var _ backends.Backend = (*backend)(nil)
@@ -283,15 +290,19 @@ func (b *backend) ValidateRcpt(e *mail.Envelope) backends.RcptError {
 		return errRecipientRate
 	}
 	rcpt := e.RcptTo[len(e.RcptTo)-1]
+	inbox, _, err := storage.ParseAddress(rcpt.User + "@" + rcpt.Host)
+	if err != nil {
+		return nil
+	}
 	// Only peek: the inbox's token is taken when a message is stored (deliver), so a
 	// RCPT that never reaches DATA costs the inbox nothing. Sessions that pass here
 	// together may overshoot the rate by one message each.
-	if inbox, _, err := storage.ParseAddress(rcpt.User + "@" + rcpt.Host); err == nil && s.inboxes.Empty(inbox) {
+	if s.inboxes.Empty(inbox) {
 		s.metrics.rejected.WithLabelValues(rejectReceiveRate).Inc()
 		s.logger.Debug("recipient refused", "remote", e.RemoteIP, "inbox", inbox, "reason", rejectReceiveRate)
 		return errReceiveRate(inbox)
 	}
-	return nil
+	return b.faultsAtRcpt(e, inbox)
 }
 
 func (b *backend) Process(e *mail.Envelope) (result backends.Result) {
@@ -304,6 +315,9 @@ func (b *backend) Process(e *mail.Envelope) (result backends.Result) {
 			result = backends.NewResult("451 4.3.0 Error: internal error, try again later")
 		}
 	}()
+	if reply := b.faultsAtData(e); reply != "" {
+		return backends.NewResult(reply)
+	}
 	return backends.NewResult(b.s.deliver(e))
 }
 

@@ -221,7 +221,7 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-type failingStore struct{}
+type failingStore struct{ noFaults }
 
 func (failingStore) Put(context.Context, ...*storage.Message) error {
 	return fmt.Errorf("put: %w", storage.ErrUnavailable)
@@ -267,7 +267,7 @@ func TestRedisGoneIs451(t *testing.T) {
 	wantCode(t, "DATA with Redis gone", err, 451, smtp.EnhancedCode{4, 3, 0})
 }
 
-type panickingStore struct{}
+type panickingStore struct{ noFaults }
 
 func (panickingStore) Put(context.Context, ...*storage.Message) error { panic("broken invariant") }
 

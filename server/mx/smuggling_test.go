@@ -201,6 +201,7 @@ func TestStalledSession(t *testing.T) {
 // gateStore holds each Put until released, so that a test sees sessions at the end of
 // DATA with their message in memory.
 type gateStore struct {
+	noFaults
 	entered, release chan struct{}
 }
 

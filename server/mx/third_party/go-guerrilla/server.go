@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"github.com/sirupsen/logrus"
 	"io"
@@ -406,6 +407,9 @@ func (s *server) handleClient(client *client) {
 	}
 	r := response.Canned
 	stalled := 0 // commands since the last DATA, accepted recipients aside
+	// The reply to a RCPT after a backend's RcptReply reset the transaction, until the
+	// next MAIL or RSET: a pipelining client sent it in the transaction that was reset.
+	afterReset := ""
 	for client.isAlive() {
 		switch client.state {
 		case ClientGreeting:
@@ -498,6 +502,7 @@ func (s *server) handleClient(client *client) {
 				}
 				client.sendResponse(r.SuccessMailCmd)
 			case cmdMAIL.match(cmd):
+				afterReset = ""
 				if client.isInTransaction() {
 					client.sendResponse(r.FailNestedMailCmd)
 					break
@@ -508,12 +513,21 @@ func (s *server) handleClient(client *client) {
 					client.sendResponse(err)
 					break
 				} else if client.parser.NullPath {
-					// bounce has empty from address
-					client.MailFrom = mail.Address{}
+					// bounce has empty from address; NullPath keeps it a transaction
+					client.MailFrom = mail.Address{NullPath: true}
 				}
 				client.sendResponse(r.SuccessMailCmd)
 
 			case cmdRCPT.match(cmd):
+				if !client.isInTransaction() {
+					// RFC 5321 section 4.1.4: RCPT comes after MAIL.
+					if afterReset != "" {
+						client.sendResponse(afterReset)
+					} else {
+						client.sendResponse(r.FailNoSenderDataCmd)
+					}
+					break
+				}
 				if len(client.RcptTo) > rfc5321.LimitRecipients {
 					client.sendResponse(r.ErrorTooManyRecipients)
 					break
@@ -530,7 +544,18 @@ func (s *server) handleClient(client *client) {
 				} else {
 					client.PushRcpt(to)
 					rcptError := s.backend().ValidateRcpt(client.Envelope)
-					if rcptError != nil {
+					var reply *backends.RcptReply
+					if errors.As(rcptError, &reply) {
+						client.PopRcpt()
+						client.sendResponse(reply.Reply)
+						if reply.Reset {
+							client.resetTransaction()
+							afterReset = reply.ResetRcpt
+						}
+						if reply.Close {
+							client.kill()
+						}
+					} else if rcptError != nil {
 						client.PopRcpt()
 						client.sendResponse(r.FailRcptCmd, " ", rcptError.Error())
 					} else {
@@ -540,6 +565,7 @@ func (s *server) handleClient(client *client) {
 				}
 
 			case cmdRSET.match(cmd):
+				afterReset = ""
 				client.resetTransaction()
 				client.sendResponse(r.SuccessResetCmd)
 
