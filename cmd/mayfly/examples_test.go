@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"os"
@@ -34,7 +33,7 @@ func TestExamples(t *testing.T) {
 			missingClient(t, "@playwright/test not installed (npm ci --prefix docs/examples/playwright)")
 		}
 		needClient(t, "/usr/bin/chromium")
-		out := runExample(t, dir, env, filepath.Join("node_modules", ".bin", "playwright"), "test", "--output", t.TempDir())
+		out := testlib.RunIn(t, dir, env, filepath.Join("node_modules", ".bin", "playwright"), "test", "--output", t.TempDir())
 		if !strings.Contains(out, "1 passed") {
 			t.Errorf("playwright did not pass its test:\n%s", out)
 		}
@@ -42,7 +41,7 @@ func TestExamples(t *testing.T) {
 	t.Run("pytest", func(t *testing.T) {
 		t.Parallel()
 		pytest := needClient(t, "pytest-3") // Debian's python3-pytest, not a pyenv's python
-		out := runExample(t, filepath.Join(examples, "pytest"), env, pytest, "-q", "-p", "no:cacheprovider")
+		out := testlib.RunIn(t, filepath.Join(examples, "pytest"), env, pytest, "-q", "-p", "no:cacheprovider")
 		if !strings.Contains(out, "1 passed") {
 			t.Errorf("pytest did not pass its test:\n%s", out)
 		}
@@ -57,8 +56,8 @@ func TestExamples(t *testing.T) {
 		}
 		// A module of its own: no workspace, and none of the caller's flags.
 		goEnv := append(env, "GOWORK=off", "GOFLAGS=-mod=readonly")
-		runExample(t, filepath.Join(dir, "mayflyapi"), goEnv, "go", "tool", "oapi-codegen", "-config", "../oapi-codegen.yaml", doc)
-		out := runExample(t, dir, goEnv, "go", "test", "-count=1", "-v", "-run", "TestSignup", "./mayflyapi")
+		testlib.RunIn(t, filepath.Join(dir, "mayflyapi"), goEnv, "go", "tool", "oapi-codegen", "-config", "../oapi-codegen.yaml", doc)
+		out := testlib.RunIn(t, dir, goEnv, "go", "test", "-count=1", "-v", "-run", "TestSignup", "./mayflyapi")
 		if !strings.Contains(out, "--- PASS: TestSignup") {
 			t.Errorf("the Go example did not pass:\n%s", out)
 		}
@@ -101,19 +100,4 @@ func startSignupApp(t *testing.T, smtpAddr string) string {
 		t.Fatalf("GET / of the sign-up app: %v %v", resp, err)
 	}
 	return addr
-}
-
-// runExample runs one example's test runner in dir with a deadline and returns its output.
-func runExample(t *testing.T, dir string, env []string, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s (in %s): %v\n%s", name, strings.Join(args, " "), dir, err, out)
-	}
-	return string(out)
 }

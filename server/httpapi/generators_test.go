@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,19 +29,6 @@ func needGenerators(t *testing.T) {
 	t.Skipf("%s; make test installs it (MAYFLY_REQUIRE_CLIENTS=1 makes this a failure)", why)
 }
 
-// runIn runs a command in dir and returns its output, failing the test if it fails.
-func runIn(t *testing.T, dir string, env []string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s (in %s): %v\n%s", name, strings.Join(args, " "), dir, err, out)
-	}
-	return string(out)
-}
-
 // TestOpenAPIGenerators checks that openapi.json makes working clients with the two
 // generators people reach for: oapi-codegen's Go client must build, pass go vet and
 // talk to a real server, and openapi-typescript's types must type-check with tsc.
@@ -61,7 +47,7 @@ func TestOpenAPIGenerators(t *testing.T) {
 		// The copy is a module of its own: no workspace, and whatever flags the caller set
 		// for the main module do not apply to it.
 		env := []string{"GOWORK=off", "GOFLAGS=-mod=readonly"}
-		if out := runIn(t, filepath.Join(dir, "mayflyapi"), env, "go", "tool", "oapi-codegen", "-config", "../oapi-codegen.yaml", doc); strings.TrimSpace(out) != "" {
+		if out := testlib.RunIn(t, filepath.Join(dir, "mayflyapi"), env, "go", "tool", "oapi-codegen", "-config", "../oapi-codegen.yaml", doc); strings.TrimSpace(out) != "" {
 			t.Errorf("oapi-codegen said something:\n%s", out)
 		}
 		gen, err := os.ReadFile(filepath.Join(dir, "mayflyapi", "mayfly.gen.go"))
@@ -73,12 +59,12 @@ func TestOpenAPIGenerators(t *testing.T) {
 				t.Errorf("mayfly.gen.go has no %q", want)
 			}
 		}
-		runIn(t, dir, env, "go", "vet", "./...")
+		testlib.RunIn(t, dir, env, "go", "vet", "./...")
 
 		st := memstore.New(memstore.Options{})
 		t.Cleanup(func() { st.Close() })
 		e := newEnv(t, st, Options{})
-		out := runIn(t, dir, append(env, "MAYFLY_URL="+e.base), "go", "test", "-count=1", "-v", "-run", "TestClient", "./mayflyapi")
+		out := testlib.RunIn(t, dir, append(env, "MAYFLY_URL="+e.base), "go", "test", "-count=1", "-v", "-run", "TestClient", "./mayflyapi")
 		if !strings.Contains(out, "--- PASS: TestClient") {
 			t.Errorf("the generated client's test did not pass:\n%s", out)
 		}
@@ -91,7 +77,7 @@ func TestOpenAPIGenerators(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := runIn(t, dir, nil, filepath.Join(bin, "openapi-typescript"), doc, "-o", "mayfly.d.ts")
+		out := testlib.RunIn(t, dir, nil, filepath.Join(bin, "openapi-typescript"), doc, "-o", "mayfly.d.ts")
 		// It warns, on stderr and with exit status 0, about what it does not understand.
 		if strings.Contains(strings.ToLower(out), "warn") || strings.Contains(strings.ToLower(out), "error") {
 			t.Errorf("openapi-typescript warned:\n%s", out)
@@ -105,7 +91,7 @@ func TestOpenAPIGenerators(t *testing.T) {
 				t.Errorf("mayfly.d.ts has no %q", want)
 			}
 		}
-		runIn(t, dir, nil, filepath.Join(bin, "tsc"), "-p", ".")
+		testlib.RunIn(t, dir, nil, filepath.Join(bin, "tsc"), "-p", ".")
 	})
 }
 
