@@ -110,9 +110,12 @@ func logged(m redis.XMessage) (storage.LoggedEvent, error) {
 }
 
 // InboxEvents reads the inbox's log after position after, in one MULTI with XINFO
-// STREAM, whose max-deleted-entry-id says whether trimming took any event after it. A
-// log that is gone (its key expired: no event for twice the history) has lost only
-// events older than the history.
+// STREAM. Trimming (the log is only ever trimmed, by MINID, never XDEL) took events
+// when entries-added is above length, and all of them were before the first entry: a
+// position before that is gone (which it also is when it was the last event trimmed:
+// the client missed nothing but is past the history all the same). A log that is gone
+// (its key expired: no event for twice the history) has lost only events older than
+// the history. (max-deleted-entry-id would be exact, but trimming does not set it.)
 func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int) ([]storage.LoggedEvent, error) {
 	start := "-"
 	var from streamID
@@ -147,8 +150,13 @@ func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int)
 			}
 		case err != nil:
 			return nil, unavailable("events of "+inbox, err)
-		default:
-			if md, ok := parseStreamID(info.Val().MaxDeletedEntryID); ok && from.less(md) {
+		case info.Val().EntriesAdded > info.Val().Length:
+			first, ok := parseStreamID(info.Val().FirstEntry.ID)
+			if !ok { // all trimmed
+				first, _ = parseStreamID(info.Val().LastGeneratedID)
+				first.seq++
+			}
+			if from.less(first) {
 				return nil, fmt.Errorf("events of %s after %s: %w", inbox, after, storage.ErrGone)
 			}
 		}
