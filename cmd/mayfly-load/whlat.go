@@ -360,6 +360,7 @@ func runWebhookBench(ctx context.Context, cfg Config) (string, error) {
 		time.Sleep(100 * time.Millisecond) // polling the receiver's tally, with a deadline
 	}
 	var lat []time.Duration
+	var lastAt time.Duration // the last delivery, from the first send
 	got := 0
 	recv.mu.Lock()
 	for i := range total {
@@ -370,6 +371,7 @@ func runWebhookBench(ctx context.Context, cfg Config) (string, error) {
 			if at, ok := recv.first[hookKey{sub, markers[i]}]; ok {
 				got++
 				lat = append(lat, max(at.Sub(acks[i]), 0))
+				lastAt = max(lastAt, at.Sub(start))
 			}
 		}
 	}
@@ -384,6 +386,9 @@ func runWebhookBench(ctx context.Context, cfg Config) (string, error) {
 		fmt.Fprintf(&out, "; 250 to POST p50 %s  p90 %s  p99 %s  max %s ms", ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99)), ms(lat[len(lat)-1]))
 	}
 	out.WriteString("\n")
+	if lastAt > 0 {
+		fmt.Fprintf(&out, "fan-out: the last delivery %s after the first send: %.0f deliveries/s\n", lastAt.Round(time.Millisecond), float64(got)/lastAt.Seconds())
+	}
 	if err := recv.check(&out); err != nil {
 		return out.String(), err
 	}
