@@ -600,3 +600,22 @@ func TestSSEEventNames(t *testing.T) {
 		}
 	}
 }
+
+// TestEventStreamsCountAsConnections holds event streams up to the per-client limit on
+// connections: the next connection is refused with the setting that tunes it named.
+func TestEventStreamsCountAsConnections(t *testing.T) {
+	st := stores(t)["memory"](t)
+	e := newEnv(t, st, Options{MaxConnectionsPerIP: 2})
+	// No request before the streams: a kept-alive connection would count too.
+	box := createResponse{Address: "streams@mayfly.test", Token: e.srv.tokens.Token("streams@mayfly.test")}
+	for range 2 {
+		if s := e.openSSE(t, box.Address, sseDial{token: box.Token}); s.resp.StatusCode != 200 {
+			t.Fatalf("stream = %d, want 200", s.resp.StatusCode)
+		}
+	}
+	waitForStreams(t, e.srv, 2)
+	resp, body, err := e.dialRaw(t).read()
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "MAYFLY_HTTP_MAX_CONNECTIONS_PER_IP") {
+		t.Errorf("a third connection = %v %s %v, want 429 naming MAYFLY_HTTP_MAX_CONNECTIONS_PER_IP", resp, body, err)
+	}
+}
