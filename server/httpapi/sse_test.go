@@ -619,3 +619,61 @@ func TestEventStreamsCountAsConnections(t *testing.T) {
 		t.Errorf("a third connection = %v %s %v, want 429 naming MAYFLY_HTTP_MAX_CONNECTIONS_PER_IP", resp, body, err)
 	}
 }
+
+// racingStore delivers a message right after the first read of the log it serves, as
+// if it arrived between the read and whatever the stream does next.
+type racingStore struct {
+	fullStore
+	mu    sync.Mutex
+	skip  int    // reads to let by before the racer runs
+	racer func() // run once, then nil
+}
+
+func (r *racingStore) InboxEvents(ctx context.Context, inbox, after string, limit int) ([]storage.LoggedEvent, error) {
+	evs, err := r.fullStore.InboxEvents(ctx, inbox, after, limit)
+	r.mu.Lock()
+	var racer func()
+	if r.skip--; r.skip < 0 {
+		racer, r.racer = r.racer, nil
+	}
+	r.mu.Unlock()
+	if racer != nil {
+		racer()
+	}
+	return evs, err
+}
+
+// TestEventStreamSubscribesBeforeReading delivers a message just after the stream's
+// last read of the log before it waits (after the read that finds the log's end, and
+// the one from it; or the resumed one): the stream, subscribed before it read, hears
+// the doorbell and sends it.
+func TestEventStreamSubscribesBeforeReading(t *testing.T) {
+	testlib.EachStore(t, stores(t), func(t *testing.T, st fullStore) {
+		for _, resume := range []bool{false, true} {
+			t.Run(fmt.Sprint("resume=", resume), func(t *testing.T) {
+				r := &racingStore{fullStore: st}
+				e := newEnv(t, r, Options{})
+				box := e.create("")
+				d := sseDial{token: box.Token}
+				if resume {
+					s := e.openSSE(t, box.Address, d)
+					d.lastID = s.wantEvent(t, "message.received", e.deliver(box.Address, mail("first")).ID).ID
+					s.close()
+					waitStreamsClosed(t, e.srv)
+				}
+				r.mu.Lock()
+				r.racer = func() { e.deliver(box.Address, mail("between")) }
+				r.skip = 1
+				if resume {
+					r.skip = 0
+				}
+				r.mu.Unlock()
+				s := e.openSSE(t, box.Address, d)
+				b := s.next(t)
+				if b.Event != "message.received" || !strings.Contains(b.Data, `"subject":"between"`) {
+					t.Errorf("first event = %+v, want the message delivered between the read and the rest", b)
+				}
+			})
+		}
+	})
+}
