@@ -22,8 +22,9 @@ import (
 //	                               entries (MAXLEN ~); consumer groups as ReadFeed makes them
 //
 // The script that changes an inbox writes the event to the inbox's log, on the inbox's
-// slot, so the log and the mail always agree. The feed is one key on a slot of its own,
-// which a script on the inbox's slot cannot write on a Cluster: the script returns its
+// slot, so the log and the mail always agree. On one Redis (or Sentinel's) it writes
+// the feed too, in the same step. The feed is one key on a slot of its own, which a
+// script on the inbox's slot cannot write on a Cluster: there the script returns its
 // events and the caller appends them to the feed right after, in its next round trip
 // (with the expiry index's update where there is one). A node that dies, or loses Redis,
 // between the two leaves those events out of the feed, so webhooks miss them; the inbox's
@@ -40,10 +41,25 @@ const (
 
 func (s *Store) feedKey() string { return s.prefix + "{mayfly-feed}:events" }
 
-// toFeed appends events to the feed, with more's commands, in one round trip. It ignores
-// the end of ctx: the change the events record is made. A failure loses the events
-// for the feed (logged), not the change.
+// withFeed is the keys of a script that makes events, with the feed's when the script
+// writes it (feedInScript).
+func (s *Store) withFeed(keys ...string) []string {
+	if s.feedInScript {
+		keys = append(keys, s.feedKey())
+	}
+	return keys
+}
+
+// toFeed appends events to the feed, unless the scripts that made them did, with more's
+// commands, in one round trip. It ignores the end of ctx: the change the events record
+// is made. A failure loses the events for the feed (logged), not the change.
 func (s *Store) toFeed(ctx context.Context, events []string, more func(redis.Pipeliner)) {
+	if s.feedInScript {
+		events = nil
+	}
+	if len(events) == 0 && more == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
 	defer cancel()
 	pipe := s.client.Pipeline()
