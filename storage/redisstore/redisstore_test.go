@@ -136,6 +136,17 @@ func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, newStore)
 }
 
+// BenchmarkStoreFeedAfterScript is BenchmarkStore with the feed written as on a
+// Cluster: in a round trip after the scripts'.
+func BenchmarkStoreFeedAfterScript(b *testing.B) {
+	redisURL(b)
+	storetest.Bench(b, func(tb testing.TB, o storetest.Options) storage.Store {
+		st := newStore(tb, o).(*Store)
+		st.feedInScript = false
+		return st
+	})
+}
+
 // BenchmarkPutLatency reports the spread of one Put of 10 KiB at a time, which an
 // average hides: mail reception waits for each one.
 func BenchmarkPutLatency(b *testing.B) {
