@@ -32,6 +32,7 @@ const (
 )
 
 // logEntry is one event in the feed and, until it is trimmed there, in its inbox's log.
+// Its Seq is made when it is read (out).
 type logEntry struct {
 	storage.LoggedEvent
 	n       uint64
@@ -78,16 +79,15 @@ var (
 	inboxLogOverhead = int64(unsafe.Sizeof(inboxLog{})) + 48 + 16
 )
 
-func eventCost(e *storage.Event) int64 {
-	n := logEntryOverhead + int64(len(e.Inbox)+len(e.ID)) + 3*stringSlack
-	if e.Message != nil {
-		n += metaCost(e.Message)
-	}
-	return n
+// eventCost estimates what e costs in the logs; meta is metaCost(e.Message), which
+// the caller knows.
+func eventCost(e *storage.Event, meta int64) int64 {
+	return logEntryOverhead + int64(len(e.Inbox)+len(e.ID)) + 3*stringSlack + meta
 }
 
-// publishLocked records e in the logs and hands it to this process's subscribers.
-func (s *Store) publishLocked(e storage.Event) {
+// publishLocked records e in the logs and hands it to this process's subscribers. meta
+// is metaCost(e.Message), 0 without one.
+func (s *Store) publishLocked(e storage.Event, meta int64) {
 	s.hub.Publish(e)
 	now := s.opts.Now()
 	l := &s.log
@@ -95,8 +95,8 @@ func (s *Store) publishLocked(e storage.Event) {
 		l.inboxes = make(map[string]*inboxLog)
 	}
 	l.n++
-	le := &logEntry{n: l.n, cost: eventCost(&e), inInbox: true}
-	le.LoggedEvent = storage.LoggedEvent{Seq: strconv.FormatInt(now.UnixMilli(), 10) + "-" + strconv.FormatUint(l.n, 10), Time: now, Event: e}
+	le := &logEntry{n: l.n, cost: eventCost(&e, meta), inInbox: true}
+	le.LoggedEvent = storage.LoggedEvent{Time: now, Event: e}
 	l.feed = append(l.feed, le)
 	il := l.inboxes[e.Inbox]
 	if il == nil {
@@ -192,6 +192,7 @@ func parseSeq(seq string) (ms int64, n uint64, ok bool) {
 
 func (e *logEntry) out() storage.LoggedEvent {
 	le := e.LoggedEvent
+	le.Seq = strconv.FormatInt(e.Time.UnixMilli(), 10) + "-" + strconv.FormatUint(e.n, 10)
 	if le.Message != nil {
 		m := *le.Message
 		le.Message = &m

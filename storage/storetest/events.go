@@ -369,13 +369,21 @@ func testFeedBlocks(t *testing.T, newStore NewStore) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("a waiting ReadFeed did not return")
 	}
-	// ctx's end ends a wait too.
+	// ctx's end ends a wait too: its deadline, or its cancellation (a dispatcher
+	// shutting down).
 	ctx, cancel := context.WithTimeout(ctxFor(t), 300*time.Millisecond)
 	defer cancel()
 	start = time.Now()
 	list, err := st.ReadFeed(ctx, "wait", "c", 10, 10*time.Second, time.Minute)
 	if len(list) != 0 || time.Since(start) > 5*time.Second {
 		t.Errorf("ReadFeed with ctx ending after 300ms = %s, %v after %v", kinds(list), err, time.Since(start))
+	}
+	ctx, cancel = context.WithCancel(ctxFor(t))
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start = time.Now()
+	list, err = st.ReadFeed(ctx, "wait", "c", 10, 10*time.Second, time.Minute)
+	if len(list) != 0 || !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Errorf("ReadFeed with ctx cancelled after 300ms = %s, %v after %v; want context.Canceled at once", kinds(list), err, time.Since(start))
 	}
 }
 
