@@ -227,6 +227,11 @@ type Store interface {
 	CountSend(ctx context.Context, key string, n int, per time.Duration) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
+
+	// EventLog and WebhookStore are issue 18's (events.go): every node's view of the
+	// events above, kept for a while, and the webhooks' subscriptions and deliveries.
+	EventLog
+	WebhookStore
 }
 
 // Live reports whether m is still to be shown at now.

@@ -32,8 +32,15 @@ type Config struct {
 	WaitAPI  string        // Mayfly's HTTP base URL: measure 250-to-wait latency instead of load
 	DNSStub  string        // serve DNS for the sender's domain here instead of loading
 	WSAPI    string        // Mayfly's HTTP base URL: measure 250-to-WebSocket-event latency instead of load
-	// IdleSockets WebSockets are held open on other inboxes during the WSAPI measure.
+	// IdleSockets WebSockets (or event streams) are held open on other inboxes during
+	// the WSAPI (SSEAPI) measure.
 	IdleSockets int
+	SSEAPI      string // Mayfly's HTTP base URL: measure 250-to-SSE-event latency, and the WebSocket's
+	// WebhookAPI is Mayfly's HTTP base URL: measure 250-to-webhook-POST latency over
+	// Subscribers webhooks, then, with Rate, a fan-out at Rate messages a second.
+	WebhookAPI  string
+	Subscribers int
+	Rate        float64
 }
 
 func (c Config) check() error {

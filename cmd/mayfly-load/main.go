@@ -51,6 +51,20 @@
 //		on fresh inboxes, then -n times in turn send one message to another inbox
 //		watched over a WebSocket and measure from the SMTP 250 to its event; with -pid,
 //		also the server's resident size per idle connection.
+//	-sse-api URL
+//		Mayfly's HTTP address. As -ws-api, over the resumable event stream (GET
+//		.../events): -idle streams on fresh inboxes, then -n messages one at a time from
+//		the SMTP 250 to the watcher's message.received; then the -ws-api measure in the
+//		same run, as the reference.
+//	-webhook-api URL
+//		Mayfly's HTTP address, with the webhooks of issue 18. Instead of a load: create
+//		one inbox and -subscribers webhooks on it (default 10) that POST to a receiver
+//		of this process on 127.0.0.1, which verifies each Standard Webhooks signature;
+//		send -n messages one at a time and measure from each SMTP 250 to every
+//		subscriber's POST; then, with -rate and -duration, send -rate messages a second
+//		over -c SMTP sessions and check that every subscriber got every message. The
+//		server needs MAYFLY_OUTBOUND_ALLOW_PRIVATE=true, -receive-rate off and
+//		-recipient-rate off. A server without the webhook routes is an error saying so.
 //	-wait-api URL
 //		Mayfly's HTTP address, e.g. http://127.0.0.1:8025. Instead of a load, -n times in
 //		turn: create an inbox, open a wait on it, send one message, and measure from
@@ -200,6 +214,19 @@ func mainStatus() int {
 		fmt.Print(res)
 		return 0
 	}
+	if cfg.SSEAPI != "" || cfg.WebhookAPI != "" {
+		run := runSSELatency
+		if cfg.WebhookAPI != "" {
+			run = runWebhookBench
+		}
+		res, err := run(ctx, cfg)
+		fmt.Print(res)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mayfly-load:", err)
+			return 1
+		}
+		return 0
+	}
 	if cfg.WaitAPI != "" {
 		res, err := runWaitLatency(ctx, cfg)
 		if err != nil {
@@ -344,6 +371,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, output, error) {
 	fs.StringVar(&cfg.DNSStub, "dns-stub", "", "instead of load, serve DNS on this loopback UDP `host:port` for the -from domain (SPF allows loopback, DMARC p=none, other names NXDOMAIN), for a Mayfly under test's -dns, until interrupted")
 	fs.StringVar(&cfg.WSAPI, "ws-api", "", "Mayfly's HTTP `URL`: instead of load, open -idle WebSockets on other inboxes, then measure -n times, one at a time, from the SMTP 250 to the watcher's WebSocket event")
 	fs.IntVar(&cfg.IdleSockets, "idle", 1000, "with -ws-api: idle WebSocket clients held open on other inboxes")
+	fs.StringVar(&cfg.SSEAPI, "sse-api", "", "Mayfly's HTTP `URL`: as -ws-api over the event stream (GET .../events), then -ws-api's measure in the same run as the reference")
+	fs.StringVar(&cfg.WebhookAPI, "webhook-api", "", "Mayfly's HTTP `URL`: instead of load, make -subscribers webhooks on one inbox, measure -n messages one at a time from the SMTP 250 to each POST, then with -rate a fan-out for -duration")
+	fs.IntVar(&cfg.Subscribers, "subscribers", 10, "with -webhook-api: webhooks on the inbox, each POSTed every message")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "with -webhook-api: messages a second of the fan-out, for -duration; 0 = none")
 	fs.StringVar(&cfg.WaitAPI, "wait-api", "", "Mayfly's HTTP `URL`: instead of load, measure -n times, one at a time, from the SMTP 250 to the return of a wait already open on a fresh inbox")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	asCSV := fs.Bool("csv", false, "print one CSV line (no header) instead of text")

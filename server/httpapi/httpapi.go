@@ -110,6 +110,9 @@ type store interface {
 	Settings(ctx context.Context, inbox string) (storage.InboxSettings, error)
 	SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error)
 	Subscribe(ctx context.Context, inbox string) (<-chan storage.Event, error)
+	// InboxEvents is the event stream's source (storage.EventLog): Subscribe only says
+	// when to read it.
+	InboxEvents(ctx context.Context, inbox, after string, limit int) ([]storage.LoggedEvent, error)
 	Ping(ctx context.Context) error
 }
 
@@ -148,6 +151,9 @@ type Server struct {
 	socketsMu sync.Mutex
 	sockets   sync.WaitGroup
 	closing   bool
+	// sseHeartbeat is how often an idle event stream gets a comment; a variable for tests.
+	sseHeartbeat time.Duration
+	resubscribed atomic.Int64 // event streams that fell behind the doorbell, for tests
 }
 
 // Limits on every request: bodies are small JSON, and nothing but a wait takes long.
@@ -199,6 +205,7 @@ func New(opts Options, st store, logger *slog.Logger) *Server {
 		readWait:          defaultReadWait,
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		writeWait:         writeWait,
+		sseHeartbeat:      sseHeartbeat,
 	}
 	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mayfly_http_parse_cache_bytes",
@@ -315,7 +322,7 @@ func (s *Server) routes() *echo.Echo {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  s.opts.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
-			AllowHeaders:  []string{"Authorization", "Content-Type"},
+			AllowHeaders:  []string{"Authorization", "Content-Type", "Last-Event-ID"},
 			ExposeHeaders: []string{"Content-Disposition"},
 			MaxAge:        3600,
 		}))
@@ -338,6 +345,7 @@ func (s *Server) routes() *echo.Echo {
 	inbox := e.Group(inboxRoute, s.authorize)
 	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
 	inbox.GET("/ws", s.websocket)
+	inbox.GET("/events", s.events)
 	inbox.GET("/messages", s.listMessages, timeout(requestTimeout))
 	inbox.GET("/messages/:id", s.getMessage, timeout(requestTimeout), s.limitReads)
 	inbox.GET("/messages/:id/raw", s.getRaw, timeout(requestTimeout), s.limitReads)

@@ -78,7 +78,7 @@ func (s *Server) limitReads(next echo.HandlerFunc) echo.HandlerFunc {
 // connRefusal answers a client over MaxConnectionsPerIP, written before its request is
 // read: whatever it asked, the answer is the same, and the connection closes.
 var connRefusal = func() string {
-	body := `{"error":{"code":"too_many_connections","message":"too many connections from your address"}}`
+	body := `{"error":{"code":"too_many_connections","message":"too many connections from your address at once, event streams, WebSockets and waits included (MAYFLY_HTTP_MAX_CONNECTIONS_PER_IP)"}}`
 	return "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 }()

@@ -97,7 +97,7 @@ func TestTooManyConnections(t *testing.T) {
 		t.Fatalf("the connection over the limit: %v, want the 429 refusal (a wrong Content-Length fails here too)", err)
 	}
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Content-Type") != "application/json" || !resp.Close ||
-		string(body) != `{"error":{"code":"too_many_connections","message":"too many connections from your address"}}` {
+		string(body) != `{"error":{"code":"too_many_connections","message":"too many connections from your address at once, event streams, WebSockets and waits included (MAYFLY_HTTP_MAX_CONNECTIONS_PER_IP)"}}` {
 		t.Errorf("refusal = %d %v %s, want 429 too_many_connections, Connection: close", resp.StatusCode, resp.Header, body)
 	}
 	extra.SetReadDeadline(time.Now().Add(10 * time.Second))

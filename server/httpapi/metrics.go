@@ -14,6 +14,7 @@ type metrics struct {
 	requests     *prometheus.HistogramVec
 	waiters      prometheus.Gauge
 	websockets   prometheus.Gauge
+	eventStreams prometheus.Gauge
 	authFailures prometheus.Counter
 	refused      *prometheus.CounterVec
 	burned       prometheus.Counter
@@ -34,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mayfly_http_websockets",
 			Help: "WebSocket connections open now.",
 		}),
+		eventStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mayfly_http_event_streams",
+			Help: "Server-Sent Event streams (GET .../events) open now.",
+		}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mayfly_http_auth_failures_total",
 			Help: "Requests refused for a wrong token.",
@@ -47,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Messages of burn-after-read inboxes deleted as the API answered them read (IMAP and POP3 burn theirs in the store, uncounted here).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.waiters, m.websockets, m.authFailures, m.refused, m.burned)
+	reg.MustRegister(m.requests, m.waiters, m.websockets, m.eventStreams, m.authFailures, m.refused, m.burned)
 	return m
 }
 

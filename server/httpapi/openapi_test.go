@@ -103,6 +103,9 @@ var openAPIErrors = map[string][]int{
 	"readyz":  {500, 503},
 	"healthz": {500},
 	"metrics": {500},
+
+	// The event stream answers its errors before it starts.
+	"streamInboxEvents": {400, 401, 403, 429, 500, 503},
 }
 
 // openAPIDataStatuses are the 4xx answers that carry data, not an Error: a negative
@@ -359,6 +362,8 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"openapi", "GET", "/api/openapi.json", "/api/openapi.json", "", "", s, 200},
 		{"create with faults", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", `{"local": "faulty", "burn_after_read": true, "faults": [{"stage": "rcpt", "code": 451, "times": 1}, {"stage": "data", "delay": "2s"}]}`, s, 201},
 		{"create bad fault", "POST", "/api/v1/inboxes", "/api/v1/inboxes", "", `{"faults": [{"stage": "helo", "code": 451}]}`, s, 400},
+		{"events no token", "GET", base + "/events", "/api/v1/inboxes/{address}/events", "", "", s, 401},
+		{"events bad last id", "GET", base + "/events?last_event_id=" + strings.Repeat("9", 200), "/api/v1/inboxes/{address}/events", token, "", s, 400},
 		{"inbox", "GET", base, "/api/v1/inboxes/{address}", token, "", s, 200},
 		{"inbox no token", "GET", base, "/api/v1/inboxes/{address}", "", "", s, 401},
 		{"patch inbox", "PATCH", base, "/api/v1/inboxes/{address}", token, `{"ttl": "2h", "burn_after_read": false, "faults": [{"stage": "rcpt", "code": 451, "message": "4.7.1 greylisted", "times": 1}]}`, s, 200},

@@ -24,7 +24,8 @@ type Options struct {
 	// MemoryLimit bounds what the store holds: message bytes, and an estimate of each
 	// message's metadata and each inbox's state (see Memory). Past it, the states of
 	// empty inboxes go first, least recently used first, then the messages soonest to
-	// expire. 0 = 512MiB.
+	// expire. 0 = 512MiB. The event logs (events.go) take at most an eighth of it
+	// more, trimmed oldest first (Memory.EventLogBytes).
 	MemoryLimit int64
 }
 
@@ -49,7 +50,9 @@ type Store struct {
 	lastValidity uint32
 	secret       []byte
 
-	queue queue // outgoing mail; see queue.go
+	queue queue    // outgoing mail; see queue.go
+	log   eventLog // see events.go
+	hooks webhooks // see webhooks.go
 
 	stop chan struct{}
 	done chan struct{}
@@ -216,6 +219,7 @@ func (s *Store) Sweep() {
 	for len(s.expiry) > 0 && !s.expiry[0].meta.Live(now) {
 		s.dropLocked(s.expiry[0], storage.EventExpired)
 	}
+	s.sweepLogsLocked(now)
 }
 
 func (s *Store) sweepMailboxes() {
@@ -250,6 +254,7 @@ type Memory struct {
 	Inboxes        int   // inbox states held (UIDVALIDITY, UIDNEXT, TTL), empty ones included
 	DroppedInboxes int64 // states of empty inboxes dropped for the limit since start
 	Limit          int64 // Options.MemoryLimit: Bytes + MetadataBytes stays under it
+	EventLogBytes  int64 // estimated bytes of the event logs, at most Limit/8 besides
 }
 
 // Memory reports what the store counts against its memory limit.
@@ -257,7 +262,7 @@ func (s *Store) Memory() Memory {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Memory{Messages: len(s.byID), Bytes: s.bytes, MetadataBytes: s.metaBytes,
-		Inboxes: len(s.mailboxes), DroppedInboxes: s.dropped, Limit: s.opts.MemoryLimit}
+		Inboxes: len(s.mailboxes), DroppedInboxes: s.dropped, Limit: s.opts.MemoryLimit, EventLogBytes: s.log.bytes}
 }
 
 // shrinkLocked drops what the store holds until it is within the memory limit: first
@@ -349,7 +354,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		s.byID[m.ID] = e
 		heap.Push(&s.expiry, e)
 		added := e.meta
-		s.hub.Publish(storage.Event{Type: storage.EventAdded, Inbox: m.Inbox, ID: m.ID, UID: m.UID, Message: &added})
+		s.publishLocked(storage.Event{Type: storage.EventAdded, Inbox: m.Inbox, ID: m.ID, UID: m.UID, Message: &added}, e.cost-entryOverhead)
 		for len(mb.entries) > s.opts.MaxMessages {
 			s.dropLocked(mb.entries[0], storage.EventExpired)
 		}
@@ -392,7 +397,7 @@ func (s *Store) dropLocked(e *entry, t storage.EventType) {
 	if e.raw.refs--; e.raw.refs == 0 {
 		s.bytes -= int64(len(e.raw.data))
 	}
-	s.hub.Publish(storage.Event{Type: t, Inbox: e.meta.Inbox, ID: e.meta.ID, UID: e.meta.UID})
+	s.publishLocked(storage.Event{Type: t, Inbox: e.meta.Inbox, ID: e.meta.ID, UID: e.meta.UID}, 0)
 }
 
 func (mb *mailbox) find(uid uint32) (int, bool) {
@@ -473,7 +478,7 @@ func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove stor
 		return flags, nil
 	}
 	e.meta.Flags = (e.meta.Flags | add) &^ remove
-	s.hub.Publish(storage.Event{Type: storage.EventFlags, Inbox: inbox, ID: id, UID: e.meta.UID, Flags: e.meta.Flags})
+	s.publishLocked(storage.Event{Type: storage.EventFlags, Inbox: inbox, ID: id, UID: e.meta.UID, Flags: e.meta.Flags}, 0)
 	return e.meta.Flags, nil
 }
 

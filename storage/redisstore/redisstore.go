@@ -11,20 +11,32 @@
 //	                         none), nf (how many), fa0, fa1, ... (attempts at each, see FaultAttempt)
 //	mayfly:{<inbox>}:uids    ZSET member message ID, score UID
 //	mayfly:{<inbox>}:m:<id>  HASH meta (see encodeMeta), uid, flags, exp (unix ms), raw (the exact bytes)
+//	mayfly:{<inbox>}:log     STREAM the inbox's events for storage.EventHistory (see eventlog.go)
 //	mayfly:expiry            ZSET member inbox "\n" ID, score expiry (unix ms): the sweepers' work list
 //	mayfly:secret            STRING the token key every node shares
 //	mayfly:shared:<name>     STRING a value every node shares, no TTL (see GetShared: ACME state)
 //	mayfly:events            the Pub/Sub channel of every change
+//	mayfly:{mayfly-feed}:events  STREAM every inbox's events for a day, read by consumer groups (eventlog.go)
+//	mayfly:{mayfly-webhooks}:... the webhooks, their deliveries and the due queue (webhooks.go)
+//	mayfly:{mayfly-queue}:...    the outgoing mail's queue (queue.go)
 //
 // The keys of one inbox share the hash tag {inbox} ('{', '}' and '%' in the inbox are
 // percent-escaped so the tag is always the whole inbox), so every change to an inbox is
 // one Lua script on one hash slot, atomic, also on a Cluster. Every inbox key has a TTL:
-// a message's hash expires with the message, state and uids 24 hours after the inbox's
-// last message, so UIDs are never reused while the UIDVALIDITY stays. The state also
+// a message's hash expires with the message, the log twice the event history after its
+// last event, state and uids 24 hours after the inbox's last message, so UIDs are never
+// reused while the UIDVALIDITY stays. The state also
 // lives at least the inbox's TTL plus those 24 hours after the last SetInbox or
 // Mailbox call, so an inbox's TTL is kept as long as the inbox is in use.
 //
-// It needs Redis 7.0 or later (PEXPIREAT ... GT, SET ... NX GET). Redis must not evict
+// Every change's script also writes its events to the inbox's log and, on one Redis (or
+// Sentinel's), to the global feed. On a Cluster the feed is on another slot: the script
+// returns its events and the caller appends them to the feed in its next round trip, so
+// a node that dies in between leaves them out of the feed (webhooks miss them; the
+// inbox's log has them). See eventlog.go.
+//
+// It needs Redis 7.0 or later (PEXPIREAT ... GT, SET ... NX GET, XINFO STREAM's
+// max-deleted-entry-id). Redis must not evict
 // keys by itself (maxmemory-policy noeviction, the default): an evicted message or
 // secret is mail or tokens lost, while a full Redis under noeviction fails Put, which
 // SMTP answers with 451 so the sender retries.
@@ -103,6 +115,10 @@ type Store struct {
 	secret   []byte
 
 	queue queueState // outgoing mail; see queue.go
+	// feedInScript says the scripts write the feed themselves: Redis is no Cluster,
+	// so a script may touch keys of any slot (see eventlog.go).
+	feedInScript bool
+	feedGroups   sync.Map // the feed's consumer groups known to exist; see eventlog.go
 
 	closeOnce sync.Once
 	closeErr  error
@@ -146,6 +162,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		sweepEvery: o.SweepEvery,
 		pending:    make(map[string]*pendingSub),
 	}
+	_, cluster := client.(*redis.ClusterClient)
+	s.feedInScript = !cluster
 	s.hub.Store(storage.NewHub())
 	if err := s.start(ctx); err != nil {
 		client.Close()
@@ -229,13 +247,13 @@ func unavailable(op string, err error) error {
 
 // keys are the names of one inbox's keys.
 type keys struct {
-	state, uids string
-	msgPrefix   string // + message ID = the message's hash
+	state, uids, log string
+	msgPrefix        string // + message ID = the message's hash
 }
 
 func (s *Store) keys(inbox string) keys {
 	tag := s.prefix + "{" + escapeTag(inbox) + "}:"
-	return keys{state: tag + "state", uids: tag + "uids", msgPrefix: tag + "m:"}
+	return keys{state: tag + "state", uids: tag + "uids", log: tag + "log", msgPrefix: tag + "m:"}
 }
 
 func (k keys) msg(id string) string { return k.msgPrefix + id }
@@ -332,9 +350,9 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		ids[i], exps[i] = id, exp
 		calls[i] = &call{
 			script: putScript,
-			keys:   []string{k.state, k.uids, k.msg(id)},
+			keys:   s.withFeed(k.state, k.uids, k.msg(id), k.log),
 			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel,
-				expiryMillis(received), at, lastField(m), int(m.Flags)},
+				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs},
 		}
 	}
 	index := make([]*redis.IntCmd, len(msgs))
@@ -346,8 +364,10 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 	var failed error
 	var failedInbox string
 	var moved []int // the messages whose expiry the script changed
+	var events []string
 	for i, c := range calls {
-		_, exp, err := putReply(c.cmd, exps[i])
+		_, exp, evs, err := putReply(c.cmd)
+		events = append(events, evs...)
 		if err == nil {
 			err = index[i].Err()
 		}
@@ -362,21 +382,25 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			moved = append(moved, i)
 		}
 	}
-	if failed == nil && len(moved) > 0 {
-		entries := make([]redis.Z, len(moved))
-		for j, i := range moved {
-			entries[j] = redis.Z{Score: float64(exps[i]), Member: expiryMember(msgs[i].Inbox, ids[i])}
+	var zadd *redis.IntCmd
+	s.toFeed(ctx, events, func(p redis.Pipeliner) {
+		if failed == nil && len(moved) > 0 {
+			entries := make([]redis.Z, len(moved))
+			for j, i := range moved {
+				entries[j] = redis.Z{Score: float64(exps[i]), Member: expiryMember(msgs[i].Inbox, ids[i])}
+			}
+			zadd = p.ZAdd(ctx, s.expiryKey, entries...)
 		}
-		if err := s.client.ZAdd(ctx, s.expiryKey, entries...).Err(); err != nil {
-			failed, failedInbox = err, msgs[moved[0]].Inbox
-		}
+	})
+	if zadd != nil && zadd.Err() != nil {
+		failed, failedInbox = zadd.Err(), msgs[moved[0]].Inbox
 	}
 	if failed != nil {
 		s.undoPut(ctx, msgs, ids, calls)
 		return unavailable("put "+failedInbox, failed)
 	}
 	for i, m := range msgs {
-		uid, _, _ := putReply(calls[i].cmd, exps[i])
+		uid, _, _, _ := putReply(calls[i].cmd)
 		m.ID, m.UID = ids[i], uint32(uid)
 	}
 	for _, i := range moved {
@@ -385,25 +409,51 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 	return nil
 }
 
-// putReply reads putScript's reply: the message's UID and its expiry (unix ms), which
-// is sent, the one Put asked for, unless the reply says otherwise.
-func putReply(cmd *redis.Cmd, sent int64) (uid, exp int64, err error) {
-	if err := cmd.Err(); err != nil {
-		return 0, 0, err
+// putReply reads putScript's reply: the message's UID, its expiry (unix ms) and the
+// events the script made.
+func putReply(cmd *redis.Cmd) (uid, exp int64, events []string, err error) {
+	v, err := cmd.Slice()
+	if err != nil {
+		return 0, 0, nil, err
 	}
-	switch v := cmd.Val().(type) {
-	case int64:
-		return v, sent, nil
-	case []any:
-		if len(v) == 2 {
-			uid, ok1 := v[0].(int64)
-			exp, ok2 := v[1].(int64)
-			if ok1 && ok2 {
-				return uid, exp, nil
-			}
+	if len(v) >= 2 {
+		uid, ok1 := v[0].(int64)
+		exp, ok2 := v[1].(int64)
+		if events, ok3 := replyEvents(v[2:]); ok1 && ok2 && ok3 {
+			return uid, exp, events, nil
 		}
 	}
-	return 0, 0, fmt.Errorf("put script: unexpected reply %v", cmd.Val())
+	return 0, 0, nil, fmt.Errorf("put script: unexpected reply %v", cmd.Val())
+}
+
+// eventsReply reads the reply {n, event...} of a script that makes events.
+func eventsReply(cmd *redis.Cmd) (int64, []string, error) {
+	v, err := cmd.Slice()
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(v) >= 1 {
+		n, ok1 := v[0].(int64)
+		if events, ok2 := replyEvents(v[1:]); ok1 && ok2 {
+			return n, events, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("script: unexpected reply %v", cmd.Val())
+}
+
+func replyEvents(v []any) ([]string, bool) {
+	if len(v) == 0 {
+		return nil, true
+	}
+	events := make([]string, len(v))
+	for i, e := range v {
+		str, ok := e.(string)
+		if !ok {
+			return nil, false
+		}
+		events[i] = str
+	}
+	return events, true
 }
 
 // undoPut deletes what a failed Put stored, on its own short deadline so that a caller
@@ -420,15 +470,19 @@ func (s *Store) undoPut(ctx context.Context, msgs []*storage.Message, ids []stri
 		// have run all the same, and the delete script leaves an absent message alone
 		// (no event). Leaving it would keep a message whose expiry nobody reports.
 		k := s.keys(m.Inbox)
-		undo = append(undo, &call{script: deleteScript, keys: []string{k.uids, k.msg(ids[i])}, args: []any{m.Inbox, ids[i], s.channel}})
+		undo = append(undo, &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(ids[i]), k.log), args: []any{m.Inbox, ids[i], s.channel, historyMs}})
 	}
 	var zrem *redis.IntCmd
 	s.pipeline(ctx, undo, func(p redis.Pipeliner) { zrem = p.ZRem(ctx, s.expiryKey, members...) })
+	var events []string
 	for _, c := range undo {
-		if err := c.cmd.Err(); err != nil {
+		_, evs, err := eventsReply(c.cmd)
+		if err != nil {
 			s.log.Warn("undo a failed put", "inbox", c.args[0], "id", c.args[1], "err", err)
 		}
+		events = append(events, evs...)
 	}
+	s.toFeed(ctx, events, nil)
 	if err := zrem.Err(); err != nil {
 		s.log.Debug("undo a failed put: expiry index", "err", err)
 	}
@@ -551,18 +605,25 @@ func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
 // only when they change.
 func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
 	k := s.keys(inbox)
-	n, err := setFlagsScript.Run(ctx, s.client, []string{k.msg(id), k.state, k.uids}, int(add), int(remove), inbox, id, s.channel, int(storage.FlagSeen)).Int64()
+	c := &call{script: setFlagsScript, keys: s.withFeed(k.msg(id), k.state, k.uids, k.log),
+		args: []any{int(add), int(remove), inbox, id, s.channel, int(storage.FlagSeen), historyMs}}
+	s.pipeline(ctx, []*call{c}, nil)
+	n, events, err := eventsReply(c.cmd)
 	if err != nil {
 		return 0, unavailable("set flags of "+id, err)
 	}
 	if n < 0 {
 		return 0, notFound("set flags of", inbox, id)
 	}
-	if n >= 256 { // burned after read
-		// Only tidiness, as in DeleteInbox: a sweeper that meets the entry finds nothing to do.
-		if err := s.client.ZRem(ctx, s.expiryKey, expiryMember(inbox, id)).Err(); err != nil {
-			s.log.Debug("burn after read: expiry index", "inbox", inbox, "err", err)
+	var zrem *redis.IntCmd
+	s.toFeed(ctx, events, func(p redis.Pipeliner) {
+		if n >= 256 { // burned after read
+			zrem = p.ZRem(ctx, s.expiryKey, expiryMember(inbox, id))
 		}
+	})
+	// Only tidiness, as in DeleteInbox: a sweeper that meets the entry finds nothing to do.
+	if zrem != nil && zrem.Err() != nil {
+		s.log.Debug("burn after read: expiry index", "inbox", inbox, "err", zrem.Err())
 	}
 	return storage.Flags(n & 0xff), nil
 }
@@ -570,14 +631,15 @@ func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove stor
 // Delete deletes one message.
 func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 	k := s.keys(inbox)
-	c := &call{script: deleteScript, keys: []string{k.uids, k.msg(id)}, args: []any{inbox, id, s.channel}}
+	c := &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channel, historyMs}}
 	s.pipeline(ctx, []*call{c}, func(p redis.Pipeliner) {
 		p.ZRem(ctx, s.expiryKey, expiryMember(inbox, id)) // no sweeper need look at it
 	})
-	n, err := c.cmd.Int64()
+	n, events, err := eventsReply(c.cmd)
 	if err != nil {
 		return unavailable("delete "+id, err)
 	}
+	s.toFeed(ctx, events, nil)
 	if n == 0 {
 		return notFound("delete", inbox, id)
 	}
@@ -588,25 +650,29 @@ func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 // inbox's UID state stays, so UIDs continue.
 func (s *Store) DeleteInbox(ctx context.Context, inbox string) (int, error) {
 	k := s.keys(inbox)
-	res, err := deleteInboxScript.Run(ctx, s.client, []string{k.uids}, k.msgPrefix, inbox, s.channel).Slice()
+	c := &call{script: deleteInboxScript, keys: s.withFeed(k.uids, k.log), args: []any{k.msgPrefix, inbox, s.channel, historyMs}}
+	s.pipeline(ctx, []*call{c}, nil)
+	n, rest, err := eventsReply(c.cmd)
 	if err != nil {
 		return 0, unavailable("delete inbox "+inbox, err)
 	}
-	if len(res) == 0 {
-		return 0, fmt.Errorf("delete inbox %s: empty reply", inbox)
+	if len(rest)%2 != 0 {
+		return 0, fmt.Errorf("delete inbox %s: reply of %d IDs and events", inbox, len(rest))
 	}
-	n, _ := res[0].(int64)
-	if len(res) > 1 {
-		members := make([]any, 0, len(res)-1)
-		for _, id := range res[1:] {
-			if id, ok := id.(string); ok {
-				members = append(members, expiryMember(inbox, id))
+	ids, events := rest[:len(rest)/2], rest[len(rest)/2:]
+	var zrem *redis.IntCmd
+	s.toFeed(ctx, events, func(p redis.Pipeliner) {
+		if len(ids) > 0 {
+			members := make([]any, len(ids))
+			for i, id := range ids {
+				members[i] = expiryMember(inbox, id)
 			}
+			zrem = p.ZRem(ctx, s.expiryKey, members...)
 		}
-		// Only tidiness: a sweeper that meets these entries finds nothing to do.
-		if err := s.client.ZRem(ctx, s.expiryKey, members...).Err(); err != nil {
-			s.log.Debug("delete inbox: expiry index", "inbox", inbox, "err", err)
-		}
+	})
+	// Only tidiness: a sweeper that meets these entries finds nothing to do.
+	if zrem != nil && zrem.Err() != nil {
+		s.log.Debug("delete inbox: expiry index", "inbox", inbox, "err", zrem.Err())
 	}
 	return int(n), nil
 }

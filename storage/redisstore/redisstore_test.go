@@ -120,9 +120,31 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, newStore, true)
 }
 
+// TestStoreFeedAfterScript runs the suite with the feed written as on a Cluster: by the
+// caller, after the script (see eventlog.go).
+func TestStoreFeedAfterScript(t *testing.T) {
+	redisURL(t)
+	storetest.Run(t, func(tb testing.TB, o storetest.Options) storage.Store {
+		st := newStore(tb, o).(*Store)
+		st.feedInScript = false
+		return st
+	}, true)
+}
+
 func BenchmarkStore(b *testing.B) {
 	redisURL(b)
 	storetest.Bench(b, newStore)
+}
+
+// BenchmarkStoreFeedAfterScript is BenchmarkStore with the feed written as on a
+// Cluster: in a round trip after the scripts'.
+func BenchmarkStoreFeedAfterScript(b *testing.B) {
+	redisURL(b)
+	storetest.Bench(b, func(tb testing.TB, o storetest.Options) storage.Store {
+		st := newStore(tb, o).(*Store)
+		st.feedInScript = false
+		return st
+	})
 }
 
 // BenchmarkPutLatency reports the spread of one Put of 10 KiB at a time, which an
@@ -541,7 +563,7 @@ func TestKeysHaveTTLAndOneTag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{tag + "m:" + m.ID, tag + "state", tag + "uids"}
+		want := []string{tag + "log", tag + "m:" + m.ID, tag + "state", tag + "uids"}
 		slices.Sort(keys)
 		if !slices.Equal(keys, want) {
 			t.Fatalf("keys of %s = %q, want %q", inbox, keys, want)
@@ -557,7 +579,10 @@ func TestKeysHaveTTLAndOneTag(t *testing.T) {
 			if until := time.Until(m.Expires); k == tag+"m:"+m.ID && (ttl > until+time.Second || ttl < until-5*time.Second) {
 				t.Errorf("PTTL %s = %v, want the message's %v", k, ttl, until)
 			}
-			if k != tag+"m:"+m.ID && ttl < time.Until(m.Expires)+grace-5*time.Second {
+			if k == tag+"log" && (ttl > 2*storage.EventHistory || ttl < 2*storage.EventHistory-5*time.Second) {
+				t.Errorf("PTTL %s = %v, want twice the event history", k, ttl)
+			}
+			if k != tag+"m:"+m.ID && k != tag+"log" && ttl < time.Until(m.Expires)+grace-5*time.Second {
 				t.Errorf("PTTL %s = %v, want past the message's expiry plus %v", k, ttl, grace)
 			}
 		}
@@ -757,6 +782,8 @@ func TestInboxTTLRoundTrips(t *testing.T) {
 		to    []string
 		trips int64
 	}{
+		// On one Redis the scripts write the event feed too (see eventlog.go): no round
+		// trip more for it.
 		{"no TTL", []string{"plain@mayfly.test"}, 1},
 		{"no TTL, three inboxes", []string{"a@mayfly.test", "b@mayfly.test", "c@mayfly.test"}, 1},
 		{"TTL", []string{"ttl@mayfly.test"}, 2},
@@ -794,6 +821,9 @@ func TestInboxTTLRoundTrips(t *testing.T) {
 	}
 	if n := hook.n.Load() - before; n != 1 {
 		t.Errorf("Put whose expiry is the inbox's took %d round trips, want 1", n)
+	}
+	if score, err := c.ZScore(ctx, st.expiryKey, expiryMember(same.Inbox, same.ID)).Result(); err != nil || int64(score) != expiryMillis(same.Expires) {
+		t.Errorf("expiry index entry = %v, %v; want %d", int64(score), err, expiryMillis(same.Expires))
 	}
 }
 
@@ -932,31 +962,36 @@ func TestPutScriptExpiry(t *testing.T) {
 	m := storetest.NewMessage(inbox, "again")
 	meta, at := encodeMetaExpires(m)
 	exp := expiryMillis(m.Expires)
-	run := func() []int64 {
-		res, err := putScript.Run(ctx, st.client, []string{k.state, k.uids, k.msg("id1")},
+	run := func() (uid, exp int64, events []string) {
+		uid, exp, events, err := putReply(putScript.Run(ctx, st.client, []string{k.state, k.uids, k.msg("id1"), k.log},
 			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), inbox, k.msgPrefix, st.channel,
-			expiryMillis(m.Received), at, lastField(m), 0).Int64Slice()
+			expiryMillis(m.Received), at, lastField(m), 0, historyMs))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res
+		return uid, exp, events
 	}
-	first, second := run(), run()
-	want := []int64{1, expiryMillis(m.Received) + time.Minute.Milliseconds()}
-	if !slices.Equal(first, want) || !slices.Equal(second, want) {
-		t.Errorf("put script twice = %v then %v, want %v both times", first, second, want)
+	uid1, exp1, events1 := run()
+	uid2, exp2, events2 := run()
+	wantExp := expiryMillis(m.Received) + time.Minute.Milliseconds()
+	if uid1 != 1 || uid2 != 1 || exp1 != wantExp || exp2 != wantExp {
+		t.Errorf("put script twice = %d, %d then %d, %d; want 1, %d both times", uid1, exp1, uid2, exp2, wantExp)
+	}
+	// The first put made the event, the second nothing.
+	if len(events1) != 1 || len(events2) != 0 {
+		t.Errorf("put script twice made %d then %d events, want 1 then 0", len(events1), len(events2))
 	}
 	if mb, err := st.Mailbox(ctx, inbox); err != nil || mb.Messages != 1 || mb.UIDNext != 2 {
 		t.Errorf("Mailbox after the same put twice = %+v, %v; want 1 message", mb, err)
 	}
-	// Without a TTL the reply is the bare UID, both times.
+	// Without a TTL the expiry is the one sent, both times.
 	plain := st.keys("plain@mayfly.test")
 	for range 2 {
-		uid, err := putScript.Run(ctx, st.client, []string{plain.state, plain.uids, plain.msg("id1")},
+		uid, got, _, err := putReply(putScript.Run(ctx, st.client, []string{plain.state, plain.uids, plain.msg("id1"), plain.log},
 			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), "plain@mayfly.test", plain.msgPrefix, st.channel,
-			expiryMillis(m.Received), at, lastField(m), 0).Int64()
-		if err != nil || uid != 1 {
-			t.Errorf("put script without a TTL = %d, %v; want UID 1", uid, err)
+			expiryMillis(m.Received), at, lastField(m), 0, historyMs))
+		if err != nil || uid != 1 || got != exp {
+			t.Errorf("put script without a TTL = %d, %d, %v; want UID 1, expiry %d", uid, got, err, exp)
 		}
 	}
 }

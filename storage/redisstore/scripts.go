@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every change that touches more than one key is one of these scripts, so it is atomic.
 // All the keys a script touches carry one inbox's hash tag, so on a Cluster each script
@@ -9,32 +13,51 @@ import "github.com/redis/go-redis/v9"
 // which carries the same hash tag, plus an ID, so they stay in the slot of KEYS too.
 //
 // Events are published as "type\ninbox\nid\nuid\nflags\nmeta", type one of a(dded),
-// f(lags), d(eleted), e(xpired), meta only for a; see parseEvent.
+// f(lags), d(eleted), e(xpired), meta only for a; see parseEvent. The script that makes
+// an event also adds it to the inbox's log (logLua), in the same slot, and returns it
+// for the caller to add to the feed (see events.go).
 
-// putScript stores one message in one inbox and returns its UID, or {UID, expiry (unix
-// ms)} when the expiry is not ARGV[4]. The expiry is ARGV[4], the one the receiver set,
+// logLua is the start of every script that makes events: logEvent adds payload to the
+// inbox's log, a stream, trims the log of what is older than keep ms (MINID, roughly:
+// whole stream nodes) and keeps the log key twice that after its last event. Given the
+// feed's key (a Redis that is no Cluster, where a script may touch any key: see
+// Store.feedInScript), it adds payload to the feed too, atomically with the change;
+// otherwise the caller does, after the script.
+var logLua = `
+local function logEvent(key, payload, keep, feed)
+	local t = redis.call('TIME')
+	local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+	redis.call('XADD', key, 'MINID', '~', now - keep, '*', 'e', payload)
+	redis.call('PEXPIRE', key, 2 * keep)
+	if feed then
+		redis.call('XADD', feed, 'MAXLEN', '~', ` + strconv.Itoa(feedMax) + `, '*', 'e', payload)
+	end
+	return payload
+end
+`
+
+// putScript stores one message in one inbox and returns {UID, expiry (unix ms), the
+// events it made...}. The expiry is ARGV[4], the one the receiver set,
 // unless the inbox has a TTL (the state's ttl field, see setInboxScript): then it is
 // ARGV[11] plus that TTL, and the script writes it into the metadata in place of the
 // receiver's, so the stored hash, its TTL and the added event all say the same. The
 // caller, which wrote ARGV[4] to the expiry index in the same round trip, corrects that
-// entry when the script returns another expiry. (The reply is a bare UID in the common
-// case because a table costs the client allocations on every Put.)
-// KEYS: 1 state, 2 uids, 3 the message's hash.
+// entry when the script returns another expiry.
+// KEYS: 1 state, 2 uids, 3 the message's hash, 4 the inbox's log, 5 the feed (optional,
+// see logLua).
 // ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 how long the inbox's state outlives
 // the message (ms), 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix,
 // 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
 // first ARGV[12] bytes (see encodeMetaExpires), 13 the state field of the highest UID
 // of the message's kind ("lastr" received, "lasts" sent; see storage.Mailbox), 14 the
-// flags it is stored with (a sent copy is stored seen).
-var putScript = redis.NewScript(`
-local state, uids, msg = KEYS[1], KEYS[2], KEYS[3]
+// flags it is stored with (a sent copy is stored seen), 15 the log's history (ms).
+var putScript = redis.NewScript(logLua + `
+local state, uids, msg, log, feed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local keep = tonumber(ARGV[15])
 local id, meta, inbox, channel = ARGV[1], ARGV[2], ARGV[8], ARGV[10]
 -- Idempotent on the ID: a client that resends after a lost reply stores nothing twice.
 local had = redis.call('HMGET', msg, 'uid', 'exp')
 if had[1] then
-	if tonumber(had[2]) == tonumber(ARGV[4]) then
-		return tonumber(had[1])
-	end
 	return {tonumber(had[1]), tonumber(had[2])}
 end
 if redis.call('HSETNX', state, 'validity', ARGV[7]) == 1 then
@@ -71,28 +94,30 @@ redis.call('PEXPIREAT', msg, exp)
 redis.call('ZADD', uids, uid, id)
 -- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays, and so
 -- does the inbox's TTL: the message's expiry is at least the TTL from now.
-local keep = exp + tonumber(ARGV[5])
+local stateUntil = exp + tonumber(ARGV[5])
 for _, key in ipairs({state, uids}) do
 	if redis.call('PTTL', key) == -1 then
-		redis.call('PEXPIREAT', key, keep)
+		redis.call('PEXPIREAT', key, stateUntil)
 	else
-		redis.call('PEXPIREAT', key, keep, 'GT')
+		redis.call('PEXPIREAT', key, stateUntil, 'GT')
 	end
 end
-redis.call('PUBLISH', channel, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta)
+local out = {uid, exp}
+local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep, feed)
+redis.call('PUBLISH', channel, ev)
+out[3] = ev
 local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])
 if over > 0 then
 	local old = redis.call('ZRANGE', uids, 0, over - 1, 'WITHSCORES')
 	redis.call('ZREMRANGEBYRANK', uids, 0, over - 1)
 	for i = 1, #old, 2 do
 		redis.call('DEL', ARGV[9] .. old[i])
-		redis.call('PUBLISH', channel, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n')
+		ev = logEvent(log, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n', keep, feed)
+		redis.call('PUBLISH', channel, ev)
+		out[#out + 1] = ev
 	end
 end
-if exp ~= tonumber(ARGV[4]) then
-	return {uid, exp}
-end
-return uid
+return out
 `)
 
 // setInboxScript replaces an inbox's settings (the state's ttl, burn and faults fields;
@@ -173,16 +198,17 @@ end
 return redis.call('HINCRBY', KEYS[1], 'fa' .. i, 1)
 `)
 
-// setFlagsScript sets (old | add) &^ remove and returns the flags now set, or -1 when
-// there is no such message. Adding the seen flag (ARGV[6]) in a burn-after-read inbox
+// setFlagsScript sets (old | add) &^ remove and returns {the flags now set, or -1 when
+// there is no such message, the event it made if any}. Adding the seen flag (ARGV[6]) in a burn-after-read inbox
 // (the state's burn field) deletes the message instead, as deleteScript does, and
 // returns the flags with seen set, plus 256 to tell the caller it burned.
-// KEYS: 1 the message's hash, 2 state, 3 uids. ARGV: 1 add, 2 remove, 3 inbox, 4 id,
-// 5 event channel, 6 the seen flag.
-var setFlagsScript = redis.NewScript(`
+// KEYS: 1 the message's hash, 2 state, 3 uids, 4 the inbox's log, 5 the feed (optional,
+// see logLua). ARGV: 1 add, 2 remove,
+// 3 inbox, 4 id, 5 event channel, 6 the seen flag, 7 the log's history (ms).
+var setFlagsScript = redis.NewScript(logLua + `
 local v = redis.call('HMGET', KEYS[1], 'flags', 'uid')
 if not v[1] then
-	return -1
+	return {-1}
 end
 local old = tonumber(v[1])
 local new = bit.band(bit.bor(old, tonumber(ARGV[1])), bit.bnot(tonumber(ARGV[2])))
@@ -190,22 +216,27 @@ local seen = tonumber(ARGV[6])
 if bit.band(tonumber(ARGV[1]), seen) ~= 0 and redis.call('HGET', KEYS[2], 'burn') == '1' then
 	redis.call('ZREM', KEYS[3], ARGV[4])
 	redis.call('DEL', KEYS[1])
-	redis.call('PUBLISH', ARGV[5], 'd\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n0\n')
-	return bit.bor(new, seen) + 256
+	local ev = logEvent(KEYS[4], 'd\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n0\n', tonumber(ARGV[7]), KEYS[5])
+	redis.call('PUBLISH', ARGV[5], ev)
+	return {bit.bor(new, seen) + 256, ev}
 end
 if new ~= old then
 	redis.call('HSET', KEYS[1], 'flags', new)
-	redis.call('PUBLISH', ARGV[5], 'f\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n' .. new .. '\n')
+	local ev = logEvent(KEYS[4], 'f\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n' .. new .. '\n', tonumber(ARGV[7]), KEYS[5])
+	redis.call('PUBLISH', ARGV[5], ev)
+	return {new, ev}
 end
-return new
+return {new}
 `)
 
-// deleteScript deletes one message and returns 1, or 0 when there is no such message.
-// KEYS: 1 uids, 2 the message's hash. ARGV: 1 inbox, 2 id, 3 event channel.
-var deleteScript = redis.NewScript(`
+// deleteScript deletes one message and returns {1, the event}, or {0, the event} when
+// its hash had expired, {0} when there is no such message.
+// KEYS: 1 uids, 2 the message's hash, 3 the inbox's log, 4 the feed (optional, see
+// logLua). ARGV: 1 inbox, 2 id, 3 event channel, 4 the log's history (ms).
+var deleteScript = redis.NewScript(logLua + `
 local uid = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not uid then
-	return 0
+	return {0}
 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 -- A hash already gone has passed its expiry before a sweeper got to it. Report it as
@@ -214,43 +245,48 @@ local kind, found = 'd', 1
 if redis.call('DEL', KEYS[2]) == 0 then
 	kind, found = 'e', 0
 end
-redis.call('PUBLISH', ARGV[3], kind .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n')
-return found
+local ev = logEvent(KEYS[3], kind .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[4])
+redis.call('PUBLISH', ARGV[3], ev)
+return {found, ev}
 `)
 
-// expireScript drops one message whose expiry has passed. It returns 1, or 0 when the
+// expireScript drops one message whose expiry has passed. It returns {1, the event}, or {0} when the
 // message was no longer listed (deleted, dropped over the cap, or expired by another
 // node), in which case there is nothing to report: each expiry is reported once. A
 // message whose expiry has not passed stays, and the script returns that expiry (unix
-// ms, so more than 1) for the caller to put its entry back at: its entry came due
+// ms, so more than 1; as {expiry}) for the caller to put its entry back at: its entry came due
 // early, because its inbox's TTL made it live longer than the expiry its Put first
 // wrote to the index (see putScript), and the Put's correction has not come yet.
-// KEYS: 1 uids, 2 the message's hash. ARGV: 1 inbox, 2 id, 3 event channel.
-var expireScript = redis.NewScript(`
+// KEYS: 1 uids, 2 the message's hash, 3 the inbox's log, 4 the feed (optional, see
+// logLua). ARGV: 1 inbox, 2 id, 3 event channel, 4 the log's history (ms).
+var expireScript = redis.NewScript(logLua + `
 local uid = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not uid then
-	return 0
+	return {0}
 end
 local exp = tonumber(redis.call('HGET', KEYS[2], 'exp'))
 if exp then
 	local t = redis.call('TIME')
 	if exp > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
-		return exp
+		return {exp}
 	end
 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[3], 'e\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n')
-return 1
+local ev = logEvent(KEYS[3], 'e\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[4])
+redis.call('PUBLISH', ARGV[3], ev)
+return {1, ev}
 `)
 
 // deleteInboxScript deletes every message of an inbox and keeps its state, so UIDs
-// continue. It returns {deleted, id...}: how many live messages there were, then every
-// ID that was listed (for the caller to take out of the expiry index).
-// KEYS: 1 uids. ARGV: 1 message key prefix, 2 inbox, 3 event channel.
-var deleteInboxScript = redis.NewScript(`
+// continue. It returns {deleted, id..., event...}: how many live messages there were,
+// then every ID that was listed (for the caller to take out of the expiry index), then
+// the event of each, as many.
+// KEYS: 1 uids, 2 the inbox's log, 3 the feed (optional, see logLua). ARGV: 1 message
+// key prefix, 2 inbox, 3 event channel, 4 the log's history (ms).
+var deleteInboxScript = redis.NewScript(logLua + `
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local out = {0}
+local out, evs = {0}, {}
 for i = 1, #entries, 2 do
 	local id, uid = entries[i], entries[i + 1]
 	local kind = 'e'
@@ -259,9 +295,14 @@ for i = 1, #entries, 2 do
 		out[1] = out[1] + 1
 	end
 	out[#out + 1] = id
-	redis.call('PUBLISH', ARGV[3], kind .. '\n' .. ARGV[2] .. '\n' .. id .. '\n' .. uid .. '\n0\n')
+	local ev = logEvent(KEYS[2], kind .. '\n' .. ARGV[2] .. '\n' .. id .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[3])
+	redis.call('PUBLISH', ARGV[3], ev)
+	evs[#evs + 1] = ev
 end
 redis.call('DEL', KEYS[1])
+for _, ev in ipairs(evs) do
+	out[#out + 1] = ev
+end
 return out
 `)
 
@@ -325,4 +366,5 @@ end
 return due
 `)
 
-var scripts = []*redis.Script{putScript, setInboxScript, retimeScript, faultAttemptScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript}
+var scripts = []*redis.Script{putScript, setInboxScript, retimeScript, faultAttemptScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript,
+	addDeliveryScript, updateDeliveryScript, claimDeliveryScript, deleteWebhookScript}

@@ -16,11 +16,18 @@ func (s *Store) sweepLoop() {
 	t := time.NewTicker(s.sweepEvery)
 	defer t.Stop()
 	failing := false
+	var trimmed time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(trimmed) > feedTrimEvery {
+			trimmed = time.Now()
+			ctx, cancel := context.WithTimeout(s.ctx, ioTimeout)
+			s.trimFeed(ctx)
+			cancel()
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, max(s.sweepEvery, 10*time.Second))
 		err := s.sweep(ctx)
@@ -60,13 +67,15 @@ func (s *Store) sweep(ctx context.Context) error {
 			}
 			inbox, id := member[:i], member[i+1:]
 			k := s.keys(inbox)
-			calls = append(calls, &call{script: expireScript, keys: []string{k.uids, k.msg(id)}, args: []any{inbox, id, s.channel}})
+			calls = append(calls, &call{script: expireScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channel, historyMs}})
 		}
 		s.pipeline(ctx, calls, nil)
 		var failed error
 		var early []redis.Z
+		var events []string
 		for _, c := range calls {
-			n, err := c.cmd.Int64()
+			n, evs, err := eventsReply(c.cmd)
+			events = append(events, evs...)
 			if err != nil {
 				failed = err // the entry comes due again when its lease ends
 				continue
@@ -83,17 +92,19 @@ func (s *Store) sweep(ctx context.Context) error {
 			}
 		}
 		// Entries not updated come due again when their lease ends.
-		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		var zrem, zadd *redis.IntCmd
+		s.toFeed(ctx, events, func(p redis.Pipeliner) {
 			if len(done) > 0 {
-				p.ZRem(ctx, s.expiryKey, done...)
+				zrem = p.ZRem(ctx, s.expiryKey, done...)
 			}
 			if len(early) > 0 {
-				p.ZAdd(ctx, s.expiryKey, early...)
+				zadd = p.ZAdd(ctx, s.expiryKey, early...)
 			}
-			return nil
 		})
-		if err != nil {
-			return unavailable("sweep: expiry index", err)
+		for _, cmd := range []*redis.IntCmd{zrem, zadd} {
+			if cmd != nil && cmd.Err() != nil {
+				return unavailable("sweep: expiry index", cmd.Err())
+			}
 		}
 		if failed != nil {
 			return unavailable(fmt.Sprintf("sweep: expire %d messages", len(calls)), failed)

@@ -97,6 +97,67 @@ func (s *timedStore) FaultAttempt(ctx context.Context, inbox string, fault int) 
 	return s.Store.FaultAttempt(ctx, inbox, fault)
 }
 
+func (s *timedStore) InboxEvents(ctx context.Context, inbox, after string, limit int) (_ []storage.LoggedEvent, err error) {
+	defer s.timer("inbox_events", &err)()
+	return s.Store.InboxEvents(ctx, inbox, after, limit)
+}
+
+// ReadFeed's time includes its wait for events (up to block).
+func (s *timedStore) ReadFeed(ctx context.Context, group, consumer string, n int, block, lease time.Duration) (_ []storage.LoggedEvent, err error) {
+	defer s.timer("read_feed", &err)()
+	return s.Store.ReadFeed(ctx, group, consumer, n, block, lease)
+}
+
+func (s *timedStore) AckFeed(ctx context.Context, group string, seqs ...string) (err error) {
+	defer s.timer("ack_feed", &err)()
+	return s.Store.AckFeed(ctx, group, seqs...)
+}
+
+func (s *timedStore) PutWebhook(ctx context.Context, w *storage.Webhook) (err error) {
+	defer s.timer("put_webhook", &err)()
+	return s.Store.PutWebhook(ctx, w)
+}
+
+func (s *timedStore) GetWebhook(ctx context.Context, id string) (_ *storage.Webhook, err error) {
+	defer s.timer("get_webhook", &err)()
+	return s.Store.GetWebhook(ctx, id)
+}
+
+func (s *timedStore) ListWebhooks(ctx context.Context) (_ []storage.Webhook, err error) {
+	defer s.timer("list_webhooks", &err)()
+	return s.Store.ListWebhooks(ctx)
+}
+
+func (s *timedStore) DeleteWebhook(ctx context.Context, id string) (err error) {
+	defer s.timer("delete_webhook", &err)()
+	return s.Store.DeleteWebhook(ctx, id)
+}
+
+func (s *timedStore) AddDelivery(ctx context.Context, d *storage.Delivery) (_ bool, err error) {
+	defer s.timer("add_delivery", &err)()
+	return s.Store.AddDelivery(ctx, d)
+}
+
+func (s *timedStore) ClaimDelivery(ctx context.Context, lease time.Duration) (_ *storage.Delivery, err error) {
+	defer s.timer("claim_delivery", &err)()
+	return s.Store.ClaimDelivery(ctx, lease)
+}
+
+func (s *timedStore) UpdateDelivery(ctx context.Context, d *storage.Delivery) (err error) {
+	defer s.timer("update_delivery", &err)()
+	return s.Store.UpdateDelivery(ctx, d)
+}
+
+func (s *timedStore) GetDelivery(ctx context.Context, webhook, id string) (_ *storage.Delivery, err error) {
+	defer s.timer("get_delivery", &err)()
+	return s.Store.GetDelivery(ctx, webhook, id)
+}
+
+func (s *timedStore) Deliveries(ctx context.Context, webhook string, limit int) (_ []storage.Delivery, err error) {
+	defer s.timer("deliveries", &err)()
+	return s.Store.Deliveries(ctx, webhook, limit)
+}
+
 // Register adds to reg what the memory store holds (it counts as it goes, so reading
 // it is cheap); st of another kind adds nothing.
 func Register(reg prometheus.Registerer, st storage.Store, memoryLimit int64) {

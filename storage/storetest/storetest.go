@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore NewStore, persistent bool) {
 		{"TTLMovesStoredMail", testTTLMovesStoredMail},
 		{"BurnAfterRead", testBurnAfterRead},
 	}
+	tests = append(tests, eventTests...)
 	if persistent {
 		tests = append(tests, struct {
 			name string

@@ -1,0 +1,325 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// The webhooks (storage.WebhookStore). Keys, with the default prefix "mayfly:":
+//
+//	mayfly:{mayfly-webhooks}:hooks        HASH webhook ID -> the webhook (JSON)
+//	mayfly:{mayfly-webhooks}:due          ZSET member webhook ID "\n" delivery ID, score when it
+//	                                      is due (unix ms): every pending delivery; a claim moves
+//	                                      it to the end of its lease
+//	mayfly:{mayfly-webhooks}:d:<webhook>  HASH delivery ID -> the delivery (JSON)
+//	mayfly:{mayfly-webhooks}:log:<webhook> ZSET member delivery ID, score Created (unix ms): all
+//	mayfly:{mayfly-webhooks}:done:<webhook> ZSET the same, of the finished ones only: trimmed to
+//	                                      storage.DeliveriesKept, the oldest going from all three
+//
+// They share one hash tag, so every change is one script on one slot, atomic, also on a
+// Cluster. Webhooks are few and deliveries bounded, so one slot holds them. None has a
+// TTL: a webhook lives until deleted, and its finished deliveries are trimmed.
+const hooksTag = "{mayfly-webhooks}:"
+
+type hookKeys struct {
+	hooks, due     string
+	d, log, done   string // of one webhook
+	deliveryPrefix string // + webhook ID = its deliveries' hash
+}
+
+func (s *Store) hookKeys(webhook string) hookKeys {
+	p := s.prefix + hooksTag
+	return hookKeys{hooks: p + "hooks", due: p + "due", d: p + "d:" + webhook, log: p + "log:" + webhook,
+		done: p + "done:" + webhook, deliveryPrefix: p + "d:"}
+}
+
+// PutWebhook creates or replaces a webhook (HSET).
+func (s *Store) PutWebhook(ctx context.Context, w *storage.Webhook) error {
+	if w.ID == "" {
+		return errors.New("put webhook: no ID")
+	}
+	data, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("put webhook %s: %w", w.ID, err)
+	}
+	if err := s.client.HSet(ctx, s.hookKeys(w.ID).hooks, w.ID, data).Err(); err != nil {
+		return unavailable("put webhook "+w.ID, err)
+	}
+	return nil
+}
+
+// GetWebhook returns a webhook (HGET).
+func (s *Store) GetWebhook(ctx context.Context, id string) (*storage.Webhook, error) {
+	data, err := s.client.HGet(ctx, s.hookKeys(id).hooks, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("webhook %s: %w", id, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, unavailable("get webhook "+id, err)
+	}
+	w := &storage.Webhook{}
+	if err := json.Unmarshal([]byte(data), w); err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", id, err)
+	}
+	return w, nil
+}
+
+// ListWebhooks returns every webhook, oldest first (HGETALL).
+func (s *Store) ListWebhooks(ctx context.Context) ([]storage.Webhook, error) {
+	all, err := s.client.HGetAll(ctx, s.hookKeys("").hooks).Result()
+	if err != nil {
+		return nil, unavailable("list webhooks", err)
+	}
+	list := make([]storage.Webhook, 0, len(all))
+	for id, data := range all {
+		var w storage.Webhook
+		if err := json.Unmarshal([]byte(data), &w); err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", id, err)
+		}
+		list = append(list, w)
+	}
+	slices.SortFunc(list, func(a, b storage.Webhook) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return list, nil
+}
+
+// DeleteWebhook deletes a webhook and its deliveries in one script.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	k := s.hookKeys(id)
+	n, err := deleteWebhookScript.Run(ctx, s.client, []string{k.hooks, k.due, k.d, k.log, k.done}, id).Int64()
+	if err != nil {
+		return unavailable("delete webhook "+id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("webhook %s: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func deliveryArgs(d *storage.Delivery) ([]any, error) {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("delivery %s: %w", d.ID, err)
+	}
+	state := d.State
+	if state == "" {
+		state = storage.DeliveryPending
+	}
+	return []any{d.Webhook, d.ID, data, d.Created.UnixMilli(), state, d.Next.UnixMilli(), storage.DeliveriesKept}, nil
+}
+
+// AddDelivery stores d unless its webhook has one with its ID (addDeliveryScript).
+func (s *Store) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, error) {
+	if d.State == "" {
+		c := *d
+		c.State = storage.DeliveryPending
+		d = &c
+	}
+	args, err := deliveryArgs(d)
+	if err != nil {
+		return false, err
+	}
+	k := s.hookKeys(d.Webhook)
+	n, err := addDeliveryScript.Run(ctx, s.client, []string{k.hooks, k.d, k.log, k.done, k.due}, args...).Int64()
+	if err != nil {
+		return false, unavailable("add delivery "+d.ID, err)
+	}
+	if n < 0 {
+		return false, fmt.Errorf("webhook %s: %w", d.Webhook, storage.ErrNotFound)
+	}
+	return n == 1, nil
+}
+
+// ClaimDelivery takes the delivery due soonest, if it is due, and moves it to the end
+// of its lease, by the server's clock (claimDeliveryScript).
+func (s *Store) ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error) {
+	if lease <= 0 {
+		return nil, fmt.Errorf("claim delivery: lease %v", lease)
+	}
+	k := s.hookKeys("")
+	data, err := claimDeliveryScript.Run(ctx, s.client, []string{k.due}, max(lease.Milliseconds(), 1), k.deliveryPrefix).Text()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("claim delivery", err)
+	}
+	d := &storage.Delivery{}
+	if err := json.Unmarshal([]byte(data), d); err != nil {
+		return nil, fmt.Errorf("claim delivery: %w", err)
+	}
+	return d, nil
+}
+
+// UpdateDelivery saves d (updateDeliveryScript).
+func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
+	args, err := deliveryArgs(d)
+	if err != nil {
+		return err
+	}
+	k := s.hookKeys(d.Webhook)
+	n, err := updateDeliveryScript.Run(ctx, s.client, []string{k.hooks, k.d, k.log, k.done, k.due}, args...).Int64()
+	if err != nil {
+		return unavailable("update delivery "+d.ID, err)
+	}
+	if n < 0 {
+		return fmt.Errorf("delivery %s of webhook %s: %w", d.ID, d.Webhook, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// GetDelivery returns one delivery (HGET).
+func (s *Store) GetDelivery(ctx context.Context, webhook, id string) (*storage.Delivery, error) {
+	data, err := s.client.HGet(ctx, s.hookKeys(webhook).d, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("delivery %s of webhook %s: %w", id, webhook, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, unavailable("get delivery "+id, err)
+	}
+	d := &storage.Delivery{}
+	if err := json.Unmarshal([]byte(data), d); err != nil {
+		return nil, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// Deliveries returns a webhook's latest deliveries, newest first: ZREVRANGE of its log,
+// then HMGET of their hash.
+func (s *Store) Deliveries(ctx context.Context, webhook string, limit int) ([]storage.Delivery, error) {
+	k := s.hookKeys(webhook)
+	stop := int64(-1)
+	if limit > 0 {
+		stop = int64(limit) - 1
+	}
+	ids, err := s.client.ZRevRange(ctx, k.log, 0, stop).Result()
+	if err != nil {
+		return nil, unavailable("deliveries of "+webhook, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vals, err := s.client.HMGet(ctx, k.d, ids...).Result()
+	if err != nil {
+		return nil, unavailable("deliveries of "+webhook, err)
+	}
+	list := make([]storage.Delivery, 0, len(vals))
+	for i, v := range vals {
+		data, ok := v.(string)
+		if !ok {
+			continue // trimmed between the two reads
+		}
+		var d storage.Delivery
+		if err := json.Unmarshal([]byte(data), &d); err != nil {
+			return nil, fmt.Errorf("delivery %s: %w", ids[i], err)
+		}
+		list = append(list, d)
+	}
+	return list, nil
+}
+
+// placeLua is the start of the scripts that store a delivery: place puts a pending one in
+// the due set and out of the finished set, a finished one the other way round, then
+// trims the webhook's finished deliveries to the newest keep.
+const placeLua = `
+local function place(d, log, done, due, webhook, id, created, state, next, keep)
+	local member = webhook .. '\n' .. id
+	if state == 'pending' then
+		redis.call('ZADD', due, next, member)
+		redis.call('ZREM', done, id)
+		return
+	end
+	redis.call('ZREM', due, member)
+	redis.call('ZADD', done, created, id)
+	local over = redis.call('ZCARD', done) - keep
+	if over > 0 then
+		local old = redis.call('ZRANGE', done, 0, over - 1)
+		redis.call('ZREMRANGEBYRANK', done, 0, over - 1)
+		redis.call('HDEL', d, unpack(old))
+		redis.call('ZREM', log, unpack(old))
+	end
+end
+`
+
+// addDeliveryScript stores a delivery unless its webhook has one with its ID. It returns
+// 1 when it stored it, 0 when there was one, -1 when there is no such webhook.
+// KEYS: 1 hooks, 2 the webhook's deliveries, 3 its log, 4 its finished ones, 5 due.
+// ARGV: 1 webhook, 2 delivery ID, 3 the delivery (JSON), 4 created (unix ms), 5 state,
+// 6 due (unix ms), 7 how many finished ones to keep.
+var addDeliveryScript = redis.NewScript(placeLua + `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+	return -1
+end
+if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then
+	return 0
+end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+place(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
+return 1
+`)
+
+// updateDeliveryScript replaces a stored delivery and places it again. It returns 1, or
+// -1 when there is no such delivery (its webhook was deleted, or it was trimmed).
+// KEYS and ARGV as addDeliveryScript's.
+var updateDeliveryScript = redis.NewScript(placeLua + `
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+	return -1
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+place(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
+return 1
+`)
+
+// claimDeliveryScript returns the delivery due soonest, if it is due, and makes it due
+// again at the end of the lease; nil when none is due. An entry whose delivery is gone
+// is dropped. It uses the server's clock, so nodes with skewed clocks agree on leases.
+// The deliveries' hash is built from ARGV[2], which carries KEYS[1]'s hash tag.
+// KEYS: 1 due. ARGV: 1 lease (ms), 2 the deliveries' key prefix.
+var claimDeliveryScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _ = 1, 100 do
+	local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)[1]
+	if not m then
+		return false
+	end
+	local nl = string.find(m, '\n', 1, true)
+	local data = nl and redis.call('HGET', ARGV[2] .. string.sub(m, 1, nl - 1), string.sub(m, nl + 1))
+	if data then
+		redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), m)
+		return data
+	end
+	redis.call('ZREM', KEYS[1], m)
+end
+return false
+`)
+
+// deleteWebhookScript deletes a webhook, its deliveries and their entries in the due
+// set. It returns 1, or 0 when there is no such webhook.
+// KEYS: 1 hooks, 2 due, 3 the webhook's deliveries, 4 its log, 5 its finished ones.
+// ARGV: 1 webhook.
+var deleteWebhookScript = redis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
+	return 0
+end
+local ids = redis.call('ZRANGE', KEYS[4], 0, -1)
+for _, id in ipairs(ids) do
+	redis.call('ZREM', KEYS[2], ARGV[1] .. '\n' .. id)
+end
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
+return 1
+`)
