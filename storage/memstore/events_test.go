@@ -88,7 +88,8 @@ func TestInboxEventsGoneOverCount(t *testing.T) {
 	if len(list) != inboxLogMax || list[0].Type != storage.EventFlags {
 		t.Fatalf("log of %d events (first %v), want %d", len(list), list[0].Type, inboxLogMax)
 	}
-	_, n, _ := parseSeq(list[0].Seq)
+	first, _ := parseSeq(list[0].Seq)
+	n := first.seq
 	seqOf := func(n uint64) string { return fmt.Sprintf("%d-%d", c.Now().UnixMilli(), n) }
 	if _, err := st.InboxEvents(ctx, inbox, seqOf(n-2), 0); !errors.Is(err, storage.ErrGone) {
 		t.Errorf("before the last event dropped: %v, want ErrGone", err)

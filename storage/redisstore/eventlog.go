@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,9 @@ func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int)
 		var ok bool
 		if from, ok = parseStreamID(after); !ok {
 			return nil, fmt.Errorf("events of %s after %q: %w", inbox, after, storage.ErrGone)
+		}
+		if from.ms == math.MaxUint64 && from.seq == math.MaxUint64 {
+			return nil, nil // nothing comes after it, and Redis refuses the range "(" of it
 		}
 		start = "(" + after
 	}
