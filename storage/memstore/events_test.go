@@ -203,3 +203,31 @@ func TestClaimDeliveryWithClock(t *testing.T) {
 		t.Fatal("not claimed again when the lease ended")
 	}
 }
+
+// TestWebhooksCountAgainstLimit: deliveries count with the metadata, and go with their
+// webhook.
+func TestWebhooksCountAgainstLimit(t *testing.T) {
+	st, c := clockStore(t, Options{})
+	ctx := context.Background()
+	base := st.Memory().MetadataBytes
+	if err := st.PutWebhook(ctx, storetest.NewWebhook("wh_1", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	withHook := st.Memory().MetadataBytes
+	for i := range 50 {
+		d := storetest.NewDelivery("wh_1", fmt.Sprint(i), c.Now(), c.Now())
+		d.Payload = make([]byte, 10<<10)
+		if _, err := st.AddDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := st.Memory().MetadataBytes - withHook; got < 50*10<<10 {
+		t.Errorf("50 deliveries of 10 KiB counted %d B", got)
+	}
+	if err := st.DeleteWebhook(ctx, "wh_1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Memory().MetadataBytes; got != base {
+		t.Errorf("after DeleteWebhook %d B counted, want %d as before", got, base)
+	}
+}
