@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,8 @@ import (
 //	                               storage.EventHistory (MINID ~), key TTL twice that
 //	mayfly:{mayfly-feed}:events    STREAM every inbox's events, the same field; trimmed to
 //	                               feedHistory (MINID ~, once a minute per node) and feedMax
-//	                               entries (MAXLEN ~); consumer groups as ReadFeed makes them
+//	                               entries (MAXLEN ~), key TTL feedTTL; consumer groups as
+//	                               ReadFeed makes them
 //
 // The script that changes an inbox writes the event to the inbox's log, on the inbox's
 // slot, so the log and the mail always agree. On one Redis (or Sentinel's) it writes
@@ -38,6 +40,9 @@ const (
 	feedMax = 1_000_000
 	// feedTrimEvery is how often a node trims the feed by time.
 	feedTrimEvery = time.Minute
+	// feedTTL is how long the feed's key outlives its last event: trimming needs a node
+	// running, and a Mayfly stopped for good should leave nothing behind.
+	feedTTL = 2 * feedHistory
 	// feedWaitSlice is the longest one XREADGROUP BLOCK of ReadFeed waits: go-redis
 	// does not interrupt a read when its context is cancelled, so ReadFeed waits in
 	// slices and looks at its context between them.
@@ -71,6 +76,9 @@ func (s *Store) toFeed(ctx context.Context, events []string, more func(redis.Pip
 	adds := make([]*redis.StringCmd, len(events))
 	for i, e := range events {
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.feedKey(), MaxLen: feedMax, Approx: true, Values: []any{"e", e}})
+	}
+	if len(adds) > 0 {
+		pipe.PExpire(ctx, s.feedKey(), feedTTL)
 	}
 	if more != nil {
 		more(pipe)
@@ -144,6 +152,9 @@ func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int)
 		var ok bool
 		if from, ok = parseStreamID(after); !ok {
 			return nil, fmt.Errorf("events of %s after %q: %w", inbox, after, storage.ErrGone)
+		}
+		if from.ms == math.MaxUint64 && from.seq == math.MaxUint64 {
+			return nil, nil // nothing comes after it, and Redis refuses the range "(" of it
 		}
 		start = "(" + after
 	}

@@ -130,9 +130,15 @@ func testInboxEventsBadPosition(t *testing.T, newStore NewStore) {
 	st := open(t, newStore, Options{})
 	inbox := inboxFor(t)
 	putN(t, st, inbox, 1)
-	for _, bad := range []string{"garbage", "-", "1-x", "\n"} {
+	for _, bad := range []string{"garbage", "-", "1-x", "\n", "-1-0", "18446744073709551616-0"} {
 		if _, err := st.InboxEvents(ctxFor(t), inbox, bad, 10); !errors.Is(err, storage.ErrGone) {
 			t.Errorf("InboxEvents after %q: %v, want ErrGone", bad, err)
+		}
+	}
+	// Positions of the right form from no log: past the end there is nothing, no error.
+	for _, future := range []string{"18446744073709551615-18446744073709551615", "9999999999999-0"} {
+		if list, err := st.InboxEvents(ctxFor(t), inbox, future, 10); err != nil || len(list) != 0 {
+			t.Errorf("InboxEvents after %q = %d events, %v; want none, no error", future, len(list), err)
 		}
 	}
 }
