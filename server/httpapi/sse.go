@@ -198,6 +198,7 @@ func (s *Server) events(c echo.Context) error {
 			// reread the log from the last event sent, so nothing is lost. At most once
 			// a second, should the store hand out closed doorbells while it is down.
 			s.resubscribed.Add(1)
+			st.live = false // events may have gone unrung until the next read
 			if wait := time.Until(resubscribed.Add(time.Second)); wait > 0 {
 				select {
 				case <-ctx.Done():
@@ -220,6 +221,11 @@ type sseStream struct {
 	ctx   context.Context
 	inbox string
 	pos   string // the position of the last event sent; "" = the log's start
+	// live says the stream has read the log up to pos with its doorbell ringing ever
+	// since: every event after pos rang, and was read within moments of being logged.
+	// A log that then says pos is gone has only dropped pos itself and what came
+	// before it (an inbox quiet for longer than the history), not anything unsent.
+	live bool
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	buf   bytes.Buffer
@@ -230,6 +236,11 @@ func (st *sseStream) catchUp() error {
 	resets := 0
 	for {
 		evs, err := st.s.store.InboxEvents(st.ctx, st.inbox, st.pos, ssePage)
+		if errors.Is(err, storage.ErrGone) && st.live && st.pos != "" {
+			// Everything the log still holds is after pos: read it from its start.
+			st.pos = ""
+			continue
+		}
 		if errors.Is(err, storage.ErrGone) {
 			// Older than the history kept: the client lists the inbox again, then
 			// follows from the log's end, where the stream now stands.
@@ -276,6 +287,7 @@ func (st *sseStream) catchUp() error {
 			}
 		}
 		if len(evs) < ssePage {
+			st.live = true
 			return nil
 		}
 	}

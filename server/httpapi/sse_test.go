@@ -677,3 +677,62 @@ func TestEventStreamSubscribesBeforeReading(t *testing.T) {
 		}
 	})
 }
+
+// trimmedStore is a log that has dropped every event up to and including upTo, as a
+// store does once they are older than its history, and that says a read after upTo is
+// gone even though nothing after it was dropped, as the Redis store does.
+type trimmedStore struct {
+	fullStore
+	mu   sync.Mutex
+	upTo string
+}
+
+func (s *trimmedStore) trim(upTo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.upTo = upTo
+}
+
+func (s *trimmedStore) InboxEvents(ctx context.Context, inbox, after string, limit int) ([]storage.LoggedEvent, error) {
+	s.mu.Lock()
+	upTo := s.upTo
+	s.mu.Unlock()
+	switch {
+	case upTo != "" && after == upTo:
+		return nil, storage.ErrGone
+	case upTo != "" && after == "":
+		after = upTo // what is dropped is not read
+	}
+	return s.fullStore.InboxEvents(ctx, inbox, after, limit)
+}
+
+// TestEventStreamQuietInbox: a stream open on an inbox quiet for longer than the
+// history, whose last event the log has since dropped, sends the next event as an
+// event, not as a reset: it was listening all along, so it missed nothing.
+func TestEventStreamQuietInbox(t *testing.T) {
+	testlib.EachStore(t, stores(t), func(t *testing.T, st fullStore) {
+		trimmed := &trimmedStore{fullStore: st}
+		e := newEnv(t, trimmed, Options{})
+		box := e.create("")
+		s := e.openSSE(t, box.Address, sseDial{token: box.Token})
+		m1 := e.deliver(box.Address, mail("one"))
+		trimmed.trim(s.wantEvent(t, "message.received", m1.ID).ID)
+		m2 := e.deliver(box.Address, mail("two, much later"))
+		if b := s.next(t); b.Event != "message.received" || !strings.Contains(b.Data, m2.ID) {
+			t.Fatalf("the next event after a quiet spell = %+v, want message.received of %s", b, m2.ID)
+		}
+		// A client that comes back from that position was away: it lists again.
+		s.close()
+		waitStreamsClosed(t, e.srv)
+		s = e.openSSE(t, box.Address, sseDial{token: box.Token, lastID: trimmedPosition(trimmed)})
+		if b := s.next(t); b.Event != "reset" {
+			t.Fatalf("a reconnection from a dropped position = %+v, want a reset", b)
+		}
+	})
+}
+
+func trimmedPosition(s *trimmedStore) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.upTo
+}
