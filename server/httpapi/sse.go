@@ -226,9 +226,9 @@ type sseStream struct {
 	// A log that then says pos is gone has only dropped pos itself and what came
 	// before it (an inbox quiet for longer than the history), not anything unsent.
 	live bool
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	buf   bytes.Buffer
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	buf  bytes.Buffer
 }
 
 // catchUp sends every logged event after the stream's position.
