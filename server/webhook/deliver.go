@@ -28,8 +28,8 @@ const (
 // on the address dialed, after DNS, unless allowPrivate), follows no redirect (a 3xx
 // is a failed attempt, and could lead anywhere), and uses no proxy from the
 // environment, which would dial for it past that check.
-func newClient(allowPrivate bool) *http.Client {
-	dialer := netguard.Dialer(net.Dialer{Timeout: 5 * time.Second}, allowPrivate)
+func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
+	dialer := netguard.Dialer(net.Dialer{Timeout: 5 * time.Second, Resolver: resolver}, allowPrivate)
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 nil,

@@ -13,10 +13,14 @@ import (
 // Feed reading: up to feedBatch events at a time, each waited for up to feedBlock.
 const (
 	feedBatch = 100
-	feedBlock = 5 * time.Second
+	// feedBlock is short: a Redis read blocked on the feed ends at it, not when Run's
+	// context does, and shutdown waits for it.
+	feedBlock = time.Second
 	// refresh is how old the cached webhooks may get while no event needs them newer.
 	refresh = 5 * time.Second
 )
+
+const creationGrace = time.Second
 
 // hook is a webhook with its filter ready to match.
 type hook struct {
@@ -24,9 +28,11 @@ type hook struct {
 	filter storage.Filter
 }
 
-// matches reports whether h wants event typ of message m in inbox.
-func (h *hook) matches(typ, inbox string, m *storage.Message) bool {
-	if h.Disabled != "" || !slices.Contains(h.Events, typ) || h.Inbox != "" && h.Inbox != inbox {
+// matches reports whether h wants event typ of message m in inbox, which happened at:
+// the events from its creation on, not those the dispatcher had yet to read then. A
+// second's grace covers the clocks of nodes and the feed's millisecond times.
+func (h *hook) matches(typ, inbox string, m *storage.Message, at time.Time) bool {
+	if h.Disabled != "" || !slices.Contains(h.Events, typ) || h.Inbox != "" && h.Inbox != inbox || at.Before(h.Created.Add(-creationGrace)) {
 		return false
 	}
 	return typ != EventReceived || h.filter.Match(m)
@@ -119,7 +125,7 @@ func (s *Service) dispatchEvent(ctx context.Context, hooks []hook, e *storage.Lo
 	}
 	var want []*hook
 	for i := range hooks {
-		if hooks[i].matches(typ, e.Inbox, e.Message) {
+		if hooks[i].matches(typ, e.Inbox, e.Message, e.Time) {
 			want = append(want, &hooks[i])
 		}
 	}

@@ -193,10 +193,11 @@ func TestMatches(t *testing.T) {
 		{"disabled", storage.Webhook{Events: Events, Disabled: "failing"}, EventReceived, "a@x.test", false},
 		{"filters match", storage.Webhook{Events: Events, Filters: map[string]string{"from": "SHOP.test", "subject": "code", "tag": "SignUp", "dkim": "pass"}}, EventReceived, "a@x.test", true},
 		{"subject differs", storage.Webhook{Events: Events, Filters: map[string]string{"subject": "invoice"}}, EventReceived, "a@x.test", false},
+		{"before its creation", storage.Webhook{Events: Events, Created: time.Now().Add(time.Hour)}, EventReceived, "a@x.test", false},
 		{"verdict differs", storage.Webhook{Events: Events, Filters: map[string]string{"spf": "pass"}}, EventReceived, "a@x.test", false},
 	} {
 		h := hook{Webhook: tc.w, filter: filterOf(tc.w.Filters)}
-		if got := h.matches(tc.typ, tc.inbox, m); got != tc.want {
+		if got := h.matches(tc.typ, tc.inbox, m, time.Now()); got != tc.want {
 			t.Errorf("%s: matches = %v, want %v", tc.name, got, tc.want)
 		}
 	}

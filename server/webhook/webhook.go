@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type Options struct {
 	// addresses (MAYFLY_OUTBOUND_ALLOW_PRIVATE), and webhooks be created with such an
 	// address as their URL's host.
 	AllowPrivate bool
+	// Resolver resolves webhooks' host names; nil = the system's. Tests point it at
+	// a DNS server of theirs.
+	Resolver *net.Resolver
 	// Describe returns what a payload says of a received message: the summary of the
 	// API's listings with the codes and links of raw (nil when the message is already
 	// gone). nil = the message's id alone.
@@ -140,7 +144,7 @@ func New(opts Options, st store, logger *slog.Logger) *Service {
 		opts:    opts,
 		store:   st,
 		logger:  logger.With("proto", "webhook"),
-		client:  newClient(opts.AllowPrivate),
+		client:  newClient(opts.AllowPrivate, opts.Resolver),
 		metrics: newMetrics(opts.Registry),
 		wake:    make(chan struct{}, opts.Workers),
 	}
