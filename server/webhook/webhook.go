@@ -93,11 +93,10 @@ type Service struct {
 	// wake tells an idle worker that this node queued a delivery due now.
 	wake chan struct{}
 
-	mu       sync.Mutex
-	hooks    []hook    // the cached subscriptions; see subscriptions
-	loaded   time.Time // when hooks were read from the store
-	stale    bool      // a webhook changed here since
-	inflight sync.WaitGroup
+	mu     sync.Mutex
+	hooks  []hook    // the cached subscriptions; see subscriptions
+	loaded time.Time // when hooks were read from the store
+	stale  bool      // a webhook changed here since
 }
 
 // feedGroup is the webhooks' consumer group of the store's feed.
