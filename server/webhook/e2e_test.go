@@ -373,6 +373,10 @@ func TestReceiverDown(t *testing.T) {
 type killable struct {
 	Store
 	dead atomic.Bool
+	// afterAdd, when set, runs after each delivery stored; dupes counts the
+	// deliveries the store already had.
+	afterAdd    func()
+	adds, dupes atomic.Int64
 }
 
 // Store is what the webhooks use of the stores under test.
@@ -398,7 +402,17 @@ func (k *killable) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, 
 	if k.dead.Load() {
 		return false, errDead
 	}
-	return k.Store.AddDelivery(ctx, d)
+	added, err := k.Store.AddDelivery(ctx, d)
+	if err == nil {
+		k.adds.Add(1)
+	}
+	if err == nil && !added {
+		k.dupes.Add(1)
+	}
+	if err == nil && k.afterAdd != nil {
+		k.afterAdd()
+	}
+	return added, err
 }
 
 func (k *killable) ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error) {
@@ -505,6 +519,54 @@ func TestNodeDiesBeforeDispatch(t *testing.T) {
 			testlib.WaitFor(t, "node b's delivery", func() bool { return len(rc.accepted()) == 1 })
 			if got, want := rc.accepted()[0].ID, deliveryID(EventReceived, "box@x.test", m.ID); got != want {
 				t.Errorf("webhook-id %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestNodeDiesBeforeAck kills a node that queued an event's delivery but did not
+// acknowledge the event: the other node is handed the event again, stores nothing new
+// (the delivery's ID is the event's), and the receiver gets it once.
+func TestNodeDiesBeforeAck(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			first, node := b.Open(t)
+			rc := newReceiver(t)
+			opts := testOptions()
+			opts.Lease = time.Second
+			a := &killable{Store: first}
+			a.afterAdd = func() { a.dead.Store(true) } // dies before its AckFeed and its workers' claims
+			nodeA := New(opts, a, testlib.Logger(t).With("node", "a"))
+			w := create(t, nodeA, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			run(t, nodeA)
+			m := put(t, first, "box@x.test", "Your code", "123456", false)
+			testlib.WaitFor(t, "node a's death", a.dead.Load)
+
+			b := &killable{Store: node()}
+			nodeB := New(opts, b, testlib.Logger(t).With("node", "b"))
+			run(t, nodeB)
+			testlib.WaitFor(t, "node b's dispatch of the event again, and every delivery made", func() bool {
+				list, err := b.Deliveries(t.Context(), w.ID, 0)
+				if err != nil || b.adds.Load() == 0 {
+					return false
+				}
+				for _, d := range list {
+					if d.State != storage.DeliveryDelivered {
+						return false
+					}
+				}
+				return true
+			})
+			list, err := b.Deliveries(t.Context(), w.ID, 0)
+			var ids []string
+			for _, d := range list {
+				ids = append(ids, d.ID)
+			}
+			if want := deliveryID(EventReceived, "box@x.test", m.ID); err != nil || !slices.Equal(ids, []string{want}) || b.dupes.Load() != 1 {
+				t.Errorf("deliveries %v (%v), %d found stored already; want %s alone, found stored once", ids, err, b.dupes.Load(), want)
+			}
+			if n := len(rc.requests()); n != 1 {
+				t.Errorf("receiver got %d requests, want 1", n)
 			}
 		})
 	}
