@@ -23,6 +23,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
 
 // received is one request a receiver got.
@@ -704,5 +705,26 @@ func TestDisable(t *testing.T) {
 			}
 			_ = w2
 		})
+	}
+}
+
+// TestCaps bounds the webhooks of an inbox and of the service.
+func TestCaps(t *testing.T) {
+	st := testlib.Memory(t, memstore.Options{})
+	opts := testOptions()
+	opts.MaxPerInbox, opts.MaxTotal = 2, 3
+	s := New(opts, st, testlib.Logger(t))
+	hook := func(inbox string) *storage.Webhook {
+		return &storage.Webhook{URL: "https://hooks.example.com/", Events: []string{EventReceived}, Inbox: inbox}
+	}
+	create(t, s, hook("a@x.test"))
+	create(t, s, hook("a@x.test"))
+	var e *Error
+	if err := s.Create(t.Context(), hook("a@x.test")); !errors.As(err, &e) || e.Status != http.StatusConflict || e.Code != "too_many_webhooks" {
+		t.Errorf("third webhook of an inbox = %v, want 409 too_many_webhooks", err)
+	}
+	create(t, s, hook(""))
+	if err := s.Create(t.Context(), hook("b@x.test")); !errors.As(err, &e) || e.Status != http.StatusConflict {
+		t.Errorf("webhook past the service's cap = %v, want 409", err)
 	}
 }
