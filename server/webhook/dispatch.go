@@ -83,38 +83,55 @@ func (s *Service) dispatch(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		if len(events) == 0 {
-			continue
-		}
-		newest := events[0].Time
-		for _, e := range events {
-			if e.Time.After(newest) {
-				newest = e.Time
+		// A batch that fails (the store hiccups) is tried again here a few times
+		// before it is left to the feed's lease, a minute away.
+		for try := 1; len(events) > 0 && ctx.Err() == nil; try++ {
+			if events = s.dispatchBatch(ctx, events); len(events) == 0 || try == dispatchTries {
+				break
 			}
-		}
-		hooks, err := s.subscriptions(ctx, newest)
-		if err != nil {
-			s.logger.Warn("dispatch", "err", err)
-			pause(ctx, time.Second)
-			continue
-		}
-		done := make([]string, 0, len(events))
-		for i := range events {
-			if err := s.dispatchEvent(ctx, hooks, &events[i]); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				s.logger.Warn("dispatch", "inbox", events[i].Inbox, "id", events[i].ID, "err", err)
-				continue
-			}
-			done = append(done, events[i].Seq)
-		}
-		if len(done) > 0 {
-			if err := s.store.AckFeed(ctx, feedGroup, done...); err != nil && ctx.Err() == nil {
-				s.logger.Warn("acknowledge events", "err", err)
-			}
+			pause(ctx, time.Duration(try)*200*time.Millisecond)
 		}
 	}
+}
+
+// dispatchTries is how often a batch's events are tried before they are left to the
+// feed's lease.
+const dispatchTries = 3
+
+// dispatchBatch dispatches events, acknowledges those done and returns the others.
+func (s *Service) dispatchBatch(ctx context.Context, events []storage.LoggedEvent) []storage.LoggedEvent {
+	newest := events[0].Time
+	for _, e := range events {
+		if e.Time.After(newest) {
+			newest = e.Time
+		}
+	}
+	hooks, err := s.subscriptions(ctx, newest)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("dispatch", "err", err)
+		}
+		return events
+	}
+	done := make([]string, 0, len(events))
+	var left []storage.LoggedEvent
+	for i := range events {
+		if err := s.dispatchEvent(ctx, hooks, &events[i]); err != nil {
+			if ctx.Err() == nil {
+				s.logger.Warn("dispatch", "inbox", events[i].Inbox, "id", events[i].ID, "err", err)
+			}
+			left = append(left, events[i])
+			continue
+		}
+		done = append(done, events[i].Seq)
+	}
+	if len(done) > 0 {
+		if err := s.store.AckFeed(ctx, feedGroup, done...); err != nil && ctx.Err() == nil {
+			// Handed out again after the lease: its deliveries are stored already.
+			s.logger.Warn("acknowledge events", "err", err)
+		}
+	}
+	return left
 }
 
 // dispatchEvent stores a delivery of e for every webhook that wants it.

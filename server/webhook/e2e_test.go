@@ -378,6 +378,8 @@ type killable struct {
 	// deliveries the store already had.
 	afterAdd    func()
 	adds, dupes atomic.Int64
+	// failAdds is how many AddDelivery calls still fail, as a store that hiccups.
+	failAdds atomic.Int64
 }
 
 // Store is what the webhooks use of the stores under test.
@@ -402,6 +404,9 @@ func (k *killable) AckFeed(ctx context.Context, group string, seqs ...string) er
 func (k *killable) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, error) {
 	if k.dead.Load() {
 		return false, errDead
+	}
+	if k.failAdds.Add(-1) >= 0 {
+		return false, storage.ErrUnavailable
 	}
 	added, err := k.Store.AddDelivery(ctx, d)
 	if err == nil {
@@ -568,6 +573,29 @@ func TestNodeDiesBeforeAck(t *testing.T) {
 			}
 			if n := len(rc.requests()); n != 1 {
 				t.Errorf("receiver got %d requests, want 1", n)
+			}
+		})
+	}
+}
+
+// TestDispatchRetries fails the store's AddDelivery once: the dispatcher tries the
+// event again at once, not a feed lease (a minute) later.
+func TestDispatchRetries(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := &killable{Store: b.New(t)}
+			st.failAdds.Store(1)
+			rc := newReceiver(t)
+			opts := testOptions()
+			opts.Lease = time.Minute
+			s := New(opts, st, testlib.Logger(t))
+			create(t, s, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			run(t, s)
+			put(t, st.Store.(storage.Store), "box@x.test", "Your code", "123456", false)
+			start := time.Now()
+			testlib.WaitFor(t, "the delivery", func() bool { return len(rc.accepted()) == 1 })
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("delivered after %v, want well within the feed's lease", d)
 			}
 		})
 	}
