@@ -141,7 +141,9 @@ func TestWebhooks(t *testing.T) {
 func TestWebhookPrivateRefused(t *testing.T) {
 	n := startNode(t)
 	in := createInbox(t, n.http, "")
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	body := `{"url": "http://127.0.0.1:9/hook", "events": ["message.received"], "inbox": "` + in.Address + `"}`
 	code := apiDo(t, "POST", "http://"+n.http+"/api/v1/webhooks", in.Token, body, &e)
 	if code != http.StatusBadRequest || e.Error.Code != "bad_webhook" || !strings.Contains(e.Error.Message, "MAYFLY_OUTBOUND_ALLOW_PRIVATE") {
