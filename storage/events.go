@@ -96,8 +96,8 @@ type WebhookStore interface {
 	// ClaimDelivery returns a due pending delivery, hidden from other claims for lease;
 	// nil, nil when none is due.
 	ClaimDelivery(ctx context.Context, lease time.Duration) (*Delivery, error)
-	// UpdateDelivery saves d after an attempt (or a replay): pending ones are due again at
-	// d.Next, delivered and failed ones leave the queue. ErrNotFound when d is not stored
+	// UpdateDelivery saves d after an attempt (or a replay): pending ones (State "" too)
+	// are due again at d.Next, delivered and failed ones leave the queue. ErrNotFound when d is not stored
 	// (its webhook was deleted, or it was trimmed).
 	UpdateDelivery(ctx context.Context, d *Delivery) error
 	GetDelivery(ctx context.Context, webhook, id string) (*Delivery, error) // ErrNotFound

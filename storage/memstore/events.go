@@ -21,8 +21,9 @@ import (
 // logShare, on top of it: Memory.EventLogBytes), so they never grow without bound, and
 // the mail's share of the limit stays what it was.
 //
-// A position is "<unix ms>-<n>", n counting every event of the store: the same in the
-// feed and in the inbox's log.
+// A position is "<ms>-<n>", n counting every event of the store, ms the time in unix
+// milliseconds but never less than the event before's (the clock may step back), so that
+// positions order as Redis stream IDs do: the same in the feed and in the inbox's log.
 const (
 	inboxLogMax = 1000
 	feedHistory = 24 * time.Hour
@@ -32,19 +33,25 @@ const (
 )
 
 // logEntry is one event in the feed and, until it is trimmed there, in its inbox's log.
+// Its Seq is made when it is read (out).
 type logEntry struct {
 	storage.LoggedEvent
-	n       uint64
+	pos     // seq is the event's number in the store
 	cost    int64
 	inInbox bool // still in its inbox's log
 	gone    bool // out of the feed
 }
 
+// pos is a position in the logs.
+type pos struct{ ms, seq uint64 }
+
+func (a pos) less(b pos) bool { return a.ms < b.ms || a.ms == b.ms && a.seq < b.seq }
+
 // inboxLog is an inbox's events, oldest first. It goes when it is empty.
 type inboxLog struct {
 	entries []*logEntry
-	start   uint64 // the n of its first event: it knows of none before
-	trimmed uint64 // the n of the newest event trimmed from it, 0 = none
+	start   pos // its first event's: it knows of none before
+	trimmed pos // the newest event's trimmed from it, zero = none
 }
 
 type eventLog struct {
@@ -53,9 +60,10 @@ type eventLog struct {
 	feed     []*logEntry // oldest first
 	inboxPos int         // feed[:inboxPos] are out of their inbox's log
 	bytes    int64       // the estimated cost of the entries and the inbox logs
-	// early is the n of the newest event taken out of an inbox's log before its
-	// history ran out (over inboxLogMax, or the bytes), whose log may be gone since.
-	early  uint64
+	// early is the position of the newest event taken out of an inbox's log before
+	// its history ran out (over inboxLogMax, or the bytes), whose log may be gone since.
+	early  pos
+	lastMs uint64
 	groups map[string]*feedGroup
 	wake   chan struct{} // closed and replaced when the feed grows
 }
@@ -78,29 +86,30 @@ var (
 	inboxLogOverhead = int64(unsafe.Sizeof(inboxLog{})) + 48 + 16
 )
 
-func eventCost(e *storage.Event) int64 {
-	n := logEntryOverhead + int64(len(e.Inbox)+len(e.ID)) + 3*stringSlack
-	if e.Message != nil {
-		n += metaCost(e.Message)
-	}
-	return n
+// eventCost estimates what e costs in the logs; meta is metaCost(e.Message), which
+// the caller knows.
+func eventCost(e *storage.Event, meta int64) int64 {
+	return logEntryOverhead + int64(len(e.Inbox)+len(e.ID)) + 3*stringSlack + meta
 }
 
-// publishLocked records e in the logs and hands it to this process's subscribers.
-func (s *Store) publishLocked(e storage.Event) {
-	s.hub.Publish(e)
+// publishLocked records e in the logs and hands it to this process's subscribers. meta
+// is metaCost(e.Message), 0 without one.
+func (s *Store) publishLocked(e storage.Event, meta int64) {
+	// Logged first: a subscriber told of e reads the log after it (it waits for s.mu).
+	defer s.hub.Publish(e)
 	now := s.opts.Now()
 	l := &s.log
 	if l.inboxes == nil {
 		l.inboxes = make(map[string]*inboxLog)
 	}
 	l.n++
-	le := &logEntry{n: l.n, cost: eventCost(&e), inInbox: true}
-	le.LoggedEvent = storage.LoggedEvent{Seq: strconv.FormatInt(now.UnixMilli(), 10) + "-" + strconv.FormatUint(l.n, 10), Time: now, Event: e}
+	l.lastMs = max(l.lastMs, uint64(max(now.UnixMilli(), 0)))
+	le := &logEntry{pos: pos{l.lastMs, l.n}, cost: eventCost(&e, meta), inInbox: true}
+	le.LoggedEvent = storage.LoggedEvent{Time: now, Event: e}
 	l.feed = append(l.feed, le)
 	il := l.inboxes[e.Inbox]
 	if il == nil {
-		il = &inboxLog{start: le.n}
+		il = &inboxLog{start: le.pos}
 		l.inboxes[e.Inbox] = il
 		l.bytes += inboxLogOverhead + int64(len(e.Inbox))
 	}
@@ -146,32 +155,34 @@ func (s *Store) trimInboxLocked(e *logEntry, byTime bool) {
 	il := l.inboxes[e.Inbox]
 	e.inInbox = false
 	if !byTime {
-		l.early = max(l.early, e.n)
+		if l.early.less(e.pos) {
+			l.early = e.pos
+		}
 	}
 	if il == nil || len(il.entries) == 0 || il.entries[0] != e {
 		return
 	}
 	il.entries[0] = nil
 	il.entries = il.entries[1:]
-	il.trimmed = e.n
+	il.trimmed = e.pos
 	if len(il.entries) == 0 {
 		delete(l.inboxes, e.Inbox)
 		l.bytes -= inboxLogOverhead + int64(len(e.Inbox))
 	}
 }
 
-// gone reports whether an event of inbox after position (ms, n) may have been trimmed
-// from its log. Of the log there is now (nil: none) it knows; of those before it, that
-// what went by time is older than the history, and what went early is no newer than
-// l.early.
-func (l *eventLog) gone(il *inboxLog, ms int64, n uint64, now time.Time) bool {
-	if il != nil && n < il.trimmed {
+// gone reports whether an event of inbox after position p may have been trimmed from
+// its log. Of the log there is now (nil: none) it knows; of those before it, that what
+// went by time is older than the history, and what went early is no newer than l.early.
+func (l *eventLog) gone(il *inboxLog, p pos, now time.Time) bool {
+	if il != nil && p.less(il.trimmed) {
 		return true
 	}
-	if il != nil && n >= il.start {
+	if il != nil && !p.less(il.start) {
 		return false
 	}
-	return now.Sub(time.UnixMilli(ms)) > storage.EventHistory || n < l.early
+	history := now.Add(-storage.EventHistory).UnixMilli()
+	return history > 0 && p.ms < uint64(history) || p.less(l.early)
 }
 
 // sweepLogsLocked trims the logs by time.
@@ -179,19 +190,20 @@ func (s *Store) sweepLogsLocked(now time.Time) {
 	s.trimLogsLocked(now)
 }
 
-// parseSeq reads a position "<unix ms>-<n>".
-func parseSeq(seq string) (ms int64, n uint64, ok bool) {
+// parseSeq reads a position "<ms>-<n>".
+func parseSeq(seq string) (pos, bool) {
 	a, b, found := strings.Cut(seq, "-")
 	if !found {
-		return 0, 0, false
+		return pos{}, false
 	}
-	ms, err1 := strconv.ParseInt(a, 10, 64)
+	ms, err1 := strconv.ParseUint(a, 10, 64)
 	n, err2 := strconv.ParseUint(b, 10, 64)
-	return ms, n, err1 == nil && err2 == nil
+	return pos{ms, n}, err1 == nil && err2 == nil
 }
 
 func (e *logEntry) out() storage.LoggedEvent {
 	le := e.LoggedEvent
+	le.Seq = strconv.FormatUint(e.ms, 10) + "-" + strconv.FormatUint(e.seq, 10)
 	if le.Message != nil {
 		m := *le.Message
 		le.Message = &m
@@ -204,11 +216,10 @@ func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var afterMs int64
-	var afterN uint64
+	var from pos
 	if after != "" {
 		var ok bool
-		if afterMs, afterN, ok = parseSeq(after); !ok {
+		if from, ok = parseSeq(after); !ok {
 			return nil, fmt.Errorf("events of %s after %q: %w", inbox, after, storage.ErrGone)
 		}
 	}
@@ -217,13 +228,13 @@ func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int)
 	defer s.mu.Unlock()
 	s.trimLogsLocked(now)
 	il := s.log.inboxes[inbox]
-	if after != "" && s.log.gone(il, afterMs, afterN, now) {
+	if after != "" && s.log.gone(il, from, now) {
 		return nil, fmt.Errorf("events of %s after %s: %w", inbox, after, storage.ErrGone)
 	}
 	if il == nil {
 		return nil, nil
 	}
-	i := sort.Search(len(il.entries), func(i int) bool { return il.entries[i].n > afterN })
+	i := sort.Search(len(il.entries), func(i int) bool { return from.less(il.entries[i].pos) })
 	n := len(il.entries) - i
 	if limit > 0 {
 		n = min(n, limit)
@@ -305,7 +316,7 @@ func (s *Store) readFeed(group, consumer string, n int, lease time.Duration) ([]
 			soonest = p.until
 		}
 	}
-	slices.SortFunc(expired, func(a, b *feedLease) int { return compareN(a.e.n, b.e.n) })
+	slices.SortFunc(expired, func(a, b *feedLease) int { return compareN(a.e.seq, b.e.seq) })
 	for _, p := range expired {
 		if len(list) == n {
 			if soonest.IsZero() || p.until.Before(soonest) {
@@ -316,11 +327,11 @@ func (s *Store) readFeed(group, consumer string, n int, lease time.Duration) ([]
 		p.consumer, p.until = consumer, now.Add(lease)
 		list = append(list, p.e.out())
 	}
-	i := sort.Search(len(l.feed), func(i int) bool { return l.feed[i].n >= g.next })
+	i := sort.Search(len(l.feed), func(i int) bool { return l.feed[i].seq >= g.next })
 	for ; i < len(l.feed) && len(list) < n; i++ {
 		e := l.feed[i]
-		g.pending[e.n] = &feedLease{e: e, consumer: consumer, until: now.Add(lease)}
-		g.next = e.n + 1
+		g.pending[e.seq] = &feedLease{e: e, consumer: consumer, until: now.Add(lease)}
+		g.next = e.seq + 1
 		list = append(list, e.out())
 	}
 	if len(list) > 0 {
@@ -351,8 +362,8 @@ func (s *Store) AckFeed(ctx context.Context, group string, seqs ...string) error
 		return nil
 	}
 	for _, seq := range seqs {
-		if _, n, ok := parseSeq(seq); ok {
-			delete(g.pending, n)
+		if p, ok := parseSeq(seq); ok {
+			delete(g.pending, p.seq)
 		}
 	}
 	return nil

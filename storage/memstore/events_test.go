@@ -88,7 +88,8 @@ func TestInboxEventsGoneOverCount(t *testing.T) {
 	if len(list) != inboxLogMax || list[0].Type != storage.EventFlags {
 		t.Fatalf("log of %d events (first %v), want %d", len(list), list[0].Type, inboxLogMax)
 	}
-	_, n, _ := parseSeq(list[0].Seq)
+	first, _ := parseSeq(list[0].Seq)
+	n := first.seq
 	seqOf := func(n uint64) string { return fmt.Sprintf("%d-%d", c.Now().UnixMilli(), n) }
 	if _, err := st.InboxEvents(ctx, inbox, seqOf(n-2), 0); !errors.Is(err, storage.ErrGone) {
 		t.Errorf("before the last event dropped: %v, want ErrGone", err)
@@ -200,5 +201,33 @@ func TestClaimDeliveryWithClock(t *testing.T) {
 	c.Add(time.Second)
 	if d, _ := st.ClaimDelivery(ctx, time.Hour); d == nil || d.ID != "msg_1" {
 		t.Fatal("not claimed again when the lease ended")
+	}
+}
+
+// TestWebhooksCountAgainstLimit: deliveries count with the metadata, and go with their
+// webhook.
+func TestWebhooksCountAgainstLimit(t *testing.T) {
+	st, c := clockStore(t, Options{})
+	ctx := context.Background()
+	base := st.Memory().MetadataBytes
+	if err := st.PutWebhook(ctx, storetest.NewWebhook("wh_1", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	withHook := st.Memory().MetadataBytes
+	for i := range 50 {
+		d := storetest.NewDelivery("wh_1", fmt.Sprint(i), c.Now(), c.Now())
+		d.Payload = make([]byte, 10<<10)
+		if _, err := st.AddDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := st.Memory().MetadataBytes - withHook; got < 50*10<<10 {
+		t.Errorf("50 deliveries of 10 KiB counted %d B", got)
+	}
+	if err := st.DeleteWebhook(ctx, "wh_1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Memory().MetadataBytes; got != base {
+		t.Errorf("after DeleteWebhook %d B counted, want %d as before", got, base)
 	}
 }

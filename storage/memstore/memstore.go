@@ -354,7 +354,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		s.byID[m.ID] = e
 		heap.Push(&s.expiry, e)
 		added := e.meta
-		s.publishLocked(storage.Event{Type: storage.EventAdded, Inbox: m.Inbox, ID: m.ID, UID: m.UID, Message: &added})
+		s.publishLocked(storage.Event{Type: storage.EventAdded, Inbox: m.Inbox, ID: m.ID, UID: m.UID, Message: &added}, e.cost-entryOverhead)
 		for len(mb.entries) > s.opts.MaxMessages {
 			s.dropLocked(mb.entries[0], storage.EventExpired)
 		}
@@ -397,7 +397,7 @@ func (s *Store) dropLocked(e *entry, t storage.EventType) {
 	if e.raw.refs--; e.raw.refs == 0 {
 		s.bytes -= int64(len(e.raw.data))
 	}
-	s.publishLocked(storage.Event{Type: t, Inbox: e.meta.Inbox, ID: e.meta.ID, UID: e.meta.UID})
+	s.publishLocked(storage.Event{Type: t, Inbox: e.meta.Inbox, ID: e.meta.ID, UID: e.meta.UID}, 0)
 }
 
 func (mb *mailbox) find(uid uint32) (int, bool) {
@@ -478,7 +478,7 @@ func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove stor
 		return flags, nil
 	}
 	e.meta.Flags = (e.meta.Flags | add) &^ remove
-	s.publishLocked(storage.Event{Type: storage.EventFlags, Inbox: inbox, ID: id, UID: e.meta.UID, Flags: e.meta.Flags})
+	s.publishLocked(storage.Event{Type: storage.EventFlags, Inbox: inbox, ID: id, UID: e.meta.UID, Flags: e.meta.Flags}, 0)
 	return e.meta.Flags, nil
 }
 

@@ -253,6 +253,9 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 		return fmt.Errorf("delivery %s of webhook %s: %w", d.ID, d.Webhook, storage.ErrNotFound)
 	}
 	old.d = cloneDelivery(d)
+	if old.d.State == "" {
+		old.d.State = storage.DeliveryPending
+	}
 	s.placeDeliveryLocked(h, old)
 	s.shrinkLocked(nil)
 	return nil

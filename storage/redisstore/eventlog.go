@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +24,9 @@ import (
 //	                               entries (MAXLEN ~); consumer groups as ReadFeed makes them
 //
 // The script that changes an inbox writes the event to the inbox's log, on the inbox's
-// slot, so the log and the mail always agree. The feed is one key on a slot of its own,
-// which a script on the inbox's slot cannot write on a Cluster: the script returns its
+// slot, so the log and the mail always agree. On one Redis (or Sentinel's) it writes
+// the feed too, in the same step. The feed is one key on a slot of its own, which a
+// script on the inbox's slot cannot write on a Cluster: there the script returns its
 // events and the caller appends them to the feed right after, in its next round trip
 // (with the expiry index's update where there is one). A node that dies, or loses Redis,
 // between the two leaves those events out of the feed, so webhooks miss them; the inbox's
@@ -36,14 +39,33 @@ const (
 	feedMax = 1_000_000
 	// feedTrimEvery is how often a node trims the feed by time.
 	feedTrimEvery = time.Minute
+	// feedWaitSlice is the longest one XREADGROUP BLOCK of ReadFeed waits: go-redis
+	// does not interrupt a read when its context is cancelled, so ReadFeed waits in
+	// slices and looks at its context between them.
+	feedWaitSlice = 250 * time.Millisecond
 )
 
 func (s *Store) feedKey() string { return s.prefix + "{mayfly-feed}:events" }
 
-// toFeed appends events to the feed, with more's commands, in one round trip. It ignores
-// the end of ctx: the change the events record is made. A failure loses the events
-// for the feed (logged), not the change.
+// withFeed is the keys of a script that makes events, with the feed's when the script
+// writes it (feedInScript).
+func (s *Store) withFeed(keys ...string) []string {
+	if s.feedInScript {
+		keys = append(keys, s.feedKey())
+	}
+	return keys
+}
+
+// toFeed appends events to the feed, unless the scripts that made them did, with more's
+// commands, in one round trip. It ignores the end of ctx: the change the events record
+// is made. A failure loses the events for the feed (logged), not the change.
 func (s *Store) toFeed(ctx context.Context, events []string, more func(redis.Pipeliner)) {
+	if s.feedInScript {
+		events = nil
+	}
+	if len(events) == 0 && more == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
 	defer cancel()
 	pipe := s.client.Pipeline()
@@ -124,6 +146,9 @@ func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int)
 		if from, ok = parseStreamID(after); !ok {
 			return nil, fmt.Errorf("events of %s after %q: %w", inbox, after, storage.ErrGone)
 		}
+		if from.ms == math.MaxUint64 && from.seq == math.MaxUint64 {
+			return nil, nil // nothing comes after it, and Redis refuses the range "(" of it
+		}
 		start = "(" + after
 	}
 	k := s.keys(inbox)
@@ -175,9 +200,10 @@ func (s *Store) InboxEvents(ctx context.Context, inbox, after string, limit int)
 
 // ReadFeed takes, for consumer of group, the events whose lease ran out (XAUTOCLAIM,
 // idle for lease: every consumer of a group should use one lease), else new ones
-// (XREADGROUP, waiting up to block). The group is made at its first read, from the
-// feed's oldest event. The wait ends at block, or at ctx's deadline, not at ctx's
-// cancellation: keep block short (seconds).
+// (XREADGROUP, waiting up to block, in slices of feedWaitSlice: the end of ctx ends the
+// wait within one). The group is made at its first read in this process, from the
+// feed's oldest event, and its consumers idle for consumerIdle with nothing pending
+// are deleted then.
 func (s *Store) ReadFeed(ctx context.Context, group, consumer string, n int, block, lease time.Duration) ([]storage.LoggedEvent, error) {
 	if n <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("read feed: count %d, lease %v", n, lease)
@@ -197,6 +223,9 @@ func (s *Store) ReadFeed(ctx context.Context, group, consumer string, n int, blo
 			}
 			return nil, unavailable("read feed", err)
 		}
+		if len(list) == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return list, nil
 	}
 }
@@ -209,6 +238,7 @@ func (s *Store) readFeed(ctx context.Context, group, consumer string, n int, blo
 			return nil, err
 		}
 		s.feedGroups.Store(group, true)
+		s.pruneFeedConsumers(ctx, group)
 	}
 	var msgs []redis.XMessage
 	start := "0-0"
@@ -226,22 +256,31 @@ func (s *Store) readFeed(ctx context.Context, group, consumer string, n int, blo
 		}
 		start = next
 	}
-	if len(msgs) == 0 {
-		wait := block
+	end := time.Now().Add(block)
+	for first := true; len(msgs) == 0; first = false {
+		wait := min(time.Until(end), feedWaitSlice)
 		if deadline, ok := ctx.Deadline(); ok {
+			// A read cut short by the deadline may lose what Redis delivered: it
+			// would wait out a lease.
 			wait = min(wait, time.Until(deadline)-50*time.Millisecond)
 		}
 		if wait < time.Millisecond {
+			if !first {
+				break
+			}
 			wait = -1 // no BLOCK
 		}
-		res, err := s.client.XReadGroup(ctx, &redis.XReadGroupArgs{
+		res, err := s.client.XReadGroup(context.WithoutCancel(ctx), &redis.XReadGroupArgs{
 			Group: group, Consumer: consumer, Streams: []string{feed, ">"}, Count: int64(n), Block: wait,
 		}).Result()
-		if err != nil && err != redis.Nil {
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, err
 		}
 		if len(res) > 0 {
 			msgs = res[0].Messages
+		}
+		if wait < 0 || ctx.Err() != nil {
+			break
 		}
 	}
 	list := make([]storage.LoggedEvent, 0, len(msgs))
@@ -262,6 +301,24 @@ func (s *Store) readFeed(ctx context.Context, group, consumer string, n int, blo
 		}
 	}
 	return list, nil
+}
+
+// pruneFeedConsumers deletes group's consumers that hold no event and have not read
+// for consumerIdle, as pruneConsumers does the queue's: consumer names may carry a
+// node's process, so every restart may add some. Best effort.
+func (s *Store) pruneFeedConsumers(ctx context.Context, group string) {
+	consumers, err := s.client.XInfoConsumers(ctx, s.feedKey(), group).Result()
+	if err != nil {
+		s.log.Debug("event feed: list consumers", "err", err)
+		return
+	}
+	for _, c := range consumers {
+		if c.Pending == 0 && c.Idle >= consumerIdle {
+			if err := s.client.XGroupDelConsumer(ctx, s.feedKey(), group, c.Name).Err(); err != nil {
+				s.log.Debug("event feed: delete an idle consumer", "consumer", c.Name, "err", err)
+			}
+		}
+	}
 }
 
 // AckFeed acknowledges events group has handled (XACK); the feed's trimming deletes them.

@@ -29,10 +29,11 @@
 // lives at least the inbox's TTL plus those 24 hours after the last SetInbox or
 // Mailbox call, so an inbox's TTL is kept as long as the inbox is in use.
 //
-// Every change's script also writes its events to the inbox's log and returns them; the
-// caller appends them to the global feed in its next round trip, so a node that dies in
-// between leaves them out of the feed (webhooks miss them; the inbox's log has them).
-// See eventlog.go.
+// Every change's script also writes its events to the inbox's log and, on one Redis (or
+// Sentinel's), to the global feed. On a Cluster the feed is on another slot: the script
+// returns its events and the caller appends them to the feed in its next round trip, so
+// a node that dies in between leaves them out of the feed (webhooks miss them; the
+// inbox's log has them). See eventlog.go.
 //
 // It needs Redis 7.0 or later (PEXPIREAT ... GT, SET ... NX GET, XINFO STREAM's
 // max-deleted-entry-id). Redis must not evict
@@ -113,8 +114,11 @@ type Store struct {
 	secretMu sync.Mutex
 	secret   []byte
 
-	queue      queueState // outgoing mail; see queue.go
-	feedGroups sync.Map   // the feed's consumer groups known to exist; see eventlog.go
+	queue queueState // outgoing mail; see queue.go
+	// feedInScript says the scripts write the feed themselves: Redis is no Cluster,
+	// so a script may touch keys of any slot (see eventlog.go).
+	feedInScript bool
+	feedGroups   sync.Map // the feed's consumer groups known to exist; see eventlog.go
 
 	closeOnce sync.Once
 	closeErr  error
@@ -158,6 +162,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		sweepEvery: o.SweepEvery,
 		pending:    make(map[string]*pendingSub),
 	}
+	_, cluster := client.(*redis.ClusterClient)
+	s.feedInScript = !cluster
 	s.hub.Store(storage.NewHub())
 	if err := s.start(ctx); err != nil {
 		client.Close()
@@ -344,7 +350,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		ids[i], exps[i] = id, exp
 		calls[i] = &call{
 			script: putScript,
-			keys:   []string{k.state, k.uids, k.msg(id), k.log},
+			keys:   s.withFeed(k.state, k.uids, k.msg(id), k.log),
 			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel,
 				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs},
 		}
@@ -464,7 +470,7 @@ func (s *Store) undoPut(ctx context.Context, msgs []*storage.Message, ids []stri
 		// have run all the same, and the delete script leaves an absent message alone
 		// (no event). Leaving it would keep a message whose expiry nobody reports.
 		k := s.keys(m.Inbox)
-		undo = append(undo, &call{script: deleteScript, keys: []string{k.uids, k.msg(ids[i]), k.log}, args: []any{m.Inbox, ids[i], s.channel, historyMs}})
+		undo = append(undo, &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(ids[i]), k.log), args: []any{m.Inbox, ids[i], s.channel, historyMs}})
 	}
 	var zrem *redis.IntCmd
 	s.pipeline(ctx, undo, func(p redis.Pipeliner) { zrem = p.ZRem(ctx, s.expiryKey, members...) })
@@ -599,7 +605,7 @@ func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
 // only when they change.
 func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
 	k := s.keys(inbox)
-	c := &call{script: setFlagsScript, keys: []string{k.msg(id), k.state, k.uids, k.log},
+	c := &call{script: setFlagsScript, keys: s.withFeed(k.msg(id), k.state, k.uids, k.log),
 		args: []any{int(add), int(remove), inbox, id, s.channel, int(storage.FlagSeen), historyMs}}
 	s.pipeline(ctx, []*call{c}, nil)
 	n, events, err := eventsReply(c.cmd)
@@ -625,7 +631,7 @@ func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove stor
 // Delete deletes one message.
 func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 	k := s.keys(inbox)
-	c := &call{script: deleteScript, keys: []string{k.uids, k.msg(id), k.log}, args: []any{inbox, id, s.channel, historyMs}}
+	c := &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channel, historyMs}}
 	s.pipeline(ctx, []*call{c}, func(p redis.Pipeliner) {
 		p.ZRem(ctx, s.expiryKey, expiryMember(inbox, id)) // no sweeper need look at it
 	})
@@ -644,7 +650,7 @@ func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 // inbox's UID state stays, so UIDs continue.
 func (s *Store) DeleteInbox(ctx context.Context, inbox string) (int, error) {
 	k := s.keys(inbox)
-	c := &call{script: deleteInboxScript, keys: []string{k.uids, k.log}, args: []any{k.msgPrefix, inbox, s.channel, historyMs}}
+	c := &call{script: deleteInboxScript, keys: s.withFeed(k.uids, k.log), args: []any{k.msgPrefix, inbox, s.channel, historyMs}}
 	s.pipeline(ctx, []*call{c}, nil)
 	n, rest, err := eventsReply(c.cmd)
 	if err != nil {

@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every change that touches more than one key is one of these scripts, so it is atomic.
 // All the keys a script touches carry one inbox's hash tag, so on a Cluster each script
@@ -15,13 +19,19 @@ import "github.com/redis/go-redis/v9"
 
 // logLua is the start of every script that makes events: logEvent adds payload to the
 // inbox's log, a stream, trims the log of what is older than keep ms (MINID, roughly:
-// whole stream nodes) and keeps the log key twice that after its last event.
-const logLua = `
-local function logEvent(key, payload, keep)
+// whole stream nodes) and keeps the log key twice that after its last event. Given the
+// feed's key (a Redis that is no Cluster, where a script may touch any key: see
+// Store.feedInScript), it adds payload to the feed too, atomically with the change;
+// otherwise the caller does, after the script.
+var logLua = `
+local function logEvent(key, payload, keep, feed)
 	local t = redis.call('TIME')
 	local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 	redis.call('XADD', key, 'MINID', '~', now - keep, '*', 'e', payload)
 	redis.call('PEXPIRE', key, 2 * keep)
+	if feed then
+		redis.call('XADD', feed, 'MAXLEN', '~', ` + strconv.Itoa(feedMax) + `, '*', 'e', payload)
+	end
 	return payload
 end
 `
@@ -33,7 +43,8 @@ end
 // receiver's, so the stored hash, its TTL and the added event all say the same. The
 // caller, which wrote ARGV[4] to the expiry index in the same round trip, corrects that
 // entry when the script returns another expiry.
-// KEYS: 1 state, 2 uids, 3 the message's hash, 4 the inbox's log.
+// KEYS: 1 state, 2 uids, 3 the message's hash, 4 the inbox's log, 5 the feed (optional,
+// see logLua).
 // ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 how long the inbox's state outlives
 // the message (ms), 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix,
 // 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
@@ -41,7 +52,7 @@ end
 // of the message's kind ("lastr" received, "lasts" sent; see storage.Mailbox), 14 the
 // flags it is stored with (a sent copy is stored seen), 15 the log's history (ms).
 var putScript = redis.NewScript(logLua + `
-local state, uids, msg, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state, uids, msg, log, feed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local keep = tonumber(ARGV[15])
 local id, meta, inbox, channel = ARGV[1], ARGV[2], ARGV[8], ARGV[10]
 -- Idempotent on the ID: a client that resends after a lost reply stores nothing twice.
@@ -92,7 +103,7 @@ for _, key in ipairs({state, uids}) do
 	end
 end
 local out = {uid, exp}
-local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep)
+local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep, feed)
 redis.call('PUBLISH', channel, ev)
 out[3] = ev
 local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])
@@ -101,7 +112,7 @@ if over > 0 then
 	redis.call('ZREMRANGEBYRANK', uids, 0, over - 1)
 	for i = 1, #old, 2 do
 		redis.call('DEL', ARGV[9] .. old[i])
-		ev = logEvent(log, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n', keep)
+		ev = logEvent(log, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n', keep, feed)
 		redis.call('PUBLISH', channel, ev)
 		out[#out + 1] = ev
 	end
@@ -191,7 +202,8 @@ return redis.call('HINCRBY', KEYS[1], 'fa' .. i, 1)
 // there is no such message, the event it made if any}. Adding the seen flag (ARGV[6]) in a burn-after-read inbox
 // (the state's burn field) deletes the message instead, as deleteScript does, and
 // returns the flags with seen set, plus 256 to tell the caller it burned.
-// KEYS: 1 the message's hash, 2 state, 3 uids, 4 the inbox's log. ARGV: 1 add, 2 remove,
+// KEYS: 1 the message's hash, 2 state, 3 uids, 4 the inbox's log, 5 the feed (optional,
+// see logLua). ARGV: 1 add, 2 remove,
 // 3 inbox, 4 id, 5 event channel, 6 the seen flag, 7 the log's history (ms).
 var setFlagsScript = redis.NewScript(logLua + `
 local v = redis.call('HMGET', KEYS[1], 'flags', 'uid')
@@ -204,13 +216,13 @@ local seen = tonumber(ARGV[6])
 if bit.band(tonumber(ARGV[1]), seen) ~= 0 and redis.call('HGET', KEYS[2], 'burn') == '1' then
 	redis.call('ZREM', KEYS[3], ARGV[4])
 	redis.call('DEL', KEYS[1])
-	local ev = logEvent(KEYS[4], 'd\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n0\n', tonumber(ARGV[7]))
+	local ev = logEvent(KEYS[4], 'd\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n0\n', tonumber(ARGV[7]), KEYS[5])
 	redis.call('PUBLISH', ARGV[5], ev)
 	return {bit.bor(new, seen) + 256, ev}
 end
 if new ~= old then
 	redis.call('HSET', KEYS[1], 'flags', new)
-	local ev = logEvent(KEYS[4], 'f\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n' .. new .. '\n', tonumber(ARGV[7]))
+	local ev = logEvent(KEYS[4], 'f\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n' .. new .. '\n', tonumber(ARGV[7]), KEYS[5])
 	redis.call('PUBLISH', ARGV[5], ev)
 	return {new, ev}
 end
@@ -219,8 +231,8 @@ return {new}
 
 // deleteScript deletes one message and returns {1, the event}, or {0, the event} when
 // its hash had expired, {0} when there is no such message.
-// KEYS: 1 uids, 2 the message's hash, 3 the inbox's log. ARGV: 1 inbox, 2 id, 3 event
-// channel, 4 the log's history (ms).
+// KEYS: 1 uids, 2 the message's hash, 3 the inbox's log, 4 the feed (optional, see
+// logLua). ARGV: 1 inbox, 2 id, 3 event channel, 4 the log's history (ms).
 var deleteScript = redis.NewScript(logLua + `
 local uid = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not uid then
@@ -233,7 +245,7 @@ local kind, found = 'd', 1
 if redis.call('DEL', KEYS[2]) == 0 then
 	kind, found = 'e', 0
 end
-local ev = logEvent(KEYS[3], kind .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]))
+local ev = logEvent(KEYS[3], kind .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[4])
 redis.call('PUBLISH', ARGV[3], ev)
 return {found, ev}
 `)
@@ -245,8 +257,8 @@ return {found, ev}
 // ms, so more than 1; as {expiry}) for the caller to put its entry back at: its entry came due
 // early, because its inbox's TTL made it live longer than the expiry its Put first
 // wrote to the index (see putScript), and the Put's correction has not come yet.
-// KEYS: 1 uids, 2 the message's hash, 3 the inbox's log. ARGV: 1 inbox, 2 id, 3 event
-// channel, 4 the log's history (ms).
+// KEYS: 1 uids, 2 the message's hash, 3 the inbox's log, 4 the feed (optional, see
+// logLua). ARGV: 1 inbox, 2 id, 3 event channel, 4 the log's history (ms).
 var expireScript = redis.NewScript(logLua + `
 local uid = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not uid then
@@ -261,7 +273,7 @@ if exp then
 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
-local ev = logEvent(KEYS[3], 'e\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]))
+local ev = logEvent(KEYS[3], 'e\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[4])
 redis.call('PUBLISH', ARGV[3], ev)
 return {1, ev}
 `)
@@ -270,8 +282,8 @@ return {1, ev}
 // continue. It returns {deleted, id..., event...}: how many live messages there were,
 // then every ID that was listed (for the caller to take out of the expiry index), then
 // the event of each, as many.
-// KEYS: 1 uids, 2 the inbox's log. ARGV: 1 message key prefix, 2 inbox, 3 event
-// channel, 4 the log's history (ms).
+// KEYS: 1 uids, 2 the inbox's log, 3 the feed (optional, see logLua). ARGV: 1 message
+// key prefix, 2 inbox, 3 event channel, 4 the log's history (ms).
 var deleteInboxScript = redis.NewScript(logLua + `
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out, evs = {0}, {}
@@ -283,7 +295,7 @@ for i = 1, #entries, 2 do
 		out[1] = out[1] + 1
 	end
 	out[#out + 1] = id
-	local ev = logEvent(KEYS[2], kind .. '\n' .. ARGV[2] .. '\n' .. id .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]))
+	local ev = logEvent(KEYS[2], kind .. '\n' .. ARGV[2] .. '\n' .. id .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[3])
 	redis.call('PUBLISH', ARGV[3], ev)
 	evs[#evs + 1] = ev
 end

@@ -114,11 +114,7 @@ func deliveryArgs(d *storage.Delivery) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delivery %s: %w", d.ID, err)
 	}
-	state := d.State
-	if state == "" {
-		state = storage.DeliveryPending
-	}
-	return []any{d.Webhook, d.ID, data, d.Created.UnixMilli(), state, d.Next.UnixMilli(), storage.DeliveriesKept}, nil
+	return []any{d.Webhook, d.ID, data, d.Created.UnixMilli(), d.State, d.Next.UnixMilli(), storage.DeliveriesKept}, nil
 }
 
 // AddDelivery stores d unless its webhook has one with its ID (addDeliveryScript).
@@ -166,6 +162,11 @@ func (s *Store) ClaimDelivery(ctx context.Context, lease time.Duration) (*storag
 
 // UpdateDelivery saves d (updateDeliveryScript).
 func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
+	if d.State == "" {
+		c := *d
+		c.State = storage.DeliveryPending
+		d = &c
+	}
 	args, err := deliveryArgs(d)
 	if err != nil {
 		return err

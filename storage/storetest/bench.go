@@ -74,6 +74,40 @@ func Bench(b *testing.B, newStore NewStore) {
 			i++
 		}
 	})
+	// A Put and what the webhook dispatcher does with its event: read it from the feed
+	// and acknowledge it.
+	b.Run("Put/10KiB-ReadFeed-AckFeed", func(b *testing.B) {
+		st := newStore(b, Options{MaxMessages: 200})
+		defer st.Close()
+		raw := make([]byte, 10<<10)
+		ctx := context.Background()
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			m := NewMessage(fmt.Sprintf("bench-feed%d@mayfly.test", i%100), "bench")
+			m.Raw, m.Size = raw, int64(len(raw))
+			if err := st.Put(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+			// Over the cap, a Put makes two events.
+			for got := 0; got == 0; {
+				list, err := st.ReadFeed(ctx, "bench", "c", 10, time.Second, time.Minute)
+				if err != nil {
+					b.Fatal(err)
+				}
+				seqs := make([]string, len(list))
+				for j, e := range list {
+					seqs[j] = e.Seq
+				}
+				if err := st.AckFeed(ctx, "bench", seqs...); err != nil {
+					b.Fatal(err)
+				}
+				got = len(list)
+			}
+			i++
+		}
+	})
 
 	st := newStore(b, Options{MaxMessages: 200})
 	defer st.Close()
@@ -108,6 +142,15 @@ func Bench(b *testing.B, newStore NewStore) {
 		for b.Loop() {
 			if _, err := st.Raw(ctx, inbox, last.ID); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	// What an SSE client that reconnects reads: the inbox's last 50 events.
+	b.Run("InboxEvents/50", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if list, err := st.InboxEvents(ctx, inbox, "", 50); err != nil || len(list) != 50 {
+				b.Fatal(len(list), err)
 			}
 		}
 	})

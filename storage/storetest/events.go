@@ -130,9 +130,15 @@ func testInboxEventsBadPosition(t *testing.T, newStore NewStore) {
 	st := open(t, newStore, Options{})
 	inbox := inboxFor(t)
 	putN(t, st, inbox, 1)
-	for _, bad := range []string{"garbage", "-", "1-x", "\n"} {
+	for _, bad := range []string{"garbage", "-", "1-x", "\n", "-1-0", "18446744073709551616-0"} {
 		if _, err := st.InboxEvents(ctxFor(t), inbox, bad, 10); !errors.Is(err, storage.ErrGone) {
 			t.Errorf("InboxEvents after %q: %v, want ErrGone", bad, err)
+		}
+	}
+	// Positions of the right form from no log: past the end there is nothing, no error.
+	for _, future := range []string{"18446744073709551615-18446744073709551615", "9999999999999-0"} {
+		if list, err := st.InboxEvents(ctxFor(t), inbox, future, 10); err != nil || len(list) != 0 {
+			t.Errorf("InboxEvents after %q = %d events, %v; want none, no error", future, len(list), err)
 		}
 	}
 }
@@ -369,13 +375,21 @@ func testFeedBlocks(t *testing.T, newStore NewStore) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("a waiting ReadFeed did not return")
 	}
-	// ctx's end ends a wait too.
+	// ctx's end ends a wait too: its deadline, or its cancellation (a dispatcher
+	// shutting down).
 	ctx, cancel := context.WithTimeout(ctxFor(t), 300*time.Millisecond)
 	defer cancel()
 	start = time.Now()
 	list, err := st.ReadFeed(ctx, "wait", "c", 10, 10*time.Second, time.Minute)
 	if len(list) != 0 || time.Since(start) > 5*time.Second {
 		t.Errorf("ReadFeed with ctx ending after 300ms = %s, %v after %v", kinds(list), err, time.Since(start))
+	}
+	ctx, cancel = context.WithCancel(ctxFor(t))
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start = time.Now()
+	list, err = st.ReadFeed(ctx, "wait", "c", 10, 10*time.Second, time.Minute)
+	if len(list) != 0 || !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Errorf("ReadFeed with ctx cancelled after 300ms = %s, %v after %v; want context.Canceled at once", kinds(list), err, time.Since(start))
 	}
 }
 
