@@ -74,7 +74,7 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
 	logger := s.logger.With("webhook", d.Webhook, "id", d.ID)
-	w, err := s.store.GetWebhook(ctx, d.Webhook)
+	w, err := s.webhook(ctx, d.Webhook)
 	if errors.Is(err, storage.ErrNotFound) {
 		return // deleted with its deliveries since the claim
 	}
@@ -114,6 +114,23 @@ func (s *Service) update(ctx context.Context, logger *slog.Logger, d *storage.De
 	if err := s.store.UpdateDelivery(ctx, d); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		logger.Warn("update delivery", "err", err)
 	}
+}
+
+// webhook returns webhook id from the cached subscriptions, or the store when it is
+// not there (created on another node since they were read): a delivery costs no read
+// of its webhook. The cache is at most a few seconds old, so a webhook disabled or
+// deleted on another node may get an attempt or two more; one disabled here is not.
+func (s *Service) webhook(ctx context.Context, id string) (*storage.Webhook, error) {
+	hooks, err := s.subscriptions(ctx, time.Time{})
+	if err == nil {
+		for i := range hooks {
+			if hooks[i].ID == id {
+				w := hooks[i].Webhook
+				return &w, nil
+			}
+		}
+	}
+	return s.store.GetWebhook(ctx, id)
 }
 
 // noteResult keeps the webhook's run of failures: FailingSince is set by the first

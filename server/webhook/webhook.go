@@ -37,7 +37,8 @@ type Options struct {
 	// API's listings with the codes and links of raw (nil when the message is already
 	// gone). nil = the message's id alone.
 	Describe func(m *storage.Message, raw []byte) any
-	// Workers is how many deliveries this node makes at once; 0 = 8.
+	// Workers is how many deliveries this node makes at once; 0 = 32. A worker mostly
+	// waits (for the store, for the endpoint), so they are cheap.
 	Workers int
 	// Timeout bounds an attempt, from dialing to the answer's last byte read; 0 = 10s.
 	Timeout time.Duration
@@ -110,7 +111,7 @@ func New(opts Options, st store, logger *slog.Logger) *Service {
 		opts.Node = "node-" + hex.EncodeToString(b)
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 8
+		opts.Workers = 32
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
