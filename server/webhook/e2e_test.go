@@ -756,3 +756,59 @@ func TestCaps(t *testing.T) {
 		t.Errorf("webhook past the service's cap = %v, want 409", err)
 	}
 }
+
+// TestShutdownDrains ends Run while an attempt is in flight: the attempt finishes and
+// is recorded, within the shutdown timeout; one that outlasts the timeout is cut short
+// and Run still returns.
+func TestShutdownDrains(t *testing.T) {
+	st := testlib.Memory(t, memstore.Options{})
+	rc := newReceiver(t)
+	inFlight, release := make(chan struct{}, 2), make(chan struct{})
+	rc.setAnswer(func(r *http.Request, n int) int {
+		inFlight <- struct{}{}
+		<-release
+		return http.StatusOK
+	})
+	opts := testOptions()
+	opts.ShutdownTimeout = 5 * time.Second
+	s := New(opts, st, testlib.Logger(t))
+	w := create(t, s, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+	stop := run(t, s)
+	m := put(t, st, "box@x.test", "Your code", "123456", false)
+	testlib.Next(t, inFlight, 30*time.Second, "the attempt")
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned with an attempt in flight")
+	case <-time.After(100 * time.Millisecond): // Run is waiting for the attempt, as it should
+	}
+	close(release)
+	testlib.Next(t, stopped, 10*time.Second, "Run's return")
+	d, err := st.GetDelivery(t.Context(), w.ID, deliveryID(EventReceived, "box@x.test", m.ID))
+	if err != nil || d.State != storage.DeliveryDelivered || len(d.Attempts) != 1 {
+		t.Errorf("after shutdown: %+v, %v; want delivered, its attempt recorded", d, err)
+	}
+
+	// An attempt that outlasts the shutdown timeout is cut short.
+	hang := make(chan struct{})
+	defer close(hang)
+	rc.setAnswer(func(r *http.Request, n int) int {
+		inFlight <- struct{}{}
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+		return http.StatusOK
+	})
+	opts.ShutdownTimeout = 200 * time.Millisecond
+	s = New(opts, st, testlib.Logger(t))
+	stop = run(t, s)
+	put(t, st, "box@x.test", "Your code", "654321", false)
+	testlib.Next(t, inFlight, 30*time.Second, "the second attempt")
+	start := time.Now()
+	stop()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run returned %v after its context ended, want about the 200ms shutdown timeout", d)
+	}
+}
