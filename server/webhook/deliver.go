@@ -105,7 +105,7 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
 	s.metrics.latency.Observe(a.Latency.Seconds())
 	logger.Debug("attempt", "url", w.URL, "status", a.Status, "err", a.Error, "dur", a.Latency, "result", result)
 	s.update(ctx, logger, d)
-	s.noteResult(ctx, w, ok, now)
+	s.noteResult(ctx, w, ok, d.State == storage.DeliveryFailed, now)
 }
 
 // update saves d after an attempt. A delivery the store no longer has went with its
@@ -134,13 +134,16 @@ func (s *Service) webhook(ctx context.Context, id string) (*storage.Webhook, err
 }
 
 // noteResult keeps the webhook's run of failures: FailingSince is set by the first
-// failure after a success and cleared by the next success; a run longer than
-// Options.DisableAfter disables the webhook. The webhook is written only when that
-// changes, read again just before, so a concurrent change is rarely undone.
-func (s *Service) noteResult(ctx context.Context, w *storage.Webhook, ok bool, now time.Time) {
+// failure after a success and cleared by the next success; a delivery that has failed
+// for good (spent) in a run longer than Options.DisableAfter disables the webhook. The
+// webhook is written only when that changes, read again just before, so a concurrent
+// change is rarely undone. w may come from a cache a few seconds old, which can miss a
+// FailingSince just set on another node, so a success then leaves it set: requiring a
+// spent delivery (a day of failures) keeps that from disabling a working webhook.
+func (s *Service) noteResult(ctx context.Context, w *storage.Webhook, ok, spent bool, now time.Time) {
 	switch {
 	case ok && w.FailingSince.IsZero(),
-		!ok && !w.FailingSince.IsZero() && now.Sub(w.FailingSince) < s.opts.DisableAfter:
+		!ok && !w.FailingSince.IsZero() && (!spent || now.Sub(w.FailingSince) < s.opts.DisableAfter):
 		return // nothing changes
 	}
 	w, err := s.store.GetWebhook(ctx, w.ID)
@@ -152,7 +155,7 @@ func (s *Service) noteResult(ctx context.Context, w *storage.Webhook, ok bool, n
 		w.FailingSince = time.Time{}
 	case w.FailingSince.IsZero():
 		w.FailingSince = now.UTC()
-	case now.Sub(w.FailingSince) >= s.opts.DisableAfter && w.Disabled == "":
+	case spent && now.Sub(w.FailingSince) >= s.opts.DisableAfter && w.Disabled == "":
 		w.Disabled = fmt.Sprintf("every delivery failed from %s to %s", w.FailingSince.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		s.logger.Warn("webhook disabled", "webhook", w.ID, "url", w.URL, "reason", w.Disabled)
 	default:

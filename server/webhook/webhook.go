@@ -46,7 +46,8 @@ type Options struct {
 	// DefaultSchedule. After the last, the delivery has failed.
 	Schedule []time.Duration
 	// DisableAfter is how long a webhook's deliveries may fail without one success
-	// before the webhook is disabled; 0 = 5 days.
+	// before the webhook is disabled, by the next delivery that fails for good; 0 = 5
+	// days.
 	DisableAfter time.Duration
 	// Lease is how long a claimed delivery is hidden from other nodes' workers: a node
 	// that dies mid-delivery has its deliveries made by another after it. 0 = Timeout
