@@ -49,13 +49,22 @@ func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
 func (s *Service) work(ctx, drain context.Context) {
 	idle := time.NewTimer(0)
 	defer idle.Stop()
+	failures := 0
 	for ctx.Err() == nil {
 		d, err := s.store.ClaimDelivery(ctx, s.opts.Lease)
+		wait := s.opts.Poll
 		if err != nil && ctx.Err() == nil {
-			s.logger.Warn("claim a delivery", "err", err)
+			// The store is down: every worker finds it so, and need not say so every poll.
+			failures++
+			wait = min(wait<<min(failures, 6), 30*time.Second)
+			if failures == 1 {
+				s.logger.Warn("claim a delivery", "err", err)
+			}
+		} else if err == nil {
+			failures = 0
 		}
 		if d == nil {
-			idle.Reset(s.opts.Poll)
+			idle.Reset(wait)
 			select {
 			case <-ctx.Done():
 			case <-s.wake:
