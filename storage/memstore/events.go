@@ -135,7 +135,7 @@ func (s *Store) trimLogsLocked(now time.Time) {
 		l.feed = l.feed[1:]
 		l.inboxPos = max(l.inboxPos-1, 0)
 		if e.inInbox {
-			s.trimInboxLocked(e, false)
+			s.trimInboxLocked(e, now.Sub(e.Time) > storage.EventHistory)
 		}
 		e.gone = true
 		l.bytes -= e.cost

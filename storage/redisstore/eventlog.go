@@ -21,7 +21,8 @@ import (
 //	                               storage.EventHistory (MINID ~), key TTL twice that
 //	mayfly:{mayfly-feed}:events    STREAM every inbox's events, the same field; trimmed to
 //	                               feedHistory (MINID ~, once a minute per node) and feedMax
-//	                               entries (MAXLEN ~); consumer groups as ReadFeed makes them
+//	                               entries (MAXLEN ~), key TTL feedTTL; consumer groups as
+//	                               ReadFeed makes them
 //
 // The script that changes an inbox writes the event to the inbox's log, on the inbox's
 // slot, so the log and the mail always agree. On one Redis (or Sentinel's) it writes
@@ -39,6 +40,9 @@ const (
 	feedMax = 1_000_000
 	// feedTrimEvery is how often a node trims the feed by time.
 	feedTrimEvery = time.Minute
+	// feedTTL is how long the feed's key outlives its last event: trimming needs a node
+	// running, and a Mayfly stopped for good should leave nothing behind.
+	feedTTL = 2 * feedHistory
 	// feedWaitSlice is the longest one XREADGROUP BLOCK of ReadFeed waits: go-redis
 	// does not interrupt a read when its context is cancelled, so ReadFeed waits in
 	// slices and looks at its context between them.
@@ -72,6 +76,9 @@ func (s *Store) toFeed(ctx context.Context, events []string, more func(redis.Pip
 	adds := make([]*redis.StringCmd, len(events))
 	for i, e := range events {
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.feedKey(), MaxLen: feedMax, Approx: true, Values: []any{"e", e}})
+	}
+	if len(adds) > 0 {
+		pipe.PExpire(ctx, s.feedKey(), feedTTL)
 	}
 	if more != nil {
 		more(pipe)

@@ -164,3 +164,23 @@ func TestWebhookKeysOneTag(t *testing.T) {
 		t.Errorf("due set after DeleteWebhook = %q, %v; want wh_1's pending one", due, err)
 	}
 }
+
+// TestFeedHasTTL: the feed expires if no node writes or trims it any more, written by
+// the scripts or after them.
+func TestFeedHasTTL(t *testing.T) {
+	prefix, _, c := storeAndAdmin(t)
+	ctx := ctxFor(t)
+	for _, after := range []bool{false, true} {
+		st := openStore(t, prefix, Options{feedAfterScript: after})
+		defer st.Close()
+		if err := c.Del(ctx, st.feedKey()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Put(ctx, storetest.NewMessage("ttl@mayfly.test", "ttl")); err != nil {
+			t.Fatal(err)
+		}
+		if ttl, err := c.PTTL(ctx, st.feedKey()).Result(); err != nil || ttl < feedTTL-time.Minute || ttl > feedTTL {
+			t.Errorf("feed written after the script %v: PTTL %v, %v; want %v", after, ttl, err, feedTTL)
+		}
+	}
+}

@@ -69,6 +69,10 @@ type Options struct {
 	MaxMessages int           // per inbox, the oldest goes first; 0 = 200
 	SweepEvery  time.Duration // how often this node looks for expired mail; 0 = 1s
 	Logger      *slog.Logger  // nil = discard; the first Store given one also gets go-redis's lines
+
+	// feedAfterScript writes the event feed after the scripts, as on a Cluster, on any
+	// Redis: for tests.
+	feedAfterScript bool
 }
 
 const (
@@ -163,7 +167,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		pending:    make(map[string]*pendingSub),
 	}
 	_, cluster := client.(*redis.ClusterClient)
-	s.feedInScript = !cluster
+	s.feedInScript = !cluster && !o.feedAfterScript
 	s.hub.Store(storage.NewHub())
 	if err := s.start(ctx); err != nil {
 		client.Close()

@@ -125,9 +125,7 @@ func TestStore(t *testing.T) {
 func TestStoreFeedAfterScript(t *testing.T) {
 	redisURL(t)
 	storetest.Run(t, func(tb testing.TB, o storetest.Options) storage.Store {
-		st := newStore(tb, o).(*Store)
-		st.feedInScript = false
-		return st
+		return openStore(tb, testPrefix(tb), Options{MaxMessages: o.MaxMessages, feedAfterScript: true})
 	}, true)
 }
 
@@ -141,9 +139,7 @@ func BenchmarkStore(b *testing.B) {
 func BenchmarkStoreFeedAfterScript(b *testing.B) {
 	redisURL(b)
 	storetest.Bench(b, func(tb testing.TB, o storetest.Options) storage.Store {
-		st := newStore(tb, o).(*Store)
-		st.feedInScript = false
-		return st
+		return openStore(tb, testPrefix(tb), Options{MaxMessages: o.MaxMessages, feedAfterScript: true})
 	})
 }
 

@@ -31,6 +31,7 @@ local function logEvent(key, payload, keep, feed)
 	redis.call('PEXPIRE', key, 2 * keep)
 	if feed then
 		redis.call('XADD', feed, 'MAXLEN', '~', ` + strconv.Itoa(feedMax) + `, '*', 'e', payload)
+		redis.call('PEXPIRE', feed, ` + strconv.FormatInt(feedTTL.Milliseconds(), 10) + `)
 	end
 	return payload
 end
