@@ -67,6 +67,7 @@ var mayImport = map[string][]string{
 	"server/httpapi/parse": {"server/mailparse"},
 	"server/mx":            append(slices.Clone(views), "server/mailauth"),
 	"server/submission":    append(slices.Clone(views), "server/dnsclient"),
+	"server/webhook":       views,
 }
 
 // knownExceptions are imports the table forbids that are still there. Each names its

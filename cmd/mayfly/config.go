@@ -204,7 +204,7 @@ func settings() []setting {
 		{"client-send-limit", "500/h", "recipients one client (an IPv4 address or an IPv6 /64) may send replies to, over every inbox and node; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.ClientSendLimit })},
 		{"outbound-rate", "5000/h", "recipients the whole service sends replies to, over every node; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.OutboundRate })},
 		{"max-reply-recipients", "10", "recipients of one reply, over SMTP submission and the API", positive(func(c *Config) *int { return &c.MaxReplyRcpts })},
-		{"outbound-allow-private", "false", "let direct delivery reach loopback, private, link-local, CGNAT and multicast addresses (tests; mail servers on a private network); the relay is always allowed", func(c *Config, v string) (err error) {
+		{"outbound-allow-private", "false", "let direct delivery and webhooks reach loopback, private, link-local, CGNAT and multicast addresses (tests; mail servers on a private network); the relay is always allowed", func(c *Config, v string) (err error) {
 			c.AllowPrivate, err = strconv.ParseBool(v)
 			return err
 		}},

@@ -42,6 +42,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/mailauth"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/server/pop3d"
+	"github.com/mayfly-mail/mayfly/server/webhook"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 	"github.com/mayfly-mail/mayfly/storage/redisstore"
@@ -304,6 +305,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Options:  front,
 		}, st, logger))
 	}
+	// Webhooks are delivered by every node, with or without an HTTP listener: the
+	// queue is the store's.
+	hooks := webhook.New(webhook.Options{
+		AllowPrivate:    cfg.AllowPrivate,
+		Describe:        httpapi.WebhookMessage,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Registry:        registry,
+	}, st, logger)
+	servers = append(servers, hooks)
 	sub, err := newSubmission(cfg, keys, front, tlsConfig, st, queue, res, logger)
 	if err != nil {
 		return err
@@ -328,6 +338,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			MailClients:         mailClients(cfg),
 			Replier:             replier{sub},
 			Injector:            injector{receiver},
+			Webhooks:            hooks,
 			MaxConnectionsPerIP: perClient(cfg.HTTPMaxConnectionsPerIP),
 			MaxReadsPerIP:       perClient(cfg.HTTPMaxReadsPerIP),
 			ParseCache:          cfg.ParseCache,

@@ -60,6 +60,9 @@ type Options struct {
 	// Injector stores the messages of POST .../messages through the receiver; nil =
 	// the route answers 501.
 	Injector injector
+	// Webhooks manages and delivers webhooks (server/webhook) for /api/v1/webhooks;
+	// nil = those routes answer 501.
+	Webhooks webhooks
 
 	// MaxConnectionsPerIP is how many connections one client (an IPv4 address or an
 	// IPv6 /64) may hold at once; more are answered 429 too_many_connections and closed.
@@ -342,6 +345,14 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/inboxes", s.createInbox)
 	api.GET("/service", s.service)
 	api.POST("/totp", s.totpCode)
+	hooks := api.Group("/webhooks", s.webhooksOffered)
+	hooks.POST("", s.createWebhook)
+	hooks.GET("", s.listWebhooks)
+	hooks.GET("/:id", s.getWebhook)
+	hooks.DELETE("/:id", s.deleteWebhook)
+	hooks.GET("/:id/deliveries", s.listDeliveries)
+	hooks.POST("/:id/test", s.testWebhook)
+	hooks.POST("/:id/deliveries/:delivery/retry", s.retryDelivery)
 	inbox := e.Group(inboxRoute, s.authorize)
 	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
 	inbox.GET("/ws", s.websocket)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/testlib"
+	"github.com/mayfly-mail/mayfly/server/webhook"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
 )
@@ -99,6 +100,14 @@ var openAPIErrors = map[string][]int{
 	"getOpenAPI":      {429, 500},
 	"getTOTP":         {400, 408, 413, 429, 500},
 	"injectMessage":   {400, 401, 403, 408, 413, 415, 429, 500, 501, 503},
+	// The webhooks' routes.
+	"createWebhook":         {400, 401, 403, 408, 409, 413, 429, 500, 501, 503},
+	"listWebhooks":          {400, 401, 403, 429, 500, 501, 503},
+	"getWebhook":            {401, 403, 404, 429, 500, 501, 503},
+	"deleteWebhook":         {401, 403, 404, 429, 500, 501, 503},
+	"listWebhookDeliveries": {400, 401, 403, 404, 429, 500, 501, 503},
+	"testWebhook":           {401, 403, 404, 409, 429, 500, 501, 503},
+	"retryWebhookDelivery":  {401, 403, 404, 409, 429, 500, 501, 503},
 	// Probes and scrapers are not rate limited.
 	"readyz":  {500, 503},
 	"healthz": {500},
@@ -306,6 +315,27 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	base := "/api/v1/inboxes/" + box
 	msg := base + "/messages/" + m.ID
 
+	const adminKey = "admin-key-123456"
+	hooks := webhook.New(webhook.Options{}, st, slog.New(slog.DiscardHandler))
+	hooked := newOpenAPIServer(t, st, Options{APIKey: adminKey, Webhooks: hooks})
+	wh := &storage.Webhook{URL: "https://hooks.example.com/in", Events: []string{"message.received"}, Inbox: box}
+	if err := hooks.Create(t.Context(), wh); err != nil {
+		t.Fatal(err)
+	}
+	tested, err := hooks.Test(t.Context(), wh.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := &storage.Webhook{URL: "https://hooks.example.com/in", Events: []string{"message.received"}, Inbox: box, Disabled: "failing for days"}
+	if err := hooks.Create(t.Context(), gone); err != nil {
+		t.Fatal(err)
+	}
+	gone.Disabled = "every delivery failed for 5 days"
+	if err := st.PutWebhook(t.Context(), gone); err != nil {
+		t.Fatal(err)
+	}
+	hook := "/api/v1/webhooks/" + wh.ID
+
 	tests := []struct {
 		name, method, target, route, token, body string
 		srv                                      *Server
@@ -339,6 +369,28 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"totp", "POST", "/api/v1/totp", "/api/v1/totp", "", `{"otpauth_url": "otpauth://totp/Shop:a@mayfly.test?secret=JBSWY3DPEHPK3PXP&digits=8", "algorithm": "sha256", "time": "2005-03-18T01:58:29Z"}`, s, 200},
 		{"totp bad secret", "POST", "/api/v1/totp", "/api/v1/totp", "", `{"secret": "1"}`, s, 400},
 		{"totp rate limited", "POST", "/api/v1/totp", "/api/v1/totp", "", `{"secret": "JBSWY3DPEHPK3PXP"}`, rated, 429},
+		{"create webhook", "POST", "/api/v1/webhooks", "/api/v1/webhooks", token, `{"url": "https://ci.example.com/hook", "events": ["message.received"], "inbox": "` + box + `", "filters": {"from": "shop.test", "dkim": "pass"}}`, hooked, 201},
+		{"create global webhook", "POST", "/api/v1/webhooks", "/api/v1/webhooks", adminKey, `{"url": "https://ci.example.com/hook", "events": ["message.deleted", "message.expired"]}`, hooked, 201},
+		{"create global webhook with a token", "POST", "/api/v1/webhooks", "/api/v1/webhooks", token, `{"url": "https://ci.example.com/hook", "events": ["message.deleted"]}`, hooked, 403},
+		{"create webhook without a token", "POST", "/api/v1/webhooks", "/api/v1/webhooks", "", `{"url": "https://ci.example.com/hook", "events": ["message.deleted"], "inbox": "` + box + `"}`, hooked, 401},
+		{"create webhook to loopback", "POST", "/api/v1/webhooks", "/api/v1/webhooks", token, `{"url": "http://127.0.0.1:8080/", "events": ["message.received"], "inbox": "` + box + `"}`, hooked, 400},
+		{"create webhook bad event", "POST", "/api/v1/webhooks", "/api/v1/webhooks", token, `{"url": "https://ci.example.com/hook", "events": ["message.read"], "inbox": "` + box + `"}`, hooked, 400},
+		{"create webhook unknown field", "POST", "/api/v1/webhooks", "/api/v1/webhooks", token, `{"uri": "https://ci.example.com/hook"}`, hooked, 400},
+		{"create webhook not offered", "POST", "/api/v1/webhooks", "/api/v1/webhooks", token, `{"url": "https://ci.example.com/hook", "events": ["message.received"], "inbox": "` + box + `"}`, s, 501},
+		{"list webhooks of an inbox", "GET", "/api/v1/webhooks?inbox=" + box, "/api/v1/webhooks", token, "", hooked, 200},
+		{"list every webhook", "GET", "/api/v1/webhooks", "/api/v1/webhooks", adminKey, "", hooked, 200},
+		{"list every webhook with a token", "GET", "/api/v1/webhooks", "/api/v1/webhooks", token, "", hooked, 403},
+		{"get webhook", "GET", hook, "/api/v1/webhooks/{id}", token, "", hooked, 200},
+		{"get no webhook", "GET", "/api/v1/webhooks/wh_none", "/api/v1/webhooks/{id}", token, "", hooked, 404},
+		{"get webhook wrong token", "GET", hook, "/api/v1/webhooks/{id}", "AAAAAAAAAAAAAAAAAAAAAA", "", hooked, 403},
+		{"deliveries", "GET", hook + "/deliveries", "/api/v1/webhooks/{id}/deliveries", token, "", hooked, 200},
+		{"deliveries bad limit", "GET", hook + "/deliveries?limit=x", "/api/v1/webhooks/{id}/deliveries", token, "", hooked, 400},
+		{"test webhook", "POST", hook + "/test", "/api/v1/webhooks/{id}/test", token, "", hooked, 202},
+		{"test disabled webhook", "POST", "/api/v1/webhooks/" + gone.ID + "/test", "/api/v1/webhooks/{id}/test", adminKey, "", hooked, 409},
+		{"retry delivery", "POST", hook + "/deliveries/" + tested.ID + "/retry", "/api/v1/webhooks/{id}/deliveries/{delivery}/retry", token, "", hooked, 202},
+		{"retry no delivery", "POST", hook + "/deliveries/msg_none/retry", "/api/v1/webhooks/{id}/deliveries/{delivery}/retry", token, "", hooked, 404},
+		{"delete webhook", "DELETE", hook, "/api/v1/webhooks/{id}", adminKey, "", hooked, 204},
+		{"delete webhook again", "DELETE", hook, "/api/v1/webhooks/{id}", adminKey, "", hooked, 404},
 		{"raw", "GET", msg + "/raw", "/api/v1/inboxes/{address}/messages/{id}/raw", token, "", s, 200},
 		{"attachment", "GET", msg + "/attachments/0", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 200},
 		{"no attachment", "GET", msg + "/attachments/7", "/api/v1/inboxes/{address}/messages/{id}/attachments/{index}", token, "", s, 404},

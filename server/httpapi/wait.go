@@ -20,13 +20,12 @@ const defaultWait = 30 * time.Second
 // maxCount is the most messages one wait answers.
 const maxCount = 1000
 
-// waitFilter is what a waiter is waiting for. Text filters match case-insensitively as
-// substrings; results match exactly; since means "received after".
+// waitFilter is what a waiter is waiting for: the summary's filter, which webhooks
+// share (storage.Filter); since means "received after".
 type waitFilter struct {
-	from, to, subject, tag string
-	spf, dkim, dmarc       string
-	since                  time.Time
-	sinceID                string
+	storage.Filter
+	since   time.Time
+	sinceID string
 	// body and link need the message parsed: body is in the text or the HTML
 	// rendered as text, link in a link's URL; every has must hold.
 	body, link string
@@ -57,15 +56,7 @@ func (f *waitFilter) matchParsed(p *parse.Parsed) bool {
 }
 
 func (f *waitFilter) match(m *storage.Message) bool {
-	return contains(m.From, f.from) &&
-		(f.to == "" || slices.ContainsFunc(m.To, func(s string) bool { return contains(s, f.to) }) ||
-			slices.ContainsFunc(m.Envelope.Recipients, func(s string) bool { return contains(s, f.to) })) &&
-		contains(m.Subject, f.subject) &&
-		(f.tag == "" || strings.EqualFold(m.Tag, f.tag)) &&
-		(f.spf == "" || m.Auth.SPF == f.spf) &&
-		(f.dkim == "" || m.Auth.DKIM == f.dkim) &&
-		(f.dmarc == "" || m.Auth.DMARC == f.dmarc) &&
-		m.Received.After(f.since) && m.ID != f.sinceID
+	return f.Filter.Match(m) && m.Received.After(f.since) && m.ID != f.sinceID
 }
 
 // contains reports whether needle, already lower case, is in s, ignoring case.
@@ -78,15 +69,12 @@ func contains(s, needle string) bool {
 func (s *Server) parseWait(c echo.Context) (waitFilter, int, time.Duration, error) {
 	q := c.QueryParams()
 	f := waitFilter{
-		from:    strings.ToLower(q.Get("from")),
-		to:      strings.ToLower(q.Get("to")),
-		subject: strings.ToLower(q.Get("subject")),
-		tag:     q.Get("tag"),
-		spf:     strings.ToLower(q.Get("spf")),
-		dkim:    strings.ToLower(q.Get("dkim")),
-		dmarc:   strings.ToLower(q.Get("dmarc")),
-		body:    strings.ToLower(q.Get("body")),
-		link:    strings.ToLower(q.Get("link")),
+		Filter: storage.Filter{
+			From: q.Get("from"), To: q.Get("to"), Subject: q.Get("subject"), Tag: q.Get("tag"),
+			SPF: q.Get("spf"), DKIM: q.Get("dkim"), DMARC: q.Get("dmarc"),
+		}.Lower(),
+		body: strings.ToLower(q.Get("body")),
+		link: strings.ToLower(q.Get("link")),
 	}
 	for _, v := range q["has"] {
 		for h := range strings.SplitSeq(v, ",") {

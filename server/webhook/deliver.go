@@ -1,0 +1,231 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mayfly-mail/mayfly/server/netguard"
+	"github.com/mayfly-mail/mayfly/storage"
+)
+
+// Bounds of reading an answer: its start is kept in the delivery log, and a little
+// more is read so the connection can be used again; the rest is not read at all.
+const (
+	maxExcerpt = 1 << 10
+	maxDrain   = 64 << 10
+)
+
+// newClient is the HTTP client of deliveries: it dials public addresses only (checked
+// on the address dialed, after DNS, unless allowPrivate), follows no redirect (a 3xx
+// is a failed attempt, and could lead anywhere), and uses no proxy from the
+// environment, which would dial for it past that check.
+func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
+	dialer := netguard.Dialer(net.Dialer{Timeout: 5 * time.Second, Resolver: resolver}, allowPrivate)
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 0, // the attempt's context bounds it
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       time.Minute,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// work makes deliveries until ctx ends; an attempt runs under drain, which outlives
+// ctx by the shutdown timeout.
+func (s *Service) work(ctx, drain context.Context) {
+	idle := time.NewTimer(0)
+	defer idle.Stop()
+	failures := 0
+	for ctx.Err() == nil {
+		d, err := s.store.ClaimDelivery(ctx, s.opts.Lease)
+		wait := s.opts.Poll
+		if err != nil && ctx.Err() == nil {
+			// The store is down: every worker finds it so, and need not say so every poll.
+			failures++
+			wait = min(wait<<min(failures, 6), 30*time.Second)
+			if failures == 1 {
+				s.logger.Warn("claim a delivery", "err", err)
+			}
+		} else if err == nil {
+			failures = 0
+		}
+		if d == nil {
+			idle.Reset(wait)
+			select {
+			case <-ctx.Done():
+			case <-s.wake:
+			case <-idle.C:
+			}
+			continue
+		}
+		s.deliver(drain, d)
+	}
+}
+
+// deliver makes one attempt at d, records it in d's log and schedules what comes next:
+// nothing when it succeeded, the next attempt when it failed and the schedule allows,
+// else the delivery has failed. A webhook failing for Options.DisableAfter is disabled.
+func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
+	s.metrics.inflight.Inc()
+	defer s.metrics.inflight.Dec()
+	logger := s.logger.With("webhook", d.Webhook, "id", d.ID)
+	w, err := s.webhook(ctx, d.Webhook)
+	if errors.Is(err, storage.ErrNotFound) {
+		return // deleted with its deliveries since the claim
+	}
+	if err != nil {
+		logger.Warn("read webhook", "err", err)
+		return // the lease runs out, and the delivery is claimed again
+	}
+	if w.Disabled != "" {
+		d.State, d.Next = storage.DeliveryFailed, time.Time{}
+		s.metrics.attempts.WithLabelValues("failed").Inc()
+		s.update(ctx, logger, d)
+		return
+	}
+	now := s.opts.Now()
+	a := s.attempt(ctx, w, d, now)
+	d.Attempts = append(d.Attempts, a)
+	ok := a.Status >= 200 && a.Status <= 299
+	result := "delivered"
+	switch next, more := retryAfter(s.opts.Schedule, len(d.Attempts), now); {
+	case ok:
+		d.State, d.Next = storage.DeliveryDelivered, time.Time{}
+	case more:
+		d.State, d.Next, result = storage.DeliveryPending, next, "retry"
+	default:
+		d.State, d.Next, result = storage.DeliveryFailed, time.Time{}, "failed"
+	}
+	s.metrics.attempts.WithLabelValues(result).Inc()
+	s.metrics.latency.Observe(a.Latency.Seconds())
+	logger.Debug("attempt", "url", w.URL, "status", a.Status, "err", a.Error, "dur", a.Latency, "result", result)
+	s.update(ctx, logger, d)
+	s.noteResult(ctx, w, ok, d.State == storage.DeliveryFailed, now)
+}
+
+// update saves d after an attempt. A delivery the store no longer has went with its
+// webhook, deleted meanwhile.
+func (s *Service) update(ctx context.Context, logger *slog.Logger, d *storage.Delivery) {
+	if err := s.store.UpdateDelivery(ctx, d); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		logger.Warn("update delivery", "err", err)
+	}
+}
+
+// webhook returns webhook id from the cached subscriptions, or the store when it is
+// not there (created on another node since they were read): a delivery costs no read
+// of its webhook. The cache is at most a few seconds old, so a webhook disabled or
+// deleted on another node may get an attempt or two more; one disabled here is not.
+func (s *Service) webhook(ctx context.Context, id string) (*storage.Webhook, error) {
+	hooks, err := s.subscriptions(ctx, time.Time{})
+	if err == nil {
+		for i := range hooks {
+			if hooks[i].ID == id {
+				w := hooks[i].Webhook
+				return &w, nil
+			}
+		}
+	}
+	return s.store.GetWebhook(ctx, id)
+}
+
+// noteResult keeps the webhook's run of failures: FailingSince is set by the first
+// failure after a success and cleared by the next success; a delivery that has failed
+// for good (spent) in a run longer than Options.DisableAfter disables the webhook. The
+// webhook is written only when that changes, read again just before, so a concurrent
+// change is rarely undone. w may come from a cache a few seconds old, which can miss a
+// FailingSince just set on another node, so a success then leaves it set: requiring a
+// spent delivery (a day of failures) keeps that from disabling a working webhook.
+func (s *Service) noteResult(ctx context.Context, w *storage.Webhook, ok, spent bool, now time.Time) {
+	switch {
+	case ok && w.FailingSince.IsZero(),
+		!ok && !w.FailingSince.IsZero() && (!spent || now.Sub(w.FailingSince) < s.opts.DisableAfter):
+		return // nothing changes
+	}
+	w, err := s.store.GetWebhook(ctx, w.ID)
+	if err != nil {
+		return
+	}
+	switch {
+	case ok:
+		w.FailingSince = time.Time{}
+	case w.FailingSince.IsZero():
+		w.FailingSince = now.UTC()
+	case spent && now.Sub(w.FailingSince) >= s.opts.DisableAfter && w.Disabled == "":
+		w.Disabled = fmt.Sprintf("every delivery failed from %s to %s", w.FailingSince.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		s.logger.Warn("webhook disabled", "webhook", w.ID, "url", w.URL, "reason", w.Disabled)
+	default:
+		return
+	}
+	if err := s.store.PutWebhook(ctx, w); err != nil {
+		s.logger.Warn("update webhook", "webhook", w.ID, "err", err)
+	}
+	s.changed()
+}
+
+// attempt POSTs d to w's URL, signed, and returns what happened.
+func (s *Service) attempt(ctx context.Context, w *storage.Webhook, d *storage.Delivery, now time.Time) storage.Attempt {
+	a := storage.Attempt{At: now.UTC()}
+	sig, err := Sign(w.Secret, d.ID, now, d.Payload)
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(d.Payload))
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "Mayfly")
+	h.Set("webhook-id", d.ID)
+	h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("webhook-signature", sig)
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		a.Latency = time.Since(start)
+		a.Error = attemptError(err, s.opts.Timeout)
+		return a
+	}
+	excerpt, err := io.ReadAll(io.LimitReader(resp.Body, maxExcerpt))
+	if err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	}
+	resp.Body.Close()
+	a.Latency = time.Since(start)
+	a.Status = resp.StatusCode
+	a.Response = strings.ToValidUTF8(string(excerpt), "\uFFFD")
+	if err != nil && (a.Status < 200 || a.Status > 299) {
+		a.Error = attemptError(err, s.opts.Timeout)
+	}
+	return a
+}
+
+// attemptError says why an attempt had no answer, naming the setting when the address
+// was refused.
+func attemptError(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, netguard.ErrForbidden):
+		return err.Error() + "; webhooks go to public addresses only (MAYFLY_OUTBOUND_ALLOW_PRIVATE)"
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer within %s: %v", timeout, err)
+	}
+	return err.Error()
+}
