@@ -426,7 +426,13 @@ func (k *killable) ClaimDelivery(ctx context.Context, lease time.Duration) (*sto
 	if k.dead.Load() {
 		return nil, errDead
 	}
-	return k.Store.ClaimDelivery(ctx, lease)
+	d, err := k.Store.ClaimDelivery(ctx, lease)
+	if k.dead.Load() {
+		// Died while the claim was on its way: what it took stays leased to the dead
+		// node until the lease runs out, as with a real death.
+		return nil, errDead
+	}
+	return d, err
 }
 
 func (k *killable) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
