@@ -439,3 +439,43 @@ func TestMCPTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMCPCountsTheClient: a tool's REST request is the MCP client's, whatever header it
+// sends to pose as another: its wrong tokens count against its own address, together
+// with its REST requests, as MAYFLY_LOGIN_FAILURES says.
+func TestMCPCountsTheClient(t *testing.T) {
+	n := startNode(t, "-login-failures", "2/h")
+	spoofer := &http.Client{Transport: spoofPeer{next: http.DefaultTransport}}
+	agent := newMCPClient(t, n.http, "", spoofer.Transport)
+	var a, b mcpInbox
+	agent.call("create_inbox", nil, &a)
+	agent.call("create_inbox", nil, &b)
+	for i := range 2 {
+		if text, isErr := agent.call("list_messages", map[string]any{"address": a.Address, "token": b.Token}, nil); !isErr || !strings.Contains(text, "403") {
+			t.Fatalf("wrong token %d = %q", i, text)
+		}
+	}
+	if text, _ := agent.call("list_messages", map[string]any{"address": a.Address, "token": a.Token}, nil); !strings.Contains(text, "too_many_failures") {
+		t.Errorf("the right token after 2 wrong ones of 2/h = %q, want too_many_failures", text)
+	}
+	req, _ := http.NewRequest("GET", "http://"+n.http+"/api/v1/inboxes/"+a.Address+"/messages", nil)
+	req.Header.Set("Authorization", "Bearer "+a.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("REST after the MCP failures = %d, want 429: the same client", resp.StatusCode)
+	}
+}
+
+// spoofPeer sends the header mcpd passes the peer address in, naming someone else.
+type spoofPeer struct{ next http.RoundTripper }
+
+func (s spoofPeer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Mayfly-Mcp-Peer", fmt.Sprintf("192.0.2.%d:1", time.Now().Nanosecond()%250+1))
+	r.Header.Set("X-Forwarded-For", "198.51.100.7")
+	return s.next.RoundTrip(r)
+}

@@ -29,6 +29,8 @@ var marker = regexp.MustCompile(`(?i)<(\s*/?\s*untrusted-email-content)`)
 func untrusted(s string) string {
 	boundary := strings.ToLower(rand.Text()[:12])
 	s = marker.ReplaceAllString(s, "&lt;$1")
+	// A bare CR would let the mail overwrite, on a terminal, what comes before it.
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 	return untrustedIntro + "\n" + untrustedOpen + ` boundary="` + boundary + `">` + "\n" + s +
 		"\n" + untrustedClose + "<!-- " + boundary + " -->\n"
 }
