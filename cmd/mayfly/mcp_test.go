@@ -427,7 +427,7 @@ func TestMCPTranscript(t *testing.T) {
 	}
 	n := startNode(t)
 	tr := &transcript{}
-	agent := newMCPClient(t, n.http, "", tr)
+	agent := newMCPClientVersion(t, n.http, "", tr, legacyProtocol)
 	var in mcpInbox
 	agent.call("create_inbox", nil, &in)
 	n.send(t, in.Address, "From: Shop <app@shop.test>\r\nSubject: Confirm your sign-up\r\nContent-Type: text/html\r\n\r\n"+
