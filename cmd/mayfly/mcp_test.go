@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
+	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
 // mcpClient is an agent's MCP session with a node's /mcp, over real HTTP with the
@@ -440,7 +441,7 @@ func TestMCPTranscript(t *testing.T) {
 	}
 }
 
-// TestMCPCountsTheClient: a tool's REST request is the MCP client's, whatever header it
+// TestMCPCountsTheClient: a tool's REST request is the MCP client's, whatever headers it
 // sends to pose as another: its wrong tokens count against its own address, together
 // with its REST requests, as MAYFLY_LOGIN_FAILURES says.
 func TestMCPCountsTheClient(t *testing.T) {
@@ -470,7 +471,8 @@ func TestMCPCountsTheClient(t *testing.T) {
 	}
 }
 
-// spoofPeer sends the header mcpd passes the peer address in, naming someone else.
+// spoofPeer sends headers naming another client: a header mcpd could have used to pass
+// the peer on, and X-Forwarded-For from a peer that is no trusted proxy.
 type spoofPeer struct{ next http.RoundTripper }
 
 func (s spoofPeer) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -478,4 +480,43 @@ func (s spoofPeer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Mayfly-Mcp-Peer", fmt.Sprintf("192.0.2.%d:1", time.Now().Nanosecond()%250+1))
 	r.Header.Set("X-Forwarded-For", "198.51.100.7")
 	return s.next.RoundTrip(r)
+}
+
+// TestMCPWaitEndsAtStop: a wait over MCP ends at once when the server stops, as a REST
+// wait does, with the API's 503, rather than holding the shutdown for its timeout.
+func TestMCPWaitEndsAtStop(t *testing.T) {
+	n := startNode(t)
+	agent := newMCPClientVersion(t, n.http, "", nil, legacyProtocol)
+	var in mcpInbox
+	agent.call("create_inbox", nil, &in)
+	done := make(chan string, 1)
+	go func() {
+		text, err := callToolNoFatal(agent, "wait_for_message", map[string]any{"address": in.Address, "token": in.Token, "timeout": 50})
+		done <- fmt.Sprint(text, err)
+	}()
+	waitMetric(t, n.http, "mayfly_http_waiters 1")
+	start := time.Now()
+	n.stop(t)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopping with a wait over MCP took %s", d)
+	}
+	if text := testlib.Next(t, done, 10*time.Second, "the wait's end"); !strings.Contains(text, "stopping") {
+		t.Errorf("the wait ended with %q, want the server's 503", text)
+	}
+}
+
+func callToolNoFatal(c *mcpClient, name string, args map[string]any) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		return "", err
+	}
+	var text strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			text.WriteString(tc.Text)
+		}
+	}
+	return text.String(), nil
 }

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,9 +41,10 @@ const (
 	maxAnswer = 32 << 20
 )
 
-// peerHeader carries the MCP request's peer address to the tools, which see only its
-// header (mcp.RequestExtra). Handler sets it on every request, over anything a client sent.
-const peerHeader = "Mayfly-Mcp-Peer"
+// requestKey keys the MCP HTTP request in its context, which the SDK hands on (values
+// only) to the tools of a stateless server: they need its peer address, its headers and
+// its end.
+type requestKey struct{}
 
 // server is the tools' state: how to reach the API.
 type server struct {
@@ -78,8 +80,12 @@ func New(opts Options, api http.Handler, logger *slog.Logger) http.Handler {
 		// The API's body limit (64 KiB) has applied before this handler.
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Header.Set(peerHeader, r.RemoteAddr)
-		h.ServeHTTP(w, r)
+		// The SDK stops waiting for a tool, and answers nothing, once the request's
+		// context ends, which a stopping server ends at once. The tools end with it
+		// (see do), answering the API's 503; the SDK, kept from seeing the end, sends
+		// that answer.
+		ctx := context.WithValue(context.WithoutCancel(r.Context()), requestKey{}, r)
+		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -99,7 +105,7 @@ func (e *apiError) Error() string {
 // do runs one REST request through the API in process, with the MCP caller's
 // credential (token, when given, else its Authorization header) and address, and
 // returns the answer's status and body.
-func (s *server) do(ctx context.Context, req *mcp.CallToolRequest, token, method, path string, query url.Values, body any) (int, []byte, error) {
+func (s *server) do(ctx context.Context, token, method, path string, query url.Values, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -112,6 +118,17 @@ func (s *server) do(ctx context.Context, req *mcp.CallToolRequest, token, method
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
+	outer, ok := ctx.Value(requestKey{}).(*http.Request)
+	if !ok {
+		return 0, nil, errors.New("a tool called outside an MCP HTTP request")
+	}
+	// The SDK keeps the tools' contexts running when the HTTP request ends; the REST
+	// request must not: a client gone, or a server stopping (whose waits end at once
+	// with 503), ends it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(outer.Context(), cancel)
+	defer stop()
 	r, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return 0, nil, err
@@ -119,22 +136,15 @@ func (s *server) do(ctx context.Context, req *mcp.CallToolRequest, token, method
 	if body != nil {
 		r.Header.Set("Content-Type", "application/json")
 	}
-	var h http.Header
-	if req != nil && req.Extra != nil {
-		h = req.Extra.Header
-	}
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)
-	} else if a := h.Get("Authorization"); a != "" {
+	} else if a := outer.Header.Get("Authorization"); a != "" {
 		r.Header.Set("Authorization", a)
 	}
 	// The API counts requests and wrong tokens per client, trusting X-Forwarded-For
 	// only from its trusted proxies: it needs the MCP request's peer and that header.
-	r.RemoteAddr = h.Get(peerHeader)
-	if r.RemoteAddr == "" {
-		r.RemoteAddr = "127.0.0.1:0" // only Go callers of the tools, in tests, have none
-	}
-	for _, v := range h.Values("X-Forwarded-For") {
+	r.RemoteAddr = outer.RemoteAddr
+	for _, v := range outer.Header.Values("X-Forwarded-For") {
 		r.Header.Add("X-Forwarded-For", v)
 	}
 	w := &recorder{header: http.Header{}}
@@ -147,8 +157,8 @@ func (s *server) do(ctx context.Context, req *mcp.CallToolRequest, token, method
 
 // call is do for answers that are either 2xx, decoded into out (nil: ignored), or the
 // API's error, returned as an *apiError.
-func (s *server) call(ctx context.Context, req *mcp.CallToolRequest, token, method, path string, query url.Values, body any, out any) (int, error) {
-	status, data, err := s.do(ctx, req, token, method, path, query, body)
+func (s *server) call(ctx context.Context, token, method, path string, query url.Values, body any, out any) (int, error) {
+	status, data, err := s.do(ctx, token, method, path, query, body)
 	if err != nil {
 		return status, err
 	}

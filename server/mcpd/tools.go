@@ -200,7 +200,7 @@ func (s *server) createInbox(ctx context.Context, req *mcp.CallToolRequest, in c
 	if in.Local != "" {
 		body["local"] = in.Local
 	}
-	if _, err := s.call(ctx, req, "", http.MethodPost, "/api/v1/inboxes", nil, body, &out); err != nil {
+	if _, err := s.call(ctx, "", http.MethodPost, "/api/v1/inboxes", nil, body, &out); err != nil {
 		return nil, out, err
 	}
 	return text(fmt.Sprintf("Created %s (mail kept %s). Its token is %s: pass it as token to the other tools.", out.Address, out.TTL, out.Token)), out, nil
@@ -217,7 +217,7 @@ func (s *server) listMessages(ctx context.Context, req *mcp.CallToolRequest, in 
 	if in.Tag != "" {
 		q.Set("tag", in.Tag)
 	}
-	if _, err := s.call(ctx, req, in.Token, http.MethodGet, inboxPath(in.Address, "messages"), q, nil, &out); err != nil {
+	if _, err := s.call(ctx, in.Token, http.MethodGet, inboxPath(in.Address, "messages"), q, nil, &out); err != nil {
 		return nil, out, err
 	}
 	var b strings.Builder
@@ -234,10 +234,10 @@ func (s *server) listMessages(ctx context.Context, req *mcp.CallToolRequest, in 
 
 func (s *server) getMessage(ctx context.Context, req *mcp.CallToolRequest, in messageArgs) (*mcp.CallToolResult, Message, error) {
 	var m apiMessage
-	if _, err := s.call(ctx, req, in.Token, http.MethodGet, inboxPath(in.Address, "messages", in.ID), nil, nil, &m); err != nil {
+	if _, err := s.call(ctx, in.Token, http.MethodGet, inboxPath(in.Address, "messages", in.ID), nil, nil, &m); err != nil {
 		return nil, Message{}, err
 	}
-	s.markSeen(ctx, req, in.Token, in.Address, []apiMessage{m})
+	s.markSeen(ctx, in.Token, in.Address, []apiMessage{m})
 	return text(render([]apiMessage{m})), m.out(), nil
 }
 
@@ -270,12 +270,12 @@ func (s *server) newWait(in filterArgs) wait {
 // client): mail an agent has had, an old code, never matches again, while mail that
 // came after it and before this call (the sign-up mail that beat the agent's wait)
 // does. With nothing seen, it is the whole inbox.
-func (s *server) resolveSince(ctx context.Context, req *mcp.CallToolRequest, token, address, since string) (string, error) {
+func (s *server) resolveSince(ctx context.Context, token, address, since string) (string, error) {
 	if since != "" {
 		return since, nil
 	}
 	var list listOut
-	if _, err := s.call(ctx, req, token, http.MethodGet, inboxPath(address, "messages"), url.Values{"limit": {"1000"}}, nil, &list); err != nil {
+	if _, err := s.call(ctx, token, http.MethodGet, inboxPath(address, "messages"), url.Values{"limit": {"1000"}}, nil, &list); err != nil {
 		return "", err
 	}
 	for _, m := range list.Messages { // newest first
@@ -287,9 +287,9 @@ func (s *server) resolveSince(ctx context.Context, req *mcp.CallToolRequest, tok
 }
 
 // run waits for w: the messages found (none on timeout) and the cursor after them.
-func (s *server) run(ctx context.Context, req *mcp.CallToolRequest, token, address string, w wait, expectNone bool) ([]apiMessage, string, error) {
+func (s *server) run(ctx context.Context, token, address string, w wait, expectNone bool) ([]apiMessage, string, error) {
 	start := time.Now().UTC()
-	since, err := s.resolveSince(ctx, req, token, address, w.since)
+	since, err := s.resolveSince(ctx, token, address, w.since)
 	if err != nil {
 		return nil, "", err
 	}
@@ -305,7 +305,7 @@ func (s *server) run(ctx context.Context, req *mcp.CallToolRequest, token, addre
 		q.Set("expect", "none")
 	}
 	var out struct{ Messages []apiMessage }
-	status, body, err := s.do(ctx, req, token, http.MethodGet, inboxPath(address, "wait"), q, nil)
+	status, body, err := s.do(ctx, token, http.MethodGet, inboxPath(address, "wait"), q, nil)
 	switch {
 	case err != nil:
 		return nil, "", err
@@ -336,7 +336,7 @@ func (s *server) waitForMessage(ctx context.Context, req *mcp.CallToolRequest, i
 	if in.Count > 0 {
 		w.query.Set("count", strconv.Itoa(in.Count))
 	}
-	msgs, since, err := s.run(ctx, req, in.Token, in.Address, w, false)
+	msgs, since, err := s.run(ctx, in.Token, in.Address, w, false)
 	if err != nil {
 		return nil, waitOut{}, err
 	}
@@ -347,14 +347,14 @@ func (s *server) waitForMessage(ctx context.Context, req *mcp.CallToolRequest, i
 	if !out.Found {
 		return text(timedOut(w, since)), out, nil
 	}
-	s.markSeen(ctx, req, in.Token, in.Address, msgs)
+	s.markSeen(ctx, in.Token, in.Address, msgs)
 	return text(fmt.Sprintf("%d matching messages. To wait for later mail, call again with since=%q.\n", len(msgs), since) + render(msgs)), out, nil
 }
 
 func (s *server) waitForCode(ctx context.Context, req *mcp.CallToolRequest, in filterArgs) (*mcp.CallToolResult, codeOut, error) {
 	w := s.newWait(in)
 	w.query.Add("has", "code")
-	msgs, since, err := s.run(ctx, req, in.Token, in.Address, w, false)
+	msgs, since, err := s.run(ctx, in.Token, in.Address, w, false)
 	if err != nil {
 		return nil, codeOut{}, err
 	}
@@ -362,7 +362,7 @@ func (s *server) waitForCode(ctx context.Context, req *mcp.CallToolRequest, in f
 		return text(timedOut(w, since)), codeOut{Since: since}, nil
 	}
 	m := msgs[0]
-	s.markSeen(ctx, req, in.Token, in.Address, msgs)
+	s.markSeen(ctx, in.Token, in.Address, msgs)
 	out := codeOut{Found: true, Code: m.Codes[0], MessageID: m.ID, Subject: m.Subject, Since: since}
 	return text(fmt.Sprintf("Code %s, from message %s (since=%q continues after it).\n", out.Code, m.ID, since) + render(msgs)), out, nil
 }
@@ -378,7 +378,7 @@ func (s *server) waitForLink(ctx context.Context, req *mcp.CallToolRequest, in l
 	}
 	deadline := time.Now().Add(w.timeout)
 	for {
-		msgs, since, err := s.run(ctx, req, in.Token, in.Address, w, false)
+		msgs, since, err := s.run(ctx, in.Token, in.Address, w, false)
 		if err != nil {
 			return nil, linkOut{}, err
 		}
@@ -387,7 +387,7 @@ func (s *server) waitForLink(ctx context.Context, req *mcp.CallToolRequest, in l
 		}
 		m := msgs[0]
 		if l, ok := pickLink(m.LinkDetails, in.URL, in.Host, in.Text); ok {
-			s.markSeen(ctx, req, in.Token, in.Address, msgs)
+			s.markSeen(ctx, in.Token, in.Address, msgs)
 			out := linkOut{Found: true, URL: l.URL, Text: l.Text, MessageID: m.ID, Subject: m.Subject, Since: since}
 			return text(fmt.Sprintf("A link from message %s (not fetched; since=%q continues after it).\n", m.ID, since) + render(msgs)), out, nil
 		}
@@ -426,7 +426,7 @@ func pickLink(links []Link, urlPart, host, textPart string) (Link, bool) {
 
 func (s *server) expectNoMessage(ctx context.Context, req *mcp.CallToolRequest, in filterArgs) (*mcp.CallToolResult, expectOut, error) {
 	w := s.newWait(in)
-	msgs, _, err := s.run(ctx, req, in.Token, in.Address, w, true)
+	msgs, _, err := s.run(ctx, in.Token, in.Address, w, true)
 	if err != nil {
 		return nil, expectOut{}, err
 	}
@@ -446,7 +446,7 @@ func (s *server) deleteMessage(ctx context.Context, req *mcp.CallToolRequest, in
 	var out struct {
 		Deleted bool `json:"deleted"`
 	}
-	if _, err := s.call(ctx, req, in.Token, http.MethodDelete, inboxPath(in.Address, "messages", in.ID), nil, nil, nil); err != nil {
+	if _, err := s.call(ctx, in.Token, http.MethodDelete, inboxPath(in.Address, "messages", in.ID), nil, nil, nil); err != nil {
 		return nil, out, err
 	}
 	out.Deleted = true
@@ -459,7 +459,7 @@ func (s *server) deleteInbox(ctx context.Context, req *mcp.CallToolRequest, in i
 	var out struct {
 		Deleted int `json:"deleted" jsonschema:"how many messages were deleted"`
 	}
-	if _, err := s.call(ctx, req, in.Token, http.MethodDelete, inboxPath(in.Address), nil, nil, &out); err != nil {
+	if _, err := s.call(ctx, in.Token, http.MethodDelete, inboxPath(in.Address), nil, nil, &out); err != nil {
 		return nil, out, err
 	}
 	return text(fmt.Sprintf("Deleted %d messages of %s.", out.Deleted, in.Address)), out, nil
@@ -477,7 +477,7 @@ func (s *server) reply(ctx context.Context, req *mcp.CallToolRequest, in replyAr
 	if in.HTML != "" {
 		body["html"] = in.HTML
 	}
-	if _, err := s.call(ctx, req, in.Token, http.MethodPost, inboxPath(in.Address, "messages", in.ID, "reply"), nil, body, &ans); err != nil {
+	if _, err := s.call(ctx, in.Token, http.MethodPost, inboxPath(in.Address, "messages", in.ID, "reply"), nil, body, &ans); err != nil {
 		return nil, replyOut{}, err
 	}
 	out := replyOut{ID: ans.Message.ID, To: nonNil(ans.Message.To), Subject: ans.Message.Subject}
@@ -486,10 +486,10 @@ func (s *server) reply(ctx context.Context, req *mcp.CallToolRequest, in replyAr
 
 // markSeen marks what a tool showed as seen, through the REST route, so that the next
 // wait's default cursor is after it. A failure costs only that, and is not the call's.
-func (s *server) markSeen(ctx context.Context, req *mcp.CallToolRequest, token, address string, msgs []apiMessage) {
+func (s *server) markSeen(ctx context.Context, token, address string, msgs []apiMessage) {
 	for _, m := range msgs {
 		if !m.Seen {
-			_, _ = s.call(ctx, req, token, http.MethodPatch, inboxPath(address, "messages", m.ID), nil, map[string]bool{"seen": true}, nil)
+			_, _ = s.call(ctx, token, http.MethodPatch, inboxPath(address, "messages", m.ID), nil, map[string]bool{"seen": true}, nil)
 		}
 	}
 }
