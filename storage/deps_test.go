@@ -57,6 +57,7 @@ var mayImport = map[string][]string{
 	"server/dnssetup":         {"server/dkimkey", "server/dnsclient"},
 	"server/inboxtoken":       {"storage", "storage/redisstore"},
 	"server/cli":              nil, // talks to the server over HTTP only
+	"server/mcpd":             nil, // its tools are requests to the API's http.Handler
 
 	// test helpers: the stores under test and the one certificate maker
 	"server/testlib": {"storage", "storage/memstore", "storage/redisstore", "storage/storetest", "server/certs"},

@@ -5,6 +5,7 @@
 //	mayfly token ADDRESS     print the inbox token of ADDRESS
 //	mayfly inbox             create an inbox on a running server; print its address and token
 //	mayfly wait [ADDRESS]    wait for mail in an inbox of a running server
+//	mayfly mcp               stdio bridge to a running server's /mcp, for desktop agents
 //	mayfly dns -domain D -ip IP [-check]   print (or check) the DNS records to publish
 //	mayfly version           print the version
 //
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -40,6 +42,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/inboxtoken"
 	"github.com/mayfly-mail/mayfly/server/limit"
 	"github.com/mayfly-mail/mayfly/server/mailauth"
+	"github.com/mayfly-mail/mayfly/server/mcpd"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/server/pop3d"
 	"github.com/mayfly-mail/mayfly/server/webhook"
@@ -110,6 +113,14 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cli.Inbox(ctx, args, os.LookupEnv, stdout, stderr)
 	case "wait":
 		return cli.Wait(ctx, args, os.LookupEnv, stdout, stderr)
+	case "mcp":
+		endpoint, token, err := cli.MCPServer(args, os.LookupEnv, stderr)
+		if err != nil {
+			return err
+		}
+		// stdout is the protocol's: the bridge's complaints go to stderr.
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return mcpd.Bridge(ctx, endpoint, token, version(), os.Stdin, os.Stdout, logger)
 	case "dns":
 		return fromUsage(dnssetup.Command(ctx, args, os.LookupEnv, stdout, stderr))
 	case "version":
@@ -153,6 +164,9 @@ Usage:
   mayfly wait [ADDRESS] [--subject S] [--code | --link[=S] | --json] [--timeout 30s] ...
                            wait for mail in ADDRESS (default $MAYFLY_INBOX, token
                            $MAYFLY_TOKEN); exit 0 found, 1 timed out, 2 error; -h for the flags
+  mayfly mcp [--url URL] [--token T]
+                           MCP over stdio for desktop agents, bridged to MAYFLY_URL/mcp
+                           with MAYFLY_TOKEN or MAYFLY_API_KEY as bearer (docs/mcp.md)
   mayfly dns -domain D -ip IP [-host H] [-dkim-key FILE] [-check]
                            print the DNS records to publish (MX, A, SPF, DKIM, DMARC,
                            PTR), or check what the resolver answers; -h for the flags
@@ -195,6 +209,9 @@ func newRegistry(st storage.Store, memoryLimit int64) *prometheus.Registry {
 	storemetrics.Register(reg, st, memoryLimit)
 	return reg
 }
+
+// mcpMaxWait bounds a wait tool call of /mcp; 0 = mcpd's default (55s). Tests shorten it.
+var mcpMaxWait time.Duration
 
 // certPoll is how often the certificate files are looked at; 0 = the certs default.
 // Tests shorten it.
@@ -320,7 +337,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	servers = append(servers, sub)
 	if cfg.HTTPAddr != "" {
-		servers = append(servers, httpapi.New(httpapi.Options{
+		// /mcp's tools are requests to the API's own handler, which exists only once
+		// the API does: the MCP handler reaches it through api, set below.
+		var api http.Handler
+		mcpHandler := mcpd.New(mcpd.Options{MaxWait: mcpMaxWait, Version: version()},
+			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.ServeHTTP(w, r) }), logger)
+		srv := httpapi.New(httpapi.Options{
 			Addr:                cfg.HTTPAddr,
 			Domains:             cfg.Domains,
 			Hostname:            cfg.Hostname,
@@ -347,7 +369,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			LoginFailures:       failures,
 			TrustedProxies:      cfg.TrustedProxies,
 			ACMEChallenge:       cert.Challenge(),
-		}, st, logger))
+			MCP:                 mcpHandler,
+		}, st, logger)
+		api = srv.Handler()
+		servers = append(servers, srv)
 	}
 	if cfg.MetricsAddr != "" {
 		servers = append(servers, httpapi.NewMetricsServer(cfg.MetricsAddr, registry, cfg.ShutdownTimeout, logger))

@@ -496,3 +496,26 @@ func show(w io.Writer, answer []byte, msgs []message, asJSON, code bool, link li
 	}
 	return err
 }
+
+// MCPServer reads the flags of `mayfly mcp` (--url, --token) and returns the URL of the
+// server's /mcp and the bearer to send it: --token, else $MAYFLY_TOKEN (an inbox's
+// token: the tools open that inbox without a token argument), else $MAYFLY_API_KEY.
+// The bridge itself is server/mcpd's, the one package that speaks MCP.
+func MCPServer(args []string, env Env, stderr io.Writer) (endpoint, token string, err error) {
+	fs := newFlags("mayfly mcp", "mayfly mcp [--url URL] [--token T]", stderr)
+	urlFlag := fs.String("url", "", "the server's URL; empty: $MAYFLY_URL, else "+DefaultURL)
+	tokenFlag := fs.String("token", "", "the bearer of every request, an inbox token or the admin key; empty: $MAYFLY_TOKEN, else $MAYFLY_API_KEY")
+	operands, err := parse(fs, args)
+	if err != nil {
+		return "", "", err
+	}
+	if len(operands) > 0 {
+		fs.Usage()
+		return "", "", exitf(ExitError, "mayfly mcp takes no operand, got %q", operands[0])
+	}
+	c, err := connection(*urlFlag, *tokenFlag, env, "MAYFLY_TOKEN", "MAYFLY_API_KEY")
+	if err != nil {
+		return "", "", err
+	}
+	return c.base + "/mcp", c.token, nil
+}

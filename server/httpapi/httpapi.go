@@ -99,6 +99,10 @@ type Options struct {
 	// ACMEChallenge, when set, answers an ACME CA's http-01 requests under
 	// /.well-known/acme-challenge/.
 	ACMEChallenge http.Handler
+	// MCP, when set, is served at /mcp (server/mcpd: each of its tools is a request
+	// to this API's own handler), under the rate limits of requests without a
+	// credential; nil = no /mcp.
+	MCP http.Handler
 }
 
 // store is what the API needs of storage.Store.
@@ -340,6 +344,9 @@ func (s *Server) routes() *echo.Echo {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})), s.operatorOnly)
 	}
 	e.GET("/api/openapi.json", s.openAPI)
+	if s.opts.MCP != nil {
+		e.Match([]string{http.MethodGet, http.MethodPost, http.MethodDelete}, "/mcp", echo.WrapHandler(s.opts.MCP))
+	}
 
 	api := e.Group("/api/v1", timeout(requestTimeout))
 	api.POST("/inboxes", s.createInbox)
