@@ -277,7 +277,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithValue(ctx, serveContext{}, ctx) },
 	}
-	s.logger.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
+	base := "http://" + ln.Addr().String()
+	urls := []any{"addr", ln.Addr().String(), "url", base + "/", "api", base + "/api/v1"}
+	if s.opts.MCP != nil {
+		urls = append(urls, "mcp", base+"/mcp")
+	}
+	s.logger.Info("listening", urls...)
 	err := serveHTTP(ctx, srv, ln, s.opts.ShutdownTimeout, s.logger)
 	s.socketsMu.Lock()
 	s.closing = true
