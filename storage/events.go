@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -105,4 +107,15 @@ type WebhookStore interface {
 	// store keeps at least the last DeliveriesKept of each webhook that are not pending,
 	// and every pending one. limit <= 0 means all.
 	Deliveries(ctx context.Context, webhook string, limit int) ([]Delivery, error)
+}
+
+// SortWebhooks puts webhooks in the order ListWebhooks returns them: oldest first,
+// then by ID.
+func SortWebhooks(list []Webhook) {
+	slices.SortFunc(list, func(a, b Webhook) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -121,12 +120,7 @@ func (s *Store) ListWebhooks(ctx context.Context) ([]storage.Webhook, error) {
 	for _, h := range wh.hooks {
 		list = append(list, cloneWebhook(&h.w))
 	}
-	slices.SortFunc(list, func(a, b storage.Webhook) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	storage.SortWebhooks(list)
 	return list, nil
 }
 

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -87,12 +85,7 @@ func (s *Store) ListWebhooks(ctx context.Context) ([]storage.Webhook, error) {
 		}
 		list = append(list, w)
 	}
-	slices.SortFunc(list, func(a, b storage.Webhook) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	storage.SortWebhooks(list)
 	return list, nil
 }
 
