@@ -328,6 +328,7 @@ func TestPageChoicesAndMailClient(t *testing.T) {
 	// Two inboxes now; forgetting the current one switches to the other, no dialog.
 	var count int
 	if err := chromedp.Run(ctx,
+		chromedp.Click("#others summary", chromedp.ByQuery), // the other inboxes are folded
 		chromedp.Click(`#inboxes li.current button.small`, chromedp.ByQuery),
 		chromedp.Poll(`document.querySelectorAll("#inboxes li").length === 1 && !document.querySelector("#address").textContent.includes("qa-team-7")`, &ok),
 		chromedp.Evaluate(`JSON.parse(localStorage.getItem("mayfly.inboxes")).length`, &count),
@@ -353,6 +354,8 @@ func TestPageReplies(t *testing.T) {
 	if err := chromedp.Run(ctx,
 		chromedp.Poll(`[...document.querySelectorAll("#messages [data-id]")].some(e => e.textContent.includes("Question"))`, &ok),
 		chromedp.Evaluate(`[...document.querySelectorAll("#messages [data-id]")].find(e => e.textContent.includes("Question")).click()`, nil),
+		chromedp.WaitVisible("#reply-open", chromedp.ByID),
+		chromedp.Click("#reply-open", chromedp.ByID), // the reply is folded until asked for
 		chromedp.WaitVisible("#reply-text", chromedp.ByID),
 		chromedp.Text("#reply-to", &to),
 		chromedp.SendKeys("#reply-text", "Yes, here.", chromedp.ByID),
@@ -424,11 +427,26 @@ func TestPageAccessibility(t *testing.T) {
 	}
 	check("first screen")
 	if err := chromedp.Run(ctx,
+		chromedp.Poll(`!document.querySelector("#client-box").hidden`, &ok),
+		chromedp.Click("#client-box summary", chromedp.ByQuery),
+		chromedp.Click("#own summary", chromedp.ByQuery),
+		chromedp.Click("#others summary", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	check("empty state, all open")
+	if err := chromedp.Run(ctx,
+		chromedp.Click("#help-open", chromedp.ByID),
+		chromedp.Poll(`document.querySelector("#help").open`, &ok),
+	); err != nil {
+		t.Fatal(err)
+	}
+	check("shortcut help")
+	if err := chromedp.Run(ctx,
+		chromedp.Click("#help-close", chromedp.ByID),
 		chromedp.Poll(`document.querySelector("#messages [data-id]") !== null`, &ok),
 		chromedp.Click("#messages [data-id]", chromedp.ByQuery),
 		chromedp.Poll(`!document.querySelector("#message").hidden`, &ok),
-		chromedp.Click("#client-box summary", chromedp.ByQuery),
-		chromedp.Click("#own summary", chromedp.ByQuery),
 	); err != nil {
 		t.Fatal(err)
 	}

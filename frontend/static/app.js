@@ -18,6 +18,9 @@ let listSeq = 0;
 let pushed = new Set(); // ids the WebSocket brought while a listing was under way
 let service = { domains: [], mail_clients: [] }; // GET /api/v1/service
 let showImages = false; // for the open message only: tracking pixels stay blocked by default
+let query = '';          // the search box, lowercased
+const texts = new Map(); // id -> text of messages opened in this page, for the search
+let selectedId = null;   // the list's keyboard cursor (j/k)
 
 // ---- storage ------------------------------------------------------------
 
@@ -155,6 +158,12 @@ function select(inbox) {
   $('address').textContent = inbox.address;
   if (!performance.getEntriesByName('mayfly:address').length) performance.mark('mayfly:address'); // first screen usable
   $('ttl').textContent = inbox.expires_in ? `Mail lives ${duration(inbox.expires_in)}, then it is deleted.` : '';
+  $('welcome-address').textContent = inbox.address;
+  $('welcome-ttl').textContent = $('ttl').textContent;
+  $('api-example').textContent = apiExample(inbox);
+  texts.clear();
+  selectedId = null;
+  loadInbox(inbox);
   $('client-user').textContent = inbox.address;
   $('client-pass').textContent = inbox.token;
   renderInboxes();
@@ -162,6 +171,21 @@ function select(inbox) {
   showError(null);
   list();
   connect();
+}
+
+function apiExample(inbox) {
+  const url = `${location.origin}/api/v1/inboxes/${inbox.address}`;
+  return `# wait for the next mail and print its first code\n` +
+    `curl -s -H "Authorization: Bearer ${inbox.token}" \\\n  "${url}/wait?timeout=60s" | jq -r '.messages[0].codes[0]'`;
+}
+
+// loadInbox reads the inbox's settings: burn-after-read changes how a message is opened.
+async function loadInbox(inbox) {
+  try {
+    const r = await api(inbox, '');
+    if (inbox !== current) return;
+    inbox.burn = !!r.burn_after_read;
+  } catch { /* an older server: no burn-after-read */ }
 }
 
 function forget(inbox) {
@@ -210,6 +234,12 @@ async function list() {
   }
 }
 
+function matches(m) {
+  if (!query) return true;
+  const hay = [m.from, m.subject, ...(m.to || []), texts.get(m.id) || ''].join('\n').toLowerCase();
+  return query.split(/\s+/).every((w) => hay.includes(w));
+}
+
 function itemFor(m) {
   const unread = !m.seen && !readHere.has(m.id);
   const time = el('time', { datetime: m.received_at, 'data-ts': m.received_at, text: ago(m.received_at) });
@@ -220,7 +250,10 @@ function itemFor(m) {
     el('span', { class: 'subject', text: m.subject || '(no subject)' }),
     m.sent ? el('span', { class: 'badges' }, el('span', { class: 'badge other', text: 'Sent' })) : badges(m.auth));
   if (unread) btn.prepend(el('span', { class: 'visually-hidden', text: 'Unread: ' }));
-  return el('li', { class: unread ? 'unread' : '' }, btn);
+  if (m.id === selectedId) btn.classList.add('selected');
+  const li = el('li', { class: [unread ? 'unread' : '', m.id === openId ? 'open' : ''].join(' ').trim() }, btn);
+  li.hidden = !matches(m);
+  return li;
 }
 
 function renderList() {
@@ -230,22 +263,37 @@ function renderList() {
   const sorted = [...msgs.values()].sort((a, b) => b.uid - a.uid);
   ol.replaceChildren(...sorted.map(itemFor));
   if (focused) ol.querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
-  $('empty').hidden = sorted.length > 0;
+  updateCounts();
+}
+
+// visibleIds is the list as shown: newest first, the search applied.
+function visibleIds() {
+  return [...$('messages').querySelectorAll('li:not([hidden]) [data-id]')].map((b) => b.dataset.id);
+}
+
+function updateCounts() {
+  $('empty').hidden = msgs.size > 0;
+  $('delete-all').hidden = msgs.size === 0;
+  $('no-match').hidden = !msgs.size || !query || visibleIds().length > 0;
   updateTitle();
+  updateNav();
 }
 
 function updateTitle() {
   let n = 0;
   for (const m of msgs.values()) if (!m.seen && !readHere.has(m.id)) n++;
   document.title = n ? `(${n}) Mayfly` : 'Mayfly';
+  $('unread').textContent = String(n);
+  $('unread').hidden = !n;
+  $('unread').setAttribute('aria-label', `${n} unread`);
 }
 
 function removeMessage(id) {
   msgs.delete(id);
   $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`)?.closest('li')?.remove();
-  $('empty').hidden = msgs.size > 0;
-  if (openId === id) closeMessage(true);
-  updateTitle();
+  // In a burn-after-read inbox reading the message deletes it: it stays open until closed.
+  if (openId === id && !current?.burn) closeMessage(true);
+  updateCounts();
 }
 
 // ---- live updates -------------------------------------------------------
@@ -274,8 +322,7 @@ function connect() {
       const ol = $('messages');
       const older = [...ol.querySelectorAll('[data-id]')].find((b) => (msgs.get(b.dataset.id)?.uid ?? 0) < m.uid);
       ol.insertBefore(itemFor(m), older ? older.closest('li') : null);
-      $('empty').hidden = true;
-      updateTitle();
+      updateCounts();
       announce(`New mail: ${m.subject || '(no subject)'}`);
       notify(m);
     } else if (ev.type === 'deleted' && ev.id) {
@@ -359,20 +406,39 @@ function renderBody(inbox, m) {
   $('images').setAttribute('aria-pressed', String(showImages));
   $('images').textContent = showImages ? 'Block remote images' : 'Show remote images';
   if (!m.html) { panel.replaceChildren(); return; }
-  const src = withToken(inbox, `/messages/${encodeURIComponent(m.id)}/html`) + (showImages ? '&images=1' : '');
-  const frame = el('iframe', {
+  if (m.burnFrame) { $('images-box').hidden = true; return; } // loaded once: a second load finds it burned
+  panel.replaceChildren(bodyFrame(inbox, m.id));
+}
+
+function bodyFrame(inbox, id) {
+  const src = withToken(inbox, `/messages/${encodeURIComponent(id)}/html`) + (showImages ? '&images=1' : '');
+  return el('iframe', {
     id: 'body', sandbox: 'allow-popups allow-popups-to-escape-sandbox', src,
     title: 'Message body (HTML)', referrerpolicy: 'no-referrer', loading: 'eager',
   });
-  panel.replaceChildren(frame);
+}
+
+// burnFrame loads the HTML body before the message is read: in a burn-after-read inbox
+// the read deletes it, and the html route (which does not read) then answers 404. The
+// frame goes where it is shown, as moving a frame loads it again; resolved when loaded.
+function burnFrame(inbox, id) {
+  const frame = bodyFrame(inbox, id);
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); resolve(frame); };
+    const timer = setTimeout(done, 10000); // show the message even if the frame never loads
+    frame.addEventListener('load', done, { once: true });
+    $('panel-html').replaceChildren(frame);
+  });
 }
 
 let openMsg = null; // the parsed message on show, for the images switch
 
-async function openMessage(id) {
+async function openMessage(id, fromHistory) {
   const inbox = current;
   let m;
+  let frame = null;
   try {
+    if (inbox.burn) frame = await burnFrame(inbox, id);
     m = await api(inbox, `/messages/${encodeURIComponent(id)}`);
   } catch (err) {
     if (err.status === 404) removeMessage(id);
@@ -380,19 +446,29 @@ async function openMessage(id) {
     return;
   }
   if (inbox !== current) return;
+  if (frame) m.burnFrame = frame;
   showError(null);
+  const wasOpen = openId !== null;
   openId = id;
+  selectedId = id;
   openMsg = m;
   readHere.add(id);
+  texts.set(id, m.text || '');
+  const summary = msgs.get(id);
+  if (summary && !summary.seen && !inbox.burn) markSeen(inbox, summary);
   if (msgs.has(id)) renderList();
 
   $('msg-subject').textContent = m.subject || '(no subject)';
   $('msg-from').textContent = m.from || '(no sender)';
   $('msg-to').textContent = (m.to || []).join(', ');
+  $('msg-to-box').hidden = !(m.to || []).length;
   const when = m.date || m.received_at;
   $('msg-date').textContent = when ? new Date(when).toLocaleString() : '';
+  if (when) $('msg-date').setAttribute('datetime', when);
   $('msg-auth').replaceChildren(badges(m.auth));
-  $('reply-form').hidden = !service.replies || m.sent;
+  $('reply-open').hidden = !service.replies || m.sent;
+  $('reply-open').setAttribute('aria-expanded', 'false');
+  $('reply-form').hidden = true;
   $('reply-to').textContent = m.from || '';
   $('reply-status').textContent = '';
   $('raw').href = withToken(inbox, `/messages/${encodeURIComponent(id)}/raw`);
@@ -403,16 +479,19 @@ async function openMessage(id) {
     el('td', { text: [d.reason, ...Object.entries(d.properties || {}).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join('; ') }))));
   $('auth-box').hidden = !(m.auth_details || []).length;
 
-  fillCopyList('codes', m.codes, 'code', (c) => el('code', { text: c }));
-  fillCopyList('links', m.links, 'link', (u) => /^https?:/i.test(u)
-    ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u })
-    : el('span', { text: u }));
+  fillChips('codes', m.codes, 'code', (c) => el('code', { text: c }));
+  fillChips('links', m.links, 'link', (u) => /^https?:/i.test(u)
+    ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u, title: u })
+    : el('span', { text: u, title: u }));
 
   const atts = m.attachments || [];
   $('attachments').replaceChildren(...atts.map((a) => el('li', {},
-    el('a', { href: withToken(inbox, `/messages/${encodeURIComponent(id)}/attachments/${a.index}`), download: a.filename || '', text: a.filename || `attachment ${a.index}` }),
-    ` (${a.content_type || 'unknown type'}, ${Math.max(1, Math.round((a.size || 0) / 1024))} KB)`)));
-  $('att-box').hidden = !atts.length;
+    el('a', {
+      href: withToken(inbox, `/messages/${encodeURIComponent(id)}/attachments/${a.index}`), download: a.filename || '',
+      text: `📎 ${a.filename || `attachment ${a.index}`}`,
+      title: `${a.content_type || 'unknown type'}, ${Math.max(1, Math.round((a.size || 0) / 1024))} KB`,
+    }))));
+  $('strip').hidden = !((m.codes || []).length || (m.links || []).length || atts.length);
 
   showImages = false;
   renderBody(inbox, m);
@@ -421,29 +500,91 @@ async function openMessage(id) {
   $('text').textContent = (m.text || '') + (m.truncated ? '\n\n[… cut here; “Raw source” has the whole message]' : '');
   $('headers').tBodies[0].replaceChildren(...(m.headers || []).map((h) => el('tr', {},
     el('th', { scope: 'row', text: h.name }), el('td', { text: h.value }))));
+  $('tab-source').hidden = !m.html;
+  $('source').textContent = m.html || '';
   selectTab(m.html ? 'html' : 'text', false);
 
+  $('welcome').hidden = true;
   $('message').hidden = false;
-  $('msg-subject').focus();
+  $('app').dataset.view = 'message';
+  // Back (the browser's too) returns to the list: on a phone the two are separate screens.
+  if (!fromHistory) {
+    if (wasOpen && history.state && history.state.mayfly) history.replaceState({ mayfly: id }, '');
+    else history.pushState({ mayfly: id }, '');
+  }
+  updateNav();
+  $('msg-subject').focus({ preventScroll: true });
+  $('message').parentElement.scrollTop = 0;
+  if (matchMedia('(max-width: 700px)').matches) window.scrollTo(0, 0);
 }
 
-function fillCopyList(id, items, what, render) {
+// markSeen sets \Seen on the server, so the read state survives a reload and IMAP sees it.
+async function markSeen(inbox, summary) {
+  try {
+    const r = await api(inbox, `/messages/${encodeURIComponent(summary.id)}`, {
+      method: 'PATCH', body: JSON.stringify({ seen: true }), contentType: 'application/json',
+    });
+    summary.seen = !!(r && r.seen);
+  } catch { /* readHere keeps it read in this page */ }
+}
+
+function fillChips(id, items, what, render) {
   items = items || [];
   $(id).replaceChildren(...items.map((v) => el('li', {}, render(v),
     el('button', { type: 'button', class: 'small', text: 'Copy', 'aria-label': `Copy ${what} ${v}`, onclick: (e) => copyText(v, e.currentTarget) }))));
-  $(`${id}-box`).hidden = !items.length;
 }
 
-function closeMessage(refocus) {
+function updateNav() {
+  const ids = visibleIds();
+  const i = openId ? ids.indexOf(openId) : -1;
+  $('prev').disabled = i <= 0;
+  $('next').disabled = i < 0 || i >= ids.length - 1;
+}
+
+// step moves the open message (or the list's cursor) by d in the list as shown.
+function step(d) {
+  const ids = visibleIds();
+  if (!ids.length) return;
+  const from = openId || selectedId;
+  let i = from ? ids.indexOf(from) : -1;
+  i = i < 0 ? 0 : Math.max(0, Math.min(ids.length - 1, i + d));
+  if (openId) { if (ids[i] !== openId) openMessage(ids[i]); return; }
+  selectedId = ids[i];
+  for (const b of $('messages').querySelectorAll('.msg')) b.classList.toggle('selected', b.dataset.id === selectedId);
+  $('messages').querySelector(`[data-id="${CSS.escape(selectedId)}"]`)?.focus();
+}
+
+function closeMessage(refocus, fromHistory) {
   const id = openId;
   openId = null;
   $('message').hidden = true;
+  $('welcome').hidden = false;
+  $('app').dataset.view = 'list';
   $('panel-html').replaceChildren();
   openMsg = null;
+  if (id && !fromHistory && history.state && history.state.mayfly) history.back();
+  for (const li of $('messages').querySelectorAll('li.open')) li.classList.remove('open');
   if (refocus) {
     const item = id && $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`);
     (item || $('messages-h')).focus();
   }
+}
+
+async function deleteAll() {
+  const n = msgs.size;
+  if (!n || !confirm(`Delete all ${n} message${n === 1 ? '' : 's'} of ${current.address}?`)) return;
+  const inbox = current;
+  const errors = [];
+  for (const id of [...msgs.keys()]) {
+    try {
+      await api(inbox, `/messages/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    } catch (err) {
+      if (err.status !== 404) { errors.push(err); continue; }
+    }
+    if (inbox === current) removeMessage(id);
+  }
+  showError(errors[0] || null);
+  announce('All messages deleted');
 }
 
 async function deleteOpen() {
@@ -454,8 +595,15 @@ async function deleteOpen() {
   } catch (err) {
     if (err.status !== 404) { showError(err); return; }
   }
-  removeMessage(id);
+  const ids = visibleIds();
+  const after = ids[ids.indexOf(id) + 1] || ids[ids.indexOf(id) - 1];
   announce('Message deleted');
+  if (!after) { removeMessage(id); return; }
+  // The next message replaces this one in place, so Back still means the list.
+  msgs.delete(id);
+  $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`)?.closest('li')?.remove();
+  updateCounts();
+  openMessage(after);
 }
 
 async function sendReply(e) {
@@ -481,7 +629,7 @@ async function sendReply(e) {
 
 // ---- tabs ---------------------------------------------------------------
 
-const TABS = ['html', 'text', 'headers'];
+const TABS = ['html', 'text', 'source', 'headers'];
 
 function selectTab(name, focus) {
   for (const t of TABS) {
@@ -538,8 +686,56 @@ for (const t of TABS) {
   $(`tab-${t}`).addEventListener('click', () => selectTab(t, false));
   $(`tab-${t}`).addEventListener('keydown', tabKeys);
 }
+$('delete-all').addEventListener('click', deleteAll);
+$('prev').addEventListener('click', () => step(-1));
+$('next').addEventListener('click', () => step(1));
+$('reply-open').addEventListener('click', () => {
+  const open = $('reply-form').hidden;
+  $('reply-form').hidden = !open;
+  $('reply-open').setAttribute('aria-expanded', String(open));
+  if (open) $('reply-text').focus();
+});
+$('search').addEventListener('input', (e) => {
+  query = e.currentTarget.value.trim().toLowerCase();
+  for (const li of $('messages').children) {
+    const m = msgs.get(li.querySelector('[data-id]')?.dataset.id);
+    li.hidden = !!m && !matches(m);
+  }
+  updateCounts();
+});
+$('help-open').addEventListener('click', () => $('help').showModal());
+$('help-close').addEventListener('click', () => $('help').close());
+window.addEventListener('popstate', (e) => {
+  const id = e.state && e.state.mayfly;
+  if (id && msgs.has(id)) openMessage(id, true);
+  else if (openId) closeMessage(true, true);
+});
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && openId) closeMessage(true);
+  if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+  const t = e.target;
+  const typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  if (e.key === 'Escape') {
+    if (typing && t.id === 'search' && t.value) return; // the browser clears the box
+    if (openId) closeMessage(true);
+    return;
+  }
+  if (typing || $('help').open) return;
+  switch (e.key) {
+    case 'j': step(1); break;
+    case 'k': step(-1); break;
+    case 'o': case 'Enter': {
+      if (e.key === 'Enter' && t.closest && t.closest('button, a, summary')) return; // Enter clicks them
+      const id = (t.closest && t.closest('.msg')?.dataset.id) || selectedId;
+      if (!id || !msgs.has(id)) return;
+      openMessage(id);
+      break;
+    }
+    case 'Delete': if (!openId) return; deleteOpen(); break;
+    case '/': $('search').focus(); break;
+    case '?': $('help').showModal(); break;
+    default: return;
+  }
+  e.preventDefault();
 });
 setInterval(() => {
   for (const t of document.querySelectorAll('time[data-ts]')) t.textContent = ago(t.dataset.ts);
