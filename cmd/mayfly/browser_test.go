@@ -35,7 +35,7 @@ func firstScreen(t *testing.T, ctx context.Context, n *node) string {
 	return address
 }
 
-func browser(t testing.TB) context.Context {
+func browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := cmpOr(os.Getenv("MAYFLY_CHROMIUM"), "/usr/bin/chromium")
 	if _, err := os.Stat(path); err != nil {
@@ -59,6 +59,7 @@ func browser(t testing.TB) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(1200, 900),
 	)
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	// Chromium speaks a newer protocol than cdproto knows; its unknown enum values are noise.
 	ctx, cancelCtx := chromedp.NewContext(alloc, chromedp.WithErrorf(func(format string, args ...any) {

@@ -1,9 +1,12 @@
 // Mayfly web page: one disposable inbox at a time, live over a WebSocket.
 // No framework; message data is only ever inserted as text (textContent / attributes).
 
+import { catalogue, names } from './i18n.js';
+
 const KEY = 'mayfly.inboxes';
 const CUR = 'mayfly.current';
 const NOTIFY = 'mayfly.notify';
+const LANG = 'mayfly.lang';
 const $ = (id) => document.getElementById(id);
 
 let inboxes = loadInboxes();
@@ -39,6 +42,53 @@ function save() {
     if (current) localStorage.setItem(CUR, current.address);
     else localStorage.removeItem(CUR);
   } catch { /* private mode: keep working in memory */ }
+}
+
+// ---- languages ----------------------------------------------------------
+
+// pickLang is the saved choice, else the first of the browser's languages we have.
+function pickLang() {
+  let saved = null;
+  try { saved = localStorage.getItem(LANG); } catch { /* storage unavailable */ }
+  if (saved && catalogue[saved]) return saved;
+  for (const l of navigator.languages || [navigator.language || 'en']) {
+    const low = String(l).toLowerCase();
+    if (low.startsWith('zh')) return 'zh-CN'; // Traditional readers read these too, better than English
+    const base = low.split('-')[0];
+    if (catalogue[base]) return base;
+  }
+  return 'en';
+}
+
+let lang = pickLang();
+
+function t(key, vars = {}) {
+  const c = catalogue[lang] || catalogue.en;
+  let k = key;
+  if (typeof vars.n === 'number') {
+    const form = `${key}.${new Intl.PluralRules(lang).select(vars.n)}`;
+    k = form in c || form in catalogue.en ? form : `${key}.other`;
+  }
+  const s = c[k] ?? catalogue.en[k] ?? c[key] ?? catalogue.en[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, v) => (v in vars ? String(vars[v]) : `{${v}}`));
+}
+
+// applyLang writes the catalogue's strings into the page's static text.
+function applyLang() {
+  document.documentElement.lang = lang;
+  for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+  for (const e of document.querySelectorAll('[data-i18n-label]')) e.setAttribute('aria-label', t(e.dataset.i18nLabel));
+  for (const e of document.querySelectorAll('[data-i18n-placeholder]')) e.setAttribute('placeholder', t(e.dataset.i18nPlaceholder));
+}
+
+function setLang(l) {
+  lang = l;
+  try { localStorage.setItem(LANG, l); } catch { /* in memory only */ }
+  applyLang();
+  if (current) describeInbox(current);
+  renderList();
+  if (openMsg) renderMessage(current, openMsg);
+  setConn(connState);
 }
 
 // ---- helpers ------------------------------------------------------------
@@ -87,20 +137,22 @@ function showError(err) {
 function duration(s) {
   if (!Number.isFinite(s) || s <= 0) return '';
   const units = [[86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  const fmt = (n, unit) => new Intl.NumberFormat(lang, { style: 'unit', unit, unitDisplay: 'long' }).format(n);
   for (const [n, name] of units) {
-    if (s >= n && s % n === 0) return `${s / n} ${name}${s / n === 1 ? '' : 's'}`;
+    if (s >= n && s % n === 0) return fmt(s / n, name);
   }
-  return `${Math.round(s / 60)} minutes`;
+  return fmt(Math.round(s / 60), 'minute');
 }
 
 function ago(iso) {
-  const t = Date.parse(iso);
-  if (!t) return '';
-  const s = Math.round((Date.now() - t) / 1000);
-  if (s < 45) return 'just now';
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-  return new Date(t).toLocaleDateString();
+  const ts = Date.parse(iso);
+  if (!ts) return '';
+  const s = Math.round((Date.now() - ts) / 1000);
+  if (s < 45) return t('just.now');
+  const rtf = new Intl.RelativeTimeFormat(lang, { numeric: 'auto', style: 'short' });
+  if (s < 3600) return rtf.format(-Math.round(s / 60), 'minute');
+  if (s < 86400) return rtf.format(-Math.round(s / 3600), 'hour');
+  return new Date(ts).toLocaleDateString(lang);
 }
 
 function badge(label, v) {
@@ -127,10 +179,10 @@ async function copyText(text, button) {
     ta.remove();
     if (focus && focus.focus) focus.focus();
   }
-  announce('Copied');
+  announce(t('copied'));
   if (button) {
     const label = button.textContent;
-    button.textContent = 'Copied';
+    button.textContent = t('copied');
     setTimeout(() => { button.textContent = label; }, 1500);
   }
 }
@@ -157,10 +209,7 @@ function select(inbox) {
   closeMessage(false);
   $('address').textContent = inbox.address;
   if (!performance.getEntriesByName('mayfly:address').length) performance.mark('mayfly:address'); // first screen usable
-  $('ttl').textContent = inbox.expires_in ? `Mail lives ${duration(inbox.expires_in)}, then it is deleted.` : '';
-  $('welcome-address').textContent = inbox.address;
-  $('welcome-ttl').textContent = $('ttl').textContent;
-  $('api-example').textContent = apiExample(inbox);
+  describeInbox(inbox);
   texts.clear();
   selectedId = null;
   loadInbox(inbox);
@@ -173,9 +222,17 @@ function select(inbox) {
   connect();
 }
 
+// describeInbox writes what the page says of the inbox: its lifetime, how to use it.
+function describeInbox(inbox) {
+  $('ttl').textContent = inbox.expires_in ? t('ttl', { d: duration(inbox.expires_in) }) : '';
+  $('welcome-address').textContent = inbox.address;
+  $('welcome-ttl').textContent = $('ttl').textContent;
+  $('api-example').textContent = apiExample(inbox);
+}
+
 function apiExample(inbox) {
   const url = `${location.origin}/api/v1/inboxes/${inbox.address}`;
-  return `# wait for the next mail and print its first code\n` +
+  return `# ${t('welcome.api.example')}\n` +
     `curl -s -H "Authorization: Bearer ${inbox.token}" \\\n  "${url}/wait?timeout=60s" | jq -r '.messages[0].codes[0]'`;
 }
 
@@ -199,7 +256,7 @@ function forget(inbox) {
     save();
     renderInboxes();
   }
-  announce(`Forgot ${inbox.address}`);
+  announce(t('forget.done', { address: inbox.address }));
 }
 
 function renderInboxes() {
@@ -208,7 +265,7 @@ function renderInboxes() {
     const isCur = inbox === current;
     const pick = el('button', { type: 'button', class: 'link', text: inbox.address, onclick: () => select(inbox) });
     if (isCur) pick.setAttribute('aria-current', 'true');
-    const drop = el('button', { type: 'button', class: 'small', text: 'Forget', 'aria-label': `Forget ${inbox.address}`, onclick: () => forget(inbox) });
+    const drop = el('button', { type: 'button', class: 'small', text: t('forget'), 'aria-label': t('forget.label', { address: inbox.address }), onclick: () => forget(inbox) });
     return el('li', isCur ? { class: 'current' } : {}, pick, drop);
   }));
 }
@@ -246,10 +303,10 @@ function itemFor(m) {
   const btn = el('button', { type: 'button', class: 'msg', 'data-id': m.id, onclick: () => openMessage(m.id) },
     el('span', { class: 'line' },
       el('span', { class: 'from' }, el('span', { class: 'dot', 'aria-hidden': 'true' }),
-        m.sent ? `To ${(m.to || []).join(', ')}` : m.from || '(no sender)'), time),
-    el('span', { class: 'subject', text: m.subject || '(no subject)' }),
-    m.sent ? el('span', { class: 'badges' }, el('span', { class: 'badge other', text: 'Sent' })) : badges(m.auth));
-  if (unread) btn.prepend(el('span', { class: 'visually-hidden', text: 'Unread: ' }));
+        m.sent ? t('sent.to', { to: (m.to || []).join(', ') }) : m.from || t('no.sender')), time),
+    el('span', { class: 'subject', text: m.subject || t('no.subject') }),
+    m.sent ? el('span', { class: 'badges' }, el('span', { class: 'badge other', text: t('sent') })) : badges(m.auth));
+  if (unread) btn.prepend(el('span', { class: 'visually-hidden', text: t('unread') }));
   if (m.id === selectedId) btn.classList.add('selected');
   const li = el('li', { class: [unread ? 'unread' : '', m.id === openId ? 'open' : ''].join(' ').trim() }, btn);
   li.hidden = !matches(m);
@@ -285,7 +342,7 @@ function updateTitle() {
   document.title = n ? `(${n}) Mayfly` : 'Mayfly';
   $('unread').textContent = String(n);
   $('unread').hidden = !n;
-  $('unread').setAttribute('aria-label', `${n} unread`);
+  $('unread').setAttribute('aria-label', t('unread.label', { n }));
 }
 
 function removeMessage(id) {
@@ -298,7 +355,8 @@ function removeMessage(id) {
 
 // ---- live updates -------------------------------------------------------
 
-function setConn(text) { $('conn').textContent = text; }
+let connState = 'connecting';
+function setConn(state) { connState = state; $('conn').textContent = t(`conn.${state}`); }
 
 function connect() {
   clearTimeout(retryTimer);
@@ -323,7 +381,7 @@ function connect() {
       const older = [...ol.querySelectorAll('[data-id]')].find((b) => (msgs.get(b.dataset.id)?.uid ?? 0) < m.uid);
       ol.insertBefore(itemFor(m), older ? older.closest('li') : null);
       updateCounts();
-      announce(`New mail: ${m.subject || '(no subject)'}`);
+      announce(t('new.mail.announce', { subject: m.subject || t('no.subject') }));
       notify(m);
     } else if (ev.type === 'deleted' && ev.id) {
       removeMessage(ev.id);
@@ -335,7 +393,7 @@ function connect() {
   sock.onclose = () => {
     if (ws !== sock) return;
     ws = null;
-    setConn('reconnecting…');
+    setConn('reconnecting');
     if (!opened) {
       // Refused before opening: ask the API why, and give up on a token it rejects.
       list().then((ok) => {
@@ -359,14 +417,14 @@ function notifyWanted() {
 
 function notify(m) {
   if (!document.hidden || !notifyWanted() || !('Notification' in window) || Notification.permission !== 'granted') return;
-  const n = new Notification(m.from || 'New mail', { body: m.subject || '(no subject)', tag: m.id });
+  const n = new Notification(m.from || t('new.mail'), { body: m.subject || t('no.subject'), tag: m.id });
   n.onclick = () => { window.focus(); openMessage(m.id); n.close(); };
 }
 
 async function setNotify(on) {
   if (on && 'Notification' in window && Notification.permission !== 'granted') {
     on = (await Notification.requestPermission()) === 'granted';
-    if (!on) showError(new Error('Notifications are blocked for this site in the browser.'));
+    if (!on) showError(new Error(t('notify.blocked')));
   }
   $('notify').checked = on;
   try { localStorage.setItem(NOTIFY, on ? '1' : '0'); } catch { /* in memory only */ }
@@ -400,11 +458,9 @@ function renderBody(inbox, m) {
   const panel = $('panel-html');
   const remote = m.html ? m.remote_content || 0 : 0;
   $('images-box').hidden = !remote;
-  $('images-note').textContent = showImages
-    ? `Remote content shown (${remote}).`
-    : `${remote} remote image${remote === 1 ? '' : 's'} or style${remote === 1 ? '' : 's'} blocked, so the sender cannot see that you opened this.`;
+  $('images-note').textContent = showImages ? t('images.shown', { n: remote }) : t('images.blocked', { n: remote });
   $('images').setAttribute('aria-pressed', String(showImages));
-  $('images').textContent = showImages ? 'Block remote images' : 'Show remote images';
+  $('images').textContent = showImages ? t('images.block') : t('images.show');
   if (!m.html) { panel.replaceChildren(); return; }
   if (m.burnFrame) { $('images-box').hidden = true; return; } // loaded once: a second load finds it burned
   panel.replaceChildren(bodyFrame(inbox, m.id));
@@ -414,7 +470,7 @@ function bodyFrame(inbox, id) {
   const src = withToken(inbox, `/messages/${encodeURIComponent(id)}/html`) + (showImages ? '&images=1' : '');
   return el('iframe', {
     id: 'body', sandbox: 'allow-popups allow-popups-to-escape-sandbox', src,
-    title: 'Message body (HTML)', referrerpolicy: 'no-referrer', loading: 'eager',
+    title: t('body.title'), referrerpolicy: 'no-referrer', loading: 'eager',
   });
 }
 
@@ -457,51 +513,11 @@ async function openMessage(id, fromHistory) {
   const summary = msgs.get(id);
   if (summary && !summary.seen && !inbox.burn) markSeen(inbox, summary);
   if (msgs.has(id)) renderList();
-
-  $('msg-subject').textContent = m.subject || '(no subject)';
-  $('msg-from').textContent = m.from || '(no sender)';
-  $('msg-to').textContent = (m.to || []).join(', ');
-  $('msg-to-box').hidden = !(m.to || []).length;
-  const when = m.date || m.received_at;
-  $('msg-date').textContent = when ? new Date(when).toLocaleString() : '';
-  if (when) $('msg-date').setAttribute('datetime', when);
-  $('msg-auth').replaceChildren(badges(m.auth));
-  $('reply-open').hidden = !service.replies || m.sent;
+  showImages = false;
+  renderMessage(inbox, m);
   $('reply-open').setAttribute('aria-expanded', 'false');
   $('reply-form').hidden = true;
-  $('reply-to').textContent = m.from || '';
   $('reply-status').textContent = '';
-  $('raw').href = withToken(inbox, `/messages/${encodeURIComponent(id)}/raw`);
-
-  $('auth-details').tBodies[0].replaceChildren(...(m.auth_details || []).map((d) => el('tr', {},
-    el('td', { text: d.method || '' }),
-    el('td', {}, badge('', d.result || 'none')),
-    el('td', { text: [d.reason, ...Object.entries(d.properties || {}).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join('; ') }))));
-  $('auth-box').hidden = !(m.auth_details || []).length;
-
-  fillChips('codes', m.codes, 'code', (c) => el('code', { text: c }));
-  fillChips('links', m.links, 'link', (u) => /^https?:/i.test(u)
-    ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u, title: u })
-    : el('span', { text: u, title: u }));
-
-  const atts = m.attachments || [];
-  $('attachments').replaceChildren(...atts.map((a) => el('li', {},
-    el('a', {
-      href: withToken(inbox, `/messages/${encodeURIComponent(id)}/attachments/${a.index}`), download: a.filename || '',
-      text: `📎 ${a.filename || `attachment ${a.index}`}`,
-      title: `${a.content_type || 'unknown type'}, ${Math.max(1, Math.round((a.size || 0) / 1024))} KB`,
-    }))));
-  $('strip').hidden = !((m.codes || []).length || (m.links || []).length || atts.length);
-
-  showImages = false;
-  renderBody(inbox, m);
-  $('tab-html').hidden = !m.html;
-  // A long body comes cut (the API's `truncated`); the source link has all of it.
-  $('text').textContent = (m.text || '') + (m.truncated ? '\n\n[… cut here; “Raw source” has the whole message]' : '');
-  $('headers').tBodies[0].replaceChildren(...(m.headers || []).map((h) => el('tr', {},
-    el('th', { scope: 'row', text: h.name }), el('td', { text: h.value }))));
-  $('tab-source').hidden = !m.html;
-  $('source').textContent = m.html || '';
   selectTab(m.html ? 'html' : 'text', false);
 
   $('welcome').hidden = true;
@@ -518,6 +534,51 @@ async function openMessage(id, fromHistory) {
   if (matchMedia('(max-width: 700px)').matches) window.scrollTo(0, 0);
 }
 
+// renderMessage writes the message m into the view, in the page's language.
+function renderMessage(inbox, m) {
+  const id = m.id;
+  $('msg-subject').textContent = m.subject || t('no.subject');
+  $('msg-from').textContent = m.from || t('no.sender');
+  $('msg-to').textContent = (m.to || []).join(', ');
+  $('msg-to-box').hidden = !(m.to || []).length;
+  const when = m.date || m.received_at;
+  $('msg-date').textContent = when ? new Date(when).toLocaleString(lang) : '';
+  if (when) $('msg-date').setAttribute('datetime', when);
+  $('msg-auth').replaceChildren(badges(m.auth));
+  $('reply-open').hidden = !service.replies || m.sent;
+  $('reply-to').textContent = m.from || '';
+  $('raw').href = withToken(inbox, `/messages/${encodeURIComponent(id)}/raw`);
+
+  $('auth-details').tBodies[0].replaceChildren(...(m.auth_details || []).map((d) => el('tr', {},
+    el('td', { text: d.method || '' }),
+    el('td', {}, badge('', d.result || 'none')),
+    el('td', { text: [d.reason, ...Object.entries(d.properties || {}).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join('; ') }))));
+  $('auth-box').hidden = !(m.auth_details || []).length;
+
+  fillChips('codes', m.codes, 'copy.code', (c) => el('code', { text: c }));
+  fillChips('links', m.links, 'copy.link', (u) => /^https?:/i.test(u)
+    ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u, title: u })
+    : el('span', { text: u, title: u }));
+
+  const atts = m.attachments || [];
+  $('attachments').replaceChildren(...atts.map((a) => el('li', {},
+    el('a', {
+      href: withToken(inbox, `/messages/${encodeURIComponent(id)}/attachments/${a.index}`), download: a.filename || '',
+      text: `📎 ${a.filename || t('attachment', { n: a.index })}`,
+      title: `${a.content_type || t('unknown.type')}, ${new Intl.NumberFormat(lang, { style: 'unit', unit: 'kilobyte' }).format(Math.max(1, Math.round((a.size || 0) / 1024)))}`,
+    }))));
+  $('strip').hidden = !((m.codes || []).length || (m.links || []).length || atts.length);
+
+  renderBody(inbox, m);
+  $('tab-html').hidden = !m.html;
+  // A long body comes cut (the API's `truncated`); the source link has all of it.
+  $('text').textContent = (m.text || '') + (m.truncated ? `\n\n${t('cut')}` : '');
+  $('headers').tBodies[0].replaceChildren(...(m.headers || []).map((h) => el('tr', {},
+    el('th', { scope: 'row', text: h.name }), el('td', { text: h.value }))));
+  $('tab-source').hidden = !m.html;
+  $('source').textContent = m.html || '';
+}
+
 // markSeen sets \Seen on the server, so the read state survives a reload and IMAP sees it.
 async function markSeen(inbox, summary) {
   try {
@@ -531,7 +592,7 @@ async function markSeen(inbox, summary) {
 function fillChips(id, items, what, render) {
   items = items || [];
   $(id).replaceChildren(...items.map((v) => el('li', {}, render(v),
-    el('button', { type: 'button', class: 'small', text: 'Copy', 'aria-label': `Copy ${what} ${v}`, onclick: (e) => copyText(v, e.currentTarget) }))));
+    el('button', { type: 'button', class: 'small', text: t('copy'), 'aria-label': t(what, { v }), onclick: (e) => copyText(v, e.currentTarget) }))));
 }
 
 function updateNav() {
@@ -572,7 +633,7 @@ function closeMessage(refocus, fromHistory) {
 
 async function deleteAll() {
   const n = msgs.size;
-  if (!n || !confirm(`Delete all ${n} message${n === 1 ? '' : 's'} of ${current.address}?`)) return;
+  if (!n || !confirm(t('delete.all.ask', { n, address: current.address }))) return;
   const inbox = current;
   const errors = [];
   for (const id of [...msgs.keys()]) {
@@ -584,7 +645,7 @@ async function deleteAll() {
     if (inbox === current) removeMessage(id);
   }
   showError(errors[0] || null);
-  announce('All messages deleted');
+  announce(t('delete.all.done'));
 }
 
 async function deleteOpen() {
@@ -597,7 +658,7 @@ async function deleteOpen() {
   }
   const ids = visibleIds();
   const after = ids[ids.indexOf(id) + 1] || ids[ids.indexOf(id) - 1];
-  announce('Message deleted');
+  announce(t('deleted'));
   if (!after) { removeMessage(id); return; }
   // The next message replaces this one in place, so Back still means the list.
   msgs.delete(id);
@@ -613,15 +674,15 @@ async function sendReply(e) {
   if (!id || !text.trim()) return;
   const button = e.currentTarget.querySelector('button');
   button.disabled = true;
-  $('reply-status').textContent = 'Sending…';
+  $('reply-status').textContent = t('reply.sending');
   try {
     await api(current, `/messages/${encodeURIComponent(id)}/reply`, {
       method: 'POST', body: JSON.stringify({ text }), contentType: 'application/json',
     });
     $('reply-text').value = '';
-    $('reply-status').textContent = 'Reply queued for delivery.';
+    $('reply-status').textContent = t('reply.queued');
   } catch (err) {
-    $('reply-status').textContent = `Not sent: ${err.message}`;
+    $('reply-status').textContent = t('reply.failed', { error: err.message });
   } finally {
     button.disabled = false;
   }
@@ -658,7 +719,7 @@ function tabKeys(e) {
 // ---- start --------------------------------------------------------------
 
 $('copy').addEventListener('click', (e) => { if (current) copyText(current.address, e.currentTarget); });
-$('new').addEventListener('click', () => createInbox().then(() => announce('New address created')).catch(showError));
+$('new').addEventListener('click', () => createInbox().then(() => announce(t('new.done'))).catch(showError));
 $('close').addEventListener('click', () => closeMessage(true));
 $('images').addEventListener('click', () => {
   if (!openMsg) return;
@@ -673,7 +734,7 @@ $('own-form').addEventListener('submit', (e) => {
   const local = $('local').value.trim();
   if (!local) return;
   createInbox({ local, domain: $('domain').value || undefined })
-    .then(() => { $('local').value = ''; $('own').open = false; announce(`Now using ${current.address}`); })
+    .then(() => { $('local').value = ''; $('own').open = false; announce(t('own.done', { address: current.address })); })
     .catch(showError);
 });
 $('notify').checked = notifyWanted() && 'Notification' in window && Notification.permission === 'granted';
@@ -741,10 +802,15 @@ setInterval(() => {
   for (const t of document.querySelectorAll('time[data-ts]')) t.textContent = ago(t.dataset.ts);
 }, 30000);
 
+$('lang').replaceChildren(...Object.entries(names).map(([code, name]) => el('option', { value: code, lang: code, text: name })));
+$('lang').value = lang;
+$('lang').addEventListener('change', (e) => setLang(e.currentTarget.value));
+applyLang();
+
 loadService(); // not awaited: the address comes first, the pickers fill in after
 
 let curAddress = null;
 try { curAddress = localStorage.getItem(CUR); } catch { /* storage unavailable */ }
 const saved = inboxes.find((i) => i.address === curAddress);
 if (saved) select(saved);
-else createInbox().catch((err) => { $('address').textContent = 'Could not create an address.'; showError(err); });
+else createInbox().catch((err) => { $('address').textContent = t('address.failed'); showError(err); });
