@@ -294,7 +294,7 @@ func TestPageReconnectsAfterRestart(t *testing.T) {
 }
 
 // TestPageChoicesAndMailClient picks the second domain, chooses an own name, reads the
-// mail-client panel, and forgets an inbox without being asked to confirm.
+// mail-client panel, and forgets an inbox once that is confirmed.
 func TestPageChoicesAndMailClient(t *testing.T) {
 	n := startNode(t, "-domains", "serve.test,other.test")
 	ctx := browser(t)
@@ -326,9 +326,10 @@ func TestPageChoicesAndMailClient(t *testing.T) {
 	if !strings.Contains(imap, "IMAP") || !strings.Contains(imap, "POP3") || !strings.Contains(imap, "SMTP submission") || !strings.Contains(imap, "STARTTLS") {
 		t.Errorf("mail-client panel lists %q, want IMAP, POP3 and SMTP submission with STARTTLS", imap)
 	}
-	// Two inboxes now; forgetting the current one switches to the other, no dialog.
+	// Two inboxes now; forgetting the current one, confirmed, switches to the other.
 	var count int
 	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`window.confirm = () => true`, nil),
 		chromedp.Click("#others summary", chromedp.ByQuery), // the other inboxes are folded
 		chromedp.Click(`#inboxes li.current button.small`, chromedp.ByQuery),
 		chromedp.Poll(`document.querySelectorAll("#inboxes li").length === 1 && !document.querySelector("#address").textContent.includes("qa-team-7")`, &ok),
@@ -432,6 +433,8 @@ func TestPageAccessibility(t *testing.T) {
 		chromedp.Click("#client-box summary", chromedp.ByQuery),
 		chromedp.Click("#own summary", chromedp.ByQuery),
 		chromedp.Click("#others summary", chromedp.ByQuery),
+		chromedp.Click("#keep summary", chromedp.ByQuery),
+		chromedp.Poll(`!document.querySelector("#qr").hidden`, &ok),
 	); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ let showImages = false; // for the open message only: tracking pixels stay block
 let query = '';          // the search box, lowercased
 const texts = new Map(); // id -> text of messages opened in this page, for the search
 let selectedId = null;   // the list's keyboard cursor (j/k)
+let tokenShown = false;  // the token is masked until asked for
 
 // ---- storage ------------------------------------------------------------
 
@@ -79,6 +80,7 @@ function applyLang() {
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
   for (const e of document.querySelectorAll('[data-i18n-label]')) e.setAttribute('aria-label', t(e.dataset.i18nLabel));
   for (const e of document.querySelectorAll('[data-i18n-placeholder]')) e.setAttribute('placeholder', t(e.dataset.i18nPlaceholder));
+  for (const e of document.querySelectorAll('[data-i18n-alt]')) e.setAttribute('alt', t(e.dataset.i18nAlt));
 }
 
 function setLang(l) {
@@ -209,9 +211,11 @@ function select(inbox) {
   closeMessage(false);
   $('address').textContent = inbox.address;
   if (!performance.getEntriesByName('mayfly:address').length) performance.mark('mayfly:address'); // first screen usable
-  describeInbox(inbox);
   texts.clear();
   selectedId = null;
+  tokenShown = false;
+  $('qr').hidden = true;
+  describeInbox(inbox);
   loadInbox(inbox);
   $('client-user').textContent = inbox.address;
   $('client-pass').textContent = inbox.token;
@@ -228,6 +232,76 @@ function describeInbox(inbox) {
   $('welcome-address').textContent = inbox.address;
   $('welcome-ttl').textContent = $('ttl').textContent;
   $('api-example').textContent = apiExample(inbox);
+  $('token').textContent = tokenShown ? inbox.token : '•'.repeat(12);
+  $('token-show').textContent = t(tokenShown ? 'token.hide' : 'token.show');
+  $('token-show').setAttribute('aria-pressed', String(tokenShown));
+  $('share-link').value = shareLink(inbox);
+  $('burn').checked = !!inbox.burn;
+  fillTTLs(inbox);
+  if ($('keep').open) drawQR(inbox);
+}
+
+// shareLink opens the inbox in another browser. The token rides in the fragment, which
+// browsers keep to themselves: it reaches no server log, not even ours.
+function shareLink(inbox) {
+  const p = new URLSearchParams({ inbox: inbox.address, token: inbox.token });
+  return `${location.origin}${location.pathname}#${p}`;
+}
+
+// The QR encoder is loaded only when a code is shown: first render stays small.
+async function drawQR(inbox) {
+  const { qrcode } = await import('./qrcode.js');
+  if (inbox !== current) return;
+  const q = qrcode(0, 'M');
+  q.addData(shareLink(inbox));
+  q.make();
+  const cell = 4;
+  const size = (q.getModuleCount() + 8) * cell;
+  $('qr').src = q.createDataURL(cell, 4 * cell);
+  $('qr').width = size;
+  $('qr').height = size;
+  $('qr').hidden = false;
+}
+
+const TTLS = [3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400];
+
+function fillTTLs(inbox) {
+  const max = service.max_ttl || 86400;
+  const now = inbox.expires_in || 0;
+  const choices = [...new Set([...TTLS.filter((s) => s <= max), max, now].filter((s) => s > 0))].sort((a, b) => a - b);
+  $('ttl-pick').replaceChildren(...choices.map((s) => el('option', { value: String(s), text: duration(s) })));
+  if (now) $('ttl-pick').value = String(now);
+}
+
+// patchInbox changes the inbox's settings on the server and shows what it answered.
+async function patchInbox(change) {
+  const inbox = current;
+  const r = await api(inbox, '', { method: 'PATCH', body: JSON.stringify(change), contentType: 'application/json' });
+  if (r.expires_in) inbox.expires_in = r.expires_in;
+  if (r.ttl) inbox.ttl = r.ttl;
+  inbox.burn = !!r.burn_after_read;
+  save();
+  if (inbox === current) describeInbox(inbox);
+  return r;
+}
+
+// fromLink takes an inbox from a share link's fragment, then drops the fragment from
+// the address bar so the token is not left on screen or in the history.
+function fromLink() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  const address = p.get('inbox');
+  const token = p.get('token');
+  if (!address || !token) return null;
+  history.replaceState(history.state, '', location.pathname + location.search);
+  return remember({ address, token });
+}
+
+function remember(inbox) {
+  const known = inboxes.find((i) => i.address === inbox.address);
+  if (known) { known.token = inbox.token; return known; }
+  inboxes.unshift(inbox);
+  save();
+  return inbox;
 }
 
 function apiExample(inbox) {
@@ -240,12 +314,14 @@ function apiExample(inbox) {
 async function loadInbox(inbox) {
   try {
     const r = await api(inbox, '');
-    if (inbox !== current) return;
     inbox.burn = !!r.burn_after_read;
+    if (r.expires_in) inbox.expires_in = r.expires_in;
+    if (inbox === current) describeInbox(inbox);
   } catch { /* an older server: no burn-after-read */ }
 }
 
 function forget(inbox) {
+  if (!confirm(t('forget.ask', { address: inbox.address }))) return;
   inboxes = inboxes.filter((i) => i !== inbox);
   if (inbox === current) {
     current = null;
@@ -447,6 +523,7 @@ async function loadService() {
     el('th', { scope: 'row', text: c.protocol }), el('td', {}, el('code', { text: c.host })),
     el('td', { text: String(c.port) }), el('td', { text: c.security }))));
   $('client-box').hidden = !clients.length;
+  if (current) fillTTLs(current);
 }
 
 // ---- one message --------------------------------------------------------
@@ -693,12 +770,12 @@ async function sendReply(e) {
 const TABS = ['html', 'text', 'source', 'headers'];
 
 function selectTab(name, focus) {
-  for (const t of TABS) {
-    const tab = $(`tab-${t}`);
-    const on = t === name;
+  for (const k of TABS) {
+    const tab = $(`tab-${k}`);
+    const on = k === name;
     tab.setAttribute('aria-selected', String(on));
     tab.tabIndex = on ? 0 : -1;
-    $(`panel-${t}`).hidden = !on;
+    $(`panel-${k}`).hidden = !on;
     if (on && focus) tab.focus();
   }
 }
@@ -743,11 +820,44 @@ $('copy-user').addEventListener('click', (e) => { if (current) copyText(current.
 $('copy-pass').addEventListener('click', (e) => { if (current) copyText(current.token, e.currentTarget); });
 $('delete').addEventListener('click', deleteOpen);
 $('reply-form').addEventListener('submit', sendReply);
-for (const t of TABS) {
-  $(`tab-${t}`).addEventListener('click', () => selectTab(t, false));
-  $(`tab-${t}`).addEventListener('keydown', tabKeys);
+for (const k of TABS) {
+  $(`tab-${k}`).addEventListener('click', () => selectTab(k, false));
+  $(`tab-${k}`).addEventListener('keydown', tabKeys);
 }
 $('delete-all').addEventListener('click', deleteAll);
+$('token-show').addEventListener('click', () => { tokenShown = !tokenShown; if (current) describeInbox(current); });
+$('token-copy').addEventListener('click', (e) => { if (current) copyText(current.token, e.currentTarget); });
+$('share-copy').addEventListener('click', (e) => { if (current) copyText(shareLink(current), e.currentTarget); });
+$('keep').addEventListener('toggle', () => { if ($('keep').open && current) drawQR(current).catch(showError); });
+$('ttl-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  patchInbox({ ttl: `${$('ttl-pick').value}s` })
+    .then((r) => announce(t('ttl.done', { d: duration(r.expires_in) })))
+    .catch(showError);
+});
+$('burn').addEventListener('change', (e) => {
+  const on = e.currentTarget.checked;
+  patchInbox({ burn_after_read: on })
+    .then(() => announce(t(on ? 'burn.on' : 'burn.off')))
+    .catch((err) => { e.target.checked = !on; showError(err); });
+});
+$('forget-current').addEventListener('click', () => { if (current) forget(current); });
+$('open-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const address = $('open-address').value.trim();
+  const token = $('open-token').value.trim();
+  try {
+    const r = await api({ address, token }, '');
+    const inbox = remember({ address: r.address || address, token, expires_in: r.expires_in, ttl: r.ttl });
+    $('open-address').value = '';
+    $('open-token').value = '';
+    select(inbox);
+    announce(t('open.done', { address: inbox.address }));
+  } catch (err) {
+    showError(err);
+  }
+});
+window.addEventListener('hashchange', () => { const shared = fromLink(); if (shared) select(shared); });
 $('prev').addEventListener('click', () => step(-1));
 $('next').addEventListener('click', () => step(1));
 $('reply-open').addEventListener('click', () => {
@@ -773,10 +883,10 @@ window.addEventListener('popstate', (e) => {
 });
 document.addEventListener('keydown', (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
-  const t = e.target;
-  const typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  const tg = e.target;
+  const typing = tg && (tg.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(tg.tagName));
   if (e.key === 'Escape') {
-    if (typing && t.id === 'search' && t.value) return; // the browser clears the box
+    if (typing && tg.id === 'search' && tg.value) return; // the browser clears the box
     if (openId) closeMessage(true);
     return;
   }
@@ -785,8 +895,8 @@ document.addEventListener('keydown', (e) => {
     case 'j': step(1); break;
     case 'k': step(-1); break;
     case 'o': case 'Enter': {
-      if (e.key === 'Enter' && t.closest && t.closest('button, a, summary')) return; // Enter clicks them
-      const id = (t.closest && t.closest('.msg')?.dataset.id) || selectedId;
+      if (e.key === 'Enter' && tg.closest && tg.closest('button, a, summary')) return; // Enter clicks them
+      const id = (tg.closest && tg.closest('.msg')?.dataset.id) || selectedId;
       if (!id || !msgs.has(id)) return;
       openMessage(id);
       break;
@@ -799,7 +909,7 @@ document.addEventListener('keydown', (e) => {
   e.preventDefault();
 });
 setInterval(() => {
-  for (const t of document.querySelectorAll('time[data-ts]')) t.textContent = ago(t.dataset.ts);
+  for (const tm of document.querySelectorAll('time[data-ts]')) tm.textContent = ago(tm.dataset.ts);
 }, 30000);
 
 $('lang').replaceChildren(...Object.entries(names).map(([code, name]) => el('option', { value: code, lang: code, text: name })));
@@ -811,6 +921,7 @@ loadService(); // not awaited: the address comes first, the pickers fill in afte
 
 let curAddress = null;
 try { curAddress = localStorage.getItem(CUR); } catch { /* storage unavailable */ }
-const saved = inboxes.find((i) => i.address === curAddress);
+const shared = fromLink();
+const saved = shared || inboxes.find((i) => i.address === curAddress);
 if (saved) select(saved);
 else createInbox().catch((err) => { $('address').textContent = t('address.failed'); showError(err); });
