@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -165,4 +167,36 @@ func TestPageLayout(t *testing.T) {
 		t.Fatalf("phone: the Back button: %v", err)
 	}
 	look("phone html")
+}
+
+// TestPageManifest: Chromium finds the page's web app manifest and parses it without
+// error, and the icons it and the page name are served as images.
+func TestPageManifest(t *testing.T) {
+	n := startNode(t)
+	ctx := browser(t)
+	firstScreen(t, ctx, n)
+	var url, data string
+	var errs []*page.AppManifestError
+	var icons []string
+	if err := chromedp.Run(ctx,
+		chromedp.ActionFunc(func(ctx context.Context) error {
+			var err error
+			url, errs, data, _, err = page.GetAppManifest().Do(ctx)
+			return err
+		}),
+		chromedp.Evaluate(`Promise.all([...document.querySelectorAll("link[rel=icon]")].map(l => fetch(l.href).then(r => r.status + " " + r.headers.get("Content-Type"))))`, &icons, awaitPromise),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(url, "/manifest.json") || len(errs) > 0 || !strings.Contains(data, `"short_name": "Mayfly"`) {
+		t.Errorf("manifest %q, errors %v, data %q", url, errs, data)
+	}
+	if len(icons) != 2 {
+		t.Errorf("icons linked: %q, want an SVG and the .ico", icons)
+	}
+	for _, i := range icons {
+		if !strings.HasPrefix(i, "200 image/") {
+			t.Errorf("an icon is served as %q", i)
+		}
+	}
 }
