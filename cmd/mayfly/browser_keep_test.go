@@ -32,7 +32,8 @@ func inboxSettings(t *testing.T, httpAddr, address, token string) (ttl string, b
 // TestPageShareLink keeps an inbox: the token is masked until shown, the lifetime and
 // burn-after-read change on the server from the page, and the share link, whose token
 // is in the fragment only, opens the inbox with its mail in a fresh browser profile,
-// which then forgets it only when that is confirmed.
+// which then forgets it only when that is confirmed; the first browser's list of inboxes
+// shows each one's unread count.
 func TestPageShareLink(t *testing.T) {
 	n := startNode(t)
 	ctx := browser(t)
@@ -104,5 +105,18 @@ func TestPageShareLink(t *testing.T) {
 	}
 	if !asked || kept != 1 {
 		t.Errorf("Forget, refused: asked %v, inboxes kept %d; want asked, 1", asked, kept)
+	}
+
+	// Back in the first browser, on a new address: the list of its inboxes shows the
+	// first one's unread mail.
+	if err := chromedp.Run(ctx,
+		chromedp.Click("#new", chromedp.ByID),
+		chromedp.Poll(`document.querySelector("#address").textContent.includes("@") && !document.querySelector("#address").textContent.includes(`+jsString(address)+`)`, &ok),
+		chromedp.Click("#others summary", chromedp.ByQuery),
+		chromedp.Poll(`[...document.querySelectorAll("#inboxes li")].some(li => li.textContent.includes(`+jsString(address)+`) && li.querySelector(".count") && li.querySelector(".count").textContent === "1")`, &ok),
+	); err != nil {
+		var state string
+		chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("#inboxes").textContent`, &state))
+		t.Fatalf("unread badge of another inbox: %v; list: %s", err, state)
 	}
 }

@@ -471,6 +471,29 @@ func TestPageAccessibility(t *testing.T) {
 	if scrollWidth > innerWidth {
 		t.Errorf("at phone width the page scrolls sideways: %d px wide in a %d px window", scrollWidth, innerWidth)
 	}
+	// The phone's other screen, the list, then the whole page in Chinese.
+	if err := chromedp.Run(ctx,
+		chromedp.Click("#close", chromedp.ByID),
+		chromedp.Poll(`document.querySelector("#message").hidden`, &ok),
+		chromedp.Evaluate(`document.documentElement.scrollWidth`, &scrollWidth),
+	); err != nil {
+		t.Fatal(err)
+	}
+	check("phone list, dark")
+	if scrollWidth > innerWidth {
+		t.Errorf("the phone's list screen scrolls sideways: %d px wide in a %d px window", scrollWidth, innerWidth)
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.EmulateViewport(1280, 800),
+		chromedp.SetValue("#lang", "zh-CN", chromedp.ByID),
+		chromedp.Evaluate(`document.querySelector("#lang").dispatchEvent(new Event("change"))`, nil),
+		chromedp.Poll(`document.documentElement.lang === "zh-CN"`, &ok),
+		chromedp.Click("#messages [data-id]", chromedp.ByQuery),
+		chromedp.Poll(`!document.querySelector("#message").hidden`, &ok),
+	); err != nil {
+		t.Fatal(err)
+	}
+	check("Chinese, message view")
 }
 
 // BenchmarkFirstScreen measures, in a real Chromium, the time from navigation to a

@@ -25,6 +25,7 @@ let query = '';          // the search box, lowercased
 const texts = new Map(); // id -> text of messages opened in this page, for the search
 let selectedId = null;   // the list's keyboard cursor (j/k)
 let tokenShown = false;  // the token is masked until asked for
+const deletedHere = new Set(); // ids this page deletes: their deleted events move nothing
 
 // ---- storage ------------------------------------------------------------
 
@@ -212,6 +213,7 @@ function select(inbox) {
   $('address').textContent = inbox.address;
   if (!performance.getEntriesByName('mayfly:address').length) performance.mark('mayfly:address'); // first screen usable
   texts.clear();
+  deletedHere.clear();
   selectedId = null;
   tokenShown = false;
   $('qr').hidden = true;
@@ -224,6 +226,7 @@ function select(inbox) {
   showError(null);
   list();
   connect();
+  if ($('others').open) countOthers();
 }
 
 // describeInbox writes what the page says of the inbox: its lifetime, how to use it.
@@ -341,9 +344,24 @@ function renderInboxes() {
     const isCur = inbox === current;
     const pick = el('button', { type: 'button', class: 'link', text: inbox.address, onclick: () => select(inbox) });
     if (isCur) pick.setAttribute('aria-current', 'true');
+    const n = isCur ? unreadCount() : inbox.unread || 0;
+    if (n) pick.append(' ', el('span', { class: 'count', text: String(n), 'aria-label': t('unread.label', { n }) }));
     const drop = el('button', { type: 'button', class: 'small', text: t('forget'), 'aria-label': t('forget.label', { address: inbox.address }), onclick: () => forget(inbox) });
     return el('li', isCur ? { class: 'current' } : {}, pick, drop);
   }));
+}
+
+// countOthers asks the server how much unread mail each other inbox of this browser
+// holds, for the badges of the inbox list.
+async function countOthers() {
+  let changed = false;
+  await Promise.all(inboxes.filter((i) => i !== current).map(async (inbox) => {
+    let n = 0;
+    try { n = (await api(inbox, '')).unread || 0; } catch { /* shown without a count */ }
+    if (n !== (inbox.unread || 0)) changed = true;
+    inbox.unread = n;
+  }));
+  if (changed) renderInboxes();
 }
 
 // ---- message list -------------------------------------------------------
@@ -412,20 +430,27 @@ function updateCounts() {
   updateNav();
 }
 
-function updateTitle() {
+function unreadCount() {
   let n = 0;
   for (const m of msgs.values()) if (!m.seen && !readHere.has(m.id)) n++;
+  return n;
+}
+
+function updateTitle() {
+  const n = unreadCount();
   document.title = n ? `(${n}) Mayfly` : 'Mayfly';
   $('unread').textContent = String(n);
   $('unread').hidden = !n;
   $('unread').setAttribute('aria-label', t('unread.label', { n }));
+  const mine = $('inboxes').querySelector('li.current .count');
+  if ((mine ? Number(mine.textContent) : 0) !== n) renderInboxes();
 }
 
 function removeMessage(id) {
   msgs.delete(id);
   $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`)?.closest('li')?.remove();
   // In a burn-after-read inbox reading the message deletes it: it stays open until closed.
-  if (openId === id && !current?.burn) closeMessage(true);
+  if (openId === id && !current?.burn && !deletedHere.has(id)) closeMessage(true);
   updateCounts();
 }
 
@@ -728,19 +753,20 @@ async function deleteAll() {
 async function deleteOpen() {
   const id = openId;
   if (!id) return;
+  const ids = visibleIds();
+  const after = ids[ids.indexOf(id) + 1] || ids[ids.indexOf(id) - 1];
+  // The deleted event may come before the answer: this function decides what opens next.
+  deletedHere.add(id);
   try {
     await api(current, `/messages/${encodeURIComponent(id)}`, { method: 'DELETE' });
   } catch (err) {
-    if (err.status !== 404) { showError(err); return; }
+    if (err.status !== 404) { deletedHere.delete(id); showError(err); return; }
   }
-  const ids = visibleIds();
-  const after = ids[ids.indexOf(id) + 1] || ids[ids.indexOf(id) - 1];
   announce(t('deleted'));
-  if (!after) { removeMessage(id); return; }
+  if (openId !== id) { removeMessage(id); return; } // another was opened meanwhile
+  if (!after || !msgs.has(after)) { closeMessage(true); removeMessage(id); return; }
   // The next message replaces this one in place, so Back still means the list.
-  msgs.delete(id);
-  $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`)?.closest('li')?.remove();
-  updateCounts();
+  removeMessage(id);
   openMessage(after);
 }
 
@@ -842,6 +868,7 @@ $('burn').addEventListener('change', (e) => {
     .catch((err) => { e.target.checked = !on; showError(err); });
 });
 $('forget-current').addEventListener('click', () => { if (current) forget(current); });
+$('others').addEventListener('toggle', () => { if ($('others').open) countOthers(); });
 $('open-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const address = $('open-address').value.trim();
