@@ -41,13 +41,15 @@ func TestPageShareLink(t *testing.T) {
 	in := pageInbox(t, ctx)
 	n.send(t, address, "From: Shop <shop@sender.test>\r\nSubject: Kept\r\n\r\nhello\r\n")
 	var ok bool
-	var masked, shown, link string
+	var masked, shown, link, exampleBefore, exampleAfter string
 	var qrWidth int
 	if err := chromedp.Run(ctx,
 		chromedp.Click("#keep summary", chromedp.ByQuery),
 		chromedp.Text("#token", &masked),
+		chromedp.Text("#api-example", &exampleBefore),
 		chromedp.Click("#token-show", chromedp.ByID),
 		chromedp.Text("#token", &shown),
+		chromedp.Text("#api-example", &exampleAfter),
 		chromedp.Value("#share-link", &link),
 		chromedp.Poll(`!document.querySelector("#qr").hidden && document.querySelector("#qr").complete && document.querySelector("#qr").naturalWidth > 0`, &ok),
 		chromedp.Evaluate(`document.querySelector("#qr").naturalWidth`, &qrWidth),
@@ -56,6 +58,9 @@ func TestPageShareLink(t *testing.T) {
 	}
 	if strings.Contains(masked, in.Token) || shown != in.Token {
 		t.Errorf("token before Show %q, after %q; want it masked, then %q", masked, shown, in.Token)
+	}
+	if strings.Contains(exampleBefore, in.Token) || !strings.Contains(exampleAfter, in.Token) {
+		t.Errorf("the API example before Show:\n%s\nafter:\n%s\nwant the token in the second only", exampleBefore, exampleAfter)
 	}
 	before, fragment, _ := strings.Cut(link, "#")
 	if strings.Contains(before, in.Token) || !strings.Contains(fragment, "token="+in.Token) || !strings.HasPrefix(link, "http://"+n.http+"/") {

@@ -309,8 +309,9 @@ function remember(inbox) {
 
 function apiExample(inbox) {
   const url = `${location.origin}/api/v1/inboxes/${inbox.address}`;
+  // The token stays masked here too until "Show" is pressed.
   return `# ${t('welcome.api.example')}\n` +
-    `curl -s -H "Authorization: Bearer ${inbox.token}" \\\n  "${url}/wait?timeout=60s" | jq -r '.messages[0].codes[0]'`;
+    `curl -s -H "Authorization: Bearer ${tokenShown ? inbox.token : '$TOKEN'}" \\\n  "${url}/wait?timeout=60s" | jq -r '.messages[0].codes[0]'`;
 }
 
 // loadInbox reads the inbox's settings: burn-after-read changes how a message is opened.
