@@ -114,6 +114,26 @@ func TestPageShareLink(t *testing.T) {
 		t.Errorf("Forget, refused: asked %v, inboxes kept %d; want asked, 1", asked, kept)
 	}
 
+	// Open an inbox by address and token: a wrong token is refused, the right one opens it.
+	made := createInbox(t, n.http, `{}`)
+	var refused string
+	if err := chromedp.Run(other,
+		chromedp.Click("#others summary", chromedp.ByQuery),
+		chromedp.SendKeys("#open-address", made.Address, chromedp.ByID),
+		chromedp.SendKeys("#open-token", "not-"+made.Token, chromedp.ByID),
+		chromedp.Click("#open-form button", chromedp.ByQuery),
+		chromedp.Poll(`!document.querySelector("#error").hidden`, &ok),
+		chromedp.Text("#error", &refused),
+		chromedp.SetValue("#open-token", made.Token, chromedp.ByID),
+		chromedp.Click("#open-form button", chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector("#address").textContent.trim() === `+jsString(made.Address)+` && document.querySelectorAll("#inboxes li").length === 2`, &ok),
+	); err != nil {
+		t.Fatalf("open an inbox by address and token: %v", err)
+	}
+	if refused == "" {
+		t.Error("a wrong token was not refused")
+	}
+
 	// Back in the first browser, on a new address: the list of its inboxes shows the
 	// first one's unread mail.
 	if err := chromedp.Run(ctx,
