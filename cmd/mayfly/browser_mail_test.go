@@ -53,7 +53,7 @@ func pageInbox(t *testing.T, ctx context.Context) inboxJSON {
 
 // TestPageMailHandling reads mail as a user of the page would: the unread badge counts,
 // opening marks the message seen on the server (so a reload and IMAP agree), search
-// narrows the list, j/k/o/Delete/?// work, and Delete all empties the inbox.
+// narrows the list (by sender, subject and body), j/k/o/Delete/?// work, and Delete all empties the inbox.
 func TestPageMailHandling(t *testing.T) {
 	n := startNode(t)
 	ctx := browser(t)
@@ -139,6 +139,18 @@ func TestPageMailHandling(t *testing.T) {
 	}
 	if len(shown) != 1 || shown[0] != "Weekly" {
 		t.Errorf("search for other.test shows %q", shown)
+	}
+	// And by words of the body, of messages not opened in this page too.
+	if err := chromedp.Run(ctx,
+		chromedp.SetValue("#search", "", chromedp.ByID),
+		chromedp.SendKeys("#search", "body of alpha", chromedp.ByID),
+		chromedp.Poll(`document.querySelectorAll("#messages li:not([hidden])").length === 1`, &ok),
+		chromedp.Evaluate(`[...document.querySelectorAll("#messages li:not([hidden]) .subject")].map(e => e.textContent)`, &shown),
+	); err != nil {
+		t.Fatalf("search in bodies: %v", err)
+	}
+	if len(shown) != 1 || shown[0] != "Alpha" {
+		t.Errorf("search for words of Alpha's body shows %q", shown)
 	}
 
 	// Delete all, once confirmed.

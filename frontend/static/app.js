@@ -392,6 +392,41 @@ function matches(m) {
   return query.split(/\s+/).every((w) => hay.includes(w));
 }
 
+function refilter() {
+  for (const li of $('messages').children) {
+    const m = msgs.get(li.querySelector('[data-id]')?.dataset.id);
+    li.hidden = !!m && !matches(m);
+  }
+  updateCounts();
+}
+
+// readTexts reads, one at a time, the text of the messages the search has not seen yet,
+// so it finds words in bodies too; at most SEARCH_READS an inbox. Not in a
+// burn-after-read inbox, where a read deletes the message.
+const SEARCH_READS = 200;
+let reading = null;
+async function readTexts(inbox) {
+  if (inbox.burn || reading === inbox) return;
+  reading = inbox;
+  try {
+    const ids = [...msgs.keys()].filter((id) => !texts.has(id)).slice(0, SEARCH_READS);
+    for (const id of ids) {
+      if (inbox !== current || !query || inbox.burn) break;
+      let text = '';
+      try {
+        const m = await api(inbox, `/messages/${encodeURIComponent(id)}`);
+        // An inert document (DOMParser runs no script, loads nothing) gives the HTML's words.
+        text = `${m.text || ''}\n${m.html ? new DOMParser().parseFromString(m.html, 'text/html').body?.textContent || '' : ''}`;
+      } catch { /* gone meanwhile, or refused: not searchable */ }
+      if (inbox !== current) break;
+      texts.set(id, text);
+      refilter();
+    }
+  } finally {
+    if (reading === inbox) reading = null;
+  }
+}
+
 function itemFor(m) {
   const unread = !m.seen && !readHere.has(m.id);
   const time = el('time', { datetime: m.received_at, 'data-ts': m.received_at, text: ago(m.received_at) });
@@ -612,7 +647,7 @@ async function openMessage(id, fromHistory) {
   selectedId = id;
   openMsg = m;
   readHere.add(id);
-  texts.set(id, m.text || '');
+  texts.set(id, `${m.text || ''}\n${m.html ? new DOMParser().parseFromString(m.html, 'text/html').body?.textContent || '' : ''}`);
   const summary = msgs.get(id);
   if (summary && !summary.seen && !inbox.burn) markSeen(inbox, summary);
   if (msgs.has(id)) renderList();
@@ -896,11 +931,8 @@ $('reply-open').addEventListener('click', () => {
 });
 $('search').addEventListener('input', (e) => {
   query = e.currentTarget.value.trim().toLowerCase();
-  for (const li of $('messages').children) {
-    const m = msgs.get(li.querySelector('[data-id]')?.dataset.id);
-    li.hidden = !!m && !matches(m);
-  }
-  updateCounts();
+  refilter();
+  if (query && current) readTexts(current);
 });
 $('help-open').addEventListener('click', () => $('help').showModal());
 $('help-close').addEventListener('click', () => $('help').close());
