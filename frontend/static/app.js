@@ -1,9 +1,12 @@
 // Mayfly web page: one disposable inbox at a time, live over a WebSocket.
 // No framework; message data is only ever inserted as text (textContent / attributes).
 
+import { catalogue, names } from './i18n.js';
+
 const KEY = 'mayfly.inboxes';
 const CUR = 'mayfly.current';
 const NOTIFY = 'mayfly.notify';
+const LANG = 'mayfly.lang';
 const $ = (id) => document.getElementById(id);
 
 let inboxes = loadInboxes();
@@ -18,6 +21,11 @@ let listSeq = 0;
 let pushed = new Set(); // ids the WebSocket brought while a listing was under way
 let service = { domains: [], mail_clients: [] }; // GET /api/v1/service
 let showImages = false; // for the open message only: tracking pixels stay blocked by default
+let query = '';          // the search box, lowercased
+const texts = new Map(); // id -> text of messages opened in this page, for the search
+let selectedId = null;   // the list's keyboard cursor (j/k)
+let tokenShown = false;  // the token is masked until asked for
+const deletedHere = new Set(); // ids this page deletes: their deleted events move nothing
 
 // ---- storage ------------------------------------------------------------
 
@@ -36,6 +44,54 @@ function save() {
     if (current) localStorage.setItem(CUR, current.address);
     else localStorage.removeItem(CUR);
   } catch { /* private mode: keep working in memory */ }
+}
+
+// ---- languages ----------------------------------------------------------
+
+// pickLang is the saved choice, else the first of the browser's languages we have.
+function pickLang() {
+  let saved = null;
+  try { saved = localStorage.getItem(LANG); } catch { /* storage unavailable */ }
+  if (saved && catalogue[saved]) return saved;
+  for (const l of navigator.languages || [navigator.language || 'en']) {
+    const low = String(l).toLowerCase();
+    if (low.startsWith('zh')) return 'zh-CN'; // Traditional readers read these too, better than English
+    const base = low.split('-')[0];
+    if (catalogue[base]) return base;
+  }
+  return 'en';
+}
+
+let lang = pickLang();
+
+function t(key, vars = {}) {
+  const c = catalogue[lang] || catalogue.en;
+  let k = key;
+  if (typeof vars.n === 'number') {
+    const form = `${key}.${new Intl.PluralRules(lang).select(vars.n)}`;
+    k = form in c || form in catalogue.en ? form : `${key}.other`;
+  }
+  const s = c[k] ?? catalogue.en[k] ?? c[key] ?? catalogue.en[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, v) => (v in vars ? String(vars[v]) : `{${v}}`));
+}
+
+// applyLang writes the catalogue's strings into the page's static text.
+function applyLang() {
+  document.documentElement.lang = lang;
+  for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+  for (const e of document.querySelectorAll('[data-i18n-label]')) e.setAttribute('aria-label', t(e.dataset.i18nLabel));
+  for (const e of document.querySelectorAll('[data-i18n-placeholder]')) e.setAttribute('placeholder', t(e.dataset.i18nPlaceholder));
+  for (const e of document.querySelectorAll('[data-i18n-alt]')) e.setAttribute('alt', t(e.dataset.i18nAlt));
+}
+
+function setLang(l) {
+  lang = l;
+  try { localStorage.setItem(LANG, l); } catch { /* in memory only */ }
+  applyLang();
+  if (current) describeInbox(current);
+  renderList();
+  if (openMsg) renderMessage(current, openMsg);
+  setConn(connState);
 }
 
 // ---- helpers ------------------------------------------------------------
@@ -84,20 +140,22 @@ function showError(err) {
 function duration(s) {
   if (!Number.isFinite(s) || s <= 0) return '';
   const units = [[86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  const fmt = (n, unit) => new Intl.NumberFormat(lang, { style: 'unit', unit, unitDisplay: 'long' }).format(n);
   for (const [n, name] of units) {
-    if (s >= n && s % n === 0) return `${s / n} ${name}${s / n === 1 ? '' : 's'}`;
+    if (s >= n && s % n === 0) return fmt(s / n, name);
   }
-  return `${Math.round(s / 60)} minutes`;
+  return fmt(Math.round(s / 60), 'minute');
 }
 
 function ago(iso) {
-  const t = Date.parse(iso);
-  if (!t) return '';
-  const s = Math.round((Date.now() - t) / 1000);
-  if (s < 45) return 'just now';
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-  return new Date(t).toLocaleDateString();
+  const ts = Date.parse(iso);
+  if (!ts) return '';
+  const s = Math.round((Date.now() - ts) / 1000);
+  if (s < 45) return t('just.now');
+  const rtf = new Intl.RelativeTimeFormat(lang, { numeric: 'auto', style: 'short' });
+  if (s < 3600) return rtf.format(-Math.round(s / 60), 'minute');
+  if (s < 86400) return rtf.format(-Math.round(s / 3600), 'hour');
+  return new Date(ts).toLocaleDateString(lang);
 }
 
 function badge(label, v) {
@@ -124,10 +182,10 @@ async function copyText(text, button) {
     ta.remove();
     if (focus && focus.focus) focus.focus();
   }
-  announce('Copied');
+  announce(t('copied'));
   if (button) {
     const label = button.textContent;
-    button.textContent = 'Copied';
+    button.textContent = t('copied');
     setTimeout(() => { button.textContent = label; }, 1500);
   }
 }
@@ -154,7 +212,13 @@ function select(inbox) {
   closeMessage(false);
   $('address').textContent = inbox.address;
   if (!performance.getEntriesByName('mayfly:address').length) performance.mark('mayfly:address'); // first screen usable
-  $('ttl').textContent = inbox.expires_in ? `Mail lives ${duration(inbox.expires_in)}, then it is deleted.` : '';
+  texts.clear();
+  deletedHere.clear();
+  selectedId = null;
+  tokenShown = false;
+  $('qr').hidden = true;
+  describeInbox(inbox);
+  loadInbox(inbox);
   $('client-user').textContent = inbox.address;
   $('client-pass').textContent = inbox.token;
   renderInboxes();
@@ -162,9 +226,106 @@ function select(inbox) {
   showError(null);
   list();
   connect();
+  if ($('others').open) countOthers();
+}
+
+// describeInbox writes what the page says of the inbox: its lifetime, how to use it.
+function describeInbox(inbox) {
+  $('ttl').textContent = inbox.expires_in ? t('ttl', { d: duration(inbox.expires_in) }) : '';
+  $('welcome-address').textContent = inbox.address;
+  $('welcome-ttl').textContent = $('ttl').textContent;
+  $('api-example').textContent = apiExample(inbox);
+  $('token').textContent = tokenShown ? inbox.token : '•'.repeat(12);
+  $('token-show').textContent = t(tokenShown ? 'token.hide' : 'token.show');
+  $('token-show').setAttribute('aria-pressed', String(tokenShown));
+  $('share-link').value = shareLink(inbox);
+  $('burn').checked = !!inbox.burn;
+  fillTTLs(inbox);
+  if ($('keep').open) drawQR(inbox);
+}
+
+// shareLink opens the inbox in another browser. The token rides in the fragment, which
+// browsers keep to themselves: it reaches no server log, not even ours.
+function shareLink(inbox) {
+  const p = new URLSearchParams({ inbox: inbox.address, token: inbox.token });
+  return `${location.origin}${location.pathname}#${p}`;
+}
+
+// The QR encoder is loaded only when a code is shown: first render stays small.
+async function drawQR(inbox) {
+  const { qrcode } = await import('./qrcode.js');
+  if (inbox !== current) return;
+  const q = qrcode(0, 'M');
+  q.addData(shareLink(inbox));
+  q.make();
+  const cell = 4;
+  const size = (q.getModuleCount() + 8) * cell;
+  $('qr').src = q.createDataURL(cell, 4 * cell);
+  $('qr').width = size;
+  $('qr').height = size;
+  $('qr').hidden = false;
+}
+
+const TTLS = [3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400];
+
+function fillTTLs(inbox) {
+  const max = service.max_ttl || 86400;
+  const now = inbox.expires_in || 0;
+  const choices = [...new Set([...TTLS.filter((s) => s <= max), max, now].filter((s) => s > 0))].sort((a, b) => a - b);
+  $('ttl-pick').replaceChildren(...choices.map((s) => el('option', { value: String(s), text: duration(s) })));
+  if (now) $('ttl-pick').value = String(now);
+}
+
+// patchInbox changes the inbox's settings on the server and shows what it answered.
+async function patchInbox(change) {
+  const inbox = current;
+  const r = await api(inbox, '', { method: 'PATCH', body: JSON.stringify(change), contentType: 'application/json' });
+  if (r.expires_in) inbox.expires_in = r.expires_in;
+  if (r.ttl) inbox.ttl = r.ttl;
+  inbox.burn = !!r.burn_after_read;
+  save();
+  if (inbox === current) describeInbox(inbox);
+  return r;
+}
+
+// fromLink takes an inbox from a share link's fragment, then drops the fragment from
+// the address bar so the token is not left on screen or in the history.
+function fromLink() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  const address = p.get('inbox');
+  const token = p.get('token');
+  if (!address || !token) return null;
+  history.replaceState(history.state, '', location.pathname + location.search);
+  return remember({ address, token });
+}
+
+function remember(inbox) {
+  const known = inboxes.find((i) => i.address === inbox.address);
+  if (known) { known.token = inbox.token; return known; }
+  inboxes.unshift(inbox);
+  save();
+  return inbox;
+}
+
+function apiExample(inbox) {
+  const url = `${location.origin}/api/v1/inboxes/${inbox.address}`;
+  // The token stays masked here too until "Show" is pressed.
+  return `# ${t('welcome.api.example')}\n` +
+    `curl -s -H "Authorization: Bearer ${tokenShown ? inbox.token : '$TOKEN'}" \\\n  "${url}/wait?timeout=60s" | jq -r '.messages[0].codes[0]'`;
+}
+
+// loadInbox reads the inbox's settings: burn-after-read changes how a message is opened.
+async function loadInbox(inbox) {
+  try {
+    const r = await api(inbox, '');
+    inbox.burn = !!r.burn_after_read;
+    if (r.expires_in) inbox.expires_in = r.expires_in;
+    if (inbox === current) describeInbox(inbox);
+  } catch { /* an older server: no burn-after-read */ }
 }
 
 function forget(inbox) {
+  if (!confirm(t('forget.ask', { address: inbox.address }))) return;
   inboxes = inboxes.filter((i) => i !== inbox);
   if (inbox === current) {
     current = null;
@@ -175,7 +336,7 @@ function forget(inbox) {
     save();
     renderInboxes();
   }
-  announce(`Forgot ${inbox.address}`);
+  announce(t('forget.done', { address: inbox.address }));
 }
 
 function renderInboxes() {
@@ -184,9 +345,24 @@ function renderInboxes() {
     const isCur = inbox === current;
     const pick = el('button', { type: 'button', class: 'link', text: inbox.address, onclick: () => select(inbox) });
     if (isCur) pick.setAttribute('aria-current', 'true');
-    const drop = el('button', { type: 'button', class: 'small', text: 'Forget', 'aria-label': `Forget ${inbox.address}`, onclick: () => forget(inbox) });
+    const n = isCur ? unreadCount() : inbox.unread || 0;
+    if (n) pick.append(' ', el('span', { class: 'count', text: String(n), 'aria-label': t('unread.label', { n }) }));
+    const drop = el('button', { type: 'button', class: 'small', text: t('forget'), 'aria-label': t('forget.label', { address: inbox.address }), onclick: () => forget(inbox) });
     return el('li', isCur ? { class: 'current' } : {}, pick, drop);
   }));
+}
+
+// countOthers asks the server how much unread mail each other inbox of this browser
+// holds, for the badges of the inbox list.
+async function countOthers() {
+  let changed = false;
+  await Promise.all(inboxes.filter((i) => i !== current).map(async (inbox) => {
+    let n = 0;
+    try { n = (await api(inbox, '')).unread || 0; } catch { /* shown without a count */ }
+    if (n !== (inbox.unread || 0)) changed = true;
+    inbox.unread = n;
+  }));
+  if (changed) renderInboxes();
 }
 
 // ---- message list -------------------------------------------------------
@@ -210,17 +386,61 @@ async function list() {
   }
 }
 
+function matches(m) {
+  if (!query) return true;
+  const hay = [m.from, m.subject, ...(m.to || []), texts.get(m.id) || ''].join('\n').toLowerCase();
+  return query.split(/\s+/).every((w) => hay.includes(w));
+}
+
+function refilter() {
+  for (const li of $('messages').children) {
+    const m = msgs.get(li.querySelector('[data-id]')?.dataset.id);
+    li.hidden = !!m && !matches(m);
+  }
+  updateCounts();
+}
+
+// readTexts reads, one at a time, the text of the messages the search has not seen yet,
+// so it finds words in bodies too; at most SEARCH_READS an inbox. Not in a
+// burn-after-read inbox, where a read deletes the message.
+const SEARCH_READS = 200;
+let reading = null;
+async function readTexts(inbox) {
+  if (inbox.burn || reading === inbox) return;
+  reading = inbox;
+  try {
+    const ids = [...msgs.keys()].filter((id) => !texts.has(id)).slice(0, SEARCH_READS);
+    for (const id of ids) {
+      if (inbox !== current || !query || inbox.burn) break;
+      let text = '';
+      try {
+        const m = await api(inbox, `/messages/${encodeURIComponent(id)}`);
+        // An inert document (DOMParser runs no script, loads nothing) gives the HTML's words.
+        text = `${m.text || ''}\n${m.html ? new DOMParser().parseFromString(m.html, 'text/html').body?.textContent || '' : ''}`;
+      } catch { /* gone meanwhile, or refused: not searchable */ }
+      if (inbox !== current) break;
+      texts.set(id, text);
+      refilter();
+    }
+  } finally {
+    if (reading === inbox) reading = null;
+  }
+}
+
 function itemFor(m) {
   const unread = !m.seen && !readHere.has(m.id);
   const time = el('time', { datetime: m.received_at, 'data-ts': m.received_at, text: ago(m.received_at) });
   const btn = el('button', { type: 'button', class: 'msg', 'data-id': m.id, onclick: () => openMessage(m.id) },
     el('span', { class: 'line' },
       el('span', { class: 'from' }, el('span', { class: 'dot', 'aria-hidden': 'true' }),
-        m.sent ? `To ${(m.to || []).join(', ')}` : m.from || '(no sender)'), time),
-    el('span', { class: 'subject', text: m.subject || '(no subject)' }),
-    m.sent ? el('span', { class: 'badges' }, el('span', { class: 'badge other', text: 'Sent' })) : badges(m.auth));
-  if (unread) btn.prepend(el('span', { class: 'visually-hidden', text: 'Unread: ' }));
-  return el('li', { class: unread ? 'unread' : '' }, btn);
+        m.sent ? t('sent.to', { to: (m.to || []).join(', ') }) : m.from || t('no.sender')), time),
+    el('span', { class: 'subject', text: m.subject || t('no.subject') }),
+    m.sent ? el('span', { class: 'badges' }, el('span', { class: 'badge other', text: t('sent') })) : badges(m.auth));
+  if (unread) btn.prepend(el('span', { class: 'visually-hidden', text: t('unread') }));
+  if (m.id === selectedId) btn.classList.add('selected');
+  const li = el('li', { class: [unread ? 'unread' : '', m.id === openId ? 'open' : ''].join(' ').trim() }, btn);
+  li.hidden = !matches(m);
+  return li;
 }
 
 function renderList() {
@@ -230,27 +450,50 @@ function renderList() {
   const sorted = [...msgs.values()].sort((a, b) => b.uid - a.uid);
   ol.replaceChildren(...sorted.map(itemFor));
   if (focused) ol.querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
-  $('empty').hidden = sorted.length > 0;
+  updateCounts();
+}
+
+// visibleIds is the list as shown: newest first, the search applied.
+function visibleIds() {
+  return [...$('messages').querySelectorAll('li:not([hidden]) [data-id]')].map((b) => b.dataset.id);
+}
+
+function updateCounts() {
+  $('empty').hidden = msgs.size > 0;
+  $('delete-all').hidden = msgs.size === 0;
+  $('no-match').hidden = !msgs.size || !query || visibleIds().length > 0;
   updateTitle();
+  updateNav();
+}
+
+function unreadCount() {
+  let n = 0;
+  for (const m of msgs.values()) if (!m.seen && !readHere.has(m.id)) n++;
+  return n;
 }
 
 function updateTitle() {
-  let n = 0;
-  for (const m of msgs.values()) if (!m.seen && !readHere.has(m.id)) n++;
+  const n = unreadCount();
   document.title = n ? `(${n}) Mayfly` : 'Mayfly';
+  $('unread').textContent = String(n);
+  $('unread').hidden = !n;
+  $('unread').setAttribute('aria-label', t('unread.label', { n }));
+  const mine = $('inboxes').querySelector('li.current .count');
+  if ((mine ? Number(mine.textContent) : 0) !== n) renderInboxes();
 }
 
 function removeMessage(id) {
   msgs.delete(id);
   $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`)?.closest('li')?.remove();
-  $('empty').hidden = msgs.size > 0;
-  if (openId === id) closeMessage(true);
-  updateTitle();
+  // In a burn-after-read inbox reading the message deletes it: it stays open until closed.
+  if (openId === id && !current?.burn && !deletedHere.has(id)) closeMessage(true);
+  updateCounts();
 }
 
 // ---- live updates -------------------------------------------------------
 
-function setConn(text) { $('conn').textContent = text; }
+let connState = 'connecting';
+function setConn(state) { connState = state; $('conn').textContent = t(`conn.${state}`); }
 
 function connect() {
   clearTimeout(retryTimer);
@@ -274,9 +517,8 @@ function connect() {
       const ol = $('messages');
       const older = [...ol.querySelectorAll('[data-id]')].find((b) => (msgs.get(b.dataset.id)?.uid ?? 0) < m.uid);
       ol.insertBefore(itemFor(m), older ? older.closest('li') : null);
-      $('empty').hidden = true;
-      updateTitle();
-      announce(`New mail: ${m.subject || '(no subject)'}`);
+      updateCounts();
+      announce(t('new.mail.announce', { subject: m.subject || t('no.subject') }));
       notify(m);
     } else if (ev.type === 'deleted' && ev.id) {
       removeMessage(ev.id);
@@ -288,7 +530,7 @@ function connect() {
   sock.onclose = () => {
     if (ws !== sock) return;
     ws = null;
-    setConn('reconnecting…');
+    setConn('reconnecting');
     if (!opened) {
       // Refused before opening: ask the API why, and give up on a token it rejects.
       list().then((ok) => {
@@ -312,14 +554,14 @@ function notifyWanted() {
 
 function notify(m) {
   if (!document.hidden || !notifyWanted() || !('Notification' in window) || Notification.permission !== 'granted') return;
-  const n = new Notification(m.from || 'New mail', { body: m.subject || '(no subject)', tag: m.id });
+  const n = new Notification(m.from || t('new.mail'), { body: m.subject || t('no.subject'), tag: m.id });
   n.onclick = () => { window.focus(); openMessage(m.id); n.close(); };
 }
 
 async function setNotify(on) {
   if (on && 'Notification' in window && Notification.permission !== 'granted') {
     on = (await Notification.requestPermission()) === 'granted';
-    if (!on) showError(new Error('Notifications are blocked for this site in the browser.'));
+    if (!on) showError(new Error(t('notify.blocked')));
   }
   $('notify').checked = on;
   try { localStorage.setItem(NOTIFY, on ? '1' : '0'); } catch { /* in memory only */ }
@@ -342,6 +584,7 @@ async function loadService() {
     el('th', { scope: 'row', text: c.protocol }), el('td', {}, el('code', { text: c.host })),
     el('td', { text: String(c.port) }), el('td', { text: c.security }))));
   $('client-box').hidden = !clients.length;
+  if (current) fillTTLs(current);
 }
 
 // ---- one message --------------------------------------------------------
@@ -353,26 +596,43 @@ function renderBody(inbox, m) {
   const panel = $('panel-html');
   const remote = m.html ? m.remote_content || 0 : 0;
   $('images-box').hidden = !remote;
-  $('images-note').textContent = showImages
-    ? `Remote content shown (${remote}).`
-    : `${remote} remote image${remote === 1 ? '' : 's'} or style${remote === 1 ? '' : 's'} blocked, so the sender cannot see that you opened this.`;
+  $('images-note').textContent = showImages ? t('images.shown', { n: remote }) : t('images.blocked', { n: remote });
   $('images').setAttribute('aria-pressed', String(showImages));
-  $('images').textContent = showImages ? 'Block remote images' : 'Show remote images';
+  $('images').textContent = showImages ? t('images.block') : t('images.show');
   if (!m.html) { panel.replaceChildren(); return; }
-  const src = withToken(inbox, `/messages/${encodeURIComponent(m.id)}/html`) + (showImages ? '&images=1' : '');
-  const frame = el('iframe', {
+  if (m.burnFrame) { $('images-box').hidden = true; return; } // loaded once: a second load finds it burned
+  panel.replaceChildren(bodyFrame(inbox, m.id));
+}
+
+function bodyFrame(inbox, id) {
+  const src = withToken(inbox, `/messages/${encodeURIComponent(id)}/html`) + (showImages ? '&images=1' : '');
+  return el('iframe', {
     id: 'body', sandbox: 'allow-popups allow-popups-to-escape-sandbox', src,
-    title: 'Message body (HTML)', referrerpolicy: 'no-referrer', loading: 'eager',
+    title: t('body.title'), referrerpolicy: 'no-referrer', loading: 'eager',
   });
-  panel.replaceChildren(frame);
+}
+
+// burnFrame loads the HTML body before the message is read: in a burn-after-read inbox
+// the read deletes it, and the html route (which does not read) then answers 404. The
+// frame goes where it is shown, as moving a frame loads it again; resolved when loaded.
+function burnFrame(inbox, id) {
+  const frame = bodyFrame(inbox, id);
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); resolve(frame); };
+    const timer = setTimeout(done, 10000); // show the message even if the frame never loads
+    frame.addEventListener('load', done, { once: true });
+    $('panel-html').replaceChildren(frame);
+  });
 }
 
 let openMsg = null; // the parsed message on show, for the images switch
 
-async function openMessage(id) {
+async function openMessage(id, fromHistory) {
   const inbox = current;
   let m;
+  let frame = null;
   try {
+    if (inbox.burn) frame = await burnFrame(inbox, id);
     m = await api(inbox, `/messages/${encodeURIComponent(id)}`);
   } catch (err) {
     if (err.status === 404) removeMessage(id);
@@ -380,21 +640,51 @@ async function openMessage(id) {
     return;
   }
   if (inbox !== current) return;
+  if (frame) m.burnFrame = frame;
   showError(null);
+  const wasOpen = openId !== null;
   openId = id;
+  selectedId = id;
   openMsg = m;
   readHere.add(id);
+  texts.set(id, `${m.text || ''}\n${m.html ? new DOMParser().parseFromString(m.html, 'text/html').body?.textContent || '' : ''}`);
+  const summary = msgs.get(id);
+  if (summary && !summary.seen && !inbox.burn) markSeen(inbox, summary);
   if (msgs.has(id)) renderList();
-
-  $('msg-subject').textContent = m.subject || '(no subject)';
-  $('msg-from').textContent = m.from || '(no sender)';
-  $('msg-to').textContent = (m.to || []).join(', ');
-  const when = m.date || m.received_at;
-  $('msg-date').textContent = when ? new Date(when).toLocaleString() : '';
-  $('msg-auth').replaceChildren(badges(m.auth));
-  $('reply-form').hidden = !service.replies || m.sent;
-  $('reply-to').textContent = m.from || '';
+  showImages = false;
+  renderMessage(inbox, m);
+  $('reply-open').setAttribute('aria-expanded', 'false');
+  $('reply-form').hidden = true;
   $('reply-status').textContent = '';
+  selectTab(m.html ? 'html' : 'text', false);
+
+  $('welcome').hidden = true;
+  $('message').hidden = false;
+  $('app').dataset.view = 'message';
+  // Back (the browser's too) returns to the list: on a phone the two are separate screens.
+  if (!fromHistory) {
+    if (wasOpen && history.state && history.state.mayfly) history.replaceState({ mayfly: id }, '');
+    else history.pushState({ mayfly: id }, '');
+  }
+  updateNav();
+  $('msg-subject').focus({ preventScroll: true });
+  $('message').parentElement.scrollTop = 0;
+  if (matchMedia('(max-width: 700px)').matches) window.scrollTo(0, 0);
+}
+
+// renderMessage writes the message m into the view, in the page's language.
+function renderMessage(inbox, m) {
+  const id = m.id;
+  $('msg-subject').textContent = m.subject || t('no.subject');
+  $('msg-from').textContent = m.from || t('no.sender');
+  $('msg-to').textContent = (m.to || []).join(', ');
+  $('msg-to-box').hidden = !(m.to || []).length;
+  const when = m.date || m.received_at;
+  $('msg-date').textContent = when ? new Date(when).toLocaleString(lang) : '';
+  if (when) $('msg-date').setAttribute('datetime', when);
+  $('msg-auth').replaceChildren(badges(m.auth));
+  $('reply-open').hidden = !service.replies || m.sent;
+  $('reply-to').textContent = m.from || '';
   $('raw').href = withToken(inbox, `/messages/${encodeURIComponent(id)}/raw`);
 
   $('auth-details').tBodies[0].replaceChildren(...(m.auth_details || []).map((d) => el('tr', {},
@@ -403,59 +693,117 @@ async function openMessage(id) {
     el('td', { text: [d.reason, ...Object.entries(d.properties || {}).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join('; ') }))));
   $('auth-box').hidden = !(m.auth_details || []).length;
 
-  fillCopyList('codes', m.codes, 'code', (c) => el('code', { text: c }));
-  fillCopyList('links', m.links, 'link', (u) => /^https?:/i.test(u)
-    ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u })
-    : el('span', { text: u }));
+  fillChips('codes', m.codes, 'copy.code', (c) => el('code', { text: c }));
+  fillChips('links', m.links, 'copy.link', (u) => /^https?:/i.test(u)
+    ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u, title: u })
+    : el('span', { text: u, title: u }));
 
   const atts = m.attachments || [];
   $('attachments').replaceChildren(...atts.map((a) => el('li', {},
-    el('a', { href: withToken(inbox, `/messages/${encodeURIComponent(id)}/attachments/${a.index}`), download: a.filename || '', text: a.filename || `attachment ${a.index}` }),
-    ` (${a.content_type || 'unknown type'}, ${Math.max(1, Math.round((a.size || 0) / 1024))} KB)`)));
-  $('att-box').hidden = !atts.length;
+    el('a', {
+      href: withToken(inbox, `/messages/${encodeURIComponent(id)}/attachments/${a.index}`), download: a.filename || '',
+      text: `📎 ${a.filename || t('attachment', { n: a.index })}`,
+      title: `${a.content_type || t('unknown.type')}, ${new Intl.NumberFormat(lang, { style: 'unit', unit: 'kilobyte' }).format(Math.max(1, Math.round((a.size || 0) / 1024)))}`,
+    }))));
+  $('strip').hidden = !((m.codes || []).length || (m.links || []).length || atts.length);
 
-  showImages = false;
   renderBody(inbox, m);
   $('tab-html').hidden = !m.html;
   // A long body comes cut (the API's `truncated`); the source link has all of it.
-  $('text').textContent = (m.text || '') + (m.truncated ? '\n\n[… cut here; “Raw source” has the whole message]' : '');
+  $('text').textContent = (m.text || '') + (m.truncated ? `\n\n${t('cut')}` : '');
   $('headers').tBodies[0].replaceChildren(...(m.headers || []).map((h) => el('tr', {},
     el('th', { scope: 'row', text: h.name }), el('td', { text: h.value }))));
-  selectTab(m.html ? 'html' : 'text', false);
-
-  $('message').hidden = false;
-  $('msg-subject').focus();
+  $('tab-source').hidden = !m.html;
+  $('source').textContent = m.html || '';
 }
 
-function fillCopyList(id, items, what, render) {
+// markSeen sets \Seen on the server, so the read state survives a reload and IMAP sees it.
+async function markSeen(inbox, summary) {
+  try {
+    const r = await api(inbox, `/messages/${encodeURIComponent(summary.id)}`, {
+      method: 'PATCH', body: JSON.stringify({ seen: true }), contentType: 'application/json',
+    });
+    summary.seen = !!(r && r.seen);
+  } catch { /* readHere keeps it read in this page */ }
+}
+
+function fillChips(id, items, what, render) {
   items = items || [];
   $(id).replaceChildren(...items.map((v) => el('li', {}, render(v),
-    el('button', { type: 'button', class: 'small', text: 'Copy', 'aria-label': `Copy ${what} ${v}`, onclick: (e) => copyText(v, e.currentTarget) }))));
-  $(`${id}-box`).hidden = !items.length;
+    el('button', { type: 'button', class: 'small', text: t('copy'), 'aria-label': t(what, { v }), onclick: (e) => copyText(v, e.currentTarget) }))));
 }
 
-function closeMessage(refocus) {
+function updateNav() {
+  const ids = visibleIds();
+  const i = openId ? ids.indexOf(openId) : -1;
+  $('prev').disabled = i <= 0;
+  $('next').disabled = i < 0 || i >= ids.length - 1;
+}
+
+// step moves the open message (or the list's cursor) by d in the list as shown.
+function step(d) {
+  const ids = visibleIds();
+  if (!ids.length) return;
+  const from = openId || selectedId;
+  let i = from ? ids.indexOf(from) : -1;
+  i = i < 0 ? 0 : Math.max(0, Math.min(ids.length - 1, i + d));
+  if (openId) { if (ids[i] !== openId) openMessage(ids[i]); return; }
+  selectedId = ids[i];
+  for (const b of $('messages').querySelectorAll('.msg')) b.classList.toggle('selected', b.dataset.id === selectedId);
+  $('messages').querySelector(`[data-id="${CSS.escape(selectedId)}"]`)?.focus();
+}
+
+function closeMessage(refocus, fromHistory) {
   const id = openId;
   openId = null;
   $('message').hidden = true;
+  $('welcome').hidden = false;
+  $('app').dataset.view = 'list';
   $('panel-html').replaceChildren();
   openMsg = null;
+  if (id && !fromHistory && history.state && history.state.mayfly) history.back();
+  for (const li of $('messages').querySelectorAll('li.open')) li.classList.remove('open');
   if (refocus) {
     const item = id && $('messages').querySelector(`[data-id="${CSS.escape(id)}"]`);
     (item || $('messages-h')).focus();
   }
 }
 
+async function deleteAll() {
+  const n = msgs.size;
+  if (!n || !confirm(t('delete.all.ask', { n, address: current.address }))) return;
+  const inbox = current;
+  const errors = [];
+  for (const id of [...msgs.keys()]) {
+    try {
+      await api(inbox, `/messages/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    } catch (err) {
+      if (err.status !== 404) { errors.push(err); continue; }
+    }
+    if (inbox === current) removeMessage(id);
+  }
+  showError(errors[0] || null);
+  announce(t('delete.all.done'));
+}
+
 async function deleteOpen() {
   const id = openId;
   if (!id) return;
+  const ids = visibleIds();
+  const after = ids[ids.indexOf(id) + 1] || ids[ids.indexOf(id) - 1];
+  // The deleted event may come before the answer: this function decides what opens next.
+  deletedHere.add(id);
   try {
     await api(current, `/messages/${encodeURIComponent(id)}`, { method: 'DELETE' });
   } catch (err) {
-    if (err.status !== 404) { showError(err); return; }
+    if (err.status !== 404) { deletedHere.delete(id); showError(err); return; }
   }
+  announce(t('deleted'));
+  if (openId !== id) { removeMessage(id); return; } // another was opened meanwhile
+  if (!after || !msgs.has(after)) { closeMessage(true); removeMessage(id); return; }
+  // The next message replaces this one in place, so Back still means the list.
   removeMessage(id);
-  announce('Message deleted');
+  openMessage(after);
 }
 
 async function sendReply(e) {
@@ -465,15 +813,15 @@ async function sendReply(e) {
   if (!id || !text.trim()) return;
   const button = e.currentTarget.querySelector('button');
   button.disabled = true;
-  $('reply-status').textContent = 'Sending…';
+  $('reply-status').textContent = t('reply.sending');
   try {
     await api(current, `/messages/${encodeURIComponent(id)}/reply`, {
       method: 'POST', body: JSON.stringify({ text }), contentType: 'application/json',
     });
     $('reply-text').value = '';
-    $('reply-status').textContent = 'Reply queued for delivery.';
+    $('reply-status').textContent = t('reply.queued');
   } catch (err) {
-    $('reply-status').textContent = `Not sent: ${err.message}`;
+    $('reply-status').textContent = t('reply.failed', { error: err.message });
   } finally {
     button.disabled = false;
   }
@@ -481,15 +829,15 @@ async function sendReply(e) {
 
 // ---- tabs ---------------------------------------------------------------
 
-const TABS = ['html', 'text', 'headers'];
+const TABS = ['html', 'text', 'source', 'headers'];
 
 function selectTab(name, focus) {
-  for (const t of TABS) {
-    const tab = $(`tab-${t}`);
-    const on = t === name;
+  for (const k of TABS) {
+    const tab = $(`tab-${k}`);
+    const on = k === name;
     tab.setAttribute('aria-selected', String(on));
     tab.tabIndex = on ? 0 : -1;
-    $(`panel-${t}`).hidden = !on;
+    $(`panel-${k}`).hidden = !on;
     if (on && focus) tab.focus();
   }
 }
@@ -510,7 +858,7 @@ function tabKeys(e) {
 // ---- start --------------------------------------------------------------
 
 $('copy').addEventListener('click', (e) => { if (current) copyText(current.address, e.currentTarget); });
-$('new').addEventListener('click', () => createInbox().then(() => announce('New address created')).catch(showError));
+$('new').addEventListener('click', () => createInbox().then(() => announce(t('new.done'))).catch(showError));
 $('close').addEventListener('click', () => closeMessage(true));
 $('images').addEventListener('click', () => {
   if (!openMsg) return;
@@ -525,7 +873,7 @@ $('own-form').addEventListener('submit', (e) => {
   const local = $('local').value.trim();
   if (!local) return;
   createInbox({ local, domain: $('domain').value || undefined })
-    .then(() => { $('local').value = ''; $('own').open = false; announce(`Now using ${current.address}`); })
+    .then(() => { $('local').value = ''; $('own').open = false; announce(t('own.done', { address: current.address })); })
     .catch(showError);
 });
 $('notify').checked = notifyWanted() && 'Notification' in window && Notification.permission === 'granted';
@@ -534,21 +882,106 @@ $('copy-user').addEventListener('click', (e) => { if (current) copyText(current.
 $('copy-pass').addEventListener('click', (e) => { if (current) copyText(current.token, e.currentTarget); });
 $('delete').addEventListener('click', deleteOpen);
 $('reply-form').addEventListener('submit', sendReply);
-for (const t of TABS) {
-  $(`tab-${t}`).addEventListener('click', () => selectTab(t, false));
-  $(`tab-${t}`).addEventListener('keydown', tabKeys);
+for (const k of TABS) {
+  $(`tab-${k}`).addEventListener('click', () => selectTab(k, false));
+  $(`tab-${k}`).addEventListener('keydown', tabKeys);
 }
+$('delete-all').addEventListener('click', deleteAll);
+$('token-show').addEventListener('click', () => { tokenShown = !tokenShown; if (current) describeInbox(current); });
+$('token-copy').addEventListener('click', (e) => { if (current) copyText(current.token, e.currentTarget); });
+$('share-copy').addEventListener('click', (e) => { if (current) copyText(shareLink(current), e.currentTarget); });
+$('keep').addEventListener('toggle', () => { if ($('keep').open && current) drawQR(current).catch(showError); });
+$('ttl-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  patchInbox({ ttl: `${$('ttl-pick').value}s` })
+    .then((r) => announce(t('ttl.done', { d: duration(r.expires_in) })))
+    .catch(showError);
+});
+$('burn').addEventListener('change', (e) => {
+  const on = e.currentTarget.checked;
+  patchInbox({ burn_after_read: on })
+    .then(() => announce(t(on ? 'burn.on' : 'burn.off')))
+    .catch((err) => { e.target.checked = !on; showError(err); });
+});
+$('forget-current').addEventListener('click', () => { if (current) forget(current); });
+$('others').addEventListener('toggle', () => { if ($('others').open) countOthers(); });
+$('open-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const address = $('open-address').value.trim();
+  const token = $('open-token').value.trim();
+  try {
+    const r = await api({ address, token }, '');
+    const inbox = remember({ address: r.address || address, token, expires_in: r.expires_in, ttl: r.ttl });
+    $('open-address').value = '';
+    $('open-token').value = '';
+    select(inbox);
+    announce(t('open.done', { address: inbox.address }));
+  } catch (err) {
+    showError(err);
+  }
+});
+window.addEventListener('hashchange', () => { const shared = fromLink(); if (shared) select(shared); });
+$('prev').addEventListener('click', () => step(-1));
+$('next').addEventListener('click', () => step(1));
+$('reply-open').addEventListener('click', () => {
+  const open = $('reply-form').hidden;
+  $('reply-form').hidden = !open;
+  $('reply-open').setAttribute('aria-expanded', String(open));
+  if (open) $('reply-text').focus();
+});
+$('search').addEventListener('input', (e) => {
+  query = e.currentTarget.value.trim().toLowerCase();
+  refilter();
+  if (query && current) readTexts(current);
+});
+$('help-open').addEventListener('click', () => $('help').showModal());
+$('help-close').addEventListener('click', () => $('help').close());
+window.addEventListener('popstate', (e) => {
+  const id = e.state && e.state.mayfly;
+  if (id && msgs.has(id)) openMessage(id, true);
+  else if (openId) closeMessage(true, true);
+});
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && openId) closeMessage(true);
+  if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+  const tg = e.target;
+  const typing = tg && (tg.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(tg.tagName));
+  if (e.key === 'Escape') {
+    if (typing && tg.id === 'search' && tg.value) return; // the browser clears the box
+    if (openId) closeMessage(true);
+    return;
+  }
+  if (typing || $('help').open) return;
+  switch (e.key) {
+    case 'j': step(1); break;
+    case 'k': step(-1); break;
+    case 'o': case 'Enter': {
+      if (e.key === 'Enter' && tg.closest && tg.closest('button, a, summary')) return; // Enter clicks them
+      const id = (tg.closest && tg.closest('.msg')?.dataset.id) || selectedId;
+      if (!id || !msgs.has(id)) return;
+      openMessage(id);
+      break;
+    }
+    case 'Delete': if (!openId) return; deleteOpen(); break;
+    case '/': $('search').focus(); break;
+    case '?': $('help').showModal(); break;
+    default: return;
+  }
+  e.preventDefault();
 });
 setInterval(() => {
-  for (const t of document.querySelectorAll('time[data-ts]')) t.textContent = ago(t.dataset.ts);
+  for (const tm of document.querySelectorAll('time[data-ts]')) tm.textContent = ago(tm.dataset.ts);
 }, 30000);
+
+$('lang').replaceChildren(...Object.entries(names).map(([code, name]) => el('option', { value: code, lang: code, text: name })));
+$('lang').value = lang;
+$('lang').addEventListener('change', (e) => setLang(e.currentTarget.value));
+applyLang();
 
 loadService(); // not awaited: the address comes first, the pickers fill in after
 
 let curAddress = null;
 try { curAddress = localStorage.getItem(CUR); } catch { /* storage unavailable */ }
-const saved = inboxes.find((i) => i.address === curAddress);
+const shared = fromLink();
+const saved = shared || inboxes.find((i) => i.address === curAddress);
 if (saved) select(saved);
-else createInbox().catch((err) => { $('address').textContent = 'Could not create an address.'; showError(err); });
+else createInbox().catch((err) => { $('address').textContent = t('address.failed'); showError(err); });
