@@ -55,8 +55,13 @@ type DMARCDetails struct {
 // Explain verifies one message as Verify does and returns the details behind
 // the verdicts: each signature's key size and algorithm, the DMARC record and its
 // alignment. The key lookups go through the same cached resolver, within the
-// same budget; metrics count only Verify.
+// same budget; metrics count only Verify. Message may be the stored copy: our
+// own Authentication-Results fields, which verification never sees, are dropped.
 func (v *Verifier) Explain(ctx context.Context, in Input) Details {
+	in.Message, in.Header = StripOwn(in.Message, v.authservID), nil
+	if in.MailFrom == "<>" {
+		in.MailFrom = ""
+	}
 	o := v.verify(ctx, in)
 	d := Details{
 		SPF: SPFDetails{Verdict: o.spf.verdict, Reason: o.spf.reason, Domain: strings.ToLower(o.spfDomain)},
