@@ -131,6 +131,10 @@ func (r *Reporter) Report(ctx context.Context, m *storage.Message) (*Report, err
 	return v.(*Report), nil
 }
 
+// Cached returns the report of a message when it is in the cache, so that a caller
+// need not read the message to be answered; nil otherwise.
+func (r *Reporter) Cached(inbox, id string) *Report { return r.cached(inbox + "\x00" + id) }
+
 func (r *Reporter) cached(key string) *Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
