@@ -109,7 +109,6 @@ func startRspamd(t *testing.T) string {
 	}
 }
 
-
 // TestRspamd asks a real rspamd: a clean message keeps its 10, a spam one loses the
 // rspamd check's points and shows the symbol with its description, and rspamd down
 // makes the check say so while the report still answers.
