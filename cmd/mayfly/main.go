@@ -45,6 +45,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/mcpd"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/server/pop3d"
+	"github.com/mayfly-mail/mayfly/server/report"
 	"github.com/mayfly-mail/mayfly/server/webhook"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -263,6 +264,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		verifier = v
 	}
+	// The report explains verdicts by verifying again, on request only: it has a
+	// verifier of its own even when incoming mail is not verified.
+	explainer, err := mailauth.New(mailauth.Options{AuthservID: cfg.Hostname, Resolver: res})
+	if err != nil {
+		return fmt.Errorf("mail authentication: %w", err)
+	}
+	reporter, err := report.New(report.Options{Verifier: explainer, Resolver: res, RspamdURL: cfg.RspamdURL})
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
 
 	// One count of failed logins for every protocol, so a guesser gains nothing by
 	// moving from IMAP to POP3 to HTTP.
@@ -370,6 +381,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			TrustedProxies:      cfg.TrustedProxies,
 			ACMEChallenge:       cert.Challenge(),
 			MCP:                 mcpHandler,
+			Reporter:            reporter,
 		}, st, logger)
 		api = srv.Handler()
 		servers = append(servers, srv)
