@@ -114,6 +114,8 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cli.Inbox(ctx, args, os.LookupEnv, stdout, stderr)
 	case "wait":
 		return cli.Wait(ctx, args, os.LookupEnv, stdout, stderr)
+	case "report":
+		return cli.Report(ctx, args, os.LookupEnv, stdout, stderr)
 	case "mcp":
 		endpoint, token, err := cli.MCPServer(args, os.LookupEnv, stderr)
 		if err != nil {
@@ -165,6 +167,9 @@ Usage:
   mayfly wait [ADDRESS] [--subject S] [--code | --link[=S] | --json] [--timeout 30s] ...
                            wait for mail in ADDRESS (default $MAYFLY_INBOX, token
                            $MAYFLY_TOKEN); exit 0 found, 1 timed out, 2 error; -h for the flags
+  mayfly report [ADDRESS] ID [--json]
+                           print the deliverability report of a message: score out of 10,
+                           each check with the points it cost and its fix (docs/report.md)
   mayfly mcp [--url URL] [--token T]
                            MCP over stdio for desktop agents, bridged to MAYFLY_URL/mcp
                            with MAYFLY_TOKEN or MAYFLY_API_KEY as bearer (docs/mcp.md)
