@@ -169,6 +169,17 @@ func TestCache(t *testing.T) {
 	if r.cached("box@mayfly.test\x00m1") != nil || r.lru.Len() != 2 {
 		t.Errorf("cache holds %d reports, m1 still there: %v", r.lru.Len(), r.cached("box@mayfly.test\x00m1") != nil)
 	}
+
+	// A byte bound of about one report keeps one.
+	r = newReporter(t, addr, Options{CacheBytes: first.size() + 10})
+	for _, id := range []string{"m1", "m2", "m3"} {
+		m := stored(raw, "mail.good.test")
+		m.ID = id
+		r.Report(context.Background(), m)
+	}
+	if r.lru.Len() != 1 || r.bytes > first.size()+10 || r.Cached("box@mayfly.test", "m3") == nil {
+		t.Errorf("cache of %d bytes holds %d reports, %d bytes", first.size()+10, r.lru.Len(), r.bytes)
+	}
 }
 
 // zoneRRs answers from goodZone, as dnstest.ZoneServer does, for a handler that

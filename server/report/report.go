@@ -61,6 +61,7 @@ type Options struct {
 	RspamdTimeout time.Duration // one rspamd request; 0 = 10s
 	Budget        time.Duration // all DNS lookups of one report; 0 = 5s
 	CacheSize     int           // reports kept; 0 = 1000
+	CacheBytes    int           // their size at most, roughly; 0 = 16 MiB (rspamd's symbols make a report up to ~200 KiB)
 	HTTPClient    *http.Client  // for rspamd; nil = one of its own
 }
 
@@ -74,15 +75,36 @@ type Reporter struct {
 	client        *http.Client
 	flight        singleflight.Group
 
-	mu    sync.Mutex
-	max   int
-	byKey map[string]*list.Element
-	lru   list.List // of *cached, most recent first
+	mu       sync.Mutex
+	max      int
+	maxBytes int
+	bytes    int // the size of the cached reports
+	byKey    map[string]*list.Element
+	lru      list.List // of *cached, most recent first
 }
 
 type cached struct {
-	key string
-	rep *Report
+	key  string
+	rep  *Report
+	size int
+}
+
+// size is roughly what a report holds in memory: its strings and a little per item.
+func (rep *Report) size() int {
+	n := 64
+	for _, c := range rep.Checks {
+		n += 96 + len(c.ID) + len(c.Category) + len(c.Status) + len(c.Detail) + len(c.Fix)
+	}
+	if rep.Spam != nil {
+		n += 64 + len(rep.Spam.Action)
+		for _, s := range rep.Spam.Symbols {
+			n += 64 + len(s.Name) + len(s.Description)
+			for _, o := range s.Options {
+				n += 16 + len(o)
+			}
+		}
+	}
+	return n
 }
 
 // New returns a Reporter.
@@ -99,12 +121,15 @@ func New(o Options) (*Reporter, error) {
 	if o.CacheSize <= 0 {
 		o.CacheSize = 1000
 	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 16 << 20
+	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{}
 	}
 	return &Reporter{
 		verifier: o.Verifier, res: o.Resolver, rspamdURL: o.RspamdURL, rspamdTimeout: o.RspamdTimeout,
-		budget: o.Budget, client: o.HTTPClient, max: o.CacheSize, byKey: map[string]*list.Element{},
+		budget: o.Budget, client: o.HTTPClient, max: o.CacheSize, maxBytes: o.CacheBytes, byKey: map[string]*list.Element{},
 	}, nil
 }
 
@@ -151,10 +176,16 @@ func (r *Reporter) store(key string, rep *Report) {
 	if _, ok := r.byKey[key]; ok {
 		return
 	}
-	r.byKey[key] = r.lru.PushFront(&cached{key: key, rep: rep})
-	for r.lru.Len() > r.max {
+	c := &cached{key: key, rep: rep, size: rep.size()}
+	if c.size > r.maxBytes {
+		return
+	}
+	r.byKey[key] = r.lru.PushFront(c)
+	r.bytes += c.size
+	for r.lru.Len() > r.max || r.bytes > r.maxBytes {
 		old := r.lru.Remove(r.lru.Back()).(*cached)
 		delete(r.byKey, old.key)
+		r.bytes -= old.size
 	}
 }
 
