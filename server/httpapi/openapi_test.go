@@ -82,25 +82,24 @@ func TestOpenAPIValidates(t *testing.T) {
 // openAPIErrors are the error statuses each operation must document: what its handler,
 // authorize, the body limit and handleError can answer.
 var openAPIErrors = map[string][]int{
-	"createInbox":      {400, 408, 413, 429, 500, 503},
-	"deleteInbox":      {400, 401, 403, 429, 500, 503},
-	"getInbox":         {400, 401, 403, 429, 500, 503},
-	"patchInbox":       {400, 401, 403, 408, 413, 429, 500, 503},
-	"patchMessage":     {400, 401, 403, 404, 408, 413, 429, 500, 503},
-	"listMessages":     {400, 401, 403, 429, 500, 503},
-	"getMessage":       {400, 401, 403, 404, 429, 500, 503},
-	"deleteMessage":    {400, 401, 403, 404, 429, 500, 503},
-	"getRawMessage":    {400, 401, 403, 404, 429, 500, 503},
-	"getMessageHTML":   {400, 401, 403, 404, 429, 500, 503},
-	"getMessageReport": {400, 401, 403, 404, 429, 500, 501, 503},
-	"getService":       {429, 500},
-	"replyToMessage":   {400, 401, 403, 404, 408, 413, 422, 429, 500, 501, 503},
-	"getAttachment":    {400, 401, 403, 404, 429, 500, 503},
-	"waitForMessages":  {400, 401, 403, 408, 409, 429, 500, 503},
-	"watchInbox":       {400, 401, 403, 429, 500, 503},
-	"getOpenAPI":       {429, 500},
-	"getTOTP":          {400, 408, 413, 429, 500},
-	"injectMessage":    {400, 401, 403, 408, 413, 415, 429, 500, 501, 503},
+	"createInbox":     {400, 408, 413, 429, 500, 503},
+	"deleteInbox":     {400, 401, 403, 429, 500, 503},
+	"getInbox":        {400, 401, 403, 429, 500, 503},
+	"patchInbox":      {400, 401, 403, 408, 413, 429, 500, 503},
+	"patchMessage":    {400, 401, 403, 404, 408, 413, 429, 500, 503},
+	"listMessages":    {400, 401, 403, 429, 500, 503},
+	"getMessage":      {400, 401, 403, 404, 429, 500, 503},
+	"deleteMessage":   {400, 401, 403, 404, 429, 500, 503},
+	"getRawMessage":   {400, 401, 403, 404, 429, 500, 503},
+	"getMessageHTML":  {400, 401, 403, 404, 429, 500, 503},
+	"getService":      {429, 500},
+	"replyToMessage":  {400, 401, 403, 404, 408, 413, 422, 429, 500, 501, 503},
+	"getAttachment":   {400, 401, 403, 404, 429, 500, 503},
+	"waitForMessages": {400, 401, 403, 408, 409, 429, 500, 503},
+	"watchInbox":      {400, 401, 403, 429, 500, 503},
+	"getOpenAPI":      {429, 500},
+	"getTOTP":         {400, 408, 413, 429, 500},
+	"injectMessage":   {400, 401, 403, 408, 413, 415, 429, 500, 501, 503},
 	// The webhooks' routes.
 	"createWebhook":         {400, 401, 403, 408, 409, 413, 429, 500, 501, 503},
 	"listWebhooks":          {400, 401, 403, 429, 500, 501, 503},
@@ -116,6 +115,9 @@ var openAPIErrors = map[string][]int{
 
 	// The event stream answers its errors before it starts.
 	"streamInboxEvents": {400, 401, 403, 429, 500, 503},
+
+	// The deliverability report: 501 when the server makes none.
+	"getMessageReport": {400, 401, 403, 404, 429, 500, 501, 503},
 }
 
 // openAPIDataStatuses are the 4xx answers that carry data, not an Error: a negative
