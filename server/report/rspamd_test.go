@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,16 @@ const rspamdRules = `rspamd_config.MAYFLY_TEST_SPAM = {
   end,
   score = 8.0,
   description = "Subject has the test spam marker",
+}
+rspamd_config.MAYFLY_TEST_ENVELOPE = {
+  callback = function(task)
+    local from = task:get_from('smtp')
+    local rcpt = task:get_recipients('smtp')
+    return tostring(task:get_from_ip()) == "127.0.0.1" and task:get_helo() == "mail.good.test" and
+      from ~= nil and from[1].addr == "news@good.test" and rcpt ~= nil and rcpt[1].addr == "box@mayfly.test"
+  end,
+  score = 0.0,
+  description = "The envelope came in the IP, Helo, From and Rcpt headers",
 }
 `
 
@@ -127,6 +139,9 @@ func TestRspamd(t *testing.T) {
 		if rep.Score != 10 || c.Status != Pass || rep.Spam == nil || rep.Spam.Action != "no action" {
 			t.Errorf("clean mail: score %v, rspamd %+v, spam %+v\n%s", rep.Score, c, rep.Spam, dump(rep))
 		}
+		if rep.Spam == nil || !slices.ContainsFunc(rep.Spam.Symbols, func(s Symbol) bool { return s.Name == "MAYFLY_TEST_ENVELOPE" }) {
+			t.Errorf("rspamd did not see the envelope: %+v", rep.Spam)
+		}
 	})
 	t.Run("spam", func(t *testing.T) {
 		r := newReporter(t, addr, Options{RspamdURL: url})
@@ -174,6 +189,51 @@ func TestRspamd(t *testing.T) {
 			t.Error("a report without rspamd's answer was cached: asking again would not try again")
 		}
 	})
+}
+
+// TestRspamdBounds: an rspamd that answers too much, too late or nonsense costs the
+// report its spam check, which says why, and nothing else.
+func TestRspamdBounds(t *testing.T) {
+	k := keys()
+	addr := zone(t, goodZone(t), k.good)
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Rcpt") {
+		case "big@mayfly.test":
+			w.Write([]byte(`{"score":1,"action":"no action","symbols":{"A":{"description":"`))
+			w.Write(bytes.Repeat([]byte("x"), maxRspamdAnswer))
+			w.Write([]byte(`"}}}`))
+		case "slow@mayfly.test":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "bad@mayfly.test":
+			w.Write([]byte("<html>not rspamd</html>"))
+		default:
+			http.Error(w, "no", http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(func() { close(release); hs.Close() })
+	for _, tt := range []struct{ rcpt, want string }{
+		{"big@mayfly.test", "larger than"},
+		{"slow@mayfly.test", "no answer within 200ms"},
+		{"bad@mayfly.test", "unreadable answer"},
+		{"error@mayfly.test", "500"},
+	} {
+		t.Run(tt.rcpt, func(t *testing.T) {
+			r := newReporter(t, addr, Options{RspamdURL: hs.URL, RspamdTimeout: 200 * time.Millisecond})
+			m := stored(goodMail().bytes(t, k.good), "mail.good.test")
+			m.Envelope.Recipients = []string{tt.rcpt}
+			rep, err := r.Report(context.Background(), m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := find(rep, "rspamd"); rep.Score != 10 || c.Status != Info || !strings.Contains(c.Detail, tt.want) || rep.Spam != nil {
+				t.Errorf("score %v, rspamd %+v; want 10 and %q", rep.Score, c, tt.want)
+			}
+		})
+	}
 }
 
 func find(rep *Report, id string) Check {
