@@ -55,7 +55,9 @@ type DMARCDetails struct {
 // Explain verifies one message as Verify does and returns the details behind
 // the verdicts: each signature's key size and algorithm, the DMARC record and its
 // alignment. The key lookups go through the same cached resolver, within the
-// same budget; metrics count only Verify. Message may be the stored copy: our
+// same budget; metrics count only Verify. For a message injected over HTTP the
+// DMARC record is looked up all the same, its verdict none (or why there is no
+// record: temperror, permerror). Message may be the stored copy: our
 // own Authentication-Results fields, which verification never sees, are dropped.
 func (v *Verifier) Explain(ctx context.Context, in Input) Details {
 	in.Message, in.Header = StripOwn(in.Message, v.authservID), nil
@@ -69,6 +71,19 @@ func (v *Verifier) Explain(ctx context.Context, in Input) Details {
 			Verdict: o.dmarc.verdict, Reason: o.dmarc.reason, FromDomain: o.from, Percent: 100,
 		},
 	}
+	// The key and policy lookups below: answers from the cache mostly, within a budget of their own.
+	ctx, cancel := context.WithTimeout(ctx, v.budget)
+	defer cancel()
+	if in.Injected && o.from != "" {
+		// No envelope, so no DMARC verdict; the record is still the sender's to fix.
+		p := v.lookupPolicy(ctx, o.from)
+		o.dmarc = dmarcOutcome{verdict: p.verdict, reason: p.reason, policy: p.rec, applied: string(p.applied)}
+		if p.rec != nil {
+			d.DMARC.Verdict, d.DMARC.Reason = None, injectedComment
+		} else {
+			d.DMARC.Verdict, d.DMARC.Reason = p.verdict, p.reason
+		}
+	}
 	if p := o.dmarc.policy; p != nil {
 		d.DMARC.Record = true
 		d.DMARC.Policy, d.DMARC.Subdomain, d.DMARC.Applied = string(p.Policy), string(p.SubdomainPolicy), o.dmarc.applied
@@ -77,8 +92,6 @@ func (v *Verifier) Explain(ctx context.Context, in Input) Details {
 		}
 		d.DMARC.SPFAligned = o.spf.verdict == Pass && aligned(p.SPFAlignment, o.spfDomain, o.from)
 	}
-	ctx, cancel := context.WithTimeout(ctx, v.budget)
-	defer cancel()
 	for _, s := range o.dkim.sigs {
 		sig := DKIMSignature{Domain: s.domain, Selector: s.selector, Algorithm: s.algorithm, Verdict: s.result, Reason: s.reason}
 		sig.Aligned = aligned(dmarc.AlignmentRelaxed, s.domain, o.from)

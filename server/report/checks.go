@@ -71,7 +71,7 @@ func authChecks(m *storage.Message, d mailauth.Details) []Check {
 		aligned = aligned || s.Verdict == mailauth.Pass && s.Aligned
 	}
 	switch {
-	case injected(m) && d.DMARC.Verdict == mailauth.None:
+	case injected(m):
 		dm.Status, dm.Detail = Info, "injected over HTTP: DMARC needs the SMTP envelope"
 	case d.DMARC.Verdict == mailauth.Pass:
 		dm.Status, dm.Detail = Pass, fmt.Sprintf("DMARC pass for %s (%s), policy %s", d.DMARC.FromDomain, d.DMARC.Reason, d.DMARC.Applied)

@@ -212,11 +212,16 @@ func TestReport(t *testing.T) {
 		mail   func(m *mail)
 		helo   string
 		want   []string // the checks that cost points
+		info   []string // checks that must be info
 	}{
 		{name: "well configured"},
 		{name: "no PTR", zone: func(z map[string]string) { delete(z, "ptr") }, want: []string{"rdns"}},
 		{name: "PTR name not confirmed", zone: func(z map[string]string) { z["ptr"] = "1.0.0.127.in-addr.arpa. 300 IN PTR other.good.test." }, want: []string{"fcrdns"}},
 		{name: "HELO of another host", helo: "unknown.good.test", want: []string{"helo"}},
+		// Injected over HTTP (server/mx stores the HELO "HTTP"): no SMTP client to judge,
+		// so SPF, DMARC and the host are not scored; DKIM is verified.
+		{name: "injected over HTTP", helo: "HTTP", info: []string{"spf", "dmarc", "rdns", "fcrdns", "helo"}},
+		{name: "injected unsigned", helo: "HTTP", signer: &rsa.PrivateKey{}, want: []string{"dkim"}},
 		{name: "no MX", zone: func(z map[string]string) { delete(z, "mx") }, want: []string{"mx"}},
 		{name: "null MX", zone: func(z map[string]string) { z["mx"] = "good.test. 300 IN MX 0 ." }, want: []string{"mx"}},
 		{name: "no SPF record", zone: func(z map[string]string) { delete(z, "spf") }, want: []string{"spf-record"}},
@@ -309,6 +314,11 @@ func TestReport(t *testing.T) {
 			got := lost(rep)
 			if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(slices.Values(tt.want))) || rep.Score != roundScore(want) {
 				t.Errorf("score %v, lost %v; want %v, lost %v\n%s", rep.Score, got, roundScore(want), tt.want, dump(rep))
+			}
+			for _, id := range tt.info {
+				if c := find(rep, id); c.Status != Info {
+					t.Errorf("%s = %+v, want info", id, c)
+				}
 			}
 			for _, c := range rep.Checks {
 				if c.unknown() {
