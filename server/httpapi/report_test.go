@@ -91,6 +91,14 @@ func TestReportRoute(t *testing.T) {
 		if again := e.do("GET", path, box.Token, nil); string(again.body) != string(r.body) {
 			t.Errorf("second report differs:\n%s\n%s", r.body, again.body)
 		}
+		// A report is no read: burn-after-read leaves the message.
+		if r := e.patch("/api/v1/inboxes/"+box.Address, box.Token, `{"burn_after_read": true}`); r.status != http.StatusOK {
+			t.Fatalf("PATCH burn_after_read: %d %s", r.status, r.body)
+		}
+		e.do("GET", path, box.Token, nil)
+		if r := e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+m.ID, box.Token, nil); r.status != http.StatusOK {
+			t.Errorf("after the report under burn-after-read, GET message = %d", r.status)
+		}
 		if r := e.do("GET", path, "", nil); r.status != http.StatusUnauthorized {
 			t.Errorf("without token: %d, want 401", r.status)
 		}
