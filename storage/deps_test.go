@@ -58,13 +58,16 @@ var mayImport = map[string][]string{
 	"server/inboxtoken":       {"storage", "storage/redisstore"},
 	"server/cli":              nil, // talks to the server over HTTP only
 	"server/mcpd":             nil, // its tools are requests to the API's http.Handler
+	// the deliverability report: mailauth's own verdict details (never a second
+	// SPF/DKIM), the one DNS client, the one MIME reader and the API's link finder
+	"server/report": {"storage", "server/mailauth", "server/dnsclient", "server/mailparse", "server/httpapi/parse"},
 
 	// test helpers: the stores under test and the one certificate maker
 	"server/testlib": {"storage", "storage/memstore", "storage/redisstore", "storage/storetest", "server/certs"},
 
 	"server/imapd":         views,
 	"server/pop3d":         views,
-	"server/httpapi":       append(slices.Clone(views), "server/httpapi/parse"),
+	"server/httpapi":       append(slices.Clone(views), "server/httpapi/parse", "server/report"), // report: computed, not a view
 	"server/httpapi/parse": {"server/mailparse"},
 	"server/mx":            append(slices.Clone(views), "server/mailauth"),
 	"server/submission":    append(slices.Clone(views), "server/dnsclient"),

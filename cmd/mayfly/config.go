@@ -59,6 +59,7 @@ type Config struct {
 	CORSOrigins     []string
 	DNS             string
 	Verify          bool
+	RspamdURL       string // the deliverability report's spam scorer; "" = not run
 
 	IMAPSearchTimeout      time.Duration
 	SMTPMaxConnections     int
@@ -225,6 +226,17 @@ func settings() []setting {
 		{"verify", "true", "check SPF, DKIM and DMARC of incoming mail and tag it (false: every verdict is none, no DNS lookups)", func(c *Config, v string) (err error) {
 			c.Verify, err = strconv.ParseBool(v)
 			return err
+		}},
+		{"rspamd-url", "", "http://host:11334 of an rspamd whose /checkv2 scores each message for the deliverability report; empty = no spam score (the report says it was not run)", func(c *Config, v string) error {
+			c.RspamdURL = ""
+			if v != "" {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+					return errors.New("want http://host:port or https://host:port of rspamd's normal worker")
+				}
+				c.RspamdURL = v
+			}
+			return nil
 		}},
 		{"smtp-max-connections", "1000", "inbound SMTP sessions at once; later ones wait", positive(func(c *Config) *int { return &c.SMTPMaxConnections })},
 		{"smtp-timeout", "5m", "inbound SMTP: time for one command, or for the whole DATA transfer", duration(func(c *Config) *time.Duration { return &c.SMTPTimeout })},

@@ -67,6 +67,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad address", []string{"-smtp-addr", "localhost"}, nil, "smtp-addr"},
 		{"no smtp", []string{"-smtp-addr", ""}, nil, "smtp-addr"},
 		{"bad redis", []string{"-redis-url", "http://x"}, nil, "redis-url"},
+		{"bad rspamd", nil, map[string]string{"MAYFLY_RSPAMD_URL": "127.0.0.1:11334"}, "MAYFLY_RSPAMD_URL"},
 		{"bad rate", []string{"-send-limit", "20/week"}, nil, "send-limit"},
 		{"bad bool", nil, map[string]string{"MAYFLY_PUBLIC": "maybe"}, "MAYFLY_PUBLIC"},
 		{"no domain", []string{"-domains", " , "}, nil, "domains"},

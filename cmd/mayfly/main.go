@@ -45,6 +45,7 @@ import (
 	"github.com/mayfly-mail/mayfly/server/mcpd"
 	"github.com/mayfly-mail/mayfly/server/mx"
 	"github.com/mayfly-mail/mayfly/server/pop3d"
+	"github.com/mayfly-mail/mayfly/server/report"
 	"github.com/mayfly-mail/mayfly/server/webhook"
 	"github.com/mayfly-mail/mayfly/storage"
 	"github.com/mayfly-mail/mayfly/storage/memstore"
@@ -113,6 +114,8 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return cli.Inbox(ctx, args, os.LookupEnv, stdout, stderr)
 	case "wait":
 		return cli.Wait(ctx, args, os.LookupEnv, stdout, stderr)
+	case "report":
+		return cli.Report(ctx, args, os.LookupEnv, stdout, stderr)
 	case "mcp":
 		endpoint, token, err := cli.MCPServer(args, os.LookupEnv, stderr)
 		if err != nil {
@@ -164,6 +167,9 @@ Usage:
   mayfly wait [ADDRESS] [--subject S] [--code | --link[=S] | --json] [--timeout 30s] ...
                            wait for mail in ADDRESS (default $MAYFLY_INBOX, token
                            $MAYFLY_TOKEN); exit 0 found, 1 timed out, 2 error; -h for the flags
+  mayfly report [ADDRESS] ID [--json]
+                           print the deliverability report of a message: score out of 10,
+                           each check with the points it cost and its fix (docs/report.md)
   mayfly mcp [--url URL] [--token T]
                            MCP over stdio for desktop agents, bridged to MAYFLY_URL/mcp
                            with MAYFLY_TOKEN or MAYFLY_API_KEY as bearer (docs/mcp.md)
@@ -262,6 +268,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return fmt.Errorf("mail authentication: %w", err)
 		}
 		verifier = v
+	}
+	// The report explains verdicts by verifying again, on request only: it has a
+	// verifier of its own even when incoming mail is not verified.
+	explainer, err := mailauth.New(mailauth.Options{AuthservID: cfg.Hostname, Resolver: res})
+	if err != nil {
+		return fmt.Errorf("mail authentication: %w", err)
+	}
+	reporter, err := report.New(report.Options{Verifier: explainer, Resolver: res, RspamdURL: cfg.RspamdURL})
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
 	}
 
 	// One count of failed logins for every protocol, so a guesser gains nothing by
@@ -370,6 +386,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			TrustedProxies:      cfg.TrustedProxies,
 			ACMEChallenge:       cert.Challenge(),
 			MCP:                 mcpHandler,
+			Reporter:            reporter,
 		}, st, logger)
 		api = srv.Handler()
 		servers = append(servers, srv)

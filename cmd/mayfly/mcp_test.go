@@ -135,7 +135,7 @@ func mcpSignUp(t *testing.T, extra []string, version string) {
 	for _, tool := range tools.Tools {
 		readOnly[tool.Name] = tool.Annotations != nil && tool.Annotations.ReadOnlyHint
 	}
-	for _, name := range []string{"create_inbox", "list_messages", "get_message", "wait_for_message", "wait_for_code", "wait_for_link", "expect_no_message", "delete_message", "delete_inbox", "reply"} {
+	for _, name := range []string{"create_inbox", "list_messages", "get_message", "get_report", "wait_for_message", "wait_for_code", "wait_for_link", "expect_no_message", "delete_message", "delete_inbox", "reply"} {
 		if _, ok := readOnly[name]; !ok {
 			t.Errorf("no tool %s among %v", name, readOnly)
 		}
@@ -376,7 +376,7 @@ func TestMCPStdioBridge(t *testing.T) {
 		t.Fatalf("connect to mayfly mcp: %v (stderr %q)", err, stderr.String())
 	}
 	tools, err := cs.ListTools(ctx, nil)
-	if err != nil || len(tools.Tools) != 10 {
+	if err != nil || len(tools.Tools) != 11 {
 		t.Fatalf("tools through the bridge: %v, %v", len(tools.Tools), err)
 	}
 	if !strings.Contains(cs.InitializeResult().Instructions, "untrusted") {

@@ -65,7 +65,7 @@ func (s *server) run(t *testing.T, ctx context.Context, env map[string]string, a
 		return v, ok
 	}
 	var out, errOut bytes.Buffer
-	cmd := map[string]func(context.Context, []string, Env, io.Writer, io.Writer) error{"inbox": Inbox, "wait": Wait}[args[0]]
+	cmd := map[string]func(context.Context, []string, Env, io.Writer, io.Writer) error{"inbox": Inbox, "wait": Wait, "report": Report}[args[0]]
 	err := cmd(ctx, args[1:], lookup, &out, &errOut)
 	var exit *Exit
 	switch {

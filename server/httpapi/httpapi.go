@@ -27,6 +27,7 @@ import (
 
 	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/server/limit"
+	"github.com/mayfly-mail/mayfly/server/report"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -103,6 +104,9 @@ type Options struct {
 	// to this API's own handler), under the rate limits of requests without a
 	// credential; nil = no /mcp.
 	MCP http.Handler
+	// Reporter computes GET .../messages/{id}/report (server/report); nil = the route
+	// answers 501.
+	Reporter *report.Reporter
 }
 
 // store is what the API needs of storage.Store.
@@ -373,6 +377,7 @@ func (s *Server) routes() *echo.Echo {
 	inbox.GET("/messages/:id", s.getMessage, timeout(requestTimeout), s.limitReads)
 	inbox.GET("/messages/:id/raw", s.getRaw, timeout(requestTimeout), s.limitReads)
 	inbox.GET("/messages/:id/html", s.getHTML, timeout(requestTimeout), s.limitReads)
+	inbox.GET("/messages/:id/report", s.getReport, timeout(requestTimeout), s.limitReads)
 	inbox.GET(strings.TrimPrefix(attachmentRoute, inboxRoute), s.getAttachment, timeout(requestTimeout), s.limitReads)
 	inbox.DELETE("/messages/:id", s.deleteMessage, timeout(requestTimeout))
 	inbox.POST("/messages/:id/reply", s.reply, timeout(requestTimeout))

@@ -115,6 +115,9 @@ var openAPIErrors = map[string][]int{
 
 	// The event stream answers its errors before it starts.
 	"streamInboxEvents": {400, 401, 403, 429, 500, 503},
+
+	// The deliverability report: 501 when the server makes none.
+	"getMessageReport": {400, 401, 403, 404, 429, 500, 501, 503},
 }
 
 // openAPIDataStatuses are the 4xx answers that carry data, not an Error: a negative

@@ -16,6 +16,7 @@ const maxSignatures = 10
 // dkimSig is one DKIM-Signature field and its result.
 type dkimSig struct {
 	domain, selector, bprefix string
+	algorithm                 string // a=, e.g. "rsa-sha256"
 	result, reason            string
 }
 
@@ -45,6 +46,8 @@ func dkimSignatures(msg []byte, fields []field) []dkimSig {
 				s.domain = strings.ToLower(val)
 			case "s":
 				s.selector = val
+			case "a":
+				s.algorithm = strings.ToLower(val)
 			case "b":
 				// RFC 6008 section 2: at least 8 characters tell signatures apart.
 				s.bprefix = val[:min(len(val), 8)]

@@ -102,6 +102,27 @@ type Result struct {
 // Budget ends, with temperror for what is still unknown. The goroutines it
 // leaves behind then end by themselves within one query timeout.
 func (v *Verifier) Verify(ctx context.Context, in Input) Result {
+	o := v.verify(ctx, in)
+	v.metrics.result("spf", o.spf.verdict)
+	v.metrics.result("dkim", o.dkim.verdict)
+	v.metrics.result("dmarc", o.dmarc.verdict)
+	return Result{
+		Verdicts: storage.AuthResults{SPF: o.spf.verdict, DKIM: o.dkim.verdict, DMARC: o.dmarc.verdict, FromAligned: o.fromAligned},
+		Header:   v.header(in, o.spf, o.dkim, o.dmarc, o.from),
+	}
+}
+
+// outcome is everything one verification found.
+type outcome struct {
+	spf         spfOutcome
+	dkim        dkimOutcome
+	dmarc       dmarcOutcome
+	from        string // the RFC5322.From domain; "" when there is none to evaluate
+	spfDomain   string
+	fromAligned bool
+}
+
+func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	ctx, cancel := context.WithTimeout(ctx, v.budget)
 	defer cancel()
 
@@ -179,13 +200,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 		fromAligned = fromAligned || (sig.result == Pass && aligned(dmarc.AlignmentRelaxed, sig.domain, from.domain))
 	}
 
-	v.metrics.result("spf", s.verdict)
-	v.metrics.result("dkim", d.verdict)
-	v.metrics.result("dmarc", dm.verdict)
-	return Result{
-		Verdicts: storage.AuthResults{SPF: s.verdict, DKIM: d.verdict, DMARC: dm.verdict, FromAligned: fromAligned},
-		Header:   v.header(in, s, d, dm, from.domain),
-	}
+	return outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned}
 }
 
 // recoverTo turns a panic in a library into a verdict, so that hostile input

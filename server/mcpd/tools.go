@@ -180,6 +180,8 @@ func (s *server) register(srv *mcp.Server) {
 		Description: "Wait up to 55 s for mail with a link matching url, host or text; returns the link (not fetched) and a since cursor. Marks the message seen." + untrustedNote}, s.waitForLink)
 	mcp.AddTool(srv, &mcp.Tool{Name: "expect_no_message", Annotations: hints(true, false, true, false),
 		Description: "Assert that no mail matching the filters comes within the timeout (up to 55 s): no_message true, or the mail that came." + untrustedNote}, s.expectNoMessage)
+	mcp.AddTool(srv, &mcp.Tool{Name: "get_report", Annotations: hints(true, false, true, false),
+		Description: "The deliverability report of one message: score out of 10 and each check (SPF, DKIM, DMARC, the sending host's DNS, the sender domain's records, rspamd, content) with its status, the points it cost and the fix (GET .../messages/{id}/report). Does not mark the message seen." + untrustedNote}, s.getReport)
 	mcp.AddTool(srv, &mcp.Tool{Name: "delete_message", Annotations: hints(false, true, true, false),
 		Description: "Delete one message."}, s.deleteMessage)
 	mcp.AddTool(srv, &mcp.Tool{Name: "delete_inbox", Annotations: hints(false, true, true, false),
@@ -500,4 +502,54 @@ func timedOut(w wait, since string) string {
 
 func text(s string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+}
+
+// reportOut is the REST API's deliverability report, as it answers it.
+type reportOut struct {
+	Score  float64       `json:"score" jsonschema:"10 minus the points of the checks"`
+	Checks []reportCheck `json:"checks"`
+	Spam   *struct {
+		Score         float64 `json:"score"`
+		RequiredScore float64 `json:"required_score"`
+		Action        string  `json:"action"`
+		Symbols       []struct {
+			Name        string   `json:"name"`
+			Score       float64  `json:"score"`
+			Description string   `json:"description,omitempty"`
+			Options     []string `json:"options,omitempty"`
+		} `json:"symbols"`
+	} `json:"spam,omitempty" jsonschema:"rspamd's answer; absent when it was not run"`
+}
+
+type reportCheck struct {
+	ID       string  `json:"id"`
+	Category string  `json:"category"`
+	Status   string  `json:"status" jsonschema:"pass, warn, fail or info (not scored)"`
+	Points   float64 `json:"points" jsonschema:"what the check cost"`
+	Detail   string  `json:"detail"`
+	Fix      string  `json:"fix,omitempty"`
+}
+
+func (s *server) getReport(ctx context.Context, req *mcp.CallToolRequest, in messageArgs) (*mcp.CallToolResult, reportOut, error) {
+	var out reportOut
+	if _, err := s.call(ctx, in.Token, http.MethodGet, inboxPath(in.Address, "messages", in.ID, "report"), nil, nil, &out); err != nil {
+		return nil, reportOut{}, err
+	}
+	if out.Checks == nil {
+		out.Checks = []reportCheck{}
+	}
+	// The details quote the mail (its links, its Message-ID, rspamd's matches): the
+	// lines go in the untrusted block, the score before it.
+	var b strings.Builder
+	for _, c := range out.Checks {
+		fmt.Fprintf(&b, "%s %s %s", c.Status, c.ID, c.Detail)
+		if c.Points > 0 {
+			fmt.Fprintf(&b, " (-%g)", c.Points)
+		}
+		if c.Fix != "" {
+			b.WriteString("; fix: " + c.Fix)
+		}
+		b.WriteString("\n")
+	}
+	return text(fmt.Sprintf("Deliverability score %g/10.\n", out.Score) + untrusted(b.String())), out, nil
 }
