@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/netguard"
@@ -28,7 +29,7 @@ const (
 // on the address dialed, after DNS, unless allowPrivate), follows no redirect (a 3xx
 // is a failed attempt, and could lead anywhere), and uses no proxy from the
 // environment, which would dial for it past that check.
-func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
+func newClient(allowPrivate bool, resolver *net.Resolver, workers int) *http.Client {
 	dialer := netguard.Dialer(net.Dialer{Timeout: 5 * time.Second, Resolver: resolver}, allowPrivate)
 	return &http.Client{
 		Transport: &http.Transport{
@@ -36,7 +37,8 @@ func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
 			DialContext:           dialer.DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
 			ResponseHeaderTimeout: 0, // the attempt's context bounds it
-			MaxIdleConnsPerHost:   4,
+			// Every worker may be POSTing to one receiver: each keeps its connection.
+			MaxIdleConnsPerHost: workers,
 			IdleConnTimeout:       time.Minute,
 			ForceAttemptHTTP2:     true,
 		},
@@ -44,35 +46,54 @@ func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
 	}
 }
 
-// work makes deliveries until ctx ends; an attempt runs under drain, which outlives
-// ctx by the shutdown timeout.
+// work makes deliveries until ctx ends, Options.Workers at a time: it claims as many as
+// that at once (one round trip on Redis) and starts each as soon as a worker is free, so
+// one waits at most one attempt (Options.Timeout) for its worker, and the lease covers
+// that wait and its own attempt. An attempt runs under drain, which outlives ctx by the
+// shutdown timeout; deliveries claimed but not started when ctx ends come back after
+// their lease.
 func (s *Service) work(ctx, drain context.Context) {
+	busy := make(chan struct{}, s.opts.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	idle := time.NewTimer(0)
 	defer idle.Stop()
 	failures := 0
 	for ctx.Err() == nil {
-		d, err := s.store.ClaimDelivery(ctx, s.opts.Lease)
+		ds, err := s.store.ClaimDeliveries(ctx, s.opts.Workers, s.opts.Lease)
 		wait := s.opts.Poll
 		if err != nil && ctx.Err() == nil {
-			// The store is down: every worker finds it so, and need not say so every poll.
+			// The store is down: every poll finds it so, and need not say so each time.
 			failures++
 			wait = min(wait<<min(failures, 6), 30*time.Second)
 			if failures == 1 {
-				s.logger.Warn("claim a delivery", "err", err)
+				s.logger.Warn("claim deliveries", "err", err)
 			}
 		} else if err == nil {
 			failures = 0
 		}
-		if d == nil {
-			idle.Reset(wait)
+		for _, d := range ds {
 			select {
+			case busy <- struct{}{}:
 			case <-ctx.Done():
-			case <-s.wake:
-			case <-idle.C:
+				return
 			}
-			continue
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.deliver(drain, d)
+				<-busy
+			}()
 		}
-		s.deliver(drain, d)
+		if len(ds) == s.opts.Workers {
+			continue // more may be due
+		}
+		idle.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-idle.C:
+		}
 	}
 }
 

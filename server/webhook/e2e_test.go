@@ -379,7 +379,7 @@ type killable struct {
 	// deliveries the store already had.
 	dieOnAdd    bool
 	adds, dupes atomic.Int64
-	// failAdds is how many AddDelivery calls still fail, as a store that hiccups.
+	// failAdds is how many AddDeliveries calls still fail, as a store that hiccups.
 	failAdds atomic.Int64
 }
 
@@ -422,17 +422,37 @@ func (k *killable) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, 
 	return added, err
 }
 
-func (k *killable) ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error) {
+func (k *killable) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
 	if k.dead.Load() {
 		return nil, errDead
 	}
-	d, err := k.Store.ClaimDelivery(ctx, lease)
+	if k.failAdds.Add(-1) >= 0 {
+		return nil, storage.ErrUnavailable
+	}
+	if k.dieOnAdd {
+		k.dead.Store(true) // before the store has them, so that no worker of this node claims one
+	}
+	added, err := k.Store.AddDeliveries(ctx, ds)
+	for _, ok := range added {
+		k.adds.Add(1)
+		if !ok {
+			k.dupes.Add(1)
+		}
+	}
+	return added, err
+}
+
+func (k *killable) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error) {
+	if k.dead.Load() {
+		return nil, errDead
+	}
+	ds, err := k.Store.ClaimDeliveries(ctx, n, lease)
 	if k.dead.Load() {
 		// Died while the claim was on its way: what it took stays leased to the dead
 		// node until the lease runs out, as with a real death.
 		return nil, errDead
 	}
-	return d, err
+	return ds, err
 }
 
 func (k *killable) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
@@ -593,7 +613,7 @@ func TestNodeDiesBeforeAck(t *testing.T) {
 	}
 }
 
-// TestDispatchRetries fails the store's AddDelivery once: the dispatcher tries the
+// TestDispatchRetries fails the store's AddDeliveries once: the dispatcher tries the
 // event again at once, not a feed lease (a minute) later.
 func TestDispatchRetries(t *testing.T) {
 	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {

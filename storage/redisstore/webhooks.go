@@ -139,26 +139,66 @@ func (s *Store) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, err
 	return n == 1, nil
 }
 
-// ClaimDelivery takes the delivery due soonest, if it is due, and moves it to the end
-// of its lease, by the server's clock (claimDeliveryScript).
-func (s *Store) ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error) {
-	if lease <= 0 {
-		return nil, fmt.Errorf("claim delivery: lease %v", lease)
+// AddDeliveries stores each of ds as AddDelivery does, all in one round trip
+// (addDeliveryScript per delivery, pipelined): the dispatcher stores an event's
+// deliveries to every subscriber at once. added[i] is false when ds[i]'s webhook has a
+// delivery with its ID already or does not exist.
+func (s *Store) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
+	calls := make([]*call, len(ds))
+	for i, d := range ds {
+		if d.State == "" {
+			c := *d
+			c.State = storage.DeliveryPending
+			d = &c
+		}
+		args, err := deliveryArgs(d)
+		if err != nil {
+			return nil, err
+		}
+		k := s.hookKeys(d.Webhook)
+		calls[i] = &call{script: addDeliveryScript, keys: []string{k.hooks, k.d, k.log, k.done, k.due}, args: args}
 	}
-	k := s.hookKeys("")
-	data, err := claimDeliveryScript.Run(ctx, s.client, []string{k.due}, max(lease.Milliseconds(), 1), k.deliveryPrefix).Text()
-	if errors.Is(err, redis.Nil) {
+	s.pipeline(ctx, calls, nil)
+	added := make([]bool, len(ds))
+	for i, c := range calls {
+		n, err := c.cmd.Int64()
+		if err != nil {
+			return nil, unavailable("add delivery "+ds[i].ID, err)
+		}
+		added[i] = n == 1
+	}
+	return added, nil
+}
+
+// ClaimDeliveries takes up to n deliveries due, soonest first, and moves each to the
+// end of its lease, by the server's clock, in one round trip (claimDeliveriesScript).
+func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error) {
+	if lease <= 0 {
+		return nil, fmt.Errorf("claim deliveries: lease %v", lease)
+	}
+	if n <= 0 {
 		return nil, nil
 	}
+	k := s.hookKeys("")
+	list, err := claimDeliveriesScript.Run(ctx, s.client, []string{k.due}, max(lease.Milliseconds(), 1), k.deliveryPrefix, min(n, maxClaim)).StringSlice()
 	if err != nil {
-		return nil, unavailable("claim delivery", err)
+		return nil, unavailable("claim deliveries", err)
 	}
-	d := &storage.Delivery{}
-	if err := json.Unmarshal([]byte(data), d); err != nil {
-		return nil, fmt.Errorf("claim delivery: %w", err)
+	ds := make([]*storage.Delivery, 0, len(list))
+	for _, data := range list {
+		d := &storage.Delivery{}
+		if err := json.Unmarshal([]byte(data), d); err != nil {
+			// Leased all the same: it comes back after the lease, and fails again.
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		ds = append(ds, d)
 	}
-	return d, nil
+	return ds, nil
 }
+
+// maxClaim bounds one claim, so one script call stays short: Redis runs nothing else
+// meanwhile.
+const maxClaim = 256
 
 // UpdateDelivery saves d (updateDeliveryScript).
 func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
@@ -285,28 +325,36 @@ place(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[4], ARGV[5], AR
 return 1
 `)
 
-// claimDeliveryScript returns the delivery due soonest, if it is due, and makes it due
-// again at the end of the lease; nil when none is due. An entry whose delivery is gone
-// is dropped. It uses the server's clock, so nodes with skewed clocks agree on leases.
-// The deliveries' hash is built from ARGV[2], which carries KEYS[1]'s hash tag.
-// KEYS: 1 due. ARGV: 1 lease (ms), 2 the deliveries' key prefix.
-var claimDeliveryScript = redis.NewScript(`
+// claimDeliveriesScript returns up to ARGV[3] deliveries due, soonest first, and makes
+// each due again at the end of the lease; an empty list when none is due. An entry whose
+// delivery is gone is dropped. It uses the server's clock, so nodes with skewed clocks
+// agree on leases. The deliveries' hash is built from ARGV[2], which carries KEYS[1]'s
+// hash tag. KEYS: 1 due. ARGV: 1 lease (ms), 2 the deliveries' key prefix, 3 how many.
+var claimDeliveriesScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local want = tonumber(ARGV[3])
+local out = {}
 for _ = 1, 100 do
-	local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)[1]
-	if not m then
-		return false
+	local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, want - #out)
+	if #ms == 0 then
+		break
 	end
-	local nl = string.find(m, '\n', 1, true)
-	local data = nl and redis.call('HGET', ARGV[2] .. string.sub(m, 1, nl - 1), string.sub(m, nl + 1))
-	if data then
-		redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), m)
-		return data
+	for _, m in ipairs(ms) do
+		local nl = string.find(m, '\n', 1, true)
+		local data = nl and redis.call('HGET', ARGV[2] .. string.sub(m, 1, nl - 1), string.sub(m, nl + 1))
+		if data then
+			redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), m)
+			out[#out + 1] = data
+		else
+			redis.call('ZREM', KEYS[1], m)
+		end
 	end
-	redis.call('ZREM', KEYS[1], m)
+	if #out >= want then
+		break
+	end
 end
-return false
+return out
 `)
 
 // deleteWebhookScript deletes a webhook, its deliveries and their entries in the due

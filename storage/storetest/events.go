@@ -28,6 +28,8 @@ var eventTests = []struct {
 	{"WebhookCRUD", testWebhookCRUD},
 	{"AddDeliveryIdempotent", testAddDeliveryIdempotent},
 	{"ClaimDeliveryLease", testClaimDeliveryLease},
+	{"ClaimDeliveriesBatch", testClaimDeliveriesBatch},
+	{"AddDeliveries", testAddDeliveries},
 	{"UpdateDeliveryStates", testUpdateDeliveryStates},
 	{"DeliveriesTrimmed", testDeliveriesTrimmed},
 	{"DeleteWebhookDeliveries", testDeleteWebhookDeliveries},
@@ -595,9 +597,21 @@ func testAddDeliveryIdempotent(t *testing.T, newStore NewStore) {
 	if _, err := st.GetDelivery(ctx, "wh_1", "msg_2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetDelivery of a missing delivery: %v, want ErrNotFound", err)
 	}
-	if c, err := st.ClaimDelivery(ctx, time.Minute); err != nil || c != nil {
+	if c, err := claimOne(ctx, st, time.Minute); err != nil || c != nil {
 		t.Errorf("ClaimDelivery with nothing due = %+v, %v; want nil", c, err)
 	}
+}
+
+// claimOne claims one delivery; nil when none is due.
+func claimOne(ctx context.Context, st storage.WebhookStore, lease time.Duration) (*storage.Delivery, error) {
+	ds, err := st.ClaimDeliveries(ctx, 1, lease)
+	if err != nil || len(ds) == 0 {
+		return nil, err
+	}
+	if len(ds) > 1 {
+		return nil, fmt.Errorf("ClaimDeliveries(1) returned %d", len(ds))
+	}
+	return ds[0], nil
 }
 
 // claimWithin polls ClaimDelivery until it returns a delivery or d passes.
@@ -605,7 +619,7 @@ func claimWithin(t *testing.T, st storage.WebhookStore, lease, d time.Duration) 
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		c, err := st.ClaimDelivery(ctxFor(t), lease)
+		c, err := claimOne(ctxFor(t), st, lease)
 		if err != nil {
 			t.Fatalf("ClaimDelivery: %v", err)
 		}
@@ -625,14 +639,14 @@ func testClaimDeliveryLease(t *testing.T, newStore NewStore) {
 	addDelivery(t, st, d)
 	addDelivery(t, st, NewDelivery("wh_1", "msg_later", now, now.Add(time.Hour)))
 	const lease = 700 * time.Millisecond
-	c, err := st.ClaimDelivery(ctx, lease)
+	c, err := claimOne(ctx, st, lease)
 	claimed := time.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkDelivery(t, c, d)
 	// Leased: hidden; and the later one is not due.
-	if again, err := st.ClaimDelivery(ctx, lease); err != nil || again != nil && time.Since(claimed) < lease {
+	if again, err := claimOne(ctx, st, lease); err != nil || again != nil && time.Since(claimed) < lease {
 		t.Fatalf("ClaimDelivery within the lease = %+v, %v; want nil", again, err)
 	}
 	// The claimer died: due again when its lease runs out.
@@ -666,7 +680,7 @@ func testUpdateDeliveryStates(t *testing.T, newStore NewStore) {
 	} else {
 		checkDelivery(t, got, c)
 	}
-	if got, err := st.ClaimDelivery(ctx, time.Minute); err != nil || got != nil {
+	if got, err := claimOne(ctx, st, time.Minute); err != nil || got != nil {
 		t.Errorf("ClaimDelivery of one due in an hour = %+v, %v; want nil", got, err)
 	}
 	// Due now again (a retry or a replay), then delivered: out of the queue.
@@ -795,5 +809,95 @@ func testDeleteWebhookDeliveries(t *testing.T, newStore NewStore) {
 		t.Errorf("the other webhook's delivery: %v", err)
 	} else {
 		checkDelivery(t, got, kept)
+	}
+}
+
+// testClaimDeliveriesBatch: a claim of n takes the n due soonest, each leased; a claimer
+// that dies holding them has every one of them claimed again after the lease, and none
+// before.
+func testClaimDeliveriesBatch(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	now := time.Now()
+	putWebhook(t, st, NewWebhook("wh_1", now))
+	putWebhook(t, st, NewWebhook("wh_2", now))
+	var want []string
+	for i := range 5 {
+		d := NewDelivery([]string{"wh_1", "wh_2"}[i%2], fmt.Sprintf("msg_%d", i), now, now.Add(time.Duration(i-10)*time.Second))
+		addDelivery(t, st, d)
+		want = append(want, d.Webhook+"/"+d.ID)
+	}
+	addDelivery(t, st, NewDelivery("wh_1", "msg_later", now, now.Add(time.Hour)))
+	const lease = 700 * time.Millisecond
+	ids := func(ds []*storage.Delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.Webhook+"/"+d.ID)
+		}
+		return out
+	}
+	first, err := st.ClaimDeliveries(ctx, 3, lease)
+	claimed := time.Now()
+	if err != nil || !slices.Equal(ids(first), want[:3]) {
+		t.Fatalf("ClaimDeliveries(3) = %q, %v; want %q, the soonest due", ids(first), err, want[:3])
+	}
+	rest, err := st.ClaimDeliveries(ctx, 10, lease)
+	if err != nil || !slices.Equal(ids(rest), want[3:]) {
+		t.Fatalf("ClaimDeliveries(10) = %q, %v; want %q: the others due, not the leased or the later", ids(rest), err, want[3:])
+	}
+	if none, err := st.ClaimDeliveries(ctx, 10, lease); err != nil || len(none) != 0 && time.Since(claimed) < lease {
+		t.Fatalf("ClaimDeliveries within the leases = %q, %v; want none", ids(none), err)
+	}
+	// Both claimers died: every delivery comes back after its lease.
+	var again []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(again) < len(want) && time.Now().Before(deadline) {
+		ds, err := st.ClaimDeliveries(ctx, 10, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) > 0 && time.Since(claimed) < lease-50*time.Millisecond {
+			t.Fatalf("claimed %q again %v after the first claim, within its lease of %v", ids(ds), time.Since(claimed), lease)
+		}
+		again = append(again, ids(ds)...)
+		time.Sleep(10 * time.Millisecond) // polling the leases' end, with a deadline
+	}
+	slices.Sort(again)
+	if sorted := slices.Sorted(slices.Values(want)); !slices.Equal(again, sorted) {
+		t.Errorf("claimed again after the leases: %q, want %q", again, sorted)
+	}
+	if ds, err := st.ClaimDeliveries(ctx, 0, lease); err != nil || len(ds) != 0 {
+		t.Errorf("ClaimDeliveries(0) = %q, %v; want none", ids(ds), err)
+	}
+}
+
+// testAddDeliveries: a batch stores each delivery as AddDelivery does, and says which.
+func testAddDeliveries(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	now := time.Now()
+	putWebhook(t, st, NewWebhook("wh_1", now))
+	putWebhook(t, st, NewWebhook("wh_2", now))
+	old := NewDelivery("wh_1", "msg_1", now, now.Add(time.Hour))
+	addDelivery(t, st, old)
+	again := *old
+	again.Payload = []byte(`{"other":true}`)
+	batch := []*storage.Delivery{&again, NewDelivery("wh_2", "msg_1", now, now), NewDelivery("wh_none", "msg_1", now, now), NewDelivery("wh_1", "msg_2", now, now.Add(time.Hour))}
+	added, err := st.AddDeliveries(ctx, batch)
+	if err != nil || !slices.Equal(added, []bool{false, true, false, true}) {
+		t.Fatalf("AddDeliveries = %v, %v; want [false true false true]", added, err)
+	}
+	for _, d := range []*storage.Delivery{old, batch[1], batch[3]} {
+		got, err := st.GetDelivery(ctx, d.Webhook, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDelivery(t, got, d)
+	}
+	if c := claimWithin(t, st, time.Minute, 5*time.Second); c == nil || c.Webhook != "wh_2" {
+		t.Errorf("claimed %+v, want the batch's one due now", c)
+	}
+	if added, err := st.AddDeliveries(ctx, nil); err != nil || len(added) != 0 {
+		t.Errorf("AddDeliveries(nil) = %v, %v", added, err)
 	}
 }
