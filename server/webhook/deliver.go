@@ -39,8 +39,8 @@ func newClient(allowPrivate bool, resolver *net.Resolver, workers int) *http.Cli
 			ResponseHeaderTimeout: 0, // the attempt's context bounds it
 			// Every worker may be POSTing to one receiver: each keeps its connection.
 			MaxIdleConnsPerHost: workers,
-			IdleConnTimeout:       time.Minute,
-			ForceAttemptHTTP2:     true,
+			IdleConnTimeout:     time.Minute,
+			ForceAttemptHTTP2:   true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
