@@ -105,6 +105,10 @@ type WebhookStore interface {
 	// are due again at d.Next, delivered and failed ones leave the queue. ErrNotFound when d is not stored
 	// (its webhook was deleted, or it was trimmed).
 	UpdateDelivery(ctx context.Context, d *Delivery) error
+	// UpdateDeliveries saves each of ds as UpdateDelivery does, in one go (on Redis one
+	// round trip); one that is not stored is skipped. An error means some may be saved
+	// and others not.
+	UpdateDeliveries(ctx context.Context, ds []*Delivery) error
 	GetDelivery(ctx context.Context, webhook, id string) (*Delivery, error) // ErrNotFound
 	// Deliveries returns a webhook's latest deliveries, newest first (by Created); the
 	// store keeps at least the last DeliveriesKept of each webhook that are not pending,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -54,8 +53,18 @@ func newClient(allowPrivate bool, resolver *net.Resolver, workers int) *http.Cli
 // their lease.
 func (s *Service) work(ctx, drain context.Context) {
 	busy := make(chan struct{}, s.opts.Workers)
+	saves := make(chan save, s.opts.Workers)
+	saved := make(chan struct{})
+	go func() {
+		s.saveAttempts(drain, saves)
+		close(saved)
+	}()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		close(saves)
+		<-saved
+	}()
 	idle := time.NewTimer(0)
 	defer idle.Stop()
 	failures := 0
@@ -81,7 +90,7 @@ func (s *Service) work(ctx, drain context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.deliver(drain, d)
+				s.deliver(drain, d, saves)
 				<-busy
 			}()
 		}
@@ -100,7 +109,7 @@ func (s *Service) work(ctx, drain context.Context) {
 // deliver makes one attempt at d, records it in d's log and schedules what comes next:
 // nothing when it succeeded, the next attempt when it failed and the schedule allows,
 // else the delivery has failed. A webhook failing for Options.DisableAfter is disabled.
-func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
+func (s *Service) deliver(ctx context.Context, d *storage.Delivery, saves chan<- save) {
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
 	logger := s.logger.With("webhook", d.Webhook, "id", d.ID)
@@ -115,7 +124,7 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
 	if w.Disabled != "" {
 		d.State, d.Next = storage.DeliveryFailed, time.Time{}
 		s.metrics.attempts.WithLabelValues("failed").Inc()
-		s.update(ctx, logger, d)
+		s.update(ctx, d, saves)
 		return
 	}
 	now := s.opts.Now()
@@ -134,16 +143,60 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
 	s.metrics.attempts.WithLabelValues(result).Inc()
 	s.metrics.latency.Observe(a.Latency.Seconds())
 	logger.Debug("attempt", "url", w.URL, "status", a.Status, "err", a.Error, "dur", a.Latency, "result", result)
-	s.update(ctx, logger, d)
+	s.update(ctx, d, saves)
 	s.noteResult(ctx, w, ok, d.State == storage.DeliveryFailed, now)
 }
 
-// update saves d after an attempt. A delivery the store no longer has went with its
-// webhook, deleted meanwhile.
-func (s *Service) update(ctx context.Context, logger *slog.Logger, d *storage.Delivery) {
-	if err := s.store.UpdateDelivery(ctx, d); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		logger.Warn("update delivery", "err", err)
+// save is a delivery to store after its attempt, and the signal that it is stored.
+type save struct {
+	d    *storage.Delivery
+	done chan struct{}
+}
+
+// maxSaves bounds the deliveries stored in one go.
+const maxSaves = 256
+
+// saveAttempts stores the deliveries sent on saves after their attempts until saves is
+// closed: those of every worker that finished while a batch was being stored go in the
+// next, in one round trip on Redis, not one each. A delivery the store no longer has
+// went with its webhook, deleted meanwhile; one not stored (the store failed) is
+// attempted again after its lease.
+func (s *Service) saveAttempts(ctx context.Context, saves <-chan save) {
+	batch := make([]save, 0, maxSaves)
+	ds := make([]*storage.Delivery, 0, maxSaves)
+	for first := range saves {
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < maxSaves {
+			select {
+			case next, ok := <-saves:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, next)
+			default:
+				break gather
+			}
+		}
+		ds = ds[:0]
+		for _, sv := range batch {
+			ds = append(ds, sv.d)
+		}
+		if err := s.store.UpdateDeliveries(ctx, ds); err != nil {
+			s.logger.Warn("update deliveries", "n", len(ds), "err", err)
+		}
+		for _, sv := range batch {
+			close(sv.done)
+		}
 	}
+}
+
+// update stores d after an attempt, with the others made meanwhile, and returns once
+// it is stored (or could not be).
+func (s *Service) update(ctx context.Context, d *storage.Delivery, saves chan<- save) {
+	done := make(chan struct{})
+	saves <- save{d: d, done: done}
+	<-done
 }
 
 // webhook returns webhook id from the cached subscriptions, or the store when it is

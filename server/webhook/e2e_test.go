@@ -462,6 +462,13 @@ func (k *killable) UpdateDelivery(ctx context.Context, d *storage.Delivery) erro
 	return k.Store.UpdateDelivery(ctx, d)
 }
 
+func (k *killable) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	if k.dead.Load() {
+		return errDead
+	}
+	return k.Store.UpdateDeliveries(ctx, ds)
+}
+
 func (k *killable) PutWebhook(ctx context.Context, w *storage.Webhook) error {
 	if k.dead.Load() {
 		return errDead

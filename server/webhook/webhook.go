@@ -84,6 +84,7 @@ type store interface {
 	AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error)
 	ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error)
 	UpdateDelivery(ctx context.Context, d *storage.Delivery) error
+	UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error
 	GetDelivery(ctx context.Context, webhook, id string) (*storage.Delivery, error)
 	Deliveries(ctx context.Context, webhook string, limit int) ([]storage.Delivery, error)
 }

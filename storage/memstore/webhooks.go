@@ -277,6 +277,16 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 	return nil
 }
 
+// UpdateDeliveries saves each of ds as UpdateDelivery does, skipping those not stored.
+func (s *Store) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	for _, d := range ds {
+		if err := s.UpdateDelivery(ctx, d); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 // GetDelivery returns one delivery of a webhook.
 func (s *Store) GetDelivery(ctx context.Context, webhook, id string) (*storage.Delivery, error) {
 	s.mu.Lock()

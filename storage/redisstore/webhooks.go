@@ -222,6 +222,32 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 	return nil
 }
 
+// UpdateDeliveries saves each of ds (updateDeliveryScript), all in one round trip:
+// each worker's update after its attempt goes with those of the others.
+func (s *Store) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	calls := make([]*call, len(ds))
+	for i, d := range ds {
+		if d.State == "" {
+			c := *d
+			c.State = storage.DeliveryPending
+			d = &c
+		}
+		args, err := deliveryArgs(d)
+		if err != nil {
+			return err
+		}
+		k := s.hookKeys(d.Webhook)
+		calls[i] = &call{script: updateDeliveryScript, keys: []string{k.hooks, k.d, k.log, k.done, k.due}, args: args}
+	}
+	s.pipeline(ctx, calls, nil)
+	for i, c := range calls {
+		if err := c.cmd.Err(); err != nil {
+			return unavailable("update delivery "+ds[i].ID, err)
+		}
+	}
+	return nil
+}
+
 // GetDelivery returns one delivery (HGET).
 func (s *Store) GetDelivery(ctx context.Context, webhook, id string) (*storage.Delivery, error) {
 	data, err := s.client.HGet(ctx, s.hookKeys(webhook).d, id).Result()

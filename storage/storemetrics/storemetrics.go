@@ -153,6 +153,11 @@ func (s *timedStore) UpdateDelivery(ctx context.Context, d *storage.Delivery) (e
 	return s.Store.UpdateDelivery(ctx, d)
 }
 
+func (s *timedStore) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) (err error) {
+	defer s.timer("update_deliveries", &err)()
+	return s.Store.UpdateDeliveries(ctx, ds)
+}
+
 func (s *timedStore) GetDelivery(ctx context.Context, webhook, id string) (_ *storage.Delivery, err error) {
 	defer s.timer("get_delivery", &err)()
 	return s.Store.GetDelivery(ctx, webhook, id)

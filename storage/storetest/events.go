@@ -30,6 +30,7 @@ var eventTests = []struct {
 	{"ClaimDeliveryLease", testClaimDeliveryLease},
 	{"ClaimDeliveriesBatch", testClaimDeliveriesBatch},
 	{"AddDeliveries", testAddDeliveries},
+	{"UpdateDeliveries", testUpdateDeliveries},
 	{"UpdateDeliveryStates", testUpdateDeliveryStates},
 	{"DeliveriesTrimmed", testDeliveriesTrimmed},
 	{"DeleteWebhookDeliveries", testDeleteWebhookDeliveries},
@@ -899,5 +900,41 @@ func testAddDeliveries(t *testing.T, newStore NewStore) {
 	}
 	if added, err := st.AddDeliveries(ctx, nil); err != nil || len(added) != 0 {
 		t.Errorf("AddDeliveries(nil) = %v, %v", added, err)
+	}
+}
+
+// testUpdateDeliveries: a batch saves each delivery as UpdateDelivery does, skipping
+// those not stored.
+func testUpdateDeliveries(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	now := time.Now()
+	putWebhook(t, st, NewWebhook("wh_1", now))
+	a := NewDelivery("wh_1", "msg_1", now, now)
+	b := NewDelivery("wh_1", "msg_2", now, now)
+	addDelivery(t, st, a)
+	addDelivery(t, st, b)
+	a.State = storage.DeliveryDelivered
+	a.Attempts = []storage.Attempt{{At: now.Truncate(time.Millisecond), Status: 204, Latency: time.Millisecond}}
+	b.Next = now.Add(time.Hour).Truncate(time.Millisecond)
+	b.Attempts = []storage.Attempt{{At: now.Truncate(time.Millisecond), Status: 500, Latency: time.Millisecond, Response: "oops"}}
+	if err := st.UpdateDeliveries(ctx, []*storage.Delivery{a, NewDelivery("wh_1", "msg_none", now, now), NewDelivery("wh_none", "msg_1", now, now), b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*storage.Delivery{a, b} {
+		got, err := st.GetDelivery(ctx, d.Webhook, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDelivery(t, got, d)
+	}
+	if c := claimWithin(t, st, time.Minute, 100*time.Millisecond); c != nil {
+		t.Errorf("claimed %+v; want none: one delivered, one due in an hour", c)
+	}
+	if _, err := st.GetDelivery(ctx, "wh_1", "msg_none"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetDelivery of one skipped: %v, want ErrNotFound", err)
+	}
+	if err := st.UpdateDeliveries(ctx, nil); err != nil {
+		t.Errorf("UpdateDeliveries(nil): %v", err)
 	}
 }
