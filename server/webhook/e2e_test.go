@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -852,5 +853,83 @@ func TestShutdownDrains(t *testing.T) {
 	stop()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Run returned %v after its context ended, want about the 200ms shutdown timeout", d)
+	}
+}
+
+// counting is a store that counts the webhooks' batched calls and what they carry.
+type counting struct {
+	Store
+	adds, added, claims, claimed, updates, updated atomic.Int64
+}
+
+func (c *counting) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
+	c.adds.Add(1)
+	c.added.Add(int64(len(ds)))
+	return c.Store.AddDeliveries(ctx, ds)
+}
+
+func (c *counting) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error) {
+	ds, err := c.Store.ClaimDeliveries(ctx, n, lease)
+	if len(ds) > 0 {
+		c.claims.Add(1)
+		c.claimed.Add(int64(len(ds)))
+	}
+	return ds, err
+}
+
+func (c *counting) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	c.updates.Add(1)
+	c.updated.Add(int64(len(ds)))
+	return c.Store.UpdateDeliveries(ctx, ds)
+}
+
+// TestBatches: a backlog of deliveries is stored, claimed and saved after its attempts
+// in batches, not with a store round trip per delivery each (the profile of the fan-out
+// benchmark, docs/benchmarks.md), and the POSTs to one receiver keep their connections.
+func TestBatches(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := &counting{Store: b.New(t)}
+			rc := newReceiver(t)
+			var mu sync.Mutex
+			conns := map[string]bool{}
+			rc.setAnswer(func(r *http.Request, n int) int {
+				mu.Lock()
+				conns[r.RemoteAddr] = true
+				mu.Unlock()
+				return http.StatusNoContent
+			})
+			s := New(testOptions(), st, testlib.Logger(t))
+			const hooks, messages = 5, 80
+			for range hooks {
+				create(t, s, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			}
+			for i := range messages {
+				put(t, st.Store.(storage.Store), "box@x.test", fmt.Sprintf("Message %d", i), "hello", false)
+			}
+			run(t, s)
+			const total = hooks * messages
+			testlib.WaitFor(t, "every delivery", func() bool { return len(rc.accepted()) >= total && st.updated.Load() >= total })
+			if got := len(rc.accepted()); got != total {
+				t.Errorf("%d POSTs, want %d", got, total)
+			}
+			if n := st.adds.Load(); n > messages/4 || st.added.Load() != total {
+				t.Errorf("%d deliveries stored in %d calls, want %d in at most %d", st.added.Load(), n, total, messages/4)
+			}
+			if n := st.claims.Load(); n > total/4 {
+				t.Errorf("%d deliveries claimed in %d claims, want at most %d claims", st.claimed.Load(), n, total/4)
+			}
+			// In memory a save is no round trip, and is over before the next attempt ends.
+			if n := st.updates.Load(); b.Name == "redis" && n > total*3/4 {
+				t.Errorf("%d deliveries saved in %d calls, want at most %d calls", st.updated.Load(), n, total*3/4)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// One per worker, and a few more: a worker's connection goes back to the pool
+			// just after its attempt ends, and the next attempt may not wait for it.
+			if workers := New(Options{}, st, testlib.Logger(t)).opts.Workers; len(conns) > workers*3/2 {
+				t.Errorf("%d connections to the receiver, want about one per worker (%d): kept alive", len(conns), workers)
+			}
+		})
 	}
 }
