@@ -52,7 +52,10 @@ func newClient(allowPrivate bool, resolver *net.Resolver, workers int) *http.Cli
 // shutdown timeout; deliveries claimed but not started when ctx ends come back after
 // their lease.
 func (s *Service) work(ctx, drain context.Context) {
-	saves := make(chan save, s.opts.Workers)
+	// A worker hands its delivery to saveAttempts and goes on to the next: waiting for
+	// the store was half of a worker's time in the fan-out. The channel's bound keeps
+	// the deliveries attempted but not yet stored (made again if the node dies) few.
+	saves := make(chan *storage.Delivery, s.opts.Workers)
 	saved := make(chan struct{})
 	go func() {
 		s.saveAttempts(drain, saves)
@@ -115,7 +118,7 @@ func (s *Service) work(ctx, drain context.Context) {
 // deliver makes one attempt at d, records it in d's log and schedules what comes next:
 // nothing when it succeeded, the next attempt when it failed and the schedule allows,
 // else the delivery has failed. A webhook failing for Options.DisableAfter is disabled.
-func (s *Service) deliver(ctx context.Context, d *storage.Delivery, saves chan<- save) {
+func (s *Service) deliver(ctx context.Context, d *storage.Delivery, saves chan<- *storage.Delivery) {
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
 	logger := s.logger.With("webhook", d.Webhook, "id", d.ID)
@@ -130,7 +133,7 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery, saves chan<-
 	if w.Disabled != "" {
 		d.State, d.Next = storage.DeliveryFailed, time.Time{}
 		s.metrics.attempts.WithLabelValues("failed").Inc()
-		s.update(ctx, d, saves)
+		saves <- d
 		return
 	}
 	now := s.opts.Now()
@@ -149,14 +152,8 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery, saves chan<-
 	s.metrics.attempts.WithLabelValues(result).Inc()
 	s.metrics.latency.Observe(a.Latency.Seconds())
 	logger.Debug("attempt", "url", w.URL, "status", a.Status, "err", a.Error, "dur", a.Latency, "result", result)
-	s.update(ctx, d, saves)
+	saves <- d
 	s.noteResult(ctx, w, ok, d.State == storage.DeliveryFailed, now)
-}
-
-// save is a delivery to store after its attempt, and the signal that it is stored.
-type save struct {
-	d    *storage.Delivery
-	done chan struct{}
 }
 
 // maxSaves bounds the deliveries stored in one go.
@@ -165,11 +162,10 @@ const maxSaves = 256
 // saveAttempts stores the deliveries sent on saves after their attempts until saves is
 // closed: those of every worker that finished while a batch was being stored go in the
 // next, in one round trip on Redis, not one each. A delivery the store no longer has
-// went with its webhook, deleted meanwhile; one not stored (the store failed) is
-// attempted again after its lease.
-func (s *Service) saveAttempts(ctx context.Context, saves <-chan save) {
-	batch := make([]save, 0, maxSaves)
-	ds := make([]*storage.Delivery, 0, maxSaves)
+// went with its webhook, deleted meanwhile; one not stored (the store failed, the node
+// died first) is attempted again after its lease: at least once.
+func (s *Service) saveAttempts(ctx context.Context, saves <-chan *storage.Delivery) {
+	batch := make([]*storage.Delivery, 0, maxSaves)
 	for first := range saves {
 		batch = append(batch[:0], first)
 	gather:
@@ -184,25 +180,10 @@ func (s *Service) saveAttempts(ctx context.Context, saves <-chan save) {
 				break gather
 			}
 		}
-		ds = ds[:0]
-		for _, sv := range batch {
-			ds = append(ds, sv.d)
-		}
-		if err := s.store.UpdateDeliveries(ctx, ds); err != nil {
-			s.logger.Warn("update deliveries", "n", len(ds), "err", err)
-		}
-		for _, sv := range batch {
-			close(sv.done)
+		if err := s.store.UpdateDeliveries(ctx, batch); err != nil {
+			s.logger.Warn("update deliveries", "n", len(batch), "err", err)
 		}
 	}
-}
-
-// update stores d after an attempt, with the others made meanwhile, and returns once
-// it is stored (or could not be).
-func (s *Service) update(ctx context.Context, d *storage.Delivery, saves chan<- save) {
-	done := make(chan struct{})
-	saves <- save{d: d, done: done}
-	<-done
 }
 
 // webhook returns webhook id from the cached subscriptions, or the store when it is
