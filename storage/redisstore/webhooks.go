@@ -139,35 +139,61 @@ func (s *Store) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, err
 	return n == 1, nil
 }
 
-// AddDeliveries stores each of ds as AddDelivery does, all in one round trip
-// (addDeliveryScript per delivery, pipelined): the dispatcher stores an event's
-// deliveries to every subscriber at once. added[i] is false when ds[i]'s webhook has a
-// delivery with its ID already or does not exist.
+// AddDeliveries stores each of ds as AddDelivery does, all in one round trip and one
+// script call per batchDeliveries of them (addDeliveriesScript): the dispatcher stores
+// every delivery of a batch of events at once. added[i] is false when ds[i]'s webhook
+// has a delivery with its ID already or does not exist.
 func (s *Store) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
-	calls := make([]*call, len(ds))
-	for i, d := range ds {
-		if d.State == "" {
-			c := *d
-			c.State = storage.DeliveryPending
-			d = &c
-		}
-		args, err := deliveryArgs(d)
-		if err != nil {
-			return nil, err
-		}
-		k := s.hookKeys(d.Webhook)
-		calls[i] = &call{script: addDeliveryScript, keys: []string{k.hooks, k.d, k.log, k.done, k.due}, args: args}
+	res, err := s.deliveriesBatched(ctx, addDeliveriesScript, ds)
+	if err != nil {
+		return nil, unavailable("add deliveries", err)
 	}
-	s.pipeline(ctx, calls, nil)
 	added := make([]bool, len(ds))
-	for i, c := range calls {
-		n, err := c.cmd.Int64()
-		if err != nil {
-			return nil, unavailable("add delivery "+ds[i].ID, err)
-		}
+	for i, n := range res {
 		added[i] = n == 1
 	}
 	return added, nil
+}
+
+// batchDeliveries is how many deliveries one script call stores: a call costs Redis
+// more than the few commands each delivery needs, yet Redis runs nothing else meanwhile.
+const batchDeliveries = 64
+
+// deliveriesBatched runs script (addDeliveriesScript or updateDeliveriesScript) over ds,
+// batchDeliveries a call, every call in one pipeline, and returns each one's result.
+func (s *Store) deliveriesBatched(ctx context.Context, script *redis.Script, ds []*storage.Delivery) ([]int64, error) {
+	var calls []*call
+	for start := 0; start < len(ds); start += batchDeliveries {
+		c := &call{script: script}
+		for _, d := range ds[start:min(start+batchDeliveries, len(ds))] {
+			if d.State == "" {
+				cp := *d
+				cp.State = storage.DeliveryPending
+				d = &cp
+			}
+			args, err := deliveryArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			k := s.hookKeys(d.Webhook)
+			c.keys = append(c.keys, k.hooks, k.d, k.log, k.done, k.due)
+			c.args = append(c.args, args...)
+		}
+		calls = append(calls, c)
+	}
+	s.pipeline(ctx, calls, nil)
+	res := make([]int64, 0, len(ds))
+	for _, c := range calls {
+		ns, err := c.cmd.Int64Slice()
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, ns...)
+	}
+	if len(res) != len(ds) {
+		return nil, fmt.Errorf("%d results for %d deliveries", len(res), len(ds))
+	}
+	return res, nil
 }
 
 // ClaimDeliveries takes up to n deliveries due, soonest first, and moves each to the
@@ -222,28 +248,12 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 	return nil
 }
 
-// UpdateDeliveries saves each of ds (updateDeliveryScript), all in one round trip:
-// each worker's update after its attempt goes with those of the others.
+// UpdateDeliveries saves each of ds as UpdateDelivery does, all in one round trip and
+// one script call per batchDeliveries of them (updateDeliveriesScript): the results of
+// the attempts every worker made meanwhile go together.
 func (s *Store) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
-	calls := make([]*call, len(ds))
-	for i, d := range ds {
-		if d.State == "" {
-			c := *d
-			c.State = storage.DeliveryPending
-			d = &c
-		}
-		args, err := deliveryArgs(d)
-		if err != nil {
-			return err
-		}
-		k := s.hookKeys(d.Webhook)
-		calls[i] = &call{script: updateDeliveryScript, keys: []string{k.hooks, k.d, k.log, k.done, k.due}, args: args}
-	}
-	s.pipeline(ctx, calls, nil)
-	for i, c := range calls {
-		if err := c.cmd.Err(); err != nil {
-			return unavailable("update delivery "+ds[i].ID, err)
-		}
+	if _, err := s.deliveriesBatched(ctx, updateDeliveriesScript, ds); err != nil {
+		return unavailable("update deliveries", err)
 	}
 	return nil
 }
@@ -321,35 +331,65 @@ local function place(d, log, done, due, webhook, id, created, state, next, keep)
 end
 `
 
-// addDeliveryScript stores a delivery unless its webhook has one with its ID. It returns
-// 1 when it stored it, 0 when there was one, -1 when there is no such webhook.
+// addLua and updateLua are the bodies of the scripts that add or update deliveries,
+// for the delivery whose KEYS start after k and whose ARGV start after a.
+//
+// add stores a delivery unless its webhook has one with its ID. It returns 1 when it
+// stored it, 0 when there was one, -1 when there is no such webhook.
 // KEYS: 1 hooks, 2 the webhook's deliveries, 3 its log, 4 its finished ones, 5 due.
 // ARGV: 1 webhook, 2 delivery ID, 3 the delivery (JSON), 4 created (unix ms), 5 state,
 // 6 due (unix ms), 7 how many finished ones to keep.
-var addDeliveryScript = redis.NewScript(placeLua + `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
-	return -1
+//
+// update replaces a stored delivery and places it again. It returns 1, or -1 when there
+// is no such delivery (its webhook was deleted, or it was trimmed). KEYS and ARGV as add's.
+const (
+	addLua = `
+local function add(k, a)
+	if redis.call('HEXISTS', KEYS[k + 1], ARGV[a + 1]) == 0 then
+		return -1
+	end
+	if redis.call('HSETNX', KEYS[k + 2], ARGV[a + 2], ARGV[a + 3]) == 0 then
+		return 0
+	end
+	redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 2])
+	place(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]))
+	return 1
 end
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then
-	return 0
+`
+	updateLua = `
+local function update(k, a)
+	if redis.call('HEXISTS', KEYS[k + 2], ARGV[a + 2]) == 0 then
+		return -1
+	end
+	redis.call('HSET', KEYS[k + 2], ARGV[a + 2], ARGV[a + 3])
+	redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 2])
+	place(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]))
+	return 1
 end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
-place(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
-return 1
-`)
+`
+	// eachLua runs f over the deliveries of a batched call: five KEYS and seven ARGV
+	// each, all on the one slot of the webhooks' hash tag.
+	eachLua = `
+local out = {}
+for i = 0, #KEYS / 5 - 1 do
+	out[i + 1] = f(i * 5, i * 7)
+end
+return out
+`
+)
 
-// updateDeliveryScript replaces a stored delivery and places it again. It returns 1, or
-// -1 when there is no such delivery (its webhook was deleted, or it was trimmed).
-// KEYS and ARGV as addDeliveryScript's.
-var updateDeliveryScript = redis.NewScript(placeLua + `
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
-	return -1
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
-place(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
-return 1
-`)
+// addDeliveryScript is add of one delivery (AddDelivery).
+var addDeliveryScript = redis.NewScript(placeLua + addLua + `return add(0, 0)`)
+
+// updateDeliveryScript is update of one delivery (UpdateDelivery).
+var updateDeliveryScript = redis.NewScript(placeLua + updateLua + `return update(0, 0)`)
+
+// addDeliveriesScript and updateDeliveriesScript are add and update of each delivery
+// of a batch (AddDeliveries, UpdateDeliveries), returning each one's result.
+var (
+	addDeliveriesScript    = redis.NewScript(placeLua + addLua + `local f = add` + eachLua)
+	updateDeliveriesScript = redis.NewScript(placeLua + updateLua + `local f = update` + eachLua)
+)
 
 // claimDeliveriesScript returns up to ARGV[3] deliveries due, soonest first, and makes
 // each due again at the end of the lease; an empty list when none is due. An entry whose
