@@ -84,7 +84,7 @@ func (s *Service) dispatch(ctx context.Context) {
 		}
 		failures = 0
 		// A batch that fails (the store hiccups) is tried again here a few times
-		// before it is left to the feed's lease, a minute away.
+		// before it is left to the feed's lease (Options.Lease, half a minute by default).
 		for try := 1; len(events) > 0 && ctx.Err() == nil; try++ {
 			if events = s.dispatchBatch(ctx, events); len(events) == 0 || try == dispatchTries {
 				break

@@ -599,7 +599,7 @@ func testAddDeliveryIdempotent(t *testing.T, newStore NewStore) {
 		t.Errorf("GetDelivery of a missing delivery: %v, want ErrNotFound", err)
 	}
 	if c, err := claimOne(ctx, st, time.Minute); err != nil || c != nil {
-		t.Errorf("ClaimDelivery with nothing due = %+v, %v; want nil", c, err)
+		t.Errorf("a claim with nothing due = %+v, %v; want nil", c, err)
 	}
 }
 
@@ -615,14 +615,14 @@ func claimOne(ctx context.Context, st storage.WebhookStore, lease time.Duration)
 	return ds[0], nil
 }
 
-// claimWithin polls ClaimDelivery until it returns a delivery or d passes.
+// claimWithin polls claimOne until it returns a delivery or d passes.
 func claimWithin(t *testing.T, st storage.WebhookStore, lease, d time.Duration) *storage.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		c, err := claimOne(ctxFor(t), st, lease)
 		if err != nil {
-			t.Fatalf("ClaimDelivery: %v", err)
+			t.Fatalf("claim: %v", err)
 		}
 		if c != nil || time.Now().After(deadline) {
 			return c
@@ -648,7 +648,7 @@ func testClaimDeliveryLease(t *testing.T, newStore NewStore) {
 	checkDelivery(t, c, d)
 	// Leased: hidden; and the later one is not due.
 	if again, err := claimOne(ctx, st, lease); err != nil || again != nil && time.Since(claimed) < lease {
-		t.Fatalf("ClaimDelivery within the lease = %+v, %v; want nil", again, err)
+		t.Fatalf("a claim within the lease = %+v, %v; want nil", again, err)
 	}
 	// The claimer died: due again when its lease runs out.
 	again := claimWithin(t, st, lease, 10*time.Second)
@@ -682,7 +682,7 @@ func testUpdateDeliveryStates(t *testing.T, newStore NewStore) {
 		checkDelivery(t, got, c)
 	}
 	if got, err := claimOne(ctx, st, time.Minute); err != nil || got != nil {
-		t.Errorf("ClaimDelivery of one due in an hour = %+v, %v; want nil", got, err)
+		t.Errorf("a claim of one due in an hour = %+v, %v; want nil", got, err)
 	}
 	// Due now again (a retry or a replay), then delivered: out of the queue.
 	c.Next = time.Now().Add(-time.Millisecond).Truncate(time.Millisecond)
@@ -697,7 +697,7 @@ func testUpdateDeliveryStates(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got := claimWithin(t, st, time.Millisecond, 100*time.Millisecond); got != nil {
-		t.Errorf("ClaimDelivery after it was delivered = %+v, want nil (its lease ended meanwhile too)", got)
+		t.Errorf("a claim after it was delivered = %+v, want nil (its lease ended meanwhile too)", got)
 	}
 	list, err := st.Deliveries(ctx, "wh_1", 10)
 	if err != nil || len(list) != 1 {
@@ -710,7 +710,7 @@ func testUpdateDeliveryStates(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got := claimWithin(t, st, time.Minute, 100*time.Millisecond); got != nil {
-		t.Errorf("ClaimDelivery of a failed one = %+v, want nil", got)
+		t.Errorf("a claim of a failed one = %+v, want nil", got)
 	}
 	c2.State, c2.Next = storage.DeliveryPending, time.Now().Truncate(time.Millisecond)
 	if err := st.UpdateDelivery(ctx, c2); err != nil {
@@ -797,7 +797,7 @@ func testDeleteWebhookDeliveries(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if c := claimWithin(t, st, time.Minute, 100*time.Millisecond); c != nil {
-		t.Errorf("ClaimDelivery after its webhook was deleted = %+v, want nil", c)
+		t.Errorf("a claim after its webhook was deleted = %+v, want nil", c)
 	}
 	if _, err := st.GetDelivery(ctx, "wh_1", "msg_1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetDelivery of a deleted webhook's: %v, want ErrNotFound", err)
