@@ -49,8 +49,8 @@ func newClient(allowPrivate bool, resolver *net.Resolver, workers int) *http.Cli
 // that at once (one round trip on Redis) and starts each as soon as a worker is free, so
 // one waits at most one attempt (Options.Timeout) for its worker, and the lease covers
 // that wait and its own attempt. An attempt runs under drain, which outlives ctx by the
-// shutdown timeout; deliveries claimed but not started when ctx ends come back after
-// their lease.
+// shutdown timeout; deliveries claimed but not started when ctx ends are made due at
+// once for the other nodes (see release).
 func (s *Service) work(ctx, drain context.Context) {
 	// A worker hands its delivery to saveAttempts and goes on to the next: waiting for
 	// the store was half of a worker's time in the fan-out. The channel's bound keeps
@@ -96,10 +96,11 @@ func (s *Service) work(ctx, drain context.Context) {
 		} else if err == nil {
 			failures = 0
 		}
-		for _, d := range ds {
+		for i, d := range ds {
 			select {
 			case jobs <- d:
 			case <-ctx.Done():
+				s.release(drain, ds[i:])
 				return
 			}
 		}
@@ -112,6 +113,19 @@ func (s *Service) work(ctx, drain context.Context) {
 		case <-s.wake:
 		case <-idle.C:
 		}
+	}
+}
+
+// release makes deliveries this node claimed but will not attempt (it is stopping) due
+// now, so that another node makes them at once, not after their lease. One that cannot
+// be released (the store failed) still comes back after its lease.
+func (s *Service) release(ctx context.Context, ds []*storage.Delivery) {
+	now := s.opts.Now()
+	for _, d := range ds {
+		d.Next = now
+	}
+	if err := s.store.UpdateDeliveries(ctx, ds); err != nil {
+		s.logger.Warn("release deliveries at shutdown", "n", len(ds), "err", err)
 	}
 }
 

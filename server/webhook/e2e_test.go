@@ -933,3 +933,51 @@ func TestBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownReleases stops a node that claimed a delivery it had no worker free for:
+// it is due again at once, and another node makes it well before its lease ends.
+func TestShutdownReleases(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := &counting{Store: b.New(t)}
+			rc := newReceiver(t)
+			held := make(chan struct{}, 1)
+			release := make(chan struct{})
+			var once sync.Once
+			rc.setAnswer(func(r *http.Request, n int) int {
+				hold := false
+				once.Do(func() { hold = true })
+				if hold {
+					held <- struct{}{}
+					<-release
+				}
+				return http.StatusOK
+			})
+			opts := testOptions()
+			opts.Workers = 1
+			opts.Lease = time.Minute
+			opts.ShutdownTimeout = 10 * time.Second
+			a := New(opts, st, testlib.Logger(t))
+			create(t, a, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			put(t, st.Store.(storage.Store), "box@x.test", "First", "1", false)
+			stopA := run(t, a)
+			testlib.Next(t, held, 30*time.Second, "node A's first attempt")
+			// A's one worker is busy: the next delivery is claimed and waits for it.
+			put(t, st.Store.(storage.Store), "box@x.test", "Second", "2", false)
+			testlib.WaitFor(t, "node A claiming the second", func() bool { return st.claimed.Load() == 2 })
+			stopped := make(chan struct{})
+			go func() { stopA(); close(stopped) }()
+			close(release)
+			testlib.Next(t, stopped, 20*time.Second, "node A's stop")
+			if n := len(rc.accepted()); n != 1 {
+				t.Fatalf("node A made %d deliveries, want the first alone", n)
+			}
+			start := time.Now()
+			run(t, New(opts, st, testlib.Logger(t)))
+			testlib.WaitFor(t, "the second delivery made by node B", func() bool { return len(rc.accepted()) == 2 })
+			if d := time.Since(start); d > opts.Lease/2 {
+				t.Errorf("node B made the delivery node A claimed %v after A stopped, want at once, not after its lease (%v)", d, opts.Lease)
+			}
+		})
+	}
+}
