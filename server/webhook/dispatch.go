@@ -115,7 +115,38 @@ func (s *Service) dispatchBatch(ctx context.Context, events []storage.LoggedEven
 	}
 	done := make([]string, 0, len(events))
 	var left []storage.LoggedEvent
+	// The deliveries of many events go to the store in one go: on Redis one round trip,
+	// not one per delivery, which a single dispatcher could not make 10,000 times a
+	// second. At most about maxAdd at a time, so that a batch of events to many global
+	// webhooks does not hold them all in memory.
 	var ds []*storage.Delivery
+	var group []storage.LoggedEvent // the events of ds
+	flush := func() {
+		if len(ds) > 0 {
+			added, err := s.store.AddDeliveries(ctx, ds)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.Warn("dispatch", "err", fmt.Errorf("add deliveries: %w", err))
+				}
+				// Some may be stored: they are not stored twice when tried again.
+				left = append(left, group...)
+				ds, group = ds[:0], group[:0]
+				return
+			}
+			queued := 0
+			for _, ok := range added {
+				if ok {
+					queued++
+				}
+			}
+			s.metrics.dispatched.Add(float64(queued))
+			s.poke(queued)
+		}
+		for _, e := range group {
+			done = append(done, e.Seq)
+		}
+		ds, group = ds[:0], group[:0]
+	}
 	for i := range events {
 		eds, err := s.eventDeliveries(ctx, hooks, &events[i])
 		if err != nil {
@@ -126,28 +157,12 @@ func (s *Service) dispatchBatch(ctx context.Context, events []storage.LoggedEven
 			continue
 		}
 		ds = append(ds, eds...)
-		done = append(done, events[i].Seq)
-	}
-	if len(ds) > 0 {
-		// The batch's deliveries in one go: on Redis one round trip, not one per
-		// delivery, which a single dispatcher could not make 10,000 times a second.
-		added, err := s.store.AddDeliveries(ctx, ds)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.logger.Warn("dispatch", "err", fmt.Errorf("add deliveries: %w", err))
-			}
-			// Some may be stored: they are not stored twice when tried again.
-			return events
+		group = append(group, events[i])
+		if len(ds) >= maxAdd {
+			flush()
 		}
-		queued := 0
-		for _, ok := range added {
-			if ok {
-				queued++
-			}
-		}
-		s.metrics.dispatched.Add(float64(queued))
-		s.poke(queued)
 	}
+	flush()
 	if len(done) > 0 {
 		if err := s.store.AckFeed(ctx, feedGroup, done...); err != nil && ctx.Err() == nil {
 			// Handed out again after the lease: its deliveries are stored already.
@@ -156,6 +171,9 @@ func (s *Service) dispatchBatch(ctx context.Context, events []storage.LoggedEven
 	}
 	return left
 }
+
+// maxAdd is about how many deliveries the dispatcher stores at once.
+const maxAdd = 1024
 
 // eventDeliveries returns a delivery of e for every webhook that wants it, all with
 // the one payload, built once.

@@ -860,11 +860,14 @@ func TestShutdownDrains(t *testing.T) {
 type counting struct {
 	Store
 	adds, added, claims, claimed, updates, updated atomic.Int64
+	mostAdded                                      atomic.Int64 // the most of one AddDeliveries
 }
 
 func (c *counting) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
 	c.adds.Add(1)
 	c.added.Add(int64(len(ds)))
+	for n := c.mostAdded.Load(); int64(len(ds)) > n && !c.mostAdded.CompareAndSwap(n, int64(len(ds))); n = c.mostAdded.Load() {
+	}
 	return c.Store.AddDeliveries(ctx, ds)
 }
 
@@ -977,6 +980,31 @@ func TestShutdownReleases(t *testing.T) {
 			testlib.WaitFor(t, "the second delivery made by node B", func() bool { return len(rc.accepted()) == 2 })
 			if d := time.Since(start); d > opts.Lease/2 {
 				t.Errorf("node B made the delivery node A claimed %v after A stopped, want at once, not after its lease (%v)", d, opts.Lease)
+			}
+		})
+	}
+}
+
+// TestDispatchBounded: events to many global webhooks are stored a bounded number of
+// deliveries at a time, not a whole batch of events' worth at once.
+func TestDispatchBounded(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := &counting{Store: b.New(t)}
+			rc := newReceiver(t)
+			s := New(testOptions(), st, testlib.Logger(t))
+			const hooks, messages = 50, 60
+			for range hooks {
+				create(t, s, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			}
+			for i := range messages {
+				put(t, st.Store.(storage.Store), "box@x.test", fmt.Sprintf("Message %d", i), "hello", false)
+			}
+			run(t, s)
+			testlib.WaitFor(t, "every delivery stored", func() bool { return st.added.Load() >= hooks*messages })
+			// maxAdd, and the deliveries of the event that passed it.
+			if most := st.mostAdded.Load(); most > 1024+hooks {
+				t.Errorf("%d deliveries stored in one call, want at most %d", most, 1024+hooks)
 			}
 		})
 	}
