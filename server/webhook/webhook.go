@@ -96,7 +96,7 @@ type Service struct {
 	logger  *slog.Logger
 	client  *http.Client
 	metrics *metrics
-	// wake tells an idle worker that this node queued a delivery due now.
+	// wake tells the idle claiming loop that this node queued deliveries due now.
 	wake chan struct{}
 
 	mu     sync.Mutex
@@ -151,7 +151,7 @@ func New(opts Options, st store, logger *slog.Logger) *Service {
 		logger:  logger.With("proto", "webhook"),
 		client:  newClient(opts.AllowPrivate, opts.Resolver, opts.Workers),
 		metrics: newMetrics(opts.Registry),
-		wake:    make(chan struct{}, opts.Workers),
+		wake:    make(chan struct{}, 1),
 	}
 }
 
