@@ -95,13 +95,22 @@ type WebhookStore interface {
 	// d.ID (then it does nothing and returns false): the feed may hand an event out twice.
 	// A webhook that does not exist (deleted meanwhile) gives ErrNotFound.
 	AddDelivery(ctx context.Context, d *Delivery) (bool, error)
-	// ClaimDelivery returns a due pending delivery, hidden from other claims for lease;
-	// nil, nil when none is due.
-	ClaimDelivery(ctx context.Context, lease time.Duration) (*Delivery, error)
+	// AddDeliveries stores each of ds as AddDelivery does, in one go (on Redis one round
+	// trip): added[i] is false when ds[i]'s webhook has a delivery with its ID already or
+	// does not exist. An error means some may be stored and others not.
+	AddDeliveries(ctx context.Context, ds []*Delivery) (added []bool, err error)
+	// ClaimDeliveries returns up to n due pending deliveries, soonest first, each hidden
+	// from other claims for lease (on Redis in one round trip); none when none is due. A
+	// node that dies holding them has each claimed again once the lease ends.
+	ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*Delivery, error)
 	// UpdateDelivery saves d after an attempt (or a replay): pending ones (State "" too)
 	// are due again at d.Next, delivered and failed ones leave the queue. ErrNotFound when d is not stored
 	// (its webhook was deleted, or it was trimmed).
 	UpdateDelivery(ctx context.Context, d *Delivery) error
+	// UpdateDeliveries saves each of ds as UpdateDelivery does, in one go (on Redis one
+	// round trip); one that is not stored is skipped. An error means some may be saved
+	// and others not.
+	UpdateDeliveries(ctx context.Context, ds []*Delivery) error
 	GetDelivery(ctx context.Context, webhook, id string) (*Delivery, error) // ErrNotFound
 	// Deliveries returns a webhook's latest deliveries, newest first (by Created); the
 	// store keeps at least the last DeliveriesKept of each webhook that are not pending,

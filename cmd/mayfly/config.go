@@ -76,6 +76,8 @@ type Config struct {
 	ReceiveRate             limit.Rate
 	TrustedProxies          []netip.Prefix
 
+	WebhookTimeout time.Duration
+
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -209,6 +211,7 @@ func settings() []setting {
 			c.AllowPrivate, err = strconv.ParseBool(v)
 			return err
 		}},
+		{"webhook-timeout", "10s", "how long a webhook's receiver may take to answer one delivery; a delivery a node dies holding is made by another after twice this plus 10s", duration(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
 		{"inbox-create-rate", "3000/h", "inboxes one client may create over the API (POST /api/v1/inboxes), apart from http-rate; off = no limit", rateOrOff(func(c *Config) *limit.Rate { return &c.InboxCreateRate })},
 		{"outbound-port", "25", "port of the remote MX", func(c *Config, v string) error {
 			p, err := strconv.Atoi(v)

@@ -343,6 +343,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	hooks := webhook.New(webhook.Options{
 		AllowPrivate:    cfg.AllowPrivate,
 		Describe:        httpapi.WebhookMessage,
+		Timeout:         cfg.WebhookTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Registry:        registry,
 	}, st, logger)

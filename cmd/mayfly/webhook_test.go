@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,5 +149,94 @@ func TestWebhookPrivateRefused(t *testing.T) {
 	code := apiDo(t, "POST", "http://"+n.http+"/api/v1/webhooks", in.Token, body, &e)
 	if code != http.StatusBadRequest || e.Error.Code != "bad_webhook" || !strings.Contains(e.Error.Message, "MAYFLY_OUTBOUND_ALLOW_PRIVATE") {
 		t.Errorf("POST /api/v1/webhooks to 127.0.0.1 = %d %+v, want 400 bad_webhook naming MAYFLY_OUTBOUND_ALLOW_PRIVATE", code, e)
+	}
+}
+
+// TestWebhookNodeKilledMidDelivery runs two real mayfly processes on one Redis (issue
+// 18): node A claims a delivery and POSTs it to a receiver that holds the request open,
+// A is killed with SIGKILL mid-delivery, and node B, up all along, makes the delivery
+// once A's lease has run out (2 × -webhook-timeout + 10s), with the same webhook-id,
+// and its delivery log shows it delivered.
+func TestWebhookNodeKilledMidDelivery(t *testing.T) {
+	redis := redisFlags(t)
+	const timeout = 2 * time.Second
+	const lease = 2*timeout + 10*time.Second // server/webhook's, from -webhook-timeout
+	flags := append([]string{"-outbound-allow-private", "true", "-webhook-timeout", timeout.String()}, redis...)
+
+	type request struct {
+		id string
+		at time.Time
+	}
+	got := make(chan request, 16)
+	release := make(chan struct{})
+	var first sync.Once
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		got <- request{r.Header.Get("webhook-id"), time.Now()}
+		hold := false
+		first.Do(func() { hold = true })
+		if hold {
+			// Node A is mid-delivery until it dies (its connection closes) or the test ends.
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(release); srv.Close() })
+
+	a := startProcess(t, flags...)
+	in := createInbox(t, a.http, "")
+	var hook struct{ ID string }
+	body := `{"url": "http://` + ln.Addr().String() + `/hook", "events": ["message.received"], "inbox": "` + in.Address + `"}`
+	if code := apiDo(t, "POST", "http://"+a.http+"/api/v1/webhooks", in.Token, body, &hook); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/webhooks = %d", code)
+	}
+	(&node{smtp: a.smtp}).send(t, in.Address, signupMail)
+	held := testlib.Next(t, got, 30*time.Second, "node A's POST")
+
+	// B is up while A holds the lease: it must not take the delivery before the lease ends.
+	b := startProcess(t, flags...)
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	a.stopOnce.Do(func() {}) // killed, not to be stopped
+	if err := <-a.exited; err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("node A after SIGKILL: %v, want killed", err)
+	}
+
+	// Within the lease -webhook-timeout gives, with room for B's poll of the queue.
+	again := testlib.Next(t, got, lease+10*time.Second, "node B's POST after node A's lease")
+	if again.id != held.id {
+		t.Errorf("node B POSTed webhook-id %s, want node A's %s", again.id, held.id)
+	}
+	if d := again.at.Sub(held.at); d < lease-time.Second {
+		t.Errorf("node B POSTed %v after node A's claim, within its lease of %v", d, lease)
+	}
+	var log struct {
+		Deliveries []struct {
+			ID, State string
+			Attempts  []struct{ Status int }
+		}
+	}
+	testlib.WaitFor(t, "the delivery logged by node B", func() bool {
+		apiDo(t, "GET", "http://"+b.http+"/api/v1/webhooks/"+hook.ID+"/deliveries", in.Token, "", &log)
+		return len(log.Deliveries) == 1 && log.Deliveries[0].State == "delivered"
+	})
+	// Node A died before it recorded its attempt: the log has B's alone.
+	if d := log.Deliveries[0]; d.ID != held.id || len(d.Attempts) != 1 || d.Attempts[0].Status != http.StatusNoContent {
+		t.Errorf("delivery log = %+v, want %s delivered by node B's attempt (204)", d, held.id)
+	}
+	select {
+	case r := <-got:
+		t.Errorf("a third POST (%s): want node A's, held, and node B's alone", r.id)
+	default:
 	}
 }

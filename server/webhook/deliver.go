@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/netguard"
@@ -28,7 +28,7 @@ const (
 // on the address dialed, after DNS, unless allowPrivate), follows no redirect (a 3xx
 // is a failed attempt, and could lead anywhere), and uses no proxy from the
 // environment, which would dial for it past that check.
-func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
+func newClient(allowPrivate bool, resolver *net.Resolver, workers int) *http.Client {
 	dialer := netguard.Dialer(net.Dialer{Timeout: 5 * time.Second, Resolver: resolver}, allowPrivate)
 	return &http.Client{
 		Transport: &http.Transport{
@@ -36,50 +36,103 @@ func newClient(allowPrivate bool, resolver *net.Resolver) *http.Client {
 			DialContext:           dialer.DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
 			ResponseHeaderTimeout: 0, // the attempt's context bounds it
-			MaxIdleConnsPerHost:   4,
-			IdleConnTimeout:       time.Minute,
-			ForceAttemptHTTP2:     true,
+			// Every worker may be POSTing to one receiver: each keeps its connection.
+			MaxIdleConnsPerHost: workers,
+			IdleConnTimeout:     time.Minute,
+			ForceAttemptHTTP2:   true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
-// work makes deliveries until ctx ends; an attempt runs under drain, which outlives
-// ctx by the shutdown timeout.
+// work makes deliveries until ctx ends, Options.Workers at a time: it claims as many as
+// that at once (one round trip on Redis) and starts each as soon as a worker is free, so
+// one waits at most one attempt (Options.Timeout) for its worker, and the lease covers
+// that wait and its own attempt. An attempt runs under drain, which outlives ctx by the
+// shutdown timeout; deliveries claimed but not started when ctx ends are made due at
+// once for the other nodes (see release).
 func (s *Service) work(ctx, drain context.Context) {
+	// A worker hands its delivery to saveAttempts and goes on to the next: waiting for
+	// the store was half of a worker's time in the fan-out. The channel's bound keeps
+	// the deliveries attempted but not yet stored (made again if the node dies) few.
+	saves := make(chan *storage.Delivery, s.opts.Workers)
+	saved := make(chan struct{})
+	go func() {
+		s.saveAttempts(drain, saves)
+		close(saved)
+	}()
+	// The workers live as long as work: a goroutine per delivery grew its stack anew
+	// each time, a twentieth of the server's CPU in the fan-out's profile.
+	jobs := make(chan *storage.Delivery)
+	var wg sync.WaitGroup
+	wg.Add(s.opts.Workers)
+	for range s.opts.Workers {
+		go func() {
+			defer wg.Done()
+			for d := range jobs {
+				s.deliver(drain, d, saves)
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+		close(saves)
+		<-saved
+	}()
 	idle := time.NewTimer(0)
 	defer idle.Stop()
 	failures := 0
 	for ctx.Err() == nil {
-		d, err := s.store.ClaimDelivery(ctx, s.opts.Lease)
+		ds, err := s.store.ClaimDeliveries(ctx, s.opts.Workers, s.opts.Lease)
 		wait := s.opts.Poll
 		if err != nil && ctx.Err() == nil {
-			// The store is down: every worker finds it so, and need not say so every poll.
+			// The store is down: every poll finds it so, and need not say so each time.
 			failures++
 			wait = min(wait<<min(failures, 6), 30*time.Second)
 			if failures == 1 {
-				s.logger.Warn("claim a delivery", "err", err)
+				s.logger.Warn("claim deliveries", "err", err)
 			}
 		} else if err == nil {
 			failures = 0
 		}
-		if d == nil {
-			idle.Reset(wait)
+		for i, d := range ds {
 			select {
+			case jobs <- d:
 			case <-ctx.Done():
-			case <-s.wake:
-			case <-idle.C:
+				s.release(drain, ds[i:])
+				return
 			}
-			continue
 		}
-		s.deliver(drain, d)
+		if len(ds) == s.opts.Workers {
+			continue // more may be due
+		}
+		idle.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-idle.C:
+		}
+	}
+}
+
+// release makes deliveries this node claimed but will not attempt (it is stopping) due
+// now, so that another node makes them at once, not after their lease. One that cannot
+// be released (the store failed) still comes back after its lease.
+func (s *Service) release(ctx context.Context, ds []*storage.Delivery) {
+	now := s.opts.Now()
+	for _, d := range ds {
+		d.Next = now
+	}
+	if err := s.store.UpdateDeliveries(ctx, ds); err != nil {
+		s.logger.Warn("release deliveries at shutdown", "n", len(ds), "err", err)
 	}
 }
 
 // deliver makes one attempt at d, records it in d's log and schedules what comes next:
 // nothing when it succeeded, the next attempt when it failed and the schedule allows,
 // else the delivery has failed. A webhook failing for Options.DisableAfter is disabled.
-func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
+func (s *Service) deliver(ctx context.Context, d *storage.Delivery, saves chan<- *storage.Delivery) {
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
 	logger := s.logger.With("webhook", d.Webhook, "id", d.ID)
@@ -94,7 +147,7 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
 	if w.Disabled != "" {
 		d.State, d.Next = storage.DeliveryFailed, time.Time{}
 		s.metrics.attempts.WithLabelValues("failed").Inc()
-		s.update(ctx, logger, d)
+		saves <- d
 		return
 	}
 	now := s.opts.Now()
@@ -113,15 +166,37 @@ func (s *Service) deliver(ctx context.Context, d *storage.Delivery) {
 	s.metrics.attempts.WithLabelValues(result).Inc()
 	s.metrics.latency.Observe(a.Latency.Seconds())
 	logger.Debug("attempt", "url", w.URL, "status", a.Status, "err", a.Error, "dur", a.Latency, "result", result)
-	s.update(ctx, logger, d)
+	saves <- d
 	s.noteResult(ctx, w, ok, d.State == storage.DeliveryFailed, now)
 }
 
-// update saves d after an attempt. A delivery the store no longer has went with its
-// webhook, deleted meanwhile.
-func (s *Service) update(ctx context.Context, logger *slog.Logger, d *storage.Delivery) {
-	if err := s.store.UpdateDelivery(ctx, d); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		logger.Warn("update delivery", "err", err)
+// maxSaves bounds the deliveries stored in one go.
+const maxSaves = 256
+
+// saveAttempts stores the deliveries sent on saves after their attempts until saves is
+// closed: those of every worker that finished while a batch was being stored go in the
+// next, in one round trip on Redis, not one each. A delivery the store no longer has
+// went with its webhook, deleted meanwhile; one not stored (the store failed, the node
+// died first) is attempted again after its lease: at least once.
+func (s *Service) saveAttempts(ctx context.Context, saves <-chan *storage.Delivery) {
+	batch := make([]*storage.Delivery, 0, maxSaves)
+	for first := range saves {
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < maxSaves {
+			select {
+			case next, ok := <-saves:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, next)
+			default:
+				break gather
+			}
+		}
+		if err := s.store.UpdateDeliveries(ctx, batch); err != nil {
+			s.logger.Warn("update deliveries", "n", len(batch), "err", err)
+		}
 	}
 }
 

@@ -84,7 +84,7 @@ func (s *Service) dispatch(ctx context.Context) {
 		}
 		failures = 0
 		// A batch that fails (the store hiccups) is tried again here a few times
-		// before it is left to the feed's lease, a minute away.
+		// before it is left to the feed's lease (Options.Lease, half a minute by default).
 		for try := 1; len(events) > 0 && ctx.Err() == nil; try++ {
 			if events = s.dispatchBatch(ctx, events); len(events) == 0 || try == dispatchTries {
 				break
@@ -115,16 +115,54 @@ func (s *Service) dispatchBatch(ctx context.Context, events []storage.LoggedEven
 	}
 	done := make([]string, 0, len(events))
 	var left []storage.LoggedEvent
+	// The deliveries of many events go to the store in one go: on Redis one round trip,
+	// not one per delivery, which a single dispatcher could not make 10,000 times a
+	// second. At most about maxAdd at a time, so that a batch of events to many global
+	// webhooks does not hold them all in memory.
+	var ds []*storage.Delivery
+	var group []storage.LoggedEvent // the events of ds
+	flush := func() {
+		if len(ds) > 0 {
+			added, err := s.store.AddDeliveries(ctx, ds)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.Warn("dispatch", "err", fmt.Errorf("add deliveries: %w", err))
+				}
+				// Some may be stored: they are not stored twice when tried again.
+				left = append(left, group...)
+				ds, group = ds[:0], group[:0]
+				return
+			}
+			queued := 0
+			for _, ok := range added {
+				if ok {
+					queued++
+				}
+			}
+			s.metrics.dispatched.Add(float64(queued))
+			s.poke(queued)
+		}
+		for _, e := range group {
+			done = append(done, e.Seq)
+		}
+		ds, group = ds[:0], group[:0]
+	}
 	for i := range events {
-		if err := s.dispatchEvent(ctx, hooks, &events[i]); err != nil {
+		eds, err := s.eventDeliveries(ctx, hooks, &events[i])
+		if err != nil {
 			if ctx.Err() == nil {
 				s.logger.Warn("dispatch", "inbox", events[i].Inbox, "id", events[i].ID, "err", err)
 			}
 			left = append(left, events[i])
 			continue
 		}
-		done = append(done, events[i].Seq)
+		ds = append(ds, eds...)
+		group = append(group, events[i])
+		if len(ds) >= maxAdd {
+			flush()
+		}
 	}
+	flush()
 	if len(done) > 0 {
 		if err := s.store.AckFeed(ctx, feedGroup, done...); err != nil && ctx.Err() == nil {
 			// Handed out again after the lease: its deliveries are stored already.
@@ -134,11 +172,15 @@ func (s *Service) dispatchBatch(ctx context.Context, events []storage.LoggedEven
 	return left
 }
 
-// dispatchEvent stores a delivery of e for every webhook that wants it.
-func (s *Service) dispatchEvent(ctx context.Context, hooks []hook, e *storage.LoggedEvent) error {
+// maxAdd is about how many deliveries the dispatcher stores at once.
+const maxAdd = 1024
+
+// eventDeliveries returns a delivery of e for every webhook that wants it, all with
+// the one payload, built once.
+func (s *Service) eventDeliveries(ctx context.Context, hooks []hook, e *storage.LoggedEvent) ([]*storage.Delivery, error) {
 	typ := eventType(&e.Event)
 	if typ == "" {
-		return nil
+		return nil, nil
 	}
 	var want []*hook
 	for i := range hooks {
@@ -147,7 +189,7 @@ func (s *Service) dispatchEvent(ctx context.Context, hooks []hook, e *storage.Lo
 		}
 	}
 	if len(want) == 0 {
-		return nil
+		return nil, nil
 	}
 	data := eventData{Inbox: e.Inbox, ID: e.ID}
 	if typ == EventReceived && s.opts.Describe != nil {
@@ -155,33 +197,21 @@ func (s *Service) dispatchEvent(ctx context.Context, hooks []hook, e *storage.Lo
 		if errors.Is(err, storage.ErrNotFound) {
 			raw = nil // gone already: the summary without codes and links
 		} else if err != nil {
-			return fmt.Errorf("read message: %w", err)
+			return nil, fmt.Errorf("read message: %w", err)
 		}
 		data.Message = s.opts.Describe(e.Message, raw)
 	}
 	body, err := encodePayload(typ, e.Time, data)
 	if err != nil {
-		return fmt.Errorf("encode payload: %w", err)
+		return nil, fmt.Errorf("encode payload: %w", err)
 	}
 	id := deliveryID(typ, e.Inbox, e.ID)
 	now := s.opts.Now()
-	queued := 0
-	for _, h := range want {
-		d := &storage.Delivery{ID: id, Webhook: h.ID, Event: typ, Payload: body, Created: now.UTC(), State: storage.DeliveryPending, Next: now}
-		added, err := s.store.AddDelivery(ctx, d)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue // the webhook was deleted since it was read
-		}
-		if err != nil {
-			return fmt.Errorf("add delivery: %w", err)
-		}
-		if added {
-			queued++
-		}
+	ds := make([]*storage.Delivery, len(want))
+	for i, h := range want {
+		ds[i] = &storage.Delivery{ID: id, Webhook: h.ID, Event: typ, Payload: body, Created: now.UTC(), State: storage.DeliveryPending, Next: now}
 	}
-	s.metrics.dispatched.Add(float64(queued))
-	s.poke(queued)
-	return nil
+	return ds, nil
 }
 
 // pause waits d or until ctx ends.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -379,7 +380,7 @@ type killable struct {
 	// deliveries the store already had.
 	dieOnAdd    bool
 	adds, dupes atomic.Int64
-	// failAdds is how many AddDelivery calls still fail, as a store that hiccups.
+	// failAdds is how many AddDeliveries calls still fail, as a store that hiccups.
 	failAdds atomic.Int64
 }
 
@@ -422,17 +423,37 @@ func (k *killable) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, 
 	return added, err
 }
 
-func (k *killable) ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error) {
+func (k *killable) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
 	if k.dead.Load() {
 		return nil, errDead
 	}
-	d, err := k.Store.ClaimDelivery(ctx, lease)
+	if k.failAdds.Add(-1) >= 0 {
+		return nil, storage.ErrUnavailable
+	}
+	if k.dieOnAdd {
+		k.dead.Store(true) // before the store has them, so that no worker of this node claims one
+	}
+	added, err := k.Store.AddDeliveries(ctx, ds)
+	for _, ok := range added {
+		k.adds.Add(1)
+		if !ok {
+			k.dupes.Add(1)
+		}
+	}
+	return added, err
+}
+
+func (k *killable) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error) {
+	if k.dead.Load() {
+		return nil, errDead
+	}
+	ds, err := k.Store.ClaimDeliveries(ctx, n, lease)
 	if k.dead.Load() {
 		// Died while the claim was on its way: what it took stays leased to the dead
 		// node until the lease runs out, as with a real death.
 		return nil, errDead
 	}
-	return d, err
+	return ds, err
 }
 
 func (k *killable) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
@@ -440,6 +461,13 @@ func (k *killable) UpdateDelivery(ctx context.Context, d *storage.Delivery) erro
 		return errDead
 	}
 	return k.Store.UpdateDelivery(ctx, d)
+}
+
+func (k *killable) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	if k.dead.Load() {
+		return errDead
+	}
+	return k.Store.UpdateDeliveries(ctx, ds)
 }
 
 func (k *killable) PutWebhook(ctx context.Context, w *storage.Webhook) error {
@@ -593,7 +621,7 @@ func TestNodeDiesBeforeAck(t *testing.T) {
 	}
 }
 
-// TestDispatchRetries fails the store's AddDelivery once: the dispatcher tries the
+// TestDispatchRetries fails the store's AddDeliveries once: the dispatcher tries the
 // event again at once, not a feed lease (a minute) later.
 func TestDispatchRetries(t *testing.T) {
 	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
@@ -825,5 +853,159 @@ func TestShutdownDrains(t *testing.T) {
 	stop()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Run returned %v after its context ended, want about the 200ms shutdown timeout", d)
+	}
+}
+
+// counting is a store that counts the webhooks' batched calls and what they carry.
+type counting struct {
+	Store
+	adds, added, claims, claimed, updates, updated atomic.Int64
+	mostAdded                                      atomic.Int64 // the most of one AddDeliveries
+}
+
+func (c *counting) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
+	c.adds.Add(1)
+	c.added.Add(int64(len(ds)))
+	for n := c.mostAdded.Load(); int64(len(ds)) > n && !c.mostAdded.CompareAndSwap(n, int64(len(ds))); n = c.mostAdded.Load() {
+	}
+	return c.Store.AddDeliveries(ctx, ds)
+}
+
+func (c *counting) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error) {
+	ds, err := c.Store.ClaimDeliveries(ctx, n, lease)
+	if len(ds) > 0 {
+		c.claims.Add(1)
+		c.claimed.Add(int64(len(ds)))
+	}
+	return ds, err
+}
+
+func (c *counting) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	c.updates.Add(1)
+	c.updated.Add(int64(len(ds)))
+	return c.Store.UpdateDeliveries(ctx, ds)
+}
+
+// TestBatches: a backlog of deliveries is stored, claimed and saved after its attempts
+// in batches, not with a store round trip per delivery each (the profile of the fan-out
+// benchmark, docs/benchmarks.md), and the POSTs to one receiver keep their connections.
+func TestBatches(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := &counting{Store: b.New(t)}
+			rc := newReceiver(t)
+			var mu sync.Mutex
+			conns := map[string]bool{}
+			rc.setAnswer(func(r *http.Request, n int) int {
+				mu.Lock()
+				conns[r.RemoteAddr] = true
+				mu.Unlock()
+				return http.StatusNoContent
+			})
+			s := New(testOptions(), st, testlib.Logger(t))
+			const hooks, messages = 5, 80
+			for range hooks {
+				create(t, s, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			}
+			for i := range messages {
+				put(t, st.Store.(storage.Store), "box@x.test", fmt.Sprintf("Message %d", i), "hello", false)
+			}
+			run(t, s)
+			const total = hooks * messages
+			testlib.WaitFor(t, "every delivery", func() bool { return len(rc.accepted()) >= total && st.updated.Load() >= total })
+			if got := len(rc.accepted()); got != total {
+				t.Errorf("%d POSTs, want %d", got, total)
+			}
+			if n := st.adds.Load(); n > messages/4 || st.added.Load() != total {
+				t.Errorf("%d deliveries stored in %d calls, want %d in at most %d", st.added.Load(), n, total, messages/4)
+			}
+			if n := st.claims.Load(); n > total/4 {
+				t.Errorf("%d deliveries claimed in %d claims, want at most %d claims", st.claimed.Load(), n, total/4)
+			}
+			// In memory a save is no round trip, and is over before the next attempt ends.
+			if n := st.updates.Load(); b.Name == "redis" && n > total*3/4 {
+				t.Errorf("%d deliveries saved in %d calls, want at most %d calls", st.updated.Load(), n, total*3/4)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// One per worker, and a few more: a worker's connection goes back to the pool
+			// just after its attempt ends, and the next attempt may not wait for it.
+			if workers := New(Options{}, st, testlib.Logger(t)).opts.Workers; len(conns) > workers*3/2 {
+				t.Errorf("%d connections to the receiver, want about one per worker (%d): kept alive", len(conns), workers)
+			}
+		})
+	}
+}
+
+// TestShutdownReleases stops a node that claimed a delivery it had no worker free for:
+// it is due again at once, and another node makes it well before its lease ends.
+func TestShutdownReleases(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := &counting{Store: b.New(t)}
+			rc := newReceiver(t)
+			held := make(chan struct{}, 1)
+			release := make(chan struct{})
+			var once sync.Once
+			rc.setAnswer(func(r *http.Request, n int) int {
+				hold := false
+				once.Do(func() { hold = true })
+				if hold {
+					held <- struct{}{}
+					<-release
+				}
+				return http.StatusOK
+			})
+			opts := testOptions()
+			opts.Workers = 1
+			opts.Lease = time.Minute
+			opts.ShutdownTimeout = 10 * time.Second
+			a := New(opts, st, testlib.Logger(t))
+			create(t, a, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			put(t, st.Store.(storage.Store), "box@x.test", "First", "1", false)
+			stopA := run(t, a)
+			testlib.Next(t, held, 30*time.Second, "node A's first attempt")
+			// A's one worker is busy: the next delivery is claimed and waits for it.
+			put(t, st.Store.(storage.Store), "box@x.test", "Second", "2", false)
+			testlib.WaitFor(t, "node A claiming the second", func() bool { return st.claimed.Load() == 2 })
+			stopped := make(chan struct{})
+			go func() { stopA(); close(stopped) }()
+			close(release)
+			testlib.Next(t, stopped, 20*time.Second, "node A's stop")
+			if n := len(rc.accepted()); n != 1 {
+				t.Fatalf("node A made %d deliveries, want the first alone", n)
+			}
+			start := time.Now()
+			run(t, New(opts, st, testlib.Logger(t)))
+			testlib.WaitFor(t, "the second delivery made by node B", func() bool { return len(rc.accepted()) == 2 })
+			if d := time.Since(start); d > opts.Lease/2 {
+				t.Errorf("node B made the delivery node A claimed %v after A stopped, want at once, not after its lease (%v)", d, opts.Lease)
+			}
+		})
+	}
+}
+
+// TestDispatchBounded: events to many global webhooks are stored a bounded number of
+// deliveries at a time, not a whole batch of events' worth at once.
+func TestDispatchBounded(t *testing.T) {
+	for _, b := range testlib.Backends(t, testlib.StoreOptions{Name: "webhook"}) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := &counting{Store: b.New(t)}
+			rc := newReceiver(t)
+			s := New(testOptions(), st, testlib.Logger(t))
+			const hooks, messages = 50, 60
+			for range hooks {
+				create(t, s, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
+			}
+			for i := range messages {
+				put(t, st.Store.(storage.Store), "box@x.test", fmt.Sprintf("Message %d", i), "hello", false)
+			}
+			run(t, s)
+			testlib.WaitFor(t, "every delivery stored", func() bool { return st.added.Load() >= hooks*messages })
+			// maxAdd, and the deliveries of the event that passed it.
+			if most := st.mostAdded.Load(); most > 1024+hooks {
+				t.Errorf("%d deliveries stored in one call, want at most %d", most, 1024+hooks)
+			}
+		})
 	}
 }

@@ -241,13 +241,15 @@ func (s *Service) changed() {
 	s.mu.Unlock()
 }
 
-// poke wakes up to n idle workers for deliveries due now.
+// poke wakes the claiming loop, idle, for n deliveries due now: one claim takes up to
+// a worker count of them, and a token per delivery would be as many claims, most of
+// them finding nothing.
 func (s *Service) poke(n int) {
-	for range n {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-			return
-		}
+	if n <= 0 {
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }

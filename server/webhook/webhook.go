@@ -37,10 +37,11 @@ type Options struct {
 	// API's listings with the codes and links of raw (nil when the message is already
 	// gone). nil = the message's id alone.
 	Describe func(m *storage.Message, raw []byte) any
-	// Workers is how many deliveries this node makes at once; 0 = 32. A worker mostly
-	// waits (for the store, for the endpoint), so they are cheap.
+	// Workers is how many deliveries this node makes at once, and claims at once; 0 = 32.
+	// A worker mostly waits (for the endpoint), so they are cheap.
 	Workers int
-	// Timeout bounds an attempt, from dialing to the answer's last byte read; 0 = 10s.
+	// Timeout bounds an attempt, from dialing to the answer's last byte read
+	// (MAYFLY_WEBHOOK_TIMEOUT); 0 = 10s.
 	Timeout time.Duration
 	// Schedule is how long a delivery waits after each failed attempt; nil =
 	// DefaultSchedule. After the last, the delivery has failed.
@@ -50,8 +51,9 @@ type Options struct {
 	// days.
 	DisableAfter time.Duration
 	// Lease is how long a claimed delivery is hidden from other nodes' workers: a node
-	// that dies mid-delivery has its deliveries made by another after it. 0 = Timeout
-	// plus 50s.
+	// that dies mid-delivery has its deliveries made by another after it. It covers a
+	// delivery's wait for a free worker (at most one attempt) and its own attempt, plus
+	// the store's round trips. 0 = twice Timeout plus 10s.
 	Lease time.Duration
 	// Poll is how often an idle worker looks for deliveries come due (retries, other
 	// nodes' events); deliveries this node queues wake it at once. 0 = 1s.
@@ -79,8 +81,10 @@ type store interface {
 	ListWebhooks(ctx context.Context) ([]storage.Webhook, error)
 	DeleteWebhook(ctx context.Context, id string) error
 	AddDelivery(ctx context.Context, d *storage.Delivery) (bool, error)
-	ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error)
+	AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error)
+	ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error)
 	UpdateDelivery(ctx context.Context, d *storage.Delivery) error
+	UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error
 	GetDelivery(ctx context.Context, webhook, id string) (*storage.Delivery, error)
 	Deliveries(ctx context.Context, webhook string, limit int) ([]storage.Delivery, error)
 }
@@ -92,7 +96,7 @@ type Service struct {
 	logger  *slog.Logger
 	client  *http.Client
 	metrics *metrics
-	// wake tells an idle worker that this node queued a delivery due now.
+	// wake tells the idle claiming loop that this node queued deliveries due now.
 	wake chan struct{}
 
 	mu     sync.Mutex
@@ -124,7 +128,7 @@ func New(opts Options, st store, logger *slog.Logger) *Service {
 		opts.DisableAfter = 5 * 24 * time.Hour
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = opts.Timeout + 50*time.Second
+		opts.Lease = 2*opts.Timeout + 10*time.Second
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
@@ -145,9 +149,9 @@ func New(opts Options, st store, logger *slog.Logger) *Service {
 		opts:    opts,
 		store:   st,
 		logger:  logger.With("proto", "webhook"),
-		client:  newClient(opts.AllowPrivate, opts.Resolver),
+		client:  newClient(opts.AllowPrivate, opts.Resolver, opts.Workers),
 		metrics: newMetrics(opts.Registry),
-		wake:    make(chan struct{}, opts.Workers),
+		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -158,17 +162,15 @@ func (s *Service) Run(ctx context.Context) error {
 	drain, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(1 + s.opts.Workers)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.dispatch(ctx)
 	}()
-	for range s.opts.Workers {
-		go func() {
-			defer wg.Done()
-			s.work(ctx, drain)
-		}()
-	}
+	go func() {
+		defer wg.Done()
+		s.work(ctx, drain)
+	}()
 	<-ctx.Done()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

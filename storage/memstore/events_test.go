@@ -187,19 +187,19 @@ func TestClaimDeliveryWithClock(t *testing.T) {
 	if _, err := st.AddDelivery(ctx, storetest.NewDelivery("wh_1", "msg_1", c.Now(), c.Now().Add(time.Minute))); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := st.ClaimDelivery(ctx, time.Hour); d != nil {
+	if d, _ := claimOne(ctx, st, time.Hour); d != nil {
 		t.Fatal("claimed before it was due")
 	}
 	c.Add(time.Minute)
-	if d, _ := st.ClaimDelivery(ctx, time.Hour); d == nil {
+	if d, _ := claimOne(ctx, st, time.Hour); d == nil {
 		t.Fatal("not claimed when due")
 	}
 	c.Add(time.Hour - time.Second)
-	if d, _ := st.ClaimDelivery(ctx, time.Hour); d != nil {
+	if d, _ := claimOne(ctx, st, time.Hour); d != nil {
 		t.Fatal("claimed again within the lease")
 	}
 	c.Add(time.Second)
-	if d, _ := st.ClaimDelivery(ctx, time.Hour); d == nil || d.ID != "msg_1" {
+	if d, _ := claimOne(ctx, st, time.Hour); d == nil || d.ID != "msg_1" {
 		t.Fatal("not claimed again when the lease ended")
 	}
 }
@@ -230,4 +230,13 @@ func TestWebhooksCountAgainstLimit(t *testing.T) {
 	if got := st.Memory().MetadataBytes; got != base {
 		t.Errorf("after DeleteWebhook %d B counted, want %d as before", got, base)
 	}
+}
+
+// claimOne claims one delivery; nil when none is due.
+func claimOne(ctx context.Context, st *Store, lease time.Duration) (*storage.Delivery, error) {
+	ds, err := st.ClaimDeliveries(ctx, 1, lease)
+	if err != nil || len(ds) == 0 {
+		return nil, err
+	}
+	return ds[0], nil
 }

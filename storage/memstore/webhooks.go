@@ -3,6 +3,7 @@ package memstore
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -215,23 +216,38 @@ func deliveryBefore(a, b *storage.Delivery) bool {
 	return a.ID < b.ID
 }
 
-// ClaimDelivery returns the delivery due soonest, if it is due, leased for lease.
-func (s *Store) ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error) {
+// AddDeliveries stores each of ds as AddDelivery does; added[i] is false when ds[i]'s
+// webhook has a delivery with its ID already or does not exist.
+func (s *Store) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
+	added := make([]bool, len(ds))
+	for i, d := range ds {
+		ok, err := s.AddDelivery(ctx, d)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		added[i] = ok
+	}
+	return added, nil
+}
+
+// ClaimDeliveries returns up to n deliveries due, soonest first, each leased for lease.
+func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error) {
 	if lease <= 0 {
-		return nil, fmt.Errorf("claim delivery: lease %v", lease)
+		return nil, fmt.Errorf("claim deliveries: lease %v", lease)
 	}
 	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := &s.hooks.due
-	if len(*q) == 0 || (*q)[0].due.After(now) {
-		return nil, nil
+	var ds []*storage.Delivery
+	for len(ds) < n && len(*q) > 0 && !(*q)[0].due.After(now) {
+		d := (*q)[0]
+		d.due = now.Add(lease)
+		heap.Fix(q, 0)
+		c := cloneDelivery(&d.d)
+		ds = append(ds, &c)
 	}
-	d := (*q)[0]
-	d.due = now.Add(lease)
-	heap.Fix(q, 0)
-	c := cloneDelivery(&d.d)
-	return &c, nil
+	return ds, nil
 }
 
 // UpdateDelivery saves d after an attempt or a replay.
@@ -252,6 +268,16 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 	}
 	s.placeDeliveryLocked(h, old)
 	s.shrinkLocked(nil)
+	return nil
+}
+
+// UpdateDeliveries saves each of ds as UpdateDelivery does, skipping those not stored.
+func (s *Store) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	for _, d := range ds {
+		if err := s.UpdateDelivery(ctx, d); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -132,26 +132,92 @@ func (s *Store) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, err
 	return n == 1, nil
 }
 
-// ClaimDelivery takes the delivery due soonest, if it is due, and moves it to the end
-// of its lease, by the server's clock (claimDeliveryScript).
-func (s *Store) ClaimDelivery(ctx context.Context, lease time.Duration) (*storage.Delivery, error) {
-	if lease <= 0 {
-		return nil, fmt.Errorf("claim delivery: lease %v", lease)
+// AddDeliveries stores each of ds as AddDelivery does, all in one round trip and one
+// script call per batchDeliveries of them (addDeliveriesScript): the dispatcher stores
+// every delivery of a batch of events at once. added[i] is false when ds[i]'s webhook
+// has a delivery with its ID already or does not exist.
+func (s *Store) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
+	res, err := s.deliveriesBatched(ctx, addDeliveriesScript, ds)
+	if err != nil {
+		return nil, unavailable("add deliveries", err)
 	}
-	k := s.hookKeys("")
-	data, err := claimDeliveryScript.Run(ctx, s.client, []string{k.due}, max(lease.Milliseconds(), 1), k.deliveryPrefix).Text()
-	if errors.Is(err, redis.Nil) {
+	added := make([]bool, len(ds))
+	for i, n := range res {
+		added[i] = n == 1
+	}
+	return added, nil
+}
+
+// batchDeliveries is how many deliveries one script call stores: a call costs Redis
+// more than the few commands each delivery needs, yet Redis runs nothing else meanwhile.
+const batchDeliveries = 64
+
+// deliveriesBatched runs script (addDeliveriesScript or updateDeliveriesScript) over ds,
+// batchDeliveries a call, every call in one pipeline, and returns each one's result.
+func (s *Store) deliveriesBatched(ctx context.Context, script *redis.Script, ds []*storage.Delivery) ([]int64, error) {
+	var calls []*call
+	for start := 0; start < len(ds); start += batchDeliveries {
+		c := &call{script: script}
+		for _, d := range ds[start:min(start+batchDeliveries, len(ds))] {
+			if d.State == "" {
+				cp := *d
+				cp.State = storage.DeliveryPending
+				d = &cp
+			}
+			args, err := deliveryArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			k := s.hookKeys(d.Webhook)
+			c.keys = append(c.keys, k.hooks, k.d, k.log, k.done, k.due)
+			c.args = append(c.args, args...)
+		}
+		calls = append(calls, c)
+	}
+	s.pipeline(ctx, calls, nil)
+	res := make([]int64, 0, len(ds))
+	for _, c := range calls {
+		ns, err := c.cmd.Int64Slice()
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, ns...)
+	}
+	if len(res) != len(ds) {
+		return nil, fmt.Errorf("%d results for %d deliveries", len(res), len(ds))
+	}
+	return res, nil
+}
+
+// ClaimDeliveries takes up to n deliveries due, soonest first, and moves each to the
+// end of its lease, by the server's clock, in one round trip (claimDeliveriesScript).
+func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*storage.Delivery, error) {
+	if lease <= 0 {
+		return nil, fmt.Errorf("claim deliveries: lease %v", lease)
+	}
+	if n <= 0 {
 		return nil, nil
 	}
+	k := s.hookKeys("")
+	list, err := claimDeliveriesScript.Run(ctx, s.client, []string{k.due}, max(lease.Milliseconds(), 1), k.deliveryPrefix, min(n, maxClaim)).StringSlice()
 	if err != nil {
-		return nil, unavailable("claim delivery", err)
+		return nil, unavailable("claim deliveries", err)
 	}
-	d := &storage.Delivery{}
-	if err := json.Unmarshal([]byte(data), d); err != nil {
-		return nil, fmt.Errorf("claim delivery: %w", err)
+	ds := make([]*storage.Delivery, 0, len(list))
+	for _, data := range list {
+		d := &storage.Delivery{}
+		if err := json.Unmarshal([]byte(data), d); err != nil {
+			// Leased all the same: it comes back after the lease, and fails again.
+			return nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		ds = append(ds, d)
 	}
-	return d, nil
+	return ds, nil
 }
+
+// maxClaim bounds one claim, so one script call stays short: Redis runs nothing else
+// meanwhile.
+const maxClaim = 256
 
 // UpdateDelivery saves d (updateDeliveryScript).
 func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
@@ -171,6 +237,16 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 	}
 	if n < 0 {
 		return fmt.Errorf("delivery %s of webhook %s: %w", d.ID, d.Webhook, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// UpdateDeliveries saves each of ds as UpdateDelivery does, all in one round trip and
+// one script call per batchDeliveries of them (updateDeliveriesScript): the results of
+// the attempts every worker made meanwhile go together.
+func (s *Store) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
+	if _, err := s.deliveriesBatched(ctx, updateDeliveriesScript, ds); err != nil {
+		return unavailable("update deliveries", err)
 	}
 	return nil
 }
@@ -248,58 +324,96 @@ local function place(d, log, done, due, webhook, id, created, state, next, keep)
 end
 `
 
-// addDeliveryScript stores a delivery unless its webhook has one with its ID. It returns
-// 1 when it stored it, 0 when there was one, -1 when there is no such webhook.
+// addLua and updateLua are the bodies of the scripts that add or update deliveries,
+// for the delivery whose KEYS start after k and whose ARGV start after a.
+//
+// add stores a delivery unless its webhook has one with its ID. It returns 1 when it
+// stored it, 0 when there was one, -1 when there is no such webhook.
 // KEYS: 1 hooks, 2 the webhook's deliveries, 3 its log, 4 its finished ones, 5 due.
 // ARGV: 1 webhook, 2 delivery ID, 3 the delivery (JSON), 4 created (unix ms), 5 state,
 // 6 due (unix ms), 7 how many finished ones to keep.
-var addDeliveryScript = redis.NewScript(placeLua + `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
-	return -1
+//
+// update replaces a stored delivery and places it again. It returns 1, or -1 when there
+// is no such delivery (its webhook was deleted, or it was trimmed). KEYS and ARGV as add's.
+const (
+	addLua = `
+local function add(k, a)
+	if redis.call('HEXISTS', KEYS[k + 1], ARGV[a + 1]) == 0 then
+		return -1
+	end
+	if redis.call('HSETNX', KEYS[k + 2], ARGV[a + 2], ARGV[a + 3]) == 0 then
+		return 0
+	end
+	redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 2])
+	place(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]))
+	return 1
 end
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then
-	return 0
+`
+	updateLua = `
+local function update(k, a)
+	if redis.call('HEXISTS', KEYS[k + 2], ARGV[a + 2]) == 0 then
+		return -1
+	end
+	redis.call('HSET', KEYS[k + 2], ARGV[a + 2], ARGV[a + 3])
+	redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 2])
+	place(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]))
+	return 1
 end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
-place(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
-return 1
-`)
+`
+	// eachLua runs f over the deliveries of a batched call: five KEYS and seven ARGV
+	// each, all on the one slot of the webhooks' hash tag.
+	eachLua = `
+local out = {}
+for i = 0, #KEYS / 5 - 1 do
+	out[i + 1] = f(i * 5, i * 7)
+end
+return out
+`
+)
 
-// updateDeliveryScript replaces a stored delivery and places it again. It returns 1, or
-// -1 when there is no such delivery (its webhook was deleted, or it was trimmed).
-// KEYS and ARGV as addDeliveryScript's.
-var updateDeliveryScript = redis.NewScript(placeLua + `
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
-	return -1
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
-place(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
-return 1
-`)
+// addDeliveryScript is add of one delivery (AddDelivery).
+var addDeliveryScript = redis.NewScript(placeLua + addLua + `return add(0, 0)`)
 
-// claimDeliveryScript returns the delivery due soonest, if it is due, and makes it due
-// again at the end of the lease; nil when none is due. An entry whose delivery is gone
-// is dropped. It uses the server's clock, so nodes with skewed clocks agree on leases.
-// The deliveries' hash is built from ARGV[2], which carries KEYS[1]'s hash tag.
-// KEYS: 1 due. ARGV: 1 lease (ms), 2 the deliveries' key prefix.
-var claimDeliveryScript = redis.NewScript(`
+// updateDeliveryScript is update of one delivery (UpdateDelivery).
+var updateDeliveryScript = redis.NewScript(placeLua + updateLua + `return update(0, 0)`)
+
+// addDeliveriesScript and updateDeliveriesScript are add and update of each delivery
+// of a batch (AddDeliveries, UpdateDeliveries), returning each one's result.
+var (
+	addDeliveriesScript    = redis.NewScript(placeLua + addLua + `local f = add` + eachLua)
+	updateDeliveriesScript = redis.NewScript(placeLua + updateLua + `local f = update` + eachLua)
+)
+
+// claimDeliveriesScript returns up to ARGV[3] deliveries due, soonest first, and makes
+// each due again at the end of the lease; an empty list when none is due. An entry whose
+// delivery is gone is dropped. It uses the server's clock, so nodes with skewed clocks
+// agree on leases. The deliveries' hash is built from ARGV[2], which carries KEYS[1]'s
+// hash tag. KEYS: 1 due. ARGV: 1 lease (ms), 2 the deliveries' key prefix, 3 how many.
+var claimDeliveriesScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local want = tonumber(ARGV[3])
+local out = {}
 for _ = 1, 100 do
-	local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)[1]
-	if not m then
-		return false
+	local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, want - #out)
+	if #ms == 0 then
+		break
 	end
-	local nl = string.find(m, '\n', 1, true)
-	local data = nl and redis.call('HGET', ARGV[2] .. string.sub(m, 1, nl - 1), string.sub(m, nl + 1))
-	if data then
-		redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), m)
-		return data
+	for _, m in ipairs(ms) do
+		local nl = string.find(m, '\n', 1, true)
+		local data = nl and redis.call('HGET', ARGV[2] .. string.sub(m, 1, nl - 1), string.sub(m, nl + 1))
+		if data then
+			redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), m)
+			out[#out + 1] = data
+		else
+			redis.call('ZREM', KEYS[1], m)
+		end
 	end
-	redis.call('ZREM', KEYS[1], m)
+	if #out >= want then
+		break
+	end
 end
-return false
+return out
 `)
 
 // deleteWebhookScript deletes a webhook, its deliveries and their entries in the due

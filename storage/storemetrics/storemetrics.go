@@ -138,14 +138,24 @@ func (s *timedStore) AddDelivery(ctx context.Context, d *storage.Delivery) (_ bo
 	return s.Store.AddDelivery(ctx, d)
 }
 
-func (s *timedStore) ClaimDelivery(ctx context.Context, lease time.Duration) (_ *storage.Delivery, err error) {
-	defer s.timer("claim_delivery", &err)()
-	return s.Store.ClaimDelivery(ctx, lease)
+func (s *timedStore) AddDeliveries(ctx context.Context, ds []*storage.Delivery) (_ []bool, err error) {
+	defer s.timer("add_deliveries", &err)()
+	return s.Store.AddDeliveries(ctx, ds)
+}
+
+func (s *timedStore) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) (_ []*storage.Delivery, err error) {
+	defer s.timer("claim_deliveries", &err)()
+	return s.Store.ClaimDeliveries(ctx, n, lease)
 }
 
 func (s *timedStore) UpdateDelivery(ctx context.Context, d *storage.Delivery) (err error) {
 	defer s.timer("update_delivery", &err)()
 	return s.Store.UpdateDelivery(ctx, d)
+}
+
+func (s *timedStore) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) (err error) {
+	defer s.timer("update_deliveries", &err)()
+	return s.Store.UpdateDeliveries(ctx, ds)
 }
 
 func (s *timedStore) GetDelivery(ctx context.Context, webhook, id string) (_ *storage.Delivery, err error) {

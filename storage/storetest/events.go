@@ -28,6 +28,9 @@ var eventTests = []struct {
 	{"WebhookCRUD", testWebhookCRUD},
 	{"AddDeliveryIdempotent", testAddDeliveryIdempotent},
 	{"ClaimDeliveryLease", testClaimDeliveryLease},
+	{"ClaimDeliveriesBatch", testClaimDeliveriesBatch},
+	{"AddDeliveries", testAddDeliveries},
+	{"UpdateDeliveries", testUpdateDeliveries},
 	{"UpdateDeliveryStates", testUpdateDeliveryStates},
 	{"DeliveriesTrimmed", testDeliveriesTrimmed},
 	{"DeleteWebhookDeliveries", testDeleteWebhookDeliveries},
@@ -595,19 +598,31 @@ func testAddDeliveryIdempotent(t *testing.T, newStore NewStore) {
 	if _, err := st.GetDelivery(ctx, "wh_1", "msg_2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetDelivery of a missing delivery: %v, want ErrNotFound", err)
 	}
-	if c, err := st.ClaimDelivery(ctx, time.Minute); err != nil || c != nil {
-		t.Errorf("ClaimDelivery with nothing due = %+v, %v; want nil", c, err)
+	if c, err := claimOne(ctx, st, time.Minute); err != nil || c != nil {
+		t.Errorf("a claim with nothing due = %+v, %v; want nil", c, err)
 	}
 }
 
-// claimWithin polls ClaimDelivery until it returns a delivery or d passes.
+// claimOne claims one delivery; nil when none is due.
+func claimOne(ctx context.Context, st storage.WebhookStore, lease time.Duration) (*storage.Delivery, error) {
+	ds, err := st.ClaimDeliveries(ctx, 1, lease)
+	if err != nil || len(ds) == 0 {
+		return nil, err
+	}
+	if len(ds) > 1 {
+		return nil, fmt.Errorf("ClaimDeliveries(1) returned %d", len(ds))
+	}
+	return ds[0], nil
+}
+
+// claimWithin polls claimOne until it returns a delivery or d passes.
 func claimWithin(t *testing.T, st storage.WebhookStore, lease, d time.Duration) *storage.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		c, err := st.ClaimDelivery(ctxFor(t), lease)
+		c, err := claimOne(ctxFor(t), st, lease)
 		if err != nil {
-			t.Fatalf("ClaimDelivery: %v", err)
+			t.Fatalf("claim: %v", err)
 		}
 		if c != nil || time.Now().After(deadline) {
 			return c
@@ -625,15 +640,15 @@ func testClaimDeliveryLease(t *testing.T, newStore NewStore) {
 	addDelivery(t, st, d)
 	addDelivery(t, st, NewDelivery("wh_1", "msg_later", now, now.Add(time.Hour)))
 	const lease = 700 * time.Millisecond
-	c, err := st.ClaimDelivery(ctx, lease)
+	c, err := claimOne(ctx, st, lease)
 	claimed := time.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkDelivery(t, c, d)
 	// Leased: hidden; and the later one is not due.
-	if again, err := st.ClaimDelivery(ctx, lease); err != nil || again != nil && time.Since(claimed) < lease {
-		t.Fatalf("ClaimDelivery within the lease = %+v, %v; want nil", again, err)
+	if again, err := claimOne(ctx, st, lease); err != nil || again != nil && time.Since(claimed) < lease {
+		t.Fatalf("a claim within the lease = %+v, %v; want nil", again, err)
 	}
 	// The claimer died: due again when its lease runs out.
 	again := claimWithin(t, st, lease, 10*time.Second)
@@ -666,8 +681,8 @@ func testUpdateDeliveryStates(t *testing.T, newStore NewStore) {
 	} else {
 		checkDelivery(t, got, c)
 	}
-	if got, err := st.ClaimDelivery(ctx, time.Minute); err != nil || got != nil {
-		t.Errorf("ClaimDelivery of one due in an hour = %+v, %v; want nil", got, err)
+	if got, err := claimOne(ctx, st, time.Minute); err != nil || got != nil {
+		t.Errorf("a claim of one due in an hour = %+v, %v; want nil", got, err)
 	}
 	// Due now again (a retry or a replay), then delivered: out of the queue.
 	c.Next = time.Now().Add(-time.Millisecond).Truncate(time.Millisecond)
@@ -682,7 +697,7 @@ func testUpdateDeliveryStates(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got := claimWithin(t, st, time.Millisecond, 100*time.Millisecond); got != nil {
-		t.Errorf("ClaimDelivery after it was delivered = %+v, want nil (its lease ended meanwhile too)", got)
+		t.Errorf("a claim after it was delivered = %+v, want nil (its lease ended meanwhile too)", got)
 	}
 	list, err := st.Deliveries(ctx, "wh_1", 10)
 	if err != nil || len(list) != 1 {
@@ -695,7 +710,7 @@ func testUpdateDeliveryStates(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got := claimWithin(t, st, time.Minute, 100*time.Millisecond); got != nil {
-		t.Errorf("ClaimDelivery of a failed one = %+v, want nil", got)
+		t.Errorf("a claim of a failed one = %+v, want nil", got)
 	}
 	c2.State, c2.Next = storage.DeliveryPending, time.Now().Truncate(time.Millisecond)
 	if err := st.UpdateDelivery(ctx, c2); err != nil {
@@ -782,7 +797,7 @@ func testDeleteWebhookDeliveries(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if c := claimWithin(t, st, time.Minute, 100*time.Millisecond); c != nil {
-		t.Errorf("ClaimDelivery after its webhook was deleted = %+v, want nil", c)
+		t.Errorf("a claim after its webhook was deleted = %+v, want nil", c)
 	}
 	if _, err := st.GetDelivery(ctx, "wh_1", "msg_1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetDelivery of a deleted webhook's: %v, want ErrNotFound", err)
@@ -795,5 +810,131 @@ func testDeleteWebhookDeliveries(t *testing.T, newStore NewStore) {
 		t.Errorf("the other webhook's delivery: %v", err)
 	} else {
 		checkDelivery(t, got, kept)
+	}
+}
+
+// testClaimDeliveriesBatch: a claim of n takes the n due soonest, each leased; a claimer
+// that dies holding them has every one of them claimed again after the lease, and none
+// before.
+func testClaimDeliveriesBatch(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	now := time.Now()
+	putWebhook(t, st, NewWebhook("wh_1", now))
+	putWebhook(t, st, NewWebhook("wh_2", now))
+	var want []string
+	for i := range 5 {
+		d := NewDelivery([]string{"wh_1", "wh_2"}[i%2], fmt.Sprintf("msg_%d", i), now, now.Add(time.Duration(i-10)*time.Second))
+		addDelivery(t, st, d)
+		want = append(want, d.Webhook+"/"+d.ID)
+	}
+	addDelivery(t, st, NewDelivery("wh_1", "msg_later", now, now.Add(time.Hour)))
+	const lease = 700 * time.Millisecond
+	ids := func(ds []*storage.Delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.Webhook+"/"+d.ID)
+		}
+		return out
+	}
+	first, err := st.ClaimDeliveries(ctx, 3, lease)
+	claimed := time.Now()
+	if err != nil || !slices.Equal(ids(first), want[:3]) {
+		t.Fatalf("ClaimDeliveries(3) = %q, %v; want %q, the soonest due", ids(first), err, want[:3])
+	}
+	rest, err := st.ClaimDeliveries(ctx, 10, lease)
+	if err != nil || !slices.Equal(ids(rest), want[3:]) {
+		t.Fatalf("ClaimDeliveries(10) = %q, %v; want %q: the others due, not the leased or the later", ids(rest), err, want[3:])
+	}
+	if none, err := st.ClaimDeliveries(ctx, 10, lease); err != nil || len(none) != 0 && time.Since(claimed) < lease {
+		t.Fatalf("ClaimDeliveries within the leases = %q, %v; want none", ids(none), err)
+	}
+	// Both claimers died: every delivery comes back after its lease.
+	var again []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(again) < len(want) && time.Now().Before(deadline) {
+		ds, err := st.ClaimDeliveries(ctx, 10, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) > 0 && time.Since(claimed) < lease-50*time.Millisecond {
+			t.Fatalf("claimed %q again %v after the first claim, within its lease of %v", ids(ds), time.Since(claimed), lease)
+		}
+		again = append(again, ids(ds)...)
+		time.Sleep(10 * time.Millisecond) // polling the leases' end, with a deadline
+	}
+	slices.Sort(again)
+	if sorted := slices.Sorted(slices.Values(want)); !slices.Equal(again, sorted) {
+		t.Errorf("claimed again after the leases: %q, want %q", again, sorted)
+	}
+	if ds, err := st.ClaimDeliveries(ctx, 0, lease); err != nil || len(ds) != 0 {
+		t.Errorf("ClaimDeliveries(0) = %q, %v; want none", ids(ds), err)
+	}
+}
+
+// testAddDeliveries: a batch stores each delivery as AddDelivery does, and says which.
+func testAddDeliveries(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	now := time.Now()
+	putWebhook(t, st, NewWebhook("wh_1", now))
+	putWebhook(t, st, NewWebhook("wh_2", now))
+	old := NewDelivery("wh_1", "msg_1", now, now.Add(time.Hour))
+	addDelivery(t, st, old)
+	again := *old
+	again.Payload = []byte(`{"other":true}`)
+	batch := []*storage.Delivery{&again, NewDelivery("wh_2", "msg_1", now, now), NewDelivery("wh_none", "msg_1", now, now), NewDelivery("wh_1", "msg_2", now, now.Add(time.Hour))}
+	added, err := st.AddDeliveries(ctx, batch)
+	if err != nil || !slices.Equal(added, []bool{false, true, false, true}) {
+		t.Fatalf("AddDeliveries = %v, %v; want [false true false true]", added, err)
+	}
+	for _, d := range []*storage.Delivery{old, batch[1], batch[3]} {
+		got, err := st.GetDelivery(ctx, d.Webhook, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDelivery(t, got, d)
+	}
+	if c := claimWithin(t, st, time.Minute, 5*time.Second); c == nil || c.Webhook != "wh_2" {
+		t.Errorf("claimed %+v, want the batch's one due now", c)
+	}
+	if added, err := st.AddDeliveries(ctx, nil); err != nil || len(added) != 0 {
+		t.Errorf("AddDeliveries(nil) = %v, %v", added, err)
+	}
+}
+
+// testUpdateDeliveries: a batch saves each delivery as UpdateDelivery does, skipping
+// those not stored.
+func testUpdateDeliveries(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	now := time.Now()
+	putWebhook(t, st, NewWebhook("wh_1", now))
+	a := NewDelivery("wh_1", "msg_1", now, now)
+	b := NewDelivery("wh_1", "msg_2", now, now)
+	addDelivery(t, st, a)
+	addDelivery(t, st, b)
+	a.State = storage.DeliveryDelivered
+	a.Attempts = []storage.Attempt{{At: now.Truncate(time.Millisecond), Status: 204, Latency: time.Millisecond}}
+	b.Next = now.Add(time.Hour).Truncate(time.Millisecond)
+	b.Attempts = []storage.Attempt{{At: now.Truncate(time.Millisecond), Status: 500, Latency: time.Millisecond, Response: "oops"}}
+	if err := st.UpdateDeliveries(ctx, []*storage.Delivery{a, NewDelivery("wh_1", "msg_none", now, now), NewDelivery("wh_none", "msg_1", now, now), b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*storage.Delivery{a, b} {
+		got, err := st.GetDelivery(ctx, d.Webhook, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDelivery(t, got, d)
+	}
+	if c := claimWithin(t, st, time.Minute, 100*time.Millisecond); c != nil {
+		t.Errorf("claimed %+v; want none: one delivered, one due in an hour", c)
+	}
+	if _, err := st.GetDelivery(ctx, "wh_1", "msg_none"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetDelivery of one skipped: %v, want ErrNotFound", err)
+	}
+	if err := st.UpdateDeliveries(ctx, nil); err != nil {
+		t.Errorf("UpdateDeliveries(nil): %v", err)
 	}
 }
