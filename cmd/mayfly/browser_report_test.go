@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// reportFetches counts the page's requests of a deliverability report.
+const reportFetches = `performance.getEntriesByType("resource").filter(e => /\/messages\/[^/]+\/report$/.test(new URL(e.name).pathname)).length`
+
+// axeClean runs axe-core (testdata/axe, already loaded in the page) and fails the test
+// on any WCAG 2.1 A or AA violation.
+func axeClean(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var violations []struct {
+		ID    string
+		Help  string
+		Nodes []struct{ Target []any }
+	}
+	if err := chromedp.Run(ctx, chromedp.Evaluate(
+		`axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }).then(r => r.violations)`,
+		&violations, awaitPromise)); err != nil {
+		t.Fatalf("%s: axe: %v", name, err)
+	}
+	for _, v := range violations {
+		var where []string
+		for _, node := range v.Nodes {
+			where = append(where, fmt.Sprint(node.Target...))
+		}
+		t.Errorf("%s: %s (%s) at %s", name, v.ID, v.Help, strings.Join(where, ", "))
+	}
+}
+
+// TestPageReportCard opens a message whose sender forgot Message-ID and Date, then its
+// Deliverability tab from the keyboard: the report is fetched only then (once, however
+// often the card is drawn), the card shows the score out of 10, the failing check's
+// status in words and its fix, and says rspamd was not run; axe finds nothing with the
+// card open, light, dark and at phone width, where the page does not scroll sideways.
+func TestPageReportCard(t *testing.T) {
+	axe, err := os.ReadFile("testdata/axe/axe.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t)
+	ctx := browser(t)
+	var ok bool
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+	address := strings.TrimSpace(firstScreen(t, ctx, n))
+	n.send(t, address, signupMail)
+	var fetched int
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(string(axe), nil),
+		chromedp.Poll(`document.querySelector("#messages [data-id]") !== null`, &ok),
+		chromedp.Click("#messages [data-id]", chromedp.ByQuery),
+		chromedp.Poll(`!document.querySelector("#message").hidden && !document.querySelector("#tab-report").hidden`, &ok),
+		chromedp.Evaluate(reportFetches, &fetched),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if fetched != 0 {
+		t.Errorf("opening the message fetched the report %d times, want none until the card is opened", fetched)
+	}
+	var card struct {
+		Score, Message, Spam, Focus, Selected string
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.Focus("#tab-text", chromedp.ByID),
+		chromedp.KeyEvent(kb.End),
+		chromedp.Poll(`document.querySelector(".report-score") !== null`, &ok),
+		chromedp.Evaluate(`({score: document.querySelector(".report-score").textContent,
+			message: [...document.querySelectorAll(".report-check")].find(li => li.querySelector(".report-id").textContent === "message-id").textContent,
+			spam: document.querySelector(".report-rspamd").textContent,
+			focus: document.activeElement.id, selected: document.querySelector("#tab-report").getAttribute("aria-selected")})`, &card),
+	); err != nil {
+		var panel string
+		chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("#panel-report").outerHTML + " | " + document.querySelector("#error").textContent`, &panel))
+		t.Fatalf("open the card: %v; panel: %s", err, panel)
+	}
+	if !strings.HasPrefix(card.Score, "Deliverability score") || !strings.HasSuffix(card.Score, "/ 10") {
+		t.Errorf("score line %q, want the score out of 10", card.Score)
+	}
+	if card.Focus != "tab-report" || card.Selected != "true" {
+		t.Errorf("End on the tabs focuses %q (selected %s), want the Deliverability tab", card.Focus, card.Selected)
+	}
+	for _, want := range []string{"✗ Fail", "−0.3 points", "no Message-ID", "Fix: add a Message-ID field"} {
+		if !strings.Contains(card.Message, want) {
+			t.Errorf("the message-id check reads %q, want %q in it", card.Message, want)
+		}
+	}
+	if !strings.Contains(card.Spam, "not run") {
+		t.Errorf("without rspamd the spam section reads %q", card.Spam)
+	}
+	var shot []byte
+	if err := chromedp.Run(ctx, chromedp.CaptureScreenshot(&shot)); err != nil {
+		t.Fatal(err)
+	}
+	artifact(t, "report-card.png", shot)
+	axeClean(t, ctx, "report card")
+	if err := chromedp.Run(ctx, emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}})); err != nil {
+		t.Fatal(err)
+	}
+	axeClean(t, ctx, "report card, dark")
+	var scrollWidth, innerWidth int
+	if err := chromedp.Run(ctx,
+		chromedp.EmulateViewport(375, 740),
+		chromedp.Evaluate(`document.documentElement.scrollWidth`, &scrollWidth),
+		chromedp.Evaluate(`innerWidth`, &innerWidth),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx, chromedp.CaptureScreenshot(&shot)); err != nil {
+		t.Fatal(err)
+	}
+	artifact(t, "report-card-phone.png", shot)
+	axeClean(t, ctx, "report card, phone width, dark")
+	if scrollWidth > innerWidth {
+		t.Errorf("at phone width the card scrolls sideways: %d px wide in a %d px window", scrollWidth, innerWidth)
+	}
+	// Away and back, and a language change, redraw the card from the report already read.
+	if err := chromedp.Run(ctx,
+		chromedp.Click("#tab-headers", chromedp.ByID),
+		chromedp.Click("#tab-report", chromedp.ByID),
+		chromedp.Poll(`document.querySelector(".report-score") !== null`, &ok),
+		chromedp.Evaluate(reportFetches, &fetched),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if fetched != 1 {
+		t.Errorf("the report was fetched %d times, want once", fetched)
+	}
+}
+
+// TestPageReportCardChinese shows the card to a Simplified Chinese browser: its labels,
+// categories and statuses are Chinese (a check's detail and fix are the server's English),
+// and axe finds nothing.
+func TestPageReportCardChinese(t *testing.T) {
+	axe, err := os.ReadFile("testdata/axe/axe.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t)
+	ctx := browser(t, chromedp.Flag("lang", "zh-CN"), chromedp.Flag("accept-lang", "zh-CN,zh"))
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+	address := strings.TrimSpace(firstScreen(t, ctx, n))
+	n.send(t, address, signupMail)
+	var ok bool
+	var card struct{ Tab, Score, Cats, Message, Spam string }
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(string(axe), nil),
+		chromedp.Poll(`document.querySelector("#messages [data-id]") !== null`, &ok),
+		chromedp.Click("#messages [data-id]", chromedp.ByQuery),
+		chromedp.Poll(`!document.querySelector("#message").hidden`, &ok),
+		chromedp.Click("#tab-report", chromedp.ByID),
+		chromedp.Poll(`document.querySelector(".report-score") !== null`, &ok),
+		chromedp.Evaluate(`({tab: document.querySelector("#tab-report").textContent,
+			score: document.querySelector(".report-score").textContent,
+			cats: [...document.querySelectorAll(".report-cat h3")].map(h => h.textContent).join(","),
+			message: [...document.querySelectorAll(".report-check")].find(li => li.querySelector(".report-id").textContent === "message-id").textContent,
+			spam: document.querySelector(".report-rspamd").textContent})`, &card),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if card.Tab != "送达检测" || !strings.HasPrefix(card.Score, "送达评分") || !strings.Contains(card.Cats, "内容") ||
+		!strings.Contains(card.Message, "未通过") || !strings.Contains(card.Message, "修复：") || !strings.Contains(card.Message, "扣 0.3 分") ||
+		!strings.Contains(card.Spam, "未运行") {
+		t.Errorf("the Chinese card reads %+v", card)
+	}
+	axeClean(t, ctx, "Chinese report card")
+}
