@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -137,17 +140,63 @@ func TestPageReportCard(t *testing.T) {
 	if fetched != 1 {
 		t.Errorf("the report was fetched %d times, want once", fetched)
 	}
+
+	// A report that cannot be had says why, in an alert, with a button that asks again.
+	n.send(t, address, "From: b@sender.test\r\nSubject: Second\r\nMessage-ID: <2@sender.test>\r\n\r\nhello\r\n")
+	var state struct{ Alert, Button string }
+	if err := chromedp.Run(ctx,
+		chromedp.EmulateViewport(1280, 800),
+		chromedp.Poll(`document.querySelectorAll("#messages [data-id]").length === 2`, &ok),
+		openBySubject("Second"),
+		chromedp.Poll(`document.querySelector("#msg-subject").textContent === "Second" && document.querySelector("#panel-report").hidden`, &ok),
+		chromedp.Evaluate(`window.realFetch = window.fetch;
+			window.fetch = (u, o) => /\/report$/.test(new URL(u, location).pathname)
+				? Promise.resolve(new Response('{"error":{"message":"boom"}}', { status: 500, headers: { "Content-Type": "application/json" } }))
+				: window.realFetch(u, o)`, nil),
+		chromedp.Click("#tab-report", chromedp.ByID),
+		chromedp.Poll(`document.querySelector("#panel-report [role=alert]") !== null`, &ok),
+		chromedp.Evaluate(`({alert: document.querySelector("#panel-report [role=alert]").textContent, button: document.querySelector("#panel-report button").textContent})`, &state),
+	); err != nil {
+		t.Fatalf("error state: %v", err)
+	}
+	if state.Alert != "Could not get the report: boom" || state.Button != "Try again" {
+		t.Errorf("a failed report shows %+v", state)
+	}
+	axeClean(t, ctx, "report card, error")
+	var score string
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`window.fetch = window.realFetch`, nil),
+		chromedp.Click("#panel-report button", chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector(".report-score") !== null`, &ok),
+		chromedp.Text(".report-score", &score),
+	); err != nil {
+		t.Fatalf("try again: %v", err)
+	}
+	if !strings.HasSuffix(score, "/ 10") {
+		t.Errorf("after Try again the card reads %q", score)
+	}
 }
 
-// TestPageReportCardChinese shows the card to a Simplified Chinese browser: its labels,
-// categories and statuses are Chinese (a check's detail and fix are the server's English),
-// and axe finds nothing.
+// TestPageReportCardChinese shows the card to a Simplified Chinese browser, with an rspamd
+// configured: its labels, categories and statuses are Chinese (a check's detail and fix
+// are the server's English), rspamd's verdict and symbols are in a table, and axe finds
+// nothing.
 func TestPageReportCardChinese(t *testing.T) {
 	axe, err := os.ReadFile("testdata/axe/axe.min.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t)
+	// A stand-in for rspamd's /checkv2 (the real one is server/report's test): the card's
+	// drawing of a verdict is what is tested here.
+	rspamd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"is_skipped":false,"score":3.5,"required_score":15,"action":"no action","symbols":{`+
+			`"MISSING_MID":{"name":"MISSING_MID","score":2.5,"description":"Message id is missing"},`+
+			`"MISSING_DATE":{"name":"MISSING_DATE","score":1,"description":"Date header is missing"}}}`)
+	}))
+	t.Cleanup(rspamd.Close)
+	n := startNode(t, "-rspamd-url", rspamd.URL)
 	ctx := browser(t, chromedp.Flag("lang", "zh-CN"), chromedp.Flag("accept-lang", "zh-CN,zh"))
 	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatal(err)
@@ -155,7 +204,7 @@ func TestPageReportCardChinese(t *testing.T) {
 	address := strings.TrimSpace(firstScreen(t, ctx, n))
 	n.send(t, address, signupMail)
 	var ok bool
-	var card struct{ Tab, Score, Cats, Message, Spam string }
+	var card struct{ Tab, Score, Cats, Message, Spam, Symbols string }
 	if err := chromedp.Run(ctx,
 		chromedp.Evaluate(string(axe), nil),
 		chromedp.Poll(`document.querySelector("#messages [data-id]") !== null`, &ok),
@@ -167,13 +216,15 @@ func TestPageReportCardChinese(t *testing.T) {
 			score: document.querySelector(".report-score").textContent,
 			cats: [...document.querySelectorAll(".report-cat h3")].map(h => h.textContent).join(","),
 			message: [...document.querySelectorAll(".report-check")].find(li => li.querySelector(".report-id").textContent === "message-id").textContent,
-			spam: document.querySelector(".report-rspamd").textContent})`, &card),
+			spam: document.querySelector(".report-rspamd").textContent,
+			symbols: [...document.querySelectorAll(".report-symbols tbody tr")].map(r => r.textContent).join("|")})`, &card),
 	); err != nil {
 		t.Fatal(err)
 	}
 	if card.Tab != "送达检测" || !strings.HasPrefix(card.Score, "送达评分") || !strings.Contains(card.Cats, "内容") ||
 		!strings.Contains(card.Message, "未通过") || !strings.Contains(card.Message, "修复：") || !strings.Contains(card.Message, "扣 0.3 分") ||
-		!strings.Contains(card.Spam, "未运行") {
+		!strings.Contains(card.Spam, "rspamd：得分 3.5") || !strings.Contains(card.Spam, "说明") ||
+		card.Symbols != "MISSING_MID2.5Message id is missing|MISSING_DATE1Date header is missing" {
 		t.Errorf("the Chinese card reads %+v", card)
 	}
 	axeClean(t, ctx, "Chinese report card")
