@@ -141,7 +141,8 @@ func TestPageReportCard(t *testing.T) {
 		t.Errorf("the report was fetched %d times, want once", fetched)
 	}
 
-	// A report that cannot be had says why, in an alert, with a button that asks again.
+	// While the report is computed the card says so (aria-busy); one that cannot be had
+	// says why, in an alert, with a button that asks again.
 	n.send(t, address, "From: b@sender.test\r\nSubject: Second\r\nMessage-ID: <2@sender.test>\r\n\r\nhello\r\n")
 	var state struct{ Alert, Button string }
 	if err := chromedp.Run(ctx,
@@ -151,10 +152,13 @@ func TestPageReportCard(t *testing.T) {
 		chromedp.Poll(`document.querySelector("#msg-subject").textContent === "Second" && document.querySelector("#panel-report").hidden`, &ok),
 		chromedp.Evaluate(`window.realFetch = window.fetch;
 			window.fetch = (u, o) => /\/report$/.test(new URL(u, location).pathname)
-				? Promise.resolve(new Response('{"error":{"message":"boom"}}', { status: 500, headers: { "Content-Type": "application/json" } }))
+				? new Promise((done) => { window.answerReport = () => done(new Response('{"error":{"message":"boom"}}', { status: 500, headers: { "Content-Type": "application/json" } })); })
 				: window.realFetch(u, o)`, nil),
 		chromedp.Click("#tab-report", chromedp.ByID),
-		chromedp.Poll(`document.querySelector("#panel-report [role=alert]") !== null`, &ok),
+		chromedp.Poll(`document.querySelector("#panel-report").getAttribute("aria-busy") === "true" &&
+			document.querySelector("#panel-report [role=status]").textContent === "Computing the deliverability report…"`, &ok),
+		chromedp.Evaluate(`window.answerReport()`, nil),
+		chromedp.Poll(`document.querySelector("#panel-report [role=alert]") !== null && !document.querySelector("#panel-report").hasAttribute("aria-busy")`, &ok),
 		chromedp.Evaluate(`({alert: document.querySelector("#panel-report [role=alert]").textContent, button: document.querySelector("#panel-report button").textContent})`, &state),
 	); err != nil {
 		t.Fatalf("error state: %v", err)
