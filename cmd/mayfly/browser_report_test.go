@@ -233,3 +233,36 @@ func TestPageReportCardChinese(t *testing.T) {
 	}
 	axeClean(t, ctx, "Chinese report card")
 }
+
+// TestPageReportCardBurned opens the card of a message its own reading burned (a
+// burn-after-read inbox): the card says the message and its report are gone and how to
+// get a report there, rather than an error to retry.
+func TestPageReportCardBurned(t *testing.T) {
+	n := startNode(t)
+	ctx := browser(t)
+	firstScreen(t, ctx, n)
+	in := createInbox(t, n.http, `{"burn_after_read": true}`)
+	var ok bool
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`localStorage.setItem("mayfly.inboxes", JSON.stringify([{address: `+jsString(in.Address)+`, token: `+jsString(in.Token)+`}])); localStorage.setItem("mayfly.current", `+jsString(in.Address)+`)`, nil),
+		chromedp.Reload(),
+		chromedp.Poll(`document.querySelector("#address").textContent.trim() === `+jsString(in.Address), &ok),
+	); err != nil {
+		t.Fatal(err)
+	}
+	n.send(t, in.Address, "From: Shop <shop@sender.test>\r\nSubject: Burn me\r\n\r\nonce\r\n")
+	var text string
+	if err := chromedp.Run(ctx,
+		chromedp.Poll(`document.querySelectorAll("#messages [data-id]").length === 1`, &ok),
+		openBySubject("Burn me"),
+		chromedp.Poll(`!document.querySelector("#message").hidden && document.querySelector("#msg-subject").textContent === "Burn me"`, &ok),
+		chromedp.Click("#tab-report", chromedp.ByID),
+		chromedp.Poll(`document.querySelector("#panel-report [role=status]") !== null && !document.querySelector("#panel-report").hasAttribute("aria-busy")`, &ok),
+		chromedp.Text("#panel-report", &text),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(text, "The message is gone") || !strings.Contains(text, "GET …/messages/{id}/report") {
+		t.Errorf("the burned message's card reads %q", text)
+	}
+}

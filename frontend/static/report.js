@@ -44,6 +44,12 @@ function draw(panel, s, t, lang, again) {
   if (s.error) {
     const retry = el('button', { type: 'button', class: 'small', text: t('report.retry') });
     retry.addEventListener('click', again);
+    // 404: the message is gone, most often burned by its own reading in a burn-after-read
+    // inbox; asking again cannot help, so no button.
+    if (s.error.status === 404) {
+      panel.replaceChildren(el('p', { class: 'report-state', role: 'status', text: t('report.gone') }));
+      return;
+    }
     const msg = s.error.status === 501 ? t('report.unavailable') : t('report.failed', { error: s.error.message || String(s.error) });
     panel.replaceChildren(el('p', { class: 'error report-state', role: 'alert', text: msg }), retry);
     return;
