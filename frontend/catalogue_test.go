@@ -37,7 +37,7 @@ func TestCatalogueComplete(t *testing.T) {
 	for _, m := range regexp.MustCompile(`data-i18n(?:-label|-placeholder)?="([\w.]+)"`).FindAllStringSubmatch(read("index.html"), -1) {
 		used[m[1]] = true
 	}
-	for _, m := range regexp.MustCompile(`\bt\('([\w.]+)'`).FindAllStringSubmatch(read("app.js"), -1) {
+	for _, m := range regexp.MustCompile(`\bt\('([\w.]+)'`).FindAllStringSubmatch(read("app.js")+read("report.js"), -1) {
 		used[m[1]] = true
 	}
 	for _, m := range regexp.MustCompile(`fillChips\('\w+', [^,]+, '([\w.]+)'`).FindAllStringSubmatch(read("app.js"), -1) {

@@ -91,6 +91,7 @@ function setLang(l) {
   if (current) describeInbox(current);
   renderList();
   if (openMsg) renderMessage(current, openMsg);
+  if (openMsg && !$('panel-report').hidden) openReport().catch(showError);
   setConn(connState);
 }
 
@@ -829,7 +830,7 @@ async function sendReply(e) {
 
 // ---- tabs ---------------------------------------------------------------
 
-const TABS = ['html', 'text', 'source', 'headers'];
+const TABS = ['html', 'text', 'source', 'headers', 'report'];
 
 function selectTab(name, focus) {
   for (const k of TABS) {
@@ -840,6 +841,18 @@ function selectTab(name, focus) {
     $(`panel-${k}`).hidden = !on;
     if (on && focus) tab.focus();
   }
+  if (name === 'report') openReport().catch(showError);
+}
+
+// openReport draws the open message's deliverability card (report.js, loaded on first
+// use); the report is fetched only now, and reading it is no read of the message.
+async function openReport() {
+  const inbox = current;
+  const id = openId;
+  if (!inbox || !id) return;
+  const { showReport } = await import('./report.js');
+  if (inbox !== current || id !== openId) return;
+  showReport($('panel-report'), id, () => api(inbox, `/messages/${encodeURIComponent(id)}/report`), t, lang);
 }
 
 function tabKeys(e) {
