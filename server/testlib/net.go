@@ -27,15 +27,31 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
 // FreePort returns a loopback address nothing listens on, for a server that binds by
 // address rather than taking a listener. The port is below Linux's ephemeral range
 // (32768 and up), so that between this check and the server's bind neither a client
 // socket's local port nor another test's port-0 listener can take it; both come from
 // that range.
+//
+// No port is handed out twice in one process: a port handed out but not yet bound
+// looks free, and two servers of one test were once given the same one.
 func FreePort(t testing.TB) string {
 	t.Helper()
 	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
+		port := 10000 + rand.IntN(22000)
+		portsMu.Lock()
+		taken := portsGiven[port]
+		portsGiven[port] = true
+		portsMu.Unlock()
+		if taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue // taken: another try
 		}
