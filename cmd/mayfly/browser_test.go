@@ -165,8 +165,8 @@ func TestPageShowsMailLive(t *testing.T) {
 	if len(posted) > 0 {
 		t.Errorf("payloads ran in the message frame: %q", posted)
 	}
-	if strings.Contains(sandbox, "allow-scripts") || strings.Contains(sandbox, "allow-same-origin") {
-		t.Errorf("iframe sandbox = %q, want neither allow-scripts nor allow-same-origin", sandbox)
+	if strings.Contains(sandbox, "allow-same-origin") || strings.Contains(sandbox, "allow-top-navigation") {
+		t.Errorf("iframe sandbox = %q, want neither allow-same-origin nor allow-top-navigation", sandbox)
 	}
 	if !strings.Contains(src, "/html?token=") {
 		t.Errorf("iframe src = %q, want the html route", src)
@@ -227,10 +227,14 @@ func TestPageShowsMailLive(t *testing.T) {
 }
 
 // watchFrames records, in the page, every message posted to it and every load of the
-// message frame, so a test can wait on the load and see what a payload would post.
+// message frame, so a test can wait on the load and see what a payload would post. The
+// frame's own size reports are counted apart, with the heights they gave.
 const watchFrames = `(() => {
-	const w = window.mayflyTest = { posted: [], loads: 0 };
-	addEventListener("message", e => w.posted.push(String(e.data)));
+	const w = window.mayflyTest = { posted: [], loads: 0, reports: [] };
+	addEventListener("message", e => {
+		if (e.data && e.data.type === "mayfly-frame-height") w.reports.push(e.data.height);
+		else w.posted.push(String(e.data));
+	});
 	const seen = new WeakSet();
 	new MutationObserver(() => {
 		const f = document.querySelector("iframe#body");

@@ -591,8 +591,9 @@ async function loadService() {
 // ---- one message --------------------------------------------------------
 
 // renderBody shows the HTML body from the html route, whose Content-Security-Policy
-// sandboxes it (no scripts, not our origin) and blocks remote content until asked.
-// The iframe's own sandbox says the same, so neither alone is trusted.
+// sandboxes it (no origin of its own) and runs no script but the route's own, which
+// reports the document's size (frame sizing below). The iframe's own sandbox says the
+// same, so neither alone is trusted.
 function renderBody(inbox, m) {
   const panel = $('panel-html');
   const remote = m.html ? m.remote_content || 0 : 0;
@@ -605,24 +606,82 @@ function renderBody(inbox, m) {
   panel.replaceChildren(bodyFrame(inbox, m.id));
 }
 
+// bodyFrame returns the frame of a message's HTML in its box, which takes the frame's
+// height as scaled. The URL's fragment, never sent, is a key the frame's script repeats
+// in its reports, which a document the reader navigated the frame to cannot know.
 function bodyFrame(inbox, id) {
-  const src = withToken(inbox, `/messages/${encodeURIComponent(id)}/html`) + (showImages ? '&images=1' : '');
-  return el('iframe', {
-    id: 'body', sandbox: 'allow-popups allow-popups-to-escape-sandbox', src,
+  const key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const src = `${withToken(inbox, `/messages/${encodeURIComponent(id)}/html`)}${showImages ? '&images=1' : ''}#${key}`;
+  const frame = el('iframe', {
+    id: 'body', sandbox: 'allow-scripts allow-popups allow-popups-to-escape-sandbox', src,
     title: t('body.title'), referrerpolicy: 'no-referrer', loading: 'eager',
   });
+  frameState.set(frame, { key, height: 0, width: 0, wide: 0 });
+  return el('div', { class: 'frame-box' }, frame);
 }
+
+// ---- frame sizing -------------------------------------------------------
+// The frame's document is an opaque origin, so the page cannot measure it; the html
+// route's script reports its height and width instead. The page sizes the frame to
+// the height, so the message pane scrolls once, as a whole; a document wider than the
+// pane (a 600 px newsletter on a phone) is laid out at its width and scaled down to fit.
+const FRAME_MAX_HEIGHT = 50000; // a mail as tall as it likes, a frame no taller than this
+const FRAME_MAX_WIDTH = 2000;
+const frameState = new WeakMap(); // frame -> { key, height, width, wide } as last reported
+
+addEventListener('message', (e) => {
+  const frame = $('body');
+  const d = e.data;
+  const f = frame && frameState.get(frame);
+  // Only the frame's own window, and in it only the document the page loaded.
+  if (!f || e.source !== frame.contentWindow || !d || d.type !== 'mayfly-frame-height' || d.key !== f.key) return;
+  const height = Number(d.height);
+  const width = Number(d.width);
+  if (!Number.isFinite(height) || !Number.isFinite(width)) return;
+  f.height = Math.min(Math.max(Math.ceil(height), 16), FRAME_MAX_HEIGHT);
+  f.width = Math.min(Math.max(Math.ceil(width), 0), FRAME_MAX_WIDTH);
+  fitFrame(frame);
+});
+
+// fitFrame sizes frame to what it last reported: laid out wider than the pane when its
+// document is (the frame then reports again at that width), scaled to the pane's width.
+function fitFrame(frame) {
+  const f = frameState.get(frame);
+  const box = frame.parentElement;
+  const room = box ? box.clientWidth : 0;
+  if (!f || !f.height || !room) return; // not reported yet, or in a hidden tab
+  const laidOut = f.wide || room;
+  if (f.width > laidOut + 1) f.wide = Math.min(f.width, FRAME_MAX_WIDTH);
+  if (f.wide <= room) f.wide = 0;
+  const scale = f.wide ? room / f.wide : 1;
+  frame.style.width = f.wide ? `${f.wide}px` : '';
+  frame.style.height = `${f.height}px`;
+  frame.style.transform = f.wide ? `scale(${scale})` : '';
+  box.style.height = `${Math.ceil(f.height * scale)}px`;
+}
+
+// When the pane's width changes, the frame is laid out at it again: a document that
+// was too wide may fit now, and it reports its size at the new width.
+new ResizeObserver(() => {
+  const frame = $('body');
+  const f = frame && frameState.get(frame);
+  if (!f || !frame.parentElement || frame.parentElement.clientWidth === f.room) return;
+  f.room = frame.parentElement.clientWidth;
+  f.wide = 0;
+  f.width = 0; // measured at the old width: the frame reports again at the new one
+  fitFrame(frame);
+}).observe($('panel-html'));
 
 // burnFrame loads the HTML body before the message is read: in a burn-after-read inbox
 // the read deletes it, and the html route (which does not read) then answers 404. The
 // frame goes where it is shown, as moving a frame loads it again; resolved when loaded.
 function burnFrame(inbox, id) {
-  const frame = bodyFrame(inbox, id);
+  const box = bodyFrame(inbox, id);
   return new Promise((resolve) => {
-    const done = () => { clearTimeout(timer); resolve(frame); };
+    const done = () => { clearTimeout(timer); resolve(box); };
     const timer = setTimeout(done, 10000); // show the message even if the frame never loads
-    frame.addEventListener('load', done, { once: true });
-    $('panel-html').replaceChildren(frame);
+    box.firstChild.addEventListener('load', done, { once: true });
+    $('panel-html').replaceChildren(box);
   });
 }
 

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,26 +14,56 @@ import (
 	"github.com/mayfly-mail/mayfly/server/httpapi/parse"
 )
 
-// htmlPolicy isolates a stranger's HTML shown by the page: a sandbox without scripts
-// or our origin (so even opened on its own it cannot reach the API or the page's
-// storage), links opening outside it, and nothing fetched from elsewhere, which is
-// what stops tracking pixels. Inline (cid:) images come from this server's attachment
-// route, by a URL that opens only this message's images ('self' is the document's
-// URL's origin, the sandbox notwithstanding: CSP 3, a policy's self-origin).
-const htmlPolicy = "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; " +
-	"img-src 'self' data:; style-src 'unsafe-inline' data:; font-src data:; " +
+// htmlPolicy isolates a stranger's HTML shown by the page: a sandbox with no origin of
+// its own (no allow-same-origin, so even opened on its own it cannot reach the API or
+// the page's storage), links opening outside it, and nothing fetched from elsewhere,
+// which is what stops tracking pixels. The one script that runs is frameScript, by a
+// nonce made for each response: the mail's own scripts, event handlers and javascript:
+// URLs carry none and run nothing. Inline (cid:) images come from this server's
+// attachment route, by a URL that opens only this message's images ('self' is the
+// document's URL's origin, the sandbox notwithstanding: CSP 3, a policy's self-origin).
+// %s is the nonce.
+const htmlPolicy = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox; default-src 'none'; " +
+	"script-src 'nonce-%s'; img-src 'self' data:; style-src 'unsafe-inline' data:; font-src data:; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 
 // htmlPolicyRemote is htmlPolicy once the reader asked to see remote images: images,
-// styles and fonts from anywhere, still no scripts, frames, forms or connections.
-const htmlPolicyRemote = "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; " +
-	"img-src 'self' data: http: https:; style-src 'unsafe-inline' data: http: https:; font-src data: http: https:; " +
+// styles and fonts from anywhere, still no other script, no frames, forms or connections.
+const htmlPolicyRemote = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox; default-src 'none'; " +
+	"script-src 'nonce-%s'; img-src 'self' data: http: https:; style-src 'unsafe-inline' data: http: https:; font-src data: http: https:; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 
 // htmlPrologue opens links in a new tab (the sandbox lets them escape) and sends no
 // Referer with anything the reader clicks or loads: the document's URL holds the
-// inbox's token.
-const htmlPrologue = `<meta name="referrer" content="no-referrer"><base target="_blank">`
+// inbox's token. It comes before the mail's markup, which therefore cannot change how
+// it is parsed (an unclosed comment or <textarea> in the mail swallows what follows it,
+// not what precedes it), and the script has run before any of the mail's elements
+// exist, so none can shadow what it uses (a named <img> overrides document's own
+// properties). %s is the nonce.
+const htmlPrologue = `<meta name="referrer" content="no-referrer"><base target="_blank">` +
+	// html and body take the height of their content rather than the quirk that
+	// stretches them to the frame's: the height measured must be the mail's, or a frame
+	// once made tall could never shrink. A mail may override it and keep the frame as
+	// tall as it once was; it is clipped nowhere either way.
+	`<style>html,body{height:fit-content!important}</style>` +
+	`<script nonce="%s">` + frameScript + `</script>`
+
+// frameScript reports the document's height and width to the page, which sizes the
+// frame to it (and scales a document wider than the pane to fit): on load, on each
+// image's load and on any resize, nothing else. The frame is an opaque origin: the
+// report goes to the page by postMessage, aimed at this server's origin, with the key
+// the page put in the frame's URL fragment (never sent, unknown to the mail), so the
+// page can tell it from a document the reader navigated the frame to.
+const frameScript = `(()=>{const r=document.documentElement,p=parent,o=location.origin,k=location.hash.slice(1);` +
+	`const f=()=>{if(!innerWidth)return;p.postMessage({type:"mayfly-frame-height",height:Math.max(r.scrollHeight,Math.ceil(r.getBoundingClientRect().height)),width:r.scrollWidth,key:k},o)};` +
+	`addEventListener("load",f);document.addEventListener("load",f,true);addEventListener("resize",f);new ResizeObserver(f).observe(r)})()`
+
+// newNonce returns a nonce for one response's script.
+func newNonce() string {
+	var b [18]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 // getHTML answers GET .../messages/{id}/html: the HTML body as a document for the
 // page's sandboxed iframe, its cid: images linked to the attachment route, remote
@@ -55,15 +88,17 @@ func (s *Server) getHTML(c echo.Context) error {
 	if c.QueryParam("images") == "1" {
 		policy = htmlPolicyRemote
 	}
-	h.Set("Content-Security-Policy", policy)
+	nonce := newNonce()
+	prologue := fmt.Sprintf(htmlPrologue, nonce)
+	h.Set("Content-Security-Policy", fmt.Sprintf(policy, nonce))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "private, max-age=300")
 	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	h.Set(echo.HeaderContentLength, strconv.Itoa(len(htmlPrologue)+p.docLen))
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(prologue)+p.docLen))
 	c.Response().WriteHeader(http.StatusOK)
 	w := &pieceWriter{w: c.Response()}
-	if _, err := w.WriteString(htmlPrologue); err != nil {
+	if _, err := w.WriteString(prologue); err != nil {
 		return nil // the client left; nothing to answer
 	}
 	if p.images == nil {

@@ -32,15 +32,20 @@ func TestHTMLBody(t *testing.T) {
 			t.Fatalf("html: %d %q %s", r.status, r.header.Get("Content-Type"), r.body)
 		}
 		csp := r.header.Get("Content-Security-Policy")
-		for _, want := range []string{"sandbox allow-popups allow-popups-to-escape-sandbox;", "default-src 'none'", "img-src 'self' data:;"} {
+		for _, want := range []string{"sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox;", "default-src 'none'", "img-src 'self' data:;"} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("CSP %q lacks %q", csp, want)
 			}
 		}
-		for _, never := range []string{"allow-scripts", "allow-same-origin", "script-src", "http:"} {
+		for _, never := range []string{"allow-same-origin", "unsafe-eval", "strict-dynamic", "http:"} {
 			if strings.Contains(csp, never) {
 				t.Errorf("CSP %q has %q", csp, never)
 			}
+		}
+		// The one script allowed is the frame's own, by a nonce of this response only.
+		nonce := checkFrameNonce(t, csp, string(r.body))
+		if again := e.do("GET", path+"/html?token="+box.Token, "", nil); checkFrameNonce(t, again.header.Get("Content-Security-Policy"), string(again.body)) == nonce {
+			t.Errorf("two responses share the nonce %q", nonce)
 		}
 		// The cid: image is a URL relative to the document's, carrying the frame's
 		// key and not the inbox token; the key fetches the image, as an image.
@@ -60,19 +65,36 @@ func TestHTMLBody(t *testing.T) {
 		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+other.ID+"/"+string(img[1]), "", nil), 403)
 		wantError(t, e.do("GET", path+"/raw?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
 		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages?"+strings.SplitN(string(img[1]), "?", 2)[1], "", nil), 401)
-		if !strings.HasPrefix(string(r.body), htmlPrologue) {
+		if !strings.HasPrefix(string(r.body), fmt.Sprintf(htmlPrologue, nonce)) {
 			t.Errorf("body does not start with the no-referrer, new-tab prologue:\n%s", r.body)
 		}
 
 		r = e.do("GET", path+"/html?images=1", box.Token, nil)
-		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: http: https:") || strings.Contains(csp, "allow-scripts") || !strings.HasPrefix(csp, "sandbox ") {
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: http: https:") || strings.Contains(csp, "allow-same-origin") || !strings.HasPrefix(csp, "sandbox ") {
 			t.Errorf("images=1: CSP %q, want remote images allowed and the sandbox kept", csp)
+		} else {
+			checkFrameNonce(t, csp, string(r.body))
 		}
 
 		wantError(t, e.do("GET", path+"/html", "", nil), 401)
 		plain := e.deliver(box.Address, "Subject: plain\r\n\r\nno html here\r\n")
 		wantError(t, e.do("GET", "/api/v1/inboxes/"+box.Address+"/messages/"+plain.ID+"/html", box.Token, nil), 404)
 	})
+}
+
+// checkFrameNonce checks that the policy csp allows scripts by one nonce only, of 128
+// bits or more, that the document starts with the frame's script carrying it, and that
+// nothing else in the document does; it returns the nonce.
+func checkFrameNonce(t *testing.T, csp, doc string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?:^|; )script-src 'nonce-([A-Za-z0-9_-]+)';`).FindStringSubmatch(csp)
+	if m == nil || len(m[1]) < 22 || strings.Count(csp, "script-src") != 1 || strings.Count(csp, "nonce-") != 1 {
+		t.Fatalf("CSP %q: want script-src with one nonce of at least 128 bits and nothing else", csp)
+	}
+	if !strings.HasPrefix(doc, fmt.Sprintf(htmlPrologue, m[1])) || strings.Count(doc, m[1]) != 1 {
+		t.Errorf("the document does not start with the frame's script under nonce %s, or has it again:\n%.300s", m[1], doc)
+	}
+	return m[1]
 }
 
 // TestHTMLKeyOpensInlineImagesOnly: a non-image part, or an image without a
@@ -142,7 +164,7 @@ func TestHTMLReferencesBounded(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("html: %d %s", r.status, r.body)
 	}
-	if max := 2*len(body) + 64<<10 + len(htmlPrologue); len(r.body) > max {
+	if max := 2*len(body) + 64<<10 + len(fmt.Sprintf(htmlPrologue, newNonce())); len(r.body) > max {
 		t.Errorf("document of %d bytes for a body of %d, want at most %d", len(r.body), len(body), max)
 	}
 	if got := r.header.Get("Content-Length"); got != fmt.Sprint(len(r.body)) {
