@@ -2,10 +2,12 @@ package submission
 
 import (
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,7 +183,9 @@ func TestSlowClientBeforeLogin(t *testing.T) {
 	// them, before its 421.
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	rest, err := io.ReadAll(r)
-	if err != nil {
+	// A byte trickled after the server's close has its kernel reset the connection:
+	// harmless once the 421 is read.
+	if err != nil && !(errors.Is(err, syscall.ECONNRESET) && strings.HasPrefix(reply, "421 4.4.2 ")) {
 		t.Fatalf("reading to the close: %v", err)
 	}
 	replies := reply + string(rest)
