@@ -179,7 +179,7 @@ func TestPageFrameFits(t *testing.T) {
 // scriptMail has a script and an event handler that, if either ran, would change the
 // frame's title and post a size report to the page of 47777 px.
 const scriptMail = "From: Evil <evil@sender.test>\r\nSubject: Scripted\r\nContent-Type: text/html\r\n\r\n" +
-	`<p>Scripted</p><script>document.title = "pwned-script"; parent.postMessage({type: "mayfly-frame-height", height: 47777, width: 100, key: location.hash.slice(1)}, "*")</script>` +
+	`<p>Scripted</p><a id="self" href="/" target="_self">here</a><script>document.title = "pwned-script"; parent.postMessage({type: "mayfly-frame-height", height: 47777, width: 100, key: location.hash.slice(1)}, "*")</script>` +
 	`<img alt="" src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7" onload="document.title = 'pwned-onload'; parent.postMessage({type: 'mayfly-frame-height', height: 47777, width: 100, key: location.hash.slice(1)}, '*')">` + "\r\n"
 
 // TestPageFrameScripts: with scripts allowed in the frame for its size report, the
@@ -281,6 +281,22 @@ func TestPageFrameScripts(t *testing.T) {
 	}
 	if in.Title != "" {
 		t.Errorf("the frame's title is %q: a script of the mail ran", in.Title)
+	}
+	// A link that names the frame itself as its target still opens in a new tab, so no
+	// site loads in the frame, where scripts may run. (The test cancels the click at the
+	// link, after the frame's own capturing listener, so nothing is opened.)
+	var target string
+	if err := chromedp.Run(ctx, inFrame("/html", `(() => {
+		const a = document.querySelector("#self");
+		let seen = "";
+		a.addEventListener("click", e => { seen = a.target; e.preventDefault(); });
+		a.click();
+		return seen;
+	})()`, &target)); err != nil {
+		t.Fatal(err)
+	}
+	if target != "_blank" {
+		t.Errorf("a link with target=_self was followed with target %q, want _blank", target)
 	}
 	for _, h := range heights {
 		switch h {

@@ -50,13 +50,16 @@ const htmlPrologue = `<meta name="referrer" content="no-referrer"><base target="
 
 // frameScript reports the document's height and width to the page, which sizes the
 // frame to it (and scales a document wider than the pane to fit): on load, on each
-// image's load and on any resize, nothing else. The frame is an opaque origin: the
+// image's load and on any resize. It also opens every link clicked in a new tab, as
+// the prologue's base target does for links that name none: a link with
+// target="_self" would otherwise load its site in the frame, where scripts may run. The frame is an opaque origin: the
 // report goes to the page by postMessage, aimed at this server's origin, with the key
 // the page put in the frame's URL fragment (never sent, unknown to the mail), so the
 // page can tell it from a document the reader navigated the frame to.
 const frameScript = `(()=>{const r=document.documentElement,p=parent,o=location.origin,k=location.hash.slice(1);` +
 	`const f=()=>{if(!innerWidth)return;p.postMessage({type:"mayfly-frame-height",height:Math.max(r.scrollHeight,Math.ceil(r.getBoundingClientRect().height)),width:r.scrollWidth,key:k},o)};` +
-	`addEventListener("load",f);document.addEventListener("load",f,true);addEventListener("resize",f);new ResizeObserver(f).observe(r)})()`
+	`addEventListener("load",f);document.addEventListener("load",f,true);addEventListener("resize",f);new ResizeObserver(f).observe(r);` +
+	`addEventListener("click",e=>{const a=e.target.closest&&e.target.closest("a[href],area[href]");if(a)a.target="_blank"},true)})()`
 
 // newNonce returns a nonce for one response's script.
 func newNonce() string {
