@@ -202,10 +202,10 @@ func verifyWithLibrary(t *testing.T, secret string, deliveries []received) {
 	t.Helper()
 	dir, _ := filepath.Abs("testdata/verify")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("standardwebhooks is not installed in %s: run under .ci/with-services", dir)
+		if os.Getenv("MAYFLY_REQUIRE_CLIENTS") == "1" || os.Getenv("CI") != "" {
+			t.Fatalf("standardwebhooks is not installed in %s, and MAYFLY_REQUIRE_CLIENTS=1", dir)
 		}
-		t.Logf("skipping the Node library's check: run under .ci/with-services to install it (%v)", err)
+		t.Logf("skipping the Node library's check: make test installs it (%v; MAYFLY_REQUIRE_CLIENTS=1 makes this a failure)", err)
 		return
 	}
 	in, err := json.Marshal(map[string]any{"secret": secret, "deliveries": deliveries})
