@@ -16,6 +16,11 @@ PLATFORMS=${PLATFORMS:-linux/amd64 linux/arm64 darwin/arm64 windows/amd64}
 CYCLONEDX=${CYCLONEDX:-github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0}
 
 if [ "${1:-}" = -check ]; then
+	# The second build is of a clone, which has only what is committed.
+	if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+		echo "dist: -check builds the commit: commit or stash the changes first" >&2
+		exit 2
+	fi
 	OUT=dist "$0"
 	tmp=$(mktemp -d)
 	trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
