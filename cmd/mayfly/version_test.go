@@ -48,7 +48,7 @@ func TestVersionBinary(t *testing.T) {
 		goTool = "go"
 	}
 	dir := t.TempDir()
-	build := func(name string, args ...string) string {
+	build := func(t *testing.T, name string, args ...string) string {
 		t.Helper()
 		bin := filepath.Join(dir, name)
 		cmd := exec.Command(goTool, append(append([]string{"build", "-o", bin}, args...), ".")...)
@@ -63,24 +63,28 @@ func TestVersionBinary(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 
-	// make dist adds -trimpath and -s -w; left out here so the build reuses the compiled packages.
-	got := build("release", "-buildvcs=false", "-ldflags",
-		"-X main.buildVersion=v9.8.7 -X main.buildCommit=0123456789abcdef0123456789abcdef01234567 -X main.buildDate=2026-01-02T03:04:05Z")
-	if want := "mayfly v9.8.7 (commit 0123456789ab, built 2026-01-02T03:04:05Z)"; got != want {
-		t.Errorf("release build says %q, want %q", got, want)
-	}
+	t.Run("ldflags", func(t *testing.T) {
+		// make dist adds -trimpath and -s -w; left out here so the build reuses the compiled packages.
+		got := build(t, "release", "-buildvcs=false", "-ldflags",
+			"-X main.buildVersion=v9.8.7 -X main.buildCommit=0123456789abcdef0123456789abcdef01234567 -X main.buildDate=2026-01-02T03:04:05Z")
+		if want := "mayfly v9.8.7 (commit 0123456789ab, built 2026-01-02T03:04:05Z)"; got != want {
+			t.Errorf("release build says %q, want %q", got, want)
+		}
+	})
 
-	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
-	if err != nil {
-		t.Skipf("no git work tree for the build-info path: %v", err)
-	}
-	// Go stamps the commit only where .git is a directory, not in a `git worktree`
-	// checkout, whose .git is a file (the build's -buildvcs=true then stamps nothing).
-	if fi, err := os.Stat("../../.git"); err != nil || !fi.IsDir() {
-		t.Skip("a git worktree checkout: go build records no VCS info here")
-	}
-	got = build("devel", "-buildvcs=true")
-	if want := "mayfly (devel) (commit " + string(head[:12]); !strings.HasPrefix(got, want) || !strings.Contains(got, ", built 20") {
-		t.Errorf("work-tree build says %q, want it to start %q and name the commit's date", got, want)
-	}
+	t.Run("buildinfo", func(t *testing.T) {
+		head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+		if err != nil {
+			t.Skipf("no git work tree for the build-info path: %v", err)
+		}
+		// Go stamps the commit only where .git is a directory, not in a `git worktree`
+		// checkout, whose .git is a file (the build's -buildvcs=true then stamps nothing).
+		if fi, err := os.Stat("../../.git"); err != nil || !fi.IsDir() {
+			t.Skip("a git worktree checkout: go build records no VCS info here")
+		}
+		got := build(t, "devel", "-buildvcs=true")
+		if want := "mayfly (devel) (commit " + string(head[:12]); !strings.HasPrefix(got, want) || !strings.Contains(got, ", built 20") {
+			t.Errorf("work-tree build says %q, want it to start %q and name the commit's date", got, want)
+		}
+	})
 }
