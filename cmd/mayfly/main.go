@@ -23,7 +23,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -180,21 +179,6 @@ Usage:
 
 `)
 	printUsage(w, "mayfly serve", settings())
-}
-
-func version() string {
-	v, rev := "(devel)", ""
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if info.Main.Version != "" {
-			v = info.Main.Version
-		}
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				rev = " " + s.Value[:12]
-			}
-		}
-	}
-	return v + rev
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
