@@ -41,7 +41,7 @@ func TestVersionFromBuildInfo(t *testing.T) {
 // reads what `mayfly version` prints: the -X values, or the commit the tree is at.
 func TestVersionBinary(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary twice; runs without -short")
+		t.Skip("builds the binary twice: runs without -short, as make test does")
 	}
 	goTool := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	if _, err := os.Stat(goTool); err != nil {
@@ -75,12 +75,12 @@ func TestVersionBinary(t *testing.T) {
 	t.Run("buildinfo", func(t *testing.T) {
 		head, err := exec.Command("git", "rev-parse", "HEAD").Output()
 		if err != nil {
-			t.Skipf("no git work tree for the build-info path: %v", err)
+			t.Skipf("no git work tree for the build-info path (%v): make test in a clone runs it", err)
 		}
 		// Go stamps the commit only where .git is a directory, not in a `git worktree`
 		// checkout, whose .git is a file (the build's -buildvcs=true then stamps nothing).
 		if fi, err := os.Stat("../../.git"); err != nil || !fi.IsDir() {
-			t.Skip("a git worktree checkout: go build records no VCS info here")
+			t.Skip("a git worktree checkout, where go build records no VCS info: make test in a clone runs it")
 		}
 		got := build(t, "devel", "-buildvcs=true")
 		// The version is (devel), or since Go 1.24 a pseudo-version made of the commit.
