@@ -413,23 +413,7 @@ func TestPageAccessibility(t *testing.T) {
 	n.send(t, strings.TrimSpace(address), signupMail)
 	check := func(name string) {
 		t.Helper()
-		var violations []struct {
-			ID    string
-			Help  string
-			Nodes []struct{ Target []any }
-		}
-		if err := chromedp.Run(ctx, chromedp.Evaluate(
-			`axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }).then(r => r.violations)`,
-			&violations, awaitPromise)); err != nil {
-			t.Fatalf("%s: axe: %v", name, err)
-		}
-		for _, v := range violations {
-			var where []string
-			for _, node := range v.Nodes {
-				where = append(where, fmt.Sprint(node.Target...))
-			}
-			t.Errorf("%s: %s (%s) at %s", name, v.ID, v.Help, strings.Join(where, ", "))
-		}
+		axeClean(t, ctx, name)
 	}
 	check("first screen")
 	if err := chromedp.Run(ctx,
