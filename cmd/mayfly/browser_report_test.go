@@ -243,11 +243,7 @@ func TestPageReportCardBurned(t *testing.T) {
 	firstScreen(t, ctx, n)
 	in := createInbox(t, n.http, `{"burn_after_read": true}`)
 	var ok bool
-	if err := chromedp.Run(ctx,
-		chromedp.Evaluate(`localStorage.setItem("mayfly.inboxes", JSON.stringify([{address: `+jsString(in.Address)+`, token: `+jsString(in.Token)+`}])); localStorage.setItem("mayfly.current", `+jsString(in.Address)+`)`, nil),
-		chromedp.Reload(),
-		chromedp.Poll(`document.querySelector("#address").textContent.trim() === `+jsString(in.Address), &ok),
-	); err != nil {
+	if err := chromedp.Run(ctx, showInbox(in, &ok)); err != nil {
 		t.Fatal(err)
 	}
 	n.send(t, in.Address, "From: Shop <shop@sender.test>\r\nSubject: Burn me\r\n\r\nonce\r\n")

@@ -102,7 +102,14 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	return nil
 }
 
+// deliveryArgs are the script arguments of d; an empty State is pending, as the
+// WebhookStore contract says.
 func deliveryArgs(d *storage.Delivery) ([]any, error) {
+	if d.State == "" {
+		c := *d
+		c.State = storage.DeliveryPending
+		d = &c
+	}
 	data, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("delivery %s: %w", d.ID, err)
@@ -112,11 +119,6 @@ func deliveryArgs(d *storage.Delivery) ([]any, error) {
 
 // AddDelivery stores d unless its webhook has one with its ID (addDeliveryScript).
 func (s *Store) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, error) {
-	if d.State == "" {
-		c := *d
-		c.State = storage.DeliveryPending
-		d = &c
-	}
 	args, err := deliveryArgs(d)
 	if err != nil {
 		return false, err
@@ -159,11 +161,6 @@ func (s *Store) deliveriesBatched(ctx context.Context, script *redis.Script, ds 
 	for start := 0; start < len(ds); start += batchDeliveries {
 		c := &call{script: script}
 		for _, d := range ds[start:min(start+batchDeliveries, len(ds))] {
-			if d.State == "" {
-				cp := *d
-				cp.State = storage.DeliveryPending
-				d = &cp
-			}
 			args, err := deliveryArgs(d)
 			if err != nil {
 				return nil, err
@@ -221,11 +218,6 @@ const maxClaim = 256
 
 // UpdateDelivery saves d (updateDeliveryScript).
 func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
-	if d.State == "" {
-		c := *d
-		c.State = storage.DeliveryPending
-		d = &c
-	}
 	args, err := deliveryArgs(d)
 	if err != nil {
 		return err
