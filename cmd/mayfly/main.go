@@ -128,6 +128,8 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "version":
 		fmt.Fprintln(stdout, "mayfly", version())
 		return nil
+	case "probe":
+		return probe(ctx, args, os.LookupEnv, stdout)
 	case "help":
 		printHelp(stdout)
 		return nil
@@ -176,6 +178,8 @@ Usage:
                            print the DNS records to publish (MX, A, SPF, DKIM, DMARC,
                            PTR), or check what the resolver answers; -h for the flags
   mayfly version           print the version
+  mayfly probe [/readyz]   exit 0 when this host's mayfly answers 200 on /healthz (or the
+                           path) at MAYFLY_HTTP_ADDR's port: the image's health check
 
 `)
 	printUsage(w, "mayfly serve", settings())
