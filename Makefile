@@ -4,7 +4,7 @@ GO ?= go
 PATCHED = github.com/flashmob/go-guerrilla/... github.com/emersion/go-imap/v2/...
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test test-short lint fuzz bench build dist dist-check
+.PHONY: run test test-short lint fuzz bench build dist dist-check image
 
 run:
 	$(GO) run ./cmd/mayfly
@@ -13,9 +13,16 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 # Release binaries in dist/: static and reproducible, for linux/amd64, linux/arm64,
-# darwin/arm64 and windows/amd64, a CycloneDX SBOM each, SHA256SUMS (deploy/dist.sh).
+# darwin/arm64 and windows/amd64, a CycloneDX SBOM each, the container image of the
+# linux ones, SHA256SUMS (deploy/dist.sh).
 dist:
 	GO=$(GO) bash deploy/dist.sh
+
+# The container image, without Docker or any daemon: the linux/amd64 and linux/arm64
+# binaries of `make dist` in dist/mayfly-image-linux-*.tar (docker load / podman load)
+# and dist/mayfly-image.oci.tar (both platforms, for a registry). deploy/image/main.go.
+image:
+	PLATFORMS="linux/amd64 linux/arm64" GO=$(GO) bash deploy/dist.sh
 
 # Builds dist/ twice, the second time from a fresh clone with an empty build cache,
 # and fails unless the SHA256SUMS are the same. Minutes on two cores: not in `make test`.

@@ -3,7 +3,8 @@
 # platform in PLATFORMS, into OUT (default dist/), with a CycloneDX SBOM each and
 # SHA256SUMS over all of them. The same commit gives the same bytes on any machine
 # with the same Go: paths are trimmed, the build ID is empty, and the date stamped in
-# is the commit's, not the clock's. VERSION is the tag when HEAD has one.
+# is the commit's, not the clock's. VERSION is the tag when HEAD has one. With the
+# linux binaries come the container image tarballs (deploy/image/main.go says which).
 #
 # `deploy/dist.sh -check` builds twice, the second time from a fresh clone at another
 # path with an empty build cache, and fails unless the two SHA256SUMS are the same.
@@ -42,7 +43,7 @@ commit=$(git rev-parse HEAD)
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct HEAD)
 export SOURCE_DATE_EPOCH
 date=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD)
-# The SBOM names an untagged build by a Go pseudo-version of its commit.
+# The SBOM and the image name an untagged build by a Go pseudo-version of its commit.
 pseudo=v0.0.0-$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S HEAD)-${commit:0:12}
 VERSION=${VERSION:-$(git describe --tags --exact-match HEAD 2>/dev/null || true)}
 
@@ -53,6 +54,7 @@ fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 for p in $PLATFORMS; do
 	os=${p%/*} arch=${p#*/}
 	bin=mayfly-$os-$arch
@@ -65,5 +67,16 @@ for p in $PLATFORMS; do
 	GOFLAGS= $GO run "$CYCLONEDX" bin -json -noserial -notimestamp \
 		-version "${VERSION:-$pseudo}" -output "$OUT/${bin%.exe}.cdx.json" "$OUT/$bin"
 done
+# The container image of the linux binaries, assembled without a container runtime
+# (deploy/image): a docker-archive per architecture and an OCI layout of both, with
+# the commit's time as every time stamp, so as reproducible as the binaries.
+bins=()
+for p in $PLATFORMS; do
+	case $p in linux/amd64 | linux/arm64) bins+=(-bin "$p=$OUT/mayfly-linux-${p#*/}") ;; esac
+done
+if [ ${#bins[@]} -gt 0 ]; then
+	(cd deploy/image && GOFLAGS= $GO run . "${bins[@]}" -license ../../LICENSE -out "$OUT" \
+		-version "${VERSION:-$pseudo}" -commit "$commit" -created "$date")
+fi
 (cd "$OUT" && sha256sum -- mayfly-* > SHA256SUMS)
 echo "dist: $(ls "$OUT" | wc -l) files in $OUT/ for ${VERSION:-(devel)} at ${commit:0:12} ($date)"
