@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Checks the files in deploy/ without a container runtime, a cluster or a registry
-# (`make lint` runs it): the compose file, the Kubernetes manifests and the systemd
-# unit. Installs what it needs when missing (Debian packages, as root). The image
-# itself is not built here: that needs Docker Hub.
+# (`make lint` runs it): the compose file, the Kubernetes manifests, the Helm chart,
+# the container image (built without a daemon) and the systemd unit. Installs what it
+# needs when missing (Debian packages, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 # kustomize v5.8 needs Go 1.27; v5.7.1 builds with the Go this repository uses.
 KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.7.1}
+HELM_VERSION=${HELM_VERSION:-v4.3.2}
 
 need=()
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
@@ -47,6 +48,9 @@ import glob, sys, yaml
 fail = []
 docs = {}
 for path in sorted(glob.glob("deploy/**/*.yaml", recursive=True)):
+    # Helm templates are YAML only once rendered: the helm section below checks them.
+    if path.startswith("deploy/helm/mayfly/templates/"):
+        continue
     try:
         with open(path) as f:
             docs[path] = [d for d in yaml.safe_load_all(f) if d is not None]
@@ -107,6 +111,44 @@ EOF
 # kustomize builds the manifests as `kubectl apply -k` would.
 "$GO" run "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" build deploy/kubernetes >/dev/null
 
+# The Helm chart: helm lint, and helm template with a few sets of values, each checked
+# by deploy/helm/check.py. helm is built from the Go module proxy (minutes the first
+# time, then cached like any go run).
+helm() { GOFLAGS= "$GO" run "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "$@"; }
+chart=deploy/helm/mayfly
+helm lint --strict --quiet "$chart" >"$tmp/helm.txt" 2>&1 || { cat "$tmp/helm.txt" >&2; exit 1; }
+helm lint --strict --quiet "$chart" --set replicaCount=3,secret.redisURL=redis://redis:6379/0 >"$tmp/helm.txt" 2>&1 ||
+  { cat "$tmp/helm.txt" >&2; exit 1; }
+render() {
+  local scenario=$1
+  shift
+  helm template mayfly "$chart" --namespace mayfly "$@" >"$tmp/$scenario.yaml"
+  python3 deploy/helm/check.py "$scenario" "$tmp/$scenario.yaml"
+}
+render defaults
+render redis --set replicaCount=3 --set secret.redisURL=redis://redis:6379/0
+render tls --set tls.secretName=mayfly-tls --set dkim.secretName=mayfly-dkim \
+  --set image.repository=registry.example.org/mayfly --set image.tag=v1.2.3
+render existing --set replicaCount=2 --set secret.existingSecret=my-secret
+# Values that must not render, each with a message that says what to set.
+refuse() {
+  local want=$1
+  shift
+  if helm template mayfly "$chart" "$@" >/dev/null 2>"$tmp/helm.txt"; then
+    echo "$chart: rendered with $*; want a refusal" >&2
+    exit 1
+  fi
+  grep -qF "$want" "$tmp/helm.txt" || { echo "$chart: $* refused without saying \"$want\":" >&2; cat "$tmp/helm.txt" >&2; exit 1; }
+}
+refuse "replicaCount 3 needs a shared store: set secret.redisURL" --set replicaCount=3
+refuse "config.MAYFLY_HTTP_ADDR is the chart's to set" --set config.MAYFLY_HTTP_ADDR=:80
+refuse "config.DOMAINS: the ConfigMap holds MAYFLY_* settings only" --set config.DOMAINS=example.org
+
+# The container image: deploy/image builds it without a daemon and its test checks
+# what is in it (the files, the user, the entrypoint, the labels, the binary's
+# version, two builds the same bytes) and that deploy/Dockerfile says the same.
+(cd deploy/image && GOFLAGS= "$GO" vet ./... && GOFLAGS= "$GO" test -count=1 ./...)
+
 # The compose file is valid and interpolates; MAYFLY_SECRET is required, so give it one.
 MAYFLY_SECRET=lint-only-not-a-secret "${compose[@]}" -f deploy/compose.yaml config -q
 
@@ -133,8 +175,11 @@ systemd-analyze security --offline=yes --threshold=20 "$tmp/mayfly.service" >"$t
 
 # The examples name only settings mayfly has (compose's own two variables aside).
 "$tmp/mayfly" serve -help >"$tmp/help.txt" 2>&1
-unknown=$(grep -ohE 'MAYFLY_[A-Z0-9_]+' deploy/compose.yaml deploy/compose.env.example \
-  deploy/systemd/mayfly.env deploy/kubernetes/configmap.yaml deploy/kubernetes/secret.yaml |
+# Of the rendered charts, the keys only: a comment names the variables Service links add.
+unknown=$({ grep -ohE 'MAYFLY_[A-Z0-9_]+' deploy/compose.yaml deploy/compose.env.example \
+  deploy/systemd/mayfly.env deploy/kubernetes/configmap.yaml deploy/kubernetes/secret.yaml \
+  deploy/helm/mayfly/values.yaml
+  grep -ohE '^ +MAYFLY_[A-Z0-9_]+:' "$tmp"/{defaults,redis,tls,existing}.yaml | tr -d ' :'; } |
   sort -u | grep -vxE 'MAYFLY_(HTTP_PUBLISH|IMAGE)' | while read -r v; do
     grep -q "($v," "$tmp/help.txt" || echo "$v"
   done)
@@ -142,4 +187,4 @@ if [ -n "$unknown" ]; then
   echo "deploy/: settings mayfly does not have:" $unknown >&2
   exit 1
 fi
-echo "deploy/: compose file, Kubernetes manifests and systemd unit check out"
+echo "deploy/: compose file, Kubernetes manifests, Helm chart, image and systemd unit check out"
