@@ -97,7 +97,7 @@ def main(scenario, path):
         want("MAYFLY_REDIS_URL" not in data, "a Redis URL without one being given")
         want(config.get("MAYFLY_MEMORY_LIMIT") == "256MiB", "no MAYFLY_MEMORY_LIMIT below the pod's memory on the memory store")
         want("tls" not in volumes and "MAYFLY_TLS_CERT" not in config, "a TLS volume or setting without tls.secretName")
-        want(c["image"] == "mayfly:0.1.0", f"image {c['image']}, want mayfly:<appVersion>")
+        want(c["image"] == "mayfly:v0.1.0", f"image {c['image']}, want mayfly:<appVersion>")
     elif scenario == "redis":
         want(replicas == 3, f"{replicas} replicas, want 3")
         want(data.get("MAYFLY_REDIS_URL") == "redis://redis:6379/0", "the Secret lacks the Redis URL")
