@@ -46,9 +46,10 @@ lint:
 # Upstream go-imap builds go-message headers with unkeyed fields.
 	$(GO) vet -composites=false github.com/emersion/go-imap/v2/...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
-# deploy/: compose config, Kubernetes manifests (kustomize build), systemd-analyze verify;
+# deploy/: compose config, Kubernetes manifests (kustomize build), the Helm chart (helm
+# lint and template), the container image (built, its contents checked), systemd-analyze verify;
 # installs docker-compose, systemd and python3-yaml from apt when missing.
-	GO=$(GO) bash deploy/lint.sh
+	GO=$(GO) STATICCHECK_VERSION=$(STATICCHECK_VERSION) bash deploy/lint.sh
 
 # Runs each fuzz target for a while; crashers land in the package's testdata/fuzz/.
 # A count, not a time: Go 1.26's fuzzer can end a timed run with a spurious

@@ -10,6 +10,7 @@ GO=${GO:-go}
 # kustomize v5.8 needs Go 1.27; v5.7.1 builds with the Go this repository uses.
 KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.7.1}
 HELM_VERSION=${HELM_VERSION:-v4.3.2}
+STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
 
 need=()
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
@@ -147,7 +148,9 @@ refuse "config.DOMAINS: the ConfigMap holds MAYFLY_* settings only" --set config
 # The container image: deploy/image builds it without a daemon and its test checks
 # what is in it (the files, the user, the entrypoint, the labels, the binary's
 # version, two builds the same bytes) and that deploy/Dockerfile says the same.
-(cd deploy/image && GOFLAGS= "$GO" vet ./... && GOFLAGS= "$GO" test -count=1 ./...)
+(cd deploy/image && GOFLAGS= "$GO" vet ./... &&
+  GOFLAGS= "$GO" run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./... &&
+  GOFLAGS= "$GO" test -count=1 ./...)
 
 # The compose file is valid and interpolates; MAYFLY_SECRET is required, so give it one.
 MAYFLY_SECRET=lint-only-not-a-secret "${compose[@]}" -f deploy/compose.yaml config -q
@@ -156,7 +159,9 @@ MAYFLY_SECRET=lint-only-not-a-secret "${compose[@]}" -f deploy/compose.yaml conf
 # unit that runs a freshly built one. Unknown keys are only warnings to it, so any
 # complaint about the unit fails the check. The hardening must keep the exposure
 # score `systemd-analyze security` gives at 2.0 ("OK") or below.
-CGO_ENABLED=0 "$GO" build -o "$tmp/mayfly" ./cmd/mayfly
+# Built as the image's test builds it (-trimpath, no VCS stamp), so the two share
+# every compiled package and only link twice.
+CGO_ENABLED=0 GOFLAGS= "$GO" build -trimpath -buildvcs=false -o "$tmp/mayfly" ./cmd/mayfly
 sed "s|^ExecStart=/usr/local/bin/mayfly |ExecStart=$tmp/mayfly |" deploy/systemd/mayfly.service >"$tmp/mayfly.service"
 grep -q "^ExecStart=$tmp/mayfly " "$tmp/mayfly.service" || {
   echo "deploy/systemd/mayfly.service: want ExecStart=/usr/local/bin/mayfly serve ..." >&2
