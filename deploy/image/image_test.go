@@ -145,8 +145,12 @@ func TestImage(t *testing.T) {
 	if n := len(topManifest.Manifests); n != 1 {
 		t.Fatalf("index.json lists %d entries, want 1", n)
 	}
-	if ref := topManifest.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; ref != testVersion {
+	ann := topManifest.Manifests[0].Annotations
+	if ref := ann["org.opencontainers.image.ref.name"]; ref != testVersion {
 		t.Errorf("index.json: ref.name %q, want %q", ref, testVersion)
+	}
+	if ref := ann["io.containerd.image.name"]; ref != "docker.io/library/mayfly:"+testVersion {
+		t.Errorf("index.json: io.containerd.image.name %q, want docker.io/library/mayfly:%s", ref, testVersion)
 	}
 	idx, err := top.ImageIndex(topManifest.Manifests[0].Digest)
 	if err != nil {

@@ -374,6 +374,15 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// containerdName is the tag as containerd (and so Docker's containerd store) writes
+// it: docker.io, not go-containerregistry's index.docker.io.
+func containerdName(tag name.Tag) string {
+	if tag.RegistryStr() == name.DefaultRegistry {
+		return "docker.io/" + tag.RepositoryStr() + ":" + tag.TagStr()
+	}
+	return tag.Name()
+}
+
 // notArtifact is an image whose index entry has no artifactType: go-containerregistry
 // would set the configuration's media type there, which the image spec keeps for
 // artifacts, and a tool may take the image for one.
@@ -432,7 +441,7 @@ func writeLayoutTar(file string, index v1.ImageIndex, tag name.Tag, mtime time.T
 	}
 	err = p.AppendIndex(index, layout.WithAnnotations(map[string]string{
 		"org.opencontainers.image.ref.name": tag.TagStr(),
-		"io.containerd.image.name":          tag.Name(),
+		"io.containerd.image.name":          containerdName(tag),
 	}))
 	if err != nil {
 		return err
