@@ -73,6 +73,9 @@ type Options struct {
 	// feedAfterScript writes the event feed after the scripts, as on a Cluster, on any
 	// Redis: for tests.
 	feedAfterScript bool
+	// shardedEvents publishes each inbox's events on a channel of its own with sharded
+	// Pub/Sub, as on a Cluster, on any Redis: for tests.
+	shardedEvents bool
 }
 
 const (
@@ -123,6 +126,9 @@ type Store struct {
 	// so a script may touch keys of any slot (see eventlog.go).
 	feedInScript bool
 	feedGroups   sync.Map // the feed's consumer groups known to exist; see eventlog.go
+	// sharded says each inbox's events go to a channel of its own in its slot, with
+	// sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a Cluster; see sharded.go.
+	sharded bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -168,6 +174,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	_, cluster := client.(*redis.ClusterClient)
 	s.feedInScript = !cluster && !o.feedAfterScript
+	s.sharded = cluster || o.shardedEvents
 	s.hub.Store(storage.NewHub())
 	if err := s.start(ctx); err != nil {
 		client.Close()
@@ -262,6 +269,15 @@ func (s *Store) keys(inbox string) keys {
 
 func (k keys) msg(id string) string { return k.msgPrefix + id }
 
+// channelOf is the Pub/Sub channel of inbox's events: on a Cluster the inbox's own, in
+// its hash slot (sharded Pub/Sub), else the one channel of every inbox.
+func (s *Store) channelOf(inbox string) string {
+	if s.sharded {
+		return s.prefix + "{" + escapeTag(inbox) + "}:events"
+	}
+	return s.channel
+}
+
 // escapeTag makes inbox safe between the braces of a hash tag. Redis takes the tag to
 // the first '}', and hashes the whole key when the tag is empty: an inbox "}x@y" would
 // scatter its keys over the cluster. Escaping is injective, so inboxes stay apart.
@@ -355,7 +371,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		calls[i] = &call{
 			script: putScript,
 			keys:   s.withFeed(k.state, k.uids, k.msg(id), k.log),
-			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel,
+			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channelOf(m.Inbox),
 				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs},
 		}
 	}
@@ -474,7 +490,7 @@ func (s *Store) undoPut(ctx context.Context, msgs []*storage.Message, ids []stri
 		// have run all the same, and the delete script leaves an absent message alone
 		// (no event). Leaving it would keep a message whose expiry nobody reports.
 		k := s.keys(m.Inbox)
-		undo = append(undo, &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(ids[i]), k.log), args: []any{m.Inbox, ids[i], s.channel, historyMs}})
+		undo = append(undo, &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(ids[i]), k.log), args: []any{m.Inbox, ids[i], s.channelOf(m.Inbox), historyMs}})
 	}
 	var zrem *redis.IntCmd
 	s.pipeline(ctx, undo, func(p redis.Pipeliner) { zrem = p.ZRem(ctx, s.expiryKey, members...) })
@@ -610,7 +626,7 @@ func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
 func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
 	k := s.keys(inbox)
 	c := &call{script: setFlagsScript, keys: s.withFeed(k.msg(id), k.state, k.uids, k.log),
-		args: []any{int(add), int(remove), inbox, id, s.channel, int(storage.FlagSeen), historyMs}}
+		args: []any{int(add), int(remove), inbox, id, s.channelOf(inbox), int(storage.FlagSeen), historyMs}}
 	s.pipeline(ctx, []*call{c}, nil)
 	n, events, err := eventsReply(c.cmd)
 	if err != nil {
@@ -635,7 +651,7 @@ func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove stor
 // Delete deletes one message.
 func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 	k := s.keys(inbox)
-	c := &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channel, historyMs}}
+	c := &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channelOf(inbox), historyMs}}
 	s.pipeline(ctx, []*call{c}, func(p redis.Pipeliner) {
 		p.ZRem(ctx, s.expiryKey, expiryMember(inbox, id)) // no sweeper need look at it
 	})
@@ -654,7 +670,7 @@ func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 // inbox's UID state stays, so UIDs continue.
 func (s *Store) DeleteInbox(ctx context.Context, inbox string) (int, error) {
 	k := s.keys(inbox)
-	c := &call{script: deleteInboxScript, keys: s.withFeed(k.uids, k.log), args: []any{k.msgPrefix, inbox, s.channel, historyMs}}
+	c := &call{script: deleteInboxScript, keys: s.withFeed(k.uids, k.log), args: []any{k.msgPrefix, inbox, s.channelOf(inbox), historyMs}}
 	s.pipeline(ctx, []*call{c}, nil)
 	n, rest, err := eventsReply(c.cmd)
 	if err != nil {
@@ -834,12 +850,16 @@ func (s *Store) FaultAttempt(ctx context.Context, inbox string, fault int) (int,
 // come through the Pub/Sub connection some time after they happen, so Subscribe waits
 // until Redis has answered a PING sent on that connection: every event before the PING
 // has then been handled, and the subscriber gets exactly the events after it. (On a
-// Cluster an event published on another node may still come later.) While the
+// Cluster, where a PUBLISH reaches the other nodes later, each subscription is its own
+// sharded one instead: see sharded.go.) While the
 // connection is down it fails with ErrUnavailable; when the connection is lost every
 // channel is closed, as events may have been missed.
 func (s *Store) Subscribe(ctx context.Context, inbox string) (<-chan storage.Event, error) {
 	if s.ctx.Err() != nil {
 		return nil, fmt.Errorf("subscribe %s: %w: store closed", inbox, storage.ErrUnavailable)
+	}
+	if s.sharded {
+		return s.subscribeSharded(ctx, inbox)
 	}
 	if !s.live.Load() {
 		return nil, fmt.Errorf("subscribe %s: %w: reconnecting to redis", inbox, storage.ErrUnavailable)

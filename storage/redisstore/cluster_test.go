@@ -1,0 +1,87 @@
+package redisstore
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
+)
+
+// clusterURL is the shared test Cluster's URL, or a skip (a failure under make test).
+func clusterURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("MAYFLY_TEST_REDIS_CLUSTER_URL")
+	if url == "" {
+		if storetest.RequireRedis() {
+			t.Fatal("MAYFLY_TEST_REDIS_CLUSTER_URL is not set, and CI or MAYFLY_REQUIRE_REDIS says the Redis tests must run")
+		}
+		t.Skip("not run on a Redis Cluster: set MAYFLY_TEST_REDIS_CLUSTER_URL (make test does)")
+	}
+	return url
+}
+
+// TestClusterEventsEveryMaster: on a real Cluster, for an inbox on each master, a
+// subscriber on node B gets exactly the events after its Subscribe of mail node A put:
+// not the one A put just before (a PUBLISH reaches other Redis nodes over the cluster
+// bus, after the subscriber's barrier), and through a sharded subscription on the
+// inbox's own master, not a broadcast to every node.
+func TestClusterEventsEveryMaster(t *testing.T) {
+	url := clusterURL(t)
+	prefix := testPrefix(t)
+	a := openStore(t, prefix, Options{URL: url})
+	b := openStore(t, prefix, Options{URL: url})
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	cc := a.client.(*redis.ClusterClient)
+	ctx := ctxFor(t)
+	slots, err := cc.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterOf := func(slot int) string {
+		for _, r := range slots {
+			if r.Start <= slot && slot <= r.End {
+				return r.Nodes[0].Addr
+			}
+		}
+		return ""
+	}
+	// One inbox on each master.
+	inboxes := map[string]string{}
+	for i := 0; len(inboxes) < len(slots) && i < 1000; i++ {
+		inbox := fmt.Sprintf("every%d@mayfly.test", i)
+		master := masterOf(storetest.KeySlot(a.channelOf(inbox)))
+		if _, ok := inboxes[master]; !ok && master != "" {
+			inboxes[master] = inbox
+		}
+	}
+	if len(inboxes) < 3 {
+		t.Fatalf("inboxes on %d masters, want 3 or more: %v", len(inboxes), slots)
+	}
+	for master, inbox := range inboxes {
+		before := storetest.NewMessage(inbox, "before")
+		if err := a.Put(ctx, before); err != nil {
+			t.Fatal(err)
+		}
+		events := storetest.Subscribe(t, ctx, b, inbox)
+		node := redis.NewClient(&redis.Options{Addr: master})
+		n, err := node.PubSubShardNumSub(ctx, a.channelOf(inbox)).Result()
+		node.Close()
+		if err != nil || n[a.channelOf(inbox)] != 1 {
+			t.Errorf("subscribers of %s on its master %s = %v, %v; want 1 (sharded Pub/Sub)", inbox, master, n, err)
+		}
+		after := storetest.NewMessage(inbox, "after")
+		if err := a.Put(ctx, after); err != nil {
+			t.Fatal(err)
+		}
+		if e := storetest.Next(t, events); e.Type != storage.EventAdded || e.ID != after.ID {
+			t.Errorf("inbox %s on %s: first event %s %s, want added %s (the mail put after Subscribe; %s was before)", inbox, master, e.Type, e.ID, after.ID, before.ID)
+		}
+	}
+}
