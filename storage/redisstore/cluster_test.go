@@ -56,7 +56,7 @@ func TestClusterEventsEveryMaster(t *testing.T) {
 	inboxes := map[string]string{}
 	for i := 0; len(inboxes) < len(slots) && i < 1000; i++ {
 		inbox := fmt.Sprintf("every%d@mayfly.test", i)
-		master := masterOf(storetest.KeySlot(a.channelOf(inbox)))
+		master := masterOf(storetest.KeySlot(a.keys(inbox).state))
 		if _, ok := inboxes[master]; !ok && master != "" {
 			inboxes[master] = inbox
 		}
