@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -40,21 +42,27 @@ func TestClusterEventsEveryMaster(t *testing.T) {
 	})
 	cc := a.client.(*redis.ClusterClient)
 	ctx := ctxFor(t)
-	slots, err := cc.ClusterSlots(ctx).Result()
+	shards, err := cc.ClusterShards(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	masterOf := func(slot int) string {
-		for _, r := range slots {
-			if r.Start <= slot && slot <= r.End {
-				return r.Nodes[0].Addr
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if r.Start <= int64(slot) && int64(slot) <= r.End {
+					for _, n := range sh.Nodes {
+						if n.Role == "master" {
+							return net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+						}
+					}
+				}
 			}
 		}
 		return ""
 	}
 	// One inbox on each master.
 	inboxes := map[string]string{}
-	for i := 0; len(inboxes) < len(slots) && i < 1000; i++ {
+	for i := 0; len(inboxes) < len(shards) && i < 1000; i++ {
 		inbox := fmt.Sprintf("every%d@mayfly.test", i)
 		master := masterOf(storetest.KeySlot(a.keys(inbox).state))
 		if _, ok := inboxes[master]; !ok && master != "" {
@@ -62,7 +70,7 @@ func TestClusterEventsEveryMaster(t *testing.T) {
 		}
 	}
 	if len(inboxes) < 3 {
-		t.Fatalf("inboxes on %d masters, want 3 or more: %v", len(inboxes), slots)
+		t.Fatalf("inboxes on %d masters, want 3 or more: %+v", len(inboxes), shards)
 	}
 	for master, inbox := range inboxes {
 		before := storetest.NewMessage(inbox, "before")

@@ -1,6 +1,7 @@
 // Package redisstore keeps mail in Redis (one node, Sentinel or Cluster) so that several
 // Mayfly nodes form one service: mail received on one node is pushed, through Redis
-// Pub/Sub, to the WebSocket and IMAP IDLE clients of every other.
+// Pub/Sub (sharded Pub/Sub on a Cluster), to the WebSocket and IMAP IDLE clients of
+// every other.
 //
 // Keys, with the default prefix "mayfly:":
 //
@@ -15,7 +16,8 @@
 //	mayfly:expiry            ZSET member inbox "\n" ID, score expiry (unix ms): the sweepers' work list
 //	mayfly:secret            STRING the token key every node shares
 //	mayfly:shared:<name>     STRING a value every node shares, no TTL (see GetShared: ACME state)
-//	mayfly:events            the Pub/Sub channel of every change
+//	mayfly:events            the Pub/Sub channel of every change (one Redis, Sentinel)
+//	mayfly:{<inbox>}:events  on a Cluster instead, the sharded Pub/Sub channel of the inbox's changes (sharded.go)
 //	mayfly:{mayfly-feed}:events  STREAM every inbox's events for a day, read by consumer groups (eventlog.go)
 //	mayfly:{mayfly-webhooks}:... the webhooks, their deliveries and the due queue (webhooks.go)
 //	mayfly:{mayfly-queue}:...    the outgoing mail's queue (queue.go)
