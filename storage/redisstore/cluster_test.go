@@ -93,3 +93,46 @@ func TestClusterEventsEveryMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelPassword: on a real Sentinel setup whose primary and replica have a
+// password and whose sentinels have none, the URL's password is the primary's, as in
+// every other Redis URL (go-redis alone would give it to the sentinels, which refuse it,
+// and none to the primary).
+func TestSentinelPassword(t *testing.T) {
+	if why := storetest.RigAvailable(); why != "" {
+		if storetest.RequireRedis() {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	t.Parallel()
+	rig := storetest.StartSentinelWith(t, storetest.SentinelOptions{Password: "p@ss w:rd"})
+	st := openStore(t, testPrefix(t), Options{URL: rig.URL()})
+	defer st.Close()
+	ctx := ctxFor(t)
+	inbox := "sentinel-password@mayfly.test"
+	events := storetest.Subscribe(t, ctx, st, inbox)
+	m := storetest.NewMessage(inbox, "behind a password")
+	if err := st.Put(ctx, m); err != nil {
+		t.Fatalf("Put through %s: %v", rig.URL(), err)
+	}
+	if e := storetest.Next(t, events); e.Type != storage.EventAdded || e.ID != m.ID {
+		t.Errorf("event %+v, want added %s", e, m.ID)
+	}
+	// The sentinels' own password, when they have one, is sentinel_password=; with
+	// password= the URL keeps go-redis's meaning.
+	for _, tt := range []struct{ url, primary, sentinel string }{
+		{"redis://:pw@127.0.0.1:26379/0?master_name=m", "pw", ""},
+		{"redis://:pw@127.0.0.1:26379/0?master_name=m&sentinel_password=sp", "pw", "sp"},
+		{"redis://:sp@127.0.0.1:26379/0?master_name=m&password=pw", "pw", "sp"},
+	} {
+		c, err := newClient(tt.url)
+		if err != nil {
+			t.Fatalf("newClient(%q): %v", tt.url, err)
+		}
+		if got := c.(*redis.Client).Options().Password; got != tt.primary {
+			t.Errorf("newClient(%q): primary's password %q, want %q", tt.url, got, tt.primary)
+		}
+		c.Close()
+	}
+}

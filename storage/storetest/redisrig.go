@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,7 @@ type RedisNode struct {
 	Role string // "master", "replica" or "sentinel", as last seen by the rig
 
 	args []string
+	pass string // requirepass, for the rig's own redis-cli
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
 	log  string
@@ -62,6 +64,14 @@ type Cluster struct{ rig }
 type Sentinel struct {
 	rig
 	Sentinels []*RedisNode
+	opts      SentinelOptions
+}
+
+// SentinelOptions change the Sentinel setup NewSentinelWith starts.
+type SentinelOptions struct {
+	// Password is the primary's and replica's requirepass (and masterauth), which the
+	// sentinels are given (auth-pass); the sentinels themselves have none.
+	Password string
 }
 
 // StartCluster starts a Redis Cluster for one test and stops it when the test ends. It
@@ -82,9 +92,15 @@ func StartCluster(tb testing.TB) *Cluster {
 // StartSentinel starts a Sentinel setup for one test and stops it when the test ends.
 func StartSentinel(tb testing.TB) *Sentinel {
 	tb.Helper()
+	return StartSentinelWith(tb, SentinelOptions{})
+}
+
+// StartSentinelWith is StartSentinel with options.
+func StartSentinelWith(tb testing.TB, o SentinelOptions) *Sentinel {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), rigStartTimeout)
 	defer cancel()
-	s, err := NewSentinel(ctx, tb.TempDir())
+	s, err := NewSentinelWith(ctx, tb.TempDir(), o)
 	if err != nil {
 		tb.Fatalf("starting a Redis Sentinel setup: %v", err)
 	}
@@ -313,12 +329,17 @@ func (c *Cluster) KillPrimary(ctx context.Context, slot int) (RedisNode, error) 
 // SentinelMaster (quorum 2), with their files in dir, and returns once every sentinel
 // names the primary and knows the replica and the other two sentinels. Stop stops it.
 func NewSentinel(ctx context.Context, dir string) (*Sentinel, error) {
+	return NewSentinelWith(ctx, dir, SentinelOptions{})
+}
+
+// NewSentinelWith is NewSentinel with options.
+func NewSentinelWith(ctx context.Context, dir string, o SentinelOptions) (*Sentinel, error) {
 	if why := RigAvailable(); why != "" {
 		return nil, errors.New(why)
 	}
 	var lastErr error
 	for range 3 {
-		s := &Sentinel{rig: rig{dir: dir}}
+		s := &Sentinel{rig: rig{dir: dir}, opts: o}
 		err := s.start(ctx)
 		if err == nil {
 			return s, nil
@@ -344,12 +365,17 @@ func (s *Sentinel) start(ctx context.Context) error {
 			return err
 		}
 		n := &RedisNode{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), log: filepath.Join(d, "redis.log")}
+		auth := []string{}
+		if pw := s.opts.Password; pw != "" {
+			n.pass = pw
+			auth = []string{"--requirepass", pw, "--masterauth", pw}
+		}
 		switch i {
 		case 0:
-			n.Role, n.args = "master", serverArgs(p, d)
+			n.Role, n.args = "master", append(serverArgs(p, d), auth...)
 		case 1:
 			n.Role = "replica"
-			n.args = append(serverArgs(p, d), "--replicaof", "127.0.0.1", strconv.Itoa(ports[0]))
+			n.args = append(append(serverArgs(p, d), auth...), "--replicaof", "127.0.0.1", strconv.Itoa(ports[0]))
 		default:
 			// A sentinel rewrites its config file: it must be its own, writable.
 			conf := filepath.Join(d, "sentinel.conf")
@@ -358,6 +384,10 @@ func (s *Sentinel) start(ctx context.Context) error {
 				fmt.Sprintf("sentinel down-after-milliseconds %s %d\n", SentinelMaster, sentinelDownAfter) +
 				fmt.Sprintf("sentinel failover-timeout %s %d\n", SentinelMaster, sentinelFailover) +
 				fmt.Sprintf("sentinel parallel-syncs %s 1\n", SentinelMaster)
+			if pw := s.opts.Password; pw != "" {
+				text += fmt.Sprintf("sentinel auth-pass %s %s\n", SentinelMaster, strconv.Quote(pw))
+			}
+			n.pass = ""
 			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 				return err
 			}
@@ -422,10 +452,14 @@ func (s *Sentinel) waitAgree(ctx context.Context, want string) error {
 	})
 }
 
-// URL is the store's setting for this setup: redis://first-sentinel/0?master_name=...,
+// URL is the store's setting for this setup: redis://[:password@]first-sentinel/0?master_name=...,
 // then the other sentinels' addresses.
 func (s *Sentinel) URL() string {
-	u := "redis://" + s.Sentinels[0].Addr + "/0?master_name=" + SentinelMaster
+	auth := ""
+	if s.opts.Password != "" {
+		auth = url.UserPassword("", s.opts.Password).String() + "@"
+	}
+	u := "redis://" + auth + s.Sentinels[0].Addr + "/0?master_name=" + SentinelMaster
 	for _, n := range s.Sentinels[1:] {
 		u += "," + n.Addr
 	}
@@ -491,7 +525,7 @@ func (s *Sentinel) WaitPrimaryChange(ctx context.Context, old string) (RedisNode
 		if p.Addr == old {
 			return fmt.Errorf("the sentinels still name %s", old)
 		}
-		role, err := cli(ctx, p.Addr, "role")
+		role, err := cliAuth(ctx, p.Addr, s.opts.Password, "role")
 		if err != nil {
 			return err
 		}
@@ -605,7 +639,7 @@ func (r *rig) refreshRoles(ctx context.Context) {
 		if n.Role == "sentinel" {
 			continue
 		}
-		role, err := cli(ctx, n.Addr, "role")
+		role, err := cliAuth(ctx, n.Addr, n.pass, "role")
 		if err != nil {
 			continue
 		}
@@ -664,7 +698,7 @@ func waitUp(ctx context.Context, n *RedisNode) error {
 			return permanent{fmt.Errorf("redis-server on %s exited: %s", n.Addr, lastLines(data))}
 		default:
 		}
-		out, err := cli(ctx, n.Addr, "ping")
+		out, err := cliAuth(ctx, n.Addr, n.pass, "ping")
 		if err != nil || !strings.HasPrefix(out, "PONG") {
 			return fmt.Errorf("%s does not answer yet", n.Addr)
 		}
@@ -674,7 +708,7 @@ func waitUp(ctx context.Context, n *RedisNode) error {
 
 // replicaInSync returns nil for a master, and for a replica whose link is up and synced.
 func replicaInSync(ctx context.Context, n *RedisNode) error {
-	info, err := cli(ctx, n.Addr, "info", "replication")
+	info, err := cliAuth(ctx, n.Addr, n.pass, "info", "replication")
 	if err != nil {
 		return err
 	}
@@ -687,10 +721,21 @@ func replicaInSync(ctx context.Context, n *RedisNode) error {
 
 // cli runs one redis-cli command against addr and returns its output.
 func cli(ctx context.Context, addr string, args ...string) (string, error) {
+	return cliAuth(ctx, addr, "", args...)
+}
+
+// cliAuth is cli on a node whose requirepass is pass ("" for none).
+func cliAuth(ctx context.Context, addr, pass string, args ...string) (string, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", host, "-p", port}, args...)...)
+	if pass != "" {
+		// Not -a: the environment keeps the password off the command line, and
+		// redis-cli's warning about that out of the output.
+		cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+pass)
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("redis-cli -p %s %s: %v: %s", port, strings.Join(args, " "), err, lastLines(out))
 	}
