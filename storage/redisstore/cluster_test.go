@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -134,5 +135,58 @@ func TestSentinelPassword(t *testing.T) {
 			t.Errorf("newClient(%q): primary's password %q, want %q", tt.url, got, tt.primary)
 		}
 		c.Close()
+	}
+}
+
+// TestClusterSubscribeAfterFailover: when the master of an inbox's slot dies, its
+// sharded subscribers' channels close (they must List again), and a Subscribe once its
+// replica has taken over succeeds and hears the inbox, with nothing else having touched
+// the slot meanwhile to tell the client the cluster changed.
+func TestClusterSubscribeAfterFailover(t *testing.T) {
+	if why := storetest.RigAvailable(); why != "" {
+		if storetest.RequireRedis() {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	t.Parallel()
+	rig := storetest.StartCluster(t)
+	st := openStore(t, testPrefix(t), Options{URL: rig.URL(), Logger: testLogger()})
+	defer st.Close()
+	ctx := ctxFor(t)
+	inbox := "failover@mayfly.test"
+	events := storetest.Subscribe(t, ctx, st, inbox)
+	if _, err := rig.KillPrimary(ctx, storetest.KeySlot(st.keys(inbox).state)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e, ok := <-events:
+		if ok {
+			t.Fatalf("event %+v after the master died, want the channel closed", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscriber's channel stayed open 10s after its master died")
+	}
+	if err := rig.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var again <-chan storage.Event
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		if again, err = st.Subscribe(ctx, inbox); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Subscribe 15s after the failover: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a client that relearns the cluster, with a deadline
+	}
+	m := storetest.NewMessage(inbox, "after the failover")
+	if err := st.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if e := storetest.Next(t, again); e.Type != storage.EventAdded || e.ID != m.ID {
+		t.Errorf("event %+v after the failover, want added %s", e, m.ID)
 	}
 }

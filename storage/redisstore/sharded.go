@@ -32,6 +32,7 @@ func (s *Store) subscribeSharded(ctx context.Context, inbox string) (<-chan stor
 	ps := s.client.SSubscribe(ctx, channel)
 	if err := confirmKind(ctx, ps, "ssubscribe"); err != nil {
 		ps.Close()
+		s.clusterChanged()
 		return nil, unavailable("subscribe "+inbox, err)
 	}
 	hub := storage.NewHub()
@@ -76,11 +77,22 @@ func (s *Store) listenSharded(ctx context.Context, ps *redis.PubSub, hub *storag
 				}
 			}
 			s.log.Warn("redis events: sharded subscription lost; subscriber closed", "inbox", inbox, "err", err)
+			s.clusterChanged()
 			return
 		}
 		pinged = false
 		if m, ok := msg.(*redis.Message); ok {
 			s.dispatchTo(hub, m.Payload)
 		}
+	}
+}
+
+// clusterChanged has the client ask the cluster again which node serves which slot. It
+// learns of a failover from a command's redirect or error, but a subscription's dial
+// is neither: without this, every Subscribe to a slot whose master died dials that dead
+// master until some command happens to touch the slot.
+func (s *Store) clusterChanged() {
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(s.ctx)
 	}
 }
