@@ -35,8 +35,8 @@ func clusterURL(t *testing.T) string {
 func TestClusterEventsEveryMaster(t *testing.T) {
 	url := clusterURL(t)
 	prefix := testPrefix(t)
-	a := openStore(t, prefix, Options{URL: url})
-	b := openStore(t, prefix, Options{URL: url})
+	a := openStoreAt(t, prefix, Options{}, url)
+	b := openStoreAt(t, prefix, Options{}, url)
 	t.Cleanup(func() {
 		a.Close()
 		b.Close()
@@ -108,7 +108,7 @@ func TestSentinelPassword(t *testing.T) {
 	}
 	t.Parallel()
 	rig := storetest.StartSentinelWith(t, storetest.SentinelOptions{Password: "p@ss w:rd"})
-	st := openStore(t, testPrefix(t), Options{URL: rig.URL()})
+	st := openStoreAt(t, testPrefix(t), Options{}, rig.URL())
 	defer st.Close()
 	ctx := ctxFor(t)
 	inbox := "sentinel-password@mayfly.test"
@@ -151,7 +151,7 @@ func TestClusterSubscribeAfterFailover(t *testing.T) {
 	}
 	t.Parallel()
 	rig := storetest.StartCluster(t)
-	st := openStore(t, testPrefix(t), Options{URL: rig.URL(), Logger: testLogger()})
+	st := openStoreAt(t, testPrefix(t), Options{}, rig.URL())
 	defer st.Close()
 	ctx := ctxFor(t)
 	inbox := "failover@mayfly.test"

@@ -199,6 +199,16 @@ func (s *Store) start(ctx context.Context) error {
 			return unavailable("load scripts", err)
 		}
 	}
+	if s.sharded {
+		// Nothing comes on the one channel: each Subscribe subscribes on its own
+		// (sharded.go), and a subscription on one master would only make the node
+		// unready whenever that master, of all of them, fails over.
+		s.live.Store(true)
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.wg.Add(1)
+		go s.sweepLoop()
+		return nil
+	}
 	ps := s.client.Subscribe(ctx, s.channel)
 	if err := confirm(ctx, ps); err != nil {
 		ps.Close()
@@ -243,7 +253,9 @@ func (s *Store) Close() error {
 		s.cancel()
 		s.psMu.Lock()
 		s.closed = true
-		s.ps.Close() // ends a Receive in progress
+		if s.ps != nil {
+			s.ps.Close() // ends a Receive in progress
+		}
 		s.psMu.Unlock()
 		s.wg.Wait()
 		s.failPending()

@@ -54,8 +54,15 @@ const testSweepEvery = 50 * time.Millisecond
 // ends, after the stores it opened are closed.
 func openStore(tb testing.TB, prefix string, o Options) *Store {
 	tb.Helper()
+	// o.URL may be a proxy of it that the test cuts: the keys are deleted on the Redis.
+	return openStoreAt(tb, prefix, o, redisURL(tb))
+}
+
+// openStoreAt is openStore on the Redis at keysURL (o.URL, or a proxy of it, as given).
+func openStoreAt(tb testing.TB, prefix string, o Options, keysURL string) *Store {
+	tb.Helper()
 	if o.URL == "" {
-		o.URL = redisURL(tb)
+		o.URL = keysURL
 	}
 	o.Prefix = prefix
 	if o.SweepEvery == 0 {
@@ -70,7 +77,7 @@ func openStore(tb testing.TB, prefix string, o Options) *Store {
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
-	tb.Cleanup(func() { deleteKeys(tb, o.URL, prefix) })
+	tb.Cleanup(func() { deleteKeys(tb, keysURL, prefix) })
 	return st
 }
 
