@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +48,19 @@ var RedisTopologies = []struct{ Name, Env string }{
 // failover tests start their own (StartCluster, StartSentinel).
 func ForEachRedis(t *testing.T, f func(t *testing.T, url string)) {
 	t.Helper()
+	ForRedis(t, nil, f)
+}
+
+// ForRedis is ForEachRedis on the named topologies only (nil: all of them), for a test
+// that mostly waits and would add its whole length once more for each: go test runs
+// only GOMAXPROCS parallel subtests at once. Sentinel is one Redis to the store, so a
+// slow test that Sentinel adds nothing to runs on "single" and "cluster".
+func ForRedis(t *testing.T, names []string, f func(t *testing.T, url string)) {
+	t.Helper()
 	for _, topo := range RedisTopologies {
+		if names != nil && !slices.Contains(names, topo.Name) {
+			continue
+		}
 		t.Run(topo.Name, func(t *testing.T) {
 			url := os.Getenv(topo.Env)
 			if url == "" {
