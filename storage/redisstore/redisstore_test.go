@@ -128,10 +128,19 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// onlyWithoutCluster skips a test that runs the suite the Cluster's way on one Redis
+// when there is a real Cluster to test: TestStore/cluster runs it there, for real.
+func onlyWithoutCluster(t *testing.T) {
+	if os.Getenv("MAYFLY_TEST_REDIS_CLUSTER_URL") != "" {
+		t.Skip("TestStore/cluster runs the suite on a real Cluster (MAYFLY_TEST_REDIS_CLUSTER_URL)")
+	}
+}
+
 // TestStoreShardedEvents runs the suite with the events on sharded Pub/Sub, one channel
 // an inbox, as on a Cluster (see sharded.go).
 func TestStoreShardedEvents(t *testing.T) {
 	redisURL(t)
+	onlyWithoutCluster(t)
 	storetest.Run(t, func(tb testing.TB, o storetest.Options) storage.Store {
 		return openStore(tb, testPrefix(tb), Options{MaxMessages: o.MaxMessages, shardedEvents: true})
 	}, true)
@@ -141,6 +150,7 @@ func TestStoreShardedEvents(t *testing.T) {
 // caller, after the script (see eventlog.go).
 func TestStoreFeedAfterScript(t *testing.T) {
 	redisURL(t)
+	onlyWithoutCluster(t)
 	storetest.Run(t, func(tb testing.TB, o storetest.Options) storage.Store {
 		return openStore(tb, testPrefix(tb), Options{MaxMessages: o.MaxMessages, feedAfterScript: true})
 	}, true)
