@@ -1,9 +1,11 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -188,5 +190,35 @@ func TestClusterSubscribeAfterFailover(t *testing.T) {
 	}
 	if e := storetest.Next(t, again); e.Type != storage.EventAdded || e.ID != m.ID {
 		t.Errorf("event %+v after the failover, want added %s", e, m.ID)
+	}
+}
+
+// BenchmarkClusterSubscriberMemory reports what one more watcher costs a Mayfly node on
+// a Cluster, where each has a sharded subscription, and a connection, of its own: the
+// Go heap and goroutines per Subscribe, with 500 subscribers of different inboxes.
+func BenchmarkClusterSubscriberMemory(b *testing.B) {
+	url := os.Getenv("MAYFLY_TEST_REDIS_CLUSTER_URL")
+	if url == "" {
+		b.Skip("set MAYFLY_TEST_REDIS_CLUSTER_URL (make test's with-services does)")
+	}
+	st := openStoreAt(b, testPrefix(b), Options{}, url)
+	defer st.Close()
+	const n = 500
+	for b.Loop() {
+		ctx, cancel := context.WithCancel(context.Background())
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		goroutines := runtime.NumGoroutine()
+		for i := range n {
+			if _, err := st.Subscribe(ctx, fmt.Sprintf("memory%d@mayfly.test", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/subscriber")
+		b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/subscriber")
+		cancel()
 	}
 }
