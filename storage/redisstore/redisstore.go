@@ -113,6 +113,7 @@ type Store struct {
 
 	psMu   sync.Mutex
 	ps     *redis.PubSub
+	shards map[string]*shardConn // on a Cluster, by master address; see sharded.go
 	closed bool
 
 	// pending are the subscriptions waiting for their barrier; see Subscribe.
@@ -173,6 +174,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		max:        o.MaxMessages,
 		sweepEvery: o.SweepEvery,
 		pending:    make(map[string]*pendingSub),
+		shards:     make(map[string]*shardConn),
 	}
 	_, cluster := client.(*redis.ClusterClient)
 	s.feedInScript = !cluster && !o.feedAfterScript
