@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +244,85 @@ func BenchmarkClusterSubscriberMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/subscriber")
 		b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/subscriber")
 		cancel()
+	}
+}
+
+// TestClusterSubscribeChurn: watchers of a few inboxes come and go at once on one node
+// (each subscribes, gets the mail put after it, and leaves) while the node subscribes
+// and unsubscribes the inboxes' channels on their shared connections: every watcher
+// gets its mail, and no channel stays subscribed once all are gone.
+func TestClusterSubscribeChurn(t *testing.T) {
+	url := clusterURL(t)
+	t.Parallel()
+	prefix := testPrefix(t)
+	a := openStoreAt(t, prefix, Options{}, url)
+	b := openStoreAt(t, prefix, Options{}, url)
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	ctx := ctxFor(t)
+	inboxes := []string{"churn0@mayfly.test", "churn1@mayfly.test", "churn2@mayfly.test"}
+	var wg sync.WaitGroup
+	for w := range 12 {
+		wg.Go(func() {
+			for i := range 10 {
+				inbox := inboxes[(w+i)%len(inboxes)]
+				subCtx, cancel := context.WithCancel(ctx)
+				events, err := b.Subscribe(subCtx, inbox)
+				if err != nil {
+					t.Errorf("Subscribe %s: %v", inbox, err)
+					cancel()
+					return
+				}
+				m := storetest.NewMessage(inbox, fmt.Sprintf("churn %d %d", w, i))
+				if err := a.Put(ctx, m); err != nil {
+					t.Error(err)
+					cancel()
+					return
+				}
+				// Others' mail to the inbox may come first; this one must come.
+				for got := false; !got; {
+					select {
+					case e, ok := <-events:
+						if !ok {
+							t.Errorf("watcher %d: channel of %s closed before its mail", w, inbox)
+							got = true
+						}
+						got = got || e.ID == m.ID
+					case <-time.After(10 * time.Second):
+						t.Errorf("watcher %d: no event of its mail to %s within 10s", w, inbox)
+						got = true
+					}
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	cc := b.client.(*redis.ClusterClient)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var subscribed atomic.Int64 // ForEachMaster asks the masters at once
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			for _, inbox := range inboxes {
+				m, err := n.PubSubShardNumSub(ctx, b.channelOf(inbox)).Result()
+				if err != nil {
+					return err
+				}
+				subscribed.Add(m[b.channelOf(inbox)])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subscribed.Load() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d channels still subscribed 10s after every watcher left", subscribed.Load())
+		}
+		time.Sleep(20 * time.Millisecond) // polling Redis, with a deadline
 	}
 }
