@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // TestEventSourceResumes follows an inbox with Chromium's own EventSource: it gets a
@@ -13,6 +15,10 @@ import (
 // server comes back; EventSource reconnects by itself with the last id it got, and
 // gets the mail it missed, once, and no earlier one again.
 func TestEventSourceResumes(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testEventSourceResumes(t) })
+}
+
+func testEventSourceResumes(t *testing.T) {
 	redis := redisFlags(t)
 	a := startNode(t, redis...)
 	b := startNode(t, redis...)

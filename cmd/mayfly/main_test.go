@@ -299,6 +299,10 @@ func TestQAInThreeCalls(t *testing.T) {
 // TestWaitWakesAcrossNodes: two nodes on one Redis; the wait is on one, the mail
 // arrives at the other.
 func TestWaitWakesAcrossNodes(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testWaitWakesAcrossNodes(t) })
+}
+
+func testWaitWakesAcrossNodes(t *testing.T) {
 	a, b := twoNodes(t)
 	in := createInbox(t, b.http, "")
 	waited := startWait(b.http, in, "timeout=20s")
@@ -386,6 +390,10 @@ func TestTopLevelHelp(t *testing.T) {
 // TestWebSocketAcrossNodes: two nodes on one Redis; a WebSocket client on node B sees
 // the mail node A received, and is told "going away" when B shuts down.
 func TestWebSocketAcrossNodes(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testWebSocketAcrossNodes(t) })
+}
+
+func testWebSocketAcrossNodes(t *testing.T) {
 	a, b := twoNodes(t)
 	in := createInbox(t, b.http, "")
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.http+"/api/v1/inboxes/"+in.Address+"/ws?token="+in.Token, nil)

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mayfly-mail/mayfly/server/testlib"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // TestMain lets a test start this binary as the real mayfly in a process of its own
@@ -107,6 +108,10 @@ func (p *process) stop(t *testing.T) {
 // TestWebSocketAcrossProcesses runs two mayfly processes on one Redis: a WebSocket
 // client of process B receives the mail that process A received.
 func TestWebSocketAcrossProcesses(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testWebSocketAcrossProcesses(t) })
+}
+
+func testWebSocketAcrossProcesses(t *testing.T) {
 	redis := redisFlags(t)
 	a := startProcess(t, redis...)
 	b := startProcess(t, redis...)

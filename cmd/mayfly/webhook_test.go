@@ -13,6 +13,7 @@ import (
 
 	"github.com/mayfly-mail/mayfly/server/testlib"
 	"github.com/mayfly-mail/mayfly/server/webhook"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
 )
 
 // hookRequest is a webhook delivery a test receiver got.
@@ -158,6 +159,11 @@ func TestWebhookPrivateRefused(t *testing.T) {
 // once A's lease has run out (2 × -webhook-timeout + 10s), with the same webhook-id,
 // and its delivery log shows it delivered.
 func TestWebhookNodeKilledMidDelivery(t *testing.T) {
+	// Not on Sentinel, one Redis to the store: the lease makes the test 15s long.
+	storetest.ForRedis(t, []string{"single", "cluster"}, func(t *testing.T, _ string) { testWebhookNodeKilledMidDelivery(t) })
+}
+
+func testWebhookNodeKilledMidDelivery(t *testing.T) {
 	redis := redisFlags(t)
 	const timeout = 2 * time.Second
 	const lease = 2*timeout + 10*time.Second // server/webhook's, from -webhook-timeout

@@ -42,7 +42,8 @@ func CheckURL(spec string) error {
 // newClient builds the client that spec describes:
 //   - one redis:// or rediss:// URL (a bare host:port means redis://): one node;
 //   - a URL with master_name=NAME: Sentinel, the URL's host and any other listed
-//     addresses being sentinels;
+//     addresses being sentinels, its user and password the primary's (the sentinels'
+//     own in sentinel_username= and sentinel_password=);
 //   - several comma-separated addresses or URLs, or one URL with addr= parameters: Cluster.
 //
 // Query parameters are go-redis's (pool_size=50, dial_timeout=5s, ...). The first URL
@@ -82,9 +83,21 @@ func newClient(spec string) (redis.UniversalClient, error) {
 	}
 	switch {
 	case query.Has("master_name"):
+		// go-redis gives a Sentinel URL's user and password to the sentinels and takes
+		// the primary's from password=; an operator writes the primary's where every
+		// other Redis URL has it. So the URL's are the primary's (and its replicas'),
+		// and sentinel_username= and sentinel_password= the sentinels' own; with
+		// password= given, the URL keeps go-redis's meaning.
+		base, sentinelUser, sentinelPass, moved := sentinelCredentials(base, query)
 		o, err := redis.ParseFailoverURL(base)
 		if err != nil {
 			return nil, err
+		}
+		if moved {
+			o.Username, o.Password = o.SentinelUsername, o.SentinelPassword
+			o.SentinelUsername, o.SentinelPassword = sentinelUser, sentinelPass
+		} else if sentinelUser != "" || sentinelPass != "" {
+			o.SentinelUsername, o.SentinelPassword = sentinelUser, sentinelPass
 		}
 		o.SentinelAddrs = addAddrs(o.SentinelAddrs, hosts)
 		setTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
@@ -108,6 +121,24 @@ func newClient(spec string) (redis.UniversalClient, error) {
 		o.ContextTimeoutEnabled = true
 		return redis.NewClient(o), nil
 	}
+}
+
+// sentinelCredentials takes sentinel_username and sentinel_password, which go-redis
+// does not know, out of a Sentinel URL, and reports whether the URL's user and password
+// are the primary's (no password= parameter).
+func sentinelCredentials(spec string, query url.Values) (rest, user, pass string, moved bool) {
+	user, pass = query.Get("sentinel_username"), query.Get("sentinel_password")
+	if query.Has("sentinel_username") || query.Has("sentinel_password") {
+		u, err := url.Parse(spec)
+		if err == nil {
+			q := u.Query()
+			q.Del("sentinel_username")
+			q.Del("sentinel_password")
+			u.RawQuery = q.Encode()
+			spec = u.String()
+		}
+	}
+	return spec, user, pass, !query.Has("password")
 }
 
 func addAddrs(addrs, more []string) []string {

@@ -17,6 +17,10 @@ import (
 // is gone, one at or after it is not; a log whose key expired answers by the
 // position's age.
 func TestInboxEventsGone(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testInboxEventsGone(t) })
+}
+
+func testInboxEventsGone(t *testing.T) {
 	_, st, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
 	inbox := "gone@mayfly.test"
@@ -90,6 +94,10 @@ func TestFeedNodeDies(t *testing.T) {
 
 // TestFeedTrim: the feed drops what is older than feedHistory.
 func TestFeedTrim(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testFeedTrim(t) })
+}
+
+func testFeedTrim(t *testing.T) {
 	_, st, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
 	old := strconv.FormatInt(time.Now().Add(-feedHistory-time.Hour).UnixMilli(), 10) + "-0"
@@ -116,6 +124,10 @@ func TestFeedTrim(t *testing.T) {
 // TestWebhookKeysOneTag: every webhook key shares one hash tag, so each script runs on
 // one slot of a Cluster, and none but the webhook's own are left after DeleteWebhook.
 func TestWebhookKeysOneTag(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testWebhookKeysOneTag(t) })
+}
+
+func testWebhookKeysOneTag(t *testing.T) {
 	prefix, st, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
 	now := time.Now()
@@ -168,6 +180,10 @@ func TestWebhookKeysOneTag(t *testing.T) {
 // TestFeedHasTTL: the feed expires if no node writes or trims it any more, written by
 // the scripts or after them.
 func TestFeedHasTTL(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testFeedHasTTL(t) })
+}
+
+func testFeedHasTTL(t *testing.T) {
 	prefix, _, c := storeAndAdmin(t)
 	ctx := ctxFor(t)
 	for _, after := range []bool{false, true} {

@@ -27,11 +27,16 @@ const resubscribeMax = time.Second
 // confirm waits for Redis to confirm the subscription, so that no event published
 // after New returns is missed.
 func confirm(ctx context.Context, ps *redis.PubSub) error {
+	return confirmKind(ctx, ps, "subscribe")
+}
+
+// confirmKind waits for Redis to confirm a subscription of kind (subscribe, ssubscribe).
+func confirmKind(ctx context.Context, ps *redis.PubSub, kind string) error {
 	msg, err := ps.ReceiveTimeout(ctx, ioTimeout)
 	if err != nil {
 		return err
 	}
-	if sub, ok := msg.(*redis.Subscription); !ok || sub.Kind != "subscribe" {
+	if sub, ok := msg.(*redis.Subscription); !ok || sub.Kind != kind {
 		return fmt.Errorf("subscribe: unexpected reply %v", msg)
 	}
 	return nil
@@ -155,12 +160,16 @@ func (s *Store) resetHub() {
 
 // dispatch decodes one event for this process's subscribers, if it has any.
 func (s *Store) dispatch(payload string) {
+	s.dispatchTo(s.hub.Load(), payload)
+}
+
+// dispatchTo decodes one event for hub's subscribers, if it has any.
+func (s *Store) dispatchTo(hub *storage.Hub, payload string) {
 	t, inbox, rest, err := eventHeader(payload)
 	if err != nil {
 		s.log.Warn("redis events: bad event", "err", err)
 		return
 	}
-	hub := s.hub.Load()
 	if !hub.Watched(inbox) {
 		return
 	}

@@ -24,8 +24,9 @@ func openQueue(tb testing.TB) *Store {
 }
 
 func TestQueue(t *testing.T) {
-	redisURL(t)
-	storetest.RunQueue(t, func(t *testing.T) storage.Queue { return openQueue(t) })
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) {
+		storetest.RunQueue(t, func(t *testing.T) storage.Queue { return openQueue(t) })
+	})
 }
 
 func BenchmarkQueue(b *testing.B) {
@@ -36,6 +37,10 @@ func BenchmarkQueue(b *testing.B) {
 // TestQueueNodeStops: a node stopped mid-queue leaves its job to be finished by another
 // node.
 func TestQueueNodeStops(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testQueueNodeStops(t) })
+}
+
+func testQueueNodeStops(t *testing.T) {
 	a, b := twoNodes(t)
 	ctx := ctxFor(t)
 
@@ -71,6 +76,10 @@ func TestQueueNodeStops(t *testing.T) {
 // TestQueueRetryAcrossNodes: a job one node retries for later is taken by another node
 // when due, with what the first changed.
 func TestQueueRetryAcrossNodes(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testQueueRetryAcrossNodes(t) })
+}
+
+func testQueueRetryAcrossNodes(t *testing.T) {
 	a, b := twoNodes(t)
 	ctx := ctxFor(t)
 
@@ -281,6 +290,10 @@ func TestQueueBadEntry(t *testing.T) {
 // TestQueuePrunesIdleConsumers: a starting node deletes the group's consumers that
 // hold nothing and have been idle, and keeps one that holds a job.
 func TestQueuePrunesIdleConsumers(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testQueuePrunesIdleConsumers(t) })
+}
+
+func testQueuePrunesIdleConsumers(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := ctxFor(t)
 	a := openStore(t, prefix, Options{})

@@ -1,6 +1,7 @@
 // Package redisstore keeps mail in Redis (one node, Sentinel or Cluster) so that several
 // Mayfly nodes form one service: mail received on one node is pushed, through Redis
-// Pub/Sub, to the WebSocket and IMAP IDLE clients of every other.
+// Pub/Sub (sharded Pub/Sub on a Cluster), to the WebSocket and IMAP IDLE clients of
+// every other.
 //
 // Keys, with the default prefix "mayfly:":
 //
@@ -15,7 +16,8 @@
 //	mayfly:expiry            ZSET member inbox "\n" ID, score expiry (unix ms): the sweepers' work list
 //	mayfly:secret            STRING the token key every node shares
 //	mayfly:shared:<name>     STRING a value every node shares, no TTL (see GetShared: ACME state)
-//	mayfly:events            the Pub/Sub channel of every change
+//	mayfly:events            the Pub/Sub channel of every change (one Redis, Sentinel)
+//	mayfly:{<inbox>}:events  on a Cluster instead, the sharded Pub/Sub channel of the inbox's changes (sharded.go)
 //	mayfly:{mayfly-feed}:events  STREAM every inbox's events for a day, read by consumer groups (eventlog.go)
 //	mayfly:{mayfly-webhooks}:... the webhooks, their deliveries and the due queue (webhooks.go)
 //	mayfly:{mayfly-queue}:...    the outgoing mail's queue (queue.go)
@@ -73,6 +75,9 @@ type Options struct {
 	// feedAfterScript writes the event feed after the scripts, as on a Cluster, on any
 	// Redis: for tests.
 	feedAfterScript bool
+	// shardedEvents publishes each inbox's events on a channel of its own with sharded
+	// Pub/Sub, as on a Cluster, on any Redis: for tests.
+	shardedEvents bool
 }
 
 const (
@@ -108,6 +113,7 @@ type Store struct {
 
 	psMu   sync.Mutex
 	ps     *redis.PubSub
+	shards map[string]*shardConn // on a Cluster, by master address; see sharded.go
 	closed bool
 
 	// pending are the subscriptions waiting for their barrier; see Subscribe.
@@ -123,6 +129,9 @@ type Store struct {
 	// so a script may touch keys of any slot (see eventlog.go).
 	feedInScript bool
 	feedGroups   sync.Map // the feed's consumer groups known to exist; see eventlog.go
+	// sharded says each inbox's events go to a channel of its own in its slot, with
+	// sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a Cluster; see sharded.go.
+	sharded bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -165,9 +174,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		max:        o.MaxMessages,
 		sweepEvery: o.SweepEvery,
 		pending:    make(map[string]*pendingSub),
+		shards:     make(map[string]*shardConn),
 	}
 	_, cluster := client.(*redis.ClusterClient)
 	s.feedInScript = !cluster && !o.feedAfterScript
+	s.sharded = cluster || o.shardedEvents
 	s.hub.Store(storage.NewHub())
 	if err := s.start(ctx); err != nil {
 		client.Close()
@@ -189,6 +200,16 @@ func (s *Store) start(ctx context.Context) error {
 		if err := sc.Load(ctx, s.client).Err(); err != nil {
 			return unavailable("load scripts", err)
 		}
+	}
+	if s.sharded {
+		// Nothing comes on the one channel: each Subscribe subscribes on its own
+		// (sharded.go), and a subscription on one master would only make the node
+		// unready whenever that master, of all of them, fails over.
+		s.live.Store(true)
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.wg.Add(1)
+		go s.sweepLoop()
+		return nil
 	}
 	ps := s.client.Subscribe(ctx, s.channel)
 	if err := confirm(ctx, ps); err != nil {
@@ -234,7 +255,9 @@ func (s *Store) Close() error {
 		s.cancel()
 		s.psMu.Lock()
 		s.closed = true
-		s.ps.Close() // ends a Receive in progress
+		if s.ps != nil {
+			s.ps.Close() // ends a Receive in progress
+		}
 		s.psMu.Unlock()
 		s.wg.Wait()
 		s.failPending()
@@ -261,6 +284,15 @@ func (s *Store) keys(inbox string) keys {
 }
 
 func (k keys) msg(id string) string { return k.msgPrefix + id }
+
+// channelOf is the Pub/Sub channel of inbox's events: on a Cluster the inbox's own, in
+// its hash slot (sharded Pub/Sub), else the one channel of every inbox.
+func (s *Store) channelOf(inbox string) string {
+	if s.sharded {
+		return s.prefix + "{" + escapeTag(inbox) + "}:events"
+	}
+	return s.channel
+}
 
 // escapeTag makes inbox safe between the braces of a hash tag. Redis takes the tag to
 // the first '}', and hashes the whole key when the tag is empty: an inbox "}x@y" would
@@ -355,7 +387,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		calls[i] = &call{
 			script: putScript,
 			keys:   s.withFeed(k.state, k.uids, k.msg(id), k.log),
-			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channel,
+			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channelOf(m.Inbox),
 				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs},
 		}
 	}
@@ -474,7 +506,7 @@ func (s *Store) undoPut(ctx context.Context, msgs []*storage.Message, ids []stri
 		// have run all the same, and the delete script leaves an absent message alone
 		// (no event). Leaving it would keep a message whose expiry nobody reports.
 		k := s.keys(m.Inbox)
-		undo = append(undo, &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(ids[i]), k.log), args: []any{m.Inbox, ids[i], s.channel, historyMs}})
+		undo = append(undo, &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(ids[i]), k.log), args: []any{m.Inbox, ids[i], s.channelOf(m.Inbox), historyMs}})
 	}
 	var zrem *redis.IntCmd
 	s.pipeline(ctx, undo, func(p redis.Pipeliner) { zrem = p.ZRem(ctx, s.expiryKey, members...) })
@@ -610,7 +642,7 @@ func (s *Store) Raw(ctx context.Context, inbox, id string) ([]byte, error) {
 func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove storage.Flags) (storage.Flags, error) {
 	k := s.keys(inbox)
 	c := &call{script: setFlagsScript, keys: s.withFeed(k.msg(id), k.state, k.uids, k.log),
-		args: []any{int(add), int(remove), inbox, id, s.channel, int(storage.FlagSeen), historyMs}}
+		args: []any{int(add), int(remove), inbox, id, s.channelOf(inbox), int(storage.FlagSeen), historyMs}}
 	s.pipeline(ctx, []*call{c}, nil)
 	n, events, err := eventsReply(c.cmd)
 	if err != nil {
@@ -635,7 +667,7 @@ func (s *Store) SetFlags(ctx context.Context, inbox, id string, add, remove stor
 // Delete deletes one message.
 func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 	k := s.keys(inbox)
-	c := &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channel, historyMs}}
+	c := &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channelOf(inbox), historyMs}}
 	s.pipeline(ctx, []*call{c}, func(p redis.Pipeliner) {
 		p.ZRem(ctx, s.expiryKey, expiryMember(inbox, id)) // no sweeper need look at it
 	})
@@ -654,7 +686,7 @@ func (s *Store) Delete(ctx context.Context, inbox, id string) error {
 // inbox's UID state stays, so UIDs continue.
 func (s *Store) DeleteInbox(ctx context.Context, inbox string) (int, error) {
 	k := s.keys(inbox)
-	c := &call{script: deleteInboxScript, keys: s.withFeed(k.uids, k.log), args: []any{k.msgPrefix, inbox, s.channel, historyMs}}
+	c := &call{script: deleteInboxScript, keys: s.withFeed(k.uids, k.log), args: []any{k.msgPrefix, inbox, s.channelOf(inbox), historyMs}}
 	s.pipeline(ctx, []*call{c}, nil)
 	n, rest, err := eventsReply(c.cmd)
 	if err != nil {
@@ -834,12 +866,16 @@ func (s *Store) FaultAttempt(ctx context.Context, inbox string, fault int) (int,
 // come through the Pub/Sub connection some time after they happen, so Subscribe waits
 // until Redis has answered a PING sent on that connection: every event before the PING
 // has then been handled, and the subscriber gets exactly the events after it. (On a
-// Cluster an event published on another node may still come later.) While the
+// Cluster, where a PUBLISH reaches the other nodes later, each subscription is its own
+// sharded one instead: see sharded.go.) While the
 // connection is down it fails with ErrUnavailable; when the connection is lost every
 // channel is closed, as events may have been missed.
 func (s *Store) Subscribe(ctx context.Context, inbox string) (<-chan storage.Event, error) {
 	if s.ctx.Err() != nil {
 		return nil, fmt.Errorf("subscribe %s: %w: store closed", inbox, storage.ErrUnavailable)
+	}
+	if s.sharded {
+		return s.subscribeSharded(ctx, inbox)
 	}
 	if !s.live.Load() {
 		return nil, fmt.Errorf("subscribe %s: %w: reconnecting to redis", inbox, storage.ErrUnavailable)

@@ -17,7 +17,8 @@ import (
 // an event also adds it to the inbox's log (logLua), in the same slot, and returns it
 // for the caller to add to the feed (see events.go).
 
-// logLua is the start of every script that makes events: logEvent adds payload to the
+// logLua is the start of every script that makes events: publish sends an event to
+// the subscribers (see Store.channelOf), logEvent adds payload to the
 // inbox's log, a stream, trims the log of what is older than keep ms (MINID, roughly:
 // whole stream nodes) and keeps the log key twice that after its last event. Given the
 // feed's key (a Redis that is no Cluster, where a script may touch any key: see
@@ -34,6 +35,17 @@ local function logEvent(key, payload, keep, feed)
 		redis.call('PEXPIRE', feed, ` + strconv.FormatInt(feedTTL.Milliseconds(), 10) + `)
 	end
 	return payload
+end
+
+-- An inbox's own channel (on a Cluster: its hash tag, in its slot) is sharded Pub/Sub,
+-- which reaches only the subscribers on the slot's node; the one channel of every
+-- inbox (one Redis, Sentinel) has no braces, as the key prefix may not.
+local function publish(channel, payload)
+	if string.find(channel, '{', 1, true) then
+		redis.call('SPUBLISH', channel, payload)
+	else
+		redis.call('PUBLISH', channel, payload)
+	end
 end
 `
 
@@ -105,7 +117,7 @@ for _, key in ipairs({state, uids}) do
 end
 local out = {uid, exp}
 local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep, feed)
-redis.call('PUBLISH', channel, ev)
+publish(channel, ev)
 out[3] = ev
 local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])
 if over > 0 then
@@ -114,7 +126,7 @@ if over > 0 then
 	for i = 1, #old, 2 do
 		redis.call('DEL', ARGV[9] .. old[i])
 		ev = logEvent(log, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n', keep, feed)
-		redis.call('PUBLISH', channel, ev)
+		publish(channel, ev)
 		out[#out + 1] = ev
 	end
 end
@@ -218,13 +230,13 @@ if bit.band(tonumber(ARGV[1]), seen) ~= 0 and redis.call('HGET', KEYS[2], 'burn'
 	redis.call('ZREM', KEYS[3], ARGV[4])
 	redis.call('DEL', KEYS[1])
 	local ev = logEvent(KEYS[4], 'd\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n0\n', tonumber(ARGV[7]), KEYS[5])
-	redis.call('PUBLISH', ARGV[5], ev)
+	publish(ARGV[5], ev)
 	return {bit.bor(new, seen) + 256, ev}
 end
 if new ~= old then
 	redis.call('HSET', KEYS[1], 'flags', new)
 	local ev = logEvent(KEYS[4], 'f\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. v[2] .. '\n' .. new .. '\n', tonumber(ARGV[7]), KEYS[5])
-	redis.call('PUBLISH', ARGV[5], ev)
+	publish(ARGV[5], ev)
 	return {new, ev}
 end
 return {new}
@@ -247,7 +259,7 @@ if redis.call('DEL', KEYS[2]) == 0 then
 	kind, found = 'e', 0
 end
 local ev = logEvent(KEYS[3], kind .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[4])
-redis.call('PUBLISH', ARGV[3], ev)
+publish(ARGV[3], ev)
 return {found, ev}
 `)
 
@@ -275,7 +287,7 @@ end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
 local ev = logEvent(KEYS[3], 'e\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[4])
-redis.call('PUBLISH', ARGV[3], ev)
+publish(ARGV[3], ev)
 return {1, ev}
 `)
 
@@ -297,7 +309,7 @@ for i = 1, #entries, 2 do
 	end
 	out[#out + 1] = id
 	local ev = logEvent(KEYS[2], kind .. '\n' .. ARGV[2] .. '\n' .. id .. '\n' .. uid .. '\n0\n', tonumber(ARGV[4]), KEYS[3])
-	redis.call('PUBLISH', ARGV[3], ev)
+	publish(ARGV[3], ev)
 	evs[#evs + 1] = ev
 end
 redis.call('DEL', KEYS[1])

@@ -67,7 +67,7 @@ func (s *Store) sweep(ctx context.Context) error {
 			}
 			inbox, id := member[:i], member[i+1:]
 			k := s.keys(inbox)
-			calls = append(calls, &call{script: expireScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channel, historyMs}})
+			calls = append(calls, &call{script: expireScript, keys: s.withFeed(k.uids, k.msg(id), k.log), args: []any{inbox, id, s.channelOf(inbox), historyMs}})
 		}
 		s.pipeline(ctx, calls, nil)
 		var failed error
