@@ -232,6 +232,9 @@ type Store interface {
 	// events above, kept for a while, and the webhooks' subscriptions and deliveries.
 	EventLog
 	WebhookStore
+	// NamespaceStore is issue 24's (namespace.go): teams, their keys, usage and the
+	// recent activity.
+	NamespaceStore
 }
 
 // Live reports whether m is still to be shown at now.
