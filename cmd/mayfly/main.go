@@ -281,6 +281,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	inbound.MaxConnections = cfg.SMTPMaxConnections
 	servers := []server{
 		mx.New(mx.Options{
+			Namespaces:     st,
 			Addr:           cfg.SMTPAddr,
 			Hostname:       cfg.Hostname,
 			Domains:        cfg.Domains,
