@@ -95,6 +95,30 @@ func (s *Server) adminOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// namespaceCredential checks that the request's credential is the admin key or a key
+// of namespace name; wrong ones count at the login gate.
+func (s *Server) namespaceCredential(c echo.Context, name string) error {
+	token := bearer(c.Request())
+	if token == "" {
+		return errorf(http.StatusUnauthorized, "unauthorized", "namespace %s needs one of its keys or the admin key: Authorization: Bearer KEY", name)
+	}
+	ctx := c.Request().Context()
+	opens, err := s.checkToken(c, token, func(token string) bool {
+		if s.isAdminKey(token) {
+			return true
+		}
+		got, ok := s.gate().Namespace(ctx, token)
+		return ok && got == name
+	})
+	if err != nil {
+		return err
+	}
+	if !opens {
+		return errorf(http.StatusForbidden, "forbidden", "that key does not open namespace %s", name)
+	}
+	return nil
+}
+
 // namespaceAuth lets through requests at /namespaces/{name} with the admin key or a
 // key of that namespace; it leaves the namespace for the handlers.
 func (s *Server) namespaceAuth(next echo.HandlerFunc) echo.HandlerFunc {
@@ -103,23 +127,8 @@ func (s *Server) namespaceAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if !storage.ValidNamespace(name) {
 			return errorf(http.StatusNotFound, "not_found", "no namespace %q", name)
 		}
-		token := bearer(c.Request())
-		if token == "" {
-			return errorf(http.StatusUnauthorized, "unauthorized", "namespace %s needs one of its keys or the admin key: Authorization: Bearer KEY", name)
-		}
-		ctx := c.Request().Context()
-		opens, err := s.checkToken(c, token, func(token string) bool {
-			if s.isAdminKey(token) {
-				return true
-			}
-			got, ok := s.gate().Namespace(ctx, token)
-			return ok && got == name
-		})
-		if err != nil {
+		if err := s.namespaceCredential(c, name); err != nil {
 			return err
-		}
-		if !opens {
-			return errorf(http.StatusForbidden, "forbidden", "that key does not open namespace %s", name)
 		}
 		c.Set(namespaceKey, name)
 		return next(c)
