@@ -263,7 +263,9 @@ func TestNamespaceKeyOnEveryProtocol(t *testing.T) {
 			}
 
 			// The namespace's listing never shows other's mail.
-			var nsList struct{ Messages []struct{ Inbox, Subject string } }
+			var nsList struct {
+				Messages []struct{ Inbox, Subject string }
+			}
 			apiDo(t, "GET", base+"/api/v1/namespaces/ci/messages", ci.Key, "", &nsList)
 			if len(nsList.Messages) != 3 {
 				t.Errorf("namespace listing = %+v, want ci.signup's, ci.fresh's and ci.late's", nsList.Messages)
@@ -306,7 +308,9 @@ func TestNamespaceWaitAndCleanup(t *testing.T) {
 			n.send(t, "ci.run-6@serve.test", "Subject: Welcome\r\n\r\nnot this one\r\n")
 			n.send(t, "ci.run-7+t42@serve.test", "To: ci.run-7+t42@serve.test\r\nSubject: Welcome\r\n\r\nhi\r\n")
 			w := testlib.Next(t, done, 30*time.Second, "the namespace wait")
-			var ans struct{ Messages []struct{ Inbox, Subject, Tag string } }
+			var ans struct {
+				Messages []struct{ Inbox, Subject, Tag string }
+			}
 			if w.code != 200 || json.Unmarshal(w.body, &ans) != nil || len(ans.Messages) != 1 || ans.Messages[0].Inbox != "ci.run-7@serve.test" {
 				t.Fatalf("namespace wait = %d %s", w.code, w.body)
 			}
