@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -409,5 +411,43 @@ func TestNamespaceRevocationAcrossNodes(t *testing.T) {
 	apiDo(t, "GET", inbox, teamsAdmin, "", &list)
 	if len(list.Messages) != 0 {
 		t.Errorf("the deleted namespace's mail is still there: %+v", list)
+	}
+}
+
+// TestCLIWithANamespaceKey: CI's one secret is the namespace key in MAYFLY_API_KEY:
+// mayfly inbox makes an address of the namespace, mayfly wait reads it, and mayfly
+// wait --namespace waits across the namespace for an address nobody created.
+func TestCLIWithANamespaceKey(t *testing.T) {
+	n := teamsNode(t)
+	ci := createTeam(t, n, `{"name": "ci"}`)
+	t.Setenv("MAYFLY_URL", "http://"+n.http)
+	t.Setenv("MAYFLY_API_KEY", ci.Key)
+	t.Setenv("MAYFLY_TOKEN", "")
+	t.Setenv("MAYFLY_INBOX", "")
+	run := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := command(ctx, args, &out, &errb)
+		if err != nil {
+			return out.String() + errb.String(), err
+		}
+		return out.String(), nil
+	}
+	out, err := run("inbox")
+	lines := strings.Fields(out)
+	if err != nil || len(lines) != 2 || !strings.HasPrefix(lines[0], "ci.") {
+		t.Fatalf("mayfly inbox with a namespace key = %q, %v; want an address ci.*", out, err)
+	}
+	n.send(t, lines[0], "Subject: Sign up\r\n\r\nYour code is 774411\r\n")
+	if out, err := run("wait", lines[0], "--code", "--timeout", "10s"); err != nil || out != "774411\n" {
+		t.Errorf("mayfly wait ADDRESS with the key = %q, %v", out, err)
+	}
+	n.send(t, "ci.nobody-made-me@serve.test", "Subject: Reset\r\n\r\nYour code is 551122\r\n")
+	if out, err := run("wait", "--namespace", "ci", "--to", "ci.nobody-made-me", "--code", "--timeout", "10s"); err != nil || out != "551122\n" {
+		t.Errorf("mayfly wait --namespace ci = %q, %v", out, err)
+	}
+	if out, err := run("wait", "--namespace", "other", "--timeout", "1s"); err == nil || !strings.Contains(err.Error(), "does not open namespace other") {
+		t.Errorf("mayfly wait --namespace other with ci's key = %q, %v; want refused", out, err)
 	}
 }
