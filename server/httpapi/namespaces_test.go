@@ -119,3 +119,40 @@ func TestNamespaceAdminRoutes(t *testing.T) {
 		wantError(t, e.do("GET", "/api/v1/namespaces/ci", adminKey, nil), 404)
 	})
 }
+
+// TestNamespaceInboxes: a namespace key creates inboxes only in its namespace, with its
+// ttl, up to max_inboxes (403 naming it); nobody else creates one there.
+func TestNamespaceInboxes(t *testing.T) {
+	eachNamespaceEnv(t, func(t *testing.T, e *env) {
+		key := e.createNS(`{"name": "qa", "ttl": "3h", "max_inboxes": 2}`).Key
+		var box createResponse
+		r := e.do("POST", "/api/v1/inboxes", key, strings.NewReader(`{"local": "signup"}`))
+		r.json(t, &box)
+		if r.status != 201 || box.Address != "qa.signup@mayfly.test" || box.TTL != "3h0m0s" {
+			t.Fatalf("create with the key = %d %s", r.status, r.body)
+		}
+		r = e.do("POST", "/api/v1/inboxes", key, nil)
+		r.json(t, &box)
+		if r.status != 201 || !strings.HasPrefix(box.Address, "qa.") || !randomShape.MatchString(strings.TrimSuffix(strings.TrimPrefix(box.Address, "qa."), "@mayfly.test")) {
+			t.Fatalf("random with the key = %d %s", r.status, r.body)
+		}
+		// The same inbox again counts once.
+		if r := e.do("POST", "/api/v1/inboxes", key, strings.NewReader(`{"local": "qa.signup"}`)); r.status != 201 {
+			t.Errorf("the same inbox again = %d %s", r.status, r.body)
+		}
+		r = e.do("POST", "/api/v1/inboxes", key, strings.NewReader(`{"local": "third"}`))
+		wantError(t, r, http.StatusForbidden)
+		if !strings.Contains(string(r.body), `"max_inboxes"`) || !strings.Contains(string(r.body), "namespace qa") {
+			t.Errorf("third inbox = %s; want the limit named", r.body)
+		}
+		wantError(t, e.do("POST", "/api/v1/inboxes", "", strings.NewReader(`{"local": "qa.mine"}`)), http.StatusForbidden)
+		wantError(t, e.do("POST", "/api/v1/inboxes", "not-the-admin-key", strings.NewReader(`{"local": "qa.mine"}`)), http.StatusForbidden)
+		if r := e.do("POST", "/api/v1/inboxes", "mfk_"+strings.Repeat("0", 64), strings.NewReader(`{"local": "x"}`)); r.status != http.StatusForbidden {
+			t.Errorf("a key of no namespace = %d %s, want 403", r.status, r.body)
+		}
+		// A dot in a plain address is no namespace.
+		if r := e.do("POST", "/api/v1/inboxes", "", strings.NewReader(`{"local": "john.doe"}`)); r.status != 201 {
+			t.Errorf("john.doe = %d %s", r.status, r.body)
+		}
+	})
+}
