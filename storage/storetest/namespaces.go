@@ -18,6 +18,7 @@ var namespaceTests = []struct {
 	{"NamespaceUsage", testNamespaceUsage},
 	{"NamespaceMaxInboxes", testNamespaceMaxInboxes},
 	{"Activity", testActivity},
+	{"NamespaceWatch", testNamespaceWatch},
 }
 
 func testNamespaceKeys(t *testing.T, newStore NewStore) {
@@ -227,5 +228,25 @@ func testActivity(t *testing.T, newStore NewStore) {
 	bs, err := st.Activity(ctx, "b", 3)
 	if err != nil || len(bs) != 3 || bs[0].Namespace != "b" || bs[0].Code != storage.ActivityMax+3 {
 		t.Errorf("Activity(b, 3) = %+v, %v", bs, err)
+	}
+}
+
+// testNamespaceWatch: a subscription to NamespaceWatch gets the events of every inbox of
+// the namespace, also one that had no mail before, and of no other inbox.
+func testNamespaceWatch(t *testing.T, newStore NewStore) {
+	st := open(t, newStore, Options{})
+	ctx := ctxFor(t)
+	events := Subscribe(t, ctx, st, storage.NamespaceWatch("w"))
+	plain, other, mine := NewMessage("w@mayfly.test", "plain"), NewMessage("wx.a@mayfly.test", "other"), NewMessage("w.new@mayfly.test", "mine")
+	put(t, st, plain, other, mine)
+	e := Next(t, events)
+	if e.Type != storage.EventAdded || e.Inbox != "w.new@mayfly.test" || e.ID != mine.ID || e.Message == nil || e.Message.Subject != "mine" {
+		t.Fatalf("event = %+v, want w.new's message added", e)
+	}
+	if err := st.Delete(ctx, mine.Inbox, mine.ID); err != nil {
+		t.Fatal(err)
+	}
+	if e := Next(t, events); e.Type != storage.EventDeleted || e.ID != mine.ID {
+		t.Errorf("event = %+v, want its deletion", e)
 	}
 }
