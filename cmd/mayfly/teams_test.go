@@ -221,6 +221,10 @@ func TestNamespaceKeyOnEveryProtocol(t *testing.T) {
 			if text, isErr := agent.call("list_messages", map[string]any{"address": plain.Address}, nil); !isErr || !strings.Contains(text, "does not open") {
 				t.Errorf("MCP list_messages %s with ci's key = %q (error %t), want refused", plain.Address, text, isErr)
 			}
+			var agentBox mcpInbox
+			if text, isErr := agent.call("create_inbox", nil, &agentBox); isErr || !strings.HasPrefix(agentBox.Address, "ci.") {
+				t.Errorf("MCP create_inbox with ci's key = %q %+v; want an address ci.*", text, agentBox)
+			}
 
 			// Webhooks: of one inbox or of the namespace, never outside it.
 			hooks := base + "/api/v1/webhooks"

@@ -399,7 +399,13 @@ func (s *Server) namespaceMessages(c echo.Context) error {
 			continue
 		}
 		if f.parsedNeeded() {
+			// Under the client's MAYFLY_HTTP_MAX_READS_PER_IP, as the wait's parses.
+			release, err := s.awaitRead(c)
+			if err != nil {
+				return err
+			}
 			p, err := s.parsed(c.Request().Context(), &msgs[i])
+			release()
 			if err != nil {
 				return err
 			}
