@@ -166,6 +166,18 @@ func testNamespaceUsage(t *testing.T, newStore NewStore) {
 	if got := usageOf(t, st, "qa", func(u storage.Usage) bool { return u == want }); got != want {
 		t.Errorf("usage after release and sends = %+v, want %+v", got, want)
 	}
+	// Expiry and the inbox cap count down as deletions do.
+	short := NewMessage(a, "short")
+	short.Expires = time.Now().Add(300 * time.Millisecond)
+	put(t, st, short)
+	want.Messages, want.Bytes = 2, m2.Size+short.Size
+	if got := usageOf(t, st, "qa", func(u storage.Usage) bool { return u == want }); got != want {
+		t.Errorf("usage with a short-lived message = %+v, want %+v", got, want)
+	}
+	want.Messages, want.Bytes = 1, m2.Size
+	if got := usageOf(t, st, "qa", func(u storage.Usage) bool { return u == want }); got != want {
+		t.Errorf("usage after it expired = %+v, want %+v", got, want)
+	}
 	if err := st.AddNamespaceSends(ctx, "nope", 1); err != nil {
 		t.Errorf("AddNamespaceSends(unknown) = %v, want nil", err)
 	}
