@@ -49,7 +49,10 @@ const (
 	feedWaitSlice = 250 * time.Millisecond
 )
 
-func (s *Store) feedKey() string { return s.prefix + "{mayfly-feed}:events" }
+func (s *Store) feedKey() string { return s.prefix + feedKeySuffix }
+
+// feedKeySuffix ends the feed's key, after the prefix (which accountLua takes from it).
+const feedKeySuffix = "{mayfly-feed}:events"
 
 // withFeed is the keys of a script that makes events, with the feed's when the script
 // writes it (feedInScript).

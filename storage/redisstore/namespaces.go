@@ -28,13 +28,15 @@ import (
 //	mayfly:{mayfly-activity}     LIST the recent activity, newest first, JSON entries
 //
 // A namespace's keys share one hash tag, so its counters change atomically (one script)
-// also on a Cluster. They count mail stored under other tags, the inboxes': a script on
-// an inbox's slot cannot write them on a Cluster, so, like the event feed (eventlog.go),
-// the change's events are counted right after its script, in the caller's next round
-// trip (toFeed), on every Redis alike. Counting is idempotent per message (msgs is keyed
-// by inbox and ID), so a retried count never counts twice; a node that dies between
-// the two leaves the one change uncounted, which a later delete or expiry of that
-// message does not undo (it finds nothing to subtract).
+// also on a Cluster. They count mail stored under other tags, the inboxes'. Like the
+// event feed (eventlog.go): on one Redis (or Sentinel's) the script that changes an
+// inbox counts its events too (accountLua, in logEvent), so mail and usage never
+// disagree; on a Cluster, where a script on an inbox's slot cannot write the
+// namespace's, the change's events are counted right after its script, in the caller's
+// next round trip (toFeed, accountScript). Counting is idempotent per message (msgs is
+// keyed by inbox and ID), so a retried count never counts twice; on a Cluster a node
+// that dies between the two leaves the one change uncounted, which a later delete or
+// expiry of that message does not undo (it finds nothing to subtract).
 //
 // Revocation needs no message between nodes: every login looks its key's hash up in
 // keys, so a key deleted there is refused by every node from the next login on.
@@ -117,6 +119,51 @@ end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 `)
 
+// accountLua counts one event (as published, see scripts.go) against the namespace of
+// its inbox, when that exists: what accountScript does, from inside the script that
+// makes the event, on one Redis (Store.feedInScript), where a script may write keys of
+// any slot. The namespace's keys are built from the feed's, which carries the prefix;
+// the name is storage.NamespaceOf's.
+var accountLua = `
+local function account(payload, feed, size, exp)
+	local kind = string.sub(payload, 1, 1)
+	if kind ~= 'a' and kind ~= 'd' and kind ~= 'e' then
+		return
+	end
+	local nl1 = string.find(payload, '\n', 1, true)
+	local nl2 = string.find(payload, '\n', nl1 + 1, true)
+	local nl3 = string.find(payload, '\n', nl2 + 1, true)
+	local inbox = string.sub(payload, nl1 + 1, nl2 - 1)
+	local at = string.find(inbox, '@[^@]*$')
+	local dot = string.find(inbox, '.', 1, true)
+	if not at or not dot or dot > at then
+		return
+	end
+	local name = string.sub(inbox, 1, dot - 1)
+	if #name == 0 or #name > 31 or string.sub(name, 1, 1) == '-' or string.find(name, '[^a-z0-9%-]') then
+		return
+	end
+	local t = string.sub(feed, 1, #feed - ` + strconv.Itoa(len(feedKeySuffix)) + `) .. '{ns:' .. name .. '}:'
+	local ns, msgs = t .. 'ns', t .. 'msgs'
+	if redis.call('EXISTS', ns) == 0 then
+		return
+	end
+	local member = inbox .. '\n' .. string.sub(payload, nl2 + 1, nl3 - 1)
+	if kind == 'a' then
+		if redis.call('HSETNX', msgs, member, size) == 1 then
+			redis.call('HINCRBY', ns, 'bytes', size)
+		end
+		redis.call('ZADD', t .. 'inboxes', 'GT', exp, inbox)
+	else
+		local had = redis.call('HGET', msgs, member)
+		if had then
+			redis.call('HDEL', msgs, member)
+			redis.call('HINCRBY', ns, 'bytes', -tonumber(had))
+		end
+	end
+end
+`
+
 // accountCalls are the counting of events against their namespaces: one call per
 // namespace they touch.
 func (s *Store) accountCalls(events []string) []*call {
@@ -152,8 +199,12 @@ func (s *Store) accountCalls(events []string) []*call {
 	return calls
 }
 
-// account counts events against their namespaces; see the package's notes above.
+// account counts events against their namespaces when the scripts that made them did
+// not (a Cluster); see the notes above.
 func (s *Store) account(ctx context.Context, events []string) {
+	if s.feedInScript {
+		return // accountLua did, in the change's script
+	}
 	calls := s.accountCalls(events)
 	if len(calls) == 0 {
 		return
