@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mayfly-mail/mayfly/server/mailauth/dnstest"
 	"github.com/mayfly-mail/mayfly/server/testlib"
 )
 
@@ -453,5 +455,32 @@ func TestCLIWithANamespaceKey(t *testing.T) {
 	}
 	if out, err := run("wait", "--namespace", "other", "--timeout", "1s"); err == nil || !strings.Contains(err.Error(), "does not open namespace other") {
 		t.Errorf("mayfly wait --namespace other with ci's key = %q, %v; want refused", out, err)
+	}
+}
+
+// TestNamespaceSendLimitOverHTTP: the API's reply route, with the namespace key, is held
+// to the namespace's send_limit across its inboxes: 429 send_limit naming it.
+func TestNamespaceSendLimitOverHTTP(t *testing.T) {
+	sink := newRelaySink(t)
+	dnsAddr := dnstest.TXTServer(t, map[string]string{"sender.test.": "v=spf1 ip4:127.0.0.0/8 -all"})
+	n := teamsNode(t, "-relay", "smtp://"+sink.addr, "-dns", dnsAddr)
+	ci := createTeam(t, n, `{"name": "ci", "send_limit": "1/d"}`)
+	var ids []string
+	for _, box := range []string{"ci.a@serve.test", "ci.b@serve.test"} {
+		n.sendAs(t, "alice@sender.test", box, "From: Alice <alice@sender.test>\r\nSubject: Hi\r\n\r\nhi\r\n")
+		var list struct{ Messages []struct{ ID string } }
+		getJSON(t, n.http, "/api/v1/inboxes/"+box+"/messages", ci.Key, &list)
+		if len(list.Messages) != 1 {
+			t.Fatalf("%s: %+v", box, list)
+		}
+		ids = append(ids, list.Messages[0].ID)
+	}
+	if status, body := postReply(t, n.http, inboxJSON{Address: "ci.a@serve.test", Token: ci.Key}, ids[0], `{"text":"thanks"}`); status != http.StatusAccepted {
+		t.Fatalf("first reply of the namespace: %d %v", status, body)
+	}
+	sink.next(t)
+	status, body := postReply(t, n.http, inboxJSON{Address: "ci.b@serve.test", Token: ci.Key}, ids[1], `{"text":"thanks"}`)
+	if e := fmt.Sprint(body["error"]); status != http.StatusTooManyRequests || !strings.Contains(e, "code:send_limit") || !strings.Contains(e, "send_limit of namespace ci") {
+		t.Errorf("second reply, from another inbox of the namespace: %d %v; want 429 naming namespace ci's send_limit", status, body)
 	}
 }
