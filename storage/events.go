@@ -44,7 +44,7 @@ type Webhook struct {
 	ID           string // "wh_..." set by the caller
 	URL          string
 	Events       []string          // "message.received", "message.deleted", "message.expired"
-	Inbox        string            // "" = every inbox
+	Inbox        string            // "" = every inbox; NamespaceWatch(name) = every inbox of namespace name
 	Filters      map[string]string // the wait filters it matches (from, subject, tag, spf, dkim, dmarc)
 	Secret       string            // "whsec_" + base64 of the key
 	Created      time.Time

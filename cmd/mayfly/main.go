@@ -285,6 +285,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	inbound.MaxConnections = cfg.SMTPMaxConnections
 	servers := []server{
 		mx.New(mx.Options{
+			Namespaces:     st,
 			Addr:           cfg.SMTPAddr,
 			Hostname:       cfg.Hostname,
 			Domains:        cfg.Domains,
@@ -302,7 +303,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}, st, logger),
 	}
 	receiver := servers[0].(*mx.Server) // POST .../messages stores through it
-	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}
+	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey, Namespaces: st}
 	if cfg.IMAPAddr != "" || cfg.IMAPSAddr != "" {
 		servers = append(servers, imapd.New(imapd.Options{
 			Addr:          cfg.IMAPAddr,

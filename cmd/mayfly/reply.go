@@ -34,6 +34,7 @@ func newSubmission(cfg Config, keys storage.Keys, front limit.Options, tlsConfig
 		}
 	}
 	return submission.New(submission.Options{
+		Namespaces:      st,
 		Addr:            cfg.SubmissionAddr,
 		TLSAddr:         cfg.SubmissionsAddr,
 		Hostname:        cfg.Hostname,

@@ -330,18 +330,23 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print the API's whole answer, as JSON")
 	urlFlag := fs.String("url", "", "the server's URL; empty: $MAYFLY_URL, else "+DefaultURL)
 	tokenFlag := fs.String("token", "", "the inbox's token or an API key; empty: $MAYFLY_TOKEN, else $MAYFLY_API_KEY")
+	namespace := fs.String("namespace", "", "wait across every inbox NAME.*@ of a namespace, with its key (--token or $MAYFLY_API_KEY); --to picks an address")
 	operands, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	address := env.get("MAYFLY_INBOX")
-	switch len(operands) {
-	case 0:
+	switch {
+	case *namespace != "":
+		if len(operands) > 0 {
+			return exitf(ExitError, "mayfly wait --namespace takes no ADDRESS (--to %s picks one), got %q", operands[0], operands[0])
+		}
+	case len(operands) == 0:
 		if address == "" {
 			fs.Usage()
 			return exitf(ExitError, "mayfly wait: which inbox? Give its ADDRESS, or set MAYFLY_INBOX")
 		}
-	case 1:
+	case len(operands) == 1:
 		address = operands[0]
 	default:
 		fs.Usage()
@@ -365,7 +370,14 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	if *timeout <= 0 {
 		return exitf(ExitError, "--timeout %s: want more than 0", *timeout)
 	}
-	c, err := connection(*urlFlag, *tokenFlag, env, "MAYFLY_TOKEN", "MAYFLY_API_KEY")
+	envs := []string{"MAYFLY_TOKEN", "MAYFLY_API_KEY"}
+	path := "/api/v1/inboxes/" + url.PathEscape(address) + "/wait?"
+	if *namespace != "" {
+		// An inbox's token opens no namespace: the key, not a previous inbox's token.
+		envs = envs[1:]
+		path = "/api/v1/namespaces/" + url.PathEscape(*namespace) + "/wait?"
+	}
+	c, err := connection(*urlFlag, *tokenFlag, env, envs...)
 	if err != nil {
 		return err
 	}
@@ -396,7 +408,7 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		q.Set("expect", "none")
 	}
 
-	status, answer, err := waitFor(ctx, c, address, q, *timeout)
+	status, answer, err := waitFor(ctx, c, path, q, *timeout)
 	if err != nil {
 		return err
 	}
@@ -427,9 +439,8 @@ func Wait(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 // times out returned nothing, so the next asks the same question again: the server
 // looks at the mail already there as well as what comes, so nothing that arrived
 // between two requests is missed and nothing is answered twice.
-func waitFor(ctx context.Context, c *client, address string, q url.Values, total time.Duration) (int, []byte, error) {
+func waitFor(ctx context.Context, c *client, path string, q url.Values, total time.Duration) (int, []byte, error) {
 	deadline := time.Now().Add(total)
-	path := "/api/v1/inboxes/" + url.PathEscape(address) + "/wait?"
 	for {
 		left := time.Until(deadline)
 		chunk := min(left, maxServerWait)

@@ -116,13 +116,26 @@ var openAPIErrors = map[string][]int{
 	// The event stream answers its errors before it starts.
 	"streamInboxEvents": {400, 401, 403, 429, 500, 503},
 
+	// The namespaces (teams).
+	"createNamespace":          {400, 401, 403, 408, 409, 413, 429, 500, 503},
+	"listNamespaces":           {401, 403, 429, 500, 503},
+	"getNamespace":             {401, 403, 404, 429, 500, 503},
+	"patchNamespace":           {400, 401, 403, 404, 408, 413, 429, 500, 503},
+	"deleteNamespace":          {401, 403, 404, 429, 500, 503},
+	"createNamespaceKey":       {400, 401, 403, 404, 408, 413, 429, 500, 503},
+	"revokeNamespaceKey":       {401, 403, 404, 429, 500, 503},
+	"listNamespaceMessages":    {400, 401, 403, 404, 429, 500, 503},
+	"waitForNamespaceMessages": {400, 401, 403, 404, 408, 409, 429, 500, 503},
+	"deleteNamespaceInboxes":   {400, 401, 403, 404, 429, 500, 503},
+	"listActivity":             {400, 401, 403, 429, 500, 503},
+
 	// The deliverability report: 501 when the server makes none.
 	"getMessageReport": {400, 401, 403, 404, 429, 500, 501, 503},
 }
 
 // openAPIDataStatuses are the 4xx answers that carry data, not an Error: a negative
 // wait's 409 shows the mail that should not have come, as a wait's 200 does.
-var openAPIDataStatuses = map[string]bool{"waitForMessages 409": true}
+var openAPIDataStatuses = map[string]bool{"waitForMessages 409": true, "waitForNamespaceMessages 409": true}
 
 func TestOpenAPIOperations(t *testing.T) {
 	doc := loadOpenAPI(t)
@@ -339,6 +352,22 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	}
 	hook := "/api/v1/webhooks/" + wh.ID
 
+	// A namespace with a key, mail and activity, for its routes.
+	nsKey, nsK := storage.NewNamespaceKey(now)
+	if err := st.CreateNamespace(t.Context(), storage.Namespace{Name: "team", TTL: time.Hour, MaxInboxes: 10, Created: now}, nsK); err != nil {
+		t.Fatal(err)
+	}
+	nsMail := &storage.Message{Inbox: "team.run@mayfly.test", Tag: "r1", Subject: "hi", Received: now, Expires: now.Add(time.Hour), Raw: []byte("Subject: hi\r\n\r\nhi\r\n")}
+	if err := st.Put(t.Context(), nsMail); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.NamespaceOfKey(t.Context(), storage.HashKey(nsKey)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddActivity(t.Context(), storage.Activity{Time: now, Kind: "refused", Namespace: "team", Address: "team.x@mayfly.test", From: "a@b.test", Code: 452, Reason: "max_inboxes"}); err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name, method, target, route, token, body string
 		srv                                      *Server
@@ -431,6 +460,27 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		{"delete message", "DELETE", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 204},
 		{"delete it again", "DELETE", msg, "/api/v1/inboxes/{address}/messages/{id}", token, "", s, 404},
 		{"delete inbox", "DELETE", base, "/api/v1/inboxes/{address}", token, "", s, 200},
+
+		{"create namespace", "POST", "/api/v1/namespaces", "/api/v1/namespaces", adminKey, `{"name": "made", "ttl": "30m", "max_bytes": 1048576, "send_limit": "5/h"}`, admin, 201},
+		{"create namespace taken", "POST", "/api/v1/namespaces", "/api/v1/namespaces", adminKey, `{"name": "team"}`, admin, 409},
+		{"create namespace bad name", "POST", "/api/v1/namespaces", "/api/v1/namespaces", adminKey, `{"name": "Bad.Name"}`, admin, 400},
+		{"create namespace without key", "POST", "/api/v1/namespaces", "/api/v1/namespaces", "", `{"name": "x"}`, admin, 401},
+		{"create namespace with a namespace key", "POST", "/api/v1/namespaces", "/api/v1/namespaces", nsKey, `{"name": "x"}`, admin, 403},
+		{"list namespaces", "GET", "/api/v1/namespaces", "/api/v1/namespaces", adminKey, "", admin, 200},
+		{"get namespace with its key", "GET", "/api/v1/namespaces/team", "/api/v1/namespaces/{name}", nsKey, "", admin, 200},
+		{"get no namespace", "GET", "/api/v1/namespaces/nope", "/api/v1/namespaces/{name}", adminKey, "", admin, 404},
+		{"patch namespace", "PATCH", "/api/v1/namespaces/team", "/api/v1/namespaces/{name}", adminKey, `{"max_bytes": 100000}`, admin, 200},
+		{"add namespace key", "POST", "/api/v1/namespaces/team/keys", "/api/v1/namespaces/{name}/keys", adminKey, "", admin, 201},
+		{"namespace messages", "GET", "/api/v1/namespaces/team/messages?tag=r1", "/api/v1/namespaces/{name}/messages", nsKey, "", admin, 200},
+		{"namespace wait", "GET", "/api/v1/namespaces/team/wait?timeout=1s", "/api/v1/namespaces/{name}/wait", nsKey, "", admin, 200},
+		{"namespace wait none", "GET", "/api/v1/namespaces/team/wait?timeout=10ms&expect=none&subject=never", "/api/v1/namespaces/{name}/wait", nsKey, "", admin, 204},
+		{"namespace wait none, one came", "GET", "/api/v1/namespaces/team/wait?timeout=1s&expect=none", "/api/v1/namespaces/{name}/wait", nsKey, "", admin, 409},
+		{"activity", "GET", "/api/v1/activity?namespace=team", "/api/v1/activity", adminKey, "", admin, 200},
+		{"clean up a run", "DELETE", "/api/v1/namespaces/team/inboxes?tag=r1", "/api/v1/namespaces/{name}/inboxes", nsKey, "", admin, 200},
+		{"clean up without a filter", "DELETE", "/api/v1/namespaces/team/inboxes", "/api/v1/namespaces/{name}/inboxes", nsKey, "", admin, 400},
+		{"revoke namespace key", "DELETE", "/api/v1/namespaces/team/keys/" + nsK.ID, "/api/v1/namespaces/{name}/keys/{id}", adminKey, "", admin, 204},
+		{"revoked key", "GET", "/api/v1/namespaces/team", "/api/v1/namespaces/{name}", nsKey, "", admin, 403},
+		{"delete namespace", "DELETE", "/api/v1/namespaces/made", "/api/v1/namespaces/{name}", adminKey, "", admin, 204},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

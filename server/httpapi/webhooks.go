@@ -70,17 +70,19 @@ func WebhookMessage(m *storage.Message, raw []byte) any {
 const maxWebhookLinks = 16 << 10
 
 type webhookRequest struct {
-	URL     string            `json:"url"`
-	Events  []string          `json:"events"`
-	Inbox   string            `json:"inbox"`
-	Filters map[string]string `json:"filters"`
+	URL       string            `json:"url"`
+	Events    []string          `json:"events"`
+	Inbox     string            `json:"inbox"`
+	Namespace string            `json:"namespace"` // every inbox of it, with its key or the admin key
+	Filters   map[string]string `json:"filters"`
 }
 
 type webhookJSON struct {
 	ID           string            `json:"id"`
 	URL          string            `json:"url"`
 	Events       []string          `json:"events"`
-	Inbox        *string           `json:"inbox"` // null: every inbox
+	Inbox        *string           `json:"inbox"` // null: every inbox, or every inbox of Namespace
+	Namespace    *string           `json:"namespace,omitempty"`
 	Filters      map[string]string `json:"filters"`
 	Secret       string            `json:"secret,omitempty"` // shown once, when created
 	CreatedAt    time.Time         `json:"created_at"`
@@ -93,7 +95,9 @@ func toWebhookJSON(w *storage.Webhook) webhookJSON {
 	if out.Filters == nil {
 		out.Filters = map[string]string{}
 	}
-	if w.Inbox != "" {
+	if ns, ok := strings.CutPrefix(w.Inbox, "*"); ok {
+		out.Namespace = &ns
+	} else if w.Inbox != "" {
 		out.Inbox = &w.Inbox
 	}
 	if w.Disabled != "" {
@@ -154,6 +158,9 @@ func (s *Server) webhooksOffered(next echo.HandlerFunc) echo.HandlerFunc {
 // webhook, an inbox's token the webhooks of that inbox (inbox "" asks for the admin key).
 // Wrong credentials count against the client at the login gate, as on the inbox routes.
 func (s *Server) webhookCredential(c echo.Context, inbox string) error {
+	if ns, ok := strings.CutPrefix(inbox, "*"); ok {
+		return s.namespaceCredential(c, ns)
+	}
 	token := bearer(c.Request())
 	if token == "" {
 		if inbox == "" {
@@ -165,7 +172,7 @@ func (s *Server) webhookCredential(c echo.Context, inbox string) error {
 		if inbox == "" {
 			return s.isAdminKey(token)
 		}
-		return s.gate().Opens(inbox, token)
+		return s.gate().Opens(c.Request().Context(), inbox, token)
 	})
 	if err != nil {
 		return err
@@ -206,11 +213,19 @@ func (s *Server) createWebhook(c echo.Context) error {
 		return errorf(http.StatusBadRequest, "bad_request", "body: want {\"url\", \"events\", \"inbox\", \"filters\"}: %v", err)
 	}
 	inbox := ""
-	if req.Inbox != "" {
+	switch {
+	case req.Inbox != "" && req.Namespace != "":
+		return errorf(http.StatusBadRequest, "bad_request", "give inbox or namespace, not both")
+	case req.Inbox != "":
 		var err error
 		if inbox, err = s.parseInbox(req.Inbox); err != nil {
 			return err
 		}
+	case req.Namespace != "":
+		if !storage.ValidNamespace(req.Namespace) {
+			return errorf(http.StatusBadRequest, "bad_request", "namespace %q: no namespace's name", req.Namespace)
+		}
+		inbox = storage.NamespaceWatch(req.Namespace)
 	}
 	if err := s.webhookCredential(c, inbox); err != nil {
 		return err
@@ -233,6 +248,11 @@ func (s *Server) listWebhooks(c echo.Context) error {
 		if inbox, err = s.parseInbox(v); err != nil {
 			return err
 		}
+	} else if v := c.QueryParam("namespace"); v != "" {
+		if !storage.ValidNamespace(v) {
+			return errorf(http.StatusBadRequest, "bad_request", "namespace %q: no namespace's name", v)
+		}
+		inbox = storage.NamespaceWatch(v)
 	}
 	if err := s.webhookCredential(c, inbox); err != nil {
 		return err

@@ -76,6 +76,13 @@ func (s *Server) Inject(ctx context.Context, inbox, remoteIP string, raw []byte)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
+	ns, err := s.namespaceOf(ctx, inbox)
+	if err != nil {
+		return nil, fmt.Errorf("inject: %w", err)
+	}
+	if ns != nil {
+		m.Expires = start.Add(s.ttlOf(ns)) // the namespace's, as for mail over SMTP
+	}
 	if err := s.store.Put(ctx, m); err != nil {
 		s.metrics.messages.WithLabelValues("failed").Inc()
 		return nil, fmt.Errorf("inject: %w", err)

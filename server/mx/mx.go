@@ -62,6 +62,9 @@ type Options struct {
 	TTL          time.Duration // how long a message lives; 0 = 1h
 	StoreTimeout time.Duration // how long a store write may take before 451; 0 = 15s
 	TLS          *tls.Config   // offered with STARTTLS; nil = no STARTTLS
+	// Namespaces applies the teams' TTL and limits to their addresses and records
+	// their mail in the store's activity (namespaces.go); nil = no namespaces.
+	Namespaces namespaceStore
 	// Verifier tags each message with SPF, DKIM and DMARC verdicts and prepends its
 	// Authentication-Results header; nil = no verification, verdicts "none".
 	Verifier verifier
@@ -302,6 +305,9 @@ func (b *backend) ValidateRcpt(e *mail.Envelope) backends.RcptError {
 		s.logger.Debug("recipient refused", "remote", e.RemoteIP, "inbox", inbox, "reason", rejectReceiveRate)
 		return errReceiveRate(inbox)
 	}
+	if err := b.namespaceAtRcpt(e, inbox); err != nil {
+		return err
+	}
 	return b.faultsAtRcpt(e, inbox)
 }
 
@@ -357,6 +363,9 @@ func (s *Server) deliver(e *mail.Envelope) string {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StoreTimeout)
 	defer cancel()
+	if reply := s.namespacesAtData(ctx, e, msgs, int64(len(raw))); reply != "" {
+		return reply
+	}
 	if err := s.store.Put(ctx, msgs...); err != nil {
 		s.logger.Error("store", "remote", e.RemoteIP, "id", txID, "size", len(raw), "err", err)
 		s.metrics.messages.WithLabelValues("failed").Inc()
@@ -369,6 +378,7 @@ func (s *Server) deliver(e *mail.Envelope) string {
 		s.inboxes.Allow(m.Inbox)
 		s.logger.Info("received", "remote", e.RemoteIP, "inbox", m.Inbox, "id", m.ID, "uid", m.UID, "size", m.Size, "dur", s.now().Sub(start))
 	}
+	s.received(ctx, e, msgs)
 	return "250 2.0.0 OK: queued as " + txID
 }
 

@@ -109,7 +109,14 @@ func (s *Server) submitMessage(ctx context.Context, o outgoing, now time.Time) (
 	if len(o.to) > s.opts.MaxRecipients {
 		return nil, fmt.Errorf("a reply goes to at most %d recipients, this one to %d (MAYFLY_MAX_REPLY_RECIPIENTS): %w", s.opts.MaxRecipients, len(o.to), ErrTooManyRecipients)
 	}
+	ns, err := s.namespaceOf(ctx, o.inbox)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.countSend(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := s.countNamespaceSend(ctx, ns, o); err != nil {
 		return nil, err
 	}
 	signed, err := s.sign(msg, domain)
@@ -160,6 +167,7 @@ func (s *Server) submitMessage(ctx context.Context, o outgoing, now time.Time) (
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
 	sent.Raw = nil
+	s.sentFromNamespace(ctx, ns, sent)
 	return sent, nil
 }
 

@@ -60,6 +60,9 @@ type Options struct {
 	// OutboundRate is how many recipients the whole service sends to per window, over
 	// every node (MAYFLY_OUTBOUND_RATE); zero = 5000 per hour, N < 0 = no limit.
 	OutboundRate SendLimit
+	// Namespaces applies the teams' send_limit to their inboxes' replies and counts
+	// them in the namespace's usage and the activity; nil = no namespaces.
+	Namespaces namespaceStore
 	// Unverified says received mail was not checked (MAYFLY_VERIFY=false): the
 	// correspondents are then the envelope senders, whose SPF nobody checked.
 	// Otherwise an address is a correspondent only when the mail naming it proved

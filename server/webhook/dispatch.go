@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mayfly-mail/mayfly/storage"
@@ -32,10 +33,16 @@ type hook struct {
 // the events from its creation on, not those the dispatcher had yet to read then. A
 // second's grace covers the clocks of nodes and the feed's millisecond times.
 func (h *hook) matches(typ, inbox string, m *storage.Message, at time.Time) bool {
-	if h.Disabled != "" || !slices.Contains(h.Events, typ) || h.Inbox != "" && h.Inbox != inbox || at.Before(h.Created.Add(-creationGrace)) {
+	if h.Disabled != "" || !slices.Contains(h.Events, typ) || !h.covers(inbox) || at.Before(h.Created.Add(-creationGrace)) {
 		return false
 	}
 	return typ != EventReceived || h.filter.Match(m)
+}
+
+// covers reports whether h is for inbox: a webhook of every inbox, of that inbox, or
+// of its namespace (Inbox storage.NamespaceWatch of the namespace's name).
+func (h *hook) covers(inbox string) bool {
+	return h.Inbox == "" || h.Inbox == inbox || strings.HasPrefix(h.Inbox, "*") && h.Inbox == storage.NamespaceWatch(storage.NamespaceOf(inbox))
 }
 
 // subscriptions returns the webhooks, read again from the store when one changed on

@@ -49,7 +49,10 @@ const (
 	feedWaitSlice = 250 * time.Millisecond
 )
 
-func (s *Store) feedKey() string { return s.prefix + "{mayfly-feed}:events" }
+func (s *Store) feedKey() string { return s.prefix + feedKeySuffix }
+
+// feedKeySuffix ends the feed's key, after the prefix (which accountLua takes from it).
+const feedKeySuffix = "{mayfly-feed}:events"
 
 // withFeed is the keys of a script that makes events, with the feed's when the script
 // writes it (feedInScript).
@@ -64,15 +67,20 @@ func (s *Store) withFeed(keys ...string) []string {
 // commands, in one round trip. It ignores the end of ctx: the change the events record
 // is made. A failure loses the events for the feed (logged), not the change.
 func (s *Store) toFeed(ctx context.Context, events []string, more func(redis.Pipeliner)) {
+	s.account(ctx, events) // namespaces.go
+	watched := s.namespaceEvents(events)
 	if s.feedInScript {
 		events = nil
 	}
-	if len(events) == 0 && more == nil {
+	if len(events) == 0 && more == nil && len(watched) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
 	defer cancel()
 	pipe := s.client.Pipeline()
+	for _, w := range watched {
+		pipe.SPublish(ctx, w[0], w[1])
+	}
 	adds := make([]*redis.StringCmd, len(events))
 	for i, e := range events {
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.feedKey(), MaxLen: feedMax, Approx: true, Values: []any{"e", e}})
@@ -93,6 +101,29 @@ func (s *Store) toFeed(ctx context.Context, events []string, more func(redis.Pip
 			return
 		}
 	}
+}
+
+// namespaceEvents pairs each event of an inbox of a namespace with the namespace's own
+// channel, on a Cluster (sharded Pub/Sub): there an inbox's events go to its slot's
+// channel, which a watcher of the whole namespace (storage.NamespaceWatch) does not
+// hear, and a script cannot publish to another slot. The events also go to the
+// namespace's channel, in the round trip that feeds them. Elsewhere one channel has
+// every event already.
+func (s *Store) namespaceEvents(events []string) [][2]string {
+	if !s.sharded {
+		return nil
+	}
+	var out [][2]string
+	for _, ev := range events {
+		_, inbox, _, err := eventHeader(ev)
+		if err != nil {
+			continue
+		}
+		if name := storage.NamespaceOf(inbox); name != "" {
+			out = append(out, [2]string{s.channelOf(storage.NamespaceWatch(name)), ev})
+		}
+	}
+	return out
 }
 
 // trimFeed drops the feed's events older than feedHistory.

@@ -388,7 +388,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			script: putScript,
 			keys:   s.withFeed(k.state, k.uids, k.msg(id), k.log),
 			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channelOf(m.Inbox),
-				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs},
+				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs, m.Size},
 		}
 	}
 	index := make([]*redis.IntCmd, len(msgs))

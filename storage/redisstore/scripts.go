@@ -24,8 +24,15 @@ import (
 // feed's key (a Redis that is no Cluster, where a script may touch any key: see
 // Store.feedInScript), it adds payload to the feed too, atomically with the change;
 // otherwise the caller does, after the script.
-var logLua = `
-local function logEvent(key, payload, keep, feed)
+//
+// With the feed's key, logEvent also counts the event against the namespace of its
+// inbox, if that exists (accountLua; namespaces.go): one Redis, where the change and its
+// count are one script. size and exp are those of an added message.
+var logLua = accountLua + `
+local function logEvent(key, payload, keep, feed, size, exp)
+	if feed then
+		account(payload, feed, size, exp)
+	end
 	local t = redis.call('TIME')
 	local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 	redis.call('XADD', key, 'MINID', '~', now - keep, '*', 'e', payload)
@@ -63,7 +70,8 @@ end
 // 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
 // first ARGV[12] bytes (see encodeMetaExpires), 13 the state field of the highest UID
 // of the message's kind ("lastr" received, "lasts" sent; see storage.Mailbox), 14 the
-// flags it is stored with (a sent copy is stored seen), 15 the log's history (ms).
+// flags it is stored with (a sent copy is stored seen), 15 the log's history (ms), 16
+// the message's size (for its namespace's count; absent = the length of raw).
 var putScript = redis.NewScript(logLua + `
 local state, uids, msg, log, feed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local keep = tonumber(ARGV[15])
@@ -116,7 +124,7 @@ for _, key in ipairs({state, uids}) do
 	end
 end
 local out = {uid, exp}
-local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep, feed)
+local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep, feed, tonumber(ARGV[16]) or #ARGV[3], exp)
 publish(channel, ev)
 out[3] = ev
 local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])

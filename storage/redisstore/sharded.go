@@ -212,8 +212,14 @@ func (s *Store) listenShard(sc *shardConn) {
 				s.log.Warn("redis events: bad event", "err", err)
 				continue
 			}
+			// A namespace's channel carries its inboxes' events (namespaceEvents): they
+			// are its watchers', whom the inbox's own channel does not reach.
+			key := inbox
+			if msg.Channel != s.channelOf(inbox) {
+				key = storage.NamespaceWatch(storage.NamespaceOf(inbox))
+			}
 			sc.mu.Lock()
-			si := sc.inboxes[inbox]
+			si := sc.inboxes[key]
 			sc.mu.Unlock()
 			if si != nil {
 				s.dispatchTo(si.hub, msg.Payload)
