@@ -95,6 +95,10 @@ type Result struct {
 	// Header is a complete, folded "Authentication-Results: ...\r\n" field to
 	// prepend to the stored message.
 	Header []byte
+	// Pending is set when the Budget ran out while the DKIM check was still reading
+	// Input.Message: it goes on reading it until its lookups end, so the caller must
+	// not reuse that memory for another message.
+	Pending bool
 }
 
 // Verify checks SPF, DKIM and DMARC of one message. SPF, DKIM and the DMARC
@@ -109,6 +113,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 	return Result{
 		Verdicts: storage.AuthResults{SPF: o.spf.verdict, DKIM: o.dkim.verdict, DMARC: o.dmarc.verdict, FromAligned: o.fromAligned},
 		Header:   v.header(in, o.spf, o.dkim, o.dmarc, o.from),
+		Pending:  o.pending,
 	}
 }
 
@@ -120,6 +125,7 @@ type outcome struct {
 	from        string // the RFC5322.From domain; "" when there is none to evaluate
 	spfDomain   string
 	fromAligned bool
+	pending     bool // the DKIM check still reads the message (Result.Pending)
 }
 
 func (v *Verifier) verify(ctx context.Context, in Input) outcome {
@@ -173,6 +179,7 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 		d.sigs[i].result, d.sigs[i].reason = TempError, "time budget exhausted"
 	}
 	var p *policy
+	pending := false
 	if from.domain == "" && !in.Injected {
 		p = &policy{verdict: from.verdict, reason: from.reason}
 	}
@@ -189,6 +196,7 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 			if p == nil {
 				p = &policy{verdict: TempError, reason: "time budget exhausted"}
 			}
+			pending = !haveDKIM
 			haveSPF, haveDKIM = true, true
 		}
 	}
@@ -200,7 +208,7 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 		fromAligned = fromAligned || (sig.result == Pass && aligned(dmarc.AlignmentRelaxed, sig.domain, from.domain))
 	}
 
-	return outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned}
+	return outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned, pending: pending}
 }
 
 // recoverTo turns a panic in a library into a verdict, so that hostile input
