@@ -800,9 +800,24 @@ func (s *Store) SetInbox(ctx context.Context, inbox string, set storage.InboxSet
 
 // Settings reads an inbox's settings with one HGETALL of its state, which makes nothing.
 func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettings, error) {
-	f, err := s.client.HGetAll(ctx, s.keys(inbox).state).Result()
+	// Only the settings' fields, not the whole state: the receiver asks at every RCPT,
+	// and an inbox's state also holds its UID counters. An inbox with faults is read
+	// whole, so that its faults and their attempt counts (fa0, fa1, ...) are of one moment.
+	state := s.keys(inbox).state
+	v, err := s.client.HMGet(ctx, state, "ttl", "burn", "faults").Result()
 	if err != nil {
 		return storage.InboxSettings{}, unavailable("settings of "+inbox, err)
+	}
+	f := make(map[string]string, 3)
+	for i, name := range []string{"ttl", "burn", "faults"} {
+		if str, ok := v[i].(string); ok {
+			f[name] = str
+		}
+	}
+	if f["faults"] != "" {
+		if f, err = s.client.HGetAll(ctx, state).Result(); err != nil {
+			return storage.InboxSettings{}, unavailable("settings of "+inbox, err)
+		}
 	}
 	var set storage.InboxSettings
 	if ms, err := strconv.ParseInt(f["ttl"], 10, 64); err == nil && ms > 0 {
