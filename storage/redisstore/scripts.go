@@ -368,4 +368,4 @@ return due
 `)
 
 var scripts = []*redis.Script{putScript, setInboxScript, retimeScript, faultAttemptScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript,
-	addDeliveryScript, updateDeliveryScript, addDeliveriesScript, updateDeliveriesScript, claimDeliveriesScript, deleteWebhookScript}
+	addDeliveryScript, updateDeliveryScript, claimDeliveriesScript, deleteWebhookScript}

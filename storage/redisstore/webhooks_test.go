@@ -1,0 +1,118 @@
+package redisstore
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
+)
+
+// monitor records, through MONITOR on a connection of its own, the commands Redis runs,
+// scripts' included, on keys under prefix, until stop: a marker command then shows that
+// every earlier one was seen.
+func monitor(t *testing.T, prefix string) (stop func() []string) {
+	t.Helper()
+	opts, err := redis.ParseURL(redisURL(t))
+	if err != nil {
+		t.Skipf("MONITOR shows one node's commands: %v", err)
+	}
+	conn, err := net.DialTimeout("tcp", opts.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	if opts.Password != "" {
+		fmt.Fprintf(conn, "AUTH %s %s\r\n", cmp.Or(opts.Username, "default"), opts.Password)
+		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+			t.Fatalf("AUTH: %q, %v", line, err)
+		}
+	}
+	io.WriteString(conn, "MONITOR\r\n")
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("MONITOR: %q, %v", line, err)
+	}
+	admin := adminClient(t)
+	return func() []string {
+		defer conn.Close()
+		defer admin.Close()
+		marker := prefix + "end"
+		if err := admin.Echo(context.Background(), marker).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("MONITOR: %v before the end marker", err)
+			}
+			if strings.Contains(line, marker) {
+				return lines
+			}
+			if strings.Contains(line, prefix) {
+				lines = append(lines, line)
+			}
+		}
+	}
+}
+
+// TestUpdateDeliveriesTrimOnce: once a webhook has storage.DeliveriesKept finished
+// deliveries, a batch of finished ones trims its finished set once, not once per
+// delivery, and an update leaves the delivery's log entry (its score, Created, never
+// changes); what is kept is the same as before (storetest's testDeliveriesTrimmed).
+func TestUpdateDeliveriesTrimOnce(t *testing.T) {
+	prefix := testPrefix(t)
+	st := openStore(t, prefix, Options{SweepEvery: time.Hour})
+	defer st.Close()
+	ctx := ctxFor(t)
+	start := time.Now().Add(-time.Hour)
+	if err := st.PutWebhook(ctx, storetest.NewWebhook("wh_1", start)); err != nil {
+		t.Fatal(err)
+	}
+	const batch = 20
+	var all []*storage.Delivery
+	for i := range storage.DeliveriesKept + batch {
+		all = append(all, storetest.NewDelivery("wh_1", fmt.Sprintf("msg_%03d", i), start.Add(time.Duration(i)*time.Second), start.Add(24*time.Hour)))
+	}
+	if _, err := st.AddDeliveries(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	finish := func(ds []*storage.Delivery) {
+		for _, d := range ds {
+			d.State = storage.DeliveryDelivered
+		}
+		if err := st.UpdateDeliveries(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish(all[:storage.DeliveriesKept])
+	stop := monitor(t, prefix)
+	finish(all[storage.DeliveriesKept:])
+	lines := stop()
+	trims, logAdds := 0, 0
+	for _, line := range lines {
+		switch {
+		case strings.Contains(line, `"ZREMRANGEBYRANK"`):
+			trims++
+		case strings.Contains(line, `"ZADD"`) && strings.Contains(line, hooksTag+"log:"):
+			logAdds++
+		}
+	}
+	if trims != 1 || logAdds != 0 {
+		t.Errorf("UpdateDeliveries of %d finished deliveries over a full webhook: %d trims, %d log entries written; want 1 and 0", batch, trims, logAdds)
+	}
+	list, err := st.Deliveries(ctx, "wh_1", 0)
+	if err != nil || len(list) != storage.DeliveriesKept || list[0].ID != all[len(all)-1].ID || list[len(list)-1].ID != all[batch].ID {
+		t.Errorf("Deliveries = %d, %v; want the newest %d finished", len(list), err, storage.DeliveriesKept)
+	}
+}
