@@ -143,17 +143,11 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	from := fromDomain(h)
 	sigs := dkimSignatures(in.Message, fields)
 
-	spfc := make(chan spfOutcome, 1)
+	// The checks run at once, but a goroutine each costs the receiver more than a
+	// check answered from the DNS cache, as most are under load: DKIM (a public-key
+	// operation) and a DMARC policy not in the cache run beside SPF, which runs here.
 	dkimc := make(chan dkimOutcome, 1)
 	dmarcc := make(chan policy, 1)
-	if in.Injected {
-		spfc <- spfOutcome{verdict: None}
-	} else {
-		go func() {
-			defer recoverTo(spfc, func(r any) spfOutcome { return spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
-			spfc <- v.checkSPF(ctx, in)
-		}()
-	}
 	if len(sigs) > 0 {
 		dkimSigs := slices.Clone(sigs) // the goroutine fills in its own copy
 		go func() {
@@ -161,16 +155,27 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 			dkimc <- v.checkDKIM(ctx, in.Message, dkimSigs)
 		}()
 	}
-	if in.Injected {
-		dmarcc <- policy{verdict: None}
-	} else if from.domain != "" {
+	var p *policy
+	pending := false
+	switch {
+	case in.Injected:
+		p = &policy{verdict: None}
+	case from.domain == "":
+		p = &policy{verdict: from.verdict, reason: from.reason}
+	case v.policyCached(from.domain):
+		got := v.safePolicy(ctx, from.domain)
+		p = &got
+	default:
 		go func() {
 			defer recoverTo(dmarcc, func(r any) policy { return policy{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
 			dmarcc <- v.lookupPolicy(ctx, from.domain)
 		}()
 	}
+	s := spfOutcome{verdict: None}
+	if !in.Injected {
+		s = v.safeSPF(ctx, in)
+	}
 
-	s := spfOutcome{verdict: TempError, reason: "time budget exhausted"}
 	d := dkimOutcome{verdict: TempError, sigs: sigs}
 	if len(sigs) == 0 {
 		d.verdict = None
@@ -178,16 +183,9 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	for i := range d.sigs {
 		d.sigs[i].result, d.sigs[i].reason = TempError, "time budget exhausted"
 	}
-	var p *policy
-	pending := false
-	if from.domain == "" && !in.Injected {
-		p = &policy{verdict: from.verdict, reason: from.reason}
-	}
 	// Unsigned mail is most mail: no need to hand the whole message to the DKIM library.
-	for haveSPF, haveDKIM := false, len(sigs) == 0; !haveSPF || !haveDKIM || p == nil; {
+	for haveDKIM := len(sigs) == 0; !haveDKIM || p == nil; {
 		select {
-		case s = <-spfc:
-			haveSPF = true
 		case d = <-dkimc:
 			haveDKIM = true
 		case got := <-dmarcc:
@@ -197,7 +195,7 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 				p = &policy{verdict: TempError, reason: "time budget exhausted"}
 			}
 			pending = !haveDKIM
-			haveSPF, haveDKIM = true, true
+			haveDKIM = true
 		}
 	}
 	dm := evaluate(*p, from.domain, spfDomain(in), s, d)
@@ -209,6 +207,41 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	}
 
 	return outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned, pending: pending}
+}
+
+// safeSPF is checkSPF in the caller's goroutine: a panic in the library is a
+// permerror, and a check the Budget cut short says so.
+func (v *Verifier) safeSPF(ctx context.Context, in Input) (out spfOutcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)}
+		}
+	}()
+	out = v.checkSPF(ctx, in)
+	if out.verdict == TempError && ctx.Err() != nil {
+		out.reason = "time budget exhausted"
+	}
+	return out
+}
+
+// safePolicy is lookupPolicy in the caller's goroutine, a panic a permerror.
+func (v *Verifier) safePolicy(ctx context.Context, domain string) (p policy) {
+	defer func() {
+		if r := recover(); r != nil {
+			p = policy{verdict: PermError, reason: fmt.Sprint("panic: ", r)}
+		}
+	}()
+	return v.lookupPolicy(ctx, domain)
+}
+
+// policyCached reports whether every record lookupPolicy may ask for domain is in the
+// DNS cache, so that it answers without waiting.
+func (v *Verifier) policyCached(domain string) bool {
+	if !v.res.CachedTXT("_dmarc." + domain) {
+		return false
+	}
+	org := orgDomain(domain)
+	return org == domain || v.res.CachedTXT("_dmarc."+org)
 }
 
 // recoverTo turns a panic in a library into a verdict, so that hostile input
