@@ -46,7 +46,8 @@ end
 // entry when the script returns another expiry.
 // KEYS: 1 state, 2 uids, 3 the message's hash, 4 the inbox's log, 5 the feed (optional,
 // see logLua).
-// ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 how long the inbox's state outlives
+// ARGV: 1 id, 2 meta, 3 unused (the raw bytes, which the caller now writes to the
+// message's hash just before: see Put), 4 expiry (unix ms), 5 how long the inbox's state outlives
 // the message (ms), 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix,
 // 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
 // first ARGV[12] bytes (see encodeMetaExpires), 13 the state field of the highest UID
@@ -90,7 +91,7 @@ end
 local uid = redis.call('HINCRBY', state, 'next', 1) - 1
 redis.call('HSET', state, ARGV[13], uid)
 local flags = tonumber(ARGV[14])
-redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', flags, 'exp', exp, 'raw', ARGV[3])
+redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', flags, 'exp', exp)
 redis.call('PEXPIREAT', msg, exp)
 redis.call('ZADD', uids, uid, id)
 -- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays, and so
