@@ -135,7 +135,7 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	if in.MailFrom == "<>" {
 		in.MailFrom = ""
 	}
-	fields := headerFields(in.Message)
+	fields := headerFieldsNamed(in.Message, "DKIM-Signature")
 	h := in.Header
 	if h == nil {
 		h = mailparse.ParseHeader(in.Message)
