@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,41 @@ func TestPutRawOutsideScript(t *testing.T) {
 	ttl, err := c.PTTL(ctx, st.keys(m.Inbox).msg(m.ID)).Result()
 	if want := time.Until(m.Expires); err != nil || ttl <= 0 || ttl > want+time.Second {
 		t.Errorf("the message's hash expires in %v, %v; want about %v", ttl, err, want)
+	}
+}
+
+// TestPutScriptStateCalls: the put script reads an inbox's state once and writes it
+// once, and sets its expiry in one call while it has one: each call a script makes
+// costs Redis a few microseconds, and the script used six on the state.
+func TestPutScriptStateCalls(t *testing.T) {
+	prefix := testPrefix(t)
+	st := openStore(t, prefix, Options{SweepEvery: time.Hour})
+	defer st.Close()
+	ctx := ctxFor(t)
+	const inbox = "calls@mayfly.test"
+	if err := st.Put(ctx, storetest.NewMessage(inbox, "one")); err != nil {
+		t.Fatal(err)
+	}
+	stop := monitor(t, prefix)
+	m := storetest.NewMessage(inbox, "two")
+	if err := st.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	lines := stop()
+	var state []string
+	for _, line := range lines {
+		if strings.Contains(line, " lua]") && strings.Contains(line, st.keys(inbox).state+`"`) {
+			state = append(state, strings.Fields(line)[3])
+		}
+	}
+	if want := []string{`"HMGET"`, `"HSET"`, `"PEXPIREAT"`}; !slices.Equal(state, want) {
+		t.Errorf("the put script's calls on the state: %v, want %v", state, want)
+	}
+	if m.UID != 2 {
+		t.Errorf("second message's UID = %d, want 2", m.UID)
+	}
+	got, err := st.Mailbox(ctx, inbox)
+	if err != nil || got.UIDNext != 3 {
+		t.Errorf("Mailbox = %+v, %v; want UIDNext 3", got, err)
 	}
 }
