@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -50,6 +51,7 @@ type Verifier struct {
 	budget     time.Duration
 	res        *dnsclient.Resolver
 	metrics    *metrics
+	headers    headerCache
 }
 
 // New returns a Verifier. It fails only on a malformed Options.DNS or an
@@ -93,7 +95,8 @@ type Input struct {
 type Result struct {
 	Verdicts storage.AuthResults
 	// Header is a complete, folded "Authentication-Results: ...\r\n" field to
-	// prepend to the stored message.
+	// prepend to the stored message. It may be shared with other Results: copy it,
+	// never change it.
 	Header []byte
 	// Pending is set when the Budget ran out while the DKIM check was still reading
 	// Input.Message: it goes on reading it until its lookups end, so the caller must
@@ -112,7 +115,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 	v.metrics.result("dmarc", o.dmarc.verdict)
 	return Result{
 		Verdicts: storage.AuthResults{SPF: o.spf.verdict, DKIM: o.dkim.verdict, DMARC: o.dmarc.verdict, FromAligned: o.fromAligned},
-		Header:   v.header(in, o.spf, o.dkim, o.dmarc, o.from),
+		Header:   v.cachedHeader(in, o),
 		Pending:  o.pending,
 	}
 }
@@ -307,6 +310,65 @@ func (v *Verifier) header(in Input, s spfOutcome, d dkimOutcome, dm dmarcOutcome
 	add(&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(dm.verdict), Params: params}, comment)
 
 	return []byte("Authentication-Results: " + v.authservID + ";\r\n\t" + strings.Join(lines, ";\r\n\t") + "\r\n")
+}
+
+// headerCache keeps the Authentication-Results fields of unsigned mail by everything
+// they say: mail from one sender and client gets the same field every time, and
+// formatting it (authres, its maps and quoting) cost more than the checks did once
+// their DNS answers were cached. Signed mail, whose field names each signature, is
+// formatted every time.
+type headerCache struct {
+	mu sync.Mutex
+	m  map[headerKey][]byte
+}
+
+// maxCachedHeaders bounds headerCache: past it the cache starts again empty.
+const maxCachedHeaders = 4096
+
+// headerKey is every input of header for unsigned mail.
+type headerKey struct {
+	injected                   bool
+	identity                   string // MAIL FROM, or HELO for a bounce
+	bounce                     bool
+	spf, spfReason, dkim       string
+	dmarc, dmarcReason, from   string
+	policy, subdomain, applied string
+	percent                    int // -1: none
+	hasPolicy                  bool
+}
+
+// cachedHeader is header, from the cache when the mail is unsigned.
+func (v *Verifier) cachedHeader(in Input, o outcome) []byte {
+	if len(o.dkim.sigs) > 0 {
+		return v.header(in, o.spf, o.dkim, o.dmarc, o.from)
+	}
+	k := headerKey{injected: in.Injected, identity: in.MailFrom, bounce: in.MailFrom == "",
+		spf: o.spf.verdict, spfReason: o.spf.reason, dkim: o.dkim.verdict,
+		dmarc: o.dmarc.verdict, dmarcReason: o.dmarc.reason, from: o.from, applied: o.dmarc.applied, percent: -1}
+	if k.bounce {
+		k.identity = in.Helo
+	}
+	if p := o.dmarc.policy; p != nil {
+		k.hasPolicy, k.policy, k.subdomain = true, string(p.Policy), string(p.SubdomainPolicy)
+		if p.Percent != nil {
+			k.percent = *p.Percent
+		}
+	}
+	c := &v.headers
+	c.mu.Lock()
+	h, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return h
+	}
+	h = v.header(in, o.spf, o.dkim, o.dmarc, o.from)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedHeaders {
+		c.m = make(map[headerKey][]byte)
+	}
+	c.m[k] = h
+	c.mu.Unlock()
+	return h
 }
 
 // injectedComment marks the results of a message injected over HTTP.
