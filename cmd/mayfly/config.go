@@ -32,6 +32,7 @@ type Config struct {
 	POP3SAddr       string
 	HTTPAddr        string
 	MetricsAddr     string
+	PprofAddr       string
 	RedisURL        string
 	TTL             time.Duration
 	MaxTTL          time.Duration
@@ -125,6 +126,7 @@ func settings() []setting {
 		{"pop3s-addr", "", "POP3 over implicit TLS (995); empty = off", addr(func(c *Config) *string { return &c.POP3SAddr }, false)},
 		{"http-addr", "127.0.0.1:8025", "web UI and API; empty = off", addr(func(c *Config) *string { return &c.HTTPAddr }, false)},
 		{"metrics-addr", "", "Prometheus /metrics on a listener of its own; empty = on the HTTP listener, for loopback peers and the admin key only", addr(func(c *Config) *string { return &c.MetricsAddr }, false)},
+		{"pprof-addr", "", "Go's runtime profiles (/debug/pprof/) on a listener of their own, for whoever reaches it (bind it to loopback); empty = none", addr(func(c *Config) *string { return &c.PprofAddr }, false)},
 		{"redis-url", "", "redis:// or rediss:// URL, or comma-separated addresses for a Cluster; empty = the embedded memory store", func(c *Config, v string) error {
 			if v != "" {
 				if err := redisstore.CheckURL(v); err != nil {

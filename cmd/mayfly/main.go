@@ -384,6 +384,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.MetricsAddr != "" {
 		servers = append(servers, httpapi.NewMetricsServer(cfg.MetricsAddr, registry, cfg.ShutdownTimeout, logger))
 	}
+	if cfg.PprofAddr != "" {
+		servers = append(servers, pprofServer{addr: cfg.PprofAddr, logger: logger})
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	watch := cert.Watch(ctx)
 	g.Go(func() error { watch(); return nil })

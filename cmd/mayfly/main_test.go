@@ -474,3 +474,33 @@ func TestSubcommandUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestPprofAddr: -pprof-addr serves the runtime profiles on their own listener, and
+// the API's listener never does.
+func TestPprofAddr(t *testing.T) {
+	pprofAddr := testlib.FreePort(t)
+	n := startNode(t, "-pprof-addr", pprofAddr)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET /debug/pprof/cmdline = %d, want 200", resp.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pprof on %s within 10s: %v; log:\n%s", pprofAddr, err, n.log.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling a listener that is starting, with a deadline
+	}
+	resp, err := http.Get("http://" + n.http + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("/debug/pprof/ on the HTTP listener = 200, want it only on -pprof-addr")
+	}
+}

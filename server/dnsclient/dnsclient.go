@@ -170,6 +170,12 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.
 	}
 }
 
+// CachedTXT reports whether LookupTXT would answer from the cache, without asking a
+// server: a caller that would otherwise wait for the answer elsewhere can ask inline.
+func (r *Resolver) CachedTXT(name string) bool {
+	return r.cached(cacheKey{dns.CanonicalName(name), dns.TypeTXT}) != nil
+}
+
 // cached returns the live entry for key, or nil.
 func (r *Resolver) cached(key cacheKey) *cacheEntry {
 	if r.noCache {

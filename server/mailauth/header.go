@@ -44,6 +44,39 @@ func headerFields(msg []byte) []field {
 	return fields
 }
 
+// headerFieldsNamed is headerFields less every field not named name (compared
+// case-insensitively), without allocating for the others: the receiver looks for two
+// names that most mail does not have (its own Authentication-Results, DKIM-Signature).
+func headerFieldsNamed(msg []byte, name string) []field {
+	var fields []field
+	kept := false // the field of the line before is the last of fields
+	pos := 0
+	for pos < len(msg) {
+		end := len(msg)
+		if i := bytes.IndexByte(msg[pos:], '\n'); i >= 0 {
+			end = pos + i + 1
+		}
+		line := msg[pos:end]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break // the empty line before the body
+		}
+		switch {
+		case line[0] == ' ' || line[0] == '\t':
+			if kept {
+				fields[len(fields)-1].end = end
+			}
+		default:
+			c := bytes.IndexByte(line, ':')
+			kept = c >= 0 && strings.EqualFold(string(bytes.TrimRight(line[:c], " \t")), name)
+			if kept {
+				fields = append(fields, field{name: name, start: pos, end: end, value: pos + c + 1})
+			}
+		}
+		pos = end
+	}
+	return fields
+}
+
 // unfold returns a field's value as one line (RFC 5322 section 2.2.3).
 func unfold(raw []byte) string {
 	s := string(bytes.TrimSpace(raw))
@@ -63,8 +96,8 @@ func StripOwn(msg []byte, authservID string) []byte {
 		return msg
 	}
 	var drop []field
-	for _, f := range headerFields(msg) {
-		if strings.EqualFold(f.name, "Authentication-Results") && strings.EqualFold(authservIDOf(unfold(msg[f.value:f.end])), authservID) {
+	for _, f := range headerFieldsNamed(msg, "Authentication-Results") {
+		if strings.EqualFold(authservIDOf(unfold(msg[f.value:f.end])), authservID) {
 			drop = append(drop, f)
 		}
 	}

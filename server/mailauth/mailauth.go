@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -50,6 +51,7 @@ type Verifier struct {
 	budget     time.Duration
 	res        *dnsclient.Resolver
 	metrics    *metrics
+	headers    headerCache
 }
 
 // New returns a Verifier. It fails only on a malformed Options.DNS or an
@@ -93,8 +95,13 @@ type Input struct {
 type Result struct {
 	Verdicts storage.AuthResults
 	// Header is a complete, folded "Authentication-Results: ...\r\n" field to
-	// prepend to the stored message.
+	// prepend to the stored message. It may be shared with other Results: copy it,
+	// never change it.
 	Header []byte
+	// Pending is set when the Budget ran out while the DKIM check was still reading
+	// Input.Message: it goes on reading it until its lookups end, so the caller must
+	// not reuse that memory for another message.
+	Pending bool
 }
 
 // Verify checks SPF, DKIM and DMARC of one message. SPF, DKIM and the DMARC
@@ -108,7 +115,8 @@ func (v *Verifier) Verify(ctx context.Context, in Input) Result {
 	v.metrics.result("dmarc", o.dmarc.verdict)
 	return Result{
 		Verdicts: storage.AuthResults{SPF: o.spf.verdict, DKIM: o.dkim.verdict, DMARC: o.dmarc.verdict, FromAligned: o.fromAligned},
-		Header:   v.header(in, o.spf, o.dkim, o.dmarc, o.from),
+		Header:   v.cachedHeader(in, o),
+		Pending:  o.pending,
 	}
 }
 
@@ -120,6 +128,7 @@ type outcome struct {
 	from        string // the RFC5322.From domain; "" when there is none to evaluate
 	spfDomain   string
 	fromAligned bool
+	pending     bool // the DKIM check still reads the message (Result.Pending)
 }
 
 func (v *Verifier) verify(ctx context.Context, in Input) outcome {
@@ -129,7 +138,7 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	if in.MailFrom == "<>" {
 		in.MailFrom = ""
 	}
-	fields := headerFields(in.Message)
+	fields := headerFieldsNamed(in.Message, "DKIM-Signature")
 	h := in.Header
 	if h == nil {
 		h = mailparse.ParseHeader(in.Message)
@@ -137,17 +146,11 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	from := fromDomain(h)
 	sigs := dkimSignatures(in.Message, fields)
 
-	spfc := make(chan spfOutcome, 1)
+	// The checks run at once, but a goroutine each costs the receiver more than a
+	// check answered from the DNS cache, as most are under load: DKIM (a public-key
+	// operation) and a DMARC policy not in the cache run beside SPF, which runs here.
 	dkimc := make(chan dkimOutcome, 1)
 	dmarcc := make(chan policy, 1)
-	if in.Injected {
-		spfc <- spfOutcome{verdict: None}
-	} else {
-		go func() {
-			defer recoverTo(spfc, func(r any) spfOutcome { return spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
-			spfc <- v.checkSPF(ctx, in)
-		}()
-	}
 	if len(sigs) > 0 {
 		dkimSigs := slices.Clone(sigs) // the goroutine fills in its own copy
 		go func() {
@@ -155,16 +158,27 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 			dkimc <- v.checkDKIM(ctx, in.Message, dkimSigs)
 		}()
 	}
-	if in.Injected {
-		dmarcc <- policy{verdict: None}
-	} else if from.domain != "" {
+	var p *policy
+	pending := false
+	switch {
+	case in.Injected:
+		p = &policy{verdict: None}
+	case from.domain == "":
+		p = &policy{verdict: from.verdict, reason: from.reason}
+	case v.policyCached(from.domain):
+		got := v.safePolicy(ctx, from.domain)
+		p = &got
+	default:
 		go func() {
 			defer recoverTo(dmarcc, func(r any) policy { return policy{verdict: PermError, reason: fmt.Sprint("panic: ", r)} })
 			dmarcc <- v.lookupPolicy(ctx, from.domain)
 		}()
 	}
+	s := spfOutcome{verdict: None}
+	if !in.Injected {
+		s = v.safeSPF(ctx, in)
+	}
 
-	s := spfOutcome{verdict: TempError, reason: "time budget exhausted"}
 	d := dkimOutcome{verdict: TempError, sigs: sigs}
 	if len(sigs) == 0 {
 		d.verdict = None
@@ -172,15 +186,9 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	for i := range d.sigs {
 		d.sigs[i].result, d.sigs[i].reason = TempError, "time budget exhausted"
 	}
-	var p *policy
-	if from.domain == "" && !in.Injected {
-		p = &policy{verdict: from.verdict, reason: from.reason}
-	}
 	// Unsigned mail is most mail: no need to hand the whole message to the DKIM library.
-	for haveSPF, haveDKIM := false, len(sigs) == 0; !haveSPF || !haveDKIM || p == nil; {
+	for haveDKIM := len(sigs) == 0; !haveDKIM || p == nil; {
 		select {
-		case s = <-spfc:
-			haveSPF = true
 		case d = <-dkimc:
 			haveDKIM = true
 		case got := <-dmarcc:
@@ -189,7 +197,8 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 			if p == nil {
 				p = &policy{verdict: TempError, reason: "time budget exhausted"}
 			}
-			haveSPF, haveDKIM = true, true
+			pending = !haveDKIM
+			haveDKIM = true
 		}
 	}
 	dm := evaluate(*p, from.domain, spfDomain(in), s, d)
@@ -200,7 +209,42 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 		fromAligned = fromAligned || (sig.result == Pass && aligned(dmarc.AlignmentRelaxed, sig.domain, from.domain))
 	}
 
-	return outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned}
+	return outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned, pending: pending}
+}
+
+// safeSPF is checkSPF in the caller's goroutine: a panic in the library is a
+// permerror, and a check the Budget cut short says so.
+func (v *Verifier) safeSPF(ctx context.Context, in Input) (out spfOutcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = spfOutcome{verdict: PermError, reason: fmt.Sprint("panic: ", r)}
+		}
+	}()
+	out = v.checkSPF(ctx, in)
+	if out.verdict == TempError && ctx.Err() != nil {
+		out.reason = "time budget exhausted"
+	}
+	return out
+}
+
+// safePolicy is lookupPolicy in the caller's goroutine, a panic a permerror.
+func (v *Verifier) safePolicy(ctx context.Context, domain string) (p policy) {
+	defer func() {
+		if r := recover(); r != nil {
+			p = policy{verdict: PermError, reason: fmt.Sprint("panic: ", r)}
+		}
+	}()
+	return v.lookupPolicy(ctx, domain)
+}
+
+// policyCached reports whether every record lookupPolicy may ask for domain is in the
+// DNS cache, so that it answers without waiting.
+func (v *Verifier) policyCached(domain string) bool {
+	if !v.res.CachedTXT("_dmarc." + domain) {
+		return false
+	}
+	org := orgDomain(domain)
+	return org == domain || v.res.CachedTXT("_dmarc."+org)
 }
 
 // recoverTo turns a panic in a library into a verdict, so that hostile input
@@ -266,6 +310,65 @@ func (v *Verifier) header(in Input, s spfOutcome, d dkimOutcome, dm dmarcOutcome
 	add(&authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(dm.verdict), Params: params}, comment)
 
 	return []byte("Authentication-Results: " + v.authservID + ";\r\n\t" + strings.Join(lines, ";\r\n\t") + "\r\n")
+}
+
+// headerCache keeps the Authentication-Results fields of unsigned mail by everything
+// they say: mail from one sender and client gets the same field every time, and
+// formatting it (authres, its maps and quoting) cost more than the checks did once
+// their DNS answers were cached. Signed mail, whose field names each signature, is
+// formatted every time.
+type headerCache struct {
+	mu sync.Mutex
+	m  map[headerKey][]byte
+}
+
+// maxCachedHeaders bounds headerCache: past it the cache starts again empty.
+const maxCachedHeaders = 4096
+
+// headerKey is every input of header for unsigned mail.
+type headerKey struct {
+	injected                   bool
+	identity                   string // MAIL FROM, or HELO for a bounce
+	bounce                     bool
+	spf, spfReason, dkim       string
+	dmarc, dmarcReason, from   string
+	policy, subdomain, applied string
+	percent                    int // -1: none
+	hasPolicy                  bool
+}
+
+// cachedHeader is header, from the cache when the mail is unsigned.
+func (v *Verifier) cachedHeader(in Input, o outcome) []byte {
+	if len(o.dkim.sigs) > 0 {
+		return v.header(in, o.spf, o.dkim, o.dmarc, o.from)
+	}
+	k := headerKey{injected: in.Injected, identity: in.MailFrom, bounce: in.MailFrom == "",
+		spf: o.spf.verdict, spfReason: o.spf.reason, dkim: o.dkim.verdict,
+		dmarc: o.dmarc.verdict, dmarcReason: o.dmarc.reason, from: o.from, applied: o.dmarc.applied, percent: -1}
+	if k.bounce {
+		k.identity = in.Helo
+	}
+	if p := o.dmarc.policy; p != nil {
+		k.hasPolicy, k.policy, k.subdomain = true, string(p.Policy), string(p.SubdomainPolicy)
+		if p.Percent != nil {
+			k.percent = *p.Percent
+		}
+	}
+	c := &v.headers
+	c.mu.Lock()
+	h, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return h
+	}
+	h = v.header(in, o.spf, o.dkim, o.dmarc, o.from)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedHeaders {
+		c.m = make(map[headerKey][]byte)
+	}
+	c.m[k] = h
+	c.mu.Unlock()
+	return h
 }
 
 // injectedComment marks the results of a message injected over HTTP.

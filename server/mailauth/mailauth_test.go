@@ -404,6 +404,10 @@ func TestBudget(t *testing.T) {
 		if res.Verdicts != want {
 			t.Errorf("verdicts = %+v, want %+v\n%s", res.Verdicts, want, res.Header)
 		}
+		// The DKIM check still reads the message: the receiver must not reuse its buffer.
+		if !res.Pending {
+			t.Error("Pending = false after the budget ran out with the DKIM key lookup in flight, want true")
+		}
 		parseHeader(t, res.Header)
 	case <-time.After(5 * time.Second):
 		t.Fatal("Verify did not return within its budget against a silent server")

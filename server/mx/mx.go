@@ -352,6 +352,8 @@ func (s *Server) deliver(e *mail.Envelope) string {
 	raw, auth, facts := s.compose(e, received, data)
 	// raw is a copy: the message as read need not wait for the store write, which
 	// may take StoreTimeout, so a session there holds its message once, not twice.
+	// (go-guerrilla reads the session's next message into the same buffer when we
+	// did not take it: nothing here keeps data past Process.)
 	e.Data = bytes.Buffer{}
 	sum := facts.Summary()
 	for _, m := range msgs {
@@ -408,6 +410,11 @@ func (s *Server) compose(e *mail.Envelope, received, data []byte) (raw []byte, a
 	res := s.opts.Verifier.Verify(context.Background(), mailauth.Input{
 		RemoteIP: net.ParseIP(e.RemoteIP), Helo: e.Helo, MailFrom: from, Message: msg, Header: facts,
 	})
+	if res.Pending {
+		// The DKIM check outlived the budget and still reads msg: go-guerrilla must
+		// not read the next message into it.
+		e.TakeData()
+	}
 	raw = make([]byte, 0, len(res.Header)+len(received)+len(msg))
 	raw = append(append(append(raw, res.Header...), received...), msg...)
 	return raw, res.Verdicts, facts

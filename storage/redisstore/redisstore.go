@@ -315,6 +315,9 @@ type call struct {
 	keys   []string
 	args   []any
 	cmd    *redis.Cmd
+	// before, when set, adds commands that go just before the script, once: a retry
+	// after NOSCRIPT sends the script alone.
+	before func(redis.Pipeliner)
 }
 
 // pipeline sends calls, and whatever more adds, in one round trip; each command keeps
@@ -323,6 +326,9 @@ type call struct {
 func (s *Store) pipeline(ctx context.Context, calls []*call, more func(redis.Pipeliner)) {
 	pipe := s.client.Pipeline()
 	for _, c := range calls {
+		if c.before != nil {
+			c.before(pipe)
+		}
 		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
 	if more != nil {
@@ -384,11 +390,22 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		}
 		k := s.keys(m.Inbox)
 		ids[i], exps[i] = id, exp
+		msgKey, raw := k.msg(id), m.Raw
 		calls[i] = &call{
 			script: putScript,
-			keys:   s.withFeed(k.state, k.uids, k.msg(id), k.log),
-			args: []any{id, meta, m.Raw, exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channelOf(m.Inbox),
+			keys:   s.withFeed(k.state, k.uids, msgKey, k.log),
+			args: []any{id, meta, "", exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channelOf(m.Inbox),
 				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs, m.Size},
+			// The bytes go straight into the message's hash, before the script lists
+			// it: Redis's Lua hashes every byte of every string a script is given,
+			// which cost more than the rest of the script for a 10 KiB message. The
+			// hash expires at the receiver's expiry should the script never run; the
+			// script sets the message's own.
+			before: func(p redis.Pipeliner) {
+				p.HSet(ctx, msgKey, "raw", raw)
+				// NX: a Put resent after a lost reply leaves the expiry it set.
+				p.Do(ctx, "PEXPIREAT", msgKey, exp, "NX")
+			},
 		}
 	}
 	index := make([]*redis.IntCmd, len(msgs))
@@ -509,7 +526,14 @@ func (s *Store) undoPut(ctx context.Context, msgs []*storage.Message, ids []stri
 		undo = append(undo, &call{script: deleteScript, keys: s.withFeed(k.uids, k.msg(ids[i]), k.log), args: []any{m.Inbox, ids[i], s.channelOf(m.Inbox), historyMs}})
 	}
 	var zrem *redis.IntCmd
-	s.pipeline(ctx, undo, func(p redis.Pipeliner) { zrem = p.ZRem(ctx, s.expiryKey, members...) })
+	s.pipeline(ctx, undo, func(p redis.Pipeliner) {
+		zrem = p.ZRem(ctx, s.expiryKey, members...)
+		// A message whose script never ran holds just its bytes, unlisted, which the
+		// delete script leaves alone.
+		for i, m := range msgs {
+			p.Del(ctx, s.keys(m.Inbox).msg(ids[i]))
+		}
+	})
 	var events []string
 	for _, c := range undo {
 		_, evs, err := eventsReply(c.cmd)
@@ -832,9 +856,24 @@ func (s *Store) SetInbox(ctx context.Context, inbox string, set storage.InboxSet
 
 // Settings reads an inbox's settings with one HGETALL of its state, which makes nothing.
 func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettings, error) {
-	f, err := s.client.HGetAll(ctx, s.keys(inbox).state).Result()
+	// Only the settings' fields, not the whole state: the receiver asks at every RCPT,
+	// and an inbox's state also holds its UID counters. An inbox with faults is read
+	// whole, so that its faults and their attempt counts (fa0, fa1, ...) are of one moment.
+	state := s.keys(inbox).state
+	v, err := s.client.HMGet(ctx, state, "ttl", "burn", "faults").Result()
 	if err != nil {
 		return storage.InboxSettings{}, unavailable("settings of "+inbox, err)
+	}
+	f := make(map[string]string, 3)
+	for i, name := range []string{"ttl", "burn", "faults"} {
+		if str, ok := v[i].(string); ok {
+			f[name] = str
+		}
+	}
+	if f["faults"] != "" {
+		if f, err = s.client.HGetAll(ctx, state).Result(); err != nil {
+			return storage.InboxSettings{}, unavailable("settings of "+inbox, err)
+		}
 	}
 	var set storage.InboxSettings
 	if ms, err := strconv.ParseInt(f["ttl"], 10, 64); err == nil && ms > 0 {

@@ -1182,3 +1182,64 @@ func testSetInboxLeavesTimelyMail(t *testing.T) {
 		t.Errorf("SetInbox with the same TTL took %d round trips, want 2", n)
 	}
 }
+
+// commandNames records the names of the commands sent, pipelined or not.
+type commandNames struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (h *commandNames) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *commandNames) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		h.names = append(h.names, cmd.Name())
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (h *commandNames) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.mu.Lock()
+		for _, c := range cmds {
+			h.names = append(h.names, c.Name())
+		}
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (h *commandNames) take() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := h.names
+	h.names = nil
+	return names
+}
+
+// TestSettingsReadsOnlySettings: the receiver reads an inbox's settings at every RCPT;
+// for an inbox without faults that is one HMGET of the settings' fields, not the whole
+// state hash (HGETALL), which also holds the inbox's UID counters.
+func TestSettingsReadsOnlySettings(t *testing.T) {
+	st := openStore(t, testPrefix(t), Options{SweepEvery: time.Hour})
+	defer st.Close()
+	ctx := ctxFor(t)
+	const inbox = "settings@mayfly.test"
+	if err := st.Put(ctx, storetest.NewMessage(inbox, "one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetInbox(ctx, inbox, storage.InboxSettings{TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	hook := &commandNames{}
+	st.client.AddHook(hook)
+	set, err := st.Settings(ctx, inbox)
+	if err != nil || set.TTL != time.Hour || set.Faults != nil {
+		t.Fatalf("Settings = %+v, %v; want a TTL of 1h and no faults", set, err)
+	}
+	if got := hook.take(); !slices.Equal(got, []string{"hmget"}) {
+		t.Errorf("Settings sent %q, want just one hmget", got)
+	}
+}

@@ -65,7 +65,8 @@ end
 // entry when the script returns another expiry.
 // KEYS: 1 state, 2 uids, 3 the message's hash, 4 the inbox's log, 5 the feed (optional,
 // see logLua).
-// ARGV: 1 id, 2 meta, 3 raw, 4 expiry (unix ms), 5 how long the inbox's state outlives
+// ARGV: 1 id, 2 meta, 3 unused (the raw bytes, which the caller now writes to the
+// message's hash just before: see Put), 4 expiry (unix ms), 5 how long the inbox's state outlives
 // the message (ms), 6 max messages, 7 now (unix s), 8 inbox, 9 message key prefix,
 // 10 event channel, 11 received (unix ms), 12 where Expires starts in meta: after its
 // first ARGV[12] bytes (see encodeMetaExpires), 13 the state field of the highest UID
@@ -81,11 +82,15 @@ local had = redis.call('HMGET', msg, 'uid', 'exp')
 if had[1] then
 	return {tonumber(had[1]), tonumber(had[2])}
 end
-if redis.call('HSETNX', state, 'validity', ARGV[7]) == 1 then
-	redis.call('HSET', state, 'next', 1)
+-- One read and one write of the state (each call costs a script a few microseconds):
+-- a new inbox starts at UID 1 with its UIDVALIDITY.
+local st = redis.call('HMGET', state, 'validity', 'next', 'ttl')
+local uid = 1
+if st[1] then
+	uid = tonumber(st[2]) or 0
 end
 local exp = tonumber(ARGV[4])
-local ttl = redis.call('HGET', state, 'ttl')
+local ttl = st[3]
 if ttl then
 	local own = tonumber(ARGV[11]) + tonumber(ttl)
 	if own ~= exp then
@@ -107,20 +112,22 @@ if ttl then
 		meta = string.sub(meta, 1, from) .. table.concat(b) .. string.sub(meta, to + 1)
 	end
 end
-local uid = redis.call('HINCRBY', state, 'next', 1) - 1
-redis.call('HSET', state, ARGV[13], uid)
+if st[1] then
+	redis.call('HSET', state, 'next', uid + 1, ARGV[13], uid)
+else
+	redis.call('HSET', state, 'validity', ARGV[7], 'next', uid + 1, ARGV[13], uid)
+end
 local flags = tonumber(ARGV[14])
-redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', flags, 'exp', exp, 'raw', ARGV[3])
+redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', flags, 'exp', exp)
 redis.call('PEXPIREAT', msg, exp)
 redis.call('ZADD', uids, uid, id)
 -- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays, and so
 -- does the inbox's TTL: the message's expiry is at least the TTL from now.
+-- GT leaves a key without a TTL alone: only then (rarely) is a second call needed.
 local stateUntil = exp + tonumber(ARGV[5])
 for _, key in ipairs({state, uids}) do
-	if redis.call('PTTL', key) == -1 then
+	if redis.call('PEXPIREAT', key, stateUntil, 'GT') == 0 and redis.call('PTTL', key) == -1 then
 		redis.call('PEXPIREAT', key, stateUntil)
-	else
-		redis.call('PEXPIREAT', key, stateUntil, 'GT')
 	end
 end
 local out = {uid, exp}
@@ -388,4 +395,4 @@ return due
 `)
 
 var scripts = []*redis.Script{putScript, setInboxScript, retimeScript, faultAttemptScript, setFlagsScript, deleteScript, expireScript, deleteInboxScript, mailboxScript, claimScript,
-	addDeliveryScript, updateDeliveryScript, addDeliveriesScript, updateDeliveriesScript, claimDeliveriesScript, deleteWebhookScript}
+	addDeliveryScript, updateDeliveryScript, claimDeliveriesScript, deleteWebhookScript}

@@ -124,10 +124,14 @@ func (s *Store) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, err
 		return false, err
 	}
 	k := s.hookKeys(d.Webhook)
-	n, err := addDeliveryScript.Run(ctx, s.client, []string{k.hooks, k.d, k.log, k.done, k.due}, args...).Int64()
+	res, err := addDeliveryScript.Run(ctx, s.client, []string{k.hooks, k.d, k.log, k.done, k.due}, args...).Int64Slice()
+	if err == nil && len(res) != 1 {
+		err = fmt.Errorf("%d results for one delivery", len(res))
+	}
 	if err != nil {
 		return false, unavailable("add delivery "+d.ID, err)
 	}
+	n := res[0]
 	if n < 0 {
 		return false, fmt.Errorf("webhook %s: %w", d.Webhook, storage.ErrNotFound)
 	}
@@ -135,11 +139,11 @@ func (s *Store) AddDelivery(ctx context.Context, d *storage.Delivery) (bool, err
 }
 
 // AddDeliveries stores each of ds as AddDelivery does, all in one round trip and one
-// script call per batchDeliveries of them (addDeliveriesScript): the dispatcher stores
+// script call per batchDeliveries of them (addDeliveryScript): the dispatcher stores
 // every delivery of a batch of events at once. added[i] is false when ds[i]'s webhook
 // has a delivery with its ID already or does not exist.
 func (s *Store) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bool, error) {
-	res, err := s.deliveriesBatched(ctx, addDeliveriesScript, ds)
+	res, err := s.deliveriesBatched(ctx, addDeliveryScript, ds)
 	if err != nil {
 		return nil, unavailable("add deliveries", err)
 	}
@@ -154,7 +158,7 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []*storage.Delivery) ([]bo
 // more than the few commands each delivery needs, yet Redis runs nothing else meanwhile.
 const batchDeliveries = 64
 
-// deliveriesBatched runs script (addDeliveriesScript or updateDeliveriesScript) over ds,
+// deliveriesBatched runs script (addDeliveryScript or updateDeliveryScript) over ds,
 // batchDeliveries a call, every call in one pipeline, and returns each one's result.
 func (s *Store) deliveriesBatched(ctx context.Context, script *redis.Script, ds []*storage.Delivery) ([]int64, error) {
 	var calls []*call
@@ -223,10 +227,14 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 		return err
 	}
 	k := s.hookKeys(d.Webhook)
-	n, err := updateDeliveryScript.Run(ctx, s.client, []string{k.hooks, k.d, k.log, k.done, k.due}, args...).Int64()
+	res, err := updateDeliveryScript.Run(ctx, s.client, []string{k.hooks, k.d, k.log, k.done, k.due}, args...).Int64Slice()
+	if err == nil && len(res) != 1 {
+		err = fmt.Errorf("%d results for one delivery", len(res))
+	}
 	if err != nil {
 		return unavailable("update delivery "+d.ID, err)
 	}
+	n := res[0]
 	if n < 0 {
 		return fmt.Errorf("delivery %s of webhook %s: %w", d.ID, d.Webhook, storage.ErrNotFound)
 	}
@@ -234,10 +242,10 @@ func (s *Store) UpdateDelivery(ctx context.Context, d *storage.Delivery) error {
 }
 
 // UpdateDeliveries saves each of ds as UpdateDelivery does, all in one round trip and
-// one script call per batchDeliveries of them (updateDeliveriesScript): the results of
+// one script call per batchDeliveries of them (updateDeliveryScript): the results of
 // the attempts every worker made meanwhile go together.
 func (s *Store) UpdateDeliveries(ctx context.Context, ds []*storage.Delivery) error {
-	if _, err := s.deliveriesBatched(ctx, updateDeliveriesScript, ds); err != nil {
+	if _, err := s.deliveriesBatched(ctx, updateDeliveryScript, ds); err != nil {
 		return unavailable("update deliveries", err)
 	}
 	return nil
@@ -294,18 +302,23 @@ func (s *Store) Deliveries(ctx context.Context, webhook string, limit int) ([]st
 }
 
 // placeLua is the start of the scripts that store a delivery: place puts a pending one in
-// the due set and out of the finished set, a finished one the other way round, then
-// trims the webhook's finished deliveries to the newest keep.
+// the due set and out of the finished set, a finished one the other way round; trim
+// then trims a webhook's finished deliveries to the newest keep. A script calls trim once
+// per webhook, after placing all its deliveries: trimming after each one took four
+// commands more per delivery once a webhook had keep finished ones, every one of them.
 const placeLua = `
-local function place(d, log, done, due, webhook, id, created, state, next, keep)
+local function place(done, due, webhook, id, created, state, next)
 	local member = webhook .. '\n' .. id
 	if state == 'pending' then
 		redis.call('ZADD', due, next, member)
 		redis.call('ZREM', done, id)
-		return
+		return false
 	end
 	redis.call('ZREM', due, member)
 	redis.call('ZADD', done, created, id)
+	return true
+end
+local function trim(d, log, done, keep)
 	local over = redis.call('ZCARD', done) - keep
 	if over > 0 then
 		local old = redis.call('ZRANGE', done, 0, over - 1)
@@ -337,43 +350,47 @@ local function add(k, a)
 		return 0
 	end
 	redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 2])
-	place(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]))
-	return 1
+	return place(KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]) and 2 or 1
 end
 `
+	// The log entry stays as add made it: Created, its score, never changes, and a
+	// delivery trimmed from the log is gone from its hash too.
 	updateLua = `
 local function update(k, a)
 	if redis.call('HEXISTS', KEYS[k + 2], ARGV[a + 2]) == 0 then
 		return -1
 	end
 	redis.call('HSET', KEYS[k + 2], ARGV[a + 2], ARGV[a + 3])
-	redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 2])
-	place(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]))
-	return 1
+	return place(KEYS[k + 4], KEYS[k + 5], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]) and 2 or 1
 end
 `
-	// eachLua runs f over the deliveries of a batched call: five KEYS and seven ARGV
-	// each, all on the one slot of the webhooks' hash tag.
+	// eachLua runs f over the deliveries of a call: five KEYS and seven ARGV each, all
+	// on the one slot of the webhooks' hash tag; f returns 2 for a delivery it stored as
+	// finished, 1 for another it stored. Then it trims each webhook that got a finished
+	// one, once, and returns {1, 0 or -1 each}.
 	eachLua = `
-local out = {}
+local out, finished = {}, {}
 for i = 0, #KEYS / 5 - 1 do
-	out[i + 1] = f(i * 5, i * 7)
+	local n = f(i * 5, i * 7)
+	if n == 2 then
+		n = 1
+		finished[KEYS[i * 5 + 4]] = i
+	end
+	out[i + 1] = n
+end
+for done, i in pairs(finished) do
+	trim(KEYS[i * 5 + 2], KEYS[i * 5 + 3], done, tonumber(ARGV[i * 7 + 7]))
 end
 return out
 `
 )
 
-// addDeliveryScript is add of one delivery (AddDelivery).
-var addDeliveryScript = redis.NewScript(placeLua + addLua + `return add(0, 0)`)
-
-// updateDeliveryScript is update of one delivery (UpdateDelivery).
-var updateDeliveryScript = redis.NewScript(placeLua + updateLua + `return update(0, 0)`)
-
-// addDeliveriesScript and updateDeliveriesScript are add and update of each delivery
-// of a batch (AddDeliveries, UpdateDeliveries), returning each one's result.
+// addDeliveryScript adds each delivery of a call (AddDelivery, AddDeliveries),
+// updateDeliveryScript updates each (UpdateDelivery, UpdateDeliveries); each returns
+// every delivery's result.
 var (
-	addDeliveriesScript    = redis.NewScript(placeLua + addLua + `local f = add` + eachLua)
-	updateDeliveriesScript = redis.NewScript(placeLua + updateLua + `local f = update` + eachLua)
+	addDeliveryScript    = redis.NewScript(placeLua + addLua + `local f = add` + eachLua)
+	updateDeliveryScript = redis.NewScript(placeLua + updateLua + `local f = update` + eachLua)
 )
 
 // claimDeliveriesScript returns up to ARGV[3] deliveries due, soonest first, and makes

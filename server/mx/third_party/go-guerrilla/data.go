@@ -3,14 +3,32 @@ package guerrilla
 import (
 	"bufio"
 	"bytes"
+	"sync"
 )
 
 // Chunks of a message being read grow from the first size to the last, so that a
-// small message costs little and a large one wastes at most one chunk's slack.
+// large one wastes at most one chunk's slack. The first chunk is lent from dataPool:
+// a message that fits in it (most mail) is read into it and handed to the backend
+// there, without a copy, and the chunk is reused for the next message unless the
+// backend took it (mail.Envelope.TakeData).
 const (
-	firstDataChunk = 4 << 10
+	firstDataChunk = 64 << 10
 	lastDataChunk  = 256 << 10
 )
+
+var dataPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, firstDataChunk)
+	return &b
+}}
+
+// putDataChunk gives a chunk lent by readData back to dataPool.
+func putDataChunk(b []byte) {
+	if cap(b) != firstDataChunk {
+		return
+	}
+	b = b[:0]
+	dataPool.Put(&b)
+}
 
 // readData reads a message's content from r up to the line that ends it and puts it
 // in dst, which it replaces, returning its length. The content is kept as it crossed
@@ -26,23 +44,30 @@ const (
 // A message over max bytes is read to its end, so that the client reads the refusal
 // rather than a reset connection, but not kept, and the read returns
 // MessageSizeExceeded (the caller bounds the bytes read in all). The content is
-// gathered in chunks and copied into dst once, at its exact size: a message being
+// gathered in chunks; a content that fits in the first, pooled one is left there
+// (lent is true: the caller gives it back with putDataChunk once the backend is done
+// with it), a larger one is copied into dst once, at its exact size: a message being
 // received costs its size plus one chunk, not the doubling growth of a bytes.Buffer.
-func readData(dst *bytes.Buffer, r *bufio.Reader, max int64) (int64, error) {
+func readData(dst *bytes.Buffer, r *bufio.Reader, max int64) (n int64, lent bool, err error) {
 	var (
 		chunks [][]byte
-		n      int64
 		bol    = true  // at the start of a line, after a CRLF
 		cr     = false // the last byte read was a CR, whose LF may come in the next read
 	)
+	first := *dataPool.Get().(*[]byte)
+	defer func() {
+		if !lent {
+			putDataChunk(first)
+		}
+	}()
 	write := func(p []byte) {
 		for len(p) > 0 {
 			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == cap(chunks[len(chunks)-1]) {
-				size := firstDataChunk
-				if len(chunks) > 0 {
-					size = min(2*cap(chunks[len(chunks)-1]), lastDataChunk)
+				if len(chunks) == 0 {
+					chunks = append(chunks, first[:0])
+				} else {
+					chunks = append(chunks, make([]byte, 0, min(2*cap(chunks[len(chunks)-1]), lastDataChunk)))
 				}
-				chunks = append(chunks, make([]byte, 0, size))
 			}
 			last := &chunks[len(chunks)-1]
 			k := min(len(p), cap(*last)-len(*last))
@@ -53,7 +78,7 @@ func readData(dst *bytes.Buffer, r *bufio.Reader, max int64) (int64, error) {
 	for {
 		line, err := r.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
-			return 0, err
+			return 0, false, err
 		}
 		whole := err == nil // line ends with its LF; else it goes on in the next read
 		crlf := whole && (len(line) >= 2 && line[len(line)-2] == '\r' || len(line) == 1 && cr)
@@ -80,18 +105,21 @@ func readData(dst *bytes.Buffer, r *bufio.Reader, max int64) (int64, error) {
 		bol, cr = crlf, !whole && line[len(line)-1] == '\r'
 	}
 	if n > max {
-		return 0, MessageSizeExceeded
+		return 0, false, MessageSizeExceeded
 	}
-	if len(chunks) == 1 {
+	if len(chunks) <= 1 {
+		if len(chunks) == 0 {
+			chunks = append(chunks, first[:0]) // an empty message
+		}
 		*dst = *bytes.NewBuffer(chunks[0])
-		return n, nil
+		return n, true, nil
 	}
 	buf := make([]byte, 0, n)
 	for _, c := range chunks {
 		buf = append(buf, c...)
 	}
 	*dst = *bytes.NewBuffer(buf)
-	return n, nil
+	return n, false, nil
 }
 
 var crlfBytes = []byte("\r\n")

@@ -28,7 +28,7 @@ func TestReadData(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := bufio.NewReader(strings.NewReader(tt.in))
 			var dst bytes.Buffer
-			n, err := readData(&dst, r, 1<<20)
+			n, _, err := readData(&dst, r, 1<<20)
 			rest, _ := io.ReadAll(r)
 			if err != nil || dst.String() != tt.want || n != int64(len(tt.want)) || string(rest) != tt.rest {
 				t.Errorf("readData(%q) = %q, %d, %v, rest %q; want %q, rest %q", tt.in, dst.String(), n, err, rest, tt.want, tt.rest)
@@ -43,7 +43,7 @@ func TestReadDataLongLines(t *testing.T) {
 	long := strings.Repeat("x", 4095) // with its CR, exactly one 4096-byte buffer
 	in := long + "\r\n.\r\n" + long + "\n.\r\n" + strings.Repeat("y", 10000) + "\r\n.\r\n"
 	var dst bytes.Buffer
-	if _, err := readData(&dst, bufio.NewReaderSize(strings.NewReader(in), 4096), 1<<20); err != nil {
+	if _, _, err := readData(&dst, bufio.NewReaderSize(strings.NewReader(in), 4096), 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	want := long + "\r\n"
@@ -54,11 +54,11 @@ func TestReadDataLongLines(t *testing.T) {
 
 func TestReadDataLimits(t *testing.T) {
 	var dst bytes.Buffer
-	_, err := readData(&dst, bufio.NewReader(strings.NewReader(strings.Repeat("a\r\n", 100)+".\r\n")), 299)
+	_, _, err := readData(&dst, bufio.NewReader(strings.NewReader(strings.Repeat("a\r\n", 100)+".\r\n")), 299)
 	if !errors.Is(err, MessageSizeExceeded) {
 		t.Errorf("readData over the limit: %v, want MessageSizeExceeded", err)
 	}
-	_, err = readData(&dst, bufio.NewReader(strings.NewReader("a\r\nb\n.\n")), 100)
+	_, _, err = readData(&dst, bufio.NewReader(strings.NewReader("a\r\nb\n.\n")), 100)
 	if err != io.EOF {
 		t.Errorf("readData without an end: %v, want EOF", err)
 	}
@@ -116,7 +116,7 @@ func FuzzReadData(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var dst bytes.Buffer
 		// bufio's smallest buffer, so that lines and CRLFs straddle reads.
-		n, err := readData(&dst, bufio.NewReaderSize(bytes.NewReader(in), 16), 1<<20)
+		n, _, err := readData(&dst, bufio.NewReaderSize(bytes.NewReader(in), 16), 1<<20)
 		want, ok := refReadData(in)
 		if ok != (err == nil) || ok && (!bytes.Equal(dst.Bytes(), want) || n != int64(len(want))) {
 			t.Fatalf("readData(%q) = %q, %d, %v; want %q, ended %v", in, dst.Bytes(), n, err, want, ok)

@@ -620,7 +620,8 @@ func (s *server) handleClient(client *client) {
 			// if the client goes a little over. Anything above will err
 			client.bufin.setLimit(sc.MaxSize + 1024000) // This a hard limit.
 
-			_, err := readData(&client.Data, client.bufin.Reader, sc.MaxSize)
+			var data bytes.Buffer
+			_, lent, err := readData(&data, client.bufin.Reader, sc.MaxSize)
 			if err != nil {
 				if err == LineLimitExceeded {
 					client.sendResponse(r.FailReadLimitExceededDataCmd, " ", LineLimitExceeded.Error())
@@ -637,14 +638,25 @@ func (s *server) handleClient(client *client) {
 				break
 			}
 
+			// Only a lent chunk is held here: a larger message is the backend's,
+			// which may let it go during Process (while waiting on its store).
+			var chunk []byte
+			if lent {
+				chunk = data.Bytes()
+			}
+			client.LendData(data.Bytes(), lent)
 			res := s.backend().Process(client.Envelope)
 			if res.Code() < 300 {
 				client.messagesSent++
 			}
 			client.sendResponse(res)
+			if chunk != nil && client.DataLent() {
+				putDataChunk(chunk)
+			}
 			// Pooled envelopes would otherwise each keep the largest message
 			// their sessions ever received.
 			client.Data = bytes.Buffer{}
+			client.LendData(nil, false)
 			client.state = ClientCmd
 			if s.isShuttingDown() {
 				client.state = ClientShutdown

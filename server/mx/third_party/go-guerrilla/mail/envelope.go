@@ -129,8 +129,12 @@ type Envelope struct {
 	MailFrom Address
 	// Recipients
 	RcptTo []Address
-	// Data stores the header and message body
+	// Data stores the header and message body. During Process it may be a buffer
+	// the server reuses for a later message once Process returns: a backend that
+	// keeps Data's bytes beyond Process takes them with TakeData.
 	Data bytes.Buffer
+	// lent is whether Data is the server's reusable buffer, not yet taken.
+	lent bool
 	// Subject stores the subject of the email, extracted and decoded after calling ParseHeaders()
 	Subject string
 	// TLS is true if the email was received using a TLS connection
@@ -213,6 +217,23 @@ func (e *Envelope) NewReader() io.Reader {
 func (e *Envelope) String() string {
 	return e.DeliveryHeader + e.Data.String()
 }
+
+// LendData makes b the envelope's Data; with lent, b is the server's to reuse once
+// Process returns, unless the backend takes it (TakeData).
+func (e *Envelope) LendData(b []byte, lent bool) {
+	e.Data = *bytes.NewBuffer(b)
+	e.lent = lent
+}
+
+// TakeData returns Data's bytes for the backend to keep after Process returns: the
+// server will not reuse them.
+func (e *Envelope) TakeData() []byte {
+	e.lent = false
+	return e.Data.Bytes()
+}
+
+// DataLent reports whether the buffer of the last LendData is still the server's.
+func (e *Envelope) DataLent() bool { return e.lent }
 
 // ResetTransaction is called when the transaction is reset (keeping the connection open)
 func (e *Envelope) ResetTransaction() {
