@@ -52,23 +52,39 @@ func (h *Hub) Subscribe(ctx context.Context, inbox string) <-chan Event {
 }
 
 // Publish delivers e to every subscriber of e.Inbox without waiting for any of them.
+// The subscribers of NamespaceWatch of the inbox's namespace get it too.
 func (h *Hub) Publish(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.subs[e.Inbox] {
-		select {
-		case s.ch <- e:
-		default:
-			h.dropLocked(e.Inbox, s)
+	for _, key := range [2]string{e.Inbox, namespaceWatchOf(e.Inbox)} {
+		for s := range h.subs[key] {
+			select {
+			case s.ch <- e:
+			default:
+				h.dropLocked(key, s)
+			}
 		}
 	}
 }
 
-// Watched reports whether anyone in this process listens to inbox.
+// Watched reports whether anyone in this process listens to inbox, or to its namespace.
 func (h *Hub) Watched(inbox string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs[inbox]) > 0
+	return len(h.subs[inbox]) > 0 || len(h.subs[namespaceWatchOf(inbox)]) > 0
+}
+
+// NamespaceWatch is what to Subscribe to for the events of every inbox of namespace
+// name: no inbox (it has no "@"), so it meets none.
+func NamespaceWatch(name string) string { return "*" + name }
+
+// namespaceWatchOf is NamespaceWatch of inbox's namespace; "" (which nobody
+// subscribes to) for an inbox of none.
+func namespaceWatchOf(inbox string) string {
+	if ns := NamespaceOf(inbox); ns != "" {
+		return NamespaceWatch(ns)
+	}
+	return ""
 }
 
 // Close closes every subscriber's channel; later subscriptions get a closed channel.

@@ -213,7 +213,8 @@ type Store interface {
 	FaultAttempt(ctx context.Context, inbox string, fault int) (int, error)
 	// Subscribe reports the events of an inbox until ctx ends, then closes the channel.
 	// It never slows Put: a subscriber that falls behind gets its channel closed
-	// early and must List again.
+	// early and must List again. Subscribing to NamespaceWatch(name) reports the
+	// events of every inbox of that namespace.
 	Subscribe(ctx context.Context, inbox string) (<-chan Event, error)
 	// Secret returns the store's token key: shared by every node of a Redis store,
 	// made once per process by the memory store.
@@ -232,6 +233,9 @@ type Store interface {
 	// events above, kept for a while, and the webhooks' subscriptions and deliveries.
 	EventLog
 	WebhookStore
+	// NamespaceStore is issue 24's (namespace.go): teams, their keys, usage and the
+	// recent activity.
+	NamespaceStore
 }
 
 // Live reports whether m is still to be shown at now.

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -35,10 +36,19 @@ func (t *Tokens) Valid(inbox, token string) bool {
 }
 
 // Keys decides what opens an inbox for the mail protocols and the API alike: the
-// inbox's own token, or the admin key that opens every inbox.
+// inbox's own token, the admin key that opens every inbox, or a key of the inbox's
+// namespace (server/gate asks Namespaces).
 type Keys struct {
 	Tokens *Tokens
 	APIKey string // empty = no admin key
+	// Namespaces looks namespace keys up (NamespaceStore.NamespaceOfKey), per login:
+	// nil = no namespace key opens anything.
+	Namespaces KeyLookup
+}
+
+// KeyLookup finds the namespace of a namespace key by its hash (HashKey).
+type KeyLookup interface {
+	NamespaceOfKey(ctx context.Context, hash string) (string, error)
 }
 
 // Opens reports whether secret opens inbox, in time independent of where they differ.

@@ -298,7 +298,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}, st, logger),
 	}
 	receiver := servers[0].(*mx.Server) // POST .../messages stores through it
-	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey}
+	keys := storage.Keys{Tokens: storage.NewTokens(secret), APIKey: cfg.APIKey, Namespaces: st}
 	if cfg.IMAPAddr != "" || cfg.IMAPSAddr != "" {
 		servers = append(servers, imapd.New(imapd.Options{
 			Addr:          cfg.IMAPAddr,

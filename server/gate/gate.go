@@ -31,8 +31,9 @@ type Gate struct {
 	// Domains are ours, lower case (Domains makes the set): a user on any other domain
 	// never logs in. nil = any domain (the HTTP API checks its path's domain itself).
 	Domains map[string]bool
-	// Keys decide what opens an inbox: its token or the admin key. A nil Tokens opens
-	// no inbox by token.
+	// Keys decide what opens an inbox: its token, the admin key or a key of its
+	// namespace. A nil Tokens opens no inbox by token, a nil Namespaces none by a
+	// namespace key.
 	Keys storage.Keys
 	// Public opens every inbox without a secret (MAYFLY_PUBLIC, the API's reads).
 	Public bool
@@ -63,10 +64,29 @@ var (
 	ErrDenied = errors.New("invalid user name or password")
 )
 
-// Opens reports whether secret is inbox's token or the admin key, counting nothing
-// (in public mode, where no secret is needed and so none is guessed).
-func (g Gate) Opens(inbox, secret string) bool {
-	return g.Keys.Tokens != nil && g.Keys.Tokens.Valid(inbox, secret) || g.IsAdminKey(secret)
+// Opens reports whether secret is inbox's token, the admin key or a key of inbox's
+// namespace, counting nothing (in public mode, where no secret is needed and so none
+// is guessed). A namespace key is looked up in the store each time, so a key revoked
+// on any node opens nothing from then on; a store that does not answer opens nothing.
+func (g Gate) Opens(ctx context.Context, inbox, secret string) bool {
+	if g.Keys.Tokens != nil && g.Keys.Tokens.Valid(inbox, secret) || g.IsAdminKey(secret) {
+		return true
+	}
+	ns := storage.NamespaceOf(inbox)
+	if ns == "" || !storage.IsNamespaceKey(secret) {
+		return false
+	}
+	name, ok := g.Namespace(ctx, secret)
+	return ok && name == ns
+}
+
+// Namespace returns the namespace secret is a key of, counting nothing.
+func (g Gate) Namespace(ctx context.Context, secret string) (string, bool) {
+	if g.Keys.Namespaces == nil || !storage.IsNamespaceKey(secret) {
+		return "", false
+	}
+	name, err := g.Keys.Namespaces.NamespaceOfKey(ctx, storage.HashKey(secret))
+	return name, err == nil
 }
 
 // IsAdminKey reports whether secret is the admin key, counting nothing.
@@ -78,9 +98,9 @@ func (g Gate) IsAdminKey(secret string) bool {
 // Inbox is Login's test alone, counting and delaying nothing: the inbox user names
 // (an address, plus-tag and capitals allowed), and whether it is on our domains and
 // secret opens it.
-func (g Gate) Inbox(user, secret string) (string, bool) {
+func (g Gate) Inbox(ctx context.Context, user, secret string) (string, bool) {
 	inbox, _, err := storage.ParseAddress(user)
-	if err != nil || g.Domains != nil && !g.Domains[storage.Domain(inbox)] || !g.Opens(inbox, secret) {
+	if err != nil || g.Domains != nil && !g.Domains[storage.Domain(inbox)] || !g.Opens(ctx, inbox, secret) {
 		return "", false
 	}
 	return inbox, true
@@ -93,7 +113,7 @@ func (g Gate) Login(ctx context.Context, logger *slog.Logger, remote string, cli
 	var inbox string
 	err := g.Check(ctx, logger, remote, client, func() bool {
 		var ok bool
-		inbox, ok = g.Inbox(user, secret)
+		inbox, ok = g.Inbox(ctx, user, secret)
 		return ok
 	})
 	if err != nil {

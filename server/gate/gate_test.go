@@ -44,13 +44,13 @@ func TestLogin(t *testing.T) {
 // token made under an empty secret, which anybody can make; the admin key still opens.
 func TestNoTokenKey(t *testing.T) {
 	g := Gate{Keys: storage.Keys{APIKey: "admin"}}
-	if g.Opens("box@mayfly.test", storage.NewTokens(nil).Token("box@mayfly.test")) {
+	if g.Opens(t.Context(), "box@mayfly.test", storage.NewTokens(nil).Token("box@mayfly.test")) {
 		t.Error("a gate without a token key took a token of the empty secret")
 	}
-	if !g.Opens("box@mayfly.test", "admin") {
+	if !g.Opens(t.Context(), "box@mayfly.test", "admin") {
 		t.Error("a gate without a token key refused the admin key")
 	}
-	if (Gate{}).Opens("box@mayfly.test", "") {
+	if (Gate{}).Opens(t.Context(), "box@mayfly.test", "") {
 		t.Error("a gate without keys opened with an empty secret")
 	}
 }

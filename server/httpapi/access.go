@@ -78,7 +78,7 @@ func (s *Server) authenticate(c echo.Context) (opened bool, err error) {
 	token := bearer(c.Request())
 	if g := s.gate(); g.Public {
 		// Nothing is guessed here, every inbox being open: no failure to count.
-		return token != "" && g.Opens(inbox, token), nil
+		return token != "" && g.Opens(c.Request().Context(), inbox, token), nil
 	}
 	if key := c.QueryParam(frameKeyParam); token == "" && key != "" && c.Path() == attachmentRoute {
 		// The sandboxed frame's image requests carry the frame's key, not the token,
@@ -97,7 +97,7 @@ func (s *Server) authenticate(c echo.Context) (opened bool, err error) {
 	if token == "" {
 		return false, errorf(http.StatusUnauthorized, "unauthorized", "this inbox needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN")
 	}
-	opens, err := s.checkToken(c, token, func(token string) bool { return s.gate().Opens(inbox, token) })
+	opens, err := s.checkToken(c, token, func(token string) bool { return s.gate().Opens(c.Request().Context(), inbox, token) })
 	if err != nil {
 		return false, err
 	}
@@ -127,7 +127,7 @@ func (s *Server) checkToken(c echo.Context, token string, opens func(string) boo
 
 // gate is the login gate under the options as they are now.
 func (s *Server) gate() gate.Gate {
-	return gate.Gate{Keys: storage.Keys{Tokens: s.tokens, APIKey: s.opts.APIKey}, Public: s.opts.Public, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
+	return gate.Gate{Keys: storage.Keys{Tokens: s.tokens, APIKey: s.opts.APIKey, Namespaces: s.store}, Public: s.opts.Public, Failures: s.opts.LoginFailures, Delay: s.authFailDelay}
 }
 
 func (s *Server) isAdminKey(token string) bool { return s.gate().IsAdminKey(token) }

@@ -125,6 +125,8 @@ type store interface {
 	// when to read it.
 	InboxEvents(ctx context.Context, inbox, after string, limit int) ([]storage.LoggedEvent, error)
 	Ping(ctx context.Context) error
+	// NamespaceStore is the teams' (namespaces.go).
+	storage.NamespaceStore
 }
 
 // authFailDelay is how late a refused login is answered (the login gate's Delay); a
@@ -369,6 +371,18 @@ func (s *Server) routes() *echo.Echo {
 	hooks.GET("/:id/deliveries", s.listDeliveries)
 	hooks.POST("/:id/test", s.testWebhook)
 	hooks.POST("/:id/deliveries/:delivery/retry", s.retryDelivery)
+	api.POST("/namespaces", s.createNamespace, s.adminOnly)
+	api.GET("/namespaces", s.listNamespaces, s.adminOnly)
+	api.GET("/activity", s.activity, s.adminOnly)
+	api.PATCH("/namespaces/:name", s.patchNamespace, s.adminOnly)
+	api.DELETE("/namespaces/:name", s.deleteNamespace, s.adminOnly)
+	api.POST("/namespaces/:name/keys", s.addKey, s.adminOnly)
+	api.DELETE("/namespaces/:name/keys/:id", s.revokeKey, s.adminOnly)
+	ns := e.Group("/api/v1/namespaces/:name", s.namespaceAuth)
+	ns.GET("", s.getNamespace, timeout(requestTimeout))
+	ns.GET("/messages", s.namespaceMessages, timeout(requestTimeout))
+	ns.GET("/wait", s.namespaceWait, timeout(maxWait+5*time.Second))
+	ns.DELETE("/inboxes", s.deleteNamespaceInboxes, timeout(requestTimeout))
 	inbox := e.Group(inboxRoute, s.authorize)
 	inbox.GET("/wait", s.wait, timeout(maxWait+5*time.Second))
 	inbox.GET("/ws", s.websocket)

@@ -66,8 +66,15 @@ func (s *Server) createInbox(c echo.Context) error {
 		}
 	}
 	local := strings.ToLower(req.Local)
+	ns, err := s.inboxNamespace(c, &local)
+	if err != nil {
+		return err
+	}
 	if local == "" {
 		local = randomLocal()
+		if ns != nil {
+			local = ns.Name + "." + local
+		}
 	} else if err := checkLocal(local); err != nil {
 		return errorf(http.StatusBadRequest, "bad_address", "local %q: %v", req.Local, err)
 	} else if randomShape.MatchString(local) {
@@ -97,6 +104,13 @@ func (s *Server) createInbox(c echo.Context) error {
 	}
 	if ttl > 0 {
 		set.TTL = ttl
+	} else if ns != nil && ns.TTL > 0 && set.TTL == 0 {
+		ttl, set.TTL = ns.TTL, ns.TTL // the namespace's default
+	}
+	if ns != nil {
+		if err := s.store.AdmitInbox(ctx, inbox, time.Now().Add(cmp.Or(set.TTL, s.opts.TTL))); err != nil {
+			return limitRefusal(err)
+		}
 	}
 	if req.BurnAfterRead != nil {
 		set.BurnAfterRead = *req.BurnAfterRead

@@ -20,6 +20,8 @@ import (
 
 // summaryJSON is a message as listings show it.
 type summaryJSON struct {
+	// Inbox is set in the answers of a namespace's routes, which span its inboxes.
+	Inbox          string              `json:"inbox,omitempty"`
 	ID             string              `json:"id"`
 	UID            uint32              `json:"uid"`
 	From           string              `json:"from"`

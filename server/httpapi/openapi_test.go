@@ -116,13 +116,26 @@ var openAPIErrors = map[string][]int{
 	// The event stream answers its errors before it starts.
 	"streamInboxEvents": {400, 401, 403, 429, 500, 503},
 
+	// The namespaces (teams).
+	"createNamespace":          {400, 401, 403, 408, 409, 413, 429, 500, 503},
+	"listNamespaces":           {401, 403, 429, 500, 503},
+	"getNamespace":             {401, 403, 404, 429, 500, 503},
+	"patchNamespace":           {400, 401, 403, 404, 408, 413, 429, 500, 503},
+	"deleteNamespace":          {401, 403, 404, 429, 500, 503},
+	"createNamespaceKey":       {400, 401, 403, 404, 408, 413, 429, 500, 503},
+	"revokeNamespaceKey":       {401, 403, 404, 429, 500, 503},
+	"listNamespaceMessages":    {400, 401, 403, 404, 429, 500, 503},
+	"waitForNamespaceMessages": {400, 401, 403, 404, 408, 409, 429, 500, 503},
+	"deleteNamespaceInboxes":   {400, 401, 403, 404, 429, 500, 503},
+	"listActivity":             {400, 401, 403, 429, 500, 503},
+
 	// The deliverability report: 501 when the server makes none.
 	"getMessageReport": {400, 401, 403, 404, 429, 500, 501, 503},
 }
 
 // openAPIDataStatuses are the 4xx answers that carry data, not an Error: a negative
 // wait's 409 shows the mail that should not have come, as a wait's 200 does.
-var openAPIDataStatuses = map[string]bool{"waitForMessages 409": true}
+var openAPIDataStatuses = map[string]bool{"waitForMessages 409": true, "waitForNamespaceMessages 409": true}
 
 func TestOpenAPIOperations(t *testing.T) {
 	doc := loadOpenAPI(t)

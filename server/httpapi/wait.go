@@ -91,7 +91,11 @@ func (s *Server) parseWait(c echo.Context) (waitFilter, int, time.Duration, erro
 		if t, err := time.Parse(time.RFC3339Nano, since); err == nil {
 			f.since = t
 		} else {
-			m, err := s.store.Get(c.Request().Context(), inboxOf(c), since)
+			inbox, _ := c.Get(inboxKey).(string)
+			if inbox == "" {
+				return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "since=%q: want an RFC 3339 time (a message id names one inbox's message)", since)
+			}
+			m, err := s.store.Get(c.Request().Context(), inbox, since)
 			if errors.Is(err, storage.ErrNotFound) {
 				return f, 0, 0, errorf(http.StatusBadRequest, "bad_parameter", "since=%q: neither an RFC 3339 time nor a message of this inbox", since)
 			}
@@ -135,21 +139,25 @@ func (s *Server) wait(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	none := false
-	switch v := c.QueryParam("expect"); v {
-	case "":
-	case "none":
-		// count is not asked for here: one match fails the assertion, and the answer
-		// shows all there are then, up to the most count may ask for.
-		none, count = true, 1
-	default:
-		return errorf(http.StatusBadRequest, "bad_parameter", "expect=%q: want none, or leave expect out", v)
+	// With expect=none count is not asked for: one match fails the assertion, and the
+	// answer shows all there are then, up to the most count may ask for.
+	none, count, err := parseExpect(c, count)
+	if err != nil {
+		return err
 	}
+	inbox := inboxOf(c)
+	return s.waitFor(c, f, count, timeout, none, inbox, func(ctx context.Context) ([]storage.Message, error) {
+		return s.store.List(ctx, inbox, storage.Page{})
+	})
+}
+
+// waitFor is the wait over what list returns (newest first) and the events of watch
+// (an inbox, or a namespace's NamespaceWatch).
+func (s *Server) waitFor(c echo.Context, f waitFilter, count int, timeout time.Duration, none bool, watch string, list func(context.Context) ([]storage.Message, error)) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
 	defer cancel()
 	s.metrics.waiters.Inc()
 	defer s.metrics.waiters.Dec()
-	inbox := inboxOf(c)
 
 	var found []*storage.Message
 	seen := map[string]bool{}
@@ -181,11 +189,11 @@ func (s *Server) wait(c echo.Context) error {
 	}
 	for len(found) < count {
 		// Subscribe before listing, so a message arriving in between is in one or the other.
-		events, err := s.store.Subscribe(ctx, inbox)
+		events, err := s.store.Subscribe(ctx, watch)
 		if err != nil {
 			return err
 		}
-		list, err := s.store.List(ctx, inbox, storage.Page{})
+		list, err := list(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -240,7 +248,12 @@ func (s *Server) wait(c echo.Context) error {
 	if none {
 		status, count = http.StatusConflict, min(len(found), maxCount)
 	}
-	slices.SortFunc(found, func(a, b *storage.Message) int { return int(int64(a.UID) - int64(b.UID)) })
+	slices.SortFunc(found, func(a, b *storage.Message) int {
+		if a.Inbox != b.Inbox { // a namespace's wait
+			return a.Received.Compare(b.Received)
+		}
+		return int(int64(a.UID) - int64(b.UID))
+	})
 	out := struct {
 		Messages []*messageJSON `json:"messages"`
 	}{Messages: make([]*messageJSON, 0, count)}
@@ -257,7 +270,11 @@ func (s *Server) wait(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		out.Messages = append(out.Messages, s.toMessageJSON(m, p, &b))
+		mj := s.toMessageJSON(m, p, &b)
+		if watch != m.Inbox {
+			mj.Inbox = m.Inbox
+		}
+		out.Messages = append(out.Messages, mj)
 	}
 	return writeJSON(c, status, out)
 }

@@ -165,7 +165,7 @@ func (s *Server) webhookCredential(c echo.Context, inbox string) error {
 		if inbox == "" {
 			return s.isAdminKey(token)
 		}
-		return s.gate().Opens(inbox, token)
+		return s.gate().Opens(c.Request().Context(), inbox, token)
 	})
 	if err != nil {
 		return err

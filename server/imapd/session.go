@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -174,7 +175,9 @@ var errDenied = errors.New("not an address of ours, or a password that is neithe
 // decides, counting nothing. The user is the address as a mail client would have it,
 // plus-tag and capitals allowed.
 func (s *Server) authenticate(user, password string) (string, error) {
-	inbox, ok := s.gate().Inbox(user, password)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	inbox, ok := s.gate().Inbox(ctx, user, password)
 	if !ok {
 		return "", errDenied
 	}

@@ -112,7 +112,7 @@ func (ss *session) login(identity, user, password string) error {
 	var inbox string
 	err := ss.s.gate().Check(ss.ctx(), ss.s.logger, ss.remote, ss.client, func() bool {
 		var ok bool
-		inbox, ok = ss.s.gate().Inbox(user, password)
+		inbox, ok = ss.s.gate().Inbox(ss.ctx(), user, password)
 		return ok && (identity == "" || sameInbox(identity, user))
 	})
 	if errors.Is(err, gate.ErrThrottled) {

@@ -97,6 +97,7 @@ func eventCost(e *storage.Event, meta int64) int64 {
 func (s *Store) publishLocked(e storage.Event, meta int64) {
 	// Logged first: a subscriber told of e reads the log after it (it waits for s.mu).
 	defer s.hub.Publish(e)
+	s.accountLocked(&e)
 	now := s.opts.Now()
 	l := &s.log
 	if l.inboxes == nil {

@@ -50,9 +50,10 @@ type Store struct {
 	lastValidity uint32
 	secret       []byte
 
-	queue queue    // outgoing mail; see queue.go
-	log   eventLog // see events.go
-	hooks webhooks // see webhooks.go
+	queue queue      // outgoing mail; see queue.go
+	log   eventLog   // see events.go
+	hooks webhooks   // see webhooks.go
+	names namespaces // see namespaces.go
 
 	stop chan struct{}
 	done chan struct{}

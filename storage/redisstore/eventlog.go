@@ -64,6 +64,7 @@ func (s *Store) withFeed(keys ...string) []string {
 // commands, in one round trip. It ignores the end of ctx: the change the events record
 // is made. A failure loses the events for the feed (logged), not the change.
 func (s *Store) toFeed(ctx context.Context, events []string, more func(redis.Pipeliner)) {
+	s.account(ctx, events) // namespaces.go
 	if s.feedInScript {
 		events = nil
 	}

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore NewStore, persistent bool) {
 		{"BurnAfterRead", testBurnAfterRead},
 	}
 	tests = append(tests, eventTests...)
+	tests = append(tests, namespaceTests...)
 	if persistent {
 		tests = append(tests, struct {
 			name string
