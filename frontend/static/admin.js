@@ -42,8 +42,8 @@ async function api(method, path, body) {
 // describe says what went wrong in words an operator can act on: a refused key is
 // named as such, anything else is the API's own message with its code and status.
 function describe(what, err) {
-  if (err.status === 401) return `${what}: the admin key was refused (${err.message}). Check MAYFLY_API_KEY and sign in again.`;
-  if (err.status === 403) return `${what}: this key is not the admin key (${err.message}). A namespace key cannot manage namespaces.`;
+  if (err.status === 401) return `${what}: the key was refused (${err.message}). Paste the admin key, MAYFLY_API_KEY of the server.`;
+  if (err.status === 403) return `${what}: the key was refused: it is not the admin key (${err.message}). Namespace keys and inbox tokens cannot manage namespaces.`;
   if (err.status === 0) return `${what}: ${err.message}.`;
   return `${what}: ${err.message} (${err.code}, HTTP ${err.status}).`;
 }
@@ -83,6 +83,11 @@ function time(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return el('span', { text: iso });
   return el('time', { datetime: iso, title: iso, text: d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' }) });
+}
+
+// duration shortens Go's "2h0m0s" to "2h".
+function duration(d) {
+  return d.replace(/(\d[hm])0m0s$|(\d[hm])0s$/, '$1$2').replace(/^(\d+h)0m$/, '$1');
 }
 
 function ofLimit(used, limit, fmt = String) {
@@ -173,7 +178,7 @@ function drawNamespace(ns, editing) {
   q('.u-messages').textContent = String(u.messages || 0);
   q('.u-bytes').textContent = ofLimit(u.bytes || 0, ns.max_bytes, bytes);
   q('.u-sends').textContent = ns.send_limit ? `${u.sends || 0} of ${ns.send_limit}` : `${u.sends || 0} (server default limit)`;
-  q('.u-ttl').textContent = ns.ttl || 'server default';
+  q('.u-ttl').textContent = ns.ttl ? duration(ns.ttl) : 'server default';
   if (ns.max_inboxes && (u.inboxes || 0) >= ns.max_inboxes) q('.u-inboxes').classList.add('full');
   if (ns.max_bytes && (u.bytes || 0) >= ns.max_bytes) q('.u-bytes').classList.add('full');
 
@@ -211,7 +216,7 @@ function drawNamespace(ns, editing) {
     q('.l-' + f).htmlFor = `${id}-${f}`;
   }
   const fill = () => {
-    q('.f-ttl').value = ns.ttl || '';
+    q('.f-ttl').value = ns.ttl ? duration(ns.ttl) : '';
     q('.f-inboxes').value = ns.max_inboxes || 0;
     q('.f-bytes').value = ns.max_bytes ? +(ns.max_bytes / MiB).toFixed(3) : 0;
     q('.f-send').value = ns.send_limit || '';
