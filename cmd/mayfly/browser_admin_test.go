@@ -206,6 +206,21 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 	}
 	shoot("admin.png")
 
+	// Phone width and the dark theme: axe, and no sideways scrolling.
+	var wide bool
+	run("phone", chromedp.EmulateViewport(390, 844, func(p *emulation.SetDeviceMetricsOverrideParams, s *emulation.SetTouchEmulationEnabledParams) {
+		p.Mobile = true
+		s.Enabled = true
+	}), chromedp.Evaluate(`document.documentElement.scrollWidth > innerWidth`, &wide))
+	if wide {
+		t.Error("at phone width the admin page scrolls sideways")
+	}
+	axeClean(t, ctx, "phone")
+	shoot("admin-phone.png")
+	run("dark", chromedp.EmulateViewport(1280, 900), emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}))
+	axeClean(t, ctx, "dark")
+	run("light", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
+
 	// Limits edited on the page reach the API.
 	run("edit limits",
 		chromedp.Click(card+" .edit", chromedp.ByQuery),
@@ -256,21 +271,6 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 	if status, body := adminCall(t, "GET", base+"/api/v1/namespaces/qa", rotated, ""); status != http.StatusUnauthorized && status != http.StatusForbidden {
 		t.Errorf("the revoked key still answers %d %s, want refused", status, body)
 	}
-
-	// Phone width and the dark theme: axe, and no sideways scrolling.
-	var wide bool
-	run("phone", chromedp.EmulateViewport(390, 844, func(p *emulation.SetDeviceMetricsOverrideParams, s *emulation.SetTouchEmulationEnabledParams) {
-		p.Mobile = true
-		s.Enabled = true
-	}), chromedp.Evaluate(`document.documentElement.scrollWidth > innerWidth`, &wide))
-	if wide {
-		t.Error("at phone width the admin page scrolls sideways")
-	}
-	axeClean(t, ctx, "phone")
-	shoot("admin-phone.png")
-	run("dark", chromedp.EmulateViewport(1280, 900), emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}))
-	axeClean(t, ctx, "dark")
-	run("light", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
 
 	// Delete: Esc cancels the confirmation, Delete namespace confirms it.
 	run("delete cancelled",
