@@ -26,11 +26,12 @@ const adminPageKey = "admin-page-key-0123456789"
 
 // TestAdminPage drives /admin in Chromium against a whole node, on each store: a wrong
 // key is refused in words; the admin key signs in; a namespace made on the page shows
-// its key once (copied by the button, gone from the page when dismissed); that key
-// creates an inbox over the API and mail sent to it by SMTP shows in the namespace's
-// usage and the activity table; limits edited on the page reach the API; a key rotated
-// on the page is refused by the API at once while the new one works, and a revoked key
-// is refused too; deleting the namespace (after Esc cancels once) removes it. The page
+// its key once (copied by the button, gone from the page when dismissed), which cannot
+// sign in to the page; that key creates an inbox over the API, and mail sent by SMTP to
+// it and to an address of the namespace never created shows in the namespace's usage
+// and the activity table; limits edited on the page reach the API; a key rotated on the
+// page is refused by the API at once while the new one works, and a revoked key is
+// refused too; deleting the namespace (after Esc cancels once) removes it. The page
 // breaks no rule of its Content-Security-Policy, throws nothing, passes axe (light,
 // dark, phone width) and does not scroll sideways on a phone. With MAYFLY_SCREENSHOTS
 // set it draws docs/teams.md's screenshots:
@@ -162,6 +163,16 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 	if strings.Contains(html, key) {
 		t.Error("after I have stored it, the key is still in the page")
 	}
+
+	// A namespace key cannot sign in to the admin page.
+	run("sign out", chromedp.Click("#signout", chromedp.ByID), chromedp.WaitVisible("#key", chromedp.ByID))
+	signIn(key)
+	run("namespace key", chromedp.Poll(`!document.querySelector("#error").hidden`, &ok))
+	if msg := text("#error"); !strings.Contains(msg, "not the admin key") {
+		t.Errorf("a namespace key signing in shows %q, want it to say it is not the admin key", msg)
+	}
+	signIn(adminPageKey)
+	run("signed in again", chromedp.Poll(`!document.querySelector("#admin").hidden && document.querySelector("#error").hidden`, &ok))
 
 	// The key at work: an inbox of the namespace, mail to it and to an address never
 	// created (the namespace catches it), both seen in its usage and the activity.
