@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/emersion/go-smtp"
 )
 
 const adminPageKey = "admin-page-key-0123456789"
@@ -29,7 +30,7 @@ const adminPageKey = "admin-page-key-0123456789"
 // its key once (copied by the button, gone from the page when dismissed), which cannot
 // sign in to the page; that key creates an inbox over the API, and mail sent by SMTP to
 // it and to an address of the namespace never created shows in the namespace's usage
-// and the activity table; limits edited on the page reach the API; a key rotated on the
+// and the activity table, as does mail a full namespace refused, with the limit; limits edited on the page reach the API; a key rotated on the
 // page is refused by the API at once while the new one works, and a revoked key is
 // refused too; deleting the namespace (after Esc cancels once) removes it. The page
 // breaks no rule of its Content-Security-Policy, throws nothing, passes axe (light,
@@ -100,7 +101,7 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 		t.Helper()
 		run("sign in",
 			chromedp.SetValue("#key", key, chromedp.ByID),
-			chromedp.Click(`#login-form button[type="submit"]`, chromedp.ByQuery),
+			jsClick(`#login-form button[type="submit"]`),
 		)
 	}
 	const card = `article.ns[data-name="qa"]`
@@ -136,11 +137,11 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 		chromedp.SendKeys("#c-ttl", "2h", chromedp.ByID),
 		chromedp.SendKeys("#c-inboxes", "5", chromedp.ByID),
 		chromedp.SendKeys("#c-send", "10/h", chromedp.ByID),
-		chromedp.Click(`#create-form button[type="submit"]`, chromedp.ByQuery),
+		jsClick(`#create-form button[type="submit"]`),
 		chromedp.Poll(`!document.querySelector("#secret").hidden && document.querySelector(`+jsString(card)+`) !== null`, &ok),
 		chromedp.Value("#secret-key", &key, chromedp.ByID),
 		chromedp.Evaluate(`document.activeElement.id`, &focused),
-		chromedp.Click("#secret-copy", chromedp.ByID),
+		chromedp.Click("#secret-copy", chromedp.ByID), // a real click: the clipboard wants a user's gesture
 		chromedp.Poll(`document.querySelector("#secret-copy").textContent !== "Copy key"`, &ok),
 		chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, awaitPromise),
 	)
@@ -159,13 +160,13 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 	shoot("admin-new-key.png")
 	axeClean(t, ctx, "new key shown")
 	var html string
-	run("dismiss", chromedp.Click("#secret-done", chromedp.ByID), chromedp.OuterHTML("html", &html, chromedp.ByQuery))
+	run("dismiss", jsClick("#secret-done"), chromedp.OuterHTML("html", &html, chromedp.ByQuery))
 	if strings.Contains(html, key) {
 		t.Error("after I have stored it, the key is still in the page")
 	}
 
 	// A namespace key cannot sign in to the admin page.
-	run("sign out", chromedp.Click("#signout", chromedp.ByID), chromedp.WaitVisible("#key", chromedp.ByID))
+	run("sign out", jsClick("#signout"), chromedp.WaitVisible("#key", chromedp.ByID))
 	signIn(key)
 	run("namespace key", chromedp.Poll(`!document.querySelector("#error").hidden`, &ok))
 	if msg := text("#error"); !strings.Contains(msg, "not the admin key") {
@@ -215,6 +216,29 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 	if activity := text("#activity tbody"); !strings.Contains(activity, "qa.signup@serve.test") || !strings.Contains(activity, "qa.fresh-42@serve.test") {
 		t.Errorf("the activity table reads %q, want both deliveries", activity)
 	}
+	// A refusal: a second namespace, full at one inbox, refuses mail to a second address
+	// at RCPT, and the activity says which limit.
+	if status, body := adminCall(t, "POST", base+"/api/v1/namespaces", adminPageKey, `{"name": "web", "max_inboxes": 1, "max_bytes": 10485760}`); status != http.StatusCreated {
+		t.Fatalf("POST /api/v1/namespaces web = %d %s", status, body)
+	}
+	n.send(t, "web.first@serve.test", "From: Acme Shop <noreply@shop.test>\r\nSubject: Hello\r\n\r\nHi.\r\n")
+	if err := smtpSend(n.smtp, "web.second@serve.test", "Subject: Refused\r\n\r\nNo room.\r\n"); err == nil {
+		t.Fatal("mail to a second address of a namespace with max_inboxes 1 was accepted")
+	}
+	run("activity shows the refusal",
+		chromedp.Poll(`(() => {
+			document.querySelector("#refresh").click();
+			return [...document.querySelectorAll("#activity tbody tr")].some(r => r.textContent.includes("refused") && r.textContent.includes("web.second@serve.test") && r.textContent.includes("max_inboxes"));
+		})()`, &ok, chromedp.WithPollingInterval(300*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	if got := text(`article.ns[data-name="web"] .u-inboxes`); got != "1 of 1 (full)" && got != "1 of 1" {
+		t.Errorf("the full namespace's inboxes read %q, want 1 of 1", got)
+	}
+	var full bool
+	run("full", chromedp.Evaluate(`document.querySelector('article.ns[data-name="web"] .u-inboxes').classList.contains("full")`, &full))
+	if !full {
+		t.Error("a namespace at its max_inboxes is not marked full")
+	}
 	shoot("admin.png")
 
 	// Phone width and the dark theme: axe, and no sideways scrolling.
@@ -234,14 +258,14 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 
 	// Limits edited on the page reach the API.
 	run("edit limits",
-		chromedp.Click(card+" .edit", chromedp.ByQuery),
-		chromedp.WaitVisible(card+" .edit-form", chromedp.ByQuery),
-		chromedp.SetValue(card+" .f-inboxes", "7", chromedp.ByQuery),
-		chromedp.SetValue(card+" .f-bytes", "2", chromedp.ByQuery),
+		jsClick(card+" .edit"),
+		chromedp.Poll(`!document.querySelector(`+jsString(card+" .edit-form")+`).hidden`, &ok),
+		chromedp.Evaluate(`document.querySelector(`+jsString(card+" .f-inboxes")+`).value = "7"`, nil),
+		chromedp.Evaluate(`document.querySelector(`+jsString(card+" .f-bytes")+`).value = "2"`, nil),
 	)
 	axeClean(t, ctx, "limits open")
 	run("save limits",
-		chromedp.Click(card+" .edit-form button[type=submit]", chromedp.ByQuery),
+		jsClick(card+" .edit-form button[type=submit]"),
 		chromedp.Poll(`(document.querySelector(`+jsString(card+" .u-inboxes")+`) || {}).textContent.endsWith("of 7")`, &ok),
 	)
 	var ns struct {
@@ -257,12 +281,12 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 	// Rotate: the old key refused at once, the new one works.
 	var rotated string
 	run("rotate",
-		chromedp.Click(card+` .keys-table tbody button:not(.danger)`, chromedp.ByQuery),
-		chromedp.WaitVisible("#confirm", chromedp.ByID),
-		chromedp.Click("#confirm-yes", chromedp.ByID),
+		jsClick(card+` .keys-table tbody button:not(.danger)`),
+		chromedp.Poll(`document.querySelector("#confirm").open`, &ok),
+		jsClick("#confirm-yes"),
 		chromedp.Poll(`!document.querySelector("#secret").hidden && document.querySelector("#secret-key").value !== `+jsString(key), &ok),
 		chromedp.Value("#secret-key", &rotated, chromedp.ByID),
-		chromedp.Click("#secret-done", chromedp.ByID),
+		jsClick("#secret-done"),
 	)
 	if status, body := adminCall(t, "GET", base+"/api/v1/namespaces/qa", key, ""); status != http.StatusUnauthorized && status != http.StatusForbidden {
 		t.Errorf("the rotated-out key still answers %d %s, want refused", status, body)
@@ -274,9 +298,9 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 
 	// Revoke: the key refused, the namespace left with none.
 	run("revoke",
-		chromedp.Click(card+` .keys-table tbody button.danger`, chromedp.ByQuery),
-		chromedp.WaitVisible("#confirm", chromedp.ByID),
-		chromedp.Click("#confirm-yes", chromedp.ByID),
+		jsClick(card+` .keys-table tbody button.danger`),
+		chromedp.Poll(`document.querySelector("#confirm").open`, &ok),
+		jsClick("#confirm-yes"),
 		chromedp.Poll(`!document.querySelector(`+jsString(card+" .no-keys")+`).hidden`, &ok),
 	)
 	if status, body := adminCall(t, "GET", base+"/api/v1/namespaces/qa", rotated, ""); status != http.StatusUnauthorized && status != http.StatusForbidden {
@@ -285,10 +309,10 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 
 	// Delete: Esc cancels the confirmation, Delete namespace confirms it.
 	run("delete cancelled",
-		chromedp.Click(card+" .delete", chromedp.ByQuery),
-		chromedp.WaitVisible("#confirm", chromedp.ByID),
+		jsClick(card+" .delete"),
+		chromedp.Poll(`document.querySelector("#confirm").open`, &ok),
 		chromedp.KeyEvent(kb.Escape),
-		chromedp.WaitNotVisible("#confirm", chromedp.ByID),
+		chromedp.Poll(`!document.querySelector("#confirm").open`, &ok),
 		chromedp.Evaluate(`document.activeElement.classList.contains("delete")`, &ok),
 	)
 	if !ok {
@@ -298,9 +322,9 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 		t.Fatalf("after Esc the namespace answers %d, want it kept", status)
 	}
 	run("delete",
-		chromedp.Click(card+" .delete", chromedp.ByQuery),
-		chromedp.WaitVisible("#confirm", chromedp.ByID),
-		chromedp.Click("#confirm-yes", chromedp.ByID),
+		jsClick(card+" .delete"),
+		chromedp.Poll(`document.querySelector("#confirm").open`, &ok),
+		jsClick("#confirm-yes"),
 		chromedp.Poll(`document.querySelector(`+jsString(card)+`) === null`, &ok),
 	)
 	if status, body := adminCall(t, "GET", base+"/api/v1/namespaces/qa", adminPageKey, ""); status != http.StatusNotFound {
@@ -312,11 +336,35 @@ func testAdminPage(t *testing.T, n *node, axe string, screenshots bool) {
 
 	// Sign out forgets the key.
 	signOutKey := ""
-	run("sign out", chromedp.Click("#signout", chromedp.ByID), chromedp.Evaluate(`String(sessionStorage.getItem("mayfly-admin-key"))`, &signOutKey))
+	run("sign out", jsClick("#signout"), chromedp.Evaluate(`String(sessionStorage.getItem("mayfly-admin-key"))`, &signOutKey))
 	if signOutKey != "null" {
 		t.Errorf("after Sign out the tab still keeps %q", signOutKey)
 	}
 	watch.check(t)
+}
+
+// jsClick clicks what sel finds once it is shown, finding and clicking in one step:
+// the page redraws its namespaces when they change, and a node found by one step of
+// chromedp may be gone by the next.
+func jsClick(sel string) chromedp.Action {
+	var ok bool
+	return chromedp.Poll(`(() => {
+		const e = document.querySelector(`+jsString(sel)+`);
+		if (!e || e.offsetParent === null) return false;
+		e.focus(); // as a click with the mouse would
+		e.click();
+		return true;
+	})()`, &ok)
+}
+
+// smtpSend sends one message to the node's SMTP listener and returns its refusal, if any.
+func smtpSend(addr, to, body string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.SendMail("s@sender.test", []string{to}, strings.NewReader(body))
 }
 
 // adminCall makes one API request with key as Bearer and returns the status and body.

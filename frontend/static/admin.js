@@ -141,21 +141,36 @@ function refresh() {
   return refreshing;
 }
 
+let drawn = '';
+
 async function loadNamespaces() {
   const data = await api('GET', '/api/v1/namespaces');
   namespaces = (data && data.namespaces) || [];
+  // The periodic refresh redraws only what changed, so a reader's place is kept.
+  const now = JSON.stringify(namespaces);
+  if (now === drawn) return;
+  drawn = now;
   drawNamespaces();
 }
 
 function drawNamespaces() {
   const list = $('namespaces');
-  // An open edit form keeps what the admin typed across a refresh.
+  // An open edit form keeps what the admin typed across a refresh, and the focus
+  // stays on the control it was on (each has a data-focus name within its namespace).
   const editing = new Map();
   for (const art of list.querySelectorAll('article.ns')) {
     const form = art.querySelector('.edit-form');
     if (!form.hidden) editing.set(art.dataset.name, new FormData(form));
   }
+  const active = document.activeElement;
+  const focus = active && list.contains(active) && active.dataset.focus && active.closest('article.ns')
+    ? { ns: active.closest('article.ns').dataset.name, name: active.dataset.focus } : null;
   list.replaceChildren(...namespaces.map((ns) => drawNamespace(ns, editing.get(ns.name))));
+  if (focus) {
+    const art = [...list.querySelectorAll('article.ns')].find((a) => a.dataset.name === focus.ns);
+    const again = art && [...art.querySelectorAll('[data-focus]')].find((e) => e.dataset.focus === focus.name);
+    (again || $('refresh')).focus();
+  }
   $('ns-count').textContent = namespaces.length ? `(${namespaces.length})` : '';
   $('ns-empty').hidden = namespaces.length > 0;
   const pick = $('act-ns');
@@ -185,9 +200,9 @@ function drawNamespace(ns, editing) {
   const keys = ns.keys || [];
   q('.keys-table').setAttribute('aria-label', 'Keys of ' + ns.name);
   q('.keys-table tbody').replaceChildren(...keys.map((k) => {
-    const rotate = el('button', { type: 'button', class: 'small', 'aria-label': `Rotate key ${k.prefix}… of ${ns.name}`, text: 'Rotate' });
+    const rotate = el('button', { type: 'button', class: 'small', 'data-focus': 'rotate ' + k.id, 'aria-label': `Rotate key ${k.prefix}… of ${ns.name}`, text: 'Rotate' });
     rotate.addEventListener('click', () => rotateKey(ns.name, k));
-    const revoke = el('button', { type: 'button', class: 'small danger', 'aria-label': `Revoke key ${k.prefix}… of ${ns.name}`, text: 'Revoke' });
+    const revoke = el('button', { type: 'button', class: 'small danger', 'data-focus': 'revoke ' + k.id, 'aria-label': `Revoke key ${k.prefix}… of ${ns.name}`, text: 'Revoke' });
     revoke.addEventListener('click', () => revokeKey(ns.name, k));
     return el('tr', { 'data-key': k.id },
       el('td', {}, el('code', { text: k.prefix + '…' })),
