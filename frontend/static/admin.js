@@ -192,7 +192,7 @@ function drawNamespace(ns, editing) {
   q('.u-inboxes').textContent = ofLimit(u.inboxes || 0, ns.max_inboxes);
   q('.u-messages').textContent = String(u.messages || 0);
   q('.u-bytes').textContent = ofLimit(u.bytes || 0, ns.max_bytes, bytes);
-  q('.u-sends').textContent = ns.send_limit ? `${u.sends || 0} of ${ns.send_limit}` : `${u.sends || 0} (server default limit)`;
+  q('.u-sends').textContent = ns.send_limit ? `${u.sends || 0} of ${ns.send_limit}` : `${u.sends || 0} (server default)`;
   q('.u-ttl').textContent = ns.ttl ? duration(ns.ttl) : 'server default';
   if (ns.max_inboxes && (u.inboxes || 0) >= ns.max_inboxes) q('.u-inboxes').classList.add('full');
   if (ns.max_bytes && (u.bytes || 0) >= ns.max_bytes) q('.u-bytes').classList.add('full');
@@ -400,7 +400,7 @@ function confirmAction(title, text, yes) {
     const done = (answer) => {
       $('confirm-yes').removeEventListener('click', onYes);
       $('confirm-no').removeEventListener('click', onNo);
-      dlg.removeEventListener('close', onNo);
+      dlg.removeEventListener('cancel', onNo);
       if (dlg.open) dlg.close();
       if (back && back.isConnected) back.focus();
       resolve(answer);
@@ -409,7 +409,9 @@ function confirmAction(title, text, yes) {
     const onNo = () => done(false);
     $('confirm-yes').addEventListener('click', onYes);
     $('confirm-no').addEventListener('click', onNo);
-    dlg.addEventListener('close', onNo); // Esc
+    // Esc. Not 'close': that event comes a task after the dialog closed, and would
+    // cancel the next confirmation if it were opened in between.
+    dlg.addEventListener('cancel', onNo);
     dlg.showModal();
     $('confirm-no').focus(); // the safe answer is the default
   });
