@@ -26,16 +26,18 @@ import (
 const adminPageKey = "admin-page-key-0123456789"
 
 // TestAdminPage drives /admin in Chromium against a whole node, on each store: a wrong
-// key is refused in words; the admin key signs in; a namespace made on the page shows
-// its key once (copied by the button, gone from the page when dismissed), which cannot
-// sign in to the page; that key creates an inbox over the API, and mail sent by SMTP to
-// it and to an address of the namespace never created shows in the namespace's usage
-// and the activity table, as does mail a full namespace refused, with the limit; limits edited on the page reach the API; a key rotated on the
-// page is refused by the API at once while the new one works, and a revoked key is
-// refused too; deleting the namespace (after Esc cancels once) removes it. The page
-// breaks no rule of its Content-Security-Policy, throws nothing, passes axe (light,
-// dark, phone width) and does not scroll sideways on a phone. With MAYFLY_SCREENSHOTS
-// set it draws docs/teams.md's screenshots:
+// key is refused in words; the admin key signs in from the keyboard, kept in the tab's
+// session storage only (and across a reload); a namespace made on the page shows its
+// key once (copied by the button, gone from the page when dismissed), which cannot sign
+// in to the page; that key creates an inbox over the API, and mail sent by SMTP to it
+// and to an address of the namespace never created shows in the namespace's usage and
+// the activity table, as does mail a full namespace refused, with the limit; limits
+// edited on the page reach the API; a key rotated on the page is refused by the API at
+// once while the new one works, and a revoked key is refused too; deleting the
+// namespace (after Esc cancels once) removes it. The page breaks no rule of its
+// Content-Security-Policy, throws nothing, passes axe (light, dark, phone width) and
+// does not scroll sideways on a phone. With MAYFLY_SCREENSHOTS set it draws
+// docs/teams.md's screenshots:
 //
 //	MAYFLY_SCREENSHOTS=$PWD/docs/screenshots go test -count=1 -run TestAdminPage/memory ./cmd/mayfly/
 func TestAdminPage(t *testing.T) {
