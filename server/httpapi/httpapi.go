@@ -400,18 +400,14 @@ func (s *Server) routes() *echo.Echo {
 	inbox.GET("", s.getInbox, timeout(requestTimeout))
 	inbox.PATCH("", s.patchInbox, timeout(requestTimeout))
 	inbox.PATCH("/messages/:id", s.patchMessage, timeout(requestTimeout))
+	s.routeAdminPage(e)
 	if s.opts.Frontend != nil {
 		files := http.FileServer(http.FS(s.opts.Frontend))
 		e.GET("/*", func(c echo.Context) error {
 			if strings.HasPrefix(c.Request().URL.Path, "/api/") {
 				return echo.ErrNotFound // an API route that does not exist answers in JSON
 			}
-			h := c.Response().Header()
-			// The page runs only its own script and style; mail HTML comes from the html
-			// route into a sandboxed iframe, under that route's own, stricter policy.
-			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
+			pageHeaders(c.Response().Header())
 			files.ServeHTTP(c.Response(), c.Request())
 			return nil
 		}, middleware.Gzip()) // the page's script and style shrink to a third
