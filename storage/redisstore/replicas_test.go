@@ -1,0 +1,141 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mayfly-mail/mayfly/storage"
+	"github.com/mayfly-mail/mayfly/storage/storetest"
+)
+
+// requireRig skips a test that starts a rig of the test's own (these tests stop its processes), or a skip
+// where redis-server is missing and Redis tests may skip.
+func requireRig(t *testing.T) {
+	t.Helper()
+	if why := storetest.RigAvailable(); why != "" {
+		if storetest.RequireRedis() {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+}
+
+// replicaOf returns the replica whose primary is at primary.
+func replicaOf(t *testing.T, replicas []storetest.RedisNode, primary string) storetest.RedisNode {
+	t.Helper()
+	for _, r := range replicas {
+		c := redis.NewClient(&redis.Options{Addr: r.Addr})
+		v, err := c.Do(context.Background(), "role").Slice()
+		c.Close()
+		if err == nil && len(v) >= 3 && v[0] == "slave" {
+			if addr := fmt.Sprint(v[1], ":", v[2]); addr == primary {
+				return r
+			}
+		}
+	}
+	t.Fatalf("no replica of %s among %v", primary, replicas)
+	return storetest.RedisNode{}
+}
+
+// TestPutWaitsForAReplica: a Put whose primary has a replica is done only when the
+// replica has the message, since a primary that dies takes what it alone had with it.
+// With the replica stopped (SIGSTOP: connected, silent), a Put fails as unavailable
+// (SMTP's 451) within the wait, rather than answer for a write only the primary has;
+// once the replica runs again, Puts succeed and the replica holds the message.
+func TestPutWaitsForAReplica(t *testing.T) {
+	requireRig(t)
+	t.Run("sentinel", func(t *testing.T) {
+		t.Parallel()
+		rig := storetest.StartSentinel(t)
+		nodes := rig.Nodes()
+		checkPutWaits(t, rig.URL(), nodes[0].Addr, nodes[1])
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		rig := storetest.StartCluster(t)
+		ctx := context.Background()
+		primary, err := rig.MasterOf(ctx, storetest.KeySlot("{"+waitInbox+"}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPutWaits(t, rig.URL(), primary.Addr, replicaOf(t, rig.Replicas(ctx), primary.Addr))
+	})
+}
+
+const waitInbox = "replicated@wait.test"
+
+func checkPutWaits(t *testing.T, url, primary string, replica storetest.RedisNode) {
+	const wait = 300 * time.Millisecond
+	ctx := context.Background()
+	st, err := New(ctx, Options{URL: url, ReplicaWait: wait, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	put := func(subject string) (*storage.Message, error) {
+		m := &storage.Message{Inbox: waitInbox, Subject: subject, Raw: []byte("Subject: " + subject + "\r\n\r\nhi\r\n"), Expires: time.Now().Add(time.Hour)}
+		return m, st.Put(ctx, m)
+	}
+	if _, err := put("before"); err != nil {
+		t.Fatalf("Put with the replica running: %v", err)
+	}
+
+	if err := syscall.Kill(replica.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			syscall.Kill(replica.PID, syscall.SIGCONT)
+		}
+	})
+	start := time.Now()
+	_, err = put("stalled")
+	took := time.Since(start)
+	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "MAYFLY_REDIS_REPLICA_WAIT") {
+		t.Errorf("Put with the replica stopped = %v, want unavailable, naming MAYFLY_REDIS_REPLICA_WAIT", err)
+	}
+	if took < wait || took > wait+2*time.Second {
+		t.Errorf("Put with the replica stopped took %v, want about the wait, %v", took, wait)
+	}
+
+	syscall.Kill(replica.PID, syscall.SIGCONT)
+	stopped = false
+	m, err := put("after")
+	if err != nil {
+		t.Fatalf("Put with the replica running again: %v", err)
+	}
+	// The replica has it the moment Put returns: no wait for replication here.
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr})
+	defer rc.Close()
+	rc.Do(ctx, "readonly")
+	if n, err := rc.Exists(ctx, st.keys(waitInbox).msg(m.ID)).Result(); err != nil || n != 1 {
+		t.Errorf("the replica, right after Put: EXISTS = %d, %v; want 1", n, err)
+	}
+	// The failed Put was undone: the inbox holds the two that succeeded.
+	list, err := st.List(ctx, waitInbox, storage.Page{})
+	if err != nil || len(list) != 2 {
+		t.Errorf("List = %d messages, %v; want before and after", len(list), err)
+	}
+}
+
+// TestPutWithoutReplicaDoesNotWait: on a Redis without replicas (the shared one) there
+// is nothing to wait for, and a Put is not held for the wait.
+func TestPutWithoutReplicaDoesNotWait(t *testing.T) {
+	st := openStore(t, testPrefix(t), Options{ReplicaWait: 2 * time.Second})
+	m := &storage.Message{Inbox: "alone@wait.test", Raw: []byte("Subject: x\r\n\r\nx\r\n"), Expires: time.Now().Add(time.Hour)}
+	start := time.Now()
+	if err := st.Put(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Put on a Redis without replicas took %v, want no wait", took)
+	}
+}
