@@ -139,3 +139,51 @@ func TestPutWithoutReplicaDoesNotWait(t *testing.T) {
 		t.Errorf("Put on a Redis without replicas took %v, want no wait", took)
 	}
 }
+
+// TestClusterFollowsFailover: once the Cluster has promoted a dead primary's replica,
+// the store reads and writes that primary's slots again within a few seconds, Puts
+// that wait for no replica too (they do not ask the Cluster for its map themselves).
+// go-redis learns a moved slot from MOVED, which a dead node never sends, and reads
+// the map again only every minute by default.
+func TestClusterFollowsFailover(t *testing.T) {
+	requireRig(t)
+	rig := storetest.StartCluster(t)
+	ctx := context.Background()
+	st, err := New(ctx, Options{URL: rig.URL(), ReplicaWait: -1, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	const inbox = "moved@failover.test"
+	put := func() error {
+		return st.Put(ctx, &storage.Message{Inbox: inbox, Raw: []byte("Subject: x\r\n\r\nx\r\n"), Expires: time.Now().Add(time.Hour)})
+	}
+	if err := put(); err != nil {
+		t.Fatal(err)
+	}
+	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := rig.KillPrimary(kctx, storetest.KeySlot("{"+inbox+"}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rig.WaitHealthy(kctx); err != nil {
+		t.Fatal(err)
+	}
+	switched := time.Now()
+	for {
+		_, lerr := st.List(ctx, inbox, storage.Page{})
+		perr := put()
+		if lerr == nil && perr == nil {
+			break
+		}
+		if time.Since(switched) > 5*time.Second {
+			t.Fatalf("5s after the failover: List = %v, Put = %v; want both to work", lerr, perr)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the store, with a deadline
+	}
+	t.Logf("reads and writes again %v after the Cluster was healthy", time.Since(switched).Round(time.Millisecond))
+	list, err := st.List(ctx, inbox, storage.Page{})
+	if err != nil || len(list) < 2 {
+		t.Errorf("List = %d messages, %v; want the one from before the failover and the ones after", len(list), err)
+	}
+}
