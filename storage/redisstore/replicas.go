@@ -128,7 +128,7 @@ func (s *Store) durablePipeline(ctx context.Context, calls []*call, more func(re
 	}
 	cc, ok := s.client.(*redis.ClusterClient)
 	if !ok {
-		s.nodePipeline(ctx, s.client, "", calls, more)
+		_ = s.nodePipeline(ctx, s.client, "", calls, more) // errors are in the calls
 		return
 	}
 	type group struct {
@@ -155,7 +155,7 @@ func (s *Store) durablePipeline(ctx context.Context, calls []*call, more func(re
 	}
 	var wg sync.WaitGroup
 	for _, g := range groups {
-		wg.Go(func() { s.nodePipeline(ctx, g.node, g.node.Options().Addr, g.calls, nil) })
+		wg.Go(func() { _ = s.nodePipeline(ctx, g.node, g.node.Options().Addr, g.calls, nil) }) // errors are in the calls
 	}
 	if more != nil {
 		wg.Go(func() {
@@ -176,8 +176,10 @@ func (s *Store) durablePipeline(ctx context.Context, calls []*call, more func(re
 }
 
 // nodePipeline runs calls and more on one connection of c, the primary at addr, with
-// WAIT 1 after them if that primary has a replica; see durablePipeline.
-func (s *Store) nodePipeline(ctx context.Context, c redis.UniversalClient, addr string, calls []*call, more func(redis.Pipeliner)) {
+// WAIT 1 after them if that primary has a replica; see durablePipeline. It returns
+// why the writes are not known to be on a replica, nil when they are (or there is no
+// replica to be on).
+func (s *Store) nodePipeline(ctx context.Context, c redis.UniversalClient, addr string, calls []*call, more func(redis.Pipeliner)) error {
 	var wait *redis.IntCmd
 	send := func(again []*call, eval bool) {
 		pipe := c.Pipeline()
@@ -211,7 +213,7 @@ func (s *Store) nodePipeline(ctx context.Context, c redis.UniversalClient, addr 
 		send(again, true)
 	}
 	if wait == nil || wait.Err() == nil && wait.Val() >= 1 {
-		return
+		return nil
 	}
 	err := wait.Err()
 	if err == nil {
@@ -222,7 +224,7 @@ func (s *Store) nodePipeline(ctx context.Context, c redis.UniversalClient, addr 
 		if rerr == nil {
 			s.replicas.set(addr, n)
 			if n == 0 {
-				return
+				return nil
 			}
 		}
 		err = fmt.Errorf("%w within %s (MAYFLY_REDIS_REPLICA_WAIT)", errNotReplicated, s.replicas.wait)
@@ -232,6 +234,32 @@ func (s *Store) nodePipeline(ctx context.Context, c redis.UniversalClient, addr 
 			cl.cmd.SetErr(err)
 		}
 	}
+	return err
+}
+
+// durableExec runs fn's commands, all on key's slot, on one connection of that slot's
+// primary, with WAIT 1 after them as Put does; it returns the wait's failure, and fn's
+// commands keep their own results.
+func (s *Store) durableExec(ctx context.Context, key string, fn func(redis.Pipeliner)) error {
+	if s.replicas.wait <= 0 {
+		pipe := s.client.Pipeline()
+		fn(pipe)
+		_, _ = pipe.Exec(ctx) // the errors are in the commands
+		return nil
+	}
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return s.nodePipeline(ctx, s.client, "", nil, fn)
+	}
+	node, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		return err
+	}
+	err = s.nodePipeline(ctx, node, node.Options().Addr, nil, fn)
+	if isTopologyError(err) {
+		cc.ReloadState(ctx)
+	}
+	return err
 }
 
 // isTopologyError reports an error that says the Cluster's slot map has changed or a

@@ -44,8 +44,8 @@ func replicaOf(t *testing.T, replicas []storetest.RedisNode, primary string) sto
 	return storetest.RedisNode{}
 }
 
-// TestPutWaitsForAReplica: a Put whose primary has a replica is done only when the
-// replica has the message, since a primary that dies takes what it alone had with it.
+// TestPutWaitsForAReplica: a Put (or an Enqueue) whose primary has a replica is done
+// only when the replica has it, since a primary that dies takes what it alone had.
 // With the replica stopped (SIGSTOP: connected, silent), a Put fails as unavailable
 // (SMTP's 451) within the wait, rather than answer for a write only the primary has;
 // once the replica runs again, Puts succeed and the replica holds the message.
@@ -55,23 +55,31 @@ func TestPutWaitsForAReplica(t *testing.T) {
 		t.Parallel()
 		rig := storetest.StartSentinel(t)
 		nodes := rig.Nodes()
-		checkPutWaits(t, rig.URL(), nodes[0].Addr, nodes[1])
+		checkPutWaits(t, rig.URL(), waitInbox, nodes[1])
 	})
 	t.Run("cluster", func(t *testing.T) {
 		t.Parallel()
 		rig := storetest.StartCluster(t)
 		ctx := context.Background()
-		primary, err := rig.MasterOf(ctx, storetest.KeySlot("{"+waitInbox+"}"))
+		// An inbox on the queue's primary, so that one stopped replica holds up both.
+		primary, err := rig.MasterOf(ctx, storetest.KeySlot(queueTag))
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkPutWaits(t, rig.URL(), primary.Addr, replicaOf(t, rig.Replicas(ctx), primary.Addr))
+		inbox := ""
+		for i := 0; inbox == ""; i++ {
+			name := fmt.Sprintf("replicated-%d@wait.test", i)
+			if m, err := rig.MasterOf(ctx, storetest.KeySlot("{"+name+"}")); err == nil && m.Addr == primary.Addr {
+				inbox = name
+			}
+		}
+		checkPutWaits(t, rig.URL(), inbox, replicaOf(t, rig.Replicas(ctx), primary.Addr))
 	})
 }
 
 const waitInbox = "replicated@wait.test"
 
-func checkPutWaits(t *testing.T, url, primary string, replica storetest.RedisNode) {
+func checkPutWaits(t *testing.T, url, inbox string, replica storetest.RedisNode) {
 	const wait = 300 * time.Millisecond
 	ctx := context.Background()
 	st, err := New(ctx, Options{URL: url, ReplicaWait: wait, Logger: testLogger()})
@@ -80,7 +88,7 @@ func checkPutWaits(t *testing.T, url, primary string, replica storetest.RedisNod
 	}
 	t.Cleanup(func() { st.Close() })
 	put := func(subject string) (*storage.Message, error) {
-		m := &storage.Message{Inbox: waitInbox, Subject: subject, Raw: []byte("Subject: " + subject + "\r\n\r\nhi\r\n"), Expires: time.Now().Add(time.Hour)}
+		m := &storage.Message{Inbox: inbox, Subject: subject, Raw: []byte("Subject: " + subject + "\r\n\r\nhi\r\n"), Expires: time.Now().Add(time.Hour)}
 		return m, st.Put(ctx, m)
 	}
 	if _, err := put("before"); err != nil {
@@ -106,8 +114,16 @@ func checkPutWaits(t *testing.T, url, primary string, replica storetest.RedisNod
 		t.Errorf("Put with the replica stopped took %v, want about the wait, %v", took, wait)
 	}
 
+	// A reply queued is a promise too.
+	if err := st.Enqueue(ctx, storetest.NewJob("stalled")); !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "MAYFLY_REDIS_REPLICA_WAIT") {
+		t.Errorf("Enqueue with the replica stopped = %v, want unavailable, naming MAYFLY_REDIS_REPLICA_WAIT", err)
+	}
+
 	syscall.Kill(replica.PID, syscall.SIGCONT)
 	stopped = false
+	if err := st.Enqueue(ctx, storetest.NewJob("after")); err != nil {
+		t.Errorf("Enqueue with the replica running again: %v", err)
+	}
 	m, err := put("after")
 	if err != nil {
 		t.Fatalf("Put with the replica running again: %v", err)
@@ -116,11 +132,11 @@ func checkPutWaits(t *testing.T, url, primary string, replica storetest.RedisNod
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr})
 	defer rc.Close()
 	rc.Do(ctx, "readonly")
-	if n, err := rc.Exists(ctx, st.keys(waitInbox).msg(m.ID)).Result(); err != nil || n != 1 {
+	if n, err := rc.Exists(ctx, st.keys(inbox).msg(m.ID)).Result(); err != nil || n != 1 {
 		t.Errorf("the replica, right after Put: EXISTS = %d, %v; want 1", n, err)
 	}
 	// The failed Put was undone: the inbox holds the two that succeeded.
-	list, err := st.List(ctx, waitInbox, storage.Page{})
+	list, err := st.List(ctx, inbox, storage.Page{})
 	if err != nil || len(list) != 2 {
 		t.Errorf("List = %d messages, %v; want before and after", len(list), err)
 	}
