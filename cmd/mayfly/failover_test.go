@@ -123,7 +123,7 @@ const phaseLag = phaseBack + 1
 
 // failoverReplicaWait is the nodes' -redis-replica-wait: shorter than the default so the
 // replica's lag stays under what Sentinel and the Cluster take for a failure.
-const failoverReplicaWait = 400 * time.Millisecond
+const failoverReplicaWait = 300 * time.Millisecond
 
 // checkFailover is TestFailover on one Redis setup.
 func checkFailover(t *testing.T, topo topology) {
