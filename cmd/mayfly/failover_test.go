@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,9 @@ import (
 //     see the mail that arrives after the switch, by themselves or after the reconnect
 //     the server asked for (close 1013, 503, BYE), as their clients do;
 //   - a reply whose delivery was in progress at the kill completes after it, and one
-//     queued after the switch is delivered.
+//     queued after the switch is delivered;
+//   - a webhook made before the kill is POSTed the mail after the switch (the event
+//     feed and its consumer group are on the promoted replica).
 func TestFailover(t *testing.T) {
 	if why := storetest.RigAvailable(); why != "" {
 		if storetest.RequireRedis() {
@@ -129,7 +132,7 @@ const failoverReplicaWait = 300 * time.Millisecond
 func checkFailover(t *testing.T, topo topology) {
 	ctx := context.Background()
 	sink := newHeldSink(t)
-	flags := []string{"-redis-url", topo.url, "-redis-replica-wait", failoverReplicaWait.String(), "-relay", "smtp://" + sink.addr, "-max-messages", "100000",
+	flags := []string{"-redis-url", topo.url, "-redis-replica-wait", failoverReplicaWait.String(), "-relay", "smtp://" + sink.addr, "-max-messages", "100000", "-outbound-allow-private", "true",
 		"-recipient-rate", "off", "-receive-rate", "off", "-http-rate", "off", "-command-rate", "off", "-verify", "false"}
 	a, b := startNode(t, flags...), startNode(t, flags...)
 	defer func() {
@@ -145,7 +148,24 @@ func checkFailover(t *testing.T, topo topology) {
 	watch := createInbox(t, a.http, "")
 	senders, onVictim := pickInboxes(t, ctx, a.http, topo.masterOf, watch.Address, 6)
 
-	a.sendAs(t, "s@sender.test", watch.Address, "From: <s@sender.test>\r\nSubject: before the switch\r\n\r\nfirst\r\n")
+	// A webhook for the mail after the switch: the event feed's consumer group, read by
+	// the dispatchers, must work on the promoted replica.
+	hooks := make(chan string, 16)
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		select {
+		case hooks <- string(body):
+		default:
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hookSrv.Close)
+	hook := `{"url": "` + hookSrv.URL + `/hook", "events": ["message.received"], "inbox": "` + watch.Address + `", "filters": {"subject": "after the switch"}}`
+	if code := apiDo(t, "POST", "http://"+a.http+"/api/v1/webhooks", watch.Token, hook, nil); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/webhooks = %d", code)
+	}
+
+	sendRetrying(t, a.smtp, watch.Address, "From: <s@sender.test>\r\nSubject: before the switch\r\n\r\nfirst\r\n")
 	ws := startWSClient(t, b.http, watch)
 	idle := startIMAPIdler(t, b.imap, watch)
 	waited := startWaitClient(t, b.http, watch, "subject=after+the+switch&timeout=60s")
@@ -213,12 +233,15 @@ func checkFailover(t *testing.T, topo topology) {
 		t.Errorf("the sink's first message is not the reply from before the kill:\n%s", m.data)
 	}
 
-	a.sendAs(t, "s@sender.test", watch.Address, "From: <s@sender.test>\r\nSubject: after the switch\r\n\r\nsecond\r\n")
+	sendRetrying(t, a.smtp, watch.Address, "From: <s@sender.test>\r\nSubject: after the switch\r\n\r\nsecond\r\n")
 	ws.expect(t, "after the switch")
 	if r := testlib.Next(t, waited.done, 30*time.Second, "the wait"); r.err != nil || len(r.messages) != 1 || r.messages[0].Subject != "after the switch" {
 		t.Errorf("wait = %+v, want the message after the switch", r)
 	}
 	idle.expect(t, 2)
+	if body := testlib.Next(t, hooks, 30*time.Second, "the webhook of the message after the switch"); !strings.Contains(body, "after the switch") {
+		t.Errorf("webhook POST: %s, want the message after the switch", body)
+	}
 
 	if status, body := postReply(t, a.http, watch, list.Messages[0].ID, `{"text":"queued after the switch"}`); status != http.StatusAccepted {
 		t.Fatalf("reply after the switch: %d %v", status, body)
@@ -257,6 +280,29 @@ func waitLagAnswered(t *testing.T, ld *smtpLoad) []sendResult {
 			t.Fatalf("%d of %d senders answered within 10s of the replica's stop", len(answered), len(ld.senders))
 		}
 		time.Sleep(10 * time.Millisecond) // polling the senders' results, with a deadline
+	}
+}
+
+// sendRetrying sends one message as a mail server does: again after a 451 (a replica
+// slow to confirm on a busy machine), for up to 30s.
+func sendRetrying(t *testing.T, smtpAddr, to, body string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := gosmtp.Dial(smtpAddr)
+		if err == nil {
+			err = c.SendMail("s@sender.test", []string{to}, strings.NewReader(body))
+			c.Close()
+		}
+		var se *gosmtp.SMTPError
+		if err == nil {
+			return
+		}
+		if !errors.As(err, &se) || se.Code != 451 || time.Now().After(deadline) {
+			t.Fatalf("send to %s: %v", to, err)
+		}
+		t.Logf("send to %s: %v; again", to, err)
+		time.Sleep(100 * time.Millisecond) // a sender's retry after 451, with a deadline
 	}
 }
 
