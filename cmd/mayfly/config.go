@@ -34,6 +34,7 @@ type Config struct {
 	MetricsAddr     string
 	PprofAddr       string
 	RedisURL        string
+	ReplicaWait     time.Duration
 	TTL             time.Duration
 	MaxTTL          time.Duration
 	MemoryLimit     int64
@@ -134,6 +135,14 @@ func settings() []setting {
 				}
 			}
 			c.RedisURL = v
+			return nil
+		}},
+		{"redis-replica-wait", "1s", "Redis with replicas: how long the answer to a message waits for a replica of its primary to have it (else 451), so a failover loses no accepted mail; 0 = answer once the primary has it", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return errors.New("want a duration such as 500ms or 1s, or 0")
+			}
+			c.ReplicaWait = d
 			return nil
 		}},
 		{"ttl", "1h", "how long a message lives, unless its inbox was created with its own ttl", duration(func(c *Config) *time.Duration { return &c.TTL })},

@@ -426,7 +426,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.St
 		logger.Info("store", "kind", "memory", "memory_limit", cfg.MemoryLimit, "max_messages", cfg.MaxMessages)
 		return memstore.New(memstore.Options{MaxMessages: cfg.MaxMessages, MemoryLimit: cfg.MemoryLimit}), nil
 	}
-	st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, MaxMessages: cfg.MaxMessages, Logger: logger})
+	st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, MaxMessages: cfg.MaxMessages, Logger: logger, ReplicaWait: replicaWait(cfg.ReplicaWait)})
 	if err != nil {
 		return nil, err
 	}
@@ -452,4 +452,12 @@ func logConfig(cfg Config, logger *slog.Logger) {
 		"ttl", cfg.TTL, "max_ttl", cfg.MaxTTL, "max_message_size", cfg.MaxMessageSize, "max_messages", cfg.MaxMessages,
 		"secret", set(cfg.Secret), "api_key", set(cfg.APIKey), "public", cfg.Public,
 		"tls_cert", cfg.TLSCert, "acme", cfg.ACME.Email != "", "smtp_starttls", cfg.SMTPStartTLS, "version", version())
+}
+
+// replicaWait is -redis-replica-wait as redisstore takes it, where 0 is its default.
+func replicaWait(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -27,6 +27,11 @@ const (
 	// retry (enough for a pooled connection the server closed) bound it to 2 attempts.
 	dialAttempts = 1
 	maxRetries   = 1
+	// clusterReload is how old the Cluster client's slot map may get before a command
+	// has it read again. A live node tells the client of a moved slot (MOVED);
+	// a dead primary answers nothing, and with go-redis's 60s every command for its
+	// slots would go on failing, after the failover, for up to a minute.
+	clusterReload = time.Second
 )
 
 // CheckURL reports whether spec is a Redis URL that New would accept, without
@@ -110,6 +115,9 @@ func newClient(spec string) (redis.UniversalClient, error) {
 		}
 		o.Addrs = addAddrs(o.Addrs, hosts)
 		setTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
+		if o.ClusterStateReloadInterval == 0 {
+			o.ClusterStateReloadInterval = clusterReload
+		}
 		o.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(o), nil
 	default:

@@ -78,7 +78,8 @@ func (s *Store) queueKeys() (stream, delayed string) {
 	return s.prefix + queueTag + "stream", s.prefix + queueTag + "delayed"
 }
 
-// Enqueue adds a job, due at once, with one XADD; it sets ID and, when zero, Created.
+// Enqueue adds a job, due at once, with one XADD (and WAIT for a replica, as Put); it
+// sets ID and, when zero, Created.
 func (s *Store) Enqueue(ctx context.Context, job *storage.Job) error {
 	now := time.Now()
 	j := *job
@@ -87,9 +88,18 @@ func (s *Store) Enqueue(ctx context.Context, job *storage.Job) error {
 		j.Created = now
 	}
 	stream, _ := s.queueKeys()
-	err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"job", encodeJob(&j)}}).Err()
-	if err != nil {
+	// Durable as a Put is (replicas.go): the job is the reply the API answered 202 for.
+	var add *redis.StringCmd
+	werr := s.durableExec(ctx, stream, func(p redis.Pipeliner) {
+		add = p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"job", encodeJob(&j)}})
+	})
+	if err := add.Err(); err != nil {
 		return unavailable("enqueue", err)
+	}
+	if werr != nil {
+		// Not known to be on a replica. It is not taken back: a worker has most likely
+		// taken it already (it waits on the stream), so it may still go out, once.
+		return unavailable("enqueue", werr)
 	}
 	job.ID, job.Created = j.ID, j.Created
 	return nil

@@ -71,6 +71,10 @@ type Options struct {
 	MaxMessages int           // per inbox, the oldest goes first; 0 = 200
 	SweepEvery  time.Duration // how often this node looks for expired mail; 0 = 1s
 	Logger      *slog.Logger  // nil = discard; the first Store given one also gets go-redis's lines
+	// ReplicaWait is how long a Put waits for a replica of its primary to confirm the
+	// message before it fails (see replicas.go); 0 = DefaultReplicaWait, < 0 = Puts do
+	// not wait, and a primary that dies may take answered mail with it.
+	ReplicaWait time.Duration
 
 	// feedAfterScript writes the event feed after the scripts, as on a Cluster, on any
 	// Redis: for tests.
@@ -124,7 +128,8 @@ type Store struct {
 	secretMu sync.Mutex
 	secret   []byte
 
-	queue queueState // outgoing mail; see queue.go
+	queue    queueState   // outgoing mail; see queue.go
+	replicas replicaState // which primaries a Put waits on; see replicas.go
 	// feedInScript says the scripts write the feed themselves: Redis is no Cluster,
 	// so a script may touch keys of any slot (see eventlog.go).
 	feedInScript bool
@@ -176,6 +181,12 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		pending:    make(map[string]*pendingSub),
 		shards:     make(map[string]*shardConn),
 	}
+	switch {
+	case o.ReplicaWait == 0:
+		s.replicas.wait = DefaultReplicaWait
+	case o.ReplicaWait > 0:
+		s.replicas.wait = o.ReplicaWait
+	}
 	_, cluster := client.(*redis.ClusterClient)
 	s.feedInScript = !cluster && !o.feedAfterScript
 	s.sharded = cluster || o.shardedEvents
@@ -222,6 +233,11 @@ func (s *Store) start(ctx context.Context) error {
 	s.wg.Add(2)
 	go s.listen(ps)
 	go s.sweepLoop()
+	if s.replicas.wait > 0 {
+		s.countReplicas(ctx)
+		s.wg.Add(1)
+		go s.replicaLoop()
+	}
 	return nil
 }
 
@@ -355,6 +371,8 @@ func (s *Store) pipeline(ctx context.Context, calls []*call, more func(redis.Pip
 // being in one slot) and one expiry index entry each, all in one round trip. It sets
 // ID, UID and, when zero, Size. Messages sharing one Raw slice are sent from it without
 // copying, but stored once per inbox: inboxes on different slots cannot share a key.
+// Where the primary has a replica, the round trip ends with WAIT for it, and a Put no
+// replica confirmed fails: see replicas.go.
 //
 // A message put into an inbox with a TTL (SetInbox) gets its expiry from the script,
 // which alone can read the TTL atomically with the put; Put then sets its Expires and,
@@ -409,7 +427,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		}
 	}
 	index := make([]*redis.IntCmd, len(msgs))
-	s.pipeline(ctx, calls, func(p redis.Pipeliner) {
+	s.durablePipeline(ctx, calls, func(p redis.Pipeliner) {
 		for i, m := range msgs {
 			index[i] = p.ZAdd(ctx, s.expiryKey, redis.Z{Score: float64(exps[i]), Member: expiryMember(m.Inbox, ids[i])})
 		}
