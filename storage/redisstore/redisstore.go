@@ -341,12 +341,7 @@ type call struct {
 // FLUSH) did not run, so it is sent again once with the script's source.
 func (s *Store) pipeline(ctx context.Context, calls []*call, more func(redis.Pipeliner)) {
 	pipe := s.client.Pipeline()
-	for _, c := range calls {
-		if c.before != nil {
-			c.before(pipe)
-		}
-		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
+	queueCalls(ctx, pipe, calls, false)
 	if more != nil {
 		more(pipe)
 	}
@@ -361,10 +356,23 @@ func (s *Store) pipeline(ctx context.Context, calls []*call, more func(redis.Pip
 		return
 	}
 	pipe = s.client.Pipeline()
-	for _, c := range again {
-		c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
-	}
+	queueCalls(ctx, pipe, again, true)
 	_, _ = pipe.Exec(ctx)
+}
+
+// queueCalls adds calls to pipe: by the scripts' SHA with what each has to go before
+// it, or, again after NOSCRIPT, by their source alone.
+func queueCalls(ctx context.Context, pipe redis.Pipeliner, calls []*call, again bool) {
+	for _, c := range calls {
+		if again {
+			c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
+			continue
+		}
+		if c.before != nil {
+			c.before(pipe)
+		}
+		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
 }
 
 // Put stores every message or none: one script call per message (its inbox's keys

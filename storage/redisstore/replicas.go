@@ -183,13 +183,7 @@ func (s *Store) nodePipeline(ctx context.Context, c redis.UniversalClient, addr 
 	var wait *redis.IntCmd
 	send := func(again []*call, eval bool) {
 		pipe := c.Pipeline()
-		for _, cl := range again {
-			if eval {
-				cl.cmd = cl.script.Eval(ctx, pipe, cl.keys, cl.args...)
-			} else {
-				cl.cmd = cl.script.EvalSha(ctx, pipe, cl.keys, cl.args...)
-			}
-		}
+		queueCalls(ctx, pipe, again, eval)
 		if more != nil {
 			more(pipe)
 			more = nil
