@@ -404,13 +404,17 @@ func TestBudget(t *testing.T) {
 		if res.Verdicts != want {
 			t.Errorf("verdicts = %+v, want %+v\n%s", res.Verdicts, want, res.Header)
 		}
-		// The DKIM check still reads the message: the receiver must not reuse its buffer.
-		if !res.Pending {
-			t.Error("Pending = false after the budget ran out with the DKIM key lookup in flight, want true")
-		}
 		parseHeader(t, res.Header)
 	case <-time.After(5 * time.Second):
 		t.Fatal("Verify did not return within its budget against a silent server")
+	}
+	// The DKIM check still reads the message when the budget runs out: the receiver must
+	// not reuse its buffer. (Above, SPF's own lookup holds this goroutine until the
+	// budget ends too, and the DKIM check may have given up just as fast.) Injected mail
+	// has no SPF to wait for: Verify waits for DKIM alone.
+	res := v.Verify(context.Background(), Input{RemoteIP: loopback, Message: msg, Injected: true})
+	if !res.Pending {
+		t.Error("Pending = false after the budget ran out with the DKIM key lookup in flight, want true")
 	}
 	// The queries it left behind end with their own timeout (1s).
 	deadline := time.Now().Add(10 * time.Second)
