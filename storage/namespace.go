@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +148,25 @@ func NamespaceOf(inbox string) string {
 		return ""
 	}
 	return name
+}
+
+// InboxNamespace returns the namespace inbox belongs to: nil when its address names
+// none, or one that does not exist (then it is an inbox like any other).
+func InboxNamespace(ctx context.Context, st interface {
+	GetNamespace(ctx context.Context, name string) (*Namespace, error)
+}, inbox string) (*Namespace, error) {
+	name := NamespaceOf(inbox)
+	if name == "" || st == nil {
+		return nil, nil
+	}
+	ns, err := st.GetNamespace(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("namespace of %s: %w", inbox, err)
+	}
+	return ns, nil
 }
 
 // NewNamespaceKey returns a new key (KeyPrefix and 256 random bits) and its stored

@@ -30,15 +30,10 @@ const namespacesKey = "mayfly-namespaces"
 
 // namespaceOf returns the namespace of inbox, nil for none.
 func (s *Server) namespaceOf(ctx context.Context, inbox string) (*storage.Namespace, error) {
-	name := storage.NamespaceOf(inbox)
-	if name == "" || s.opts.Namespaces == nil {
+	if s.opts.Namespaces == nil {
 		return nil, nil
 	}
-	ns, err := s.opts.Namespaces.GetNamespace(ctx, name)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
-	}
-	return ns, err
+	return storage.InboxNamespace(ctx, s.opts.Namespaces, inbox)
 }
 
 // namespaceAtRcpt admits the recipient inbox to its namespace, if it has one: past

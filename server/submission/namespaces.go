@@ -2,7 +2,6 @@ package submission
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/mayfly-mail/mayfly/server/limit"
@@ -19,18 +18,10 @@ type namespaceStore interface {
 
 // namespaceOf returns the namespace of inbox, nil for none.
 func (s *Server) namespaceOf(ctx context.Context, inbox string) (*storage.Namespace, error) {
-	name := storage.NamespaceOf(inbox)
-	if name == "" || s.opts.Namespaces == nil {
+	if s.opts.Namespaces == nil {
 		return nil, nil
 	}
-	ns, err := s.opts.Namespaces.GetNamespace(ctx, name)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("namespace of %s: %w", inbox, err)
-	}
-	return ns, nil
+	return storage.InboxNamespace(ctx, s.opts.Namespaces, inbox)
 }
 
 // namespaceSendKey is the CountSend key of a namespace's send_limit: no address, so it
