@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"math/big"
 	"net/http"
@@ -47,16 +46,8 @@ const suffixLen = 10
 // limitRate has counted it in Options.CreateRate's bucket.
 func (s *Server) createInbox(c echo.Context) error {
 	var req createRequest
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return s.bodyError(err)
-	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return errorf(http.StatusBadRequest, "bad_request", "body: want {\"local\", \"domain\", \"ttl\", \"burn_after_read\", \"faults\"}: %v", err)
-		}
+	if err := s.decodeBody(c, &req, true, `{"local", "domain", "ttl", "burn_after_read", "faults"}`); err != nil {
+		return err
 	}
 	domain := s.opts.Domains[0]
 	if req.Domain != "" {

@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -131,6 +134,25 @@ func (s *Server) bodyError(err error) error {
 		return errorf(http.StatusRequestTimeout, "timeout", "the request body did not arrive within %s", s.readTimeout)
 	}
 	return err
+}
+
+// decodeBody reads the request's JSON object into v, refusing unknown fields, with want
+// (the fields it takes) in the refusal. An empty body leaves v as it is when optional.
+// The body's size and time are bounded before (bodyError says how it ended).
+func (s *Server) decodeBody(c echo.Context, v any, optional bool, want string) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return s.bodyError(err)
+	}
+	if optional && len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, "bad_request", "body: want %s: %v", want, err)
+	}
+	return nil
 }
 
 // clientKey is what a request counts under in the per-client buckets.

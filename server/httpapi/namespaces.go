@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -147,19 +146,8 @@ type namespaceRequest struct {
 
 func (s *Server) readNamespaceRequest(c echo.Context) (namespaceRequest, error) {
 	var req namespaceRequest
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return req, s.bodyError(err)
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return req, nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, errorf(http.StatusBadRequest, "bad_request", "body: want {\"name\", \"ttl\", \"max_inboxes\", \"max_bytes\", \"send_limit\"}: %v", err)
-	}
-	return req, nil
+	err := s.decodeBody(c, &req, true, `{"name", "ttl", "max_inboxes", "max_bytes", "send_limit"}`)
+	return req, err
 }
 
 // apply sets the fields req gives on ns, checked.
@@ -310,20 +298,12 @@ func (s *Server) addKey(c echo.Context) error {
 	var req struct {
 		Replace string `json:"replace"`
 	}
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return s.bodyError(err)
-	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return errorf(http.StatusBadRequest, "bad_request", "body: want {\"replace\": \"k_...\"} or none: %v", err)
-		}
+	if err := s.decodeBody(c, &req, true, `{"replace": "k_..."} or none`); err != nil {
+		return err
 	}
 	name := c.Param("name")
 	key, k := storage.NewNamespaceKey(time.Now().UTC())
-	err = s.store.AddNamespaceKey(c.Request().Context(), name, k, req.Replace)
+	err := s.store.AddNamespaceKey(c.Request().Context(), name, k, req.Replace)
 	if errors.Is(err, storage.ErrNotFound) {
 		return errorf(http.StatusNotFound, "not_found", "no namespace %q, or no key %q in it", name, req.Replace)
 	}

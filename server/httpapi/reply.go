@@ -2,11 +2,8 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -41,13 +38,8 @@ func (s *Server) reply(c echo.Context) error {
 		return errorf(http.StatusNotImplemented, "not_implemented", "this service does not send replies")
 	}
 	var req replyRequest
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return s.bodyError(err)
-		}
-		return errorf(http.StatusBadRequest, "bad_request", "body: want {\"text\", \"html\"}: %v", err)
+	if err := s.decodeBody(c, &req, false, `{"text", "html"}`); err != nil {
+		return err
 	}
 	if strings.TrimSpace(req.Text) == "" && strings.TrimSpace(req.HTML) == "" {
 		return errorf(http.StatusBadRequest, "bad_request", "a reply needs text or html")

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"encoding/base32"
-	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -51,15 +49,9 @@ type totpResponse struct {
 // the caller sends, stores nothing and reads no inbox, so it is held only to the
 // per-client request rate (MAYFLY_HTTP_RATE) that limitRate applies.
 func (s *Server) totpCode(c echo.Context) error {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return s.bodyError(err)
-	}
 	var req totpRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return errorf(http.StatusBadRequest, "bad_request", "body: want {\"secret\"} or {\"otpauth_url\"}, optionally \"period\", \"digits\", \"algorithm\", \"time\": %v", err)
+	if err := s.decodeBody(c, &req, false, `{"secret"} or {"otpauth_url"}, optionally "period", "digits", "algorithm", "time"`); err != nil {
+		return err
 	}
 	p, err := req.params()
 	if err != nil {

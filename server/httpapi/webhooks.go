@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -203,14 +202,8 @@ func webhookError(err error, what string) error {
 // secret, shown this once.
 func (s *Server) createWebhook(c echo.Context) error {
 	var req webhookRequest
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var he *echo.HTTPError
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &he) {
-			return s.bodyError(err)
-		}
-		return errorf(http.StatusBadRequest, "bad_request", "body: want {\"url\", \"events\", \"inbox\", \"filters\"}: %v", err)
+	if err := s.decodeBody(c, &req, false, `{"url", "events", "inbox", "namespace", "filters"}`); err != nil {
+		return err
 	}
 	inbox := ""
 	switch {
