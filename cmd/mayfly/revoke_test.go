@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/smtp"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 const revokeBound = gate.Recheck + 3*time.Second
 
 // TestNamespaceRevocationEndsSessions: sessions opened with a namespace key on node B
-// (IMAP idle and IMAP between commands, POP3, WebSocket, SSE, an inbox wait and a
+// (IMAP idle and IMAP between commands, POP3, submission, WebSocket, SSE, an inbox wait and a
 // namespace wait) end within revokeBound of the key's revocation on node A, and of the
 // namespace's deletion; a session opened with the admin key runs on. On the memory
 // store both are one node.
@@ -82,6 +83,15 @@ func endsWithKey(t *testing.T, a, b *node, key string, revoke func()) {
 	}
 	if line := pop.cmd(t, "PASS "+key); !strings.HasPrefix(line, "+OK") {
 		t.Fatalf("POP3 PASS = %q", line)
+	}
+
+	sub, err := smtp.Dial(b.submission)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := sub.Auth(smtp.PlainAuth("", addr, key, "127.0.0.1")); err != nil {
+		t.Fatalf("submission AUTH: %v", err)
 	}
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+b.http+"/api/v1/inboxes/"+addr+"/ws?token="+key, nil)
@@ -166,6 +176,21 @@ func endsWithKey(t *testing.T, a, b *node, key string, revoke func()) {
 		select {
 		case <-deadline:
 			t.Fatalf("POP3 session still answers %q %s after the revocation", line, revokeBound)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for {
+		err := sub.Mail(addr)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "530") {
+				t.Errorf("submission MAIL after the revocation: %v, want 530", err)
+			}
+			break
+		}
+		sub.Reset()
+		select {
+		case <-deadline:
+			t.Fatalf("submission session still takes MAIL %s after the revocation", revokeBound)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
