@@ -155,3 +155,50 @@ func (g Gate) pause(ctx context.Context) {
 	case <-ctx.Done():
 	}
 }
+
+// Recheck is how often a session opened with a namespace key looks the key up again,
+// so that revoking it, or deleting its namespace, on any node ends the session within
+// Recheck (plus one store round trip): one lookup per session per Recheck, whether
+// the session is busy or idle.
+const Recheck = 2 * time.Second
+
+// ErrRevoked ends a session whose namespace key no longer opens its namespace; Watch
+// cancels with it.
+var ErrRevoked = errors.New("the namespace key of this session was revoked, or its namespace deleted")
+
+// Watch calls end, once, when secret, a namespace key that opened a session, no longer
+// opens its namespace, looking it up every Recheck until ctx ends. A secret that is no
+// namespace key (an inbox token, the admin key) is never looked at again: Watch does
+// nothing. A store that does not answer ends nothing, the next lookup deciding, so
+// that a store's hiccup does not drop every session at once.
+func (g Gate) Watch(ctx context.Context, secret string, end func()) {
+	if g.Keys.Namespaces == nil || !storage.IsNamespaceKey(secret) || g.IsAdminKey(secret) {
+		return
+	}
+	go func() {
+		t := time.NewTicker(Recheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			// A key belongs to one namespace for its life: found is still good.
+			_, err := g.Keys.Namespaces.NamespaceOfKey(ctx, storage.HashKey(secret))
+			if errors.Is(err, storage.ErrNotFound) {
+				end()
+				return
+			}
+		}
+	}()
+}
+
+// Revocable returns a context that ends, with the cause ErrRevoked, when secret stops
+// opening its namespace (Watch): the way a request or session held by a context (a
+// WebSocket, an event stream, a wait) ends with its key. cancel must be called.
+func (g Gate) Revocable(ctx context.Context, secret string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	g.Watch(ctx, secret, func() { cancel(ErrRevoked) })
+	return ctx, func() { cancel(context.Canceled) }
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,5 +91,71 @@ func TestThrottle(t *testing.T) {
 	g.Delay = time.Hour
 	if _, err := g.Login(ctx, log, "r", client, "box@mayfly.test", tok); !errors.Is(err, ErrThrottled) {
 		t.Errorf("with an ended context = %v, want ErrThrottled at once", err)
+	}
+}
+
+// keyLookup is a store of namespace keys that counts its lookups.
+type keyLookup struct {
+	mu      sync.Mutex
+	keys    map[string]string // hash -> namespace
+	err     error             // answered instead, when set
+	lookups int
+}
+
+func (k *keyLookup) NamespaceOfKey(_ context.Context, hash string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.lookups++
+	if k.err != nil {
+		return "", k.err
+	}
+	if name, ok := k.keys[hash]; ok {
+		return name, nil
+	}
+	return "", storage.ErrNotFound
+}
+
+func (k *keyLookup) set(f func()) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	f()
+	return k.lookups
+}
+
+// TestWatch: a session's namespace key is looked up once per Recheck and the session
+// ended once the store no longer knows it; a store that fails ends nothing; inbox
+// tokens and the admin key are never looked up.
+func TestWatch(t *testing.T) {
+	key, k := storage.NewNamespaceKey(time.Now())
+	store := &keyLookup{keys: map[string]string{k.Hash: "ci"}}
+	g := Gate{Keys: storage.Keys{Tokens: tokens, APIKey: "admin", Namespaces: store}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	never := func() { t.Error("a session without a namespace key was ended") }
+	g.Watch(ctx, "admin", never)
+	g.Watch(ctx, tokens.Token("ci.x@mayfly.test"), never)
+
+	ended := make(chan struct{})
+	start := time.Now()
+	g.Watch(ctx, key, func() { close(ended) })
+	// The store fails: the session goes on.
+	store.set(func() { store.err = errors.New("down") })
+	for store.set(func() {}) < 2 {
+		select {
+		case <-ended:
+			t.Fatal("a store that fails ended the session")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	store.set(func() { store.err = nil; delete(store.keys, k.Hash) })
+	select {
+	case <-ended:
+	case <-time.After(Recheck + 3*time.Second):
+		t.Fatal("the session outlived its key")
+	}
+	// Lookups: one per Recheck since the watch began, none for the token and admin key.
+	if n, most := store.set(func() {}), int(time.Since(start)/Recheck); n > most {
+		t.Errorf("%d lookups in %s, want at most %d (one per Recheck)", n, time.Since(start), most)
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"net/http"
@@ -56,8 +57,22 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return next(c)
+		return s.revocable(c, next)
 	}
+}
+
+// revocable runs next under a request context that ends when the namespace key that
+// opened the request stops opening its namespace (gate.Watch): a WebSocket closes, an
+// event stream ends, a wait answers 403. Other credentials change nothing.
+func (s *Server) revocable(c echo.Context, next echo.HandlerFunc) error {
+	ctx, cancel := s.gate().Revocable(c.Request().Context(), bearer(c.Request()))
+	defer cancel()
+	c.SetRequest(c.Request().WithContext(ctx))
+	err := next(c)
+	if errors.Is(context.Cause(ctx), gate.ErrRevoked) && !c.Response().Committed {
+		return errorf(http.StatusForbidden, "revoked", "%s", gate.ErrRevoked)
+	}
+	return err
 }
 
 // authenticate decides whether c may read the inbox it names, which it leaves for the

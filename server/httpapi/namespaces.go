@@ -130,7 +130,7 @@ func (s *Server) namespaceAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(namespaceKey, name)
-		return next(c)
+		return s.revocable(c, next)
 	}
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/mayfly-mail/mayfly/server/gate"
 	"github.com/mayfly-mail/mayfly/storage"
 )
 
@@ -101,6 +103,10 @@ func (s *Server) websocket(c echo.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), gate.ErrRevoked) {
+				closeWith(conn, websocket.ClosePolicyViolation, "namespace key revoked")
+				return nil
+			}
 			closeWith(conn, websocket.CloseGoingAway, "server going away")
 			return nil
 		case <-ping.C:

@@ -164,6 +164,14 @@ func (s *session) Login(username, password string) error {
 	}
 	s.c.loggedIn.Store(true)
 	s.inbox = inbox
+	// A namespace key revoked on any node ends the session, IDLE or not: BYE, as at
+	// shutdown, between two responses.
+	s.srv.gate().Watch(s.ctx, password, func() {
+		s.logger.Info("namespace key revoked, closing the connection")
+		if ic := s.c.imapConn(); ic != nil {
+			ic.Bye(gate.ErrRevoked.Error())
+		}
+	})
 	s.logger = s.logger.With("inbox", inbox)
 	s.srv.metrics.logins.WithLabelValues("ok").Inc()
 	return nil

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mayfly-mail/mayfly/server/gate"
@@ -93,6 +94,9 @@ type session struct {
 	failures int          // failed logins
 	bad      int          // bad commands
 	rate     *limit.Pacer // Options.CommandRate; nil = no limit
+	// revoked is set when the namespace key the session logged in with stops opening
+	// its namespace (gate.Watch): the next command is refused and the session ends.
+	revoked atomic.Bool
 }
 
 // message is one message of the maildrop snapshot.
@@ -109,6 +113,9 @@ func (s *Server) serveConn(ctx context.Context, tr *tracker, c net.Conn, implici
 	s.metrics.sessions.Inc()
 	defer s.metrics.sessions.Dec()
 	defer c.Close()
+	// The session's own context ends its gate.Watch with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ss := &session{
 		srv:      s,
 		tr:       tr,
@@ -229,6 +236,10 @@ func (ss *session) flush() bool {
 
 // handle runs one command line and reports whether the session goes on.
 func (ss *session) handle(line string) bool {
+	if ss.revoked.Load() {
+		ss.reply("-ERR [AUTH] " + gate.ErrRevoked.Error())
+		return false
+	}
 	// Every line counts, bad ones too: those cost the client its connection only after
 	// maxBadCommands, and a flood of them is still a flood. Past the rate the line
 	// waits for its turn, and the next is not read before, so a pipelining client is
@@ -470,6 +481,7 @@ func (ss *session) login(user, pass string) bool {
 		}
 	}
 	ss.inbox, ss.state = inbox, transaction
+	ss.srv.gate().Watch(ss.ctx, pass, func() { ss.revoked.Store(true) })
 	ss.log = ss.log.With("inbox", inbox)
 	ss.srv.metrics.logins.WithLabelValues(loginOK).Inc()
 	ss.log.Debug("login", "messages", len(ss.msgs))

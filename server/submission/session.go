@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -54,6 +55,9 @@ type session struct {
 	loopback bool
 
 	inbox string // after AUTH: the normalized address logged in as
+	// revoked is set when the namespace key of the login stops opening its namespace
+	// (gate.Watch): the next MAIL is refused and the login dropped.
+	revoked atomic.Bool
 
 	// The transaction: MAIL FROM as given, the recipients accepted, and the inbox's
 	// correspondents, read once per transaction.
@@ -128,6 +132,7 @@ func (ss *session) login(identity, user, password string) error {
 	ss.inbox = inbox
 	if ss.conn != nil {
 		ss.conn.authed = true
+		ss.s.gate().Watch(ss.conn.ctx, password, func() { ss.revoked.Store(true) })
 	}
 	return nil
 }
@@ -149,6 +154,10 @@ func sameInbox(a, b string) bool {
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.inbox == "" {
 		return errAuthRequired
+	}
+	if ss.revoked.Load() {
+		ss.inbox = ""
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: gate.ErrRevoked.Error()}
 	}
 	// RFC 6409 section 6.1: the submission server may insist the sender is the
 	// user. A throwaway address sends as itself, with any of its tags.
