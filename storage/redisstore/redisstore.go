@@ -135,8 +135,6 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
-
-	group groupCommit // the Puts' shared round trips; see groupcommit.go
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -410,16 +408,12 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			},
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return unavailable("put "+msgs[0].Inbox, err)
-	}
-	r := &putReq{ctx: ctx, calls: calls, zadds: make([]redis.Z, len(msgs)), index: make([]*redis.IntCmd, len(msgs))}
-	for i, m := range msgs {
-		r.zadds[i] = redis.Z{Score: float64(exps[i]), Member: expiryMember(m.Inbox, ids[i])}
-		r.size += len(m.Raw)
-	}
-	s.commit(r) // groupcommit.go
-	index := r.index
+	index := make([]*redis.IntCmd, len(msgs))
+	s.pipeline(ctx, calls, func(p redis.Pipeliner) {
+		for i, m := range msgs {
+			index[i] = p.ZAdd(ctx, s.expiryKey, redis.Z{Score: float64(exps[i]), Member: expiryMember(m.Inbox, ids[i])})
+		}
+	})
 	var failed error
 	var failedInbox string
 	var moved []int // the messages whose expiry the script changed
