@@ -426,7 +426,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.St
 		logger.Info("store", "kind", "memory", "memory_limit", cfg.MemoryLimit, "max_messages", cfg.MaxMessages)
 		return memstore.New(memstore.Options{MaxMessages: cfg.MaxMessages, MemoryLimit: cfg.MemoryLimit}), nil
 	}
-	st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, MaxMessages: cfg.MaxMessages, Logger: logger})
+	st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, MaxMessages: cfg.MaxMessages, SettingsCache: cfg.SettingsCache, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

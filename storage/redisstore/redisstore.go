@@ -71,6 +71,11 @@ type Options struct {
 	MaxMessages int           // per inbox, the oldest goes first; 0 = 200
 	SweepEvery  time.Duration // how often this node looks for expired mail; 0 = 1s
 	Logger      *slog.Logger  // nil = discard; the first Store given one also gets go-redis's lines
+	// SettingsCache is how long this node takes an inbox read to have no settings
+	// (faults, TTL, burn after read) for that, without asking Redis again; a SetInbox
+	// through another node reaches this one within it. 0 = ask every time. See
+	// settingscache.go.
+	SettingsCache time.Duration
 
 	// feedAfterScript writes the event feed after the scripts, as on a Cluster, on any
 	// Redis: for tests.
@@ -135,6 +140,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	settings settingsCache // inboxes known to have no settings; see settingscache.go
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -173,6 +180,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		secretKey:  o.Prefix + "secret",
 		max:        o.MaxMessages,
 		sweepEvery: o.SweepEvery,
+		settings:   settingsCache{ttl: o.SettingsCache},
 		pending:    make(map[string]*pendingSub),
 		shards:     make(map[string]*shardConn),
 	}
@@ -791,6 +799,7 @@ func (s *Store) SetInbox(ctx context.Context, inbox string, set storage.InboxSet
 	if err != nil {
 		return fmt.Errorf("set inbox %s: %w", inbox, err)
 	}
+	s.settings.forget(inbox)
 	k := s.keys(inbox)
 	now := time.Now()
 	keep := now.Add(grace).UnixMilli() + ms
@@ -859,6 +868,11 @@ func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettin
 	// Only the settings' fields, not the whole state: the receiver asks at every RCPT,
 	// and an inbox's state also holds its UID counters. An inbox with faults is read
 	// whole, so that its faults and their attempt counts (fa0, fa1, ...) are of one moment.
+	now := time.Now()
+	if s.settings.known(inbox, now) {
+		return storage.InboxSettings{}, nil
+	}
+	gen := s.settings.begin()
 	state := s.keys(inbox).state
 	v, err := s.client.HMGet(ctx, state, "ttl", "burn", "faults").Result()
 	if err != nil {
@@ -885,6 +899,9 @@ func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettin
 	}
 	for i := range set.Faults {
 		set.Faults[i].Attempts, _ = strconv.Atoi(f["fa"+strconv.Itoa(i)])
+	}
+	if set.TTL == 0 && !set.BurnAfterRead && len(set.Faults) == 0 {
+		s.settings.remember(inbox, now, gen)
 	}
 	return set, nil
 }
