@@ -134,6 +134,7 @@ type Store struct {
 	// so a script may touch keys of any slot (see eventlog.go).
 	feedInScript bool
 	feedGroups   sync.Map // the feed's consumer groups known to exist; see eventlog.go
+	feedClaims   sync.Map // group "\n" consumer: when ReadFeed last looked for run-out leases
 	// sharded says each inbox's events go to a channel of its own in its slot, with
 	// sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a Cluster; see sharded.go.
 	sharded bool
