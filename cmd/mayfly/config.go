@@ -41,6 +41,7 @@ type Config struct {
 	ParseCache      int64
 	MaxMessageSize  int64
 	MaxMessages     int
+	SettingsCache   time.Duration
 	Secret          string
 	APIKey          string
 	Public          bool
@@ -156,6 +157,14 @@ func settings() []setting {
 		}},
 		{"max-message-size", "10MiB", "larger mail gets 552 5.3.4", size(func(c *Config) *int64 { return &c.MaxMessageSize })},
 		{"max-messages", "200", "messages kept per inbox; the oldest goes first", positive(func(c *Config) *int { return &c.MaxMessages })},
+		{"settings-cache", "1s", "Redis store: how long a node takes an inbox read to have no settings (faults, ttl, burn) for that, rather than read them at every RCPT; faults set through another node apply there within it; 0 = read every time", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return errors.New("want a duration such as 1s or 500ms, or 0")
+			}
+			c.SettingsCache = d
+			return nil
+		}},
 		{"secret", "", "HMAC key for inbox tokens; empty = random per process (memory) or shared in Redis", func(c *Config, v string) error {
 			if v != "" && len(v) < 16 {
 				return errors.New("want at least 16 characters")

@@ -426,7 +426,8 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (storage.St
 		logger.Info("store", "kind", "memory", "memory_limit", cfg.MemoryLimit, "max_messages", cfg.MaxMessages)
 		return memstore.New(memstore.Options{MaxMessages: cfg.MaxMessages, MemoryLimit: cfg.MemoryLimit}), nil
 	}
-	st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, MaxMessages: cfg.MaxMessages, Logger: logger, ReplicaWait: replicaWait(cfg.ReplicaWait)})
+	st, err := redisstore.New(ctx, redisstore.Options{URL: cfg.RedisURL, MaxMessages: cfg.MaxMessages, Logger: logger,
+		ReplicaWait: replicaWait(cfg.ReplicaWait), SettingsCache: cfg.SettingsCache})
 	if err != nil {
 		return nil, err
 	}

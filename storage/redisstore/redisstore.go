@@ -75,6 +75,11 @@ type Options struct {
 	// message before it fails (see replicas.go); 0 = DefaultReplicaWait, < 0 = Puts do
 	// not wait, and a primary that dies may take answered mail with it.
 	ReplicaWait time.Duration
+	// SettingsCache is how long this node takes an inbox read to have no settings
+	// (faults, TTL, burn after read) for that, without asking Redis again; a SetInbox
+	// through another node reaches this one within it. 0 = ask every time. See
+	// settingscache.go.
+	SettingsCache time.Duration
 
 	// feedAfterScript writes the event feed after the scripts, as on a Cluster, on any
 	// Redis: for tests.
@@ -134,12 +139,15 @@ type Store struct {
 	// so a script may touch keys of any slot (see eventlog.go).
 	feedInScript bool
 	feedGroups   sync.Map // the feed's consumer groups known to exist; see eventlog.go
+	feedClaims   sync.Map // group "\n" consumer: when ReadFeed last looked for run-out leases
 	// sharded says each inbox's events go to a channel of its own in its slot, with
 	// sharded Pub/Sub (SPUBLISH, SSUBSCRIBE): on a Cluster; see sharded.go.
 	sharded bool
 
 	closeOnce sync.Once
 	closeErr  error
+
+	settings settingsCache // inboxes known to have no settings; see settingscache.go
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -178,6 +186,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		secretKey:  o.Prefix + "secret",
 		max:        o.MaxMessages,
 		sweepEvery: o.SweepEvery,
+		settings:   settingsCache{ttl: o.SettingsCache},
 		pending:    make(map[string]*pendingSub),
 		shards:     make(map[string]*shardConn),
 	}
@@ -817,6 +826,7 @@ func (s *Store) SetInbox(ctx context.Context, inbox string, set storage.InboxSet
 	if err != nil {
 		return fmt.Errorf("set inbox %s: %w", inbox, err)
 	}
+	s.settings.forget(inbox)
 	k := s.keys(inbox)
 	now := time.Now()
 	keep := now.Add(grace).UnixMilli() + ms
@@ -885,6 +895,11 @@ func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettin
 	// Only the settings' fields, not the whole state: the receiver asks at every RCPT,
 	// and an inbox's state also holds its UID counters. An inbox with faults is read
 	// whole, so that its faults and their attempt counts (fa0, fa1, ...) are of one moment.
+	now := time.Now()
+	if s.settings.known(inbox, now) {
+		return storage.InboxSettings{}, nil
+	}
+	gen := s.settings.begin()
 	state := s.keys(inbox).state
 	v, err := s.client.HMGet(ctx, state, "ttl", "burn", "faults").Result()
 	if err != nil {
@@ -911,6 +926,9 @@ func (s *Store) Settings(ctx context.Context, inbox string) (storage.InboxSettin
 	}
 	for i := range set.Faults {
 		set.Faults[i].Attempts, _ = strconv.Atoi(f["fa"+strconv.Itoa(i)])
+	}
+	if set.TTL == 0 && !set.BurnAfterRead && len(set.Faults) == 0 {
+		s.settings.remember(inbox, now, gen)
 	}
 	return set, nil
 }

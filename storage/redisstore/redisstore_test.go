@@ -119,7 +119,9 @@ func testLogger() *slog.Logger {
 
 func newStore(tb testing.TB, o storetest.Options) storage.Store {
 	tb.Helper()
-	return openStore(tb, testPrefix(tb), Options{MaxMessages: o.MaxMessages})
+	// The settings cache on, as a node runs (its default), so the conformance suite
+	// holds with it.
+	return openStore(tb, testPrefix(tb), Options{MaxMessages: o.MaxMessages, SettingsCache: time.Second})
 }
 
 func TestStore(t *testing.T) {
