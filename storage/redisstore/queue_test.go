@@ -293,7 +293,13 @@ func TestQueuePrunesIdleConsumers(t *testing.T) {
 	storetest.ForEachRedis(t, func(t *testing.T, _ string) { testQueuePrunesIdleConsumers(t) })
 }
 
+// consumerIdleMu serializes the subtests of TestQueuePrunesIdleConsumers, which run
+// in parallel on each Redis and set the package's consumerIdle.
+var consumerIdleMu sync.Mutex
+
 func testQueuePrunesIdleConsumers(t *testing.T) {
+	consumerIdleMu.Lock()
+	t.Cleanup(consumerIdleMu.Unlock) // the last cleanup: after consumerIdle's restore
 	prefix := testPrefix(t)
 	ctx := ctxFor(t)
 	a := openStore(t, prefix, Options{})
