@@ -111,6 +111,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 			t.Errorf("postfix stop: %v\n%s", err, out)
 		}
 	})
+	t.Cleanup(p.nudgeQueue()) // before the stop above: cleanups run last first
 	return p
 }
 
@@ -208,8 +209,6 @@ func TestFaultsSpareOtherInboxesPostfix(t *testing.T) {
 			subject := "both-" + tc.faulty
 			waits := []<-chan waitResult{startWait(n.http, faulty, "timeout=60s&subject="+subject), startWait(n.http, clean, "timeout=60s&subject="+subject)}
 			p.send(t, "app@sender.test", faulty.Address+" "+clean.Address, "From: app@sender.test\nSubject: "+subject+"\n\nhello\n")
-			stop := p.nudgeQueue()
-			defer stop()
 			for i, wait := range waits {
 				if r := <-wait; r.err != nil || r.status != 200 || len(r.messages) != 1 {
 					t.Fatalf("wait %d: %d %v %d messages; Postfix's log:\n%s", i, r.status, r.err, len(r.messages), p.log())
