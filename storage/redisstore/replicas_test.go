@@ -167,7 +167,9 @@ func TestClusterFollowsFailover(t *testing.T) {
 	requireRig(t)
 	rig := storetest.StartCluster(t)
 	ctx := context.Background()
-	st, err := New(ctx, Options{URL: rig.URL(), ReplicaWait: -1, Logger: testLogger()})
+	// With the replica wait, so that the message put before the kill is on the replica
+	// that takes over (without it, it may be lost with its primary: see replicas.go).
+	st, err := New(ctx, Options{URL: rig.URL(), Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
