@@ -42,12 +42,7 @@ import (
 //   - a webhook made before the kill is POSTed the mail after the switch (the event
 //     feed and its consumer group are on the promoted replica).
 func TestFailover(t *testing.T) {
-	if why := storetest.RigAvailable(); why != "" {
-		if storetest.RequireRedis() {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
+	storetest.RequireRig(t)
 	t.Run("sentinel", func(t *testing.T) {
 		t.Parallel()
 		rig := storetest.StartSentinel(t)

@@ -124,12 +124,7 @@ func TestClusterEventsEveryMaster(t *testing.T) {
 // every other Redis URL (go-redis alone would give it to the sentinels, which refuse it,
 // and none to the primary).
 func TestSentinelPassword(t *testing.T) {
-	if why := storetest.RigAvailable(); why != "" {
-		if storetest.RequireRedis() {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
+	storetest.RequireRig(t)
 	t.Parallel()
 	rig := storetest.StartSentinelWith(t, storetest.SentinelOptions{Password: "p@ss w:rd"})
 	st := openStoreAt(t, testPrefix(t), Options{}, rig.URL())
@@ -167,12 +162,7 @@ func TestSentinelPassword(t *testing.T) {
 // replica has taken over succeeds and hears the inbox, with nothing else having touched
 // the slot meanwhile to tell the client the cluster changed.
 func TestClusterSubscribeAfterFailover(t *testing.T) {
-	if why := storetest.RigAvailable(); why != "" {
-		if storetest.RequireRedis() {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
+	storetest.RequireRig(t)
 	t.Parallel()
 	rig := storetest.StartCluster(t)
 	st := openStoreAt(t, testPrefix(t), Options{}, rig.URL())

@@ -17,16 +17,6 @@ import (
 
 // requireRig skips a test that starts a rig of the test's own (these tests stop its processes), or a skip
 // where redis-server is missing and Redis tests may skip.
-func requireRig(t *testing.T) {
-	t.Helper()
-	if why := storetest.RigAvailable(); why != "" {
-		if storetest.RequireRedis() {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
-}
-
 // replicaOf returns the replica whose primary is at primary.
 func replicaOf(t *testing.T, replicas []storetest.RedisNode, primary string) storetest.RedisNode {
 	t.Helper()
@@ -50,7 +40,7 @@ func replicaOf(t *testing.T, replicas []storetest.RedisNode, primary string) sto
 // (SMTP's 451) within the wait, rather than answer for a write only the primary has;
 // once the replica runs again, Puts succeed and the replica holds the message.
 func TestPutWaitsForAReplica(t *testing.T) {
-	requireRig(t)
+	storetest.RequireRig(t)
 	t.Run("sentinel", func(t *testing.T) {
 		t.Parallel()
 		rig := storetest.StartSentinel(t)
@@ -164,7 +154,7 @@ func TestPutWithoutReplicaDoesNotWait(t *testing.T) {
 // go-redis learns a moved slot from MOVED, which a dead node never sends, and reads
 // the map again only every minute by default.
 func TestClusterFollowsFailover(t *testing.T) {
-	requireRig(t)
+	storetest.RequireRig(t)
 	rig := storetest.StartCluster(t)
 	ctx := context.Background()
 	// With the replica wait, so that the message put before the kill is on the replica

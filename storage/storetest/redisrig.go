@@ -118,6 +118,18 @@ func RigAvailable() string {
 	return ""
 }
 
+// RequireRig skips tb when the rig cannot start here, saying why and how to enable it,
+// or fails it where Redis tests must run (RequireRedis: make test, CI).
+func RequireRig(tb testing.TB) {
+	tb.Helper()
+	if why := RigAvailable(); why != "" {
+		if RequireRedis() {
+			tb.Fatal(why)
+		}
+		tb.Skipf("%s; make test installs it and runs this", why)
+	}
+}
+
 // NewCluster starts a Redis Cluster of 3 masters and 3 replicas with its files in dir
 // and returns once every node says cluster_state:ok, all 16384 slots are served and
 // every replica is in sync. Stop stops it.
