@@ -971,7 +971,18 @@ func (s *Store) Subscribe(ctx context.Context, inbox string) (<-chan storage.Eve
 	s.psMu.Lock()
 	ps := s.ps
 	s.psMu.Unlock()
-	err := ps.Ping(ctx, token)
+	return p.await(ctx, inbox, func() error { return ps.Ping(ctx, token) }, func() {
+		s.pendingMu.Lock()
+		delete(s.pending, token)
+		s.pendingMu.Unlock()
+	})
+}
+
+// await sends the PING that ends a Subscribe with ping and waits for its answer, the
+// subscription (see the listeners); forget takes p out of its pending PINGs when no
+// answer came, after which one that came meanwhile still counts.
+func (p *pendingSub) await(ctx context.Context, inbox string, ping func() error, forget func()) (<-chan storage.Event, error) {
+	err := ping()
 	if err == nil {
 		timer := time.NewTimer(ioTimeout)
 		defer timer.Stop()
@@ -987,9 +998,7 @@ func (s *Store) Subscribe(ctx context.Context, inbox string) (<-chan storage.Eve
 			err = errors.New("no answer to PING")
 		}
 	}
-	s.pendingMu.Lock()
-	delete(s.pending, token)
-	s.pendingMu.Unlock()
+	forget()
 	select {
 	case ch := <-p.done: // answered meanwhile
 		if ch != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -90,36 +89,16 @@ func (s *Store) subscribeSharded(ctx context.Context, inbox string) (<-chan stor
 		}
 	}
 
-	err = sc.ps.Ping(ctx, token)
-	if err == nil {
-		timer := time.NewTimer(ioTimeout)
-		defer timer.Stop()
-		select {
-		case ch := <-p.done:
-			if ch == nil {
-				giveBack()
-				return nil, fmt.Errorf("subscribe %s: %w: connection lost", inbox, storage.ErrUnavailable)
-			}
-			return ch, nil
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-timer.C:
-			err = errors.New("no answer to PING")
-		}
+	ch, err := p.await(ctx, inbox, func() error { return sc.ps.Ping(ctx, token) }, func() {
+		sc.mu.Lock()
+		delete(sc.pending, token)
+		sc.mu.Unlock()
+	})
+	if err != nil {
+		giveBack()
+		s.clusterChanged()
 	}
-	sc.mu.Lock()
-	delete(sc.pending, token)
-	sc.mu.Unlock()
-	select {
-	case ch := <-p.done: // answered meanwhile
-		if ch != nil {
-			return ch, nil
-		}
-	default:
-	}
-	giveBack()
-	s.clusterChanged()
-	return nil, unavailable("subscribe "+inbox, err)
+	return ch, err
 }
 
 // shardFor returns the store's connection to the master of channel's slot, making it
