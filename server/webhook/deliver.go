@@ -70,6 +70,12 @@ func (s *Service) work(ctx, drain context.Context) {
 		go func() {
 			defer wg.Done()
 			for d := range jobs {
+				if ctx.Err() != nil {
+					// Handed over as ctx ended (a select takes either of two ready
+					// cases): the other nodes make it, as they do those not handed over.
+					s.release(drain, []*storage.Delivery{d})
+					continue
+				}
 				s.deliver(drain, d, saves)
 			}
 		}()

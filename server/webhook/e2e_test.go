@@ -963,13 +963,16 @@ func TestShutdownReleases(t *testing.T) {
 			a := New(opts, st, testlib.Logger(t))
 			create(t, a, &storage.Webhook{URL: rc.URL(), Events: []string{EventReceived}})
 			put(t, st.Store.(storage.Store), "box@x.test", "First", "1", false)
-			stopA := run(t, a)
+			ctx, stopA := context.WithCancel(context.Background())
+			defer stopA()
+			stopped := make(chan struct{})
+			go func() { a.Run(ctx); close(stopped) }()
 			testlib.Next(t, held, 30*time.Second, "node A's first attempt")
 			// A's one worker is busy: the next delivery is claimed and waits for it.
 			put(t, st.Store.(storage.Store), "box@x.test", "Second", "2", false)
 			testlib.WaitFor(t, "node A claiming the second", func() bool { return st.claimed.Load() == 2 })
-			stopped := make(chan struct{})
-			go func() { stopA(); close(stopped) }()
+			// A stops while its worker holds the first attempt, which then finishes.
+			stopA()
 			close(release)
 			testlib.Next(t, stopped, 20*time.Second, "node A's stop")
 			if n := len(rc.accepted()); n != 1 {
