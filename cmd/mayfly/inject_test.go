@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -20,6 +21,13 @@ import (
 // inject posts raw to the inbox's POST .../messages as contentType.
 func inject(t *testing.T, httpAddr string, in inboxJSON, contentType string, raw []byte) (int, []byte) {
 	t.Helper()
+	status, body, _ := injectHeader(t, httpAddr, in, contentType, raw)
+	return status, body
+}
+
+// injectHeader is inject with the answer's header.
+func injectHeader(t *testing.T, httpAddr string, in inboxJSON, contentType string, raw []byte) (int, []byte, http.Header) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/api/v1/inboxes/"+in.Address+"/messages", bytes.NewReader(raw))
 	req.Header.Set("Authorization", "Bearer "+in.Token)
 	if contentType != "" {
@@ -31,7 +39,7 @@ func inject(t *testing.T, httpAddr string, in inboxJSON, contentType string, raw
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp.StatusCode, b, resp.Header
 }
 
 // TestInjectThroughReceiver: a message POSTed to .../messages, on both stores, reaches
@@ -160,9 +168,12 @@ func TestInjectRefusals(t *testing.T) {
 			t.Fatalf("inject %d = %d %s", i, status, body)
 		}
 	}
-	status, body := inject(t, n.http, in, "message/rfc822", []byte("Subject: one too many\r\n\r\nx\r\n"))
+	status, body, header := injectHeader(t, n.http, in, "message/rfc822", []byte("Subject: one too many\r\n\r\nx\r\n"))
 	if status != http.StatusTooManyRequests || !strings.Contains(string(body), "MAYFLY_RECEIVE_RATE") || !strings.Contains(string(body), "receive_rate_limited") {
 		t.Errorf("inject past the receive rate = %d %s, want 429 naming MAYFLY_RECEIVE_RATE", status, body)
+	}
+	if after, err := strconv.Atoi(header.Get("Retry-After")); err != nil || after < 1 {
+		t.Errorf("inject past the receive rate: Retry-After %q, want seconds until the rate lets one more in", header.Get("Retry-After"))
 	}
 	// Another token's inbox is not opened by this one.
 	other := createInbox(t, n.http, "")

@@ -88,7 +88,7 @@ func (i injector) Inject(ctx context.Context, inbox, remoteIP string, raw []byte
 	case errors.As(err, &r) && r.TooLarge():
 		return nil, httpapi.Refusal(http.StatusRequestEntityTooLarge, "too_large", err.Error())
 	case errors.As(err, &r):
-		return nil, httpapi.Refusal(http.StatusTooManyRequests, "receive_rate_limited", err.Error())
+		return nil, httpapi.RefusalRetry(http.StatusTooManyRequests, "receive_rate_limited", err.Error(), r.RetryAfter())
 	}
 	return m, err
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -439,6 +440,8 @@ type apiError struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter, when set, is said in a Retry-After header: when trying again helps.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -487,6 +490,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	default:
 		s.logger.Error("request", "route", c.Path(), "err", err)
 		ae = errorf(http.StatusInternalServerError, "internal", "internal error")
+	}
+	if ae.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(ae.RetryAfter.Seconds())))))
 	}
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(ae.Status)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,6 +25,11 @@ type replier interface {
 // recipients, 400 a bare CR), a code for programs and a message for people.
 func Refusal(status int, code, message string) error {
 	return &apiError{Status: status, Code: code, Message: message}
+}
+
+// RefusalRetry is Refusal with a Retry-After: for a 429 or 503 that passes in time.
+func RefusalRetry(status int, code, message string, after time.Duration) error {
+	return &apiError{Status: status, Code: code, Message: message, RetryAfter: after}
 }
 
 type replyRequest struct {
