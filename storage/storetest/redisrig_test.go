@@ -8,21 +8,11 @@ import (
 	"time"
 )
 
-func rigOrSkip(t *testing.T) {
-	t.Helper()
-	if why := RigAvailable(); why != "" {
-		if RequireRedis() {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
-}
-
 // TestCluster starts the rig's cluster and checks what the failover tests rely on: the
 // slots all served by the three masters, KeySlot as the cluster computes it, and a
 // killed master replaced by its replica.
 func TestCluster(t *testing.T) {
-	rigOrSkip(t)
+	RequireRig(t)
 	t.Parallel()
 	start := time.Now()
 	c := StartCluster(t)
@@ -68,7 +58,7 @@ func TestCluster(t *testing.T) {
 
 // TestSentinel starts the rig's Sentinel setup and fails its primary over.
 func TestSentinel(t *testing.T) {
-	rigOrSkip(t)
+	RequireRig(t)
 	t.Parallel()
 	start := time.Now()
 	s := StartSentinel(t)
