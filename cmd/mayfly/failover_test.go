@@ -339,23 +339,7 @@ func pickInboxes(t *testing.T, ctx context.Context, httpAddr string, masterOf fu
 // the replica, the confirmation did not reach the node).
 func checkFailoverLoad(t *testing.T, httpAddr string, results []sendResult, senders int) {
 	t.Helper()
-	stored := map[string]int{}
-	for _, in := range uniqueInboxes(results) {
-		for before := uint32(0); ; {
-			var list struct {
-				Messages []struct{ Subject string }
-				Next     *uint32
-			}
-			getJSON(t, httpAddr, fmt.Sprintf("/api/v1/inboxes/%s/messages?before=%d", in.Address, before), in.Token, &list)
-			for _, m := range list.Messages {
-				stored[m.Subject]++
-			}
-			if list.Next == nil {
-				break
-			}
-			before = *list.Next
-		}
-	}
+	stored := storedSubjects(t, httpAddr, results)
 	var accepted, refused, storedRefused, lost int
 	for _, s := range results {
 		switch s.code {

@@ -484,13 +484,12 @@ func metricValue(t *testing.T, httpAddr, series string) int {
 	return 0
 }
 
-// checkNoMailLost lists every sender's inbox and checks that each message that got 250
-// is there exactly once, and that every other send got 451 4.3.0.
-func checkNoMailLost(t *testing.T, httpAddr string, results []sendResult, senders int) {
+// storedSubjects counts the messages of the senders' inboxes by subject, as the API
+// lists them, page by page (a listing holds at most 1000 messages).
+func storedSubjects(t *testing.T, httpAddr string, results []sendResult) map[string]int {
 	t.Helper()
 	stored := map[string]int{}
 	for _, in := range uniqueInboxes(results) {
-		// Page by page: a listing holds at most 1000 messages.
 		for before := uint32(0); ; {
 			var list struct {
 				Messages []struct{ Subject string }
@@ -506,6 +505,14 @@ func checkNoMailLost(t *testing.T, httpAddr string, results []sendResult, sender
 			before = *list.Next
 		}
 	}
+	return stored
+}
+
+// checkNoMailLost lists every sender's inbox and checks that each message that got 250
+// is there exactly once, and that every other send got 451 4.3.0.
+func checkNoMailLost(t *testing.T, httpAddr string, results []sendResult, senders int) {
+	t.Helper()
+	stored := storedSubjects(t, httpAddr, results)
 	var accepted, refused, storedRefused int
 	for _, s := range results {
 		switch s.code {
