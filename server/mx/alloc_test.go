@@ -23,7 +23,7 @@ import (
 // still be its own: the buffer DATA is read into is reused for the next message.
 func TestReceiveAllocations(t *testing.T) {
 	if testing.Short() || raceEnabled {
-		t.Skip("allocation counts are those of a normal build")
+		t.Skip("allocation counts are those of a normal build: go test -run TestReceiveAllocations ./server/mx runs it (make test runs -race)")
 	}
 	st := testlib.Memory(t, memstore.Options{MemoryLimit: 256 << 20})
 	addr := start(t, Options{RecipientRate: limit.Rate{N: -1}, ReceiveRate: limit.Rate{N: -1}}, st)

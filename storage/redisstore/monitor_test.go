@@ -25,7 +25,7 @@ func monitor(t *testing.T, prefix string) (stop func() []string) {
 	t.Helper()
 	opts, err := redis.ParseURL(redisURL(t))
 	if err != nil {
-		t.Skipf("MONITOR shows one node's commands: %v", err)
+		t.Skipf("MONITOR shows one node's commands, this URL names several (%v): make test runs this on its single redis-server too", err)
 	}
 	conn, err := net.DialTimeout("tcp", opts.Addr, 5*time.Second)
 	if err != nil {
