@@ -156,6 +156,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	// stop ends the handing out of messages; only ctx aborts messages under way, so a
 	// -duration run lets its last messages finish and closes its connections with QUIT.
 	stop := ctx
+	start := time.Now() // before -duration's clock starts: Wall spans all of it
 	q := &queue{limit: -1}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
@@ -173,7 +174,6 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	}
 
 	sessions := make([]*session, cfg.Conns)
-	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range sessions {
 		s := newSession(&cfg, tmpl, capacity)
