@@ -34,6 +34,8 @@ type EventLog interface {
 	// AckFeed within lease is given to the next ReadFeed of any consumer of the group (its
 	// node died): at least once. Seq here is the feed's own position. A group's first
 	// ReadFeed starts at the oldest event the feed keeps (about a day, see the stores).
+	// The feed has every event made while a webhook exists (WebhookStore); a store may
+	// leave out the others (the Redis store does, on one Redis or Sentinel's).
 	ReadFeed(ctx context.Context, group, consumer string, n int, block, lease time.Duration) ([]LoggedEvent, error)
 	AckFeed(ctx context.Context, group string, seqs ...string) error
 }

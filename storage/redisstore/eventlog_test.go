@@ -67,6 +67,7 @@ func testInboxEventsGone(t *testing.T) {
 func TestFeedNodeDies(t *testing.T) {
 	a, b := twoNodes(t)
 	ctx := ctxFor(t)
+	feedOn(t, a)
 	m := storetest.NewMessage("dies@mayfly.test", "dies")
 	if err := a.Put(ctx, m); err != nil {
 		t.Fatal(err)
@@ -192,6 +193,7 @@ func testFeedHasTTL(t *testing.T) {
 		if err := c.Del(ctx, st.feedKey()).Err(); err != nil {
 			t.Fatal(err)
 		}
+		feedOn(t, st)
 		if err := st.Put(ctx, storetest.NewMessage("ttl@mayfly.test", "ttl")); err != nil {
 			t.Fatal(err)
 		}
@@ -199,4 +201,64 @@ func testFeedHasTTL(t *testing.T) {
 			t.Errorf("feed written after the script %v: PTTL %v, %v; want %v", after, ttl, err, feedTTL)
 		}
 	}
+}
+
+// feedOn makes a webhook: on one Redis and Sentinel's the scripts write the feed only
+// while one exists.
+func feedOn(t *testing.T, st *Store) {
+	t.Helper()
+	if err := st.PutWebhook(ctxFor(t), storetest.NewWebhook("wh_feed", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFeedOnlyWhileWebhooks: the scripts write the feed while a webhook exists and not
+// otherwise (Cluster: the caller always does); a webhook made later reads what came
+// after it.
+func TestFeedOnlyWhileWebhooks(t *testing.T) {
+	storetest.ForEachRedis(t, func(t *testing.T, _ string) {
+		prefix, _, c := storeAndAdmin(t)
+		ctx := ctxFor(t)
+		st := openStore(t, prefix, Options{})
+		defer st.Close()
+		length := func() int64 {
+			t.Helper()
+			n, err := c.XLen(ctx, st.feedKey()).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		put := func(subject string) *storage.Message {
+			t.Helper()
+			m := storetest.NewMessage("only-hooks@mayfly.test", subject)
+			if err := st.Put(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		put("before")
+		if n := length(); st.feedInScript && n != 0 {
+			t.Errorf("no webhook: the feed has %d events, want none", n)
+		} else if !st.feedInScript && n != 1 {
+			t.Errorf("no webhook, Cluster: the feed has %d events, want 1", n)
+		}
+		before := length()
+		feedOn(t, st)
+		after := put("after")
+		if n := length(); n != before+1 {
+			t.Errorf("with a webhook: the feed has %d events, want %d", n, before+1)
+		}
+		got, err := st.ReadFeed(ctx, "only-hooks", "c", 10, time.Second, time.Minute)
+		if err != nil || len(got) == 0 || got[len(got)-1].ID != after.ID {
+			t.Errorf("ReadFeed = %+v, %v; want the message put after the webhook last", got, err)
+		}
+		if err := st.DeleteWebhook(ctx, "wh_feed"); err != nil {
+			t.Fatal(err)
+		}
+		put("gone")
+		if n := length(); st.feedInScript && n != before+1 {
+			t.Errorf("webhook deleted: the feed has %d events, want %d", n, before+1)
+		}
+	})
 }

@@ -51,6 +51,7 @@ func testReadFeedClaims(t *testing.T) {
 		return len(evs)
 	}
 	read() // makes the group
+	feedOn(t, st)
 	if err := st.Put(ctx, storetest.NewMessage("claims@mayfly.test", "one")); err != nil {
 		t.Fatal(err)
 	}

@@ -430,7 +430,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			script: putScript,
 			keys:   s.withFeed(k.state, k.uids, msgKey, k.log),
 			args: []any{id, meta, "", exp, grace.Milliseconds(), s.max, now.Unix(), m.Inbox, k.msgPrefix, s.channelOf(m.Inbox),
-				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs, m.Size},
+				expiryMillis(received), at, lastField(m), int(m.Flags), historyMs, m.Size, s.eventsInReply()},
 			// The bytes go straight into the message's hash, before the script lists
 			// it: Redis's Lua hashes every byte of every string a script is given,
 			// which cost more than the rest of the script for a 10 KiB message. The

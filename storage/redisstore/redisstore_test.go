@@ -1023,7 +1023,7 @@ func testPutScriptExpiry(t *testing.T) {
 	run := func() (uid, exp int64, events []string) {
 		uid, exp, events, err := putReply(putScript.Run(ctx, st.client, []string{k.state, k.uids, k.msg("id1"), k.log},
 			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), inbox, k.msgPrefix, st.channel,
-			expiryMillis(m.Received), at, lastField(m), 0, historyMs))
+			expiryMillis(m.Received), at, lastField(m), 0, historyMs, len(m.Raw), "1"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1047,7 +1047,7 @@ func testPutScriptExpiry(t *testing.T) {
 	for range 2 {
 		uid, got, _, err := putReply(putScript.Run(ctx, st.client, []string{plain.state, plain.uids, plain.msg("id1"), plain.log},
 			"id1", meta, m.Raw, exp, grace.Milliseconds(), 10, time.Now().Unix(), "plain@mayfly.test", plain.msgPrefix, st.channel,
-			expiryMillis(m.Received), at, lastField(m), 0, historyMs))
+			expiryMillis(m.Received), at, lastField(m), 0, historyMs, len(m.Raw), "1"))
 		if err != nil || uid != 1 || got != exp {
 			t.Errorf("put script without a TTL = %d, %d, %v; want UID 1, expiry %d", uid, got, err, exp)
 		}

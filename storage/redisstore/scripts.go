@@ -22,8 +22,9 @@ import (
 // inbox's log, a stream, trims the log of what is older than keep ms (MINID, roughly:
 // whole stream nodes) and keeps the log key twice that after its last event. Given the
 // feed's key (a Redis that is no Cluster, where a script may touch any key: see
-// Store.feedInScript), it adds payload to the feed too, atomically with the change;
-// otherwise the caller does, after the script.
+// Store.feedInScript), it adds payload to the feed too, atomically with the change,
+// while a webhook exists (the feed's only reader; see eventlog.go); otherwise the
+// caller does, after the script.
 //
 // With the feed's key, logEvent also counts the event against the namespace of its
 // inbox, if that exists (accountLua; namespaces.go): one Redis, where the change and its
@@ -37,7 +38,7 @@ local function logEvent(key, payload, keep, feed, size, exp)
 	local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 	redis.call('XADD', key, 'MINID', '~', now - keep, '*', 'e', payload)
 	redis.call('PEXPIRE', key, 2 * keep)
-	if feed then
+	if feed and redis.call('EXISTS', string.sub(feed, 1, #feed - ` + strconv.Itoa(len(feedKeySuffix)) + `) .. '` + hooksTag + `hooks') == 1 then
 		redis.call('XADD', feed, 'MAXLEN', '~', ` + strconv.Itoa(feedMax) + `, '*', 'e', payload)
 		redis.call('PEXPIRE', feed, ` + strconv.FormatInt(feedTTL.Milliseconds(), 10) + `)
 	end
@@ -72,7 +73,8 @@ end
 // first ARGV[12] bytes (see encodeMetaExpires), 13 the state field of the highest UID
 // of the message's kind ("lastr" received, "lasts" sent; see storage.Mailbox), 14 the
 // flags it is stored with (a sent copy is stored seen), 15 the log's history (ms), 16
-// the message's size (for its namespace's count; absent = the length of raw).
+// the message's size (for its namespace's count; absent = the length of raw), 17 "1"
+// to have the events in the reply (for the caller's feed: see withFeed), "0" not.
 var putScript = redis.NewScript(logLua + `
 local state, uids, msg, log, feed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local keep = tonumber(ARGV[15])
@@ -133,7 +135,9 @@ end
 local out = {uid, exp}
 local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep, feed, tonumber(ARGV[16]) or #ARGV[3], exp)
 publish(channel, ev)
-out[3] = ev
+if ARGV[17] == '1' then
+	out[3] = ev
+end
 local over = redis.call('ZCARD', uids) - tonumber(ARGV[6])
 if over > 0 then
 	local old = redis.call('ZRANGE', uids, 0, over - 1, 'WITHSCORES')
@@ -142,7 +146,9 @@ if over > 0 then
 		redis.call('DEL', ARGV[9] .. old[i])
 		ev = logEvent(log, 'e\n' .. inbox .. '\n' .. old[i] .. '\n' .. old[i + 1] .. '\n0\n', keep, feed)
 		publish(channel, ev)
-		out[#out + 1] = ev
+		if ARGV[17] == '1' then
+			out[#out + 1] = ev
+		end
 	end
 end
 return out

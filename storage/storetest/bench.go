@@ -74,11 +74,14 @@ func Bench(b *testing.B, newStore NewStore) {
 			i++
 		}
 	})
-	// A Put and what the webhook dispatcher does with its event: read it from the feed
-	// and acknowledge it.
+	// A Put and what the webhook dispatcher does with its event, a webhook existing: read
+	// it from the feed and acknowledge it.
 	b.Run("Put/10KiB-ReadFeed-AckFeed", func(b *testing.B) {
 		st := newStore(b, Options{MaxMessages: 200})
 		defer st.Close()
+		if err := st.PutWebhook(context.Background(), NewWebhook("wh_bench", time.Now())); err != nil {
+			b.Fatal(err)
+		}
 		raw := make([]byte, 10<<10)
 		ctx := context.Background()
 		b.SetBytes(int64(len(raw)))
