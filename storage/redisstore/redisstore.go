@@ -435,7 +435,7 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 			// it: Redis's Lua hashes every byte of every string a script is given,
 			// which cost more than the rest of the script for a 10 KiB message. The
 			// hash expires at the receiver's expiry should the script never run; the
-			// script sets the message's own.
+			// script moves it where the inbox's TTL says otherwise.
 			before: func(p redis.Pipeliner) {
 				p.HSet(ctx, msgKey, "raw", raw)
 				// NX: a Put resent after a lost reply leaves the expiry it set.
@@ -471,15 +471,17 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 		}
 	}
 	var zadd *redis.IntCmd
-	s.toFeed(ctx, events, func(p redis.Pipeliner) {
-		if failed == nil && len(moved) > 0 {
+	var more func(redis.Pipeliner) // nil: most Puts have no second round trip at all
+	if failed == nil && len(moved) > 0 {
+		more = func(p redis.Pipeliner) {
 			entries := make([]redis.Z, len(moved))
 			for j, i := range moved {
 				entries[j] = redis.Z{Score: float64(exps[i]), Member: expiryMember(msgs[i].Inbox, ids[i])}
 			}
 			zadd = p.ZAdd(ctx, s.expiryKey, entries...)
 		}
-	})
+	}
+	s.toFeed(ctx, events, more)
 	if zadd != nil && zadd.Err() != nil {
 		failed, failedInbox = zadd.Err(), msgs[moved[0]].Inbox
 	}

@@ -39,8 +39,8 @@ local function logEvent(key, payload, keep, feed, size, exp)
 	redis.call('XADD', key, 'MINID', '~', now - keep, '*', 'e', payload)
 	redis.call('PEXPIRE', key, 2 * keep)
 	if feed and redis.call('EXISTS', string.sub(feed, 1, #feed - ` + strconv.Itoa(len(feedKeySuffix)) + `) .. '` + hooksTag + `hooks') == 1 then
-		redis.call('XADD', feed, 'MAXLEN', '~', ` + strconv.Itoa(feedMax) + `, '*', 'e', payload)
-		redis.call('PEXPIRE', feed, ` + strconv.FormatInt(feedTTL.Milliseconds(), 10) + `)
+		redis.call('XADD', feed, 'MAXLEN', '~', '` + strconv.Itoa(feedMax) + `', '*', 'e', payload)
+		redis.call('PEXPIRE', feed, '` + strconv.FormatInt(feedTTL.Milliseconds(), 10) + `')
 	end
 	return payload
 end
@@ -86,17 +86,22 @@ if had[1] then
 end
 -- One read and one write of the state (each call costs a script a few microseconds):
 -- a new inbox starts at UID 1 with its UIDVALIDITY.
+-- Numbers go to Redis as the strings they came as where they can: Redis formats each
+-- number a script passes it with printf.
 local st = redis.call('HMGET', state, 'validity', 'next', 'ttl')
-local uid = 1
+local suid = '1'
 if st[1] then
-	uid = tonumber(st[2]) or 0
+	suid = st[2] or '0'
 end
-local exp = tonumber(ARGV[4])
+local uid = tonumber(suid)
+local sexp = ARGV[4]
+local exp = tonumber(sexp)
 local ttl = st[3]
 if ttl then
 	local own = tonumber(ARGV[11]) + tonumber(ttl)
 	if own ~= exp then
 		exp = own
+		sexp = string.format('%d', exp)
 		-- Expires is a zigzag varint of unix microseconds: for a time after 1970 that is
 		-- twice them, in 7-bit groups, lowest first, each but the last with its high bit
 		-- set. A double holds it exactly until the year 2112.
@@ -115,25 +120,28 @@ if ttl then
 	end
 end
 if st[1] then
-	redis.call('HSET', state, 'next', uid + 1, ARGV[13], uid)
+	redis.call('HSET', state, 'next', string.format('%d', uid + 1), ARGV[13], suid)
 else
-	redis.call('HSET', state, 'validity', ARGV[7], 'next', uid + 1, ARGV[13], uid)
+	redis.call('HSET', state, 'validity', ARGV[7], 'next', string.format('%d', uid + 1), ARGV[13], suid)
 end
-local flags = tonumber(ARGV[14])
-redis.call('HSET', msg, 'meta', meta, 'uid', uid, 'flags', flags, 'exp', exp)
-redis.call('PEXPIREAT', msg, exp)
-redis.call('ZADD', uids, uid, id)
+local flags = ARGV[14]
+redis.call('HSET', msg, 'meta', meta, 'uid', suid, 'flags', flags, 'exp', sexp)
+if sexp ~= ARGV[4] then
+	redis.call('PEXPIREAT', msg, sexp) -- the caller set ARGV[4]'s
+end
+redis.call('ZADD', uids, suid, id)
 -- State outlives the messages, so UIDs are not reused while UIDVALIDITY stays, and so
 -- does the inbox's TTL: the message's expiry is at least the TTL from now.
 -- GT leaves a key without a TTL alone: only then (rarely) is a second call needed.
-local stateUntil = exp + tonumber(ARGV[5])
-for _, key in ipairs({state, uids}) do
-	if redis.call('PEXPIREAT', key, stateUntil, 'GT') == 0 and redis.call('PTTL', key) == -1 then
-		redis.call('PEXPIREAT', key, stateUntil)
-	end
+local stateUntil = string.format('%d', exp + tonumber(ARGV[5]))
+if redis.call('PEXPIREAT', state, stateUntil, 'GT') == 0 and redis.call('PTTL', state) == -1 then
+	redis.call('PEXPIREAT', state, stateUntil)
+end
+if redis.call('PEXPIREAT', uids, stateUntil, 'GT') == 0 and redis.call('PTTL', uids) == -1 then
+	redis.call('PEXPIREAT', uids, stateUntil)
 end
 local out = {uid, exp}
-local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. uid .. '\n' .. flags .. '\n' .. meta, keep, feed, tonumber(ARGV[16]) or #ARGV[3], exp)
+local ev = logEvent(log, 'a\n' .. inbox .. '\n' .. id .. '\n' .. suid .. '\n' .. flags .. '\n' .. meta, keep, feed, tonumber(ARGV[16]) or #ARGV[3], exp)
 publish(channel, ev)
 if ARGV[17] == '1' then
 	out[3] = ev
