@@ -25,6 +25,10 @@
 #   PROFILE_LOAD    default "-size 10KiB -c 8 -per-conn 0": the kept-connection run
 #   SMTP_SINK       default /usr/sbin/smtp-sink; REDIS_SERVER default redis-server
 #   LOAD_ARGS       more mayfly-load flags for every run
+#   FLOOR           when set, one more column: Mayfly built with -tags mayfly_floor on the
+#                   same redis-server, whose Put is one SET of the message's bytes and
+#                   nothing else (storage/redisstore/floor.go): the least any Redis store
+#                   could cost, and its ratio to the memory store
 #
 # The tables go to stdout, progress to stderr. Exit status 1 when a run failed.
 set -euo pipefail
@@ -64,6 +68,10 @@ if [[ -z $mayfly ]]; then
 	log "building mayfly"
 	(cd "$repo" && go build -o "$tmp/mayfly" ./cmd/mayfly)
 	mayfly=$tmp/mayfly
+fi
+if [[ -n ${FLOOR:-} ]]; then
+	log "building mayfly -tags mayfly_floor"
+	(cd "$repo" && go build -tags mayfly_floor -o "$tmp/mayfly-floor" ./cmd/mayfly)
 fi
 
 free_port() {
@@ -127,6 +135,12 @@ start_mayfly redis -redis-url "redis://127.0.0.1:$rport/0"
 title[redis]="Mayfly Redis"
 start_mayfly noverify -verify=false
 title[noverify]="Mayfly memory, verify off"
+if [[ -n ${FLOOR:-} ]]; then
+	mayfly_real=$mayfly mayfly=$tmp/mayfly-floor
+	start_mayfly floor -redis-url "redis://127.0.0.1:$rport/1"
+	mayfly=$mayfly_real
+	title[floor]="Redis floor: one SET"
+fi
 
 if [[ -n ${PEER:-} ]]; then
 	port=$(free_port)
@@ -138,15 +152,16 @@ if [[ -n ${PEER:-} ]]; then
 fi
 
 # measure TARGET SIZE CONNS PERCONN N appends "target scenario msg/s cpu-ms/msg p99-ms errors"
-# to $tmp/results; Redis's CPU is Mayfly's plus redis-server's over the same run.
+# to $tmp/results; Redis's CPU (and the floor's) is Mayfly's plus redis-server's over the
+# same run.
 failed=0
 measure() {
 	local t=$1 size=$2 conns=$3 per=$4 n=$5 line before=0 after=0 v
 	local args=(-addr "${addr[$t]}" -n "$n" -size "$size" -c "$conns" -per-conn "$per" -csv "${load_args[@]}")
 	if [[ -n ${pid[$t]} ]]; then args+=(-pid "${pid[$t]}"); fi
-	if [[ $t == redis ]]; then before=$(cpu_ticks "$redis_pid"); fi
+	if [[ $t == redis || $t == floor ]]; then before=$(cpu_ticks "$redis_pid"); fi
 	line=$("$load" "${args[@]}" 2>"$tmp/load.err") || true
-	if [[ $t == redis ]]; then after=$(cpu_ticks "$redis_pid"); fi
+	if [[ $t == redis || $t == floor ]]; then after=$(cpu_ticks "$redis_pid"); fi
 	if [[ -z $line ]]; then
 		log "  $t failed: $(cat "$tmp/load.err")"
 		failed=1
@@ -155,7 +170,7 @@ measure() {
 	IFS=, read -ra v <<<"$line"
 	# columns: addr,size_bytes,conns,per_conn,sent,errors,wall_s,msg_per_s,mb_per_s,p50_ms,p90_ms,p99_ms,max_ms,server_cpu_ms_per_msg,...
 	local sent=${v[4]} errors=${v[5]} rate=${v[7]} p99=${v[11]} cpu=${v[13]:-}
-	if [[ $t == redis && $sent -gt 0 ]]; then
+	if [[ ($t == redis || $t == floor) && $sent -gt 0 ]]; then
 		cpu=$(awk -v c="$cpu" -v d=$((after - before)) -v n="$sent" 'BEGIN { printf "%.3f", c + d * 10 / n }')
 	fi
 	if [[ $errors != 0 || $sent == 0 ]]; then
@@ -191,7 +206,7 @@ python3 - "$tmp/results" "${targets[@]}" <<'EOF'
 import sys, statistics
 from collections import defaultdict
 path, targets = sys.argv[1], sys.argv[2:]
-titles = {"sink": "smtp-sink", "mem": "Mayfly memory", "noverify": "memory, verify off", "redis": "Mayfly Redis (+ redis-server CPU)", "peer": "Inbucket"}
+titles = {"sink": "smtp-sink", "mem": "Mayfly memory", "noverify": "memory, verify off", "redis": "Mayfly Redis (+ redis-server CPU)", "peer": "Inbucket", "floor": "Redis floor: one SET (+ redis-server CPU)"}
 runs = defaultdict(list)  # (target, scenario) -> [(rate, cpu, p99)] in round order
 scenarios = []
 for line in open(path):
@@ -219,7 +234,8 @@ print()
 def ratio(a, b, sc, i):
     xs = [x[i] / y[i] for x, y in zip(runs[(a, sc)], runs[(b, sc)]) if x[i] and y[i]]
     return statistics.median(xs) if xs else None
-pairs = [("mem", "peer", "memory / Inbucket"), ("redis", "mem", "Redis / memory"), ("mem", "noverify", "verify on / off (memory)")]
+pairs = [("mem", "peer", "memory / Inbucket"), ("redis", "mem", "Redis / memory"), ("mem", "noverify", "verify on / off (memory)"),
+         ("floor", "mem", "Redis floor / memory")]
 pairs = [p for p in pairs if p[0] in targets and p[1] in targets]
 print("| same-run ratio (median of rounds) | " + " | ".join(f"{p[2]}, msgs/s | {p[2]}, CPU" for p in pairs) + " |")
 print("|---|" + "---:|---:|" * len(pairs))
@@ -241,6 +257,9 @@ for sc, bound in (("10KiB:32:1", 0.30), ("10KiB:8:0", 0.20)):
     if "redis" in targets and ratio("redis", "mem", sc, 1) is not None:
         r = ratio("redis", "mem", sc, 1)
         add(f"Redis CPU/msg (+ redis-server) <= 1.15 x memory, {name(sc)}", f"{r:.2f}x", r <= 1.15)
+    if "floor" in targets and ratio("floor", "mem", sc, 1) is not None:
+        r = ratio("floor", "mem", sc, 1)
+        add(f"(bound) the floor's CPU/msg (+ redis-server) <= 1.15 x memory, {name(sc)}", f"{r:.2f}x", r <= 1.15)
     if "noverify" in targets and ratio("mem", "noverify", sc, 0) is not None:
         r = ratio("mem", "noverify", sc, 0)
         add(f"verification costs <= 10% of throughput, {name(sc)}", f"{(1 - r) * 100:.0f}%", r >= 0.9)
@@ -251,6 +270,9 @@ if "peer" in targets and ratio("mem", "peer", sc, 0) is not None:
 if "redis" in targets and ratio("redis", "mem", sc, 0) is not None:
     r = ratio("redis", "mem", sc, 0)
     add(f"Redis msgs/s >= 0.85 x memory, {name(sc)}", f"{r:.2f}x", r >= 0.85)
+if "floor" in targets and ratio("floor", "mem", sc, 0) is not None:
+    r = ratio("floor", "mem", sc, 0)
+    add(f"(bound) the floor's msgs/s >= 0.85 x memory, {name(sc)}", f"{r:.2f}x", r >= 0.85)
 for sc in scenarios:
     if sc.startswith("100KiB") and "redis" in targets:
         p = med([r[2] for r in runs[("redis", sc)]])

@@ -408,6 +408,9 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	if floorPut != nil {
+		return floorPut(s, ctx, msgs)
+	}
 	now := time.Now()
 	calls := make([]*call, len(msgs))
 	ids := make([]string, len(msgs))
@@ -498,6 +501,10 @@ func (s *Store) Put(ctx context.Context, msgs ...*storage.Message) error {
 	}
 	return nil
 }
+
+// floorPut replaces Put in a build made to measure the least a Redis store could cost
+// (floor.go); nil in every other build.
+var floorPut func(s *Store, ctx context.Context, msgs []*storage.Message) error
 
 // putReply reads putScript's reply: the message's UID, its expiry (unix ms) and the
 // events the script made.
