@@ -8,9 +8,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -51,7 +51,8 @@ type Verifier struct {
 	budget     time.Duration
 	res        *dnsclient.Resolver
 	metrics    *metrics
-	headers    headerCache
+	headers    memo[headerKey, []byte]
+	unsigned   memo[unsignedKey, outcome] // with its lifetime unsignedMemo
 }
 
 // New returns a Verifier. It fails only on a malformed Options.DNS or an
@@ -73,7 +74,8 @@ func New(o Options) (*Verifier, error) {
 			return nil, fmt.Errorf("mailauth: %w", err)
 		}
 	}
-	return &Verifier{authservID: o.AuthservID, budget: o.Budget, res: res, metrics: m}, nil
+	return &Verifier{authservID: o.AuthservID, budget: o.Budget, res: res, metrics: m,
+		unsigned: memo[unsignedKey, outcome]{lifetime: unsignedMemo}}, nil
 }
 
 // Input is one received message and its SMTP envelope.
@@ -145,6 +147,14 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 	}
 	from := fromDomain(h)
 	sigs := dkimSignatures(in.Message, fields)
+	var key unsignedKey
+	if len(sigs) == 0 && !in.Injected {
+		ip, _ := netip.AddrFromSlice(in.RemoteIP)
+		key = unsignedKey{ip: ip.Unmap(), helo: in.Helo, mailFrom: in.MailFrom, from: from}
+		if o, ok := v.unsigned.get(key); ok {
+			return o
+		}
+	}
 
 	// The checks run at once, but a goroutine each costs the receiver more than a
 	// check answered from the DNS cache, as most are under load: DKIM (a public-key
@@ -209,7 +219,11 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 		fromAligned = fromAligned || (sig.result == Pass && aligned(dmarc.AlignmentRelaxed, sig.domain, from.domain))
 	}
 
-	return outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned, pending: pending}
+	o := outcome{spf: s, dkim: d, dmarc: dm, from: from.domain, spfDomain: spfDomain(in), fromAligned: fromAligned, pending: pending}
+	if len(sigs) == 0 && !in.Injected && s.verdict != TempError && dm.verdict != TempError && p.verdict != TempError {
+		v.unsigned.put(key, o)
+	}
+	return o
 }
 
 // safeSPF is checkSPF in the caller's goroutine: a panic in the library is a
@@ -312,19 +326,6 @@ func (v *Verifier) header(in Input, s spfOutcome, d dkimOutcome, dm dmarcOutcome
 	return []byte("Authentication-Results: " + v.authservID + ";\r\n\t" + strings.Join(lines, ";\r\n\t") + "\r\n")
 }
 
-// headerCache keeps the Authentication-Results fields of unsigned mail by everything
-// they say: mail from one sender and client gets the same field every time, and
-// formatting it (authres, its maps and quoting) cost more than the checks did once
-// their DNS answers were cached. Signed mail, whose field names each signature, is
-// formatted every time.
-type headerCache struct {
-	mu sync.Mutex
-	m  map[headerKey][]byte
-}
-
-// maxCachedHeaders bounds headerCache: past it the cache starts again empty.
-const maxCachedHeaders = 4096
-
 // headerKey is every input of header for unsigned mail.
 type headerKey struct {
 	injected                   bool
@@ -337,7 +338,11 @@ type headerKey struct {
 	hasPolicy                  bool
 }
 
-// cachedHeader is header, from the cache when the mail is unsigned.
+// cachedHeader is header, kept by everything it says when the mail is unsigned: mail
+// from one sender and client gets the same field every time, and formatting it
+// (authres, its maps and quoting) cost more than the checks did once their DNS
+// answers were cached. Signed mail, whose field names each signature, is formatted
+// every time.
 func (v *Verifier) cachedHeader(in Input, o outcome) []byte {
 	if len(o.dkim.sigs) > 0 {
 		return v.header(in, o.spf, o.dkim, o.dmarc, o.from)
@@ -354,20 +359,11 @@ func (v *Verifier) cachedHeader(in Input, o outcome) []byte {
 			k.percent = *p.Percent
 		}
 	}
-	c := &v.headers
-	c.mu.Lock()
-	h, ok := c.m[k]
-	c.mu.Unlock()
-	if ok {
+	if h, ok := v.headers.get(k); ok {
 		return h
 	}
-	h = v.header(in, o.spf, o.dkim, o.dmarc, o.from)
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= maxCachedHeaders {
-		c.m = make(map[headerKey][]byte)
-	}
-	c.m[k] = h
-	c.mu.Unlock()
+	h := v.header(in, o.spf, o.dkim, o.dmarc, o.from)
+	v.headers.put(k, h)
 	return h
 }
 
