@@ -29,10 +29,11 @@ import (
 // the feed too, in the same step, while a webhook exists: webhooks are the feed's only
 // reader, and a feed nobody reads cost a tenth of a node's CPU per message (the writes,
 // the dispatcher's reads) and a day of events in Redis's memory. A webhook made at T
-// sees the events of the changes after T, as it would with the feed always written. The feed is one key on a slot of its own, which a
-// script on the inbox's slot cannot write on a Cluster: there the script returns its
-// events and the caller appends them to the feed right after, in its next round trip
-// (with the expiry index's update where there is one). A node that dies, or loses Redis,
+// sees the events of the changes after T, as it would with the feed always written.
+// The feed is one key on a slot of its own, which a script on the inbox's slot cannot
+// write on a Cluster: there the script returns its events and the caller appends them
+// to the feed right after, in its next round trip (with the expiry index's update
+// where there is one), webhooks or not. A node that dies, or loses Redis,
 // between the two leaves those events out of the feed, so webhooks miss them; the inbox's
 // log, and so the event stream, has them all the same. The window is one round trip.
 const (
