@@ -130,7 +130,13 @@ func (s *Store) publishLocked(e storage.Event, meta int64) {
 func (s *Store) trimLogsLocked(now time.Time) {
 	l := &s.log
 	budget := s.opts.MemoryLimit / logShare
-	for len(l.feed) > 0 && (len(l.feed) > feedMax || l.bytes > budget || now.Sub(l.feed[0].Time) > feedHistory) {
+	history := feedHistory
+	if len(s.hooks.hooks) == 0 {
+		// Webhooks are the feed's only reader (storage.EventLog): with none, the feed
+		// keeps what the inboxes' logs do and no more.
+		history = storage.EventHistory
+	}
+	for len(l.feed) > 0 && (len(l.feed) > feedMax || l.bytes > budget || now.Sub(l.feed[0].Time) > history) {
 		e := l.feed[0]
 		l.feed[0] = nil
 		l.feed = l.feed[1:]

@@ -70,6 +70,30 @@ func TestInboxEventsGoneWithClock(t *testing.T) {
 	}
 }
 
+// TestFeedHistoryWithoutWebhooks: with no webhook the feed keeps no more than the
+// inboxes' logs (storage.EventHistory); with one, a day.
+func TestFeedHistoryWithoutWebhooks(t *testing.T) {
+	for _, hooked := range []bool{false, true} {
+		st, c := clockStore(t, Options{})
+		if hooked {
+			if err := st.PutWebhook(context.Background(), storetest.NewWebhook("wh_1", c.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := putAt(t, st, c, "box@mayfly.test")
+		c.Add(storage.EventHistory + time.Minute)
+		putAt(t, st, c, "box@mayfly.test")
+		list, err := st.ReadFeed(context.Background(), "g", "c", 10, 0, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := len(list) > 0 && list[0].ID == old.ID
+		if kept != hooked || len(list) == 0 {
+			t.Errorf("webhook %v: the feed read %d events, the first past the inboxes' history kept %v; want kept %v", hooked, len(list), kept, hooked)
+		}
+	}
+}
+
 // TestInboxEventsGoneOverCount: an inbox's log keeps inboxLogMax events; a position before
 // the ones it dropped is gone even within the history.
 func TestInboxEventsGoneOverCount(t *testing.T) {
@@ -148,6 +172,9 @@ func TestEventLogBounded(t *testing.T) {
 func TestFeedLeaseWithClock(t *testing.T) {
 	st, c := clockStore(t, Options{})
 	ctx := context.Background()
+	if err := st.PutWebhook(ctx, storetest.NewWebhook("wh_1", c.Now())); err != nil {
+		t.Fatal(err) // the feed keeps an hour's events only while a webhook exists
+	}
 	m := putAt(t, st, c, "lease@mayfly.test")
 	got, err := st.ReadFeed(ctx, "g", "a", 10, 0, time.Hour)
 	if err != nil || len(got) != 1 || got[0].ID != m.ID {

@@ -290,6 +290,11 @@ func (s *Store) readFeed(ctx context.Context, group, consumer string, n int, blo
 		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
 			return nil, err
 		}
+		// A feed made here, empty, gets its TTL from the first event; with no webhook
+		// none may come, and a Mayfly stopped for good leaves no key behind.
+		if err := s.client.Do(ctx, "PEXPIRE", feed, feedTTL.Milliseconds(), "NX").Err(); err != nil {
+			return nil, err
+		}
 		s.feedGroups.Store(group, true)
 		s.pruneFeedConsumers(ctx, group)
 	}

@@ -237,6 +237,12 @@ func TestFeedOnlyWhileWebhooks(t *testing.T) {
 			}
 			return m
 		}
+		if _, err := st.ReadFeed(ctx, "only-hooks", "c", 10, time.Millisecond, time.Minute); err != nil {
+			t.Fatal(err) // makes the group, and the feed with it
+		}
+		if ttl, err := c.PTTL(ctx, st.feedKey()).Result(); err != nil || ttl <= 0 {
+			t.Errorf("the feed made empty by its first reader: PTTL %v, %v; want a TTL", ttl, err)
+		}
 		put("before")
 		if n := length(); st.feedInScript && n != 0 {
 			t.Errorf("no webhook: the feed has %d events, want none", n)
