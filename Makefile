@@ -46,6 +46,8 @@ lint:
 # Upstream go-imap builds go-message headers with unkeyed fields.
 	$(GO) vet -composites=false github.com/emersion/go-imap/v2/...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+# The floor build of receive.sh FLOOR=1 (storage/redisstore/floor.go) must keep building.
+	$(GO) vet -tags mayfly_floor ./storage/redisstore/
 # deploy/: compose config, Kubernetes manifests (kustomize build), the Helm chart (helm
 # lint and template), the container image (built, its contents checked), systemd-analyze verify;
 # installs docker-compose, systemd and python3-yaml from apt when missing.
