@@ -105,6 +105,8 @@ func soakTestConfig(m mayfly) SoakConfig {
 	return SoakConfig{
 		Addr: m.smtp, API: m.api, IMAP: m.imap, POP3: m.pop3,
 		Duration: 5 * time.Second, Rate: 40, Inboxes: 10, TTL: 3 * time.Second, Size: 2 << 10,
+		// The server keeps its events 10 minutes; counted as 1s, so the test judges memory.
+		EventHistory: time.Second,
 		// About 70 API requests a second: under the server's default limit per client.
 		Conns: 2, PerConn: 1, Readers: 2, ListRate: 15, Waiters: 2,
 		IMAPSessions: 1, POP3Sessions: 1, IMAPIdle: 300 * time.Millisecond,
@@ -248,18 +250,19 @@ func TestParseSoakFlags(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(c SoakConfig) bool {
-				return c.Duration == 10*time.Minute && c.Rate == 50 && c.Inboxes == 50 && c.TTL == 2*time.Minute &&
-					c.warmUp() == 150*time.Second && c.IMAP == "127.0.0.1:1143" && c.IMAPSessions == 2
+				return c.Duration == 20*time.Minute && c.Rate == 50 && c.Inboxes == 50 && c.TTL == 2*time.Minute &&
+					c.warmUp() == 12*time.Minute && c.IMAP == "127.0.0.1:1143" && c.IMAPSessions == 2
 			},
 		},
 		{
 			name: "no imap",
 			args: []string{"-imap", "", "-duration", "1m", "-ttl", "30s", "-rate", "10", "-inboxes", "5"},
 			check: func(c SoakConfig) bool {
-				return c.IMAPSessions == 0 && c.POP3Sessions == 2 && c.warmUp() == 37500*time.Millisecond
+				return c.IMAPSessions == 0 && c.POP3Sessions == 2 && c.warmUp() == 45*time.Second
 			},
 		},
 		{name: "warm-up capped", args: []string{"-duration", "1m", "-ttl", "10m", "-rate", "1"}, check: func(c SoakConfig) bool { return c.warmUp() == 45*time.Second }},
+		{name: "a long ttl's warm-up", args: []string{"-duration", "60m", "-ttl", "20m", "-rate", "1"}, check: func(c SoakConfig) bool { return c.warmUp() == 25*time.Minute }},
 		{name: "too much per inbox", args: []string{"-rate", "100", "-inboxes", "10"}, wantErr: true},
 		{name: "fractional ttl", args: []string{"-ttl", "1500ms"}, wantErr: true},
 		{name: "warm-up past the end", args: []string{"-duration", "1m", "-warm-up", "1m"}, wantErr: true},
