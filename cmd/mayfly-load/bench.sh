@@ -23,6 +23,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 SIZES=${SIZES:-1KiB 10KiB 100KiB}
 CONNS=${CONNS:-1 8 32}
 MODES=${MODES:-1 0}
@@ -50,11 +52,6 @@ log "building mayfly-load"
 load=$tmp/mayfly-load
 IFS=, read -ra columns <<<"$("$load" -csv-header)"
 
-# free_port prints a loopback port nobody listens on. Another process may take it before
-# smtp-sink binds it; start_sink then tries again.
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # start_sink starts smtp-sink on a free loopback port and sets sink_pid and sink_addr.
 start_sink() {

@@ -37,6 +37,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 ROUNDS=${ROUNDS:-3}
 SCENARIOS=${SCENARIOS:-10KiB:32:1 10KiB:8:0 100KiB:32:1}
 N10=${N10:-10000}
@@ -76,28 +78,6 @@ if [[ -n ${FLOOR:-} ]]; then
 	(cd "$repo" && go build -tags mayfly_floor -o "$tmp/mayfly-floor" ./cmd/mayfly)
 fi
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_port NAME PID PORT waits until PORT accepts a connection, failing when PID exits.
-wait_port() {
-	local name=$1 pid=$2 port=$3 i
-	for i in $(seq 200); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			log "$name exited: $(tail -5 "$tmp/$name.log")"
-			return 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-		sleep 0.05 # polling a server that is starting, bounded by the loop
-	done
-	log "$name did not listen on $port within 10s: $(tail -5 "$tmp/$name.log")"
-	return 1
-}
-
-# cpu_ticks PID prints utime+stime of PID in clock ticks (proc(5); after the ") " that
-# ends the command name, utime and stime are fields 12 and 13).
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 declare -A addr pid title
 targets=()
@@ -107,7 +87,7 @@ user_args=()
 if [[ $EUID -eq 0 ]]; then user_args=(-u nobody); fi # smtp-sink refuses to run as root otherwise
 "$SMTP_SINK" "${user_args[@]}" "127.0.0.1:$port" 1024 >"$tmp/sink.log" 2>&1 &
 pids+=($!) pid[sink]=$! addr[sink]=127.0.0.1:$port title[sink]=smtp-sink targets+=(sink)
-wait_port sink "${pid[sink]}" "$port"
+wait_port sink "${pid[sink]}" "$port" "$tmp/sink.log"
 
 dns=127.0.0.1:$(free_port)
 "$load" -dns-stub "$dns" -from load@sender.test >"$tmp/dns.log" 2>&1 &
@@ -116,7 +96,7 @@ pids+=($!)
 rport=$(free_port)
 "$REDIS_SERVER" --bind 127.0.0.1 --port "$rport" --save '' --appendonly no >"$tmp/redis-server.log" 2>&1 &
 pids+=($!) redis_pid=$!
-wait_port redis-server "$redis_pid" "$rport"
+wait_port redis-server "$redis_pid" "$rport" "$tmp/redis-server.log"
 
 # Mayfly's defaults, but the per-client and per-inbox rates: the generator is one client.
 mayfly_flags=(serve -log-level "$LOG_LEVEL" -domains mayfly.test -hostname mx.bench.test -dns "$dns"
@@ -129,7 +109,7 @@ start_mayfly() {
 	port=$(free_port) pp=127.0.0.1:$(free_port)
 	"$mayfly" "${mayfly_flags[@]}" -smtp-addr "127.0.0.1:$port" -pprof-addr "$pp" "$@" >"$tmp/$name.log" 2>&1 &
 	pids+=($!) pid[$name]=$! addr[$name]=127.0.0.1:$port pprof[$name]=$pp targets+=("$name")
-	wait_port "$name" "${pid[$name]}" "$port"
+	wait_port "$name" "${pid[$name]}" "$port" "$tmp/$name.log"
 }
 start_mayfly mem
 title[mem]="Mayfly memory"
@@ -150,7 +130,7 @@ if [[ -n ${PEER:-} ]]; then
 		INBUCKET_STORAGE_TYPE=memory INBUCKET_STORAGE_MAILBOXMSGCAP=200 INBUCKET_LOGLEVEL=$LOG_LEVEL \
 		"$PEER" >"$tmp/peer.log" 2>&1 &
 	pids+=($!) pid[peer]=$! addr[peer]=127.0.0.1:$port title[peer]="$(basename "$PEER")" targets+=(peer)
-	wait_port peer "${pid[peer]}" "$port"
+	wait_port peer "${pid[peer]}" "$port" "$tmp/peer.log"
 fi
 
 # measure TARGET SIZE CONNS PERCONN N appends "target scenario msg/s cpu-ms/msg p99-ms errors"

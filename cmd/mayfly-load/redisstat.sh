@@ -15,6 +15,8 @@
 set -euo pipefail
 bin=$1 n=${2:-6000}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -25,22 +27,12 @@ cleanup() {
 }
 trap cleanup EXIT
 (cd "$here/../.." && go build -o "$tmp/load" ./cmd/mayfly-load)
-fp() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-	local i
-	for i in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05 # polling a server that is starting, bounded by the loop
-	done
-	echo "nothing listens on $1" >&2
-	return 1
-}
-RP=$(fp) SP=$(fp) DP=$(fp) PP=$(fp)
+RP=$(free_port) SP=$(free_port) DP=$(free_port) PP=$(free_port)
 "$tmp/load" -dns-stub "127.0.0.1:$DP" -from load@sender.test >/dev/null 2>&1 &
 pids+=($!)
 redis-server --bind 127.0.0.1 --port "$RP" --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
 pids+=($!) rp=$!
-wait_port "$RP"
+wait_port redis-server "$rp" "$RP" "$tmp/redis.log"
 store=(-redis-url "redis://127.0.0.1:$RP/0")
 if [[ -n ${MEM:-} ]]; then store=(); fi
 if [[ -n ${NOVERIFY:-} ]]; then store+=(-verify=false); fi
@@ -49,18 +41,17 @@ if [[ -n ${NOVERIFY:-} ]]; then store+=(-verify=false); fi
 	-pop3-addr "" -submission-addr "" -smtp-addr "127.0.0.1:$SP" -pprof-addr "127.0.0.1:$PP" \
 	"${store[@]}" >"$tmp/mayfly.log" 2>&1 &
 pids+=($!) mp=$!
-wait_port "$SP"
+wait_port mayfly "$mp" "$SP" "$tmp/mayfly.log"
 "$tmp/load" -addr "127.0.0.1:$SP" -n 1000 -c 8 -per-conn 0 -size 10KiB >/dev/null 2>&1 # warm up
 redis-cli -p "$RP" config resetstat >/dev/null
-ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-rb=$(ticks $rp) mb=$(ticks $mp)
+rb=$(cpu_ticks $rp) mb=$(cpu_ticks $mp)
 cp=
 if [[ -n ${PROF:-} ]]; then
 	curl -sS -o "$PROF" "http://127.0.0.1:$PP/debug/pprof/profile?seconds=8" &
 	cp=$!
 fi
 "$tmp/load" -addr "127.0.0.1:$SP" -n "$n" -c 8 -per-conn 0 -size 10KiB 2>&1 | grep -E 'throughput|latency'
-ra=$(ticks $rp) ma=$(ticks $mp)
+ra=$(cpu_ticks $rp) ma=$(cpu_ticks $mp)
 awk -v m=$((ma - mb)) -v r=$((ra - rb)) -v n="$n" 'BEGIN { printf "CPU ms/msg: mayfly %.3f, redis-server %.3f\n", m * 10 / n, r * 10 / n }'
 redis-cli -p "$RP" info stats | grep -E 'total_(reads|writes)_processed|total_commands_processed|total_net_(input|output)_bytes'
 redis-cli -p "$RP" info commandstats | grep -v '^#' | sort -t= -k3 -n -r | head -"${TOPN:-12}"
