@@ -59,7 +59,7 @@ var wantFiles = []string{
 func buildMayfly(t *testing.T, dir string) string {
 	t.Helper()
 	if runtime.GOOS != "linux" || elfMachine[runtime.GOARCH] == 0 {
-		t.Skipf("the image is for linux/amd64 and linux/arm64; this is %s/%s: make lint runs it on either", runtime.GOOS, runtime.GOARCH)
+		t.Skipf("the image is for linux/amd64 and linux/arm64; this is %s/%s: run make lint (beside make test) on either", runtime.GOOS, runtime.GOARCH)
 	}
 	bin := filepath.Join(dir, "mayfly")
 	ldflags := fmt.Sprintf("-s -w -buildid= -X main.buildVersion=%s -X main.buildCommit=%s -X main.buildDate=%s",
