@@ -134,9 +134,6 @@ type outcome struct {
 }
 
 func (v *Verifier) verify(ctx context.Context, in Input) outcome {
-	ctx, cancel := context.WithTimeout(ctx, v.budget)
-	defer cancel()
-
 	if in.MailFrom == "<>" {
 		in.MailFrom = ""
 	}
@@ -155,6 +152,8 @@ func (v *Verifier) verify(ctx context.Context, in Input) outcome {
 			return o
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, v.budget) // after the memo: a timer each
+	defer cancel()
 
 	// The checks run at once, but a goroutine each costs the receiver more than a
 	// check answered from the DNS cache, as most are under load: DKIM (a public-key
