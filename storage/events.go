@@ -35,8 +35,7 @@ type EventLog interface {
 	// node died): at least once. Seq here is the feed's own position. A group's first
 	// ReadFeed starts at the oldest event the feed keeps (about a day, see the stores).
 	// The feed has every event made while a webhook exists (WebhookStore); a store may
-	// leave out the others (the memory store keeps them only as long as the inboxes'
-	// logs, the Redis store on one Redis or Sentinel's not at all).
+	// leave out the others (both do; on a Redis Cluster the feed has them all).
 	ReadFeed(ctx context.Context, group, consumer string, n int, block, lease time.Duration) ([]LoggedEvent, error)
 	AckFeed(ctx context.Context, group string, seqs ...string) error
 }

@@ -7,7 +7,8 @@
 #
 #   for i in 1 2 3; do for b in /tmp/mayfly-a /tmp/mayfly-b; do cmd/mayfly-load/redisstat.sh $b 6000; done; done
 #
-# PROF=FILE also writes an 8 s CPU profile of Mayfly taken during the run. MEM=1 runs
+# PROF=FILE also writes an 8 s CPU profile of Mayfly taken during the run (give it
+# messages for more than 8 s). MEM=1 runs
 # Mayfly on its memory store instead (redis-server idles beside it), NOVERIFY=1 with
 # -verify=false: for A/B runs of one build against itself, e.g. verification's cost:
 #

@@ -40,6 +40,9 @@ type logEntry struct {
 	cost    int64
 	inInbox bool // still in its inbox's log
 	gone    bool // out of the feed
+	// unread: made while no webhook existed, so no feed reader is given it
+	// (storage.EventLog); it stays for the inbox's log.
+	unread bool
 }
 
 // pos is a position in the logs.
@@ -105,7 +108,7 @@ func (s *Store) publishLocked(e storage.Event, meta int64) {
 	}
 	l.n++
 	l.lastMs = max(l.lastMs, uint64(max(now.UnixMilli(), 0)))
-	le := &logEntry{pos: pos{l.lastMs, l.n}, cost: eventCost(&e, meta), inInbox: true}
+	le := &logEntry{pos: pos{l.lastMs, l.n}, cost: eventCost(&e, meta), inInbox: true, unread: len(s.hooks.hooks) == 0}
 	le.LoggedEvent = storage.LoggedEvent{Time: now, Event: e}
 	l.feed = append(l.feed, le)
 	il := l.inboxes[e.Inbox]
@@ -120,7 +123,7 @@ func (s *Store) publishLocked(e storage.Event, meta int64) {
 		s.trimInboxLocked(il.entries[0], false)
 	}
 	s.trimLogsLocked(now)
-	if l.wake != nil {
+	if l.wake != nil && !le.unread {
 		close(l.wake)
 		l.wake = nil
 	}
@@ -133,7 +136,8 @@ func (s *Store) trimLogsLocked(now time.Time) {
 	history := feedHistory
 	if len(s.hooks.hooks) == 0 {
 		// Webhooks are the feed's only reader (storage.EventLog): with none, the feed
-		// keeps what the inboxes' logs do and no more.
+		// keeps what the inboxes' logs do and no more, and its readers are given
+		// nothing made meanwhile (logEntry.unread).
 		history = storage.EventHistory
 	}
 	for len(l.feed) > 0 && (len(l.feed) > feedMax || l.bytes > budget || now.Sub(l.feed[0].Time) > history) {
@@ -337,8 +341,11 @@ func (s *Store) readFeed(group, consumer string, n int, lease time.Duration) ([]
 	i := sort.Search(len(l.feed), func(i int) bool { return l.feed[i].seq >= g.next })
 	for ; i < len(l.feed) && len(list) < n; i++ {
 		e := l.feed[i]
-		g.pending[e.seq] = &feedLease{e: e, consumer: consumer, until: now.Add(lease)}
 		g.next = e.seq + 1
+		if e.unread {
+			continue
+		}
+		g.pending[e.seq] = &feedLease{e: e, consumer: consumer, until: now.Add(lease)}
 		list = append(list, e.out())
 	}
 	if len(list) > 0 {

@@ -71,7 +71,8 @@ func TestInboxEventsGoneWithClock(t *testing.T) {
 }
 
 // TestFeedHistoryWithoutWebhooks: with no webhook the feed keeps no more than the
-// inboxes' logs (storage.EventHistory); with one, a day.
+// inboxes' logs (storage.EventHistory) and gives its readers nothing made meanwhile;
+// with one, it keeps a day and gives every event.
 func TestFeedHistoryWithoutWebhooks(t *testing.T) {
 	for _, hooked := range []bool{false, true} {
 		st, c := clockStore(t, Options{})
@@ -83,14 +84,38 @@ func TestFeedHistoryWithoutWebhooks(t *testing.T) {
 		old := putAt(t, st, c, "box@mayfly.test")
 		c.Add(storage.EventHistory + time.Minute)
 		putAt(t, st, c, "box@mayfly.test")
+		st.mu.Lock()
+		kept := len(st.log.feed)
+		st.mu.Unlock()
 		list, err := st.ReadFeed(context.Background(), "g", "c", 10, 0, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
-		kept := len(list) > 0 && list[0].ID == old.ID
-		if kept != hooked || len(list) == 0 {
-			t.Errorf("webhook %v: the feed read %d events, the first past the inboxes' history kept %v; want kept %v", hooked, len(list), kept, hooked)
+		switch {
+		case !hooked && (kept != 1 || len(list) != 0):
+			t.Errorf("no webhook: the feed keeps %d events and gave %d; want 1 (the new one, for its inbox's log) and none", kept, len(list))
+		case hooked && (kept != 2 || len(list) != 2 || list[0].ID != old.ID):
+			t.Errorf("a webhook: the feed keeps %d events and gave %d; want both, the old one first", kept, len(list))
 		}
+	}
+}
+
+// TestFeedFromTheFirstWebhook: the feed gives what was made after the first webhook
+// came, not before.
+func TestFeedFromTheFirstWebhook(t *testing.T) {
+	st, c := clockStore(t, Options{})
+	ctx := context.Background()
+	putAt(t, st, c, "box@mayfly.test")
+	if list, err := st.ReadFeed(ctx, "g", "c", 10, 0, time.Minute); err != nil || len(list) != 0 {
+		t.Fatalf("no webhook: ReadFeed = %d events, %v; want none", len(list), err)
+	}
+	if err := st.PutWebhook(ctx, storetest.NewWebhook("wh_1", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	m := putAt(t, st, c, "box@mayfly.test")
+	list, err := st.ReadFeed(ctx, "g", "c", 10, 0, time.Minute)
+	if err != nil || len(list) != 1 || list[0].ID != m.ID {
+		t.Errorf("after the webhook: ReadFeed = %+v, %v; want the message put after it alone", list, err)
 	}
 }
 
