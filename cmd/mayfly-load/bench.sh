@@ -31,21 +31,6 @@ MODES=${MODES:-1 0}
 SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 read -ra load_args <<<"${LOAD_ARGS:-}"
 
-tmp=$(mktemp -d)
-sink_pid=
-cleanup() {
-	if [[ -n $sink_pid ]]; then
-		kill "$sink_pid" 2>/dev/null || true
-		wait "$sink_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-# Without these an interrupted script would skip the EXIT trap and leave smtp-sink running.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log() { printf '%s\n' "$*" >&2; }
 
 log "building mayfly-load"
 (cd "$repo" && go build -o "$tmp/mayfly-load" ./cmd/mayfly-load)
@@ -55,27 +40,20 @@ IFS=, read -ra columns <<<"$("$load" -csv-header)"
 
 # start_sink starts smtp-sink on a free loopback port and sets sink_pid and sink_addr.
 start_sink() {
-	local user_args=() port try i
+	local user_args=() port try
 	# smtp-sink refuses to run as root without dropping privileges.
 	if [[ $EUID -eq 0 ]]; then user_args=(-u nobody); fi
 	for try in 1 2 3; do
 		port=$(free_port)
 		"$SMTP_SINK" "${user_args[@]}" "127.0.0.1:$port" 1024 >"$tmp/smtp-sink.log" 2>&1 &
 		sink_pid=$!
-		for i in $(seq 50); do
-			if ! kill -0 "$sink_pid" 2>/dev/null; then
-				break # exited: the port was taken, or bad flags
-			fi
-			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-				sink_addr=127.0.0.1:$port
-				return 0
-			fi
-			sleep 0.1
-		done
-		kill "$sink_pid" 2>/dev/null || true
-		wait "$sink_pid" 2>/dev/null || true
-		sink_pid=
-		log "smtp-sink did not start on port $port (try $try): $(cat "$tmp/smtp-sink.log")"
+		pids+=("$sink_pid")
+		if wait_port smtp-sink "$sink_pid" "$port" "$tmp/smtp-sink.log"; then
+			sink_addr=127.0.0.1:$port
+			return 0
+		fi
+		kill "$sink_pid" 2>/dev/null || true # exited (the port was taken) or never listened
+		log "smtp-sink did not start on port $port (try $try)"
 	done
 	return 1
 }

@@ -1,4 +1,21 @@
 # lib.sh: what receive.sh, redisstat.sh and bench.sh share. Sourced, not run.
+#
+# Sourcing it makes tmp, a scratch directory, and pids, where the script adds each
+# process it starts: on exit, interrupted too, every one is stopped and tmp removed.
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+# Without these an interrupted script would skip the EXIT trap and leave servers running.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { printf '%s\n' "$*" >&2; }
 
 # free_port prints a loopback port nobody listens on. Another process may take it before
 # the caller binds it.

@@ -50,19 +50,6 @@ SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 read -ra load_args <<<"${LOAD_ARGS:-}"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log() { printf '%s\n' "$*" >&2; }
 
 log "building mayfly-load"
 (cd "$repo" && go build -o "$tmp/mayfly-load" ./cmd/mayfly-load)

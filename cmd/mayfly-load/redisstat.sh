@@ -18,15 +18,6 @@ bin=$1 n=${2:-6000}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 (cd "$here/../.." && go build -o "$tmp/load" ./cmd/mayfly-load)
 RP=$(free_port) SP=$(free_port) DP=$(free_port) PP=$(free_port)
 "$tmp/load" -dns-stub "127.0.0.1:$DP" -from load@sender.test >/dev/null 2>&1 &
