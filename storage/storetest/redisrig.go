@@ -137,21 +137,30 @@ func NewCluster(ctx context.Context, dir string) (*Cluster, error) {
 	if why := RigAvailable(); why != "" {
 		return nil, errors.New(why)
 	}
+	return startRig(ctx, func() *Cluster { return &Cluster{rig{dir: dir}} })
+}
+
+// startRig starts a rig that build makes, stopping it and starting a new one when it
+// fails: a free port can be taken between choosing and binding it. Three tries.
+func startRig[R interface {
+	start(context.Context) error
+	Stop()
+}](ctx context.Context, build func() R) (R, error) {
 	var lastErr error
-	// A free port can be taken between choosing and binding it: start over a few times.
 	for range 3 {
-		c := &Cluster{rig{dir: dir}}
-		err := c.start(ctx)
+		r := build()
+		err := r.start(ctx)
 		if err == nil {
-			return c, nil
+			return r, nil
 		}
-		c.Stop()
+		r.Stop()
 		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, lastErr
+	var none R
+	return none, lastErr
 }
 
 func (c *Cluster) start(ctx context.Context) error {
@@ -349,20 +358,7 @@ func NewSentinelWith(ctx context.Context, dir string, o SentinelOptions) (*Senti
 	if why := RigAvailable(); why != "" {
 		return nil, errors.New(why)
 	}
-	var lastErr error
-	for range 3 {
-		s := &Sentinel{rig: rig{dir: dir}, opts: o}
-		err := s.start(ctx)
-		if err == nil {
-			return s, nil
-		}
-		s.Stop()
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return startRig(ctx, func() *Sentinel { return &Sentinel{rig: rig{dir: dir}, opts: o} })
 }
 
 func (s *Sentinel) start(ctx context.Context) error {
