@@ -30,6 +30,15 @@ import (
 // inbox, if that exists (accountLua; namespaces.go): one Redis, where the change and its
 // count are one script. size and exp are those of an added message.
 var logLua = accountLua + `
+-- hooked says whether a webhook exists, asked once per script (it is atomic).
+local hooked
+local function feedOn(feed)
+	if hooked == nil then
+		hooked = redis.call('EXISTS', string.sub(feed, 1, #feed - ` + strconv.Itoa(len(feedKeySuffix)) + `) .. '` + hooksTag + `hooks') == 1
+	end
+	return hooked
+end
+
 local function logEvent(key, payload, keep, feed, size, exp)
 	if feed then
 		account(payload, feed, size, exp)
@@ -38,7 +47,7 @@ local function logEvent(key, payload, keep, feed, size, exp)
 	local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 	redis.call('XADD', key, 'MINID', '~', now - keep, '*', 'e', payload)
 	redis.call('PEXPIRE', key, 2 * keep)
-	if feed and redis.call('EXISTS', string.sub(feed, 1, #feed - ` + strconv.Itoa(len(feedKeySuffix)) + `) .. '` + hooksTag + `hooks') == 1 then
+	if feed and feedOn(feed) then
 		redis.call('XADD', feed, 'MAXLEN', '~', '` + strconv.Itoa(feedMax) + `', '*', 'e', payload)
 		redis.call('PEXPIRE', feed, '` + strconv.FormatInt(feedTTL.Milliseconds(), 10) + `')
 	end
